@@ -1,0 +1,414 @@
+package smpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ClientConfig configures a Client: one or more binds to one SMSC.
+type ClientConfig struct {
+	Addr         string      // SMSC host:port
+	TLS          *tls.Config // optional
+	SystemID     string
+	Password     string
+	SystemType   string
+	Mode         BindMode // default transceiver
+	AddrTON      uint8
+	AddrNPI      uint8
+	AddressRange string
+
+	Binds int        // sessions to keep bound (default 1); submits are spread over them
+	Conn  ConnConfig // per-session window, expiry, keepalive
+	Rate  float64    // per-bind submit cap in messages a second (0: unlimited)
+	// Handler serves deliver_sm, data_sm and alert_notification from the
+	// SMSC. Its Respond status decides the deliver_sm_resp: answer
+	// ESME_RX_T_APPN when the message could not be stored so the SMSC
+	// retries.
+	Handler Handler
+
+	BindTimeout   time.Duration // default 10s
+	ReconnectMin  time.Duration // first back-off after a drop (default 500ms)
+	ReconnectMax  time.Duration // back-off cap (default 30s)
+	ThrottlePause time.Duration // pause of a bind after ESME_RTHROTTLED (default 1s, doubling to 30s)
+	MaxRetries    int           // retries of a submit refused with RTHROTTLED or RMSGQFUL (default 5)
+	Logger        *slog.Logger
+
+	// OnState, if set, is told when a bind goes up or down.
+	OnState func(bind int, up bool)
+	// Dial, if set, replaces net.Dialer (tests).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Client is the ESME side: it keeps Binds sessions bound to one SMSC,
+// rebinding with capped exponential back-off and jitter, and spreads
+// submits over the bound sessions within their windows and rate caps.
+type Client struct {
+	cfg   ClientConfig
+	log   *slog.Logger
+	slots []*bindSlot
+	rr    atomic.Uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	upMu sync.Mutex
+	upCh chan struct{} // closed and replaced whenever a bind comes up; guarded by upMu
+}
+
+type bindSlot struct {
+	i           int
+	conn        atomic.Pointer[Conn]
+	limit       *limiter
+	pausedUntil atomic.Int64 // unix nanos
+	throttleN   atomic.Int32 // consecutive throttles, for back-off
+}
+
+// NewClient returns a client; Start binds it.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.Binds <= 0 {
+		cfg.Binds = 1
+	}
+	if cfg.Mode == 0 {
+		cfg.Mode = BindTransceiver
+	}
+	if cfg.BindTimeout <= 0 {
+		cfg.BindTimeout = 10 * time.Second
+	}
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = 500 * time.Millisecond
+	}
+	if cfg.ReconnectMax <= 0 {
+		cfg.ReconnectMax = 30 * time.Second
+	}
+	if cfg.ThrottlePause <= 0 {
+		cfg.ThrottlePause = time.Second
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID), upCh: make(chan struct{})}
+	for i := 0; i < cfg.Binds; i++ {
+		c.slots = append(c.slots, &bindSlot{i: i, limit: newLimiter(cfg.Rate)})
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// Start launches the bind loops. It returns at once; use WaitBound to wait.
+func (c *Client) Start() {
+	for _, s := range c.slots {
+		c.wg.Add(1)
+		go c.run(s)
+	}
+}
+
+// Bound returns how many sessions are bound.
+func (c *Client) Bound() int {
+	n := 0
+	for _, s := range c.slots {
+		if cn := s.conn.Load(); cn != nil && cn.State().Bound() {
+			n++
+		}
+	}
+	return n
+}
+
+// Conns returns the bound sessions.
+func (c *Client) Conns() []*Conn {
+	var out []*Conn
+	for _, s := range c.slots {
+		if cn := s.conn.Load(); cn != nil && cn.State().Bound() {
+			out = append(out, cn)
+		}
+	}
+	return out
+}
+
+// WaitBound waits until at least n sessions are bound or ctx ends.
+func (c *Client) WaitBound(ctx context.Context, n int) error {
+	for {
+		c.upMu.Lock()
+		ch := c.upCh
+		c.upMu.Unlock()
+		if c.Bound() >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) notifyUp() {
+	c.upMu.Lock()
+	close(c.upCh)
+	c.upCh = make(chan struct{})
+	c.upMu.Unlock()
+}
+
+func (c *Client) run(s *bindSlot) {
+	defer c.wg.Done()
+	backoff := c.cfg.ReconnectMin
+	for c.ctx.Err() == nil {
+		cn, err := c.dialBind(s)
+		if err != nil {
+			c.log.Warn("smpp: bind failed", "bind", s.i, "err", err, "retry_in", backoff)
+		} else {
+			backoff = c.cfg.ReconnectMin
+			s.conn.Store(cn)
+			s.throttleN.Store(0)
+			c.log.Info("smpp: bound", "bind", s.i, "mode", c.cfg.Mode.String())
+			if c.cfg.OnState != nil {
+				c.cfg.OnState(s.i, true)
+			}
+			c.notifyUp()
+			select {
+			case <-cn.Done():
+			case <-c.ctx.Done():
+				<-cn.Done() // Close/Shutdown ends it
+			}
+			s.conn.Store(nil)
+			if c.cfg.OnState != nil {
+				c.cfg.OnState(s.i, false)
+			}
+			reason, cerr := cn.CloseReason()
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("smpp: bind lost", "bind", s.i, "reason", reason.String(), "err", cerr)
+		}
+		// Full jitter on an exponential back-off.
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(d):
+		case <-c.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, c.cfg.ReconnectMax)
+	}
+}
+
+func (c *Client) dialBind(s *bindSlot) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.BindTimeout)
+	defer cancel()
+	var nc net.Conn
+	var err error
+	if c.cfg.Dial != nil {
+		nc, err = c.cfg.Dial(ctx, c.cfg.Addr)
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		nc, err = d.DialContext(ctx, "tcp", c.cfg.Addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.TLS != nil {
+		tc := tls.Client(nc, c.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	cn := NewConn(nc, RoleESME, c.cfg.Conn, c.cfg.Handler)
+	b := &Bind{Mode: c.cfg.Mode, SystemID: []byte(c.cfg.SystemID), Password: []byte(c.cfg.Password),
+		SystemType: []byte(c.cfg.SystemType), InterfaceVersion: InterfaceVersion,
+		AddrTON: c.cfg.AddrTON, AddrNPI: c.cfg.AddrNPI, AddressRange: []byte(c.cfg.AddressRange)}
+	// Allow the response through the state check before the bind is done.
+	_, _, err = cn.Send(ctx, b)
+	if err != nil {
+		cn.closeWith(CloseBindFailed, err)
+		<-cn.Done()
+		return nil, err
+	}
+	cn.SystemID, cn.Mode = c.cfg.SystemID, c.cfg.Mode
+	cn.setState(boundState(c.cfg.Mode))
+	return cn, nil
+}
+
+// pick returns a bound, unpaused session, round robin.
+func (c *Client) pick(now time.Time) *bindSlot {
+	n := len(c.slots)
+	start := int(c.rr.Add(1))
+	for i := 0; i < n; i++ {
+		s := c.slots[(start+i)%n]
+		cn := s.conn.Load()
+		if cn == nil || !cn.State().Bound() || !cn.Mode.CanSubmit() {
+			continue
+		}
+		if now.UnixNano() < s.pausedUntil.Load() {
+			continue
+		}
+		return s
+	}
+	return nil
+}
+
+// waitSlot waits until a bound, unpaused session is available.
+func (c *Client) waitSlot(ctx context.Context) (*bindSlot, error) {
+	for {
+		if s := c.pick(time.Now()); s != nil {
+			return s, nil
+		}
+		if c.ctx.Err() != nil {
+			return nil, ErrClientClosed
+		}
+		c.upMu.Lock()
+		ch := c.upCh
+		c.upMu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotBound, ctx.Err())
+		case <-c.ctx.Done():
+			return nil, ErrClientClosed
+		}
+	}
+}
+
+func (c *Client) throttled(s *bindSlot) {
+	n := s.throttleN.Add(1)
+	d := c.cfg.ThrottlePause << min(n-1, 5)
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	s.pausedUntil.Store(time.Now().Add(d).UnixNano())
+	c.log.Debug("smpp: throttled, pausing bind", "bind", s.i, "pause", d)
+}
+
+// Send sends any request on a bound session and waits for the response,
+// retrying on ESME_RTHROTTLED (pausing that bind) and ESME_RMSGQFUL (with
+// back-off). Other non-zero statuses come back as *StatusError.
+func (c *Client) Send(ctx context.Context, p PDU) (Header, PDU, error) {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		s, err := c.waitSlot(ctx)
+		if err != nil {
+			return Header{}, nil, err
+		}
+		if err := s.limit.wait(ctx); err != nil {
+			return Header{}, nil, err
+		}
+		cn := s.conn.Load()
+		if cn == nil {
+			continue
+		}
+		h, resp, err := cn.Send(ctx, p)
+		if err == nil {
+			s.throttleN.Store(0)
+			return h, resp, nil
+		}
+		if errors.Is(err, ErrClosed) && h.ID == 0 && ctx.Err() == nil && attempt < c.cfg.MaxRetries {
+			// Refused before it was written (the bind was going away).
+			continue
+		}
+		st := StatusOf(err)
+		if attempt >= c.cfg.MaxRetries || (st != StatusThrottled && st != StatusMsgQFul) {
+			return h, resp, err
+		}
+		if st == StatusThrottled {
+			c.throttled(s)
+			continue
+		}
+		select {
+		case <-time.After(backoff + rand.N(backoff)):
+		case <-ctx.Done():
+			return h, resp, err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Submit sends a submit_sm and returns the SMSC's message id, or a
+// *StatusError with the refusal.
+func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
+	_, resp, err := c.Send(ctx, sm)
+	if err != nil {
+		return "", err
+	}
+	r, ok := resp.(*SubmitSMResp)
+	if !ok {
+		return "", &StatusError{Status: StatusSysErr, Op: "submit_sm", Reason: "unexpected response " + fmt.Sprint(resp)}
+	}
+	return string(r.MessageID), nil
+}
+
+// SubmitAsync sends a submit_sm without waiting; done gets the message id
+// or the error. Retries for throttling happen on a goroutine of their own.
+// The fast path (a bound session with a free window slot) costs no
+// goroutine.
+func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id string, err error)) {
+	s := c.pick(time.Now())
+	if s == nil || s.limit != nil {
+		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+		return
+	}
+	cn := s.conn.Load()
+	if cn == nil {
+		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+		return
+	}
+	err := cn.SendAsync(ctx, sm, func(r Result) {
+		if r.Err != nil {
+			if st := StatusOf(r.Err); st == StatusThrottled || st == StatusMsgQFul {
+				if st == StatusThrottled {
+					c.throttled(s)
+				}
+				go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+				return
+			}
+			done("", r.Err)
+			return
+		}
+		resp, _ := r.Resp.(*SubmitSMResp)
+		if resp == nil {
+			done("", &StatusError{Status: StatusSysErr, Op: "submit_sm", Reason: "unexpected response"})
+			return
+		}
+		done(string(resp.MessageID), nil)
+	})
+	if err != nil {
+		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+	}
+}
+
+// Close closes every session at once and stops rebinding.
+func (c *Client) Close() error {
+	c.cancel()
+	for _, s := range c.slots {
+		if cn := s.conn.Load(); cn != nil {
+			cn.closeWith(CloseShutdown, nil)
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Shutdown drains and unbinds every session, then stops.
+func (c *Client) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range c.slots {
+		if cn := s.conn.Load(); cn != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); cn.Drain(ctx) }()
+		}
+	}
+	wg.Wait()
+	return c.Close()
+}

@@ -1,0 +1,724 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CloseReason says why a session ended; logs and metrics share it.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	CloseNone        CloseReason = iota
+	CloseLocal                   // Close called
+	CloseUnbound                 // unbind completed, from either side
+	ClosePeer                    // the peer closed the TCP connection
+	CloseReadError               // a read failed
+	CloseWriteError              // a write failed or timed out
+	CloseBadLength               // command_length out of range: the stream cannot be trusted
+	CloseDeadPeer                // nothing read and enquire_link unanswered
+	CloseSlowPeer                // the peer stopped reading our writes
+	CloseBindFailed              // the bind was refused or timed out
+	CloseBindTimeout             // no bind within the bind timeout (server)
+	CloseShutdown                // server or client shutdown
+)
+
+var closeReasonNames = [...]string{"none", "local", "unbound", "peer_closed", "read_error", "write_error",
+	"bad_command_length", "dead_peer", "slow_peer", "bind_failed", "bind_timeout", "shutdown"}
+
+func (r CloseReason) String() string {
+	if int(r) < len(closeReasonNames) {
+		return closeReasonNames[r]
+	}
+	return "close_reason(" + itoa(int(r)) + ")"
+}
+
+// Role is the side of the session this end plays.
+type Role uint8
+
+// Roles.
+const (
+	RoleESME Role = iota // we bind to an SMSC
+	RoleSMSC             // an ESME binds to us
+)
+
+// State is a session's bind state.
+type State uint32
+
+// Session states.
+const (
+	StateOpen State = iota
+	StateBoundTX
+	StateBoundRX
+	StateBoundTRX
+	StateUnbinding
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateOpen:
+		return "open"
+	case StateBoundTX:
+		return "bound_tx"
+	case StateBoundRX:
+		return "bound_rx"
+	case StateBoundTRX:
+		return "bound_trx"
+	case StateUnbinding:
+		return "unbinding"
+	case StateClosed:
+		return "closed"
+	}
+	return "state(" + itoa(int(s)) + ")"
+}
+
+func boundState(m BindMode) State {
+	switch m {
+	case BindTransmitter:
+		return StateBoundTX
+	case BindReceiver:
+		return StateBoundRX
+	}
+	return StateBoundTRX
+}
+
+// Bound reports whether s is one of the bound states.
+func (s State) Bound() bool { return s == StateBoundTX || s == StateBoundRX || s == StateBoundTRX }
+
+// Handler serves requests a peer sends on a session. ServeSMPP runs on the
+// session's read goroutine: it must answer quickly, or keep the *Request
+// and answer later from another goroutine (Request.Respond may be called
+// from any goroutine, exactly once). A handler that blocks stalls the
+// session's reads, which is how back-pressure reaches a peer.
+type Handler interface {
+	ServeSMPP(r *Request)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(r *Request)
+
+// ServeSMPP calls f(r).
+func (f HandlerFunc) ServeSMPP(r *Request) { f(r) }
+
+// Request is a request PDU received on a session.
+type Request struct {
+	Header Header
+	PDU    PDU
+	Conn   *Conn
+
+	answered atomic.Bool
+	account  *atomic.Int64 // the account's in-flight count, on the server side
+}
+
+// Respond answers the request. A nil resp sends the empty response of the
+// right type (for example submit_sm_resp with no message_id, as used with
+// error statuses). Only the first call has an effect.
+func (r *Request) Respond(status CommandStatus, resp PDU) error {
+	if !r.answered.CompareAndSwap(false, true) {
+		return errors.New("smpp: request answered twice")
+	}
+	r.Conn.inflight.Add(-1)
+	if r.account != nil {
+		r.account.Add(-1)
+	}
+	if resp == nil {
+		resp = Response(r.Header.ID)
+		if resp == nil {
+			return nil
+		}
+	}
+	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp})
+}
+
+// ConnConfig holds a session's limits. Zero values take the defaults shown.
+type ConnConfig struct {
+	Window          int           // requests we may have outstanding (default 64)
+	MaxInflight     int           // peer requests being handled before ESME_RTHROTTLED (default 256)
+	RequestExpiry   time.Duration // response timeout for our requests (default 30s)
+	EnquireLink     time.Duration // keepalive after this much read silence (default 30s; <0 disables)
+	DeadPeerTimeout time.Duration // close if nothing read for this long (default 3 × EnquireLink)
+	WriteTimeout    time.Duration // a write blocked this long closes the session as slow (default 10s)
+	MaxPDUSize      int           // cap on command_length (default DefaultMaxPDUSize)
+	Logger          *slog.Logger  // default slog.Default()
+
+	// OnClose, if set, is called once when the session ends.
+	OnClose func(c *Conn, reason CloseReason, err error)
+	// OnPDU, if set, is called for every PDU read (dir "in") or written
+	// (dir "out"), for metrics and tracing; it must be fast.
+	OnPDU func(dir string, h Header)
+}
+
+func (cfg *ConnConfig) setDefaults() {
+	if cfg.Window <= 0 {
+		cfg.Window = 64
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 256
+	}
+	if cfg.RequestExpiry == 0 {
+		cfg.RequestExpiry = 30 * time.Second
+	}
+	if cfg.EnquireLink == 0 {
+		cfg.EnquireLink = 30 * time.Second
+	}
+	if cfg.DeadPeerTimeout == 0 && cfg.EnquireLink > 0 {
+		cfg.DeadPeerTimeout = 3 * cfg.EnquireLink
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxPDUSize <= 0 {
+		cfg.MaxPDUSize = DefaultMaxPDUSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+type outFrame struct {
+	status CommandStatus
+	seq    uint32
+	pdu    PDU
+	raw    []byte // a pre-encoded PDU, written as is
+	close  bool   // close the connection once everything before it is written
+}
+
+// Conn is one SMPP session over a net.Conn, with one read and one write
+// goroutine. The writer coalesces queued PDUs into as few writes as it can.
+type Conn struct {
+	nc   net.Conn
+	cfg  ConnConfig
+	role Role
+	log  *slog.Logger
+	win  *Window
+
+	handler Handler
+	// bindHook, on the SMSC side, answers bind requests.
+	bindHook func(r *Request)
+
+	out      chan outFrame
+	closing  chan struct{} // closed when the session starts to end
+	done     chan struct{} // closed when all goroutines are gone
+	seq      atomic.Uint32
+	state    atomic.Uint32
+	inflight atomic.Int32
+	lastRead atomic.Int64 // unix nanos
+
+	closeOnce   sync.Once
+	mu          sync.Mutex
+	closeReason CloseReason // guarded by mu
+	closeErr    error       // guarded by mu
+	unbindSent  bool        // guarded by mu
+
+	// Values set at bind time, read-only afterwards.
+	SystemID string
+	Mode     BindMode
+	// Data is for the owner (the server stores the account here).
+	Data any
+
+	wg sync.WaitGroup
+}
+
+// NewConn starts a session over nc. The caller binds (ESME) or waits for a
+// bind (SMSC). h serves the peer's requests other than binds, unbind and
+// enquire_link, which the session answers itself.
+func NewConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
+	cfg.setDefaults()
+	c := &Conn{
+		nc:      nc,
+		cfg:     cfg,
+		role:    role,
+		log:     cfg.Logger.With("remote", nc.RemoteAddr().String()),
+		win:     NewWindow(cfg.Window, cfg.RequestExpiry),
+		handler: h,
+		out:     make(chan outFrame, cfg.Window+cfg.MaxInflight+16),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.win.OnUnexpected = func(h Header, _ PDU) {
+		c.log.Debug("smpp: response without request", "cmd", h.ID.String(), "seq", h.Sequence)
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	c.wg.Add(3)
+	go c.readLoop()
+	go c.writeLoop()
+	go c.timerLoop()
+	go func() { c.wg.Wait(); close(c.done) }()
+	return c
+}
+
+// Window returns the session's request window.
+func (c *Conn) Window() *Window { return c.win }
+
+// State returns the bind state.
+func (c *Conn) State() State { return State(c.state.Load()) }
+
+func (c *Conn) setState(s State) { c.state.Store(uint32(s)) }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Done is closed when the session has ended and its goroutines are gone.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Closing is closed as soon as the session starts to end.
+func (c *Conn) Closing() <-chan struct{} { return c.closing }
+
+// CloseReason returns why the session ended, and the error if any.
+func (c *Conn) CloseReason() (CloseReason, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReason, c.closeErr
+}
+
+// Inflight returns how many of the peer's requests are being handled.
+func (c *Conn) Inflight() int { return int(c.inflight.Load()) }
+
+// NextSequence returns a fresh sequence number in 1..0x7FFFFFFF.
+func (c *Conn) NextSequence() uint32 {
+	for {
+		s := c.seq.Add(1) & 0x7FFFFFFF
+		if s != 0 {
+			return s
+		}
+	}
+}
+
+// Close ends the session at once, failing what is in flight with ErrClosed.
+func (c *Conn) Close() error {
+	c.closeWith(CloseLocal, nil)
+	<-c.done
+	return nil
+}
+
+func (c *Conn) closeWith(reason CloseReason, err error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closeReason, c.closeErr = reason, err
+		c.mu.Unlock()
+		c.setState(StateClosed)
+		close(c.closing)
+		c.nc.Close()
+		c.win.Drain(fmt.Errorf("%w (%s)", ErrClosed, reason))
+		lvl := slog.LevelInfo
+		if err != nil && reason != ClosePeer && reason != CloseUnbound {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", c.SystemID, "err", err)
+		if c.cfg.OnClose != nil {
+			go c.cfg.OnClose(c, reason, err)
+		}
+	})
+}
+
+// enqueue hands a frame to the writer. It blocks while the queue is full,
+// up to the write timeout, then closes the session as slow.
+func (c *Conn) enqueue(f outFrame) error {
+	select {
+	case c.out <- f:
+		return nil
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
+	t := time.NewTimer(c.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- f:
+		return nil
+	case <-c.closing:
+		return ErrClosed
+	case <-t.C:
+		c.closeWith(CloseSlowPeer, errors.New("smpp: write queue full"))
+		return ErrClosed
+	}
+}
+
+// SendAsync sends a request and calls done with its result exactly once
+// (also on errors after the request was accepted). It waits for a window
+// slot until ctx ends. An error return means done will not be called.
+func (c *Conn) SendAsync(ctx context.Context, p PDU, done func(Result)) error {
+	if s := c.State(); s == StateClosed || (s == StateUnbinding && p.CommandID() != UnbindID) {
+		return ErrClosed
+	}
+	if err := c.win.Acquire(ctx); err != nil {
+		return err
+	}
+	seq := c.NextSequence()
+	if err := c.win.Add(seq, p, time.Now(), done); err != nil {
+		return err
+	}
+	if err := c.enqueue(outFrame{seq: seq, pdu: p}); err != nil {
+		c.win.Remove(seq)
+		return err
+	}
+	return nil
+}
+
+// Send sends a request and waits for its response. A non-zero
+// command_status is returned as *StatusError along with the response.
+func (c *Conn) Send(ctx context.Context, p PDU) (Header, PDU, error) {
+	ch := make(chan Result, 1)
+	if err := c.SendAsync(ctx, p, func(r Result) { ch <- r }); err != nil {
+		return Header{}, nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.Header, r.Resp, r.Err
+	case <-ctx.Done():
+		// The window still owns the request; its result is dropped.
+		return Header{}, nil, ctx.Err()
+	}
+}
+
+// WriteRaw queues a pre-encoded PDU (header included) as is. It is meant
+// for relays and tests; the caller owns sequence numbers and windows.
+func (c *Conn) WriteRaw(b []byte) error { return c.enqueue(outFrame{raw: b}) }
+
+// Unbind sends unbind, waits for unbind_resp (or ctx) and closes the session.
+func (c *Conn) Unbind(ctx context.Context) error {
+	c.mu.Lock()
+	c.unbindSent = true
+	c.mu.Unlock()
+	c.setState(StateUnbinding)
+	_, _, err := c.Send(ctx, &Unbind{})
+	c.closeWith(CloseUnbound, nil)
+	<-c.done
+	return err
+}
+
+// Drain stops this end from starting new requests, waits until the
+// requests in flight in both directions are answered (or ctx ends), then
+// unbinds.
+func (c *Conn) Drain(ctx context.Context) error {
+	c.setState(StateUnbinding)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for c.win.Len() > 0 || c.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			c.closeWith(CloseShutdown, ctx.Err())
+			<-c.done
+			return ctx.Err()
+		case <-c.closing:
+			<-c.done
+			return nil
+		case <-t.C:
+		}
+	}
+	uctx, cancel := context.WithTimeout(ctx, c.cfg.RequestExpiry)
+	defer cancel()
+	return c.Unbind(uctx)
+}
+
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var hdr [HeaderLen]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			c.readFailed(err)
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[0:])
+		if n < HeaderLen || n > uint32(c.cfg.MaxPDUSize) {
+			h, _ := ParseHeader(hdr[:])
+			c.closeWith(CloseBadLength, fmt.Errorf("%w: %d (max %d) in %s seq=%d", ErrCommandLength, n, c.cfg.MaxPDUSize, h.ID, h.Sequence))
+			return
+		}
+		frame := make([]byte, n)
+		copy(frame, hdr[:])
+		if _, err := io.ReadFull(br, frame[HeaderLen:]); err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		c.dispatch(frame)
+	}
+}
+
+func (c *Conn) readFailed(err error) {
+	select {
+	case <-c.closing:
+		c.closeWith(CloseLocal, nil)
+		return
+	default:
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		c.mu.Lock()
+		unbound := c.unbindSent
+		c.mu.Unlock()
+		if unbound {
+			c.closeWith(CloseUnbound, nil)
+		} else {
+			c.closeWith(ClosePeer, err)
+		}
+		return
+	}
+	c.closeWith(CloseReadError, err)
+}
+
+func (c *Conn) dispatch(frame []byte) {
+	h, p, err := Decode(frame)
+	if c.cfg.OnPDU != nil {
+		c.cfg.OnPDU("in", h)
+	}
+	if h.ID.IsResponse() {
+		if err != nil {
+			// A response we cannot decode still completes its request.
+			c.log.Debug("smpp: undecodable response", "cmd", h.ID.String(), "seq", h.Sequence, "err", err)
+			if h.Status == StatusOK {
+				h.Status = StatusOf(err)
+			}
+		}
+		if h.ID == GenericNackID && h.Status == StatusOK {
+			h.Status = StatusSysErr
+		}
+		c.win.Complete(h, p)
+		return
+	}
+	if p == nil { // unknown command_id
+		c.nack(h.Sequence, StatusInvCmdID)
+		return
+	}
+	if st := c.allowed(h.ID); st != StatusOK {
+		c.answer(h, st)
+		return
+	}
+	if err != nil {
+		st := StatusOf(err)
+		c.log.Debug("smpp: malformed request", "cmd", h.ID.String(), "seq", h.Sequence, "err", err)
+		if st == StatusInvCmdLen || st == StatusInvTLVStream {
+			c.nack(h.Sequence, st)
+		} else {
+			c.answer(h, st)
+		}
+		return
+	}
+	switch h.ID {
+	case EnquireLinkID:
+		c.enqueue(outFrame{seq: h.Sequence, pdu: &EnquireLinkResp{}})
+		return
+	case UnbindID:
+		c.setState(StateUnbinding)
+		c.enqueue(outFrame{seq: h.Sequence, pdu: &UnbindResp{}})
+		c.enqueue(outFrame{close: true})
+		return
+	case AlertNotificationID, OutbindID:
+		if c.handler != nil {
+			r := &Request{Header: h, PDU: p, Conn: c}
+			r.answered.Store(true) // no response exists
+			c.serve(r)
+		}
+		return
+	}
+	if int(c.inflight.Load()) >= c.cfg.MaxInflight {
+		c.answer(h, StatusThrottled)
+		return
+	}
+	c.inflight.Add(1)
+	r := &Request{Header: h, PDU: p, Conn: c}
+	if h.ID == BindTransmitterID || h.ID == BindReceiverID || h.ID == BindTransceiverID {
+		if c.bindHook != nil {
+			c.bindHook(r)
+			return
+		}
+		r.Respond(StatusInvBndSts, nil)
+		return
+	}
+	if c.handler == nil {
+		r.Respond(StatusSysErr, nil)
+		return
+	}
+	c.serve(r)
+}
+
+// serve calls the handler, turning a panic into ESME_RSYSERR.
+func (c *Conn) serve(r *Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("smpp: handler panic", "cmd", r.Header.ID.String(), "panic", fmt.Sprint(v))
+			r.Respond(StatusSysErr, nil)
+		}
+	}()
+	c.handler.ServeSMPP(r)
+}
+
+// answer sends the empty response of h's type with status.
+func (c *Conn) answer(h Header, st CommandStatus) {
+	resp := Response(h.ID)
+	if resp == nil {
+		if h.ID == AlertNotificationID || h.ID == OutbindID {
+			return // no response exists; drop
+		}
+		c.nack(h.Sequence, st)
+		return
+	}
+	c.enqueue(outFrame{status: st, seq: h.Sequence, pdu: resp})
+}
+
+func (c *Conn) nack(seq uint32, st CommandStatus) {
+	c.enqueue(outFrame{status: st, seq: seq, pdu: &GenericNack{}})
+}
+
+// allowed checks a request against the bind state (SMPP 3.4 §2.3).
+func (c *Conn) allowed(id CommandID) CommandStatus {
+	s := c.State()
+	if id == EnquireLinkID {
+		return StatusOK
+	}
+	if c.role == RoleSMSC {
+		switch id {
+		case BindTransmitterID, BindReceiverID, BindTransceiverID:
+			if s == StateOpen {
+				return StatusOK
+			}
+			return StatusAlyBnd
+		case UnbindID:
+			if s.Bound() {
+				return StatusOK
+			}
+		case SubmitSMID, SubmitMultiID, DataSMID, QuerySMID, CancelSMID, ReplaceSMID:
+			if s == StateBoundTX || s == StateBoundTRX {
+				return StatusOK
+			}
+		}
+		return StatusInvBndSts
+	}
+	switch id {
+	case OutbindID:
+		if s == StateOpen {
+			return StatusOK
+		}
+	case UnbindID:
+		if s.Bound() {
+			return StatusOK
+		}
+	case DeliverSMID, DataSMID, AlertNotificationID:
+		if s == StateBoundRX || s == StateBoundTRX {
+			return StatusOK
+		}
+	}
+	return StatusInvBndSts
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	buf := make([]byte, 0, 64<<10)
+	for {
+		var f outFrame
+		select {
+		case f = <-c.out:
+		case <-c.closing:
+			return
+		}
+		closeAfter := false
+		buf, closeAfter = c.appendFrame(buf[:0], f)
+	coalesce:
+		for !closeAfter && len(buf) < 60<<10 {
+			select {
+			case f = <-c.out:
+				buf, closeAfter = c.appendFrame(buf, f)
+			default:
+				break coalesce
+			}
+		}
+		if len(buf) > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.closeWith(CloseSlowPeer, err)
+				} else {
+					c.closeWith(CloseWriteError, err)
+				}
+				return
+			}
+		}
+		if closeAfter {
+			c.closeWith(CloseUnbound, nil)
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 64<<10)
+		}
+	}
+}
+
+func (c *Conn) appendFrame(buf []byte, f outFrame) ([]byte, bool) {
+	if f.close {
+		return buf, true
+	}
+	if f.raw != nil {
+		if c.cfg.OnPDU != nil {
+			h, _ := ParseHeader(f.raw)
+			c.cfg.OnPDU("out", h)
+		}
+		return append(buf, f.raw...), false
+	}
+	start := len(buf)
+	nb, err := AppendPDU(buf, f.status, f.seq, f.pdu)
+	if err != nil {
+		c.log.Error("smpp: cannot encode PDU", "cmd", f.pdu.CommandID().String(), "err", err)
+		if !f.pdu.CommandID().IsResponse() {
+			c.win.Complete(Header{ID: f.pdu.CommandID() | RespBit, Status: StatusOf(err), Sequence: f.seq}, nil)
+		} else {
+			// Answer anyway so the peer's window slot is freed.
+			nb, _ = AppendPDU(buf, StatusSysErr, f.seq, &GenericNack{})
+		}
+	}
+	if c.cfg.OnPDU != nil && len(nb) > start {
+		h, _ := ParseHeader(nb[start:])
+		c.cfg.OnPDU("out", h)
+	}
+	return nb, false
+}
+
+func (c *Conn) timerLoop() {
+	defer c.wg.Done()
+	tick := 250 * time.Millisecond
+	if c.cfg.EnquireLink > 0 && c.cfg.EnquireLink < 4*tick {
+		tick = c.cfg.EnquireLink / 4
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var lastProbe time.Time
+	for {
+		select {
+		case <-c.closing:
+			return
+		case now := <-t.C:
+			c.win.Expire(now)
+			if c.cfg.EnquireLink <= 0 {
+				continue
+			}
+			silent := now.Sub(time.Unix(0, c.lastRead.Load()))
+			if c.cfg.DeadPeerTimeout > 0 && silent > c.cfg.DeadPeerTimeout {
+				c.closeWith(CloseDeadPeer, fmt.Errorf("smpp: nothing read for %s", silent.Round(time.Millisecond)))
+				return
+			}
+			if silent >= c.cfg.EnquireLink && now.Sub(lastProbe) >= c.cfg.EnquireLink && c.State() != StateUnbinding {
+				lastProbe = now
+				if c.win.TryAcquire() {
+					seq := c.NextSequence()
+					if c.win.Add(seq, &EnquireLink{}, now, func(Result) {}) == nil {
+						if c.enqueue(outFrame{seq: seq, pdu: &EnquireLink{}}) != nil {
+							c.win.Remove(seq)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,456 @@
+package smpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BindInfo is what an ESME presented in its bind.
+type BindInfo struct {
+	SystemID   string
+	Password   string
+	SystemType string
+	Mode       BindMode
+	Remote     net.Addr
+}
+
+// Account is an upstream ESME account, as returned by Server.Authenticate.
+// Its limits apply across all of its binds.
+type Account struct {
+	ID       string  // stable name, used in logs and metrics
+	Window   int     // requests in flight across its binds before ESME_RTHROTTLED (0: per-session limit only)
+	Rate     float64 // requests a second across its binds before ESME_RTHROTTLED (0: unlimited)
+	MaxBinds int     // concurrent binds (0: Server.MaxBindsPerAccount)
+	Data     any     // for the owner
+
+	inflight atomic.Int64
+	limit    *limiter
+	once     sync.Once
+}
+
+func (a *Account) init() {
+	a.once.Do(func() { a.limit = newLimiter(a.Rate) })
+}
+
+// Inflight returns the account's requests being handled.
+func (a *Account) Inflight() int { return int(a.inflight.Load()) }
+
+// AccountOf returns the account a server-side session is bound to.
+func AccountOf(c *Conn) *Account {
+	a, _ := c.Data.(*Account)
+	return a
+}
+
+// Server is the SMSC side: ESMEs bind to it and submit messages; it pushes
+// deliver_sm to their receivers. The zero value is usable once
+// Authenticate and Handler are set. Its lifecycle follows net/http.Server.
+type Server struct {
+	Addr string // listen address for ListenAndServe (default "127.0.0.1:2775")
+	// Authenticate maps a bind to an account, or refuses it with a status
+	// (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RBINDFAIL...). Required.
+	Authenticate func(ctx context.Context, b BindInfo) (*Account, CommandStatus)
+	// Handler serves submit_sm, data_sm, query_sm, cancel_sm, replace_sm
+	// and submit_multi from bound ESMEs.
+	Handler Handler
+	// Conn holds per-session limits.
+	Conn ConnConfig
+	// MaxBindsPerAccount caps concurrent binds per account (default 8).
+	MaxBindsPerAccount int
+	// MaxFailedBinds is how many refused binds one remote IP may make in
+	// FailedBindWindow before its connections are closed at once (default 5
+	// per minute).
+	MaxFailedBinds   int
+	FailedBindWindow time.Duration
+	// BindTimeout closes a connection that has not bound in time (default 10s).
+	BindTimeout time.Duration
+	// TLSConfig, if set, makes ListenAndServe serve TLS.
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
+	// OnBind and OnUnbind, if set, are told when a session binds and ends.
+	OnBind   func(c *Conn)
+	OnUnbind func(c *Conn, reason CloseReason)
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[*Conn]struct{}        // guarded by mu
+	bound     map[string][]*Conn        // account id → bound sessions; guarded by mu
+	failed    map[string]*failRecord    // remote IP → refused binds; guarded by mu
+	closed    bool                      // guarded by mu
+	rr        atomic.Uint64             // round robin for Deliver
+	_         [0]func()                 // not comparable
+}
+
+type failRecord struct {
+	n     int
+	first time.Time
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// ListenAndServe listens on s.Addr and serves.
+func (s *Server) ListenAndServe() error {
+	addr := s.Addr
+	if addr == "" {
+		addr = "127.0.0.1:2775"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if s.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.TLSConfig)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Close or Shutdown, backing off on
+// temporary accept errors. It always returns a non-nil error; after Close
+// or Shutdown it is ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errors.ErrUnsupported) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if s.refused(nc.RemoteAddr()) {
+			nc.Close()
+			continue
+		}
+		s.startConn(nc)
+	}
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func (s *Server) failWindow() (int, time.Duration) {
+	n, w := s.MaxFailedBinds, s.FailedBindWindow
+	if n <= 0 {
+		n = 5
+	}
+	if w <= 0 {
+		w = time.Minute
+	}
+	return n, w
+}
+
+// refused reports whether a remote IP is over its failed-bind limit.
+func (s *Server) refused(a net.Addr) bool {
+	n, w := s.failWindow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failed[hostOf(a)]
+	if f == nil {
+		return false
+	}
+	if time.Since(f.first) > w {
+		delete(s.failed, hostOf(a))
+		return false
+	}
+	return f.n >= n
+}
+
+func (s *Server) recordFailure(a net.Addr) {
+	_, w := s.failWindow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = make(map[string]*failRecord)
+	}
+	h := hostOf(a)
+	f := s.failed[h]
+	if f == nil || time.Since(f.first) > w {
+		f = &failRecord{first: time.Now()}
+		s.failed[h] = f
+	}
+	f.n++
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	cfg := s.Conn
+	if cfg.Logger == nil {
+		cfg.Logger = s.logger()
+	}
+	userClose := cfg.OnClose
+	cfg.OnClose = func(c *Conn, reason CloseReason, err error) {
+		s.forget(c)
+		if s.OnUnbind != nil && c.Mode != 0 {
+			s.OnUnbind(c, reason)
+		}
+		if userClose != nil {
+			userClose(c, reason, err)
+		}
+	}
+	c := NewConn(nc, RoleSMSC, cfg, HandlerFunc(s.serveBound))
+	c.bindHook = s.bind
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		c.closeWith(CloseShutdown, nil)
+		return
+	}
+	bt := s.BindTimeout
+	if bt <= 0 {
+		bt = 10 * time.Second
+	}
+	time.AfterFunc(bt, func() {
+		if c.State() == StateOpen {
+			c.closeWith(CloseBindTimeout, errors.New("smpp: no bind in time"))
+		}
+	})
+}
+
+func (s *Server) forget(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if a := AccountOf(c); a != nil {
+		list := s.bound[a.ID]
+		for i, x := range list {
+			if x == c {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(s.bound, a.ID)
+		} else {
+			s.bound[a.ID] = list
+		}
+	}
+}
+
+// bind answers a bind request on the connection's read goroutine.
+func (s *Server) bind(r *Request) {
+	c := r.Conn
+	b := r.PDU.(*Bind)
+	resp := &BindResp{Mode: b.Mode, SystemID: []byte("optgate")}
+	_ = resp.TLVs.SetUint8(TagSCInterfaceVersion, InterfaceVersion)
+	info := BindInfo{SystemID: string(b.SystemID), Password: string(b.Password), SystemType: string(b.SystemType), Mode: b.Mode, Remote: c.RemoteAddr()}
+	fail := func(st CommandStatus, why string) {
+		s.recordFailure(c.RemoteAddr())
+		s.logger().Warn("smpp: bind refused", "system_id", info.SystemID, "remote", c.RemoteAddr().String(), "status", st.String(), "why", why)
+		r.Respond(st, &BindResp{Mode: b.Mode})
+		if s.refused(c.RemoteAddr()) {
+			c.enqueue(outFrame{close: true})
+		}
+	}
+	if s.Authenticate == nil {
+		fail(StatusBindFail, "no authenticator configured")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	acct, st := s.Authenticate(ctx, info)
+	cancel()
+	if st != StatusOK || acct == nil {
+		if st == StatusOK {
+			st = StatusBindFail
+		}
+		fail(st, "authentication")
+		return
+	}
+	acct.init()
+	maxBinds := acct.MaxBinds
+	if maxBinds <= 0 {
+		maxBinds = s.MaxBindsPerAccount
+	}
+	if maxBinds <= 0 {
+		maxBinds = 8
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		r.Respond(StatusBindFail, &BindResp{Mode: b.Mode})
+		return
+	}
+	if len(s.bound[acct.ID]) >= maxBinds {
+		s.mu.Unlock()
+		s.logger().Warn("smpp: bind refused", "account", acct.ID, "why", "too many binds", "max", maxBinds)
+		r.Respond(StatusBindFail, &BindResp{Mode: b.Mode})
+		return
+	}
+	if s.bound == nil {
+		s.bound = make(map[string][]*Conn)
+	}
+	c.SystemID, c.Mode, c.Data = info.SystemID, b.Mode, acct
+	s.bound[acct.ID] = append(s.bound[acct.ID], c)
+	c.setState(boundState(b.Mode))
+	s.mu.Unlock()
+	r.Respond(StatusOK, resp)
+	s.logger().Info("smpp: bound", "account", acct.ID, "system_id", info.SystemID, "mode", b.Mode.String(), "remote", c.RemoteAddr().String())
+	if s.OnBind != nil {
+		s.OnBind(c)
+	}
+}
+
+// serveBound applies the account's limits, then calls s.Handler.
+func (s *Server) serveBound(r *Request) {
+	a := AccountOf(r.Conn)
+	if a != nil {
+		if a.Window > 0 && a.inflight.Load() >= int64(a.Window) {
+			r.Respond(StatusThrottled, nil)
+			return
+		}
+		if !a.limit.allow(time.Now()) {
+			r.Respond(StatusThrottled, nil)
+			return
+		}
+		a.inflight.Add(1)
+		r.account = &a.inflight
+	}
+	if s.Handler == nil {
+		r.Respond(StatusSysErr, nil)
+		return
+	}
+	s.Handler.ServeSMPP(r)
+}
+
+// Receivers returns the account's bound sessions that can take deliver_sm.
+func (s *Server) Receivers(account string) []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Conn
+	for _, c := range s.bound[account] {
+		if c.Mode.CanReceive() && c.State().Bound() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// DeliverAsync pushes p (deliver_sm or data_sm) to one of the account's
+// receivers, spreading load round robin, and calls done with the result.
+// It returns ErrNotBound when no receiver is bound.
+func (s *Server) DeliverAsync(ctx context.Context, account string, p PDU, done func(Result)) error {
+	rs := s.Receivers(account)
+	if len(rs) == 0 {
+		return ErrNotBound
+	}
+	n := s.rr.Add(1)
+	var err error
+	for i := range rs {
+		c := rs[(int(n)+i)%len(rs)]
+		if err = c.SendAsync(ctx, p, done); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// Deliver is DeliverAsync waiting for the response.
+func (s *Server) Deliver(ctx context.Context, account string, p PDU) (Header, PDU, error) {
+	ch := make(chan Result, 1)
+	if err := s.DeliverAsync(ctx, account, p, func(r Result) { ch <- r }); err != nil {
+		return Header{}, nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.Header, r.Resp, r.Err
+	case <-ctx.Done():
+		return Header{}, nil, ctx.Err()
+	}
+}
+
+// Sessions returns every open session.
+func (s *Server) Sessions() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners = nil
+	s.mu.Unlock()
+}
+
+// Close closes the listeners and every session at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	for _, c := range s.Sessions() {
+		c.closeWith(CloseShutdown, nil)
+		<-c.done
+	}
+	return nil
+}
+
+// Shutdown stops accepting, then drains every bound session (waits for
+// requests in flight both ways), unbinds it and closes it. Sessions still
+// open when ctx ends are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	var wg sync.WaitGroup
+	for _, c := range s.Sessions() {
+		wg.Add(1)
+		go func(c *Conn) {
+			defer wg.Done()
+			if c.State().Bound() {
+				c.Drain(ctx)
+			}
+			c.closeWith(CloseShutdown, nil)
+			<-c.done
+		}(c)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
