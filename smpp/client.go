@@ -236,8 +236,7 @@ func (c *Client) dialBind(s *bindSlot) (*Conn, error) {
 		<-cn.Done()
 		return nil, err
 	}
-	cn.SystemID, cn.Mode = c.cfg.SystemID, c.cfg.Mode
-	cn.setState(boundState(c.cfg.Mode))
+	cn.setBound(c.cfg.SystemID, c.cfg.Mode, nil)
 	return cn, nil
 }
 
@@ -248,7 +247,7 @@ func (c *Client) pick(now time.Time) *bindSlot {
 	for i := 0; i < n; i++ {
 		s := c.slots[(start+i)%n]
 		cn := s.conn.Load()
-		if cn == nil || !cn.State().Bound() || !cn.Mode.CanSubmit() {
+		if cn == nil || !cn.State().Bound() || !cn.Mode().CanSubmit() {
 			continue
 		}
 		if now.UnixNano() < s.pausedUntil.Load() {

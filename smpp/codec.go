@@ -1,6 +1,9 @@
 package smpp
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // HeaderLen is the size of the PDU header: four big-endian uint32s.
 const HeaderLen = 16
@@ -65,11 +68,9 @@ func (r *reader) cstring(field string, max int, status CommandStatus) []byte {
 	if lim > max {
 		lim = max
 	}
-	for i := 0; i < lim; i++ {
-		if rest[i] == 0 {
-			r.off += i + 1
-			return rest[:i:i]
-		}
+	if i := bytes.IndexByte(rest[:lim], 0); i >= 0 {
+		r.off += i + 1
+		return rest[:i:i]
 	}
 	if len(rest) < max {
 		r.fail(StatusInvCmdLen, field, "body ends before NUL terminator")

@@ -221,11 +221,9 @@ type Conn struct {
 	closeErr    error       // guarded by mu
 	unbindSent  bool        // guarded by mu
 
-	// Values set at bind time, read-only afterwards.
-	SystemID string
-	Mode     BindMode
-	// Data is for the owner (the server stores the account here).
-	Data any
+	systemID string   // guarded by mu; set at bind time
+	mode     BindMode // guarded by mu; set at bind time
+	data     any      // guarded by mu; the owner's (the server keeps the account here)
 
 	wg sync.WaitGroup
 }
@@ -234,6 +232,12 @@ type Conn struct {
 // bind (SMSC). h serves the peer's requests other than binds, unbind and
 // enquire_link, which the session answers itself.
 func NewConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
+	c := newConn(nc, role, cfg, h)
+	c.start()
+	return c
+}
+
+func newConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
 	cfg.setDefaults()
 	c := &Conn{
 		nc:      nc,
@@ -250,12 +254,50 @@ func NewConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
 		c.log.Debug("smpp: response without request", "cmd", h.ID.String(), "seq", h.Sequence)
 	}
 	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *Conn) start() {
 	c.wg.Add(3)
 	go c.readLoop()
 	go c.writeLoop()
 	go c.timerLoop()
 	go func() { c.wg.Wait(); close(c.done) }()
-	return c
+}
+
+// SystemID returns the system_id the session is bound with.
+func (c *Conn) SystemID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.systemID
+}
+
+// Mode returns the bind mode, or 0 before the bind.
+func (c *Conn) Mode() BindMode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mode
+}
+
+// Data returns the value the owner attached with SetData.
+func (c *Conn) Data() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.data
+}
+
+// SetData attaches a value for the owner.
+func (c *Conn) SetData(v any) {
+	c.mu.Lock()
+	c.data = v
+	c.mu.Unlock()
+}
+
+func (c *Conn) setBound(systemID string, m BindMode, data any) {
+	c.mu.Lock()
+	c.systemID, c.mode, c.data = systemID, m, data
+	c.mu.Unlock()
+	c.setState(boundState(m))
 }
 
 // Window returns the session's request window.
@@ -306,6 +348,7 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closeReason, c.closeErr = reason, err
+		sys := c.systemID
 		c.mu.Unlock()
 		c.setState(StateClosed)
 		close(c.closing)
@@ -315,7 +358,7 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 		if err != nil && reason != ClosePeer && reason != CloseUnbound {
 			lvl = slog.LevelWarn
 		}
-		c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", c.SystemID, "err", err)
+		c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
 		if c.cfg.OnClose != nil {
 			go c.cfg.OnClose(c, reason, err)
 		}

@@ -82,8 +82,8 @@ func (a Address) String() string { return fmt.Sprintf("%d/%d/%q", a.TON, a.NPI, 
 
 func (r *reader) address(field string, max int, status CommandStatus) Address {
 	var a Address
-	a.TON = r.u8(field + "_ton")
-	a.NPI = r.u8(field + "_npi")
+	a.TON = r.u8("addr_ton") // constant names: concatenation here cost a third of decode time
+	a.NPI = r.u8("addr_npi")
 	a.Addr = r.cstring(field, max, status)
 	return a
 }

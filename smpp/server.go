@@ -43,7 +43,7 @@ func (a *Account) Inflight() int { return int(a.inflight.Load()) }
 
 // AccountOf returns the account a server-side session is bound to.
 func AccountOf(c *Conn) *Account {
-	a, _ := c.Data.(*Account)
+	a, _ := c.Data().(*Account)
 	return a
 }
 
@@ -218,15 +218,16 @@ func (s *Server) startConn(nc net.Conn) {
 	userClose := cfg.OnClose
 	cfg.OnClose = func(c *Conn, reason CloseReason, err error) {
 		s.forget(c)
-		if s.OnUnbind != nil && c.Mode != 0 {
+		if s.OnUnbind != nil && c.Mode() != 0 {
 			s.OnUnbind(c, reason)
 		}
 		if userClose != nil {
 			userClose(c, reason, err)
 		}
 	}
-	c := NewConn(nc, RoleSMSC, cfg, HandlerFunc(s.serveBound))
+	c := newConn(nc, RoleSMSC, cfg, HandlerFunc(s.serveBound))
 	c.bindHook = s.bind
+	c.start()
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
@@ -321,9 +322,8 @@ func (s *Server) bind(r *Request) {
 	if s.bound == nil {
 		s.bound = make(map[string][]*Conn)
 	}
-	c.SystemID, c.Mode, c.Data = info.SystemID, b.Mode, acct
+	c.setBound(info.SystemID, b.Mode, acct)
 	s.bound[acct.ID] = append(s.bound[acct.ID], c)
-	c.setState(boundState(b.Mode))
 	s.mu.Unlock()
 	r.Respond(StatusOK, resp)
 	s.logger().Info("smpp: bound", "account", acct.ID, "system_id", info.SystemID, "mode", b.Mode.String(), "remote", c.RemoteAddr().String())
@@ -360,7 +360,7 @@ func (s *Server) Receivers(account string) []*Conn {
 	defer s.mu.Unlock()
 	var out []*Conn
 	for _, c := range s.bound[account] {
-		if c.Mode.CanReceive() && c.State().Bound() {
+		if c.Mode().CanReceive() && c.State().Bound() {
 			out = append(out, c)
 		}
 	}

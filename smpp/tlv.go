@@ -45,16 +45,40 @@ var tagNames = map[Tag]string{
 	TagMessageState: "message_state", TagUssdServiceOp: "ussd_service_op",
 }
 
-// tagSize gives the fixed value size of known fixed-size tags; variable-size
-// known tags have their maximum in tagMax.
-var tagSize = map[Tag]int{
-	TagDestAddrSubunit: 1, TagSourceAddrSubunit: 1, TagPayloadType: 1, TagUserMessageReference: 2,
-	TagSourcePort: 2, TagDestinationPort: 2, TagSarMsgRefNum: 2, TagLanguageIndicator: 1,
-	TagSarTotalSegments: 1, TagSarSegmentSeqnum: 1, TagSCInterfaceVersion: 1, TagNetworkErrorCode: 3,
-	TagDeliveryFailureReason: 1, TagMoreMessagesToSend: 1, TagMessageState: 1, TagUssdServiceOp: 1,
+// tagLimits gives, for known tags, the fixed value size (exact) or the
+// maximum size (variable); size 0 means no limit is known. A switch, not a
+// map: it runs for every TLV decoded.
+func tagLimits(t Tag) (size int, exact bool) {
+	switch t {
+	case TagDestAddrSubunit, TagSourceAddrSubunit, TagPayloadType, TagLanguageIndicator,
+		TagSarTotalSegments, TagSarSegmentSeqnum, TagSCInterfaceVersion, TagDeliveryFailureReason,
+		TagMoreMessagesToSend, TagMessageState, TagUssdServiceOp:
+		return 1, true
+	case TagUserMessageReference, TagSourcePort, TagDestinationPort, TagSarMsgRefNum:
+		return 2, true
+	case TagNetworkErrorCode:
+		return 3, true
+	case TagReceiptedMessageID:
+		return 65, false
+	case TagAdditionalStatusInfo:
+		return 256, false
+	}
+	return 0, false
 }
 
-var tagMax = map[Tag]int{TagReceiptedMessageID: 65, TagAdditionalStatusInfo: 256}
+// checkTLVLen validates a value length for tag.
+func checkTLVLen(tag Tag, n int, op string) error {
+	sz, exact := tagLimits(tag)
+	switch {
+	case sz == 0:
+		return nil
+	case exact && n != sz:
+		return &StatusError{Status: StatusInvTLVLen, Op: op + "." + tag.String(), Reason: "length " + itoa(n) + ", want " + itoa(sz)}
+	case !exact && n > sz:
+		return &StatusError{Status: StatusInvTLVLen, Op: op + "." + tag.String(), Reason: "longer than " + itoa(sz)}
+	}
+	return nil
+}
 
 func (t Tag) String() string {
 	if n, ok := tagNames[t]; ok {
@@ -97,11 +121,8 @@ func validateTLVs(b []byte, op string) error {
 		if len(b)-off < n {
 			return &StatusError{Status: StatusInvTLVLen, Op: op + "." + tag.String(), Reason: "length exceeds body"}
 		}
-		if sz, ok := tagSize[tag]; ok && n != sz {
-			return &StatusError{Status: StatusInvTLVLen, Op: op + "." + tag.String(), Reason: "length " + itoa(n) + ", want " + itoa(sz)}
-		}
-		if mx, ok := tagMax[tag]; ok && n > mx {
-			return &StatusError{Status: StatusInvTLVLen, Op: op + "." + tag.String(), Reason: "longer than " + itoa(mx)}
+		if err := checkTLVLen(tag, n, op); err != nil {
+			return err
 		}
 		off += n
 	}
@@ -190,11 +211,8 @@ func (t *TLVs) Set(tag Tag, v []byte) error {
 	if len(v) > 0xFFFF {
 		return &StatusError{Status: StatusInvTLVLen, Op: "tlv." + tag.String(), Reason: "value longer than 65535"}
 	}
-	if sz, ok := tagSize[tag]; ok && len(v) != sz {
-		return &StatusError{Status: StatusInvTLVLen, Op: "tlv." + tag.String(), Reason: "length " + itoa(len(v)) + ", want " + itoa(sz)}
-	}
-	if mx, ok := tagMax[tag]; ok && len(v) > mx {
-		return &StatusError{Status: StatusInvTLVLen, Op: "tlv." + tag.String(), Reason: "longer than " + itoa(mx)}
+	if err := checkTLVLen(tag, len(v), "tlv"); err != nil {
+		return err
 	}
 	t.Del(tag)
 	nb := make([]byte, 0, len(t.b)+4+len(v))
