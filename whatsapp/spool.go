@@ -1,0 +1,597 @@
+package whatsapp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Badger key prefixes owned by this package.
+const (
+	spoolPrefix = "wa/spool/" // + 8-byte big-endian sequence → raw verified webhook body
+	deadPrefix  = "wa/dead/"  // + 8-byte sequence → body whose handler kept failing
+	dedupPrefix = "wa/dedup/" // + kind/id → empty, with DedupTTL
+)
+
+func spoolKey(prefix string, seq uint64) []byte {
+	k := make([]byte, len(prefix)+8)
+	copy(k, prefix)
+	binary.BigEndian.PutUint64(k[len(prefix):], seq)
+	return k
+}
+
+func seqOf(prefix string, key []byte) (uint64, bool) {
+	if len(key) != len(prefix)+8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[len(prefix):]), true
+}
+
+// appendReq carries one verified body from an HTTP handler to the committer.
+type appendReq struct {
+	body   []byte
+	events []Event
+	done   chan error // cap 1; the committer answers exactly once
+}
+
+var appendReqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan error, 1)} }}
+
+func acquireAppendReq() *appendReq  { return appendReqPool.Get().(*appendReq) }
+func releaseAppendReq(r *appendReq) { appendReqPool.Put(r) }
+
+// spoolItem is one spooled body on its way to a worker. events is nil for bodies read back
+// from Badger by a sweep; the worker parses those.
+type spoolItem struct {
+	seq    uint64
+	body   []byte
+	events []Event
+	swept  bool
+}
+
+// scanSpool counts the spooled bodies and returns the highest sequence used (spool or dead).
+func (r *Receiver) scanSpool() (depth int, last uint64, err error) {
+	err = r.db.View(func(txn *badger.Txn) error {
+		for _, prefix := range []string{spoolPrefix, deadPrefix} {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte(prefix)
+			it := txn.NewIterator(opts)
+			for it.Rewind(); it.Valid(); it.Next() {
+				seq, ok := seqOf(prefix, it.Item().Key())
+				if !ok {
+					continue
+				}
+				if prefix == spoolPrefix {
+					depth++
+				}
+				if seq > last {
+					last = seq
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	return depth, last, err
+}
+
+// committer is the single writer of the spool. It takes every body waiting, writes them in one
+// transaction, syncs once and then answers all their handlers: group commit.
+func (r *Receiver) committer() {
+	defer close(r.committerDone)
+	batch := make([]*appendReq, 0, r.cfg.MaxGroupCommit)
+	for {
+		select {
+		case req := <-r.appendCh:
+			batch = append(batch[:0], req)
+		drain:
+			for len(batch) < r.cfg.MaxGroupCommit {
+				select {
+				case req := <-r.appendCh:
+					batch = append(batch, req)
+				default:
+					break drain
+				}
+			}
+			r.commit(batch)
+			clear(batch)
+		case <-r.stopIntake:
+			return // appendCh is unbuffered: no handler is left waiting
+		}
+	}
+}
+
+// commit makes batch durable and dispatches it.
+func (r *Receiver) commit(batch []*appendReq) {
+	first := r.nextSeq
+	r.nextSeq += uint64(len(batch))
+	r.mu.Lock()
+	for i := range batch {
+		r.inflight[first+uint64(i)] = struct{}{}
+	}
+	r.mu.Unlock()
+
+	err := r.writeSpool(batch, first)
+	if err == nil && !r.synced {
+		err = r.db.Sync()
+	}
+	r.metrics.commitGroups.Observe(float64(len(batch)))
+	if err != nil {
+		// The bodies may or may not be in the spool; Meta retries the unanswered ones and
+		// dedup absorbs the copies. Anything that did land is found by the next sweep.
+		r.mu.Lock()
+		for i := range batch {
+			delete(r.inflight, first+uint64(i))
+		}
+		r.mu.Unlock()
+		r.requestSweep()
+		for _, req := range batch {
+			req.done <- err
+		}
+		return
+	}
+	r.metrics.spoolDepth.Add(float64(len(batch)))
+	items := make([]spoolItem, len(batch)) // one allocation per group
+	for i, req := range batch {
+		items[i] = spoolItem{seq: first + uint64(i), body: req.body, events: req.events}
+		req.done <- nil
+	}
+	for i := range items {
+		select {
+		case r.queue <- &items[i]:
+		default:
+			// The workers are behind: the body waits in the spool for a sweep.
+			r.mu.Lock()
+			delete(r.inflight, items[i].seq)
+			r.mu.Unlock()
+			r.requestSweep()
+		}
+	}
+}
+
+// writeSpool writes the bodies under consecutive sequences, splitting the transaction when
+// Badger says it is too big.
+func (r *Receiver) writeSpool(batch []*appendReq, first uint64) error {
+	txn := r.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i, req := range batch {
+		k := spoolKey(spoolPrefix, first+uint64(i))
+		err := txn.Set(k, req.body)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = r.db.NewTransaction(true)
+			err = txn.Set(k, req.body)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return txn.Commit()
+}
+
+// requestSweep asks the sweeper for a pass over the spool.
+func (r *Receiver) requestSweep() {
+	r.overflow.Store(true)
+	select {
+	case r.sweepCh <- struct{}{}:
+	default:
+	}
+}
+
+// sweeper re-reads the spool for bodies that are not queued: after an overflow, at start-up
+// (left over from an earlier run) and every SweepInterval (bodies whose commit reported an
+// error may still have landed).
+func (r *Receiver) sweeper() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.sweepCh:
+			if !r.overflow.Swap(false) {
+				continue
+			}
+		case <-t.C:
+			r.overflow.Store(false)
+		case <-r.quit:
+			return
+		}
+		if err := r.sweep(); err != nil && !errors.Is(err, errQuit) {
+			r.log.Error("whatsapp: spool sweep failed", "err", err)
+		}
+	}
+}
+
+var errQuit = errors.New("whatsapp: quitting")
+
+// sweepPage bounds the bodies read per sweep transaction.
+const sweepPage = 256
+
+func (r *Receiver) sweep() error {
+	var after []byte
+	for {
+		var page []*spoolItem
+		err := r.db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix = []byte(spoolPrefix)
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			if after == nil {
+				it.Rewind()
+			} else {
+				it.Seek(after)
+				if it.Valid() && string(it.Item().Key()) == string(after) {
+					it.Next()
+				}
+			}
+			for ; it.Valid() && len(page) < sweepPage; it.Next() {
+				item := it.Item()
+				after = item.KeyCopy(after[:0])
+				seq, ok := seqOf(spoolPrefix, after)
+				if !ok {
+					continue
+				}
+				r.mu.Lock()
+				_, busy := r.inflight[seq]
+				if !busy {
+					r.inflight[seq] = struct{}{}
+				}
+				r.mu.Unlock()
+				if busy {
+					continue
+				}
+				body, err := item.ValueCopy(nil)
+				if err != nil {
+					r.unmark(seq)
+					return err
+				}
+				page = append(page, &spoolItem{seq: seq, body: body, swept: true})
+			}
+			return nil
+		})
+		if err != nil {
+			for _, it := range page {
+				r.unmark(it.seq)
+			}
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		after = append([]byte(nil), after...)
+		for i, it := range page {
+			select {
+			case r.queue <- it:
+			case <-r.quit:
+				for _, rest := range page[i:] {
+					r.unmark(rest.seq)
+				}
+				return errQuit
+			}
+		}
+	}
+}
+
+func (r *Receiver) unmark(seq uint64) {
+	r.mu.Lock()
+	delete(r.inflight, seq)
+	r.mu.Unlock()
+}
+
+// workerBatch bounds the bodies one worker takes at a time (and so the size of its commit).
+const workerBatch = 64
+
+// worker processes queued bodies until quit.
+func (r *Receiver) worker() {
+	defer r.wg.Done()
+	batch := make([]*spoolItem, 0, workerBatch)
+	for {
+		select {
+		case it := <-r.queue:
+			batch = append(batch[:0], it)
+		drain:
+			for len(batch) < workerBatch {
+				select {
+				case it := <-r.queue:
+					batch = append(batch, it)
+				default:
+					break drain
+				}
+			}
+			r.process(batch)
+			clear(batch)
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// work is the per-event state of one batch.
+type work struct {
+	item    *spoolItem
+	ev      *Event
+	key     []byte
+	claimed bool
+	dup     bool
+}
+
+// process runs one batch through: window updates, claims and the dedup lookup, the Handler,
+// then one commit recording the handled events as seen and deleting the finished bodies.
+func (r *Receiver) process(batch []*spoolItem) {
+	now := r.cfg.Now()
+
+	// Bodies swept from disk: skip those another pass already finished, parse the rest.
+	if err := r.dropFinished(batch); err != nil {
+		r.log.Error("whatsapp: spool lookup failed", "err", err)
+	}
+	var works []work
+	var windows []WindowUpdate
+	for _, it := range batch {
+		if it.body == nil {
+			continue // dropped above
+		}
+		if it.events == nil {
+			evs, st, err := ParseWebhook(it.body, r.opts)
+			if err != nil {
+				r.log.Error("whatsapp: spooled body unparseable; dropping", "seq", it.seq, "err", err)
+			}
+			r.metrics.skipped.Add(float64(st.Skipped))
+			it.events = evs
+		}
+		for i := range it.events {
+			ev := &it.events[i]
+			works = append(works, work{item: it, ev: ev, key: ev.dedupKey()})
+			if ev.Kind == KindMessage && ev.Message.OpensWindow() {
+				at := ev.Message.Timestamp
+				if at.IsZero() || at.After(now) {
+					at = now
+				}
+				windows = append(windows, WindowUpdate{PhoneNumberID: ev.PhoneNumberID, WaID: ev.Message.From, At: at})
+			}
+		}
+	}
+	// The window first, so that a handler answering a STOP can reply free-form in it.
+	if err := r.window.RecordBatch(windows); err != nil {
+		r.log.Error("whatsapp: recording window failed", "err", err)
+	}
+
+	// Claim keys so that two workers never handle the same event concurrently; a key claimed
+	// elsewhere is a concurrent duplicate.
+	r.mu.Lock()
+	for i := range works {
+		w := &works[i]
+		if _, busy := r.claims[string(w.key)]; busy {
+			w.dup = true
+			continue
+		}
+		r.claims[string(w.key)] = struct{}{}
+		w.claimed = true
+	}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		for i := range works {
+			if works[i].claimed {
+				delete(r.claims, string(works[i].key))
+			}
+		}
+		r.mu.Unlock()
+	}()
+	if err := r.db.View(func(txn *badger.Txn) error {
+		for i := range works {
+			w := &works[i]
+			if w.dup {
+				continue
+			}
+			_, err := txn.Get(w.key)
+			if err == nil {
+				w.dup = true
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		// Without the dedup lookup nothing may be handled; leave the bodies spooled.
+		r.log.Error("whatsapp: dedup lookup failed", "err", err)
+		for _, it := range batch {
+			r.unmark(it.seq)
+		}
+		return
+	}
+
+	// Handle. failed[seq] marks bodies that keep an unhandled event.
+	var seen [][]byte
+	failed := make(map[uint64]error)
+	var closes []*Event
+	for i := range works {
+		w := &works[i]
+		if w.dup {
+			r.metrics.dedupDrops.Inc()
+			continue
+		}
+		if _, ok := failed[w.item.seq]; ok {
+			continue // an earlier event of this body failed; keep order within the body
+		}
+		if err := r.handle(w.ev); err != nil {
+			failed[w.item.seq] = err
+			continue
+		}
+		seen = append(seen, w.key)
+		if w.ev.Kind == KindStatus && w.ev.Status.WindowClosed() {
+			closes = append(closes, w.ev)
+		}
+	}
+	for _, ev := range closes {
+		at := ev.Status.Timestamp
+		if at.IsZero() {
+			at = now
+		}
+		if err := r.window.Close(ev.PhoneNumberID, ev.Status.RecipientID, at); err != nil {
+			r.log.Error("whatsapp: recording closed window failed", "err", err)
+		}
+	}
+
+	// One commit: seen keys, finished bodies deleted, exhausted ones moved to dead letters.
+	quitting := r.hctx.Err() != nil
+	var done, dead []*spoolItem
+	for _, it := range batch {
+		if it.body == nil {
+			continue
+		}
+		err, bad := failed[it.seq]
+		switch {
+		case !bad:
+			done = append(done, it)
+		case quitting || errors.Is(err, context.Canceled):
+			// Left in the spool for the next run.
+		default:
+			dead = append(dead, it)
+			r.metrics.spoolDead.Inc()
+			r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
+		}
+	}
+	if err := r.finish(seen, done, dead); err != nil {
+		r.log.Error("whatsapp: recording processed webhooks failed", "err", err)
+	} else {
+		r.metrics.spoolDepth.Sub(float64(len(done) + len(dead)))
+	}
+	for _, it := range batch {
+		r.unmark(it.seq)
+	}
+}
+
+// dropFinished clears body for swept items no longer in the spool.
+func (r *Receiver) dropFinished(batch []*spoolItem) error {
+	swept := false
+	for _, it := range batch {
+		swept = swept || it.swept
+	}
+	if !swept {
+		return nil
+	}
+	return r.db.View(func(txn *badger.Txn) error {
+		for _, it := range batch {
+			if !it.swept {
+				continue
+			}
+			_, err := txn.Get(spoolKey(spoolPrefix, it.seq))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				it.body, it.events = nil, nil
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// finish commits the outcome of a batch, retrying on conflict.
+func (r *Receiver) finish(seen [][]byte, done, dead []*spoolItem) error {
+	if len(seen) == 0 && len(done) == 0 && len(dead) == 0 {
+		return nil
+	}
+	wb := r.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range seen {
+		if err := wb.SetEntry(badger.NewEntry(k, nil).WithTTL(r.cfg.DedupTTL)); err != nil {
+			return err
+		}
+	}
+	for _, it := range done {
+		if err := wb.Delete(spoolKey(spoolPrefix, it.seq)); err != nil {
+			return err
+		}
+	}
+	for _, it := range dead {
+		if err := wb.Set(spoolKey(deadPrefix, it.seq), it.body); err != nil {
+			return err
+		}
+		if err := wb.Delete(spoolKey(spoolPrefix, it.seq)); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// handle calls the Handler with bounded retries and back-off. It recovers panics.
+func (r *Receiver) handle(ev *Event) error {
+	var err error
+	for attempt := 0; attempt < r.cfg.MaxAttempts; attempt++ {
+		if err = r.callHandler(ev); err == nil {
+			r.metrics.events.WithLabelValues(ev.Kind.String()).Inc()
+			return nil
+		}
+		r.metrics.handlerErrs.Inc()
+		if r.hctx.Err() != nil {
+			return context.Canceled
+		}
+		if attempt == r.cfg.MaxAttempts-1 {
+			break
+		}
+		d := r.cfg.RetryBase << attempt
+		if d > r.cfg.RetryMax || d <= 0 {
+			d = r.cfg.RetryMax
+		}
+		d = d/2 + rand.N(d/2+1)
+		r.log.Warn("whatsapp: handler failed; retrying", "kind", ev.Kind.String(), "attempt", attempt+1, "wait", d, "err", err)
+		if sleepCtx(r.hctx, d) != nil {
+			return context.Canceled
+		}
+	}
+	return err
+}
+
+func (r *Receiver) callHandler(ev *Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.metrics.panics.Inc()
+			err = fmt.Errorf("whatsapp: handler panic: %v", p)
+		}
+	}()
+	return r.cfg.Handler.HandleEvent(r.hctx, *ev)
+}
+
+// Replay moves every dead-letter body back into the spool and queues a sweep; it returns how
+// many were moved. Events of those bodies already handled are dropped as duplicates.
+func (r *Receiver) Replay() (int, error) {
+	n := 0
+	err := r.db.Update(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(deadPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			seq, ok := seqOf(deadPrefix, it.Item().Key())
+			if !ok {
+				continue
+			}
+			body, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(spoolKey(spoolPrefix, seq), body); err != nil {
+				return err
+			}
+			if err := txn.Delete(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	r.metrics.spoolDepth.Add(float64(n))
+	r.requestSweep()
+	return n, nil
+}

@@ -1,0 +1,177 @@
+package whatsapp
+
+import (
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// WindowDuration is the length of the customer service window opened by a user message.
+const WindowDuration = 24 * time.Hour
+
+// windowTTL is how long a window record is kept; well past WindowDuration so that a record
+// never expires while its window could still be open.
+const windowTTL = 2 * WindowDuration
+
+const windowPrefix = "wa/window/"
+
+// Window is the durable 24-hour customer service window per (phone-number-id, wa_id), kept in
+// Badger under "wa/window/". A user message opens or refreshes it; a 131047 from Meta closes it
+// until the next user message. It is safe for concurrent use.
+//
+// A record holds the last inbound time and the last closing time, 8 bytes each (Unix
+// nanoseconds, big-endian); records expire after 48 h.
+type Window struct {
+	db  *badger.DB
+	log *slog.Logger
+}
+
+// NewWindow returns a Window stored in db. log may be nil.
+func NewWindow(db *badger.DB, log *slog.Logger) *Window {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Window{db: db, log: log}
+}
+
+func windowKey(phoneNumberID, waID string) []byte {
+	waID = recipientKey(waID)
+	k := make([]byte, 0, len(windowPrefix)+len(phoneNumberID)+1+len(waID))
+	k = append(k, windowPrefix...)
+	k = append(k, phoneNumberID...)
+	k = append(k, '/')
+	return append(k, waID...)
+}
+
+type windowRecord struct {
+	lastInbound int64 // Unix ns
+	closedAt    int64 // Unix ns; 0 if never closed
+}
+
+func (r windowRecord) encode() []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, uint64(r.lastInbound))
+	binary.BigEndian.PutUint64(b[8:], uint64(r.closedAt))
+	return b
+}
+
+func decodeWindow(b []byte) windowRecord {
+	if len(b) < 16 {
+		return windowRecord{}
+	}
+	return windowRecord{int64(binary.BigEndian.Uint64(b)), int64(binary.BigEndian.Uint64(b[8:]))}
+}
+
+func readWindow(txn *badger.Txn, key []byte) (windowRecord, error) {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return windowRecord{}, nil
+	}
+	if err != nil {
+		return windowRecord{}, err
+	}
+	var r windowRecord
+	err = it.Value(func(v []byte) error { r = decodeWindow(v); return nil })
+	return r, err
+}
+
+// Open reports whether the window is open at now: the last user message is less than 24 h old
+// and Meta has not reported 131047 since. Storage errors fail closed (false), so a free-form
+// message is refused rather than sent outside the window.
+func (w *Window) Open(phoneNumberID, waID string, now time.Time) bool {
+	var r windowRecord
+	err := w.db.View(func(txn *badger.Txn) (err error) {
+		r, err = readWindow(txn, windowKey(phoneNumberID, waID))
+		return err
+	})
+	if err != nil {
+		w.log.Warn("whatsapp: window lookup failed; treating as closed", "err", err)
+		return false
+	}
+	if r.lastInbound == 0 || r.closedAt >= r.lastInbound {
+		return false
+	}
+	age := now.Sub(time.Unix(0, r.lastInbound))
+	return age < WindowDuration
+}
+
+// LastInbound returns the time of the last recorded user message, if any.
+func (w *Window) LastInbound(phoneNumberID, waID string) (time.Time, bool, error) {
+	var r windowRecord
+	err := w.db.View(func(txn *badger.Txn) (err error) {
+		r, err = readWindow(txn, windowKey(phoneNumberID, waID))
+		return err
+	})
+	if err != nil || r.lastInbound == 0 {
+		return time.Time{}, false, err
+	}
+	return time.Unix(0, r.lastInbound), true, nil
+}
+
+// Record notes a user message at time at; the window only moves forward.
+func (w *Window) Record(phoneNumberID, waID string, at time.Time) error {
+	return w.RecordBatch([]WindowUpdate{{PhoneNumberID: phoneNumberID, WaID: waID, At: at}})
+}
+
+// WindowUpdate is one user message for RecordBatch.
+type WindowUpdate struct {
+	PhoneNumberID, WaID string
+	At                  time.Time
+}
+
+// RecordBatch records several user messages in one transaction (retried on conflict).
+func (w *Window) RecordBatch(ups []WindowUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	return w.update(func(txn *badger.Txn) error {
+		for _, u := range ups {
+			k := windowKey(u.PhoneNumberID, u.WaID)
+			r, err := readWindow(txn, k)
+			if err != nil {
+				return err
+			}
+			at := u.At.UnixNano()
+			if at <= r.lastInbound {
+				continue
+			}
+			r.lastInbound = at
+			if err := txn.SetEntry(badger.NewEntry(k, r.encode()).WithTTL(windowTTL)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close records that Meta reported the window closed (131047) at time at. The window stays
+// closed until a user message newer than at is recorded.
+func (w *Window) Close(phoneNumberID, waID string, at time.Time) error {
+	k := windowKey(phoneNumberID, waID)
+	return w.update(func(txn *badger.Txn) error {
+		r, err := readWindow(txn, k)
+		if err != nil {
+			return err
+		}
+		if at.UnixNano() <= r.closedAt {
+			return nil
+		}
+		r.closedAt = at.UnixNano()
+		return txn.SetEntry(badger.NewEntry(k, r.encode()).WithTTL(windowTTL))
+	})
+}
+
+// update runs fn in a read-write transaction, retrying a bounded number of times on conflict.
+func (w *Window) update(fn func(*badger.Txn) error) error {
+	var err error
+	for range 8 {
+		err = w.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
