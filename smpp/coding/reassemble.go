@@ -304,14 +304,13 @@ func (r *Reassembler) dropLocked(s *pendingSet, why DropReason, dropped []Droppe
 	} else {
 		r.stats.Evicted++
 	}
-	if r.OnDrop == nil {
-		return dropped
-	}
 	d := Dropped{Key: s.k.key, Ref: s.k.ref, Total: s.total, Coding: s.coding, Reason: why, First: s.first}
-	d.Parts = make([]Fragment, 0, s.got)
-	for i, p := range s.parts {
-		if p != nil {
-			d.Parts = append(d.Parts, Fragment{Seq: uint8(i + 1), Data: p})
+	if r.OnDrop != nil {
+		d.Parts = make([]Fragment, 0, s.got)
+		for i, p := range s.parts {
+			if p != nil {
+				d.Parts = append(d.Parts, Fragment{Seq: uint8(i + 1), Data: p})
+			}
 		}
 	}
 	return append(dropped, d)
