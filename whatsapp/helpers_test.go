@@ -1,0 +1,161 @@
+package whatsapp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("WHATSAPP_TEST_LOG") == "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := checkLeaks(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// checkLeaks fails when goroutines of this package outlive the tests.
+func checkLeaks() error {
+	var leaked []string
+	for range 50 {
+		leaked = leaked[:0]
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "optgate/whatsapp.(*") && !strings.Contains(g, "TestMain") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
+}
+
+// openDB opens a small Badger in dir.
+func openDB(t testing.TB, dir string) *badger.DB {
+	t.Helper()
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(32 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithNumCompactors(2).
+		WithNumVersionsToKeep(1)
+	db, err := badger.Open(opts)
+	if err != nil {
+		t.Fatalf("open badger: %v", err)
+	}
+	return db
+}
+
+func checkFor(t testing.TB, total time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("condition not met after %v: %v", total, err)
+}
+
+func requireEqual[T comparable](t testing.TB, got, want T, what string) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+func requireNoErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is a Handler that records events.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+	fail   func(Event) error // optional
+}
+
+func (r *recorder) HandleEvent(ctx context.Context, ev Event) error {
+	if r.fail != nil {
+		if err := r.fail(ev); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
+const (
+	testSecret = "test_app_secret"
+	testVerify = "verify-me"
+	testPID    = "106540352242922"
+)
+
+// startReceiver starts a Receiver on db served on 127.0.0.1:0 and returns it with its URL.
+// The receiver is closed at cleanup (closing twice is harmless).
+func startReceiver(t testing.TB, db *badger.DB, h Handler, mutate func(*ReceiverConfig)) (*Receiver, string) {
+	t.Helper()
+	cfg := ReceiverConfig{
+		AppSecret: testSecret, VerifyToken: testVerify, PhoneNumberIDs: []string{testPID}, Handler: h,
+		RetryBase: time.Millisecond, RetryMax: 10 * time.Millisecond, SweepInterval: 200 * time.Millisecond,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r, err := NewReceiver(db, cfg)
+	requireNoErr(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	requireNoErr(t, err)
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = r.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+	return r, "http://" + ln.Addr().String() + "/webhooks/whatsapp"
+}
