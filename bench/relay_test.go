@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/smpp"
+)
+
+func TestRelayForwardsPDUs(t *testing.T) {
+	up := newUpstream(t)
+	r, err := StartRelay("127.0.0.1:0", up.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := smpp.NewClient(smpp.ClientConfig{Addr: r.Addr(), SystemID: "relaytest", Password: "pw", Binds: 2,
+		Conn: smpp.ConnConfig{Window: 64}})
+	c.Start()
+	defer c.Close()
+	if err := c.WaitBound(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	ids := make(map[string]bool)
+	for i := 0; i < n; i++ {
+		dest := fmt.Sprintf("1416555%04d", i)
+		if i%10 == 0 {
+			dest = "refuse"
+		}
+		id, err := c.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(dest)},
+			ShortMessage: []byte("hello")}})
+		if i%10 == 0 {
+			var se *smpp.StatusError
+			if !errors.As(err, &se) || se.Status != smpp.StatusOptedOut {
+				t.Fatalf("submit %d: want 0x401, got %v", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		if ids[id] {
+			t.Fatalf("duplicate message id %q: responses crossed", id)
+		}
+		ids[id] = true
+	}
+	requireEqual(t, up.submits.Load(), int64(n), "submits seen upstream")
+	// Requests the other way (SMSC → ESME) are relayed too.
+	var got int
+	for _, cn := range up.srv.Sessions() {
+		if _, _, err := cn.Send(ctx, &smpp.EnquireLink{}); err != nil {
+			t.Fatalf("enquire_link through relay: %v", err)
+		}
+		got++
+	}
+	requireEqual(t, got, 2, "upstream sessions")
+	upN, downN := r.Frames()
+	if upN < n || downN < n {
+		t.Fatalf("frames: up %d down %d, want ≥ %d each", upN, downN, n)
+	}
+}
+
+func TestRelayClosesOnBadLength(t *testing.T) {
+	up := newUpstream(t)
+	r, err := StartRelay("127.0.0.1:0", up.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	nc, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte{0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1})
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := nc.Read(b[:]); err == nil {
+		t.Fatal("relay kept a connection with command_length 3")
+	}
+}
+
+func TestRelayUnreachableUpstream(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	r, err := StartRelay("127.0.0.1:0", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	nc, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := nc.Read(b[:]); err == nil {
+		t.Fatal("relay kept a connection with no upstream")
+	}
+}
