@@ -7,7 +7,8 @@
 // Accepts binds of any type whose system_id and password match (also from
 // SMPP_SYSTEM_ID / SMPP_PASSWORD; defaults "optgate" / "secret"): a wrong
 // password is answered ESME_RINVPASWD, a wrong system_id ESME_RINVSYSID.
-// Answers submit_sm with message ids "node-1", "node-2"..., enquire_link,
+// Answers submit_sm with message ids "node-1", "node-2"... (ESME_RINVDSTADR
+// when destination_addr is "000"), enquire_link,
 // unbind (then closes), and unknown commands with generic_nack. Every PDU
 // read or written is logged (see lib.js).
 //
@@ -77,6 +78,10 @@ const server = smpp.createServer((session) => {
 		case 'submit_sm':
 			if (mode !== 'transmitter' && mode !== 'transceiver') {
 				respond(session, pdu, {command_status: smpp.ESME_RINVBNDSTS});
+				return;
+			}
+			if (pdu.destination_addr === '000') {
+				respond(session, pdu, {command_status: smpp.ESME_RINVDSTADR});
 				return;
 			}
 			respond(session, pdu, {message_id: 'node-' + (++nextID)});
