@@ -1,0 +1,439 @@
+package consent
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// CSV formats.
+//
+// Suppression entries (Export writes, Import reads; Import matches columns
+// by header name, ignores unknown ones, and needs at least recipient):
+//
+//	tenant,channel,recipient,scope,class,state,since
+//
+// scope is "tenant" or the sender the entry applies to; class is all,
+// all_senders (STOPALL), marketing or marketing_whatsapp; since is RFC 3339
+// (informative on import). tenant defaults to ImportOptions.Tenant and
+// channel to "sms".
+//
+// Evidence (ExportEvidence writes): one row per log entry, columns as in
+// evidenceHeader.
+var (
+	suppressionHeader = []string{"tenant", "channel", "recipient", "scope", "class", "state", "since"}
+	evidenceHeader    = []string{"time", "tenant", "channel", "sender", "scope", "recipient", "old", "new", "class",
+		"source", "keyword", "normalized", "lang", "text", "message_id", "operator", "consent_source", "proof_ref", "detail", "received"}
+)
+
+// ErrImportRejected is returned by a Strict import with malformed rows:
+// nothing was applied.
+var ErrImportRejected = errors.New("consent: import rejected, nothing applied")
+
+// ImportOptions describe where imported suppressions come from. Every
+// imported change is recorded in the evidence log with source "import",
+// the stated Source, ProofRef and Operator, and its line number.
+type ImportOptions struct {
+	// Tenant is used for rows without a tenant column (or an empty one).
+	Tenant string
+	// Source states where the list comes from (e.g. "previous_provider",
+	// "crm_unsubscribes_2025"). Required.
+	Source string
+	// ProofRef points at the file or record the list was taken from.
+	ProofRef string
+	// Operator is who runs the import. Required.
+	Operator string
+	// Strict validates every row first and applies nothing if one is
+	// malformed (the rows are spooled to a temporary file, so memory stays
+	// constant). Otherwise valid rows are applied and malformed ones are
+	// reported and skipped.
+	Strict bool
+	// MaxErrors is how many row errors the report keeps (default 1000; the
+	// count includes them all).
+	MaxErrors int
+}
+
+// ImportReport is the outcome of an Import.
+type ImportReport struct {
+	Rows       int        // data rows read
+	Applied    int        // rows that changed consent (and were logged)
+	Unchanged  int        // valid rows already in effect
+	ErrorCount int        // malformed rows
+	Errors     []RowError // the first MaxErrors of them, with line numbers
+}
+
+type importRow struct {
+	line                    int
+	tenant, ch, rcpt, scope string
+	kind                    optOutKind
+}
+
+const importBatch = 512
+
+// Import reads suppression entries (opt-outs only: an import can never
+// re-subscribe anyone, which needs per-recipient evidence through OptIn)
+// and applies them in batches of 512 rows, each batch one atomic, synced
+// change. Memory use is constant in the size of the input.
+//
+// Semantics: by default valid rows are applied and malformed rows are
+// skipped and reported with their line numbers. Suppressions only ever
+// block more, so applying the good rows of a partly bad file is the safe
+// direction, and re-running a corrected file is idempotent (rows already in
+// effect count as Unchanged and are not logged twice). With Strict, the
+// whole file is validated first and nothing is applied if any row is bad
+// (ErrImportRejected). A storage error or ctx ending stops the import: the
+// batches already reported synced stay applied (see Applied), the batch in
+// flight is all or nothing.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportReport, error) {
+	var rep ImportReport
+	if strings.TrimSpace(opts.Source) == "" || strings.TrimSpace(opts.Operator) == "" {
+		return rep, fmt.Errorf("%w: an import needs Source (where the list comes from) and Operator", ErrEvidenceRequired)
+	}
+	if err := errors.Join(checkField("Source", opts.Source, 256), checkField("ProofRef", opts.ProofRef, 1024),
+		checkField("Operator", opts.Operator, 256)); err != nil {
+		return rep, err
+	}
+	if opts.Tenant != "" {
+		if _, err := s.tenant(opts.Tenant); err != nil {
+			return rep, err
+		}
+	}
+	if opts.MaxErrors <= 0 {
+		opts.MaxErrors = 1000
+	}
+	if !opts.Strict {
+		return rep, s.importRows(ctx, r, opts, &rep, s.applyRows(ctx, opts, &rep))
+	}
+	spool, err := os.CreateTemp("", "optgate-import-*.csv")
+	if err != nil {
+		return rep, fmt.Errorf("consent: import spool: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	bw := bufio.NewWriter(spool)
+	cw := csv.NewWriter(bw)
+	cw.Write([]string{"line", "tenant", "channel", "recipient", "scope", "class"})
+	err = s.importRows(ctx, r, opts, &rep, func(rows []importRow) error {
+		for _, x := range rows {
+			cw.Write([]string{fmt.Sprint(x.line), x.tenant, x.ch, x.rcpt, x.scope, x.kind.class()})
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	cw.Flush()
+	if err := errors.Join(cw.Error(), bw.Flush()); err != nil {
+		return rep, fmt.Errorf("consent: import spool: %w", err)
+	}
+	if rep.ErrorCount > 0 {
+		return rep, fmt.Errorf("%w: %d malformed rows (first: %v)", ErrImportRejected, rep.ErrorCount, rep.Errors[0])
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return rep, fmt.Errorf("consent: import spool: %w", err)
+	}
+	rows := rep.Rows
+	rep.Rows = 0
+	err = s.importRows(ctx, bufio.NewReader(spool), ImportOptions{Tenant: opts.Tenant, MaxErrors: opts.MaxErrors}, &rep,
+		s.applyRows(ctx, opts, &rep))
+	rep.Rows = rows
+	return rep, err
+}
+
+// importRows parses r and hands valid rows to apply in batches.
+func (s *Store) importRows(ctx context.Context, r io.Reader, opts ImportOptions, rep *ImportReport,
+	apply func([]importRow) error) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return fmt.Errorf("%w: import: reading header: %v", ErrInvalidInput, err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	}
+	if _, ok := col["recipient"]; !ok {
+		return fmt.Errorf("%w: import: header has no recipient column", ErrInvalidInput)
+	}
+	field := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	bad := func(line int, err error) {
+		rep.ErrorCount++
+		if len(rep.Errors) < opts.MaxErrors {
+			rep.Errors = append(rep.Errors, RowError{Line: line, Err: err})
+		}
+	}
+	batch := make([]importRow, 0, importBatch)
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				rep.Rows++
+				bad(pe.Line, pe.Err)
+				continue
+			}
+			return fmt.Errorf("consent: import: %w", err)
+		}
+		rep.Rows++
+		line, _ := cr.FieldPos(0)
+		if l := field(rec, "line"); l != "" { // spooled rows keep their original line
+			fmt.Sscan(l, &line)
+		}
+		row, err := s.parseRow(func(name string) string { return field(rec, name) }, opts.Tenant)
+		if err != nil {
+			bad(line, err)
+			continue
+		}
+		row.line = line
+		if len(batch) > 0 && (batch[0].tenant != row.tenant || len(batch) == importBatch) {
+			if err := apply(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		batch = append(batch, row)
+		if rep.Rows%4096 == 0 {
+			if err := ctxErr(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		return apply(batch)
+	}
+	return nil
+}
+
+func (s *Store) parseRow(get func(string) string, defTenant string) (importRow, error) {
+	row := importRow{tenant: get("tenant"), ch: strings.ToLower(get("channel")), scope: get("scope")}
+	if row.tenant == "" {
+		row.tenant = defTenant
+	}
+	if defTenant != "" && row.tenant != defTenant {
+		return row, fmt.Errorf("tenant %q differs from the import's tenant %q", truncate(row.tenant, 64), defTenant)
+	}
+	t, err := s.tenant(row.tenant)
+	if err != nil {
+		return row, err
+	}
+	if row.ch == "" {
+		row.ch = ChannelSMS
+	}
+	if err := checkChannel(row.ch); err != nil {
+		return row, err
+	}
+	if row.rcpt, err = t.recipient(row.ch, get("recipient")); err != nil {
+		return row, err
+	}
+	switch row.scope {
+	case "", "tenant", "*":
+		row.scope = ""
+	default:
+		if err := checkSender(row.scope); err != nil {
+			return row, err
+		}
+		row.scope = senderKey(row.scope)
+	}
+	switch c := strings.ToLower(get("class")); c {
+	case "", "all", "opt_out", "opted_out":
+		row.kind = kindAll
+	case "all_senders", "opt_out_all", "stopall":
+		row.kind, row.scope = kindAllFamily, ""
+	case "marketing":
+		row.kind = kindMarketing
+	case "marketing_whatsapp":
+		row.kind = kindMarketingWA
+	default:
+		return row, fmt.Errorf("class %q: want all, all_senders, marketing or marketing_whatsapp", truncate(c, 32))
+	}
+	if st := get("state"); st != "" {
+		if v, ok := parseState(st); !ok || v == StateOptedIn || v == StatePending {
+			return row, fmt.Errorf("state %q: an import can only record opt-outs", truncate(st, 32))
+		}
+	}
+	if since := get("since"); since != "" {
+		if _, err := time.Parse(time.RFC3339, since); err != nil {
+			return row, fmt.Errorf("since %q: not RFC 3339", truncate(since, 40))
+		}
+	}
+	return row, nil
+}
+
+// applyRows returns the batch applier of an import.
+func (s *Store) applyRows(ctx context.Context, opts ImportOptions, rep *ImportReport) func([]importRow) error {
+	return func(rows []importRow) error {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		if err := s.begin(); err != nil {
+			return err
+		}
+		defer s.end()
+		t := s.tenants[rows[0].tenant]
+		stripes := make([]int, 0, len(rows))
+		for _, r := range rows {
+			stripes = append(stripes, s.stripe(r.tenant, r.rcpt))
+		}
+		slices.Sort(stripes)
+		stripes = slices.Compact(stripes)
+		for _, i := range stripes { // ascending order: no deadlock between importers
+			s.stripes[i].Lock()
+		}
+		defer func() {
+			for _, i := range stripes {
+				s.stripes[i].Unlock()
+			}
+		}()
+		c := s.newChange(t)
+		defer c.discard()
+		applied := 0
+		for _, r := range rows {
+			var res Result
+			tr := transition{chans: []string{r.ch}, sender: r.scope, rcpt: r.rcpt, exactScope: true, noArchive: true,
+				org: origin{Evidence{Source: SourceImport, Operator: opts.Operator, ConsentSource: opts.Source,
+					ProofRef: opts.ProofRef, Detail: fmt.Sprintf("import line %d", r.line)}}}
+			if err := c.optOut(&res, tr, r.kind); err != nil {
+				return err
+			}
+			if res.Changed {
+				applied++
+			} else {
+				rep.Unchanged++
+			}
+		}
+		if err := c.commit(); err != nil {
+			return err
+		}
+		rep.Applied += applied
+		return nil
+	}
+}
+
+// ExportOptions select what Export and ExportEvidence write.
+type ExportOptions struct {
+	Tenant string // only this tenant; empty for all
+}
+
+// Export writes the suppression entries (records with an opt-out) as CSV
+// (see suppressionHeader), streaming from a consistent snapshot.
+func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (int, error) {
+	if err := s.failedErr(); err != nil {
+		return 0, err
+	}
+	pfx := []byte{pfxRecord, 0}
+	if opts.Tenant != "" {
+		if _, err := s.tenant(opts.Tenant); err != nil {
+			return 0, err
+		}
+		pfx = append(append(pfx, opts.Tenant...), 0)
+	}
+	cw := csv.NewWriter(w)
+	cw.Write(suppressionHeader)
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		it := txn.NewIterator(o)
+		defer it.Close()
+		var r rec
+		for it.Rewind(); it.Valid(); it.Next() {
+			tn, ch, rcpt, scope, err := parseRecordKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if err := it.Item().Value(r.unmarshal); err != nil {
+				return fmt.Errorf("%w: record: %v", ErrStorage, err)
+			}
+			since := ""
+			if r.optedOutAt != 0 {
+				since = time.Unix(0, r.optedOutAt).UTC().Format(time.RFC3339)
+			}
+			for _, k := range []optOutKind{kindAllFamily, kindAll, kindMarketing, kindMarketingWA} {
+				f := k.flags()
+				if r.flags&f != f || (k == kindAll && r.flags&fAllFamily != 0) {
+					continue
+				}
+				cw.Write([]string{tn, ch, rcpt, scopeName(scope), k.class(), r.state.String(), since})
+				n++
+			}
+			if n%4096 == 0 {
+				cw.Flush()
+				if err := errors.Join(cw.Error(), ctxErr(ctx)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	cw.Flush()
+	return n, errors.Join(err, cw.Error())
+}
+
+// ExportEvidence writes the evidence log as CSV (see evidenceHeader), per
+// tenant, channel and recipient, oldest first.
+func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOptions) (int, error) {
+	if err := s.failedErr(); err != nil {
+		return 0, err
+	}
+	pfx := []byte{pfxEvidence, 0}
+	if opts.Tenant != "" {
+		if _, err := s.tenant(opts.Tenant); err != nil {
+			return 0, err
+		}
+		pfx = append(append(pfx, opts.Tenant...), 0)
+	}
+	cw := csv.NewWriter(w)
+	cw.Write(evidenceHeader)
+	n := 0
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var e Evidence
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("%w: evidence: %v", ErrStorage, err)
+			}
+			cw.Write([]string{ts(e.Time), e.Tenant, e.Channel, e.Sender, e.Scope, e.Recipient, e.Old, e.New, e.Class,
+				string(e.Source), e.Keyword, e.Normalized, e.Lang, e.Text, e.MessageID, e.Operator, e.ConsentSource,
+				e.ProofRef, e.Detail, ts(e.Received)})
+			n++
+			if n%4096 == 0 {
+				cw.Flush()
+				if err := errors.Join(cw.Error(), ctxErr(ctx)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	cw.Flush()
+	return n, errors.Join(err, cw.Error())
+}

@@ -1,0 +1,150 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/optgate/optgate/consent/keyword"
+)
+
+// MaxText is the largest inbound text accepted (64 KiB).
+const MaxText = 64 << 10
+
+// Inbound screens one MO message: it matches the tenant's keywords, applies
+// the consent transition, makes it durable (group commit + fsync) and only
+// then returns the replies to send, the held messages to release or fail
+// and the events for the tenant.
+//
+// On error nothing of the message is applied or visible: the gateway should
+// answer the SMSC with a temporary error so that it retries. A retry of a
+// message already applied (same Tenant, Channel, Sender and MessageID within
+// Config.DedupeTTL) returns Result.Duplicate and no replies: each opt-out
+// gets at most one confirmation even across retries.
+func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
+	if err := s.begin(); err != nil {
+		return Result{}, err
+	}
+	defer s.end()
+	t, err := s.tenant(m.Tenant)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := errors.Join(checkChannel(m.Channel), checkSender(m.Sender),
+		checkField("MessageID", m.MessageID, 128), ctxErr(ctx)); err != nil {
+		return Result{}, err
+	}
+	if len(m.Text) > MaxText {
+		return Result{}, fmt.Errorf("%w: text of %d bytes exceeds %d", ErrInvalidInput, len(m.Text), MaxText)
+	}
+	rcpt, err := t.recipient(m.Channel, m.Recipient)
+	if err != nil {
+		return Result{}, err
+	}
+	match, matched := t.matcher.Match(m.Text)
+	if !matched {
+		match = keyword.Match{}
+	} else {
+		s.metrics.keywords.WithLabelValues(match.Class.String(), labelLang(match.Lang)).Inc()
+	}
+	res := Result{Recipient: rcpt, Match: match, Matched: matched}
+
+	mu := &s.stripes[s.stripe(t.cfg.ID, rcpt)]
+	mu.Lock()
+	defer mu.Unlock()
+	c := s.newChange(t)
+	defer c.discard()
+	sender := senderKey(m.Sender)
+	if m.MessageID != "" {
+		dup, err := c.exists(dedupeKey(t.cfg.ID, m.Channel, sender, m.MessageID))
+		if err != nil {
+			return Result{}, err
+		}
+		if dup {
+			res.Duplicate = true
+			return res, nil
+		}
+	}
+	tr := transition{
+		chans:  c.chansFor(m.Channel),
+		sender: sender,
+		rcpt:   rcpt,
+		reply:  true,
+		lang:   t.replyLang(match),
+		org: origin{Evidence{
+			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
+			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
+			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
+			Detail: "keyword " + match.Keyword + " (" + match.Class.String() + ")",
+		}},
+	}
+	rt, err := c.rec(m.Channel, rcpt, "")
+	if err != nil {
+		return Result{}, err
+	}
+	pending := rt.r.state == StatePending
+	switch match.Class {
+	case keyword.OptOut:
+		err = c.optOut(&res, tr, kindAll)
+	case keyword.OptOutAll:
+		err = c.optOut(&res, tr, kindAllFamily)
+	case keyword.MarketingOptOut:
+		err = c.optOut(&res, tr, kindMarketing)
+	case keyword.OptIn:
+		if pending {
+			tr.org.Source = SourceAttestation
+		}
+		err = c.optIn(&res, tr)
+	case keyword.Yes:
+		if !pending {
+			// YES is an opt-in only as the answer to a prompt.
+			res.Forward = true
+			break
+		}
+		tr.org.Source = SourceAttestation
+		err = c.optIn(&res, tr)
+	case keyword.Help:
+		c.reply(&res, ReplyHelp, t.templates(tr.lang).Help, tr)
+		st := effective(nil, rt)
+		if rs, e := c.rec(m.Channel, rcpt, sender); e == nil {
+			st = effective(rs, rt)
+		}
+		res.Old, res.New = st, st
+	default:
+		res.Forward = true
+		res.Old = rt.r.state
+		if pending && int(rt.r.prompts) < t.cfg.MaxPrompts {
+			rt.r.prompts++
+			c.mark(rt)
+			tr.lang = t.cfg.DefaultLang
+			c.reply(&res, ReplyReprompt, t.def.Reprompt, tr)
+		}
+		res.New = res.Old
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	dirty := len(c.ops) > 0
+	for _, r := range c.recs {
+		dirty = dirty || r.dirty
+	}
+	if !dirty && len(res.Replies) == 0 {
+		return res, nil
+	}
+	if m.MessageID != "" {
+		c.setTTL(dedupeKey(t.cfg.ID, m.Channel, sender, m.MessageID), []byte{1}, s.cfg.DedupeTTL)
+	}
+	if err := c.commit(); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// labelLang keeps the language label bounded.
+func labelLang(l string) string {
+	if len(l) > 8 || l == "" {
+		return "other"
+	}
+	return l
+}
