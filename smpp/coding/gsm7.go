@@ -128,6 +128,12 @@ func AppendGSM7(dst []byte, s string) ([]byte, error) {
 		var r rune
 		size := 1
 		if c := s[i]; c < utf8.RuneSelf {
+			// Fast path for ASCII: most MT text.
+			if v := gsmEncLow[c]; v>>8 == 1 {
+				dst = append(dst, byte(v))
+				i++
+				continue
+			}
 			r = rune(c)
 		} else {
 			r, size = utf8.DecodeRuneInString(s[i:])

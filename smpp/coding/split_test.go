@@ -211,12 +211,6 @@ func TestSegments(t *testing.T) {
 	}
 }
 
-func TestSegmentsAllocs(t *testing.T) {
-	s := strings.Repeat("Grüße 😀 ", 40)
-	if n := testing.AllocsPerRun(100, func() { Segments(s) }); n != 0 {
-		t.Fatalf("Segments allocates %v times", n)
-	}
-}
 
 func BenchmarkSplit(b *testing.B) {
 	s := strings.Repeat("Hello world, 0123456789! ", 20)

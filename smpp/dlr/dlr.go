@@ -82,7 +82,8 @@ func isKeyChar(c byte) bool {
 // are skipped and missing fields are left zero. Dates have 10
 // (YYMMDDhhmm), 12 (YYMMDDhhmmss) or 14 (YYYYMMDDhhmmss) digits and are read
 // as UTC, since the SMSC's zone is unknown; an invalid date is left zero.
-// Text is the rest of the input after "text:", whatever it contains.
+// Text is the rest of the input after "text:", whatever it contains, less
+// any trailing NULs.
 //
 // Parse returns ErrNotReceipt if the text has neither an id nor a stat
 // field, and the fields it did find otherwise. A missing stat gives State
@@ -91,7 +92,7 @@ func Parse(text string) (Receipt, error) {
 	var r Receipt
 	r.State = Unknown
 	haveID, haveStat := false, false
-	s := text
+	s := strings.TrimRight(text, "\x00") // some SMSCs NUL-terminate short_message
 	i := 0
 	for i < len(s) {
 		for i < len(s) && isSep(s[i]) {
