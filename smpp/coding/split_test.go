@@ -211,7 +211,6 @@ func TestSegments(t *testing.T) {
 	}
 }
 
-
 func BenchmarkSplit(b *testing.B) {
 	s := strings.Repeat("Hello world, 0123456789! ", 20)
 	b.ReportAllocs()

@@ -216,7 +216,6 @@ func TestFormatParseRoundTrip(t *testing.T) {
 	}
 }
 
-
 func FuzzDLRParse(f *testing.F) {
 	for _, s := range []string{
 		"id:0123456789 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello world",
