@@ -87,7 +87,9 @@ type ReassemblerStats struct {
 // ErrMemoryLimit.
 //
 // Sets whose first part arrived Timeout ago or more are dropped with
-// DropExpired, by Expire and at the start of every Add (using Now).
+// DropExpired, by Expire and at the start of every Add (using Now). A
+// completed set is forgotten at once, so a part retransmitted after its set
+// completed starts a new set, which in time expires.
 //
 // The zero value is ready to use with the defaults. Set the fields before
 // the first Add and do not change them afterwards. A Reassembler is safe
