@@ -260,9 +260,9 @@ func TestBadInput(t *testing.T) {
 		"",
 		string(rnd),
 		"\xff\xfe\xfd",
-		"\xc3",                 // truncated sequence
-		"\xed\xa0\x80",         // surrogate
-		"\xf4\x90\x80\x80",     // beyond U+10FFFF
+		"\xc3",             // truncated sequence
+		"\xed\xa0\x80",     // surrogate
+		"\xf4\x90\x80\x80", // beyond U+10FFFF
 		strings.Repeat("\u0301", 10000),
 		"A" + strings.Repeat("\u0301", 10000),
 		strings.Repeat("🙏", 16<<10),

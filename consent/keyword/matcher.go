@@ -198,10 +198,10 @@ func (m *Matcher) MatchBytes(b []byte) (Match, bool) { return match(m, b) }
 
 func match[T string | []byte](m *Matcher, text T) (Match, bool) {
 	var buf [bufSize]byte
-	w := normState{out: buf[:0], limit: len(buf)}
+	w := normState{out: buf[:]}
 	switch m.mode {
 	case Exact:
-		w.limit, w.maxWords = m.maxKeyLen, m.maxKeyWords
+		w.out, w.maxWords = buf[:m.maxKeyLen], m.maxKeyWords
 	case FirstWord:
 		w.maxWords = m.maxKeyWords
 	default:
@@ -212,7 +212,7 @@ func match[T string | []byte](m *Matcher, text T) (Match, bool) {
 	switch m.mode {
 	case Exact:
 		if !w.stopped {
-			return m.lookup(w.out)
+			return m.lookup(w.result())
 		}
 	case FirstWord:
 		// Longest first: "STOP ALL please" is STOP ALL, not STOP.
@@ -225,7 +225,7 @@ func match[T string | []byte](m *Matcher, text T) (Match, bool) {
 		if w.stopped {
 			break
 		}
-		if r, ok := m.lookup(w.out); ok {
+		if r, ok := m.lookup(w.result()); ok {
 			return r, true
 		}
 		if w.words <= m.maxWords {
