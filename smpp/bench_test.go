@@ -76,7 +76,7 @@ func BenchmarkLoopbackSubmit(b *testing.B) {
 	srv := &Server{
 		Authenticate: func(context.Context, BindInfo) (*Account, CommandStatus) { return &Account{ID: "bench"}, StatusOK },
 		Handler: HandlerFunc(func(r *Request) {
-			r.Respond(StatusOK, &SubmitSMResp{messageIDResp{MessageID: []byte("1")}})
+			r.Respond(StatusOK, &SubmitSMResp{MessageID: []byte("1")})
 		}),
 		Conn: ConnConfig{MaxInflight: 4 * window},
 	}

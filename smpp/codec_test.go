@@ -41,7 +41,7 @@ func samplePDUs() []PDU {
 		&Outbind{SystemID: []byte("smsc"), Password: []byte("pw")},
 		&Unbind{}, &UnbindResp{}, &EnquireLink{}, &EnquireLinkResp{}, &GenericNack{},
 		&SubmitSM{SM: sm},
-		&SubmitSMResp{messageIDResp{MessageID: []byte("0e999f21-aa")}},
+		&SubmitSMResp{MessageID: []byte("0e999f21-aa")},
 		&dsm,
 		&DeliverSMResp{},
 		&payload,
@@ -154,7 +154,7 @@ func TestFieldLimits(t *testing.T) {
 		{"schedule", &SubmitSM{SM{ScheduleDeliveryTime: long(5)}}, StatusInvSched},
 		{"validity", &SubmitSM{SM{ValidityPeriod: long(17)}}, StatusInvExpiry},
 		{"short_message", &SubmitSM{SM{ShortMessage: long(255)}}, StatusInvMsgLen},
-		{"message_id", &SubmitSMResp{messageIDResp{MessageID: long(65)}}, StatusInvMsgID},
+		{"message_id", &SubmitSMResp{MessageID: long(65)}, StatusInvMsgID},
 		{"data_sm source", &DataSM{Source: Address{Addr: long(65)}}, StatusInvSrcAdr},
 		{"nul in field", &SubmitSM{SM{Dest: Address{Addr: []byte("1\x002")}}}, StatusInvDstAdr},
 	}

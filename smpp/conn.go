@@ -128,10 +128,7 @@ func (r *Request) Respond(status CommandStatus, resp PDU) error {
 	if !r.answered.CompareAndSwap(false, true) {
 		return errors.New("smpp: request answered twice")
 	}
-	r.Conn.inflight.Add(-1)
-	if r.account != nil {
-		r.account.Add(-1)
-	}
+	r.release()
 	if resp == nil {
 		resp = Response(r.Header.ID)
 		if resp == nil {
@@ -139,6 +136,32 @@ func (r *Request) Respond(status CommandStatus, resp PDU) error {
 		}
 	}
 	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp})
+}
+
+// Nack answers the request with generic_nack and status instead of its
+// own response type. Only the first answer has an effect.
+func (r *Request) Nack(status CommandStatus) error {
+	if !r.answered.CompareAndSwap(false, true) {
+		return errors.New("smpp: request answered twice")
+	}
+	r.release()
+	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: &GenericNack{}})
+}
+
+// Forget marks the request handled without answering it (the peer's
+// request will time out), releasing its in-flight slot. Simulators use it
+// to play a hung SMSC.
+func (r *Request) Forget() {
+	if r.answered.CompareAndSwap(false, true) {
+		r.release()
+	}
+}
+
+func (r *Request) release() {
+	r.Conn.inflight.Add(-1)
+	if r.account != nil {
+		r.account.Add(-1)
+	}
 }
 
 // ConnConfig holds a session's limits. Zero values take the defaults shown.

@@ -689,7 +689,7 @@ func startOurServer(t testing.TB, wrap func(net.Listener) net.Listener) *ourServ
 				return
 			}
 			o.submits <- copySM(&sm.SM)
-			r.Respond(StatusOK, &SubmitSMResp{messageIDResp{MessageID: fmt.Appendf(nil, "og-%d", o.nextID.Add(1))}})
+			r.Respond(StatusOK, &SubmitSMResp{MessageID: fmt.Appendf(nil, "og-%d", o.nextID.Add(1))})
 		}),
 		OnBind:   func(c *Conn) { o.binds <- c.Mode() },
 		OnUnbind: func(_ *Conn, r CloseReason) { o.unbinds <- r },

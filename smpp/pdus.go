@@ -414,34 +414,34 @@ func (p *DeliverSM) IsReceipt() bool {
 	return p.ESMClass&ESMClassTypeMask == ESMClassReceipt || p.ESMClass&ESMClassTypeMask == ESMClassIntermediate
 }
 
-// messageIDResp is the body of submit_sm_resp and deliver_sm_resp.
-type messageIDResp struct {
-	MessageID []byte // max 65 with NUL
+func appendMessageID(dst, id []byte, op string) ([]byte, error) {
+	return appendCString(dst, id, 65, StatusInvMsgID, op, "message_id")
 }
 
-func (p *messageIDResp) appendBinary(dst []byte, op string) ([]byte, error) {
-	return appendCString(dst, p.MessageID, 65, StatusInvMsgID, op, "message_id")
-}
-
-func (p *messageIDResp) unmarshalBinary(b []byte, op string) error {
+func unmarshalMessageID(b []byte, op string) ([]byte, error) {
 	r := reader{b: b, op: op}
-	p.MessageID = r.cstring("message_id", 65, StatusInvMsgID)
-	return r.done()
+	id := r.cstring("message_id", 65, StatusInvMsgID)
+	return id, r.done()
 }
 
 // SubmitSMResp answers submit_sm with the SMSC's message id.
-type SubmitSMResp struct{ messageIDResp }
+type SubmitSMResp struct {
+	MessageID []byte // max 65 with NUL
+}
 
 // CommandID implements PDU.
 func (p *SubmitSMResp) CommandID() CommandID { return SubmitSMRespID }
 
 // AppendBinary implements PDU.
 func (p *SubmitSMResp) AppendBinary(dst []byte) ([]byte, error) {
-	return p.appendBinary(dst, "submit_sm_resp")
+	return appendMessageID(dst, p.MessageID, "submit_sm_resp")
 }
 
 // UnmarshalBinary implements PDU.
-func (p *SubmitSMResp) UnmarshalBinary(b []byte) error { return p.unmarshalBinary(b, "submit_sm_resp") }
+func (p *SubmitSMResp) UnmarshalBinary(b []byte) (err error) {
+	p.MessageID, err = unmarshalMessageID(b, "submit_sm_resp")
+	return err
+}
 
 func (p *SubmitSMResp) String() string {
 	return fmt.Sprintf("submit_sm_resp{message_id=%q}", p.MessageID)
@@ -449,19 +449,22 @@ func (p *SubmitSMResp) String() string {
 
 // DeliverSMResp answers deliver_sm; its message_id is always empty in 3.4,
 // but a non-empty one from a peer is accepted.
-type DeliverSMResp struct{ messageIDResp }
+type DeliverSMResp struct {
+	MessageID []byte // max 65 with NUL; empty in 3.4
+}
 
 // CommandID implements PDU.
 func (p *DeliverSMResp) CommandID() CommandID { return DeliverSMRespID }
 
 // AppendBinary implements PDU.
 func (p *DeliverSMResp) AppendBinary(dst []byte) ([]byte, error) {
-	return p.appendBinary(dst, "deliver_sm_resp")
+	return appendMessageID(dst, p.MessageID, "deliver_sm_resp")
 }
 
 // UnmarshalBinary implements PDU.
-func (p *DeliverSMResp) UnmarshalBinary(b []byte) error {
-	return p.unmarshalBinary(b, "deliver_sm_resp")
+func (p *DeliverSMResp) UnmarshalBinary(b []byte) (err error) {
+	p.MessageID, err = unmarshalMessageID(b, "deliver_sm_resp")
+	return err
 }
 
 func (p *DeliverSMResp) String() string {

@@ -31,7 +31,7 @@ func testServer(t testing.TB, mod func(s *Server)) (*Server, string) {
 		},
 		Handler: HandlerFunc(func(r *Request) {
 			if r.Header.ID == SubmitSMID {
-				r.Respond(StatusOK, &SubmitSMResp{messageIDResp{MessageID: []byte(strconv.FormatUint(ids.Add(1), 10))}})
+				r.Respond(StatusOK, &SubmitSMResp{MessageID: []byte(strconv.FormatUint(ids.Add(1), 10))})
 				return
 			}
 			r.Respond(StatusOK, nil)
@@ -332,7 +332,7 @@ func TestClientRetriesThrottled(t *testing.T) {
 				r.Respond(StatusThrottled, nil)
 				return
 			}
-			r.Respond(StatusOK, &SubmitSMResp{messageIDResp{MessageID: []byte("ok")}})
+			r.Respond(StatusOK, &SubmitSMResp{MessageID: []byte("ok")})
 		})
 	})
 	c := testClient(t, addr, func(c *ClientConfig) { c.ThrottlePause = 5 * time.Millisecond })

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrStoreClosed is returned for writes after the gateway store closed.
+var ErrStoreClosed = errors.New("gateway: store closed")
+
+// kv is one write: a set, or a delete when del is true.
+type kv struct {
+	key, val []byte
+	ttl      time.Duration
+	del      bool
+}
+
+type commitReq struct {
+	ops  []kv
+	done chan error
+}
+
+// committer batches concurrent writes into one Badger transaction and one
+// fsync (group commit): a caller learns "stored" only after the sync.
+type committer struct {
+	db      *badger.DB
+	reqs    chan commitReq
+	wg      sync.WaitGroup
+	closeMu sync.RWMutex
+	closed  bool // guarded by closeMu
+	onBatch func(n int, d time.Duration)
+}
+
+func newCommitter(db *badger.DB, onBatch func(int, time.Duration)) *committer {
+	c := &committer{db: db, reqs: make(chan commitReq, 4096), onBatch: onBatch}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+// write stores ops durably and returns once they are synced.
+func (c *committer) write(ops ...kv) error {
+	c.closeMu.RLock()
+	if c.closed {
+		c.closeMu.RUnlock()
+		return ErrStoreClosed
+	}
+	r := commitReq{ops: ops, done: make(chan error, 1)}
+	c.reqs <- r
+	c.closeMu.RUnlock()
+	return <-r.done
+}
+
+func (c *committer) loop() {
+	defer c.wg.Done()
+	const maxOps = 2048
+	for first := range c.reqs {
+		batch := []commitReq{first}
+		n := len(first.ops)
+	more:
+		for n < maxOps {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+				n += len(r.ops)
+			default:
+				break more
+			}
+		}
+		start := time.Now()
+		err := c.apply(batch)
+		if c.onBatch != nil {
+			c.onBatch(n, time.Since(start))
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (c *committer) apply(batch []commitReq) error {
+	wb := c.db.NewWriteBatch()
+	for _, r := range batch {
+		for _, op := range r.ops {
+			var err error
+			if op.del {
+				err = wb.Delete(op.key)
+			} else {
+				e := badger.NewEntry(op.key, op.val)
+				if op.ttl > 0 {
+					e = e.WithTTL(op.ttl)
+				}
+				err = wb.SetEntry(e)
+			}
+			if err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	return c.db.Sync()
+}
+
+func (c *committer) close() {
+	c.closeMu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.closeMu.Unlock()
+	c.wg.Wait()
+}

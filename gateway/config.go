@@ -1,0 +1,703 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/optgate/optgate/smpp"
+)
+
+// Config is the gateway's configuration, as read from YAML by cmd/optgate.
+// Zero values take the defaults documented on each field.
+type Config struct {
+	Log               LogConfig       `yaml:"log"`
+	Store             StoreConfig     `yaml:"store"`
+	SMPP              SMPPConfig      `yaml:"smpp"`
+	HTTP              HTTPConfig      `yaml:"http"`
+	Simulator         SimulatorConfig `yaml:"simulator"`
+	WhatsAppSimulator WASimConfig     `yaml:"whatsapp_simulator"`
+	WhatsApp          WhatsAppConfig  `yaml:"whatsapp"`
+	Tenants           []TenantConfig  `yaml:"tenants"`
+	Accounts          []AccountConfig `yaml:"accounts"`
+	SMSCs             []SMSCConfig    `yaml:"smscs"`
+	Routes            []RouteConfig   `yaml:"routes"`
+	Queue             QueueConfig     `yaml:"queue"`
+	Webhooks          WebhookDefaults `yaml:"webhooks"`
+	Receipts          ReceiptsConfig  `yaml:"receipts"`
+
+	// lines maps a field path ("tenants[0].id") to its line in the file,
+	// for errors. Filled by ParseConfig.
+	lines map[string]int
+	file  string
+}
+
+// LogConfig configures log/slog.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// StoreConfig places the embedded Badger stores.
+type StoreConfig struct {
+	Dir string `yaml:"dir"` // default ./data
+}
+
+// SMPPConfig is the SMPP server upstream platforms bind to.
+type SMPPConfig struct {
+	Listen             string        `yaml:"listen"`                // default 127.0.0.1:2775
+	MaxBindsPerAccount int           `yaml:"max_binds_per_account"` // default 8
+	MaxFailedBinds     int           `yaml:"max_failed_binds"`      // per remote IP a minute, default 5
+	EnquireLink        time.Duration `yaml:"enquire_link"`          // default 30s
+	MaxPDUSize         int           `yaml:"max_pdu_size"`          // default 4096
+	TLS                TLSConfig     `yaml:"tls"`
+}
+
+// TLSConfig names a certificate and key (PEM files).
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"` // client side: CA to verify the SMSC (default system roots)
+	// InsecureSkipVerify is for lab SMSCs only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	Enabled            bool `yaml:"enabled"` // client side: use TLS
+}
+
+// HTTPConfig is the HTTP API and webhook server.
+type HTTPConfig struct {
+	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
+	AdminToken   string `yaml:"admin_token"`    // operators' bearer token
+	MaxBodyBytes int    `yaml:"max_body_bytes"` // default 1 MiB
+	Pprof        bool   `yaml:"pprof"`          // expose /debug/pprof on the admin token
+}
+
+// SimulatorConfig runs the built-in SMSC simulator in-process.
+type SimulatorConfig struct {
+	Enabled  bool          `yaml:"enabled"`
+	Listen   string        `yaml:"listen"` // default 127.0.0.1:2776
+	SystemID string        `yaml:"system_id"`
+	Password string        `yaml:"password"`
+	Receipts bool          `yaml:"receipts"`
+	Latency  time.Duration `yaml:"latency"`
+}
+
+// WASimConfig runs the built-in WhatsApp Cloud API mock in-process.
+type WASimConfig struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"` // default 127.0.0.1:0
+}
+
+// WhatsAppConfig configures the WhatsApp Cloud API channel.
+type WhatsAppConfig struct {
+	GraphURL    string           `yaml:"graph_url"` // default: the built-in mock when whatsapp_simulator is enabled
+	Version     string           `yaml:"version"`   // default v21.0
+	Token       string           `yaml:"token"`
+	AppSecret   string           `yaml:"app_secret"`
+	VerifyToken string           `yaml:"verify_token"`
+	Numbers     []WANumberConfig `yaml:"numbers"`
+}
+
+// WANumberConfig is one WhatsApp business phone number.
+type WANumberConfig struct {
+	PhoneNumberID string  `yaml:"phone_number_id"`
+	Number        string  `yaml:"number"` // E.164 display number
+	Tenant        string  `yaml:"tenant"`
+	Rate          float64 `yaml:"rate"` // messages a second, default 80
+}
+
+// TenantConfig is one customer of the gateway.
+type TenantConfig struct {
+	ID            string                    `yaml:"id"`
+	Brand         string                    `yaml:"brand"`
+	HelpContact   string                    `yaml:"help_contact"`
+	DefaultLang   string                    `yaml:"default_lang"`   // default en
+	DefaultRegion string                    `yaml:"default_region"` // for national numbers, default US
+	Scope         string                    `yaml:"scope"`          // sender | tenant (default tenant)
+	CrossChannel  bool                      `yaml:"cross_channel"`  // an opt-out applies to every channel
+	Attestation   string                    `yaml:"attestation"`    // implicit (default) | attestation | disclaimer
+	MaxPrompts    int                       `yaml:"max_prompts"`
+	HeldTTL       time.Duration             `yaml:"held_ttl"`
+	KeywordMode   string                    `yaml:"keyword_mode"` // exact (default) | first-word | reasonable-means
+	KeywordsAdd   []KeywordConfig           `yaml:"keywords_add"`
+	KeywordsDel   []string                  `yaml:"keywords_remove"`
+	KeywordsOn    []string                  `yaml:"keywords_enable"`
+	Templates     map[string]TemplateConfig `yaml:"templates"`     // by language
+	MaxLength     int                       `yaml:"max_length"`    // default 480
+	ArchiveAfter  time.Duration             `yaml:"archive_after"` // default 168h
+	APIToken      string                    `yaml:"api_token"`
+	Numbers       []string                  `yaml:"numbers"` // our SMS numbers owned by the tenant (E.164)
+	Webhook       WebhookConfig             `yaml:"webhook"`
+}
+
+// KeywordConfig adds a keyword for a tenant.
+type KeywordConfig struct {
+	Word  string `yaml:"word"`
+	Class string `yaml:"class"` // opt_out, opt_out_all, opt_in, help, yes, marketing_opt_out
+	Lang  string `yaml:"lang"`
+}
+
+// TemplateConfig overrides reply texts for one language.
+type TemplateConfig struct {
+	OptOut             string `yaml:"opt_out"`
+	OptIn              string `yaml:"opt_in"`
+	Help               string `yaml:"help"`
+	AttestationPrompt  string `yaml:"attestation_prompt"`
+	Reprompt           string `yaml:"reprompt"`
+	AttestationConfirm string `yaml:"attestation_confirm"`
+	Disclaimer         string `yaml:"disclaimer"`
+}
+
+// WebhookConfig is where a tenant's events are POSTed.
+type WebhookConfig struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"` // HMAC-SHA256 key for the X-Optgate-Signature header
+}
+
+// WebhookDefaults tunes webhook delivery.
+type WebhookDefaults struct {
+	Timeout    time.Duration `yaml:"timeout"`     // per attempt, default 5s
+	MaxAge     time.Duration `yaml:"max_age"`     // give up after, default 24h
+	MaxBackoff time.Duration `yaml:"max_backoff"` // default 5m
+	Workers    int           `yaml:"workers"`     // default 4
+}
+
+// AccountConfig is an upstream ESME account binding to our SMPP server.
+type AccountConfig struct {
+	SystemID string  `yaml:"system_id"`
+	Password string  `yaml:"password"`
+	Tenant   string  `yaml:"tenant"`
+	Ack      string  `yaml:"ack"`    // relay (default) | store
+	Reject   string  `yaml:"reject"` // status (default) | receipt
+	Window   int     `yaml:"window"` // requests in flight, default 256
+	Rate     float64 `yaml:"rate"`   // messages a second, 0 unlimited
+	MaxBinds int     `yaml:"max_binds"`
+	// Status codes for blocked submits (default 0x401..0x404).
+	Statuses StatusOverrides `yaml:"statuses"`
+	// Marketing marks every message of the account as marketing.
+	Marketing bool `yaml:"marketing"`
+	// Bulk appends the opt-out footer to every message of the account.
+	Bulk bool `yaml:"bulk"`
+}
+
+// StatusOverrides replaces the command_status used for a block reason.
+type StatusOverrides struct {
+	OptedOut        uint32 `yaml:"opted_out"`
+	MarketingOptOut uint32 `yaml:"marketing_opt_out"`
+	NoConsent       uint32 `yaml:"no_consent"`
+	WhatsAppWindow  uint32 `yaml:"whatsapp_window_closed"`
+}
+
+// SMSCConfig is an operator SMSC we bind to.
+type SMSCConfig struct {
+	Name       string        `yaml:"name"`
+	Address    string        `yaml:"address"`
+	SystemID   string        `yaml:"system_id"`
+	Password   string        `yaml:"password"`
+	SystemType string        `yaml:"system_type"`
+	Mode       string        `yaml:"mode"`   // transceiver (default) | transmitter | receiver
+	Binds      int           `yaml:"binds"`  // default 1
+	Window     int           `yaml:"window"` // default 64
+	Rate       float64       `yaml:"rate"`   // per bind, messages a second
+	Timeout    time.Duration `yaml:"timeout"`
+	SourceTON  *uint8        `yaml:"source_ton"`
+	SourceNPI  *uint8        `yaml:"source_npi"`
+	IDBase     string        `yaml:"id_base"` // same (default) | resp_hex_dlr_dec | resp_dec_dlr_hex
+	TLS        TLSConfig     `yaml:"tls"`
+}
+
+// RouteConfig sends destinations with a prefix to SMSCs, in failover order.
+type RouteConfig struct {
+	Prefix string   `yaml:"prefix"`
+	SMSCs  []string `yaml:"smscs"`
+}
+
+// QueueConfig tunes the durable MT queue used by ack: store.
+type QueueConfig struct {
+	MaxAge     time.Duration `yaml:"max_age"`     // give up and fail after, default 24h
+	MaxBackoff time.Duration `yaml:"max_backoff"` // default 1m
+}
+
+// ReceiptsConfig tunes delivery receipt correlation.
+type ReceiptsConfig struct {
+	TTL   time.Duration `yaml:"ttl"`   // keep mappings this long, default 72h
+	Grace time.Duration `yaml:"grace"` // park receipts that beat their submit_sm_resp, default 10s
+}
+
+// ConfigError is one problem in a configuration, with its place.
+type ConfigError struct {
+	File string
+	Line int
+	Path string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	} else if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every problem found in a configuration.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// ParseConfig parses YAML (named file in errors), expanding ${NAME} and
+// ${NAME:-default} from env, applies defaults and validates. It reports
+// every problem at once, each with file:line where it can.
+func ParseConfig(data []byte, file string, env func(string) (string, bool)) (*Config, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	var errs ConfigErrors
+	// Expand line by line so line numbers stay true.
+	lines := bytes.Split(data, []byte("\n"))
+	for i, ln := range lines {
+		lines[i] = envRef.ReplaceAllFunc(ln, func(m []byte) []byte {
+			sm := envRef.FindSubmatch(m)
+			if v, ok := env(string(sm[1])); ok {
+				return []byte(v)
+			}
+			if sm[2] != nil {
+				return sm[3]
+			}
+			errs = append(errs, &ConfigError{File: file, Line: i + 1, Msg: fmt.Sprintf("environment variable %s is not set", sm[1])})
+			return nil
+		})
+	}
+	data = bytes.Join(lines, []byte("\n"))
+	cfg := &Config{file: file, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, append(errs, yamlErrors(file, err)...)
+	}
+	collectLines(&root, "", cfg.lines)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		errs = append(errs, yamlErrors(file, err)...)
+	}
+	cfg.applyDefaults()
+	errs = append(errs, cfg.validate()...)
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		return cfg, errs
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlErrors(file string, err error) ConfigErrors {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var out ConfigErrors
+	for _, m := range msgs {
+		e := &ConfigError{File: file, Msg: m}
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			e.Line, _ = strconv.Atoi(sm[1])
+			e.Msg = sm[2]
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// collectLines records the line of every mapping key and sequence item.
+func collectLines(n *yaml.Node, path string, out map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			collectLines(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			out[p] = k.Line
+			collectLines(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			out[p] = c.Line
+			collectLines(c, p, out)
+		}
+	}
+}
+
+func (c *Config) errAt(path, format string, args ...any) *ConfigError {
+	line := 0
+	for p := path; p != ""; {
+		if l, ok := c.lines[p]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return &ConfigError{File: c.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Store.Dir == "" {
+		c.Store.Dir = "./data"
+	}
+	if c.SMPP.Listen == "" {
+		c.SMPP.Listen = "127.0.0.1:2775"
+	}
+	if c.SMPP.MaxBindsPerAccount == 0 {
+		c.SMPP.MaxBindsPerAccount = 8
+	}
+	if c.SMPP.EnquireLink == 0 {
+		c.SMPP.EnquireLink = 30 * time.Second
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	if c.Simulator.Listen == "" {
+		c.Simulator.Listen = "127.0.0.1:2776"
+	}
+	if c.WhatsApp.Version == "" {
+		c.WhatsApp.Version = "v21.0"
+	}
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		if t.DefaultLang == "" {
+			t.DefaultLang = "en"
+		}
+		if t.DefaultRegion == "" {
+			t.DefaultRegion = "US"
+		}
+		if t.Scope == "" {
+			t.Scope = "tenant"
+		}
+		if t.Attestation == "" {
+			t.Attestation = "implicit"
+		}
+		if t.KeywordMode == "" {
+			t.KeywordMode = "exact"
+		}
+		if t.MaxLength == 0 {
+			t.MaxLength = 480
+		}
+	}
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		if a.Ack == "" {
+			a.Ack = "relay"
+		}
+		if a.Reject == "" {
+			a.Reject = "status"
+		}
+		if a.Window == 0 {
+			a.Window = 256
+		}
+	}
+	for i := range c.SMSCs {
+		s := &c.SMSCs[i]
+		if s.Mode == "" {
+			s.Mode = "transceiver"
+		}
+		if s.Binds == 0 {
+			s.Binds = 1
+		}
+		if s.Window == 0 {
+			s.Window = 64
+		}
+		if s.Timeout == 0 {
+			s.Timeout = 30 * time.Second
+		}
+		if s.IDBase == "" {
+			s.IDBase = "same"
+		}
+	}
+	if c.Queue.MaxAge == 0 {
+		c.Queue.MaxAge = 24 * time.Hour
+	}
+	if c.Queue.MaxBackoff == 0 {
+		c.Queue.MaxBackoff = time.Minute
+	}
+	if c.Webhooks.Timeout == 0 {
+		c.Webhooks.Timeout = 5 * time.Second
+	}
+	if c.Webhooks.MaxAge == 0 {
+		c.Webhooks.MaxAge = 24 * time.Hour
+	}
+	if c.Webhooks.MaxBackoff == 0 {
+		c.Webhooks.MaxBackoff = 5 * time.Minute
+	}
+	if c.Webhooks.Workers == 0 {
+		c.Webhooks.Workers = 4
+	}
+	if c.Receipts.TTL == 0 {
+		c.Receipts.TTL = 72 * time.Hour
+	}
+	if c.Receipts.Grace == 0 {
+		c.Receipts.Grace = 10 * time.Second
+	}
+}
+
+func validAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
+}
+
+func oneOf(v string, opts ...string) bool {
+	for _, o := range opts {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+func validE164(s string) bool {
+	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) validate() ConfigErrors {
+	var errs ConfigErrors
+	add := func(path, f string, a ...any) { errs = append(errs, c.errAt(path, f, a...)) }
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		add("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if !validAddr(c.SMPP.Listen) {
+		add("smpp.listen", "not a host:port: %q", c.SMPP.Listen)
+	}
+	if (c.SMPP.TLS.Cert == "") != (c.SMPP.TLS.Key == "") {
+		add("smpp.tls", "cert and key go together")
+	}
+	if !validAddr(c.HTTP.Listen) {
+		add("http.listen", "not a host:port: %q", c.HTTP.Listen)
+	}
+	if c.HTTP.AdminToken != "" && len(c.HTTP.AdminToken) < 8 {
+		add("http.admin_token", "too short (at least 8 characters)")
+	}
+	if c.Simulator.Enabled && !validAddr(c.Simulator.Listen) {
+		add("simulator.listen", "not a host:port: %q", c.Simulator.Listen)
+	}
+	tenants := map[string]bool{}
+	tokens := map[string]string{}
+	numbers := map[string]string{}
+	if len(c.Tenants) == 0 {
+		add("tenants", "at least one tenant is required")
+	}
+	for i, t := range c.Tenants {
+		p := fmt.Sprintf("tenants[%d]", i)
+		switch {
+		case t.ID == "":
+			add(p+".id", "required")
+		case tenants[t.ID]:
+			add(p+".id", "duplicate tenant %q", t.ID)
+		}
+		tenants[t.ID] = true
+		if !oneOf(t.Scope, "sender", "tenant") {
+			add(p+".scope", "must be sender or tenant, not %q", t.Scope)
+		}
+		if !oneOf(t.Attestation, "implicit", "attestation", "disclaimer") {
+			add(p+".attestation", "must be implicit, attestation or disclaimer, not %q", t.Attestation)
+		}
+		if !oneOf(t.KeywordMode, "exact", "first-word", "reasonable-means") {
+			add(p+".keyword_mode", "must be exact, first-word or reasonable-means, not %q", t.KeywordMode)
+		}
+		if len(t.DefaultRegion) != 2 {
+			add(p+".default_region", "must be a two-letter region code, not %q", t.DefaultRegion)
+		}
+		if t.APIToken != "" {
+			if other, dup := tokens[t.APIToken]; dup {
+				add(p+".api_token", "same token as tenant %q", other)
+			}
+			tokens[t.APIToken] = t.ID
+			if len(t.APIToken) < 8 {
+				add(p+".api_token", "too short (at least 8 characters)")
+			}
+		}
+		for j, n := range t.Numbers {
+			np := fmt.Sprintf("%s.numbers[%d]", p, j)
+			if !validE164(n) {
+				add(np, "not an E.164 number: %q", n)
+			} else if other, dup := numbers[n]; dup {
+				add(np, "%s already belongs to tenant %q", n, other)
+			}
+			numbers[n] = t.ID
+		}
+		if t.Webhook.URL != "" && !strings.HasPrefix(t.Webhook.URL, "http://") && !strings.HasPrefix(t.Webhook.URL, "https://") {
+			add(p+".webhook.url", "must be an http(s) URL: %q", t.Webhook.URL)
+		}
+		if t.Webhook.URL != "" && t.Webhook.Secret == "" {
+			add(p+".webhook.secret", "required with a webhook url (events are signed)")
+		}
+		if t.MaxLength < 0 {
+			add(p+".max_length", "must be positive")
+		}
+	}
+	systems := map[string]bool{}
+	for i, a := range c.Accounts {
+		p := fmt.Sprintf("accounts[%d]", i)
+		switch {
+		case a.SystemID == "":
+			add(p+".system_id", "required")
+		case len(a.SystemID) > 15:
+			add(p+".system_id", "longer than 15 characters (SMPP limit)")
+		case systems[a.SystemID]:
+			add(p+".system_id", "duplicate account %q", a.SystemID)
+		}
+		systems[a.SystemID] = true
+		if len(a.Password) > 8 {
+			add(p+".password", "longer than 8 characters (SMPP limit)")
+		}
+		if a.Password == "" {
+			add(p+".password", "required")
+		}
+		if !tenants[a.Tenant] {
+			add(p+".tenant", "unknown tenant %q", a.Tenant)
+		}
+		if !oneOf(a.Ack, "relay", "store") {
+			add(p+".ack", "must be relay or store, not %q", a.Ack)
+		}
+		if !oneOf(a.Reject, "status", "receipt") {
+			add(p+".reject", "must be status or receipt, not %q", a.Reject)
+		}
+		if a.Window < 0 || a.Rate < 0 {
+			add(p, "window and rate must not be negative")
+		}
+	}
+	smscs := map[string]bool{}
+	for i, s := range c.SMSCs {
+		p := fmt.Sprintf("smscs[%d]", i)
+		switch {
+		case s.Name == "":
+			add(p+".name", "required")
+		case smscs[s.Name]:
+			add(p+".name", "duplicate SMSC %q", s.Name)
+		}
+		smscs[s.Name] = true
+		if !validAddr(s.Address) {
+			add(p+".address", "not a host:port: %q", s.Address)
+		}
+		if _, err := smpp.ParseBindMode(s.Mode); err != nil {
+			add(p+".mode", "%v", err)
+		}
+		if len(s.SystemID) > 15 || s.SystemID == "" {
+			add(p+".system_id", "required, at most 15 characters")
+		}
+		if len(s.Password) > 8 {
+			add(p+".password", "longer than 8 characters (SMPP limit)")
+		}
+		if s.Binds < 1 || s.Binds > 64 {
+			add(p+".binds", "must be 1–64")
+		}
+		if s.Window < 1 || s.Window > 4096 {
+			add(p+".window", "must be 1–4096")
+		}
+		if s.Rate < 0 {
+			add(p+".rate", "must not be negative")
+		}
+		if !oneOf(s.IDBase, "same", "resp_hex_dlr_dec", "resp_dec_dlr_hex") {
+			add(p+".id_base", "must be same, resp_hex_dlr_dec or resp_dec_dlr_hex")
+		}
+	}
+	if len(c.SMSCs) == 0 && !c.Simulator.Enabled {
+		add("smscs", "at least one SMSC (or simulator.enabled) is required")
+	}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r.Prefix == "" || r.Prefix[0] != '+' {
+			add(p+".prefix", "must start with + (E.164), not %q", r.Prefix)
+		}
+		if len(r.SMSCs) == 0 {
+			add(p+".smscs", "at least one SMSC")
+		}
+		for j, n := range r.SMSCs {
+			if !smscs[n] {
+				add(fmt.Sprintf("%s.smscs[%d]", p, j), "unknown SMSC %q", n)
+			}
+		}
+	}
+	if len(c.SMSCs) > 0 && len(c.Routes) == 0 {
+		add("routes", "at least one route is required")
+	}
+	for i, n := range c.WhatsApp.Numbers {
+		p := fmt.Sprintf("whatsapp.numbers[%d]", i)
+		if n.PhoneNumberID == "" {
+			add(p+".phone_number_id", "required")
+		}
+		if !tenants[n.Tenant] {
+			add(p+".tenant", "unknown tenant %q", n.Tenant)
+		}
+		if !validE164(n.Number) {
+			add(p+".number", "not an E.164 number: %q", n.Number)
+		}
+	}
+	if len(c.WhatsApp.Numbers) > 0 && !c.WhatsAppSimulator.Enabled && (c.WhatsApp.Token == "" || c.WhatsApp.AppSecret == "") {
+		add("whatsapp", "token and app_secret are required for WhatsApp numbers")
+	}
+	return errs
+}

@@ -1,0 +1,394 @@
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+// Tenant is a customer of the gateway at run time.
+type Tenant struct {
+	ID       string
+	cfg      TenantConfig
+	accounts []*Account
+}
+
+// Options are the run-time dependencies cmd/optgate (or a test) injects.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: a private registry
+	Gatherer   prometheus.Gatherer   // served at /metrics; nil: the private registry
+	// SMPPListener and HTTPListener, if set, replace listening on the
+	// configured addresses (tests pass 127.0.0.1:0 listeners).
+	SMPPListener net.Listener
+	HTTPListener net.Listener
+}
+
+// Gateway is the running gateway: the SMPP server platforms bind to, the
+// HTTP API, the binds to SMSCs, the consent store and the durable queues.
+type Gateway struct {
+	cfg *Config
+	log *slog.Logger
+
+	consent *consent.Store
+	db      *badger.DB
+	commit  *committer
+	outbox  *outbox
+
+	tenants  map[string]*Tenant
+	byToken  map[string]*Tenant
+	byNumber map[string]*Tenant
+	accounts map[string]*Account
+	links    map[string]*smscLink
+	routes   []route
+
+	smppSrv       *smpp.Server
+	smppLn        net.Listener
+	httpSrv       *fasthttp.Server
+	httpLn        net.Listener
+	webhookClient *fasthttp.Client
+	sim           *smpptest.Server
+	wa            *waChannel
+
+	ids         *idGen
+	ref         atomic.Uint32
+	statuses    *statusBook
+	receipts    *receiptBook
+	reasm       *coding.Reassembler
+	metrics     *metrics
+	registry    *prometheus.Registry
+	gatherer    prometheus.Gatherer
+	mt          Handler
+	afterScreen Handler
+
+	ready    atomic.Bool
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+func constantTimeEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// ConsentTenants converts the tenants of a config for the consent store.
+func ConsentTenants(cfg *Config) ([]consent.TenantConfig, error) {
+	out := make([]consent.TenantConfig, 0, len(cfg.Tenants))
+	for _, t := range cfg.Tenants {
+		mode, err := keyword.ParseMode(t.KeywordMode)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		kc := keyword.Config{Mode: mode, Remove: t.KeywordsDel, Enable: t.KeywordsOn}
+		for _, k := range t.KeywordsAdd {
+			cl, err := keyword.ParseClass(k.Class)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: keyword %q: %w", t.ID, k.Word, err)
+			}
+			kc.Add = append(kc.Add, keyword.Entry{Word: k.Word, Class: cl, Lang: k.Lang})
+		}
+		tc := consent.TenantConfig{
+			ID: t.ID, Brand: t.Brand, HelpContact: t.HelpContact, DefaultLang: t.DefaultLang, DefaultRegion: t.DefaultRegion,
+			Scope: consent.Scope(t.Scope), CrossChannel: t.CrossChannel, Attestation: consent.AttestationMode(t.Attestation),
+			MaxPrompts: t.MaxPrompts, HeldTTL: t.HeldTTL, MaxLength: t.MaxLength, ArchiveAfter: t.ArchiveAfter, Keywords: kc,
+		}
+		if len(t.Templates) > 0 {
+			tc.Templates = map[string]keyword.Templates{}
+			for lang, tp := range t.Templates {
+				tc.Templates[lang] = keyword.Templates{OptOut: tp.OptOut, OptIn: tp.OptIn, Help: tp.Help,
+					AttestationPrompt: tp.AttestationPrompt, Reprompt: tp.Reprompt, AttestationConfirm: tp.AttestationConfirm,
+					Disclaimer: tp.Disclaimer}
+			}
+		}
+		out = append(out, tc)
+	}
+	return out, nil
+}
+
+// New opens the stores and builds the gateway; Start runs it.
+func New(cfg *Config, opt Options) (g *Gateway, err error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{},
+		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), statuses: newStatusBook(1 << 20),
+		receipts: newReceiptBook(4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace), stop: make(chan struct{})}
+	reg := opt.Registerer
+	if reg == nil {
+		g.registry = prometheus.NewRegistry()
+		reg = g.registry
+		g.gatherer = g.registry
+	}
+	if opt.Gatherer != nil {
+		g.gatherer = opt.Gatherer
+	}
+	g.metrics = newMetrics(reg, g)
+	g.reasm = &coding.Reassembler{Timeout: 10 * time.Minute, OnDrop: func(d coding.Dropped) {
+		g.metrics.mo.WithLabelValues("", "incomplete_multipart").Inc()
+	}}
+	for _, tc := range cfg.Tenants {
+		t := &Tenant{ID: tc.ID, cfg: tc}
+		g.tenants[t.ID] = t
+		if tc.APIToken != "" {
+			g.byToken[tc.APIToken] = t
+		}
+		for _, n := range tc.Numbers {
+			g.byNumber[n] = t
+		}
+	}
+	for _, ac := range cfg.Accounts {
+		t := g.tenants[ac.Tenant]
+		a := &Account{cfg: ac, tenant: t}
+		a.smpp = &smpp.Account{ID: ac.SystemID, Window: ac.Window, Rate: ac.Rate, MaxBinds: ac.MaxBinds, Data: a}
+		g.accounts[ac.SystemID] = a
+		t.accounts = append(t.accounts, a)
+	}
+	defer func() {
+		if err != nil {
+			g.closeStores()
+		}
+	}()
+	ct, err := ConsentTenants(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log.With("component", "consent"),
+		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent})
+	if err != nil {
+		return nil, fmt.Errorf("consent store: %w", err)
+	}
+	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(false).
+		WithNumVersionsToKeep(1).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20)
+	g.db, err = badger.Open(bopt)
+	if err != nil {
+		return nil, fmt.Errorf("gateway store: %w", err)
+	}
+	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
+		g.metrics.storeBatch.Observe(float64(n))
+		g.metrics.storeSync.Observe(d.Seconds())
+	})
+	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	depth := func(q string) func(int) {
+		gauge := g.metrics.queueDepth.WithLabelValues(q)
+		return func(d int) { gauge.Add(float64(d)) }
+	}
+	g.outbox.register(&outKind{name: "webhook", work: g.deliverWebhook, workers: cfg.Webhooks.Workers,
+		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook")})
+	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
+		maxBackoff: time.Minute, depth: depth("deliver")})
+	g.outbox.register(&outKind{name: "mt", work: g.sendQueued, workers: 16, maxAge: cfg.Queue.MaxAge,
+		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired})
+	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
+		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
+
+	if cfg.Simulator.Enabled {
+		g.sim = smpptest.NewUnstartedServer(smpptest.Config{Addr: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
+			Password: cfg.Simulator.Password, Receipts: cfg.Simulator.Receipts, Logger: log.With("component", "simulator")})
+		if lat := cfg.Simulator.Latency; lat > 0 {
+			g.sim.SetLatency(func() time.Duration { return lat })
+		}
+		if len(cfg.SMSCs) == 0 {
+			cfg.SMSCs = []SMSCConfig{{Name: "simulator", Address: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
+				Password: cfg.Simulator.Password, Mode: "transceiver", Binds: 2, Window: 256, Timeout: 30 * time.Second, IDBase: "same"}}
+			cfg.Routes = []RouteConfig{{Prefix: "+", SMSCs: []string{"simulator"}}}
+		}
+	}
+	for _, sc := range cfg.SMSCs {
+		l, err := g.newSMSCLink(sc)
+		if err != nil {
+			return nil, err
+		}
+		g.links[sc.Name] = l
+	}
+	g.routes = buildRoutes(cfg.Routes, g.links)
+	g.mt, g.afterScreen = g.mtChain()
+
+	var srvTLS *tls.Config
+	if cfg.SMPP.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SMPP.TLS.Cert, cfg.SMPP.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("smpp tls: %w", err)
+		}
+		srvTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	g.smppSrv = &smpp.Server{
+		Authenticate:       g.authenticate,
+		Handler:            smpp.HandlerFunc(g.serveUpstream),
+		MaxBindsPerAccount: cfg.SMPP.MaxBindsPerAccount,
+		MaxFailedBinds:     cfg.SMPP.MaxFailedBinds,
+		TLSConfig:          srvTLS,
+		Logger:             log.With("component", "smpp-server"),
+		Conn: smpp.ConnConfig{Window: 256, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,
+			OnPDU: g.metrics.pduObserver("upstream")},
+	}
+	g.smppLn = opt.SMPPListener
+	g.httpLn = opt.HTTPListener
+	if err := g.newWhatsApp(); err != nil {
+		return nil, err
+	}
+	g.httpSrv = g.newHTTPServer()
+	return g, nil
+}
+
+// Start listens and runs everything. It returns once the listeners are
+// open; errors after that are logged.
+func (g *Gateway) Start() error {
+	var err error
+	if g.sim != nil {
+		if err := g.sim.Start(); err != nil {
+			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
+		}
+	}
+	if g.smppLn == nil {
+		if g.smppLn, err = net.Listen("tcp", g.cfg.SMPP.Listen); err != nil {
+			return fmt.Errorf("smpp: listen %s: %w", g.cfg.SMPP.Listen, err)
+		}
+	}
+	if g.smppSrv.TLSConfig != nil {
+		g.smppLn = tls.NewListener(g.smppLn, g.smppSrv.TLSConfig)
+	}
+	if g.httpLn == nil {
+		if g.httpLn, err = net.Listen("tcp", g.cfg.HTTP.Listen); err != nil {
+			g.smppLn.Close()
+			return fmt.Errorf("http: listen %s: %w", g.cfg.HTTP.Listen, err)
+		}
+	}
+	g.outbox.start()
+	g.startLinks()
+	if err := g.startWhatsApp(); err != nil {
+		return err
+	}
+	g.bg.Add(3)
+	go func() {
+		defer g.bg.Done()
+		if err := g.smppSrv.Serve(g.smppLn); err != nil && !errors.Is(err, smpp.ErrServerClosed) {
+			g.log.Error("smpp server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer g.bg.Done()
+		if err := g.httpSrv.Serve(g.httpLn); err != nil {
+			g.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() { defer g.bg.Done(); g.housekeeping() }()
+	g.ready.Store(true)
+	g.log.Info("optgate started", "smpp", g.SMPPAddr(), "http", g.HTTPAddr())
+	return nil
+}
+
+// housekeeping runs the periodic chores: consent sweeps (archive events,
+// held expiry), receipt parking and multipart timeouts.
+func (g *Gateway) housekeeping() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			if n := g.receipts.expireParked(now); n > 0 {
+				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
+			}
+			g.reasm.Expire(now)
+			if _, err := g.consent.Sweep(now); err != nil {
+				g.log.Warn("consent sweep", "err", err)
+			}
+		}
+	}
+}
+
+// onConsentEvent receives events from consent sweeps (archive, held
+// expiry) and queues them for the tenant.
+func (g *Gateway) onConsentEvent(ev consent.Event) error {
+	t := g.tenants[ev.Tenant]
+	if ev.Type == consent.EventHeldExpired && ev.Held != nil && t != nil {
+		g.failHeld(t, *ev.Held, "held_expired")
+	}
+	return g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
+}
+
+// SMPPAddr returns the SMPP server's address.
+func (g *Gateway) SMPPAddr() string {
+	if g.smppLn == nil {
+		return g.cfg.SMPP.Listen
+	}
+	return g.smppLn.Addr().String()
+}
+
+// HTTPAddr returns the HTTP server's address.
+func (g *Gateway) HTTPAddr() string {
+	if g.httpLn == nil {
+		return g.cfg.HTTP.Listen
+	}
+	return g.httpLn.Addr().String()
+}
+
+// Simulator returns the built-in SMSC simulator, if enabled.
+func (g *Gateway) Simulator() *smpptest.Server { return g.sim }
+
+// Consent returns the consent store.
+func (g *Gateway) Consent() *consent.Store { return g.consent }
+
+// Shutdown stops ingress, drains the windows, unbinds, and syncs and
+// closes the stores.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.shutOnce.Do(func() {
+		g.ready.Store(false)
+		g.log.Info("optgate shutting down")
+		close(g.stop)
+		if e := g.smppSrv.Shutdown(ctx); e != nil {
+			err = errors.Join(err, e)
+		}
+		if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
+			err = errors.Join(err, e)
+		}
+		g.stopLinks(ctx)
+		g.stopWhatsApp()
+		if g.sim != nil {
+			g.sim.Close()
+		}
+		g.bg.Wait()
+		g.closeStores()
+	})
+	return err
+}
+
+func (g *Gateway) closeStores() {
+	if g.outbox != nil {
+		g.outbox.close()
+	}
+	if g.commit != nil {
+		g.commit.close()
+	}
+	if g.db != nil {
+		if err := g.db.Close(); err != nil {
+			g.log.Error("gateway store close", "err", err)
+		}
+	}
+	if g.consent != nil {
+		if err := g.consent.Close(); err != nil {
+			g.log.Error("consent store close", "err", err)
+		}
+	}
+}

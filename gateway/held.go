@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/smpp"
+)
+
+// heldPayload is what we keep of a held message to send it later.
+type heldPayload struct {
+	ID         string `json:"id"`
+	Account    string `json:"account,omitempty"`
+	Origin     Origin `json:"origin"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Text       string `json:"text,omitempty"`
+	Body       []byte `json:"body,omitempty"`
+	DataCoding uint8  `json:"dc,omitempty"`
+	ESMClass   uint8  `json:"esm,omitempty"`
+	TLVs       []byte `json:"tlvs,omitempty"`
+	RegDlr     uint8  `json:"rd,omitempty"`
+	Category   uint8  `json:"cat,omitempty"`
+	Bulk       bool   `json:"bulk,omitempty"`
+	Channel    string `json:"channel"`
+}
+
+func jsonBytes(b []byte) json.RawMessage {
+	v, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
+	return v
+}
+
+func unjsonBytes(v json.RawMessage) ([]byte, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, err
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+// hold stores a message for an attestation tenant's unknown recipient and
+// sends the attestation prompt when one is due.
+func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
+	p, _ := json.Marshal(heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
+		DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
+		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
+	hr, err := g.consent.Hold(ctx, consent.HeldMessage{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, Sender: m.From,
+		Recipient: m.To, Payload: p})
+	if err != nil {
+		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+		return
+	}
+	if !hr.Held {
+		if hr.Decision.Allow {
+			// The recipient answered meanwhile: send on.
+			g.mtAfterScreen(ctx, m)
+			return
+		}
+		m.Finish(Outcome{Kind: Blocked, Reason: hr.Decision.Reason.String(), Status: blockStatus(m.Account, hr.Decision.Reason)})
+		return
+	}
+	if hr.Prompt != nil {
+		g.sendReply(m.Tenant, *hr.Prompt)
+	}
+	m.Finish(Outcome{Kind: Held, Reason: "attestation_pending"})
+}
+
+// disclaim sends the tenant's disclaimer before the first message to a
+// recipient, once.
+func (g *Gateway) disclaim(ctx context.Context, m *Message) {
+	rep, err := g.consent.Disclaim(ctx, m.Tenant.ID, m.Channel, m.From, m.To)
+	if err != nil {
+		g.log.Warn("disclaimer not recorded", "tenant", m.Tenant.ID, "err", err)
+		return
+	}
+	if rep != nil {
+		g.sendReply(m.Tenant, *rep)
+	}
+}
+
+func accountID(a *Account) string {
+	if a == nil {
+		return ""
+	}
+	return a.ID()
+}
+
+// sendReply sends a confirmation, help text or prompt.
+func (g *Gateway) sendReply(t *Tenant, rep consent.Reply) {
+	ch := rep.Channel
+	if ch == "" {
+		ch = ChannelSMS
+	}
+	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: ch, From: rep.Sender, To: rep.Recipient,
+		Text: rep.Text, Received: time.Now(), done: g.recordOnly}
+	g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
+	g.mt.Handle(context.Background(), m)
+}
+
+// releaseHeld sends a message that waited for the recipient's YES.
+func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
+	var p heldPayload
+	if err := json.Unmarshal(h.Payload, &p); err != nil {
+		g.log.Error("held message unreadable", "tenant", t.ID, "id", h.ID, "err", err)
+		return
+	}
+	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, Channel: p.Channel, From: p.From, To: p.To,
+		Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs, RegisteredDelivery: p.RegDlr,
+		Category: consent.Category(p.Category), Bulk: p.Bulk, Received: time.Now(), done: g.recordReleased}
+	g.mt.Handle(context.Background(), m)
+}
+
+// failHeld reports a held message that will never be sent.
+func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
+	var p heldPayload
+	_ = json.Unmarshal(h.Payload, &p)
+	g.statuses.update(h.ID, func(s *MessageStatus) { s.State, s.Reason, s.Updated = "failed", reason, time.Now() })
+	target := receiptTarget{msgID: h.ID, tenant: t, account: g.accounts[p.Account], origin: p.Origin, from: p.From, to: p.To, part: 1, parts: 1}
+	if target.origin == OriginSMPP && target.account == nil {
+		return
+	}
+	g.forwardReceipt(nil, target, parsedReceipt{id: h.ID, state: 8, stat: "REJECTD", err: threeDigits(uint32(smpp.StatusNoConsent)), done: time.Now()}, func(smpp.CommandStatus) {})
+}
+
+func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }
+
+func (g *Gateway) recordOnly(m *Message, o Outcome) {
+	g.record(m, o)
+	if o.Kind != Accepted {
+		g.log.Warn("auto-reply not sent", "tenant", m.Tenant.ID, "outcome", o.Kind.String(), "reason", o.Reason, "err", o.Err)
+	}
+}
+
+// record updates the status book and the metrics for an outcome.
+func (g *Gateway) record(m *Message, o Outcome) {
+	state := o.Kind.String()
+	reason := o.Reason
+	g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: state, Reason: reason,
+		SMSCID: o.SMSCID, Updated: time.Now()})
+	g.metrics.messages.WithLabelValues("mt", m.Channel, state).Inc()
+}
+
+// mtAfterScreen continues a message past the consent screen.
+func (g *Gateway) mtAfterScreen(ctx context.Context, m *Message) { g.afterScreen.Handle(ctx, m) }

@@ -1,0 +1,553 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/optgate/optgate/consent"
+)
+
+// apiError is the JSON error body.
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	ID      string `json:"id,omitempty"`
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, code int, v any) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	b, err := json.Marshal(v)
+	if err != nil {
+		ctx.SetStatusCode(500)
+		b = []byte(`{"error":{"code":"internal_error","message":"cannot encode response"}}`)
+	}
+	ctx.SetBody(b)
+}
+
+func writeErr(ctx *fasthttp.RequestCtx, code int, errCode, field, msg string) {
+	writeJSON(ctx, code, apiError{Error: apiErrorBody{Code: errCode, Message: msg, Field: field}})
+}
+
+// caller is who made an API request.
+type caller struct {
+	admin  bool
+	tenant *Tenant
+}
+
+func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
+	h := ctx.Request.Header.Peek("Authorization")
+	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
+	if !ok || len(tok) == 0 {
+		writeErr(ctx, 401, "unauthorized", "", "missing bearer token")
+		return caller{}, false
+	}
+	if g.cfg.HTTP.AdminToken != "" && constantTimeEqual(string(tok), g.cfg.HTTP.AdminToken) {
+		return caller{admin: true}, true
+	}
+	for token, t := range g.byToken {
+		if constantTimeEqual(string(tok), token) {
+			return caller{tenant: t}, true
+		}
+	}
+	writeErr(ctx, 401, "unauthorized", "", "unknown token")
+	return caller{}, false
+}
+
+// tenantFor picks the tenant a request acts on: a tenant token's own, or
+// the admin's ?tenant= choice.
+func (g *Gateway) tenantFor(ctx *fasthttp.RequestCtx, c caller) (*Tenant, bool) {
+	if c.tenant != nil {
+		if q := string(ctx.QueryArgs().Peek("tenant")); q != "" && q != c.tenant.ID {
+			writeErr(ctx, 403, "forbidden", "tenant", "a tenant token acts on its own tenant only")
+			return nil, false
+		}
+		return c.tenant, true
+	}
+	id := string(ctx.QueryArgs().Peek("tenant"))
+	if id == "" && len(g.tenants) == 1 {
+		for _, t := range g.tenants {
+			return t, true
+		}
+	}
+	t := g.tenants[id]
+	if t == nil {
+		writeErr(ctx, 400, "invalid_request", "tenant", "unknown or missing tenant (admin requests name ?tenant=)")
+		return nil, false
+	}
+	return t, true
+}
+
+func (g *Gateway) newHTTPServer() *fasthttp.Server {
+	var pprofH fasthttp.RequestHandler
+	if g.cfg.HTTP.Pprof {
+		pprofH = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
+	}
+	metricsH := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.gatherer, promhttp.HandlerOpts{}))
+	h := func(ctx *fasthttp.RequestCtx) {
+		defer func() {
+			if v := recover(); v != nil {
+				g.metrics.panics.Inc()
+				g.log.Error("panic in HTTP handler", "path", string(ctx.Path()), "panic", fmt.Sprint(v))
+				writeErr(ctx, 500, "internal_error", "", "internal error")
+			}
+		}()
+		path := string(ctx.Path())
+		method := string(ctx.Method())
+		switch {
+		case path == "/healthz":
+			ctx.SetStatusCode(200)
+			ctx.SetBodyString("ok\n")
+		case path == "/readyz":
+			g.readyz(ctx)
+		case path == "/metrics":
+			metricsH(ctx)
+		case strings.HasPrefix(path, "/webhooks/whatsapp"):
+			g.waWebhook(ctx)
+		case strings.HasPrefix(path, "/debug/pprof") && pprofH != nil:
+			if c, ok := g.auth(ctx); ok && c.admin {
+				switch path {
+				case "/debug/pprof/profile":
+					fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)(ctx)
+				default:
+					pprofH(ctx)
+				}
+			} else if ok {
+				writeErr(ctx, 403, "forbidden", "", "admin token required")
+			}
+		case path == "/v1/messages" && method == "POST":
+			g.apiSend(ctx)
+		case strings.HasPrefix(path, "/v1/messages/") && method == "GET":
+			g.apiMessage(ctx, strings.TrimPrefix(path, "/v1/messages/"))
+		case path == "/v1/consent/import" && method == "POST":
+			g.apiImport(ctx)
+		case path == "/v1/consent/export" && method == "GET":
+			g.apiExport(ctx)
+		case strings.HasPrefix(path, "/v1/consent/"):
+			g.apiConsent(ctx, method, strings.TrimPrefix(path, "/v1/consent/"))
+		default:
+			writeErr(ctx, 404, "not_found", "", "no such endpoint: "+method+" "+path)
+		}
+	}
+	return &fasthttp.Server{
+		Handler:            h,
+		Name:               "optgate",
+		MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       5 * time.Minute, // exports stream
+		IdleTimeout:        2 * time.Minute,
+		Concurrency:        16384,
+		Logger:             fasthttpLogger{g},
+		StreamRequestBody:  false,
+	}
+}
+
+type fasthttpLogger struct{ g *Gateway }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.g.log.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
+	if !g.ready.Load() {
+		writeErr(ctx, 503, "not_ready", "", "starting or stopping")
+		return
+	}
+	if ok, why := g.linksReady(); !ok {
+		writeErr(ctx, 503, "not_ready", "", why)
+		return
+	}
+	ctx.SetStatusCode(200)
+	ctx.SetBodyString("ready\n")
+}
+
+// sendRequest is the body of POST /v1/messages.
+type sendRequest struct {
+	To        string     `json:"to"`
+	From      string     `json:"from"`
+	Text      string     `json:"text"`
+	Channel   string     `json:"channel"`  // sms | whatsapp | "" (choose)
+	Category  string     `json:"category"` // transactional (default) | marketing
+	Bulk      bool       `json:"bulk"`
+	Receipt   *bool      `json:"receipt"` // ask for delivery receipts (default true when the tenant has a webhook)
+	Template  *WAContent `json:"template"`
+	Reference string     `json:"reference"`
+}
+
+func decodeStrict(body []byte, v any) (field string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return ute.Field, fmt.Errorf("field %s: expected %s", ute.Field, ute.Type)
+		}
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return f, fmt.Errorf("unknown field %q", f)
+		}
+		return "", fmt.Errorf("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return "", errors.New("invalid JSON: trailing data")
+	}
+	return "", nil
+}
+
+func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	t, ok := g.tenantFor(ctx, c)
+	if !ok {
+		return
+	}
+	var req sendRequest
+	if field, err := decodeStrict(ctx.PostBody(), &req); err != nil {
+		writeErr(ctx, 400, "invalid_request", field, err.Error())
+		return
+	}
+	if req.To == "" {
+		writeErr(ctx, 400, "invalid_request", "to", "to is required")
+		return
+	}
+	to, err := consent.NormalizeRecipient(ChannelSMS, t.cfg.DefaultRegion, req.To)
+	if err != nil {
+		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %q", req.To))
+		return
+	}
+	if req.Text == "" && req.Template == nil {
+		writeErr(ctx, 400, "invalid_request", "text", "text (or template) is required")
+		return
+	}
+	cat := consent.CategoryTransactional
+	switch req.Category {
+	case "", "transactional", "utility", "authentication":
+	case "marketing":
+		cat = consent.CategoryMarketing
+	default:
+		writeErr(ctx, 400, "invalid_request", "category", "category must be transactional or marketing")
+		return
+	}
+	channel, err := g.chooseChannel(t, req.Channel, to)
+	if err != nil {
+		writeErr(ctx, 400, "invalid_request", "channel", err.Error())
+		return
+	}
+	from := req.From
+	if from == "" {
+		from = g.defaultSender(t, channel)
+	}
+	if from == "" {
+		writeErr(ctx, 400, "invalid_request", "from", "from is required (the tenant has no default number)")
+		return
+	}
+	if channel == ChannelSMS && strings.HasPrefix(from, "+") && g.byNumber[from] != t {
+		writeErr(ctx, 403, "forbidden", "from", "the number does not belong to this tenant")
+		return
+	}
+	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginHTTP, Channel: channel, From: from, To: to, Text: req.Text,
+		Category: cat, Bulk: req.Bulk, Received: time.Now(), WA: req.Template, Template: req.Template != nil}
+	if req.Receipt == nil && t.cfg.Webhook.URL != "" || req.Receipt != nil && *req.Receipt {
+		m.RegisteredDelivery = 1
+	}
+	res := make(chan Outcome, 1)
+	m.done = func(m *Message, o Outcome) { g.record(m, o); res <- o }
+	g.mt.Handle(context.Background(), m)
+	var o Outcome
+	select {
+	case o = <-res:
+	case <-time.After(60 * time.Second):
+		writeErr(ctx, 504, "timeout", "", "the carrier did not answer in time; the message state is unknown")
+		return
+	}
+	body := map[string]any{"id": m.ID, "status": o.Kind.String(), "channel": channel, "to": to}
+	if o.Parts > 1 {
+		body["parts"] = o.Parts
+	}
+	switch o.Kind {
+	case Accepted, Queued:
+		writeJSON(ctx, 202, body)
+	case Held:
+		body["reason"] = "attestation_pending"
+		writeJSON(ctx, 202, body)
+	case Blocked:
+		r := reasonFromName(o.Reason)
+		code := APICode(r)
+		if o.Reason == ReasonWindowClosed {
+			code = ReasonWindowClosed
+		}
+		status := 403
+		if code == ReasonWindowClosed {
+			status = 409
+		}
+		writeJSON(ctx, status, apiError{Error: apiErrorBody{Code: code, ID: m.ID, Message: blockMessage(code)}})
+	case Rejected:
+		field := "text"
+		switch o.Reason {
+		case ReasonInvalidNumber, ReasonNoRoute:
+			field = "to"
+		case ReasonInvalidSender:
+			field = "from"
+		}
+		writeErr(ctx, 400, o.Reason, field, errString(o.Err))
+	default:
+		writeJSON(ctx, 502, apiError{Error: apiErrorBody{Code: "carrier_error", ID: m.ID, Message: errString(o.Err)}})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func reasonFromName(s string) consent.Reason {
+	for r := consent.ReasonOptedOut; r <= consent.ReasonNoConsent; r++ {
+		if r.String() == s {
+			return r
+		}
+	}
+	return consent.ReasonOptedOut
+}
+
+func blockMessage(code string) string {
+	switch code {
+	case "recipient_opted_out":
+		return "The recipient opted out (replied STOP or was opted out by an operator); nothing was sent."
+	case "marketing_opt_out":
+		return "The recipient opted out of marketing messages; send a transactional message or nothing."
+	case "no_consent":
+		return "The recipient has not given consent yet (attestation pending or required); nothing was sent."
+	case ReasonWindowClosed:
+		return "The WhatsApp 24-hour customer service window is closed; send an approved template."
+	}
+	return "blocked"
+}
+
+func (g *Gateway) apiMessage(ctx *fasthttp.RequestCtx, id string) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	st, found := g.statuses.get(id)
+	if !found || (!c.admin && st.Tenant != c.tenant.ID) {
+		writeErr(ctx, 404, "not_found", "id", "no such message (or no longer remembered)")
+		return
+	}
+	writeJSON(ctx, 200, st)
+}
+
+// apiConsent serves /v1/consent/{recipient}[/history|/opt-out|/opt-in].
+func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	t, ok := g.tenantFor(ctx, c)
+	if !ok {
+		return
+	}
+	rcpt, action, _ := strings.Cut(rest, "/")
+	channel := string(ctx.QueryArgs().Peek("channel"))
+	if channel == "" {
+		channel = ChannelSMS
+	}
+	operator := "api"
+	if c.admin {
+		operator = "admin"
+	}
+	switch {
+	case action == "" && method == "GET":
+		st, err := g.consent.Get(t.ID, channel, rcpt)
+		if err != nil {
+			g.consentErr(ctx, err)
+			return
+		}
+		writeJSON(ctx, 200, statusJSON(st, channel))
+	case action == "history" && method == "GET":
+		limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
+		if limit <= 0 || limit > 1000 {
+			limit = 100
+		}
+		h, err := g.consent.History(t.ID, channel, rcpt, limit)
+		if err != nil {
+			g.consentErr(ctx, err)
+			return
+		}
+		if h == nil {
+			h = []consent.Evidence{}
+		}
+		writeJSON(ctx, 200, map[string]any{"recipient": rcpt, "channel": channel, "evidence": h})
+	case (action == "opt-out" || action == "opt-in") && method == "POST":
+		var body struct {
+			Sender    string `json:"sender"`
+			Operator  string `json:"operator"`
+			Source    string `json:"source"`
+			ProofRef  string `json:"proof_ref"`
+			Note      string `json:"note"`
+			Marketing bool   `json:"marketing"`
+			Channel   string `json:"channel"`
+		}
+		if len(ctx.PostBody()) > 0 {
+			if field, err := decodeStrict(ctx.PostBody(), &body); err != nil {
+				writeErr(ctx, 400, "invalid_request", field, err.Error())
+				return
+			}
+		}
+		if body.Channel != "" {
+			channel = body.Channel
+		}
+		if body.Operator == "" {
+			body.Operator = operator
+		}
+		oc := consent.OperatorChange{Tenant: t.ID, Channel: channel, Recipient: rcpt, Sender: body.Sender, Operator: body.Operator,
+			Source: body.Source, ProofRef: body.ProofRef, Note: body.Note, Marketing: body.Marketing, API: !c.admin}
+		var res consent.Result
+		var err error
+		if action == "opt-out" {
+			res, err = g.consent.OptOut(context.Background(), oc)
+		} else {
+			res, err = g.consent.OptIn(context.Background(), oc)
+		}
+		if err != nil {
+			g.consentErr(ctx, err)
+			return
+		}
+		for _, rep := range res.Replies {
+			g.sendReply(t, rep)
+		}
+		for _, ev := range res.Events {
+			_ = g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
+		}
+		writeJSON(ctx, 200, map[string]any{"recipient": res.Recipient, "channel": channel, "old": res.Old.String(),
+			"new": res.New.String(), "changed": res.Changed, "stored": true})
+	default:
+		writeErr(ctx, 404, "not_found", "", "no such endpoint: "+method+" /v1/consent/"+rest)
+	}
+}
+
+func statusJSON(st consent.Status, channel string) map[string]any {
+	rec := func(r consent.Record) map[string]any {
+		m := map[string]any{"state": r.State.String(), "opted_out": r.OptedOut, "marketing_opt_out": r.Marketing || r.MarketingWA}
+		if !r.Updated.IsZero() {
+			m["updated"] = r.Updated
+		}
+		if r.OptedOutAll {
+			m["opted_out_all"] = true
+		}
+		return m
+	}
+	senders := map[string]any{}
+	for s, r := range st.Senders {
+		senders[s] = rec(r)
+	}
+	return map[string]any{"recipient": st.Recipient, "channel": channel, "tenant_wide": rec(st.Tenant), "senders": senders}
+}
+
+func (g *Gateway) consentErr(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, consent.ErrInvalidNumber):
+		writeErr(ctx, 400, "invalid_number", "recipient", err.Error())
+	case errors.Is(err, consent.ErrEvidenceRequired):
+		writeErr(ctx, 400, "evidence_required", "proof_ref", err.Error())
+	case errors.Is(err, consent.ErrUnknownChannel):
+		writeErr(ctx, 400, "invalid_request", "channel", err.Error())
+	case errors.Is(err, consent.ErrInvalidInput), errors.Is(err, consent.ErrInvalidSender):
+		writeErr(ctx, 400, "invalid_request", "", err.Error())
+	case errors.Is(err, consent.ErrUnknownTenant):
+		writeErr(ctx, 404, "not_found", "tenant", err.Error())
+	default:
+		g.log.Error("consent store error", "err", err)
+		writeErr(ctx, 503, "store_unavailable", "", "the consent store could not complete the request; nothing was changed")
+	}
+}
+
+func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	t, ok := g.tenantFor(ctx, c)
+	if !ok {
+		return
+	}
+	q := ctx.QueryArgs()
+	opt := consent.ImportOptions{Tenant: t.ID, Source: string(q.Peek("source")), ProofRef: string(q.Peek("proof_ref")),
+		Operator: string(q.Peek("operator"))}
+	if opt.Operator == "" {
+		opt.Operator = "api"
+		if c.admin {
+			opt.Operator = "admin"
+		}
+	}
+	opt.Strict = string(q.Peek("strict")) == "true"
+	rep, err := g.consent.Import(context.Background(), bytes.NewReader(ctx.PostBody()), opt)
+	if err != nil {
+		switch {
+		case errors.Is(err, consent.ErrEvidenceRequired), errors.Is(err, consent.ErrInvalidInput):
+			writeErr(ctx, 400, "invalid_request", "source", err.Error())
+		case errors.Is(err, consent.ErrImportRejected):
+			writeJSON(ctx, 422, map[string]any{"error": apiErrorBody{Code: "invalid_rows", Message: err.Error()}, "report": importJSON(rep)})
+		default:
+			g.consentErr(ctx, err)
+		}
+		return
+	}
+	writeJSON(ctx, 200, importJSON(rep))
+}
+
+func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	t, ok := g.tenantFor(ctx, c)
+	if !ok {
+		return
+	}
+	evidence := string(ctx.QueryArgs().Peek("what")) == "evidence"
+	ctx.SetContentType("text/csv; charset=utf-8")
+	ctx.SetStatusCode(200)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		var err error
+		opt := consent.ExportOptions{Tenant: t.ID}
+		if evidence {
+			_, err = g.consent.ExportEvidence(context.Background(), w, opt)
+		} else {
+			_, err = g.consent.Export(context.Background(), w, opt)
+		}
+		if err != nil {
+			g.log.Error("export failed", "tenant", t.ID, "err", err)
+			io.WriteString(w, "\n# export failed: see server log\n")
+		}
+	})
+}
+
+func importJSON(r consent.ImportReport) map[string]any {
+	errs := make([]map[string]any, 0, len(r.Errors))
+	for _, e := range r.Errors {
+		errs = append(errs, map[string]any{"line": e.Line, "error": e.Err.Error()})
+	}
+	return map[string]any{"rows": r.Rows, "applied": r.Applied, "unchanged": r.Unchanged, "error_count": r.ErrorCount, "errors": errs}
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/smpp"
+)
+
+// metrics are the gateway's Prometheus series (namespace optgate). No
+// label ever carries a phone number or a message id.
+type metrics struct {
+	messages        *prometheus.CounterVec   // direction, channel, outcome
+	blocked         *prometheus.CounterVec   // tenant, reason
+	keywords        *prometheus.CounterVec   // class, lang
+	replies         *prometheus.CounterVec   // kind, lang
+	mo              *prometheus.CounterVec   // tenant, outcome
+	receipts        *prometheus.CounterVec   // smsc, outcome
+	forwarded       *prometheus.CounterVec   // what, via
+	pdus            *prometheus.CounterVec   // side, dir, command, status
+	bindUp          *prometheus.GaugeVec     // smsc
+	upstreamBinds   prometheus.GaugeFunc     // bound upstream sessions
+	windowUsed      *prometheus.GaugeVec     // smsc
+	submitLatency   *prometheus.HistogramVec // smsc
+	queueDepth      *prometheus.GaugeVec     // queue
+	webhookAttempts *prometheus.CounterVec   // tenant
+	webhookFailures *prometheus.CounterVec   // tenant, kind
+	storeSync       prometheus.Histogram
+	storeBatch      prometheus.Histogram
+	panics          prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
+	const ns = "optgate"
+	m := &metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "messages_total",
+			Help: "Messages by direction (mt, mo), channel and outcome."}, []string{"direction", "channel", "outcome"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "blocked_total",
+			Help: "Outbound messages refused by the consent screen, by tenant and reason."}, []string{"tenant", "reason"}),
+		keywords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "keyword_matches_total",
+			Help: "Inbound keyword matches by class and language."}, []string{"class", "lang"}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "auto_replies_total",
+			Help: "Auto-replies sent (confirmations, help, prompts) by kind and language."}, []string{"kind", "lang"}),
+		mo: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "mo_total",
+			Help: "Mobile-originated messages by tenant and outcome."}, []string{"tenant", "outcome"}),
+		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "receipts_total",
+			Help: "Delivery receipts from SMSCs by outcome (correlated, parked, uncorrelated, unparsable)."}, []string{"smsc", "outcome"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "forwarded_total",
+			Help: "Receipts and MOs forwarded to tenants, by what and how."}, []string{"what", "via"}),
+		pdus: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "smpp", Name: "pdus_total",
+			Help: "SMPP PDUs by side (upstream, smsc), direction, command and status."}, []string{"side", "dir", "command", "status"}),
+		bindUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_binds_up",
+			Help: "Bound sessions per SMSC."}, []string{"smsc"}),
+		windowUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_window_used",
+			Help: "Requests in flight per SMSC (sampled at scrape)."}, []string{"smsc"}),
+		submitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: "smpp", Name: "submit_seconds",
+			Help: "Time from submit to the SMSC's response.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"smsc"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "gateway", Name: "queue_depth",
+			Help: "Items waiting in the durable queues (webhook, deliver, mt)."}, []string{"queue"}),
+		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "webhook_attempts_total",
+			Help: "Webhook POST attempts by tenant."}, []string{"tenant"}),
+		webhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "webhook_failures_total",
+			Help: "Failed webhook attempts by tenant and kind (network, 4xx, 5xx)."}, []string{"tenant", "kind"}),
+		storeSync: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "gateway", Name: "store_sync_seconds",
+			Help: "Gateway store group-commit write+fsync latency.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		storeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "gateway", Name: "store_batch_size",
+			Help: "Writes per gateway store sync.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "panics_total",
+			Help: "Panics recovered at a seam."}),
+	}
+	m.upstreamBinds = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "upstream_sessions",
+		Help: "Sessions open on the SMPP server."}, func() float64 {
+		if g.smppSrv == nil {
+			return 0
+		}
+		return float64(len(g.smppSrv.Sessions()))
+	})
+	if reg != nil {
+		reg.MustRegister(m.messages, m.blocked, m.keywords, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.bindUp,
+			m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.webhookAttempts, m.webhookFailures,
+			m.storeSync, m.storeBatch, m.panics)
+	}
+	return m
+}
+
+// pduObserver counts PDUs for a side; the label values are bounded (known
+// commands and statuses).
+func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
+	type key struct {
+		dir string
+		id  smpp.CommandID
+		st  smpp.CommandStatus
+	}
+	return func(dir string, h smpp.Header) {
+		cmd := "unknown"
+		if h.ID.Known() {
+			cmd = h.ID.String()
+		}
+		st := "ok"
+		if h.Status != 0 {
+			st = h.Status.String()
+			if len(st) > 24 {
+				st = "other"
+			}
+		}
+		m.pdus.WithLabelValues(side, dir, cmd, st).Inc()
+	}
+}

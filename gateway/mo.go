@@ -1,0 +1,407 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+	"github.com/optgate/optgate/smpp/dlr"
+)
+
+// serveSMSC handles requests an SMSC sends on our binds: delivery
+// receipts and mobile-originated messages. The deliver_sm_resp says
+// ESME_ROK only once what the message carried is safe: a consent change
+// synced to disk, a receipt forwarded or durably queued. A storage failure
+// answers ESME_RX_T_APPN so the SMSC retries.
+func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
+	switch p := r.PDU.(type) {
+	case *smpp.DeliverSM:
+		if p.IsReceipt() {
+			g.handleReceipt(l, r, p, p.Text())
+			return
+		}
+		g.handleMO(l, r, &p.SM)
+	case *smpp.DataSM:
+		sm := &smpp.SM{Source: p.Source, Dest: p.Dest, ESMClass: p.ESMClass, DataCoding: p.DataCoding, TLVs: p.TLVs}
+		if p.ESMClass&smpp.ESMClassTypeMask == smpp.ESMClassReceipt || p.ESMClass&smpp.ESMClassTypeMask == smpp.ESMClassIntermediate {
+			d := &smpp.DeliverSM{SM: *sm}
+			g.handleReceipt(l, r, d, sm.Text())
+			return
+		}
+		g.handleMO(l, r, sm)
+	case *smpp.AlertNotification:
+		// Nothing to do: no response exists.
+	default:
+		r.Respond(smpp.StatusInvCmdID, nil)
+	}
+}
+
+func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM, text []byte) {
+	pr, ok := parseReceipt(d, text)
+	if !ok {
+		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
+		r.Respond(smpp.StatusOK, nil) // nothing to correlate; retrying will not help
+		return
+	}
+	final := pr.state.Final()
+	t, found := g.receipts.lookup(l, pr.id, final)
+	answer := func(st smpp.CommandStatus) { r.Respond(st, nil) }
+	if !found {
+		if g.receipts.park(l, pr.id, func(t receiptTarget) { g.forwardReceipt(l, t, pr, func(smpp.CommandStatus) {}) }) {
+			g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
+		} else {
+			g.metrics.receipts.WithLabelValues(l.name, "uncorrelated").Inc()
+		}
+		answer(smpp.StatusOK)
+		return
+	}
+	g.metrics.receipts.WithLabelValues(l.name, "correlated").Inc()
+	g.forwardReceipt(l, t, pr, answer)
+}
+
+// forwardReceipt sends a receipt to where its message came from and calls
+// answer with the status for the SMSC.
+func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt, answer func(smpp.CommandStatus)) {
+	state := receiptStateName(pr.state)
+	g.statuses.update(t.msgID, func(s *MessageStatus) {
+		s.State, s.Updated = state, time.Now()
+		if pr.err != "" && pr.err != "000" {
+			s.Reason = "err:" + pr.err
+		}
+	})
+	switch t.origin {
+	case OriginSMPP:
+		d := upstreamReceipt(t, pr)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := g.smppSrv.DeliverAsync(ctx, t.account.ID(), d, func(res smpp.Result) {
+			cancel()
+			if res.Err == nil {
+				g.metrics.forwarded.WithLabelValues("receipt", "smpp").Inc()
+				answer(smpp.StatusOK)
+				return
+			}
+			g.spoolDeliver(t.account, d, answer)
+		})
+		if err != nil {
+			cancel()
+			g.spoolDeliver(t.account, d, answer)
+		}
+	case OriginHTTP:
+		err := g.emit(t.tenant, "message.status", map[string]any{
+			"id": t.msgID, "to": t.to, "from": t.from, "state": state, "error": pr.err, "part": t.part, "parts": t.parts,
+		})
+		if err != nil {
+			answer(smpp.StatusXTAppn)
+			return
+		}
+		answer(smpp.StatusOK)
+	default:
+		answer(smpp.StatusOK)
+	}
+}
+
+// upstreamReceipt is the deliver_sm receipt for an upstream ESME, with
+// our message id in both the text and the TLV form.
+func upstreamReceipt(t receiptTarget, pr parsedReceipt) *smpp.DeliverSM {
+	done := pr.done
+	if done.IsZero() {
+		done = time.Now()
+	}
+	st := pr.state
+	if st == 0 {
+		st = dlr.StateFromStat(pr.stat)
+	}
+	stat := pr.stat
+	if stat == "" {
+		stat = st.Stat()
+	}
+	errField := pr.err
+	if errField == "" {
+		errField = "000"
+	}
+	body := dlr.Format(dlr.Receipt{ID: t.msgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
+		SubmitDate: done, DoneDate: done, Stat: stat, State: st, Err: errField})
+	d := &smpp.DeliverSM{SM: smpp.SM{
+		Source:       addrOf(t.to, 1, 1),
+		Dest:         addrOf(t.from, 1, 1),
+		ESMClass:     smpp.ESMClassReceipt,
+		ShortMessage: []byte(body),
+	}}
+	_ = d.TLVs.SetCString(smpp.TagReceiptedMessageID, t.msgID)
+	_ = d.TLVs.SetUint8(smpp.TagMessageState, uint8(st))
+	return d
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func receiptStateName(s dlr.State) string {
+	switch s {
+	case dlr.Delivered:
+		return "delivered"
+	case dlr.Expired:
+		return "expired"
+	case dlr.Deleted:
+		return "deleted"
+	case dlr.Undeliverable:
+		return "undeliverable"
+	case dlr.Accepted:
+		return "accepted_by_carrier"
+	case dlr.Rejected:
+		return "rejected"
+	case dlr.Enroute:
+		return "enroute"
+	}
+	return "unknown"
+}
+
+// messageState maps our state names to message_state for query_sm.
+func messageState(s string) uint8 {
+	switch s {
+	case "delivered":
+		return uint8(dlr.Delivered)
+	case "expired":
+		return uint8(dlr.Expired)
+	case "undeliverable", "failed":
+		return uint8(dlr.Undeliverable)
+	case "blocked", "rejected":
+		return uint8(dlr.Rejected)
+	case "accepted", "queued", "held", "enroute", "accepted_by_carrier":
+		return uint8(dlr.Enroute)
+	}
+	return uint8(dlr.Unknown)
+}
+
+// spoolDeliver keeps a deliver_sm for an upstream ESME that is not bound
+// (or refused it) in the durable outbox, then answers the SMSC.
+func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.CommandStatus)) {
+	raw, err := smpp.AppendPDU(nil, 0, 0, d)
+	if err != nil {
+		answer(smpp.StatusSysErr)
+		return
+	}
+	if err := g.outbox.put(&outItem{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
+		answer(smpp.StatusXTAppn)
+		return
+	}
+	answer(smpp.StatusOK)
+}
+
+// deliverSpooled is the outbox worker for spooled deliver_sm.
+func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
+	raw, err := unjsonBytes(it.Payload)
+	if err != nil {
+		return errPermanent{err}
+	}
+	_, p, err := smpp.Decode(raw)
+	if err != nil {
+		return errPermanent{err}
+	}
+	_, _, err = g.smppSrv.Deliver(ctx, it.Account, p)
+	if err == nil {
+		g.metrics.forwarded.WithLabelValues("spooled", "smpp").Inc()
+	}
+	return err
+}
+
+// handleMO processes a mobile-originated message from an SMSC.
+func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
+	from := g.numberFromAddr(nil, sm.Source)
+	to := g.numberFromAddr(nil, sm.Dest)
+	t := g.byNumber[to]
+	if t == nil {
+		g.metrics.mo.WithLabelValues("", "unknown_number").Inc()
+		g.log.Warn("MO to a number no tenant owns", "smsc", l.name)
+		// Not ours: a permanent refusal for this message only.
+		r.Respond(smpp.StatusXRAppn, nil)
+		return
+	}
+	body := sm.Text()
+	dc := coding.DataCoding(sm.DataCoding)
+	var text string
+	switch {
+	case sm.ESMClass&smpp.ESMClassUDHI != 0:
+		udh, rest, err := coding.ParseUDH(body)
+		if err != nil {
+			r.Respond(smpp.StatusOK, nil)
+			g.metrics.mo.WithLabelValues(t.ID, "bad_udh").Inc()
+			return
+		}
+		if udh.Total > 1 {
+			msg, complete, err := g.reasm.Add(from+"|"+to, udh.Ref, udh.Total, udh.Seq, dc, rest)
+			if err != nil || !complete {
+				// A part is held in memory until the set completes; the
+				// set's timeout drops incomplete ones.
+				r.Respond(smpp.StatusOK, nil)
+				return
+			}
+			text = msg.Text
+		} else {
+			text, _ = coding.Decode(dc, rest)
+		}
+	default:
+		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
+			msg, complete, err := g.reasm.Add(from+"|"+to, ref, total, seq, dc, body)
+			if err != nil || !complete {
+				r.Respond(smpp.StatusOK, nil)
+				return
+			}
+			text = msg.Text
+		} else {
+			var err error
+			text, err = coding.Decode(dc, body)
+			if err != nil {
+				text = ""
+			}
+		}
+	}
+	msgID := moID(l, sm, from, text)
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID)
+}
+
+// moID makes a stable id for an MO so that a retried deliver_sm is seen as
+// a duplicate: the SMSC's id when it gives one, else a hash of the parts.
+func moID(l *smscLink, sm *smpp.SM, from, text string) string {
+	if v, ok := sm.TLVs.UserMessageReference(); ok {
+		return l.name + ":" + from + ":" + strconv.Itoa(int(v)) + ":" + strconv.Itoa(len(text))
+	}
+	return ""
+}
+
+// inbound runs an MO through the consent engine, answers the SMSC, sends
+// the replies and forwards the message and events to the tenant.
+func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string) {
+	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
+		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
+	})
+	if err != nil {
+		if errors.Is(err, consent.ErrInvalidNumber) {
+			g.metrics.mo.WithLabelValues(t.ID, "invalid_number").Inc()
+			r.Respond(smpp.StatusOK, nil) // a retry cannot fix it
+			return
+		}
+		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+		g.log.Error("MO not stored, asking the SMSC to retry", "tenant", t.ID, "err", err)
+		r.Respond(smpp.StatusXTAppn, nil)
+		return
+	}
+	// Forward to the tenant before acknowledging, so the platform's copy
+	// is durable too.
+	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
+		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
+		r.Respond(smpp.StatusXTAppn, nil)
+		return
+	}
+	r.Respond(smpp.StatusOK, nil)
+	outcome := "forwarded"
+	if res.Matched {
+		outcome = "keyword"
+		g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
+	}
+	if res.Duplicate {
+		outcome = "duplicate"
+	}
+	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
+	g.sendReplies(l, t, res)
+}
+
+// sendReplies sends the engine's replies from the number that received
+// the keyword, through the SMSC it came from when it can submit, and
+// releases or fails held messages.
+func (g *Gateway) sendReplies(l *smscLink, t *Tenant, res consent.Result) {
+	for _, rep := range res.Replies {
+		m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: rep.Channel,
+			From: rep.Sender, To: rep.Recipient, Text: rep.Text, Received: time.Now(), done: g.recordOnly}
+		if m.Channel == "" {
+			m.Channel = ChannelSMS
+		}
+		g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
+		g.sendVia(l, m)
+	}
+	for _, h := range res.Released {
+		g.releaseHeld(t, h)
+	}
+	for _, h := range res.Dropped {
+		g.failHeld(t, h, "recipient_opted_out")
+	}
+}
+
+// sendVia sends an internal message through link l when l can submit,
+// else through the normal route.
+func (g *Gateway) sendVia(l *smscLink, m *Message) {
+	if m.Channel != ChannelSMS || l == nil || l.cfg.Mode == "receiver" {
+		g.mt.Handle(context.Background(), m)
+		return
+	}
+	g.sendOn(l, m)
+}
+
+// forwardMO hands the MO (and any consent events) to the tenant: deliver_sm
+// to its bound ESMEs and/or a webhook, both durable before we acknowledge.
+func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res consent.Result) error {
+	if res.Duplicate {
+		return nil
+	}
+	for _, ev := range res.Events {
+		if err := g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID}); err != nil {
+			return err
+		}
+	}
+	data := map[string]any{"channel": channel, "from": from, "to": to, "text": text}
+	if res.Matched {
+		data["keyword"] = res.Match.Keyword
+		data["keyword_class"] = res.Match.Class.String()
+		data["lang"] = res.Match.Lang
+	}
+	if err := g.emit(t, "message.received", data); err != nil {
+		return err
+	}
+	if channel != ChannelSMS {
+		return nil
+	}
+	for _, a := range t.accounts {
+		d := &smpp.DeliverSM{SM: smpp.SM{Source: addrOf(from, 1, 1), Dest: addrOf(to, 1, 1)}}
+		enc, dc := encodeText(text)
+		d.DataCoding = dc
+		if len(enc) <= smpp.MaxShortMessage {
+			d.ShortMessage = enc
+		} else {
+			_ = d.TLVs.Set(smpp.TagMessagePayload, enc)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err := g.smppSrv.Deliver(ctx, a.ID(), d)
+		cancel()
+		if err == nil {
+			g.metrics.forwarded.WithLabelValues("mo", "smpp").Inc()
+			continue
+		}
+		if !errors.Is(err, smpp.ErrNotBound) {
+			g.log.Warn("MO not accepted by upstream, spooling", "account", a.ID(), "err", err)
+		}
+		serr := make(chan smpp.CommandStatus, 1)
+		g.spoolDeliver(a, d, func(st smpp.CommandStatus) { serr <- st })
+		if st := <-serr; st != smpp.StatusOK {
+			return errors.New("spool failed: " + st.String())
+		}
+	}
+	return nil
+}
+
+func encodeText(s string) ([]byte, uint8) {
+	dc := coding.Best(s)
+	b, err := coding.Encode(dc, s)
+	if err != nil {
+		b, _ = coding.Encode(coding.UCS2, s)
+		dc = coding.UCS2
+	}
+	return b, uint8(dc)
+}

@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+)
+
+// Rejection reasons (Outcome.Reason for Rejected).
+const (
+	ReasonInvalidNumber = "invalid_number"
+	ReasonInvalidSender = "invalid_sender"
+	ReasonTooLong       = "too_long"
+	ReasonBadEncoding   = "bad_encoding"
+	ReasonNoRoute       = "no_route"
+	ReasonWindowClosed  = "whatsapp_window_closed"
+	ReasonCarrier       = "carrier_error"
+	ReasonInternal      = "internal_error"
+)
+
+func (g *Gateway) recoverer(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) {
+		defer func() {
+			if v := recover(); v != nil {
+				g.metrics.panics.Inc()
+				g.log.Error("panic in MT chain", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusSysErr, Err: fmt.Errorf("internal error")})
+			}
+		}()
+		next.Handle(ctx, m)
+	})
+}
+
+// validE164Digits reports whether s is + followed by 7–15 digits, the
+// first not 0.
+func validE164Digits(s string) bool {
+	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Gateway) validate(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) {
+		if !validE164Digits(m.To) {
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber, Status: smpp.StatusInvDstAdr,
+				Err: fmt.Errorf("recipient %q is not an E.164 number", m.To)})
+			return
+		}
+		if m.From == "" {
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: errors.New("no sender number")})
+			return
+		}
+		if m.Body != nil {
+			if len(m.Body) > smpp.MaxShortMessage && len(m.TLVs) == 0 {
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: errors.New("short_message longer than 254 octets")})
+				return
+			}
+		} else {
+			if !utf8.ValidString(m.Text) {
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: errors.New("text is not valid UTF-8")})
+				return
+			}
+			if m.Text == "" && m.WA == nil {
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: errors.New("empty text")})
+				return
+			}
+		}
+		next.Handle(ctx, m)
+	})
+}
+
+// blockStatus maps a consent reason to the account's SMPP status.
+func blockStatus(a *Account, r consent.Reason) smpp.CommandStatus {
+	var st smpp.CommandStatus
+	var over uint32
+	switch r {
+	case consent.ReasonMarketingOptOut:
+		st = smpp.StatusMarketingOptOut
+		if a != nil {
+			over = a.cfg.Statuses.MarketingOptOut
+		}
+	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
+		st = smpp.StatusNoConsent
+		if a != nil {
+			over = a.cfg.Statuses.NoConsent
+		}
+	default:
+		st = smpp.StatusOptedOut
+		if a != nil {
+			over = a.cfg.Statuses.OptedOut
+		}
+	}
+	if over != 0 {
+		return smpp.CommandStatus(over)
+	}
+	return st
+}
+
+// APICode is the HTTP error code for a block reason.
+func APICode(r consent.Reason) string {
+	switch r {
+	case consent.ReasonMarketingOptOut:
+		return "marketing_opt_out"
+	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
+		return "no_consent"
+	}
+	return "recipient_opted_out"
+}
+
+func (g *Gateway) screen(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) {
+		if m.Origin == OriginInternal {
+			next.Handle(ctx, m) // confirmations and prompts go to everyone
+			return
+		}
+		d, err := g.consent.Check(m.Tenant.ID, m.Channel, m.From, m.To, m.Category)
+		if err != nil {
+			// Fail closed: a message we cannot screen is not sent.
+			g.log.Error("consent check failed", "tenant", m.Tenant.ID, "err", err)
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+			return
+		}
+		switch d.Action {
+		case consent.ActionSend:
+			next.Handle(ctx, m)
+		case consent.ActionBlock:
+			g.metrics.blocked.WithLabelValues(m.Tenant.ID, d.Reason.String()).Inc()
+			m.Finish(Outcome{Kind: Blocked, Reason: d.Reason.String(), Status: blockStatus(m.Account, d.Reason),
+				Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
+		case consent.ActionHold:
+			g.hold(ctx, m, d)
+		case consent.ActionDisclaimFirst:
+			g.disclaim(ctx, m)
+			next.Handle(ctx, m)
+		default:
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusSysErr, Err: fmt.Errorf("unknown consent action %v", d.Action)})
+		}
+	})
+}
+
+func (g *Gateway) footer(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) {
+		if m.Origin == OriginInternal || m.Channel != ChannelSMS {
+			next.Handle(ctx, m)
+			return
+		}
+		if !m.Bulk && m.Body != nil || len(m.TLVs) > 0 && len(m.Body) == 0 {
+			// Relayed as is: the platform owns its text (and a
+			// message_payload body is passed through untouched).
+			next.Handle(ctx, m)
+			return
+		}
+		text := m.Text
+		if m.Body != nil {
+			if m.ESMClass&smpp.ESMClassUDHI != 0 {
+				// A part of a message the platform split itself: the
+				// footer belongs to the last part, which we cannot know;
+				// relay unchanged.
+				next.Handle(ctx, m)
+				return
+			}
+			t, err := coding.Decode(coding.DataCoding(m.DataCoding), m.Body)
+			if err != nil {
+				next.Handle(ctx, m) // binary content: nothing to add
+				return
+			}
+			text = t
+		}
+		out, err := g.consent.ApplyFooter(m.Tenant.ID, m.Tenant.cfg.DefaultLang, text, m.Bulk)
+		if err != nil {
+			var tl *consent.TooLongError
+			if errors.As(err, &tl) {
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: err})
+				return
+			}
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: err})
+			return
+		}
+		if out != text || m.Body == nil {
+			m.Text, m.Body, m.ESMClass = out, nil, m.ESMClass&^smpp.ESMClassUDHI
+		}
+		next.Handle(ctx, m)
+	})
+}
+
+// send routes the message to its carrier.
+func (g *Gateway) send(ctx context.Context, m *Message) {
+	if m.Channel == ChannelWhatsApp {
+		g.sendWhatsApp(ctx, m)
+		return
+	}
+	l, err := g.pickLink(m.To)
+	if err != nil {
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: err})
+		return
+	}
+	g.sendOn(l, m)
+}
+
+// sendOn submits m to link l: one submit_sm per part, accepted when every
+// part is.
+func (g *Gateway) sendOn(l *smscLink, m *Message) {
+	pdus, err := g.buildSubmits(l, m)
+	if err != nil {
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: err})
+		return
+	}
+	start := time.Now()
+	sctx, cancel := withTimeout(l.submitTimeout()) // cancelled by the last part's callback
+	if len(pdus) == 1 {
+		l.client.SubmitAsync(sctx, pdus[0], func(id string, err error) {
+			cancel()
+			g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
+			g.submitted(l, m, []string{id}, err)
+		})
+		return
+	}
+	// Several parts: accepted when every part is.
+	ids := make([]string, len(pdus))
+	errs := make([]error, len(pdus))
+	var mu sync.Mutex
+	left := len(pdus)
+	for i, p := range pdus {
+		l.client.SubmitAsync(sctx, p, func(id string, err error) {
+			mu.Lock()
+			ids[i], errs[i] = id, err
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				cancel()
+				g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
+				g.submitted(l, m, ids, errors.Join(errs...))
+			}
+		})
+	}
+}
+
+// submitted records the carrier's answer and finishes the message.
+func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error) {
+	if err != nil {
+		st := smpp.StatusOf(err)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrTimeout) {
+			st = smpp.StatusXTAppn
+		}
+		m.Finish(Outcome{Kind: Failed, Reason: ReasonCarrier, Status: st, Err: err, SMSC: l.name})
+		return
+	}
+	for i, id := range ids {
+		if id != "" {
+			g.receipts.add(l, id, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: m.Origin,
+				from: m.From, to: m.To, part: i + 1, parts: len(ids)})
+		}
+	}
+	m.Finish(Outcome{Kind: Accepted, SMSC: l.name, SMSCID: ids[0], Parts: len(ids)})
+}
+
+// buildSubmits turns a message into submit_sm PDUs for link l.
+func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error) {
+	base := smpp.SubmitSM{SM: smpp.SM{
+		Source:             addrOf(m.From, l.srcTON, l.srcNPI),
+		Dest:               smpp.Address{TON: 1, NPI: 1, Addr: []byte(m.To[1:])},
+		RegisteredDelivery: m.RegisteredDelivery,
+	}}
+	if m.Body != nil {
+		sm := base
+		sm.ESMClass = m.ESMClass
+		sm.DataCoding = m.DataCoding
+		sm.ShortMessage = m.Body
+		if len(m.TLVs) > 0 {
+			if err := sm.TLVs.SetBytes(m.TLVs); err != nil {
+				return nil, err
+			}
+		}
+		return []*smpp.SubmitSM{&sm}, nil
+	}
+	parts, err := coding.Split(m.Text, coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*smpp.SubmitSM, len(parts))
+	for i, p := range parts {
+		sm := base
+		sm.DataCoding = uint8(p.Coding)
+		sm.ShortMessage = p.Data
+		if p.UDHI {
+			sm.ESMClass |= smpp.ESMClassUDHI
+		}
+		out[i] = &sm
+	}
+	return out, nil
+}
+
+// withTimeout is context.WithTimeout on a background context, for
+// contexts whose cancel runs in a completion callback.
+func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

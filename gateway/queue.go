@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/smpp"
+)
+
+// queue makes messages of ack: store accounts durable before they are
+// acknowledged: the upstream gets submit_sm_resp (Queued) once the message
+// is synced in the gateway store, and the outbox worker sends it, retrying
+// through SMSC outages with back-off until it is accepted or expires.
+// Messages of ack: relay accounts go straight on: the upstream is answered
+// when the SMSC accepted, so a crash loses nothing the platform was told.
+func (g *Gateway) queue(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) {
+		if m.Account == nil || m.Account.cfg.Ack != "store" || m.Origin != OriginSMPP {
+			next.Handle(ctx, m)
+			return
+		}
+		p, err := json.Marshal(heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
+			DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
+			Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
+		if err == nil {
+			err = g.outbox.put(&outItem{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
+		}
+		if err != nil {
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusMsgQFul, Err: err})
+			return
+		}
+		m.Finish(Outcome{Kind: Queued})
+	})
+}
+
+// sendQueued is the outbox worker for queued MT messages: it sends one and
+// waits for the SMSC's answer. Temporary failures are retried by the
+// outbox; permanent ones end the message with a failure receipt.
+func (g *Gateway) sendQueued(ctx context.Context, it *outItem) error {
+	var p heldPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return errPermanent{err}
+	}
+	t := g.tenants[it.Tenant]
+	if t == nil {
+		return errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)}
+	}
+	res := make(chan Outcome, 1)
+	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, Channel: p.Channel,
+		From: p.From, To: p.To, Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs,
+		RegisteredDelivery: p.RegDlr, Category: consent.Category(p.Category), Bulk: p.Bulk, Received: it.Created,
+		done: func(_ *Message, o Outcome) { res <- o }}
+	// A queued message re-checks consent: the recipient may have said STOP
+	// while it waited.
+	g.afterQueue(ctx, m)
+	var o Outcome
+	select {
+	case o = <-res:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.record(m, o)
+	switch o.Kind {
+	case Accepted:
+		return nil
+	case Failed:
+		if o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) || errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) {
+			return fmt.Errorf("temporary: %w", o.Err)
+		}
+	}
+	g.queuedExpiredMsg(m, o)
+	return nil
+}
+
+// afterQueue sends a dequeued message through screen and send.
+func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
+	g.recoverer(g.screen(HandlerFunc(g.send))).Handle(ctx, m)
+}
+
+// queuedExpired fails a message that stayed queued past queue.max_age.
+func (g *Gateway) queuedExpired(it *outItem) {
+	var p heldPayload
+	if json.Unmarshal(it.Payload, &p) != nil {
+		return
+	}
+	t := g.tenants[it.Tenant]
+	if t == nil {
+		return
+	}
+	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, From: p.From, To: p.To, Channel: p.Channel}
+	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: "expired", Status: smpp.StatusDeliveryFailure})
+}
+
+// queuedExpiredMsg tells the upstream, by a receipt, that a message it was
+// told is queued will not be delivered.
+func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
+	if m.Account == nil {
+		return
+	}
+	stat, state := "UNDELIV", uint8(5)
+	if o.Kind == Blocked {
+		stat, state = "REJECTD", 8
+	}
+	if o.Reason == "expired" {
+		stat, state = "EXPIRED", 3
+	}
+	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
+		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: dlrState(state), stat: stat,
+		err: threeDigits(uint32(o.Status)), done: time.Now()}, func(smpp.CommandStatus) {})
+}

@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/smpp"
+)
+
+// Account is an upstream ESME account at run time.
+type Account struct {
+	cfg    AccountConfig
+	tenant *Tenant
+	smpp   *smpp.Account
+}
+
+// ID returns the account's system_id.
+func (a *Account) ID() string { return a.cfg.SystemID }
+
+func (g *Gateway) authenticate(_ context.Context, b smpp.BindInfo) (*smpp.Account, smpp.CommandStatus) {
+	a := g.accounts[b.SystemID]
+	if a == nil {
+		return nil, smpp.StatusInvSysID
+	}
+	if !constantTimeEqual(a.cfg.Password, b.Password) {
+		return nil, smpp.StatusInvPaswd
+	}
+	return a.smpp, smpp.StatusOK
+}
+
+// numberFromAddr turns an SMPP address into E.164 (or keeps an
+// alphanumeric sender). National numbers (TON 2) are read in the tenant's
+// default region.
+func (g *Gateway) numberFromAddr(t *Tenant, a smpp.Address) string {
+	s := string(a.Addr)
+	if a.TON == 5 {
+		return s
+	}
+	if len(s) > 0 && s[0] == '+' {
+		return s
+	}
+	if a.TON == 2 || (len(s) > 0 && s[0] == '0') {
+		region := "US"
+		if t != nil {
+			region = t.cfg.DefaultRegion
+		}
+		if n, err := consent.NormalizeRecipient(ChannelSMS, region, s); err == nil {
+			return n
+		}
+		return s
+	}
+	return "+" + s
+}
+
+// serveUpstream handles requests from platforms bound to our SMPP server.
+func (g *Gateway) serveUpstream(r *smpp.Request) {
+	acct, _ := smpp.AccountOf(r.Conn).Data.(*Account)
+	if acct == nil {
+		r.Respond(smpp.StatusInvBndSts, nil)
+		return
+	}
+	switch p := r.PDU.(type) {
+	case *smpp.SubmitSM:
+		m := &Message{
+			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
+			From: g.numberFromAddr(acct.tenant, p.Source), To: g.numberFromAddr(acct.tenant, p.Dest),
+			Body: p.ShortMessage, DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
+			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(),
+			Bulk: acct.cfg.Bulk,
+		}
+		if acct.cfg.Marketing {
+			m.Category = consent.CategoryMarketing
+		}
+		if p.TLVs.Len() > 0 {
+			m.TLVs = p.TLVs.Bytes() // message_payload, sar_*, ports: relayed as sent
+		}
+		if m.Body == nil {
+			m.Body = []byte{}
+		}
+		m.req = r
+		m.done = g.answerSubmit
+		g.mt.Handle(context.Background(), m)
+	case *smpp.DataSM:
+		pl, _ := p.TLVs.MessagePayload()
+		m := &Message{
+			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
+			From: g.numberFromAddr(acct.tenant, p.Source), To: g.numberFromAddr(acct.tenant, p.Dest),
+			Body: append([]byte{}, pl...), DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
+			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(), Bulk: acct.cfg.Bulk,
+		}
+		if acct.cfg.Marketing {
+			m.Category = consent.CategoryMarketing
+		}
+		if len(m.Body) > smpp.MaxShortMessage {
+			m.TLVs = p.TLVs.Bytes()
+			m.Body = []byte{}
+		}
+		m.req = r
+		m.done = g.answerSubmit
+		g.mt.Handle(context.Background(), m)
+	case *smpp.QuerySM:
+		st, ok := g.statuses.get(string(p.MessageID))
+		if !ok || st.Tenant != acct.tenant.ID {
+			r.Respond(smpp.StatusQueryFail, nil)
+			return
+		}
+		r.Respond(smpp.StatusOK, &smpp.QuerySMResp{MessageID: p.MessageID, MessageState: messageState(st.State)})
+	case *smpp.CancelSM:
+		r.Respond(smpp.StatusCancelFail, nil)
+	case *smpp.ReplaceSM:
+		r.Respond(smpp.StatusReplaceFail, nil)
+	case *smpp.SubmitMulti:
+		// Every destination would need its own consent answer; platforms
+		// get a clear refusal and send submit_sm per recipient.
+		r.Respond(smpp.StatusSubmitFail, nil)
+	default:
+		r.Respond(smpp.StatusInvCmdID, nil)
+	}
+}
+
+// answerSubmit answers an upstream submit_sm/data_sm from the outcome.
+func (g *Gateway) answerSubmit(m *Message, o Outcome) {
+	g.record(m, o)
+	r := m.req
+	respond := func(st smpp.CommandStatus, id string) {
+		if r.Header.ID == smpp.DataSMID {
+			r.Respond(st, &smpp.DataSMResp{MessageID: []byte(id)})
+			return
+		}
+		r.Respond(st, &smpp.SubmitSMResp{MessageID: []byte(id)})
+	}
+	switch o.Kind {
+	case Accepted, Queued, Held:
+		respond(smpp.StatusOK, m.ID)
+	case Blocked:
+		if m.Account != nil && m.Account.cfg.Reject == "receipt" {
+			respond(smpp.StatusOK, m.ID)
+			go g.rejectReceipt(m, o)
+			return
+		}
+		respond(o.Status, "")
+	default:
+		st := o.Status
+		if st == smpp.StatusOK {
+			st = smpp.StatusSysErr
+		}
+		respond(st, "")
+	}
+}
+
+// rejectReceipt sends the upstream a receipt stat:REJECTD for a blocked
+// message accepted under reject: receipt.
+func (g *Gateway) rejectReceipt(m *Message, o Outcome) {
+	t := receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From, to: m.To, part: 1, parts: 1}
+	code := uint32(o.Status)
+	g.forwardReceipt(nil, t, parsedReceipt{id: m.ID, state: 8, stat: "REJECTD", err: threeDigits(code), done: time.Now()}, func(smpp.CommandStatus) {})
+}
+
+// threeDigits is the receipt err: field for a status: its low three hex
+// digits, so 0x00000401 reads err:401.
+func threeDigits(code uint32) string {
+	const hexd = "0123456789ABCDEF"
+	return string([]byte{hexd[code>>8&0xF], hexd[code>>4&0xF], hexd[code&0xF]})
+}

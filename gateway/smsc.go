@@ -1,0 +1,191 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
+)
+
+// smscLink is our binds to one operator SMSC.
+type smscLink struct {
+	name   string
+	cfg    SMSCConfig
+	client *smpp.Client
+	idBase dlr.IDBase
+	srcTON uint8
+	srcNPI uint8
+	up     atomic.Int32 // bound sessions
+}
+
+func parseIDBase(s string) dlr.IDBase {
+	switch s {
+	case "resp_hex_dlr_dec":
+		return dlr.RespHexDLRDec
+	case "resp_dec_dlr_hex":
+		return dlr.RespDecDLRHex
+	}
+	return dlr.Same
+}
+
+func clientTLS(t TLSConfig) (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificates in %s", t.CA)
+		}
+		c.RootCAs = pool
+	}
+	if t.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
+	mode, err := smpp.ParseBindMode(cfg.Mode)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := clientTLS(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("smsc %s: tls: %w", cfg.Name, err)
+	}
+	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1}
+	if cfg.SourceTON != nil {
+		l.srcTON = *cfg.SourceTON
+	}
+	if cfg.SourceNPI != nil {
+		l.srcNPI = *cfg.SourceNPI
+	}
+	l.client = smpp.NewClient(smpp.ClientConfig{
+		Addr: cfg.Address, TLS: tc, SystemID: cfg.SystemID, Password: cfg.Password, SystemType: cfg.SystemType,
+		Mode: mode, Binds: cfg.Binds, Rate: cfg.Rate,
+		Conn: smpp.ConnConfig{
+			Window: cfg.Window, RequestExpiry: cfg.Timeout, MaxInflight: 4096,
+			Logger: g.log.With("smsc", cfg.Name), OnPDU: g.metrics.pduObserver("smsc"),
+		},
+		Handler: smpp.HandlerFunc(func(r *smpp.Request) { g.serveSMSC(l, r) }),
+		Logger:  g.log.With("smsc", cfg.Name),
+		OnState: func(bind int, up bool) {
+			if up {
+				l.up.Add(1)
+			} else {
+				l.up.Add(-1)
+			}
+			g.metrics.bindUp.WithLabelValues(cfg.Name).Set(float64(l.up.Load()))
+		},
+	})
+	return l, nil
+}
+
+// route maps destination prefixes to SMSC groups; the longest prefix wins.
+type route struct {
+	prefix string
+	links  []*smscLink // failover order
+}
+
+func buildRoutes(cfg []RouteConfig, links map[string]*smscLink) []route {
+	rs := make([]route, 0, len(cfg))
+	for _, rc := range cfg {
+		r := route{prefix: rc.Prefix}
+		for _, n := range rc.SMSCs {
+			if l := links[n]; l != nil {
+				r.links = append(r.links, l)
+			}
+		}
+		rs = append(rs, r)
+	}
+	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+	return rs
+}
+
+// ErrNoRoute is returned for a destination no route covers.
+var ErrNoRoute = errors.New("gateway: no route to destination")
+
+// pickLink returns the first SMSC of the destination's route with a bound
+// session that can submit, failing over in configured order. With none
+// bound it returns the first, so the submit waits for a rebind within its
+// timeout.
+func (g *Gateway) pickLink(to string) (*smscLink, error) {
+	for _, r := range g.routes {
+		if strings.HasPrefix(to, r.prefix) {
+			for _, l := range r.links {
+				if l.up.Load() > 0 && l.cfg.Mode != "receiver" {
+					return l, nil
+				}
+			}
+			if len(r.links) > 0 {
+				return r.links[0], nil
+			}
+		}
+	}
+	return nil, ErrNoRoute
+}
+
+func addrOf(num string, ton, npi uint8) smpp.Address {
+	if strings.HasPrefix(num, "+") {
+		return smpp.Address{TON: ton, NPI: npi, Addr: []byte(num[1:])}
+	}
+	// An alphanumeric sender.
+	return smpp.Address{TON: 5, NPI: 0, Addr: []byte(num)}
+}
+
+// submitTimeout bounds one submit to an SMSC, including the wait for a
+// bound session.
+func (l *smscLink) submitTimeout() time.Duration { return l.cfg.Timeout }
+
+func (g *Gateway) startLinks() {
+	for _, l := range g.links {
+		l.client.Start()
+	}
+}
+
+func (g *Gateway) stopLinks(ctx context.Context) {
+	for _, l := range g.links {
+		if err := l.client.Shutdown(ctx); err != nil {
+			g.log.Warn("smsc shutdown", "smsc", l.name, "err", err)
+		}
+	}
+}
+
+// linksReady reports whether every route has at least one bound SMSC.
+func (g *Gateway) linksReady() (bool, string) {
+	for _, r := range g.routes {
+		ok := false
+		for _, l := range r.links {
+			if l.up.Load() > 0 {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false, "no bound SMSC for route " + r.prefix
+		}
+	}
+	return true, ""
+}
+
+var _ = slog.Default
