@@ -104,6 +104,7 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 			target = rs
 		}
 		old := effective(rs, rt)
+		wasPending := rt.r.state == StatePending
 		before, beforeState := target.r.flags, target.r.state
 		target.r.flags |= k.flags()
 		if k.full() {
@@ -113,7 +114,7 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 			}
 		}
 		changed := target.r.flags != before || target.r.state != beforeState
-		if k.full() && rt.r.state == StatePending {
+		if k.full() && wasPending {
 			if err := c.takeHeld(ch, tr.rcpt, &res.Dropped); err != nil {
 				return err
 			}
