@@ -525,7 +525,9 @@ func (c *Conn) readFailed(err error) {
 		c.mu.Lock()
 		unbound := c.unbindSent
 		c.mu.Unlock()
-		if unbound {
+		// After an unbind from either side the peer may hang up before our
+		// writer gets to close: that is the orderly end, not a drop.
+		if unbound || c.State() == StateUnbinding {
 			c.closeWith(CloseUnbound, nil)
 		} else {
 			c.closeWith(ClosePeer, err)
