@@ -85,6 +85,7 @@ type Receiver struct {
 	synced  bool      // db syncs every commit itself (SyncWrites)
 
 	appendCh   chan *appendReq // handlers → committer; unbuffered so nothing is left behind at close
+	syncCh     chan *group     // committer → syncer; closed by the committer
 	queue      chan *spoolItem // committer/sweeper → workers
 	sweepCh    chan struct{}   // cap 1: a sweep is wanted
 	overflow   atomic.Bool     // a committed body did not fit in queue
@@ -103,7 +104,7 @@ type Receiver struct {
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server // guarded by srvMu
 
-	committerDone chan struct{}
+	committerDone chan struct{}  // closed by the syncer after the committer stopped
 	wg            sync.WaitGroup // workers and sweeper
 }
 
@@ -160,6 +161,7 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 		verify:        []byte(cfg.VerifyToken),
 		synced:        db.Opts().SyncWrites,
 		appendCh:      make(chan *appendReq),
+		syncCh:        make(chan *group, 8),
 		queue:         make(chan *spoolItem, cfg.QueueSize),
 		sweepCh:       make(chan struct{}, 1),
 		stopIntake:    make(chan struct{}),
@@ -190,6 +192,7 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 		r.sweepCh <- struct{}{}
 	}
 	go r.committer()
+	go r.syncer()
 	r.wg.Add(1 + cfg.Workers)
 	go r.sweeper()
 	for range cfg.Workers {

@@ -81,15 +81,22 @@ func (r *Receiver) scanSpool() (depth int, last uint64, err error) {
 	return depth, last, err
 }
 
-// committer is the single writer of the spool. It takes every body waiting, writes them in one
-// transaction, syncs once and then answers all their handlers: group commit.
+// group is one committed (not yet synced) batch of bodies.
+type group struct {
+	reqs  []*appendReq
+	first uint64
+}
+
+// committer is the single writer of the spool. It takes every body waiting, writes them in
+// one transaction and passes the group to the syncer, then collects the next group while the
+// syncer syncs: group commit, pipelined.
 func (r *Receiver) committer() {
-	defer close(r.committerDone)
-	batch := make([]*appendReq, 0, r.cfg.MaxGroupCommit)
+	defer close(r.syncCh)
 	for {
 		select {
 		case req := <-r.appendCh:
-			batch = append(batch[:0], req)
+			batch := make([]*appendReq, 1, 16)
+			batch[0] = req
 		drain:
 			for len(batch) < r.cfg.MaxGroupCommit {
 				select {
@@ -99,16 +106,18 @@ func (r *Receiver) committer() {
 					break drain
 				}
 			}
-			r.commit(batch)
-			clear(batch)
+			if g := r.write(batch); g != nil {
+				r.syncCh <- g
+			}
 		case <-r.stopIntake:
 			return // appendCh is unbuffered: no handler is left waiting
 		}
 	}
 }
 
-// commit makes batch durable and dispatches it.
-func (r *Receiver) commit(batch []*appendReq) {
+// write assigns sequences to batch and commits it to Badger. On failure it answers the
+// handlers itself and returns nil.
+func (r *Receiver) write(batch []*appendReq) *group {
 	first := r.nextSeq
 	r.nextSeq += uint64(len(batch))
 	r.mu.Lock()
@@ -116,30 +125,69 @@ func (r *Receiver) commit(batch []*appendReq) {
 		r.inflight[first+uint64(i)] = struct{}{}
 	}
 	r.mu.Unlock()
-
-	err := r.writeSpool(batch, first)
-	if err == nil && !r.synced {
-		err = r.db.Sync()
-	}
 	r.metrics.commitGroups.Observe(float64(len(batch)))
-	if err != nil {
-		// The bodies may or may not be in the spool; Meta retries the unanswered ones and
-		// dedup absorbs the copies. Anything that did land is found by the next sweep.
-		r.mu.Lock()
-		for i := range batch {
-			delete(r.inflight, first+uint64(i))
-		}
-		r.mu.Unlock()
-		r.requestSweep()
-		for _, req := range batch {
-			req.done <- err
-		}
-		return
+	g := &group{reqs: batch, first: first}
+	if err := r.writeSpool(batch, first); err != nil {
+		r.fail(g, err)
+		return nil
 	}
-	r.metrics.spoolDepth.Add(float64(len(batch)))
-	items := make([]spoolItem, len(batch)) // one allocation per group
-	for i, req := range batch {
-		items[i] = spoolItem{seq: first + uint64(i), body: req.body, events: req.events}
+	return g
+}
+
+// fail answers the handlers of g with err. Bodies that did land in the spool are found by the
+// next sweep; Meta retries the others and dedup absorbs the copies.
+func (r *Receiver) fail(g *group, err error) {
+	r.mu.Lock()
+	for i := range g.reqs {
+		delete(r.inflight, g.first+uint64(i))
+	}
+	r.mu.Unlock()
+	r.requestSweep()
+	for _, req := range g.reqs {
+		req.done <- err
+	}
+}
+
+// syncer makes committed groups durable: one DB.Sync covers every group committed before it
+// started, however many. Only then are the handlers answered and the bodies dispatched.
+func (r *Receiver) syncer() {
+	defer close(r.committerDone)
+	var groups []*group
+	for g := range r.syncCh {
+		groups = append(groups[:0], g)
+	drain:
+		for {
+			select {
+			case g, ok := <-r.syncCh:
+				if !ok {
+					break drain
+				}
+				groups = append(groups, g)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if !r.synced {
+			err = r.db.Sync()
+		}
+		for _, g := range groups {
+			if err != nil {
+				r.fail(g, err)
+				continue
+			}
+			r.dispatch(g)
+		}
+		clear(groups)
+	}
+}
+
+// dispatch answers the handlers of a durable group and queues its bodies for the workers.
+func (r *Receiver) dispatch(g *group) {
+	r.metrics.spoolDepth.Add(float64(len(g.reqs)))
+	items := make([]spoolItem, len(g.reqs)) // one allocation per group
+	for i, req := range g.reqs {
+		items[i] = spoolItem{seq: g.first + uint64(i), body: req.body, events: req.events}
 		req.done <- nil
 	}
 	for i := range items {
@@ -147,9 +195,7 @@ func (r *Receiver) commit(batch []*appendReq) {
 		case r.queue <- &items[i]:
 		default:
 			// The workers are behind: the body waits in the spool for a sweep.
-			r.mu.Lock()
-			delete(r.inflight, items[i].seq)
-			r.mu.Unlock()
+			r.unmark(items[i].seq)
 			r.requestSweep()
 		}
 	}
