@@ -701,3 +701,23 @@ func (c *Config) validate() ConfigErrors {
 	}
 	return errs
 }
+
+// Digest is a short human summary of the configuration, for check-config.
+func (c *Config) Digest() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  store: %s\n  smpp:  %s (%d accounts)\n  http:  %s\n", c.Store.Dir, c.SMPP.Listen, len(c.Accounts), c.HTTP.Listen)
+	for _, t := range c.Tenants {
+		fmt.Fprintf(&b, "  tenant %s: scope=%s attestation=%s keywords=%s lang=%s numbers=%d webhook=%t\n",
+			t.ID, t.Scope, t.Attestation, t.KeywordMode, t.DefaultLang, len(t.Numbers), t.Webhook.URL != "")
+	}
+	for _, s := range c.SMSCs {
+		fmt.Fprintf(&b, "  smsc %s: %s %s binds=%d window=%d\n", s.Name, s.Address, s.Mode, s.Binds, s.Window)
+	}
+	for _, r := range c.Routes {
+		fmt.Fprintf(&b, "  route %s -> %s\n", r.Prefix, strings.Join(r.SMSCs, ", "))
+	}
+	if c.Simulator.Enabled {
+		fmt.Fprintf(&b, "  simulator: %s\n", c.Simulator.Listen)
+	}
+	return b.String()
+}

@@ -401,6 +401,7 @@ func (c *Client) Close() error {
 
 // Shutdown drains and unbinds every session, then stops.
 func (c *Client) Shutdown(ctx context.Context) error {
+	c.cancel() // stop rebinding first, so the unbinds are not taken for drops
 	var wg sync.WaitGroup
 	for _, s := range c.slots {
 		if cn := s.conn.Load(); cn != nil {

@@ -1,0 +1,460 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+	"github.com/optgate/optgate/smpp/dlr"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GATEWAY_TEST_LOG") == "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	ourNumber = "+15145550199"
+	handset   = "+15145550100"
+	acmeToken = "acme-test-token"
+	adminTok  = "admin-test-token"
+)
+
+// testEnv is a gateway wired like cmd/optgate does, against a smpptest
+// SMSC, with an upstream ESME bound to it.
+type testEnv struct {
+	t    *testing.T
+	g    *Gateway
+	smsc *smpptest.Server
+	esme *smpptest.ESME
+	dir  string
+	yaml string
+}
+
+func configYAML(dir, smscAddr, extraTenant, extraAccount string) string {
+	return fmt.Sprintf(`
+store: {dir: %q}
+http: {listen: "127.0.0.1:0", admin_token: %q}
+smpp: {listen: "127.0.0.1:0"}
+tenants:
+  - id: acme
+    brand: Acme Recruiting
+    help_contact: help@acme.example
+    api_token: %q
+    numbers: [%q]
+%s
+accounts:
+  - {system_id: acme, password: acmepw, tenant: acme, window: 256}
+%s
+smscs:
+  - {name: carrier, address: %q, system_id: optgate, password: pw, binds: 2, window: 128, timeout: 3s}
+routes:
+  - {prefix: "+", smscs: [carrier]}
+`, dir, adminTok, acmeToken, ourNumber, extraTenant, extraAccount, smscAddr)
+}
+
+func startEnv(t *testing.T, yamlText string, smsc *smpptest.Server, dir string) *testEnv {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(yamlText), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	sl, _ := net.Listen("tcp", "127.0.0.1:0")
+	hl, _ := net.Listen("tcp", "127.0.0.1:0")
+	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	env := &testEnv{t: t, g: g, smsc: smsc, dir: dir, yaml: yamlText}
+	t.Cleanup(func() { env.stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, 10*time.Second, func() error {
+		if ok, why := g.linksReady(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	env.esme, err = smpptest.NewESME(ctx, smpp.ClientConfig{Addr: g.SMPPAddr(), SystemID: "acme", Password: "acmepw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func newEnv(t *testing.T) *testEnv {
+	smsc := smpptest.NewServer(smpptest.Config{Receipts: true})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	return startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
+}
+
+func (e *testEnv) stop() {
+	if e.esme != nil {
+		e.esme.Close()
+		e.esme = nil
+	}
+	if e.g != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		e.g.Shutdown(ctx)
+		cancel()
+		e.g = nil
+	}
+}
+
+func waitFor(t testing.TB, total time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = fn(); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("condition not met after %s: %v", total, err)
+}
+
+func (e *testEnv) submit(to, text string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	enc, dc := encodeText(text)
+	return e.esme.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{
+		Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(to[1:])},
+		DataCoding: dc, ShortMessage: enc, RegisteredDelivery: 1}})
+}
+
+// nextSubmitTo waits for the SMSC to receive a submit to a number and
+// returns its decoded text.
+func (e *testEnv) nextSubmitTo(to string) (smpptest.Submit, string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		s, err := e.smsc.NextSubmit(ctx)
+		if err != nil {
+			e.t.Fatalf("no submit to %s at the SMSC: %v", to, err)
+		}
+		if "+"+string(s.PDU.Dest.Addr) == to {
+			text, _ := coding.Decode(coding.DataCoding(s.PDU.DataCoding), s.PDU.ShortMessage)
+			return s, text
+		}
+	}
+}
+
+func (e *testEnv) mo(from, text string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return e.smsc.SendMO(ctx, "optgate", from, ourNumber, text)
+}
+
+func (e *testEnv) http(method, path, token, body string) (int, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+e.g.HTTPAddr()+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if m == nil {
+		m = map[string]any{"raw": string(b)}
+	}
+	return resp.StatusCode, m
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+// The whole loop over SMPP, in several languages: STOP from the handset,
+// the confirmation in the keyword's language at the SMSC, the upstream's
+// next submit refused with 0x00000401, START, allowed again.
+func TestE2EOptOutLanguagesSMPP(t *testing.T) {
+	env := newEnv(t)
+	cases := []struct {
+		handset, keyword, confirmWord string
+	}{
+		{"+15145550101", "STOP", "unsubscribed"},
+		{"+15145550102", "ARRET", "désabonné"},
+		{"+15145550103", "ARRÊT", "désabonné"}, // arrives UCS-2
+		{"+15145550104", "STOPP", "abgemeldet"},
+		{"+15145550105", "stop please", ""}, // exact mode: not a keyword
+	}
+	for _, tc := range cases {
+		t.Run(tc.keyword, func(t *testing.T) {
+			_, err := env.submit(tc.handset, "Your interview is at 10:00")
+			if err != nil {
+				t.Fatalf("first submit: %v", err)
+			}
+			env.nextSubmitTo(tc.handset)
+			if err := env.mo(tc.handset, tc.keyword); err != nil {
+				t.Fatalf("MO: %v", err)
+			}
+			if tc.confirmWord == "" {
+				if _, err := env.submit(tc.handset, "still allowed"); err != nil {
+					t.Fatalf("a non-keyword message blocked the recipient: %v", err)
+				}
+				return
+			}
+			_, text := env.nextSubmitTo(tc.handset)
+			if !strings.Contains(text, tc.confirmWord) || !strings.Contains(text, "Acme Recruiting") {
+				t.Fatalf("confirmation %q does not contain %q", text, tc.confirmWord)
+			}
+			_, err = env.submit(tc.handset, "Another offer")
+			if st := smpp.StatusOf(err); st != smpp.StatusOptedOut {
+				t.Fatalf("submit after STOP: got %v (%s), want 0x401", err, st)
+			}
+			if err := env.mo(tc.handset, "START"); err != nil {
+				t.Fatal(err)
+			}
+			_, text = env.nextSubmitTo(tc.handset)
+			if text == "" {
+				t.Fatal("no START confirmation")
+			}
+			if _, err := env.submit(tc.handset, "Welcome back"); err != nil {
+				t.Fatalf("submit after START: %v", err)
+			}
+		})
+	}
+}
+
+func TestE2EOptOutHTTP(t *testing.T) {
+	env := newEnv(t)
+	body := `{"to":"` + handset + `","text":"Interview tomorrow"}`
+	code, m := env.http("POST", "/v1/messages", acmeToken, body)
+	if code != 202 || m["status"] != "accepted" {
+		t.Fatalf("send: %d %v", code, m)
+	}
+	if err := env.mo(handset, "UNSUBSCRIBE"); err != nil {
+		t.Fatal(err)
+	}
+	env.nextSubmitTo(handset) // the first message
+	env.nextSubmitTo(handset) // the confirmation
+	code, m = env.http("POST", "/v1/messages", acmeToken, body)
+	if code != 403 || errCode(m) != "recipient_opted_out" {
+		t.Fatalf("after STOP: %d %v", code, m)
+	}
+	code, m = env.http("GET", "/v1/consent/"+handset, acmeToken, "")
+	if code != 200 || m["tenant_wide"].(map[string]any)["state"] != "opted_out" {
+		t.Fatalf("consent: %d %v", code, m)
+	}
+	code, m = env.http("GET", "/v1/consent/"+handset+"/history", acmeToken, "")
+	ev := m["evidence"].([]any)
+	if code != 200 || len(ev) == 0 || ev[0].(map[string]any)["keyword"] != "UNSUBSCRIBE" {
+		t.Fatalf("history: %d %v", code, m)
+	}
+	// Operator opt-in needs evidence.
+	code, m = env.http("POST", "/v1/consent/"+handset+"/opt-in", adminTok+"", `{"operator":"jane"}`)
+	if code != 400 || errCode(m) != "evidence_required" {
+		t.Fatalf("opt-in without evidence: %d %v", code, m)
+	}
+	code, _ = env.http("POST", "/v1/consent/"+handset+"/opt-in?tenant=acme", adminTok, `{"operator":"jane","source":"signed_form","proof_ref":"doc-123"}`)
+	if code != 200 {
+		t.Fatalf("opt-in with evidence: %d", code)
+	}
+	code, m = env.http("POST", "/v1/messages", acmeToken, body)
+	if code != 202 {
+		t.Fatalf("after opt-in: %d %v", code, m)
+	}
+	// Bad input.
+	for _, tc := range []struct{ body, field string }{
+		{`{"to":"not a number","text":"x"}`, "to"},
+		{`{"to":"` + handset + `"}`, "text"},
+		{`{"to":1}`, "to"},
+		{`{"to":"` + handset + `","text":"x","bogus":1}`, "bogus"},
+		{`{`, ""},
+	} {
+		code, m := env.http("POST", "/v1/messages", acmeToken, tc.body)
+		e, _ := m["error"].(map[string]any)
+		if code != 400 || (tc.field != "" && e["field"] != tc.field) {
+			t.Errorf("body %s: %d %v, want 400 naming %q", tc.body, code, m, tc.field)
+		}
+	}
+	if code, _ := env.http("POST", "/v1/messages", "wrong-token", body); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+}
+
+// A STOP split over two concatenated MO parts is recognised.
+func TestE2EConcatenatedStop(t *testing.T) {
+	env := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, part := range []string{"ST", "OP"} {
+		d := &smpp.DeliverSM{SM: smpp.SM{
+			Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
+			ESMClass: smpp.ESMClassUDHI, ShortMessage: append([]byte{5, 0, 3, 0x42, 2, byte(i + 1)}, part...)}}
+		if err := env.smsc.SendDeliver(ctx, "optgate", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, text := env.nextSubmitTo(handset)
+	if !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("confirmation: %q", text)
+	}
+	if _, err := env.submit(handset, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("want 0x401, got %v", err)
+	}
+}
+
+// Receipts from the SMSC come back to the upstream ESME with our id.
+func TestE2EReceiptsForwarded(t *testing.T) {
+	env := newEnv(t)
+	id, err := env.submit(handset, "Receipt please")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := env.esme.NextDeliver(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.IsReceipt() {
+		t.Fatalf("not a receipt: %s", d)
+	}
+	rid, _ := d.TLVs.ReceiptedMessageID()
+	r, err := dlr.Parse(string(d.ShortMessage))
+	if err != nil || string(rid) != id || r.ID != id || r.Stat != "DELIVRD" {
+		t.Fatalf("receipt %s (parsed %+v, %v) does not carry our id %s", d, r, err, id)
+	}
+	code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
+	if code != 200 || m["state"] != "delivered" {
+		t.Fatalf("status: %d %v", code, m)
+	}
+}
+
+// Consent survives a restart of the gateway on the same store.
+func TestE2EConsentSurvivesRestart(t *testing.T) {
+	env := newEnv(t)
+	if err := env.mo(handset, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	env.stop()
+	env2 := startEnv(t, env.yaml, env.smsc, env.dir)
+	if _, err := env2.submit(handset, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("after restart: want 0x401, got %v", err)
+	}
+}
+
+// Signed webhooks reach the tenant and are retried after a failure.
+func TestE2EWebhookSignedAndRetried(t *testing.T) {
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var got []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if calls.Add(1) == 1 {
+			w.WriteHeader(500) // first attempt fails
+			return
+		}
+		mac := hmac.New(sha256.New, []byte("hook-secret"))
+		mac.Write([]byte(r.Header.Get("X-Optgate-Timestamp") + "." + string(body)))
+		if r.Header.Get("X-Optgate-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+			w.WriteHeader(401)
+			return
+		}
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	y := configYAML(dir, smsc.Addr(), "", "")
+	y = strings.Replace(y, "    numbers: [", "    webhook: {url: \""+hook.URL+"\", secret: hook-secret}\n    numbers: [", 1)
+	y += "webhooks: {max_backoff: 50ms}\n"
+	env := startEnv(t, y, smsc, dir)
+	if err := env.mo(handset, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		types := map[string]bool{}
+		for _, ev := range got {
+			types[ev["type"].(string)] = true
+		}
+		if types["consent.opted_out"] && types["message.received"] {
+			return nil
+		}
+		return fmt.Errorf("events so far: %v", types)
+	})
+	if calls.Load() < 3 {
+		t.Fatalf("expected a retry, %d calls", calls.Load())
+	}
+}
+
+// With ack: store, an SMSC outage queues messages and they are delivered
+// once it is back, without loss.
+func TestE2EStoreAckSurvivesOutage(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{})
+	addr := smsc.Addr()
+	dir := t.TempDir()
+	y := configYAML(dir, addr, "", "  - {system_id: acmeq, password: acmepw, tenant: acme, ack: store}\n")
+	y += "queue: {max_backoff: 100ms}\n"
+	env := startEnv(t, y, smsc, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmeq", Password: "acmepw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	smsc.Close() // outage
+	const n = 20
+	for i := 0; i < n; i++ {
+		sm := &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])}, ShortMessage: []byte(fmt.Sprintf("queued %d", i))}}
+		if _, err := q.Submit(ctx, sm); err != nil {
+			t.Fatalf("submit %d during outage: %v", i, err)
+		}
+	}
+	smsc2 := smpptest.NewUnstartedServer(smpptest.Config{Addr: addr})
+	if err := smsc2.Start(); err != nil {
+		t.Skipf("cannot reuse the SMSC port: %v", err)
+	}
+	defer smsc2.Close()
+	seen := map[string]int{}
+	for len(seen) < n {
+		s, err := smsc2.NextSubmit(ctx)
+		if err != nil {
+			t.Fatalf("only %d of %d delivered after the outage: %v", len(seen), n, err)
+		}
+		seen[string(s.PDU.ShortMessage)]++
+	}
+}
