@@ -15,8 +15,10 @@
 //
 // Normalize applies, in order:
 //
-//   - Unicode compatibility decomposition (NFKD), so full-width "ＳＴＯＰ" is
-//     "STOP" and ligatures and circled digits are spelt out;
+//   - Unicode compatibility decomposition (NFKD, rune by rune from the
+//     golang.org/x/text/unicode/norm tables), so full-width "ＳＴＯＰ" is
+//     "STOP" and ligatures and circled digits are spelt out; Hangul
+//     syllables stay composed;
 //   - removal of all combining marks, which strips accents ("ARRÊT" is
 //     "ARRET", "DÉSABONNER" is "DESABONNER"); letters without a
 //     decomposition such as Æ and Ø stay, so the table lists HJÆLP and
@@ -38,8 +40,10 @@
 //
 // The result is idempotent (Normalize of a normalised text returns it
 // unchanged) and is what the consent layer records as "keyword as
-// normalised". ASCII input is handled by a table-driven loop without
-// allocation; other input goes through golang.org/x/text/unicode/norm.
+// normalised". Matching never allocates: ASCII goes through a byte table,
+// Latin letters, general punctuation and full-width forms through tables
+// precomputed at start-up, and other runes through the x/text decomposition
+// tables.
 //
 // # Languages
 //
@@ -56,7 +60,8 @@
 // the normalised text is longer than the longest keyword or has more words
 // than the longest keyword; FirstWord reads only the first few words, and
 // ReasonableMeans only MaxWords words (and at most 256 bytes of normalised
-// text). The remaining cost is one linear scan over leading separators.
+// text). The only cost that grows with the input is one linear scan over
+// separators (white space, emoji, invalid bytes) before the first word.
 //
 // A Matcher is immutable after New and safe for concurrent use. It retains no
 // reference to the text it was given.

@@ -576,3 +576,16 @@ func TestConcurrentMatch(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestPerSeTable(t *testing.T) {
+	for _, d := range perSe {
+		requireEqual(t, normString(d.word), d.word, "normalised")
+		got := perSeWord([]byte(d.word))
+		if got == nil || got.word != d.word {
+			t.Errorf("perSeWord(%q) = %v", d.word, got)
+		}
+	}
+	if perSeWord([]byte("STOPPED")) != nil {
+		t.Error("STOPPED is per se")
+	}
+}

@@ -22,7 +22,9 @@ const (
 )
 
 // Config selects a Matcher's mode and a tenant's changes to the default
-// table. The zero Config gives the default table in Exact mode.
+// table. The zero Config gives the default table in Exact mode. New applies
+// Enable, then Remove, then Add; words in all three are normalised first, so
+// "arrêt" removes ARRET.
 type Config struct {
 	// Mode is Exact (default), FirstWord or ReasonableMeans.
 	Mode Mode
@@ -54,9 +56,14 @@ type Matcher struct {
 	mode        Mode
 	maxWords    int              // ReasonableMeans: longest message with a per-se word
 	table       map[string]entry // normalised keyword → entry; read-only
-	perSe       map[string]entry // per-se words for ReasonableMeans; read-only
 	maxKeyLen   int              // longest key in table, in bytes
 	maxKeyWords int              // most words of a key in table
+	filter      [16]uint64       // filterBit of every key: skips most map lookups of non-keywords
+}
+
+// filterBit hashes a key's length and first and last bytes into 0..1023.
+func filterBit(key []byte) uint {
+	return (uint(len(key))*131 + uint(key[0])*31 + uint(key[len(key)-1])) & 1023
 }
 
 // New builds a Matcher from the default tables and cfg. It reports every
@@ -67,7 +74,6 @@ func New(cfg Config) (*Matcher, error) {
 		mode:     cfg.Mode,
 		maxWords: cfg.MaxWords,
 		table:    make(map[string]entry, len(defaults)+len(cfg.Add)),
-		perSe:    make(map[string]entry, len(perSe)),
 	}
 	if cfg.Mode > ReasonableMeans {
 		errs = append(errs, fmt.Errorf("%w: mode %d", ErrInvalid, cfg.Mode))
@@ -80,9 +86,6 @@ func New(cfg Config) (*Matcher, error) {
 	}
 	for _, d := range defaults {
 		m.addDefault(d)
-	}
-	for _, d := range perSe {
-		m.perSe[normString(d.word)] = entry{d.class, normString(d.word), d.lang, d.universal}
 	}
 
 	for _, w := range cfg.Enable {
@@ -131,6 +134,8 @@ func New(cfg Config) (*Matcher, error) {
 		return nil, errors.Join(errs...)
 	}
 	for k := range m.table {
+		b := filterBit([]byte(k))
+		m.filter[b/64] |= 1 << (b % 64)
 		m.maxKeyLen = max(m.maxKeyLen, len(k))
 		m.maxKeyWords = max(m.maxKeyWords, strings.Count(k, " ")+1)
 	}
@@ -236,6 +241,12 @@ func match[T string | []byte](m *Matcher, text T) (Match, bool) {
 }
 
 func (m *Matcher) lookup(key []byte) (Match, bool) {
+	if len(key) == 0 {
+		return Match{}, false
+	}
+	if b := filterBit(key); m.filter[b/64]&(1<<(b%64)) == 0 {
+		return Match{}, false
+	}
 	e, ok := m.table[string(key)] // no allocation: map index by string(bytes)
 	if !ok {
 		return Match{}, false
@@ -249,8 +260,8 @@ func (m *Matcher) searchPerSe(w *normState) (Match, bool) {
 	start := 0
 	for i := 0; i < w.words; i++ {
 		for j := i; j < w.words && j < i+2; j++ {
-			if e, ok := m.perSe[string(w.out[start:w.ends[j]])]; ok {
-				return Match{Class: e.class, Keyword: e.keyword, Lang: e.lang, Universal: e.universal, PerSe: true}, true
+			if d := perSeWord(w.out[start:w.ends[j]]); d != nil {
+				return Match{Class: d.class, Keyword: d.word, Lang: d.lang, Universal: d.universal, PerSe: true}, true
 			}
 		}
 		start = int(w.ends[i]) + 1

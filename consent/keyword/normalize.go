@@ -286,8 +286,8 @@ func (w *normState) fast(f *fastEntry) {
 
 // Normalize appends the normalised form of s to dst and returns the extended
 // slice. The rules are in the package documentation; the result is what
-// Match compares with its table, and Normalize(nil, Normalize(nil, s)) equals
-// Normalize(nil, s).
+// Match compares with its table. Normalize is idempotent: normalising its
+// output returns the same text.
 func Normalize(dst []byte, s string) []byte {
 	// Most text shrinks or keeps its length; NFKD can expand, so retry with
 	// more room when the first guess was short.

@@ -148,8 +148,34 @@ var offByDefault = []def{
 // mandatory keywords cannot be removed (as with Twilio Advanced Opt-Out).
 var mandatory = []string{"STOP", "HELP", "START"}
 
+// perSeWord returns the per-se revocation word b is, or nil.
+func perSeWord(b []byte) *def {
+	i := -1
+	switch string(b) { // compiled to comparisons, no allocation
+	case "STOP":
+		i = 0
+	case "QUIT":
+		i = 1
+	case "END":
+		i = 2
+	case "REVOKE":
+		i = 3
+	case "OPT OUT":
+		i = 4
+	case "OPTOUT":
+		i = 5
+	case "CANCEL":
+		i = 6
+	case "UNSUBSCRIBE":
+		i = 7
+	default:
+		return nil
+	}
+	return &perSe[i]
+}
+
 // perSe are the FCC per-se reasonable revocation words (consent.md §1.1),
-// used by ReasonableMeans.
+// used by ReasonableMeans, in normalised form.
 var perSe = []def{
 	{"STOP", OptOut, "en", true},
 	{"QUIT", OptOut, "en", false},
