@@ -29,6 +29,7 @@ type Tenant struct {
 	ID       string
 	cfg      TenantConfig
 	accounts []*Account
+	idx      uint16 // 1-based position in Gateway.tenantList
 }
 
 // Options are the run-time dependencies cmd/optgate (or a test) injects.
@@ -53,12 +54,14 @@ type Gateway struct {
 	commit  *committer
 	outbox  *outbox
 
-	tenants  map[string]*Tenant
-	byToken  map[string]*Tenant
-	byNumber map[string]*Tenant
-	accounts map[string]*Account
-	links    map[string]*smscLink
-	routes   []route
+	tenants    map[string]*Tenant
+	tenantList []*Tenant  // by idx-1
+	acctList   []*Account // by idx-1
+	byToken    map[string]*Tenant
+	byNumber   map[string]*Tenant
+	accounts   map[string]*Account
+	links      map[string]*smscLink
+	routes     []route
 
 	smppSrv       *smpp.Server
 	smppLn        net.Listener
@@ -83,6 +86,20 @@ type Gateway struct {
 	stop     chan struct{}
 	bg       sync.WaitGroup
 	shutOnce sync.Once
+}
+
+func (g *Gateway) tenantAt(i uint16) *Tenant {
+	if i == 0 || int(i) > len(g.tenantList) {
+		return nil
+	}
+	return g.tenantList[i-1]
+}
+
+func (g *Gateway) accountAt(i uint16) *Account {
+	if i == 0 || int(i) > len(g.acctList) {
+		return nil
+	}
+	return g.acctList[i-1]
 }
 
 func constantTimeEqual(a, b string) bool {
@@ -130,8 +147,9 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		log = slog.Default()
 	}
 	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{},
-		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), statuses: newStatusBook(1 << 20),
-		receipts: newReceiptBook(4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace), stop: make(chan struct{})}
+		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
+	g.statuses = newStatusBook(g, 1<<20)
+	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -148,6 +166,8 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	for _, tc := range cfg.Tenants {
 		t := &Tenant{ID: tc.ID, cfg: tc}
 		g.tenants[t.ID] = t
+		g.tenantList = append(g.tenantList, t)
+		t.idx = uint16(len(g.tenantList))
 		if tc.APIToken != "" {
 			g.byToken[tc.APIToken] = t
 		}
@@ -158,6 +178,8 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	for _, ac := range cfg.Accounts {
 		t := g.tenants[ac.Tenant]
 		a := &Account{cfg: ac, tenant: t}
+		g.acctList = append(g.acctList, a)
+		a.idx = uint16(len(g.acctList))
 		a.smpp = &smpp.Account{ID: ac.SystemID, Window: ac.Window, Rate: ac.Rate, MaxBinds: ac.MaxBinds, Data: a}
 		g.accounts[ac.SystemID] = a
 		t.accounts = append(t.accounts, a)

@@ -117,7 +117,7 @@ func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
 func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
 	var p heldPayload
 	_ = json.Unmarshal(h.Payload, &p)
-	g.statuses.update(h.ID, func(s *MessageStatus) { s.State, s.Reason, s.Updated = "failed", reason, time.Now() })
+	g.statuses.update(h.ID, "failed", reason)
 	target := receiptTarget{msgID: h.ID, tenant: t, account: g.accounts[p.Account], origin: p.Origin, from: p.From, to: p.To, part: 1, parts: 1}
 	if target.origin == OriginSMPP && target.account == nil {
 		return
@@ -139,7 +139,7 @@ func (g *Gateway) record(m *Message, o Outcome) {
 	state := o.Kind.String()
 	reason := o.Reason
 	g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: state, Reason: reason,
-		SMSCID: o.SMSCID, Updated: time.Now()})
+		Updated: time.Now()})
 	g.metrics.messages.WithLabelValues("mt", m.Channel, state).Inc()
 }
 

@@ -125,12 +125,30 @@ func newIDGen() *idGen {
 func (g *idGen) next() string { return strconv.FormatUint(g.n.Add(1), 16) }
 
 // statusBook remembers recent message states for GET /v1/messages/{id}
-// and query_sm, in two generations so memory stays bounded: when the
-// current generation is full it becomes the previous one.
+// and query_sm. It is written for every message, so it is built for the
+// hot path: keys are our ids as integers and records hold no pointers, so
+// the garbage collector does not scan them; two generations per shard keep
+// memory bounded (when the current one is full it becomes the old one).
 type statusBook struct {
+	shards [16]statusShard
+	max    int // per shard and generation
+	g      *Gateway
+}
+
+type statusShard struct {
 	mu       sync.Mutex
-	cur, old map[string]MessageStatus // guarded by mu
-	max      int
+	cur, old map[uint64]statusRec // guarded by mu
+}
+
+// statusRec is a packed MessageStatus.
+type statusRec struct {
+	at      int64
+	tenant  uint16
+	reason  uint16 // interned
+	state   uint16 // interned
+	channel uint8
+	toLen   uint8
+	to      [16]byte
 }
 
 // MessageStatus is what the API reports about a message.
@@ -141,43 +159,128 @@ type MessageStatus struct {
 	To      string    `json:"to"`
 	State   string    `json:"state"` // accepted, queued, blocked, held, rejected, failed, delivered, undeliverable, expired...
 	Reason  string    `json:"reason,omitempty"`
-	SMSCID  string    `json:"carrier_id,omitempty"`
 	Updated time.Time `json:"updated"`
 }
 
-func newStatusBook(max int) *statusBook {
-	return &statusBook{cur: make(map[string]MessageStatus), old: map[string]MessageStatus{}, max: max}
+func newStatusBook(g *Gateway, max int) *statusBook {
+	b := &statusBook{max: max / 32, g: g}
+	for i := range b.shards {
+		b.shards[i].cur = map[uint64]statusRec{}
+		b.shards[i].old = map[uint64]statusRec{}
+	}
+	return b
 }
+
+// interned strings (states, reasons) as small integers.
+var (
+	internMu  sync.RWMutex
+	internIdx = map[string]uint16{"": 0}
+	internStr = []string{""}
+)
+
+func intern(s string) uint16 {
+	internMu.RLock()
+	i, ok := internIdx[s]
+	internMu.RUnlock()
+	if ok {
+		return i
+	}
+	internMu.Lock()
+	defer internMu.Unlock()
+	if i, ok := internIdx[s]; ok {
+		return i
+	}
+	if len(internStr) >= 1<<16-1 {
+		return 0
+	}
+	i = uint16(len(internStr))
+	internStr = append(internStr, s)
+	internIdx[s] = i
+	return i
+}
+
+func interned(i uint16) string {
+	internMu.RLock()
+	defer internMu.RUnlock()
+	if int(i) < len(internStr) {
+		return internStr[i]
+	}
+	return ""
+}
+
+func parseID(id string) (uint64, bool) {
+	n, err := strconv.ParseUint(id, 16, 64)
+	return n, err == nil
+}
+
+func (b *statusBook) shard(id uint64) *statusShard { return &b.shards[id&15] }
 
 func (b *statusBook) put(s MessageStatus) {
-	b.mu.Lock()
-	if len(b.cur) >= b.max/2 {
-		b.old, b.cur = b.cur, make(map[string]MessageStatus, b.max/2)
+	id, ok := parseID(s.ID)
+	if !ok {
+		return
 	}
-	b.cur[s.ID] = s
-	b.mu.Unlock()
+	r := statusRec{at: s.Updated.UnixNano(), state: intern(s.State), reason: intern(s.Reason)}
+	if t := b.g.tenants[s.Tenant]; t != nil {
+		r.tenant = t.idx
+	}
+	if s.Channel == ChannelWhatsApp {
+		r.channel = 1
+	}
+	r.toLen = uint8(copy(r.to[:], s.To))
+	sh := b.shard(id)
+	sh.mu.Lock()
+	if len(sh.cur) >= b.max {
+		sh.old, sh.cur = sh.cur, make(map[uint64]statusRec)
+	}
+	sh.cur[id] = r
+	sh.mu.Unlock()
 }
 
-func (b *statusBook) update(id string, fn func(*MessageStatus)) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.cur[id]
+func (b *statusBook) update(idStr string, state, reason string) bool {
+	id, ok := parseID(idStr)
 	if !ok {
-		if s, ok = b.old[id]; !ok {
+		return false
+	}
+	sh := b.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.cur[id]
+	if !ok {
+		if r, ok = sh.old[id]; !ok {
 			return false
 		}
 	}
-	fn(&s)
-	b.cur[id] = s
+	r.state, r.at = intern(state), time.Now().UnixNano()
+	if reason != "" {
+		r.reason = intern(reason)
+	}
+	sh.cur[id] = r
 	return true
 }
 
-func (b *statusBook) get(id string) (MessageStatus, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.cur[id]; ok {
-		return s, true
+func (b *statusBook) get(idStr string) (MessageStatus, bool) {
+	id, ok := parseID(idStr)
+	if !ok {
+		return MessageStatus{}, false
 	}
-	s, ok := b.old[id]
-	return s, ok
+	sh := b.shard(id)
+	sh.mu.Lock()
+	r, ok := sh.cur[id]
+	if !ok {
+		r, ok = sh.old[id]
+	}
+	sh.mu.Unlock()
+	if !ok {
+		return MessageStatus{}, false
+	}
+	ms := MessageStatus{ID: idStr, Channel: ChannelSMS, To: string(r.to[:r.toLen]), State: interned(r.state),
+		Reason: interned(r.reason), Updated: time.Unix(0, r.at).UTC()}
+	if r.channel == 1 {
+		ms.Channel = ChannelWhatsApp
+	}
+	if t := b.g.tenantAt(r.tenant); t != nil {
+		ms.Tenant = t.ID
+	}
+	return ms, true
 }

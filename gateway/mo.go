@@ -67,12 +67,11 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM,
 // answer with the status for the SMSC.
 func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt, answer func(smpp.CommandStatus)) {
 	state := receiptStateName(pr.state)
-	g.statuses.update(t.msgID, func(s *MessageStatus) {
-		s.State, s.Updated = state, time.Now()
-		if pr.err != "" && pr.err != "000" {
-			s.Reason = "err:" + pr.err
-		}
-	})
+	reason := ""
+	if pr.err != "" && pr.err != "000" {
+		reason = "err:" + pr.err
+	}
+	g.statuses.update(t.msgID, state, reason)
 	switch t.origin {
 	case OriginSMPP:
 		d := upstreamReceipt(t, pr)

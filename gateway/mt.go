@@ -260,8 +260,9 @@ func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error) {
 		m.Finish(Outcome{Kind: Failed, Reason: ReasonCarrier, Status: st, Err: err, SMSC: l.name})
 		return
 	}
+	wantReceipt := m.RegisteredDelivery&smpp.RegisteredDeliveryMask != 0
 	for i, id := range ids {
-		if id != "" {
+		if id != "" && wantReceipt {
 			g.receipts.add(l, id, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: m.Origin,
 				from: m.From, to: m.To, part: i + 1, parts: len(ids)})
 		}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -21,22 +22,37 @@ type receiptTarget struct {
 	parts   int
 }
 
-// receiptBook maps (SMSC, normalised carrier id) to our message. It keeps
-// two generations so memory stays bounded under any load: when the current
-// generation holds max/2 entries, or is older than ttl/2, it becomes the
-// old one and the previous old one is dropped. Receipts that arrive before
-// their mapping (some SMSCs send ACCEPTD before submit_sm_resp is read) are
-// parked for a grace period.
+// receiptBook maps (SMSC, normalised carrier id) to our message. It is
+// written for every message that asks for a receipt, so it is built for
+// the hot path: the key is a 64-bit hash and the records hold no pointers
+// (tenants and accounts by index, numbers inline), so the garbage
+// collector never scans it. It keeps two generations so memory stays
+// bounded under any load: when the current generation holds max/2
+// entries, or is older than ttl/2, it becomes the old one. Receipts that
+// arrive before their mapping (some SMSCs send ACCEPTD before
+// submit_sm_resp is read) are parked for a grace period.
 type receiptBook struct {
+	g        *Gateway
+	seed     maphash.Seed
 	mu       sync.Mutex
-	cur, old map[string]receiptTarget // guarded by mu
-	curSince time.Time                // guarded by mu
+	cur, old map[uint64]packedTarget // guarded by mu
+	curSince time.Time               // guarded by mu
 	max      int
 	ttl      time.Duration
 
 	parkMu sync.Mutex
-	parked map[string]parkedReceipt // guarded by parkMu
+	parked map[uint64]parkedReceipt // guarded by parkMu
 	grace  time.Duration
+}
+
+// packedTarget is a receiptTarget without pointers.
+type packedTarget struct {
+	msgID           uint64
+	tenant, account uint16
+	origin          Origin
+	part, parts     uint8
+	fromLen, toLen  uint8
+	from, to        [20]byte
 }
 
 type parkedReceipt struct {
@@ -44,58 +60,85 @@ type parkedReceipt struct {
 	deliver func(receiptTarget)
 }
 
-func newReceiptBook(max int, ttl, grace time.Duration) *receiptBook {
-	return &receiptBook{cur: make(map[string]receiptTarget), old: map[string]receiptTarget{}, curSince: time.Now(),
-		max: max, ttl: ttl, parked: map[string]parkedReceipt{}, grace: grace}
+func newReceiptBook(g *Gateway, max int, ttl, grace time.Duration) *receiptBook {
+	return &receiptBook{g: g, seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
+		curSince: time.Now(), max: max, ttl: ttl, parked: map[uint64]parkedReceipt{}, grace: grace}
 }
 
-func receiptKey(l *smscLink, id string, fromReceipt bool) string {
-	return l.name + "|" + dlr.CanonicalKey(id, l.idBase, fromReceipt)
+func (b *receiptBook) key(l *smscLink, id string, fromReceipt bool) uint64 {
+	var h maphash.Hash
+	h.SetSeed(b.seed)
+	h.WriteString(l.name)
+	h.WriteByte('|')
+	h.WriteString(dlr.CanonicalKey(id, l.idBase, fromReceipt))
+	return h.Sum64()
+}
+
+func (b *receiptBook) pack(t receiptTarget) packedTarget {
+	p := packedTarget{origin: t.origin, part: uint8(min(t.part, 255)), parts: uint8(min(t.parts, 255))}
+	p.msgID, _ = parseID(t.msgID)
+	if t.tenant != nil {
+		p.tenant = t.tenant.idx
+	}
+	if t.account != nil {
+		p.account = t.account.idx
+	}
+	p.fromLen = uint8(copy(p.from[:], t.from))
+	p.toLen = uint8(copy(p.to[:], t.to))
+	return p
+}
+
+func (b *receiptBook) unpack(p packedTarget) receiptTarget {
+	return receiptTarget{msgID: strconv.FormatUint(p.msgID, 16), tenant: b.g.tenantAt(p.tenant), account: b.g.accountAt(p.account),
+		origin: p.origin, from: string(p.from[:p.fromLen]), to: string(p.to[:p.toLen]), part: int(p.part), parts: int(p.parts)}
 }
 
 func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
-	k := receiptKey(l, smscID, false)
+	k := b.key(l, smscID, false)
+	p := b.pack(t)
 	b.mu.Lock()
 	if len(b.cur) >= b.max/2 || time.Since(b.curSince) > b.ttl/2 {
-		b.old, b.cur, b.curSince = b.cur, make(map[string]receiptTarget, len(b.cur)), time.Now()
+		b.old, b.cur, b.curSince = b.cur, make(map[uint64]packedTarget), time.Now()
 	}
-	b.cur[k] = t
+	b.cur[k] = p
 	b.mu.Unlock()
 	b.parkMu.Lock()
-	p, ok := b.parked[k]
+	pr, ok := b.parked[k]
 	if ok {
 		delete(b.parked, k)
 	}
 	b.parkMu.Unlock()
 	if ok {
-		p.deliver(t)
+		pr.deliver(t)
 	}
 }
 
 // lookup finds the target of a receipt; final receipts remove the mapping.
 func (b *receiptBook) lookup(l *smscLink, id string, final bool) (receiptTarget, bool) {
-	k := receiptKey(l, id, true)
+	k := b.key(l, id, true)
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	t, ok := b.cur[k]
-	if ok {
-		if final {
-			delete(b.cur, k)
-		}
-		return t, true
-	}
-	t, ok = b.old[k]
+	p, ok := b.cur[k]
 	if ok && final {
-		delete(b.old, k)
+		delete(b.cur, k)
 	}
-	return t, ok
+	if !ok {
+		p, ok = b.old[k]
+		if ok && final {
+			delete(b.old, k)
+		}
+	}
+	b.mu.Unlock()
+	if !ok {
+		return receiptTarget{}, false
+	}
+	return b.unpack(p), true
 }
 
 // park keeps a receipt whose mapping is not known yet; deliver runs when
 // the mapping arrives within the grace period. It reports false when the
 // parking lot is full.
 func (b *receiptBook) park(l *smscLink, id string, deliver func(receiptTarget)) bool {
-	k := receiptKey(l, id, true)
+	k := b.key(l, id, true)
 	b.parkMu.Lock()
 	defer b.parkMu.Unlock()
 	if len(b.parked) >= 100000 {

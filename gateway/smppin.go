@@ -13,6 +13,7 @@ type Account struct {
 	cfg    AccountConfig
 	tenant *Tenant
 	smpp   *smpp.Account
+	idx    uint16 // 1-based position in Gateway.acctList
 }
 
 // ID returns the account's system_id.
