@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	code := m.Run()
+	if benchStore != nil {
+		benchStore.Close()
+	}
 	if code == 0 {
 		if err := checkLeaks(); err != nil {
 			fmt.Fprintln(os.Stderr, err)

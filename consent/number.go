@@ -17,7 +17,9 @@ const maxNumberInput = 64
 // A number that does not parse or has an impossible length returns an error
 // matching ErrInvalidNumber that quotes the input. Numbers in ranges unknown
 // to the metadata are accepted (possible, not necessarily valid): an opt-out
-// from such a number must still be honoured.
+// from such a number must still be honoured. Input already in canonical
+// E.164 (see canonicalDigits) is returned as is without calling
+// phonenumbers, which is also what Check's fast path relies on.
 func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
@@ -25,6 +27,13 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	}
 	if len(in) > maxNumberInput {
 		return "", fmt.Errorf("%w: %q…: longer than %d bytes", ErrInvalidNumber, in[:16], maxNumberInput)
+	}
+	if d, ok := canonicalDigits(channel, in); ok {
+		// Already canonical: phonenumbers would return it unchanged.
+		if len(in) > 0 && in[0] == '+' {
+			return in, nil
+		}
+		return "+" + d, nil
 	}
 	region := defaultRegion
 	if channel == ChannelWhatsApp {

@@ -121,27 +121,33 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// loadIndex mirrors every consent record into the memory index.
+// loadIndex mirrors every consent record into the memory index. It hashes
+// the raw keys and reads the state and flags bytes of the values in place,
+// so loading allocates almost nothing per record.
 func (s *Store) loadIndex() (int, error) {
 	n := 0
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte{pfxRecord, 0}
-		o.PrefetchSize = 1000
+		o.PrefetchValues = false // values are small and stored inline in the LSM tree
 		it := txn.NewIterator(o)
 		defer it.Close()
-		var r rec
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
-			tn, ch, rcpt, scope, err := parseRecordKey(k)
+			var packed uint8
+			err := item.Value(func(v []byte) error {
+				if len(v) < 5 || v[0] != recVersion || State(v[1]) > StateOptedOut {
+					return errBadRecord
+				}
+				r := rec{state: State(v[1]), flags: v[2]}
+				packed = r.packed()
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("%w: key %q: %v", ErrStorage, k, err)
-			}
-			if err := item.Value(r.unmarshal); err != nil {
 				return fmt.Errorf("%w: record %q: %v", ErrStorage, k, err)
 			}
-			s.idx.apply(s.idx.hash(tn, ch, false, rcpt, scope), false, true, r.packed())
+			s.idx.apply(s.idx.hashKey(k), false, true, packed)
 			n++
 		}
 		return nil
