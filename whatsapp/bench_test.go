@@ -3,8 +3,12 @@ package whatsapp
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -53,7 +57,7 @@ func BenchmarkWebhookInbound(b *testing.B) {
 	hc := &fasthttp.HostClient{Addr: "webhook.test", MaxConns: 512, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 	var seq atomic.Int64
-	run := time.Now().UnixNano()
+	prefix := fmt.Sprintf("wamid.B%x.", time.Now().UnixNano()) // unique across runs of the same DB
 	var failures atomic.Int64
 
 	b.ReportAllocs()
@@ -67,14 +71,20 @@ func BenchmarkWebhookInbound(b *testing.B) {
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		body := append([]byte(nil), tmpl...)
+		mac := hmac.New(sha256.New, []byte(testSecret))
+		var id, sig, sum []byte
 		for pb.Next() {
-			id := fmt.Appendf(nil, "wamid.B%x.%016d", run, seq.Add(1))
+			id = strconv.AppendInt(append(id[:0], prefix...), seq.Add(1), 10)
 			body = append(append(append(body[:0], tmpl[:at]...), id...), tmpl[at+len(placeholder):]...)
+			mac.Reset()
+			mac.Write(body)
+			sum = mac.Sum(sum[:0])
+			sig = hex.AppendEncode(append(sig[:0], "sha256="...), sum)
 			req.Reset()
 			req.SetRequestURI("http://" + hc.Addr + "/webhooks/whatsapp")
 			req.Header.SetMethod("POST")
 			req.Header.SetContentType("application/json")
-			req.Header.Set("X-Hub-Signature-256", whatsapptest.Sign(testSecret, body))
+			req.Header.SetBytesV("X-Hub-Signature-256", sig)
 			req.SetBodyRaw(body)
 			if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 				failures.Add(1)

@@ -23,6 +23,8 @@ type Metrics struct {
 	handlerErrs  prometheus.Counter
 	commitGroups prometheus.Histogram // bodies per spool group commit
 	panics       prometheus.Counter
+
+	resultOK prometheus.Counter // webhooks{result="ok"}, looked up once for the hot path
 }
 
 // NewMetrics creates the collectors and registers them on reg; nil reg registers nothing. A
@@ -60,6 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Panics recovered in the webhook handler and the handler seam."}),
 	}
 	if reg == nil {
+		m.resultOK = m.webhooks.WithLabelValues("ok")
 		return m
 	}
 	m.sends = register(reg, m.sends)
@@ -76,6 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.handlerErrs = register(reg, m.handlerErrs)
 	m.commitGroups = register(reg, m.commitGroups)
 	m.panics = register(reg, m.panics)
+	m.resultOK = m.webhooks.WithLabelValues("ok")
 	return m
 }
 

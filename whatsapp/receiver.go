@@ -339,7 +339,8 @@ func (r *Receiver) handleEvent(ctx *fasthttp.RequestCtx) {
 		r.reply(ctx, fasthttp.StatusInternalServerError, "spool_error")
 		return
 	}
-	r.reply(ctx, fasthttp.StatusOK, "ok")
+	r.metrics.resultOK.Inc()
+	ctx.SetStatusCode(fasthttp.StatusOK)
 }
 
 // Serve accepts connections on ln and serves the webhook endpoint on every path until Shutdown;
