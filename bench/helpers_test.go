@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/smpptest"
 )
 
 // requireEqual fails the test when got != want.
@@ -86,4 +87,28 @@ func newMiniSMSC(t testing.TB, receipts bool) *miniSMSC {
 
 func (m *miniSMSC) Addr() string { return m.ln.Addr().String() }
 
-func newUpstream(t testing.TB) *miniSMSC { return newMiniSMSC(t, false) }
+// upstream is the simulator (smpp/smpptest) with a hook that refuses
+// submits to "refuse" with 0x401, for the relay tests.
+type upstream struct {
+	*smpptest.Server
+	submits atomic.Int64
+}
+
+func newUpstream(t testing.TB) *upstream {
+	t.Helper()
+	u := &upstream{Server: smpptest.NewServer(smpptest.Config{NoRecord: true})}
+	u.OnPDU(func(r *smpp.Request) bool {
+		sm, ok := r.PDU.(*smpp.SubmitSM)
+		if !ok {
+			return false
+		}
+		u.submits.Add(1)
+		if string(sm.Dest.Addr) == "refuse" {
+			r.Respond(smpp.StatusOptedOut, nil)
+			return true
+		}
+		return false
+	})
+	t.Cleanup(u.Close)
+	return u
+}

@@ -55,7 +55,7 @@ func TestRelayForwardsPDUs(t *testing.T) {
 	requireEqual(t, up.submits.Load(), int64(n), "submits seen upstream")
 	// Requests the other way (SMSC → ESME) are relayed too.
 	var got int
-	for _, cn := range up.srv.Sessions() {
+	for _, cn := range up.SMPP().Sessions() {
 		if _, _, err := cn.Send(ctx, &smpp.EnquireLink{}); err != nil {
 			t.Fatalf("enquire_link through relay: %v", err)
 		}

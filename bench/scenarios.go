@@ -158,6 +158,10 @@ func (r *runner) moStorm() error {
 	if ph == nil || ph.MO == nil {
 		return err
 	}
+	if r.gw.Kind == "passthrough" {
+		ph.Rate = ph.MO.AckedRate // the stub sends no confirmations
+		return err
+	}
 	rate := min(ph.MO.AckedRate, ph.MO.ConfirmRate)
 	ph.Figures["optouts_with_confirmation_per_s"] = rate
 	ph.Rate = rate
