@@ -29,8 +29,8 @@ var Scenarios = []struct{ Name, Doc string }{
 type RunConfig struct {
 	Scenario string
 	Duration time.Duration // main phase's load time (default 20s)
-	// Timeout is a hard bound on the whole run (default 3×Duration + 3m,
-	// setup and preload included).
+	// Timeout is a hard bound on the whole run (default 3×Duration + 3m +
+	// 1s per 5,000 suppressed entries, set-up and preload included).
 	Timeout time.Duration
 
 	Suppressed         int     // suppressed entries preloaded (default 1,000,000; 0 with NoSuppressed)
@@ -69,6 +69,13 @@ type RunConfig struct {
 // ErrUnknownScenario is returned for a scenario name Run does not know.
 var ErrUnknownScenario = errors.New("bench: unknown scenario")
 
+// ConfigError wraps a problem with a RunConfig found before anything
+// started.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 func (c *RunConfig) setDefaults() error {
 	known := false
 	for _, s := range Scenarios {
@@ -80,13 +87,14 @@ func (c *RunConfig) setDefaults() error {
 	if c.Duration <= 0 {
 		c.Duration = 20 * time.Second
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = 3*c.Duration + 3*time.Minute
-	}
 	if c.NoSuppressed {
 		c.Suppressed = 0
 	} else if c.Suppressed == 0 {
 		c.Suppressed = 1_000_000
+	}
+	if c.Timeout <= 0 {
+		// Room for set-up and a preload at 5,000 entries/s.
+		c.Timeout = 3*c.Duration + 3*time.Minute + time.Duration(c.Suppressed/5000)*time.Second
 	}
 	if c.Suppressed < 0 || c.Suppressed > MaxSuppressed {
 		return fmt.Errorf("bench: -suppressed %d not in [0,%d]", c.Suppressed, MaxSuppressed)
@@ -161,7 +169,7 @@ type runner struct {
 // failed part-way.
 func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
-		return nil, err
+		return nil, &ConfigError{err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()

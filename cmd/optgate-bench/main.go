@@ -355,6 +355,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	c.Scenario = pos[0]
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// mo-storm and passthrough send no MT to suppressed numbers: preload
+	// only when asked.
+	if !set["suppressed"] && (c.Scenario == "mo-storm" || c.Scenario == "passthrough") {
+		c.Suppressed = 0
+	}
 	if c.Suppressed == 0 {
 		c.NoSuppressed = true
 	}
@@ -372,11 +379,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.Progress = stdout
 	c.Logger = newLogger(stderr, *verbose)
 	rep, err := bench.Run(ctx, c)
-	if errors.Is(err, bench.ErrUnknownScenario) || rep == nil {
-		if err != nil {
-			fmt.Fprintf(stderr, "optgate-bench run: %v\n", err)
-		}
-		if errors.Is(err, bench.ErrUnknownScenario) {
+	if rep == nil {
+		fmt.Fprintf(stderr, "optgate-bench run: %v\n", err)
+		var ce *bench.ConfigError
+		if errors.As(err, &ce) {
 			return exitUsage
 		}
 		return exitFailed

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBadInput(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{nil, exitUsage, "usage"},
+		{[]string{"frobnicate"}, exitUsage, "unknown command"},
+		{[]string{"run"}, exitUsage, "usage: optgate-bench run SCENARIO"},
+		{[]string{"run", "nope"}, exitUsage, "unknown scenario"},
+		{[]string{"run", "mt-throughput", "-duration", "banana"}, exitUsage, "invalid value"},
+		{[]string{"run", "mt-throughput", "-gateway-smpp", "10.0.0.1:2775"}, exitUsage, "not on loopback"},
+		{[]string{"run", "mt-throughput", "-suppress-via", "fax"}, exitUsage, "suppress-via"},
+		{[]string{"smsc", "-latency", "gauss:1ms"}, exitUsage, "unknown kind"},
+		{[]string{"smsc", "-listen", "0.0.0.0:2776"}, exitUsage, "not on loopback"},
+		{[]string{"load", "-duration", "0"}, exitUsage, "set -duration or -count"},
+		{[]string{"load", "-proto", "carrier-pigeon"}, exitUsage, "want smpp or http"},
+		{[]string{"load", "-addr", closed, "-count", "10"}, exitFailed, "cannot connect"},
+		{[]string{"run", "mt-throughput", "-gateway-smpp", closed, "-suppressed", "0", "-duration", "1s", "-results", ""}, exitFailed, "cannot connect"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			start := time.Now()
+			args := tt.args
+			for i, a := range args {
+				if a == "-results" && i+1 < len(args) && args[i+1] == "" {
+					args = append(append([]string{}, args[:i+1]...), t.TempDir())
+				}
+			}
+			code := run(args, &out, &errb)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String()+errb.String(), tt.msg) {
+				t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", tt.msg, out.String(), errb.String())
+			}
+			if el := time.Since(start); el > 15*time.Second {
+				t.Fatalf("took %s", el)
+			}
+		})
+	}
+}
