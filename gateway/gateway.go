@@ -328,6 +328,13 @@ func (g *Gateway) housekeeping() {
 		case <-g.stop:
 			return
 		case now := <-t.C:
+			for _, l := range g.links {
+				used := 0
+				for _, c := range l.client.Conns() {
+					used += c.Window().Len()
+				}
+				g.metrics.windowUsed.WithLabelValues(l.name).Set(float64(used))
+			}
 			if n := g.receipts.expireParked(now); n > 0 {
 				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
 			}
