@@ -185,11 +185,11 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	var last error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
 		if err := c.lim.wait(ctx, m.PhoneNumberID, rcpt, c.cfg.Now()); err != nil {
-			if last == nil {
-				last = err
-			}
 			c.metrics.sends.WithLabelValues("failed", ClassThrottle.String()).Inc()
-			return "", fmt.Errorf("whatsapp: send: %w (last error: %v)", err, last)
+			if last != nil {
+				return "", fmt.Errorf("whatsapp: send: %w (after %v)", err, last)
+			}
+			return "", err
 		}
 		id, apiErr := c.do(ctx, url, body)
 		if apiErr == nil {
