@@ -116,16 +116,16 @@ func (c *change) commit() error {
 		if !rs.dirty {
 			continue
 		}
-		h := c.s.idx.hash(rs.tenant, rs.ch, false, rs.rcpt, rs.scope)
+		home, tag := c.s.idx.hashes(rs.tenant, rs.ch, false, rs.rcpt, rs.scope)
 		if rs.r.empty() {
 			if rs.existed {
 				c.del(rs.key)
-				mem = append(mem, memOp{h: h, existed: true, exists: false})
+				mem = append(mem, memOp{home: home, tag: tag, existed: true, exists: false})
 			}
 			continue
 		}
 		c.set(rs.key, rs.r.marshal())
-		mem = append(mem, memOp{h: h, existed: rs.existed, exists: true, v: rs.r.packed()})
+		mem = append(mem, memOp{home: home, tag: tag, existed: rs.existed, exists: true, v: rs.r.packed()})
 	}
 	return c.s.submit(c.ops, mem)
 }

@@ -16,7 +16,7 @@ type op struct {
 
 // memOp is one memory-index change, applied after the sync succeeded.
 type memOp struct {
-	h               uint64
+	home, tag       uint64
 	existed, exists bool
 	v               uint8
 }
@@ -96,7 +96,7 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	}
 	for _, r := range batch {
 		for _, m := range r.mem {
-			s.idx.apply(m.h, m.existed, m.exists, m.v)
+			s.idx.apply(m.home, m.tag, m.existed, m.exists, m.v)
 		}
 		r.done <- nil
 	}

@@ -12,16 +12,18 @@ import (
 // the committer, after the batch that carries the change was synced.
 //
 // Hash collisions are handled exactly rather than ignored: each slot counts
-// the records hashing to it, and a slot holding more than one record is
+// the records sharing its tag, and a slot holding more than one record is
 // ambiguous, which makes Check read those keys from Badger. The seed is
 // random per process, so collisions cannot be crafted and differ per run.
 // (A lookup of an absent key that collides with a stored one, probability
 // about n/2^64 per lookup, is not detected.)
 //
 // Each of the 64 shards is an open-addressing table with linear probing
-// and backward-shift deletion: one 16-byte entry per record in one array,
-// so a lookup usually costs one cache miss (a Go map with 10M entries was
-// measured at about twice the cost per lookup).
+// and backward-shift deletion: one 16-byte entry per record in one array.
+// Records are placed by a hash of (tenant, channel, recipient) and told
+// apart by a hash of the whole key, so a Check finds both of its records
+// with one probe sequence, usually one cache miss (a Go map keyed by the
+// whole-key hash cost two misses and measured about twice as slow).
 type memIndex struct {
 	seed   maphash.Seed
 	shards [indexShards]indexShard
@@ -31,17 +33,22 @@ const indexShards = 64
 
 type indexShard struct {
 	mu      sync.RWMutex
-	entries []entry // guarded by mu; len is a power of two; h == 0 means empty
+	entries []entry // guarded by mu; len is a power of two; tag == 0 means empty
 	n       int     // guarded by mu; occupied entries
 }
 
+// entry is one record: its tag (hash of the whole key), the low bits of its
+// home (hash of the key without the scope) and its slot. All scopes of one
+// recipient share a home, so Check finds the sender-scoped and tenant-wide
+// records in one probe sequence, usually within one cache line.
 type entry struct {
-	h uint64
-	s slot
+	tag  uint64
+	home uint32
+	s    slot
 }
 
 // slot is the packed record (low byte) and the number of records sharing the
-// hash (high byte, saturating; more than one means ambiguous).
+// tag (high byte, saturating; more than one means ambiguous).
 type slot uint16
 
 func (s slot) n() uint8 { return uint8(s >> 8) }
@@ -55,12 +62,33 @@ func newMemIndex() *memIndex {
 	return x
 }
 
-// hash hashes a record key's fields. With plus set, a "+" is hashed before
-// rcpt, so bare digits and "+digits" hash alike without building a string.
-// The byte stream equals the record key after its "c\x00" prefix, so
-// hashKey(recordKey(...)) gives the same value.
-func (x *memIndex) hash(tenant, ch string, plus bool, rcpt, scope string) uint64 {
+// hashes returns the home (hash of tenant, channel and recipient) and the
+// tag (hash of the whole key) of a record. With plus set, a "+" is hashed
+// before rcpt, so bare digits and "+digits" hash alike without building a
+// string. The byte stream equals the record key after its "c\x00" prefix,
+// so hashKey(recordKey(...)) gives the same values.
+func (x *memIndex) hashes(tenant, ch string, plus bool, rcpt, scope string) (home, tag uint64) {
 	var h maphash.Hash
+	x.recipientHash(&h, tenant, ch, plus, rcpt)
+	home = h.Sum64()
+	h.WriteByte(0)
+	h.WriteString(scope)
+	return home, fix(h.Sum64())
+}
+
+// hashes2 returns the home and the tags of the sender-scoped and the
+// tenant-wide record of one recipient, hashing the common part once.
+func (x *memIndex) hashes2(tenant, ch string, plus bool, rcpt, sender string) (home, tagS, tagT uint64) {
+	var h maphash.Hash
+	x.recipientHash(&h, tenant, ch, plus, rcpt)
+	home = h.Sum64()
+	h.WriteByte(0)
+	tagT = fix(h.Sum64()) // scope "" adds no bytes after the separator
+	h.WriteString(sender)
+	return home, fix(h.Sum64()), tagT
+}
+
+func (x *memIndex) recipientHash(h *maphash.Hash, tenant, ch string, plus bool, rcpt string) {
 	h.SetSeed(x.seed)
 	h.WriteString(tenant)
 	h.WriteByte(0)
@@ -70,14 +98,24 @@ func (x *memIndex) hash(tenant, ch string, plus bool, rcpt, scope string) uint64
 		h.WriteByte('+')
 	}
 	h.WriteString(rcpt)
-	h.WriteByte(0)
-	h.WriteString(scope)
-	return fix(h.Sum64())
 }
 
-// hashKey hashes a stored record key (see hash).
-func (x *memIndex) hashKey(key []byte) uint64 {
-	return fix(maphash.Bytes(x.seed, key[2:]))
+// hashKey hashes a stored record key (see hashes).
+func (x *memIndex) hashKey(key []byte) (home, tag uint64) {
+	body := key[2:]
+	i := len(body) - 1
+	for i >= 0 && body[i] != 0 {
+		i--
+	}
+	if i < 0 {
+		i = len(body)
+	}
+	var h maphash.Hash
+	h.SetSeed(x.seed)
+	h.Write(body[:i])
+	home = h.Sum64()
+	h.Write(body[i:])
+	return home, fix(h.Sum64())
 }
 
 // fix keeps 0 free as the empty marker.
@@ -88,14 +126,14 @@ func fix(h uint64) uint64 {
 	return h
 }
 
-func (x *memIndex) shard(h uint64) *indexShard { return &x.shards[h>>58] }
+func (x *memIndex) shard(home uint64) *indexShard { return &x.shards[home>>58] }
 
-// find returns the position of h, or of the empty entry where it would go.
-func (sh *indexShard) find(h uint64) (int, bool) {
+// find returns the position of tag, or of the empty entry where it would go.
+func (sh *indexShard) find(home, tag uint64) (int, bool) {
 	mask := len(sh.entries) - 1
-	for i := int(h) & mask; ; i = (i + 1) & mask {
-		switch sh.entries[i].h {
-		case h:
+	for i := int(uint32(home)) & mask; ; i = (i + 1) & mask {
+		switch sh.entries[i].tag {
+		case tag:
 			return i, true
 		case 0:
 			return i, false
@@ -103,12 +141,37 @@ func (sh *indexShard) find(h uint64) (int, bool) {
 	}
 }
 
-// get returns the packed record for h. present is false when no record
-// hashes to h; ambiguous is true when several do (read Badger then).
-func (x *memIndex) get(h uint64) (v uint8, present, ambiguous bool) {
-	sh := x.shard(h)
+// get2 looks up the sender-scoped (tagS) and tenant-wide (tagT) records of
+// one recipient in one probe sequence. For each: the packed record, whether
+// one exists, and whether several records share the tag (read Badger then).
+func (x *memIndex) get2(home, tagS, tagT uint64) (vs uint8, okS, ambS bool, vt uint8, okT, ambT bool) {
+	sh := x.shard(home)
 	sh.mu.RLock()
-	i, ok := sh.find(h)
+	mask := len(sh.entries) - 1
+	var s1, s2 slot
+	for i := int(uint32(home)) & mask; ; i = (i + 1) & mask {
+		e := &sh.entries[i]
+		if e.tag == 0 {
+			break
+		}
+		if e.tag == tagS {
+			s1, okS = e.s, true
+		} else if e.tag == tagT {
+			s2, okT = e.s, true
+		}
+		if okS && okT {
+			break
+		}
+	}
+	sh.mu.RUnlock()
+	return s1.v(), okS, s1.n() > 1, s2.v(), okT, s2.n() > 1
+}
+
+// get returns the packed record of (home, tag) (see get2).
+func (x *memIndex) get(home, tag uint64) (v uint8, present, ambiguous bool) {
+	sh := x.shard(home)
+	sh.mu.RLock()
+	i, ok := sh.find(home, tag)
 	s := sh.entries[i].s
 	sh.mu.RUnlock()
 	if !ok {
@@ -117,24 +180,24 @@ func (x *memIndex) get(h uint64) (v uint8, present, ambiguous bool) {
 	return s.v(), true, s.n() > 1
 }
 
-// apply records that the record hashing to h went from existed to exists
+// apply records that the record (home, tag) went from existed to exists
 // with packed value v. Callers serialise changes to one key (stripe lock).
-func (x *memIndex) apply(h uint64, existed, exists bool, v uint8) {
-	sh := x.shard(h)
+func (x *memIndex) apply(home, tag uint64, existed, exists bool, v uint8) {
+	sh := x.shard(home)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	i, ok := sh.find(h)
+	i, ok := sh.find(home, tag)
 	s := sh.entries[i].s
 	switch {
 	case !existed && exists: // insert
 		if !ok {
-			sh.insertLocked(i, h, slot(1<<8)|slot(v))
+			sh.insertLocked(i, home, tag, slot(1<<8)|slot(v))
 		} else if s.n() < 255 {
 			sh.entries[i].s = slot(uint16(s.n()+1)<<8) | slot(s.v())
 		}
 	case existed && exists: // update
 		if !ok {
-			sh.insertLocked(i, h, slot(1<<8)|slot(v))
+			sh.insertLocked(i, home, tag, slot(1<<8)|slot(v))
 		} else if s.n() == 1 {
 			sh.entries[i].s = slot(1<<8) | slot(v)
 		}
@@ -152,12 +215,12 @@ func (x *memIndex) apply(h uint64, existed, exists bool, v uint8) {
 	}
 }
 
-func (sh *indexShard) insertLocked(i int, h uint64, s slot) {
+func (sh *indexShard) insertLocked(i int, home, tag uint64, s slot) {
 	if (sh.n+1)*4 > len(sh.entries)*3 { // keep the load factor under 3/4
 		sh.growLocked()
-		i, _ = sh.find(h)
+		i, _ = sh.find(home, tag)
 	}
-	sh.entries[i] = entry{h: h, s: s}
+	sh.entries[i] = entry{tag: tag, home: uint32(home), s: s}
 	sh.n++
 }
 
@@ -166,8 +229,8 @@ func (sh *indexShard) growLocked() {
 	sh.entries = make([]entry, 2*len(old))
 	adviseHuge(sh.entries)
 	for _, e := range old {
-		if e.h != 0 {
-			i, _ := sh.find(e.h)
+		if e.tag != 0 {
+			i, _ := sh.find(uint64(e.home), e.tag)
 			sh.entries[i] = e
 		}
 	}
@@ -177,8 +240,8 @@ func (sh *indexShard) growLocked() {
 // never need tombstones.
 func (sh *indexShard) deleteLocked(i int) {
 	mask := len(sh.entries) - 1
-	for j := (i + 1) & mask; sh.entries[j].h != 0; j = (j + 1) & mask {
-		home := int(sh.entries[j].h) & mask
+	for j := (i + 1) & mask; sh.entries[j].tag != 0; j = (j + 1) & mask {
+		home := int(sh.entries[j].home) & mask
 		// Move entry j into the hole at i if its home is not in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			sh.entries[i] = sh.entries[j]

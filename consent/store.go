@@ -147,7 +147,8 @@ func (s *Store) loadIndex() (int, error) {
 			if err != nil {
 				return fmt.Errorf("%w: record %q: %v", ErrStorage, k, err)
 			}
-			s.idx.apply(s.idx.hashKey(k), false, true, packed)
+			home, tag := s.idx.hashKey(k)
+			s.idx.apply(home, tag, false, true, packed)
 			n++
 		}
 		return nil
@@ -278,13 +279,11 @@ func (s *Store) Check(tenant, channel, sender, recipient string, cat Category) (
 		}
 		num, plus = n, false
 	}
-	hs := s.idx.hash(tenant, channel, plus, num, sender)
-	ht := s.idx.hash(tenant, channel, plus, num, "")
-	vs, okS, ambS := s.idx.get(hs)
-	vt, okT, ambT := s.idx.get(ht)
+	home, hs, ht := s.idx.hashes2(tenant, channel, plus, num, senderKey(sender))
+	vs, okS, ambS, vt, okT, ambT := s.idx.get2(home, hs, ht)
 	if ambS || ambT {
 		var err error
-		if vs, okS, vt, okT, err = s.readPair(tenant, channel, plus, num, sender); err != nil {
+		if vs, okS, vt, okT, err = s.readPair(tenant, channel, plus, num, senderKey(sender)); err != nil {
 			return Decision{}, err
 		}
 	}

@@ -123,7 +123,7 @@ func (s *Store) archiveOne(k []byte) (bool, error) {
 	c.del(k)
 	emitted := false
 	if r.r.archiveDue == due && r.r.flags&fAll != 0 {
-		ev := Event{ID: "archive-" + strconv.FormatUint(uint64(due), 36) + "-" + strconv.FormatUint(s.idx.hash(tn, ch, false, rcpt, scope), 36),
+		ev := Event{ID: "archive-" + strconv.FormatUint(uint64(due), 36) + "-" + strconv.FormatUint(stableHash(k), 36),
 			Type: EventArchived, Tenant: tn, Channel: ch, Sender: scope, Recipient: rcpt, Time: time.Unix(0, due).UTC()}
 		if err := s.emit(ev); err != nil {
 			return false, err
@@ -191,4 +191,14 @@ func (s *Store) Run(ctx context.Context, interval time.Duration) error {
 		case <-tk.C:
 		}
 	}
+}
+
+// stableHash is an FNV-1a hash of b, stable across processes (event IDs).
+func stableHash(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
