@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ type Gateway struct {
 	acctList   []*Account // by idx-1
 	byToken    map[string]*Tenant
 	byNumber   map[string]*Tenant
+	// ourNumbers maps a sender's digits (no +) to its E.164 string.
+	ourNumbers map[string]string
 	accounts   map[string]*Account
 	links      map[string]*smscLink
 	routes     []route
@@ -146,7 +149,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{},
+	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.statuses = newStatusBook(g, 1<<20)
 	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
@@ -173,6 +176,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		}
 		for _, n := range tc.Numbers {
 			g.byNumber[n] = t
+			g.ourNumbers[strings.TrimPrefix(n, "+")] = n
 		}
 	}
 	for _, ac := range cfg.Accounts {

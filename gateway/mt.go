@@ -220,10 +220,11 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 		return
 	}
 	start := time.Now()
-	sctx, cancel := withTimeout(l.submitTimeout()) // cancelled by the last part's callback
+	// The SMSC link's request expiry bounds each submit (its window
+	// expires requests); no per-message context or timer is needed.
+	ctx := context.Background()
 	if len(pdus) == 1 {
-		l.client.SubmitAsync(sctx, pdus[0], func(id string, err error) {
-			cancel()
+		l.client.SubmitAsync(ctx, pdus[0], func(id string, err error) {
 			g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
 			g.submitted(l, m, []string{id}, err)
 		})
@@ -235,14 +236,13 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 	var mu sync.Mutex
 	left := len(pdus)
 	for i, p := range pdus {
-		l.client.SubmitAsync(sctx, p, func(id string, err error) {
+		l.client.SubmitAsync(ctx, p, func(id string, err error) {
 			mu.Lock()
 			ids[i], errs[i] = id, err
 			left--
 			last := left == 0
 			mu.Unlock()
 			if last {
-				cancel()
 				g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
 				g.submitted(l, m, ids, errors.Join(errs...))
 			}
@@ -278,7 +278,11 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 		RegisteredDelivery: m.RegisteredDelivery,
 	}}
 	if m.Body != nil {
-		sm := base
+		one := &struct {
+			sm  smpp.SubmitSM
+			arr [1]*smpp.SubmitSM
+		}{sm: base} // one allocation for the PDU and its slice
+		sm := &one.sm
 		sm.ESMClass = m.ESMClass
 		sm.DataCoding = m.DataCoding
 		sm.ShortMessage = m.Body
@@ -287,7 +291,8 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 				return nil, err
 			}
 		}
-		return []*smpp.SubmitSM{&sm}, nil
+		one.arr[0] = sm
+		return one.arr[:], nil
 	}
 	parts, err := coding.Split(m.Text, coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))})
 	if err != nil {
@@ -304,10 +309,4 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 		out[i] = &sm
 	}
 	return out, nil
-}
-
-// withTimeout is context.WithTimeout on a background context, for
-// contexts whose cancel runs in a completion callback.
-func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }

@@ -34,6 +34,11 @@ func (g *Gateway) authenticate(_ context.Context, b smpp.BindInfo) (*smpp.Accoun
 // alphanumeric sender). National numbers (TON 2) are read in the tenant's
 // default region.
 func (g *Gateway) numberFromAddr(t *Tenant, a smpp.Address) string {
+	if a.TON != 5 && a.TON != 2 && len(a.Addr) > 0 && a.Addr[0] != '0' && a.Addr[0] != '+' {
+		if n, ok := g.ourNumbers[string(a.Addr)]; ok {
+			return n // one of our senders: no allocation
+		}
+	}
 	s := string(a.Addr)
 	if a.TON == 5 {
 		return s

@@ -352,15 +352,32 @@ func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
 // or the error. Retries for throttling happen on a goroutine of their own.
 // The fast path (a bound session with a free window slot) costs no
 // goroutine.
+//
+// The window's request expiry bounds a submit on the fast path; the slow
+// path (no bound session yet, rate cap, retries) runs under ctx, bounded by
+// twice the expiry when ctx has no deadline.
 func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id string, err error)) {
+	slow := func() {
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			exp := c.cfg.Conn.RequestExpiry
+			if exp <= 0 {
+				exp = 30 * time.Second
+			}
+			sctx, cancel = context.WithTimeout(ctx, 2*exp)
+		}
+		id, err := c.Submit(sctx, sm)
+		cancel()
+		done(id, err)
+	}
 	s := c.pick(time.Now())
 	if s == nil || s.limit != nil {
-		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+		go slow()
 		return
 	}
 	cn := s.conn.Load()
 	if cn == nil {
-		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+		go slow()
 		return
 	}
 	err := cn.SendAsync(ctx, sm, func(r Result) {
@@ -369,7 +386,7 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 				if st == StatusThrottled {
 					c.throttled(s)
 				}
-				go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+				go slow()
 				return
 			}
 			done("", r.Err)
@@ -383,7 +400,7 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 		done(string(resp.MessageID), nil)
 	})
 	if err != nil {
-		go func() { id, err := c.Submit(ctx, sm); done(id, err) }()
+		go slow()
 	}
 }
 
