@@ -184,6 +184,11 @@ func (s *Store) begin() error {
 		s.closeMu.RUnlock()
 		return ErrClosed
 	}
+	if s.failed.Load() {
+		// Reads inside a change could see unsynced data of the failed batch.
+		s.closeMu.RUnlock()
+		return ErrStoreFailed
+	}
 	return nil
 }
 
