@@ -81,6 +81,7 @@ type Gateway struct {
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
+	reg         prometheus.Registerer
 	gatherer    prometheus.Gatherer
 	mt          Handler
 	afterScreen Handler
@@ -104,6 +105,8 @@ func (g *Gateway) accountAt(i uint16) *Account {
 	}
 	return g.acctList[i-1]
 }
+
+func (g *Gateway) registererOrNil() prometheus.Registerer { return g.reg }
 
 func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
@@ -162,6 +165,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	if opt.Gatherer != nil {
 		g.gatherer = opt.Gatherer
 	}
+	g.reg = reg
 	g.metrics = newMetrics(reg, g)
 	g.reasm = &coding.Reassembler{Timeout: 10 * time.Minute, OnDrop: func(d coding.Dropped) {
 		g.metrics.mo.WithLabelValues("", "incomplete_multipart").Inc()
