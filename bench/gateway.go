@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"text/template"
 	"time"
 )
@@ -28,8 +29,9 @@ type Gateway struct {
 	// SMSCSystemID is the account optgate binds to the simulator with.
 	SMSCSystemID string
 
-	proc  *Process
-	relay *Relay
+	proc   *Process
+	relay  *Relay
+	closed atomic.Bool // Close was called: its exit is expected
 }
 
 // Close stops the gateway if the harness started it.
@@ -37,6 +39,7 @@ func (g *Gateway) Close() {
 	if g == nil {
 		return
 	}
+	g.closed.Store(true)
 	if g.proc != nil {
 		g.proc.Stop(5 * time.Second)
 	}

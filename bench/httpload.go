@@ -204,7 +204,9 @@ func (h *HTTPLoad) worker(i int) {
 		now := time.Now()
 		h.lastAns.Store(now.UnixNano())
 		if err != nil {
-			c.Errors.Add(1)
+			if c.Errors.Add(1) <= 3 {
+				h.cfg.Logger.Warn("bench: HTTP request failed", "kind", h.cfg.Kind, "err", err)
+			}
 			continue
 		}
 		rec.record(now.Sub(t0))

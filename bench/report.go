@@ -125,12 +125,12 @@ func newGoal(name string, target, measured float64, unit string, atMost bool) Go
 	if atMost {
 		g.Met = measured <= target
 		if !g.Met {
-			g.Detail = fmt.Sprintf("missed by %s %s (%.0f%% over)", num(measured-target), unit, 100*(measured-target)/target)
+			g.Detail = fmt.Sprintf("missed by %s %s (%.0f%% over)", fig(unit, measured-target), unit, 100*(measured-target)/target)
 		}
 	} else {
 		g.Met = measured >= target
 		if !g.Met {
-			g.Detail = fmt.Sprintf("missed by %s %s (%.0f%% of target)", num(target-measured), unit, 100*measured/target)
+			g.Detail = fmt.Sprintf("missed by %s %s (%.0f%% of target)", fig(unit, target-measured), unit, 100*measured/target)
 		}
 	}
 	return g
@@ -209,7 +209,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 				l.P50, l.P90, l.P99, l.P999, l.Max, l.Count)
 		}
 		for _, k := range sortedKeys(p.Figures) {
-			fmt.Fprintf(bw, "  %-15s %s\n", k, num(p.Figures[k]))
+			fmt.Fprintf(bw, "  %-15s %s\n", k, fig(k, p.Figures[k]))
 		}
 	}
 	if len(r.Goals) > 0 {
@@ -223,7 +223,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			if g.AtMost {
 				op = "≤"
 			}
-			fmt.Fprintf(bw, "  %s %-34s %s %s (target %s %s)", mark, g.Name, num(g.Measured), g.Unit, op, num(g.Target))
+			fmt.Fprintf(bw, "  %s %-34s %s %s (target %s %s)", mark, g.Name, fig(g.Unit, g.Measured), g.Unit, op, fig(g.Unit, g.Target))
 			if g.Detail != "" {
 				fmt.Fprintf(bw, " — %s", g.Detail)
 			}
@@ -234,6 +234,15 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		fmt.Fprintf(bw, "note: %s\n", n)
 	}
 	return bw.Flush()
+}
+
+// fig formats a figure named (or in a unit) ending in "ms" or "×" with
+// decimals, others as num does.
+func fig(name string, v float64) string {
+	if strings.HasSuffix(name, "ms") || strings.HasSuffix(name, "×") || strings.HasPrefix(name, "ratio") || strings.HasSuffix(name, "seconds") {
+		return fmt.Sprintf("%.3f", v)
+	}
+	return num(v)
 }
 
 // num formats a figure with thousands separators, or three decimals below 10.

@@ -56,7 +56,7 @@ type RunConfig struct {
 
 	Baseline bool // mt-throughput: measure passthrough first (cmd default true)
 
-	KannelConcurrency int // HTTP requests in flight to smsbox (default 512)
+	KannelConcurrency int // HTTP requests in flight to smsbox (default 128)
 	NoInstall         bool
 
 	ProfileSeconds int    // capture optgate's CPU profile for this long during the main phase
@@ -141,7 +141,7 @@ func (c *RunConfig) setDefaults() error {
 		c.MORate = 1000
 	}
 	if c.KannelConcurrency <= 0 {
-		c.KannelConcurrency = 512
+		c.KannelConcurrency = 128
 	}
 	if c.Progress == nil {
 		c.Progress = os.Stdout
@@ -321,7 +321,7 @@ func (r *runner) keepLog(p *Process) {
 
 // gatewayDead returns an error if the gateway process has exited.
 func (r *runner) gatewayDead() error {
-	if r.gw == nil || r.gw.proc == nil {
+	if r.gw == nil || r.gw.proc == nil || r.gw.closed.Load() {
 		return nil
 	}
 	if ex, err := r.gw.proc.Exited(); ex {

@@ -339,7 +339,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.SMSCBinds, "smsc-binds", 4, "optgate's (and Kannel's) binds to the simulator")
 	fs.IntVar(&c.SMSCWindow, "smsc-window", 1024, "optgate's window per SMSC bind")
 	fs.BoolVar(&c.Baseline, "baseline", true, "mt-throughput: measure the passthrough ceiling first")
-	fs.IntVar(&c.KannelConcurrency, "kannel-concurrency", 512, "HTTP requests in flight to Kannel's smsbox")
+	fs.IntVar(&c.KannelConcurrency, "kannel-concurrency", 128, "HTTP requests in flight to Kannel's smsbox")
 	fs.BoolVar(&c.NoInstall, "no-install", false, "kannel: fail instead of apt-get install kannel")
 	fs.IntVar(&c.ProfileSeconds, "profile", 0, "capture optgate's CPU profile for N seconds during the main phase")
 	fs.StringVar(&c.Results, "results", "", "results folder (default ./results/SCENARIO-TIMESTAMP)")
