@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+	"github.com/optgate/optgate/smpp/dlr"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+func TestImportExportReadyMetrics(t *testing.T) {
+	env := newEnv(t)
+	csv := "recipient,scope,class\n+15145550111,tenant,all\nnot-a-number,tenant,all\n+15145550112,tenant,marketing\n"
+	code, m := env.http("POST", "/v1/consent/import", acmeToken, csv)
+	if code != 400 {
+		t.Fatalf("import without a stated source: %d %v", code, m)
+	}
+	code, m = env.http("POST", "/v1/consent/import?source=previous_provider&proof_ref=export-2026-11", acmeToken, csv)
+	if code != 200 || m["applied"].(float64) != 2 || m["error_count"].(float64) != 1 {
+		t.Fatalf("import: %d %v", code, m)
+	}
+	errs := m["errors"].([]any)
+	if errs[0].(map[string]any)["line"].(float64) != 3 {
+		t.Fatalf("bad row not reported with its line: %v", errs)
+	}
+	if _, err := env.submit("+15145550111", "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("imported opt-out not applied: %v", err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+env.g.HTTPAddr()+"/v1/consent/export", nil)
+	req.Header.Set("Authorization", "Bearer "+acmeToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "+15145550111") || !strings.Contains(string(body), "+15145550112") {
+		t.Fatalf("export: %s", body)
+	}
+	if code, _ := env.http("GET", "/readyz", "", ""); code != 200 {
+		t.Fatalf("readyz: %d", code)
+	}
+	_, m = env.http("GET", "/metrics", "", "")
+	raw := m["raw"].(string)
+	for _, want := range []string{"optgate_smpp_smsc_binds_up{smsc=\"carrier\"} 2", "optgate_consent_"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(raw, "5145550111") {
+		t.Error("a phone number appears in the metrics")
+	}
+	// Another tenant's token cannot read this tenant: admin can.
+	if code, _ := env.http("GET", "/v1/consent/+15145550111?tenant=other", acmeToken, ""); code != 403 {
+		t.Errorf("tenant token acting on another tenant: %d", code)
+	}
+	if code, _ := env.http("GET", "/v1/consent/+15145550111?tenant=acme", adminTok, ""); code != 200 {
+		t.Errorf("admin: %d", code)
+	}
+}
+
+// reject: receipt accepts the submit, then sends stat:REJECTD err:401.
+func TestRejectAsReceipt(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	env := startEnv(t, configYAML(dir, smsc.Addr(), "", "  - {system_id: rr, password: rrpw, tenant: acme, reject: receipt}\n"), smsc, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if code, _ := env.http("POST", "/v1/consent/"+handset+"/opt-out", acmeToken, ""); code != 200 {
+		t.Fatalf("opt-out: %d", code)
+	}
+	rr, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "rr", Password: "rrpw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	id, err := rr.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
+		Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])}, ShortMessage: []byte("hi"), RegisteredDelivery: 1}})
+	if err != nil || id == "" {
+		t.Fatalf("reject: receipt should accept: %q %v", id, err)
+	}
+	d, err := rr.NextDeliver(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := dlr.Parse(string(d.ShortMessage))
+	if err != nil || r.ID != id || r.Stat != "REJECTD" || r.Err != "401" {
+		t.Fatalf("receipt %q: %+v %v", d.ShortMessage, r, err)
+	}
+}
+
+// When the consent store cannot record an MO, the SMSC is asked to retry
+// (ESME_RX_T_APPN) rather than told it was stored.
+func TestMOStoreFailureAsksRetry(t *testing.T) {
+	env := newEnv(t)
+	if err := env.g.consent.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := env.mo(handset, "STOP")
+	if smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("MO with a failed store: %v, want ESME_RX_T_APPN", err)
+	}
+}
+
+// MOs reach the tenant's bound ESME as deliver_sm.
+func TestMOForwardedToUpstream(t *testing.T) {
+	env := newEnv(t)
+	if err := env.mo(handset, "Can we move the interview to Friday?"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := env.esme.NextDeliver(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := coding.Decode(coding.DataCoding(d.DataCoding), d.ShortMessage)
+	if d.IsReceipt() || text != "Can we move the interview to Friday?" || string(d.Source.Addr) != handset[1:] {
+		t.Fatalf("forwarded MO: %s (%q)", d, text)
+	}
+}
+
+// With two SMSCs on a route, traffic fails over when the first is down.
+func TestFailoverBetweenSMSCs(t *testing.T) {
+	a := smpptest.NewServer(smpptest.Config{})
+	b := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	dir := t.TempDir()
+	y := configYAML(dir, a.Addr(), "", "")
+	y = strings.Replace(y, "routes:\n  - {prefix: \"+\", smscs: [carrier]}",
+		fmt.Sprintf("  - {name: backup, address: %q, system_id: optgate, password: pw, timeout: 3s}\nroutes:\n  - {prefix: \"+\", smscs: [carrier, backup]}", b.Addr()), 1)
+	env := startEnv(t, y, a, dir)
+	if _, err := env.submit(handset, "via a"); err != nil {
+		t.Fatal(err)
+	}
+	if a.Submits() != 1 || b.Submits() != 0 {
+		t.Fatalf("primary not used first: a=%d b=%d", a.Submits(), b.Submits())
+	}
+	a.Close()
+	waitFor(t, 5*time.Second, func() error {
+		if env.g.links["carrier"].up.Load() == 0 {
+			return nil
+		}
+		return fmt.Errorf("carrier still up")
+	})
+	if _, err := env.submit(handset, "via b"); err != nil {
+		t.Fatalf("failover: %v", err)
+	}
+	if b.Submits() != 1 {
+		t.Fatalf("backup not used: %d", b.Submits())
+	}
+}
