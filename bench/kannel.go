@@ -294,6 +294,7 @@ func (r *runner) kannel() error {
 		return err
 	}
 	kp, err := r.measure(phaseOpts{name: "kannel", path: "fasthttp → smsbox sendsms → bearerbox → simulator", load: hl,
+		procs: []*Process{k.bearerbox, k.smsbox},
 		watch: func() error {
 			for _, p := range []*Process{k.bearerbox, k.smsbox} {
 				if ex, perr := p.Exited(); ex {

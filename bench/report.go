@@ -239,7 +239,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 // fig formats a figure named (or in a unit) ending in "ms" or "×" with
 // decimals, others as num does.
 func fig(name string, v float64) string {
-	if strings.HasSuffix(name, "ms") || strings.HasSuffix(name, "×") || strings.HasPrefix(name, "ratio") || strings.HasSuffix(name, "seconds") {
+	if strings.HasSuffix(name, "ms") || strings.HasPrefix(name, "cpu_cores") || strings.HasSuffix(name, "×") || strings.HasPrefix(name, "ratio") || strings.HasSuffix(name, "seconds") {
 		return fmt.Sprintf("%.3f", v)
 	}
 	return num(v)

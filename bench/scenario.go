@@ -344,6 +344,8 @@ type phaseOpts struct {
 	watch func() error
 	// during, if set, runs in its own goroutine while the phase runs.
 	during func(ctx context.Context)
+	// procs are child processes whose CPU use the phase reports.
+	procs []*Process
 }
 
 // measure samples a phase once a second until its load and MO generator
@@ -352,6 +354,15 @@ func (r *runner) measure(o phaseOpts) (*Phase, error) {
 	ph := &Phase{Name: o.name, Path: o.path}
 	start := time.Now()
 	sim0 := r.simCounts()
+	pids := map[string]int{}
+	if r.gw != nil && r.gw.proc != nil && !r.gw.closed.Load() {
+		pids["optgate"] = r.gw.proc.Pid()
+	}
+	for _, p := range o.procs {
+		pids[p.Name] = p.Pid()
+	}
+	cpu := newCPUMeter(pids)
+	var cores map[string]float64
 	var loadDone, moDone chan struct{}
 	var lres *LoadResult
 	if o.load != nil {
@@ -392,6 +403,7 @@ loop:
 			break
 		}
 		if !closed(loadDone) || !closed(moDone) {
+			cores = cpu.cores() // while loaded; the tail below is idle
 			continue
 		}
 		// Load and MO done: optionally wait for receipts/confirmations.
@@ -430,6 +442,12 @@ loop:
 		}
 	}
 	ph.Seconds = time.Since(start).Seconds()
+	if ph.Figures == nil {
+		ph.Figures = map[string]float64{}
+	}
+	for name, c := range cores {
+		ph.Figures["cpu_cores_"+name] = c
+	}
 	if lres != nil {
 		snap := o.load.Counters().Snapshot() // receipts may have come after Wait
 		ph.Load = &snap

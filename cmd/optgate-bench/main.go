@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -345,6 +346,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Results, "results", "", "results folder (default ./results/SCENARIO-TIMESTAMP)")
 	fs.BoolVar(&c.KeepTemp, "keep", false, "keep the temp folder (configs, stores, logs)")
 	strict := fs.Bool("strict", false, "exit 3 when a goal is missed")
+	cpuprof := fs.String("cpuprofile", "", "write the harness's own CPU profile here")
 	verbose := fs.Bool("v", false, "debug logging")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -378,6 +380,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c.Progress = stdout
 	c.Logger = newLogger(stderr, *verbose)
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(stderr, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := bench.Run(ctx, c)
 	if rep == nil {
 		fmt.Fprintf(stderr, "optgate-bench run: %v\n", err)
