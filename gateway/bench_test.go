@@ -158,3 +158,86 @@ routes:
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
 }
+
+// BenchmarkGatewayMOStorm: STOPs from distinct handsets through the
+// simulator's receiver bind into the gateway, each acknowledged only after
+// its opt-out is synced; reports durable opt-outs a second. The
+// confirmations go back to the simulator.
+func BenchmarkGatewayMOStorm(b *testing.B) {
+	smsc := smpptest.NewServer(smpptest.Config{NoRecord: true, Window: 1024})
+	defer smsc.Close()
+	dir := b.TempDir()
+	y := fmt.Sprintf(`
+store: {dir: %q}
+http: {listen: "127.0.0.1:0"}
+smpp: {listen: "127.0.0.1:0"}
+tenants:
+  - {id: acme, brand: Acme Recruiting, help_contact: help@acme.example, numbers: ["+15145550199"]}
+smscs:
+  - {name: carrier, address: %q, system_id: optgate, password: pw, binds: 2, window: 512}
+routes:
+  - {prefix: "+", smscs: [carrier]}
+`, dir, smsc.Addr())
+	cfg, err := ParseConfig([]byte(y), "bench.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sl, _ := net.Listen("tcp", "127.0.0.1:0")
+	hl, _ := net.Listen("tcp", "127.0.0.1:0")
+	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.Shutdown(ctx)
+		cancel()
+	}()
+	waitFor(b, 10*time.Second, func() error {
+		if ok, why := g.linksReady(); !ok {
+			return fmt.Errorf("%s", why)
+		}
+		return nil
+	})
+	base := smsc.Submits()
+	var next atomic.Int64
+	var failed atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < 256; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				d := &smpp.DeliverSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(fmt.Sprintf("1438%07d", i))},
+					Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}, ShortMessage: []byte("STOP")}}
+				if err := smsc.SendDeliver(context.Background(), "optgate", d); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d MOs refused", failed.Load())
+	}
+	waitFor(b, 60*time.Second, func() error {
+		if n := smsc.Submits() - base; n < int64(b.N) {
+			return fmt.Errorf("%d of %d confirmations", n, b.N)
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/el.Seconds(), "optouts/s")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "confirmed/s")
+}
