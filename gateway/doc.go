@@ -1,0 +1,33 @@
+// Package gateway is the running optgate: the SMPP server platforms bind
+// to, the HTTP API, the binds to operators' SMSCs, the WhatsApp channel,
+// the consent store and the durable queues, wired together.
+//
+//	cfg, err := gateway.ParseConfig(data, "optgate.yaml", nil) // every problem, with file:line
+//	g, err := gateway.New(cfg, gateway.Options{Logger: log})
+//	err = g.Start()
+//	defer g.Shutdown(ctx)
+//
+// # The life of an outbound message
+//
+// A submit_sm from a bound platform (or a POST /v1/messages) becomes a
+// Message and enters the MT chain (chain.go, where the order is written
+// down): validate, the consent screen against the suppression index, the
+// bulk footer and length rules, the WhatsApp window, the durable queue for
+// ack: store accounts, and send. A refused message is answered at once:
+// submit_sm_resp 0x00000401..0x00000404 or HTTP 403/409. An accepted one is
+// routed by destination prefix to an SMSC (failing over within its group),
+// and the platform is answered with our message id when the SMSC accepted
+// it; the SMSC's id is mapped to ours so its receipt can be sent back.
+//
+// # The life of an opt-out
+//
+// A deliver_sm from an SMSC (or a signed WhatsApp webhook) is reassembled
+// if it is multipart and handed to the consent engine, which matches
+// keywords and records the change with group commit: the deliver_sm_resp
+// ESME_ROK goes back only once the change is synced and the MO is durably
+// queued for the tenant; a storage failure answers ESME_RX_T_APPN so the
+// SMSC retries. The confirmation is then sent from the number that
+// received the keyword, through the SMSC it came from, and the MO and the
+// consent event reach the tenant (deliver_sm to its bound ESMEs, signed
+// webhooks kept on disk until delivered).
+package gateway
