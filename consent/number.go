@@ -50,7 +50,16 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	if !phonenumbers.IsPossibleNumber(num) {
 		return "", fmt.Errorf("%w: %q: not a possible number", ErrInvalidNumber, s)
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	out := phonenumbers.Format(num, phonenumbers.E164)
+	// The result must be a fixed point, or the same person could be stored
+	// under one form and checked under another. phonenumbers strips a
+	// national prefix again from some degenerate inputs (e.g. "+49000000").
+	if out != in {
+		if again, err := phonenumbers.Parse(out, "ZZ"); err != nil || phonenumbers.Format(again, phonenumbers.E164) != out {
+			return "", fmt.Errorf("%w: %q: no stable E.164 form", ErrInvalidNumber, s)
+		}
+	}
+	return out, nil
 }
 
 func allDigits(s string) bool {
@@ -67,21 +76,51 @@ func allDigits(s string) bool {
 
 // ccInfo describes one country calling code for the E.164 fast path.
 type ccInfo struct {
-	valid bool
-	ndd   []string // national (trunk) prefixes of its regions, digits only
+	known bool     // a country calling code
+	fast  bool     // its numbers may take the fast path (see canonicalDigits)
+	ndd   []string // literal national prefixes for parsing, digits only
 }
 
-// callingCodes is indexed by country calling code (1–999).
+// callingCodes is indexed by country calling code (1–999). It is built from
+// the phonenumbers metadata of each code's main region (the one Parse uses
+// for "+cc…" input): a code whose main region strips a national prefix given
+// by a pattern (rather than literal digits), or rewrites it with a transform
+// rule, never takes the fast path.
 var callingCodes = func() (t [1000]ccInfo) {
-	for cc := 1; cc < len(t); cc++ {
-		regions := phonenumbers.GetRegionCodesForCountryCode(cc)
-		if len(regions) == 0 {
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return t // no metadata: everything takes the slow path
+	}
+	for _, md := range coll.GetMetadata() {
+		cc := int(md.GetCountryCode())
+		if cc <= 0 || cc >= len(t) {
 			continue
 		}
-		t[cc].valid = true
-		for _, r := range regions {
-			if p := phonenumbers.GetNddPrefixForRegion(r, true); p != "" {
-				t[cc].ndd = append(t[cc].ndd, p)
+		// Parsing "+cc…" uses the metadata of the main region of cc only.
+		if main := phonenumbers.GetRegionCodeForCountryCode(cc); md.GetId() != main {
+			continue
+		}
+		info := &t[cc]
+		if !info.known {
+			info.known, info.fast = true, true
+		}
+		p := md.GetNationalPrefixForParsing()
+		if p == "" {
+			p = md.GetNationalPrefix()
+		}
+		switch {
+		case md.GetNationalPrefixTransformRule() != "":
+			info.fast = false
+		case p == "":
+		default:
+			// Literal prefixes and alternations of them ("0|180020" for GB);
+			// any other pattern sends the code to the slow path.
+			for _, alt := range strings.Split(p, "|") {
+				if !allDigits(alt) {
+					info.fast = false
+					break
+				}
+				info.ndd = append(info.ndd, alt)
 			}
 		}
 	}
@@ -91,9 +130,11 @@ var callingCodes = func() (t [1000]ccInfo) {
 // canonicalDigits reports whether s is already a canonical E.164 number for
 // the purpose of Check's allocation-free fast path, returning the digits
 // after "+". It accepts "+" and 7–15 digits (for WhatsApp also bare digits)
-// whose country code exists and whose national part starts with neither 0
-// nor a national trunk prefix of that country: the forms phonenumbers would
-// rewrite. Anything else takes the slow path through NormalizeRecipient.
+// whose country code exists, whose regions strip at most a literal national
+// prefix, and whose national part starts with neither 0 nor such a prefix:
+// phonenumbers returns those unchanged (TestCanonicalFastPath checks this on
+// random numbers and every region's example numbers). Anything else takes
+// the slow path through phonenumbers.
 // It does not validate number ranges: nothing can be suppressed under an
 // invalid number, so such a number is simply not found.
 func canonicalDigits(channel, s string) (string, bool) {
@@ -113,8 +154,11 @@ func canonicalDigits(channel, s string) (string, bool) {
 	for l := 1; l <= 3; l++ {
 		cc = cc*10 + int(d[l-1]-'0')
 		info := &callingCodes[cc]
-		if !info.valid {
+		if !info.known {
 			continue
+		}
+		if !info.fast {
+			return "", false
 		}
 		nat := d[l:]
 		if len(nat) < 4 || nat[0] == '0' {

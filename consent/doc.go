@@ -1,0 +1,95 @@
+// Package consent is optgate's consent engine: per tenant, channel (sms,
+// whatsapp) and recipient it keeps opt-outs, opt-ins and attestation state
+// durably on Badger, screens inbound messages for consent keywords, answers
+// the outbound check on the hot path, and keeps an append-only evidence log
+// of every change (TCPA/FCC 24-24, CTIA, CWTA; see
+// shared/reference/consent.md).
+//
+// # Usage
+//
+//	s, err := consent.Open(consent.Config{
+//		Dir:     "/var/lib/optgate/consent",
+//		Logger:  logger,
+//		Tenants: []consent.TenantConfig{{ID: "acme", Brand: "Acme", HelpContact: "help@acme.example"}},
+//		OnEvent: publish, // conversation.archived, message.held_expired
+//		Registerer: prometheus.DefaultRegisterer,
+//	})
+//	if err != nil { ... } // every config problem, joined
+//	defer s.Close()
+//	go s.Run(ctx, time.Minute) // archive and held-message expiry
+//
+//	// MO (deliver_sm, WhatsApp message): screen it.
+//	res, err := s.Inbound(ctx, consent.InboundMessage{Tenant: "acme", Channel: "sms",
+//		Sender: "12345", Recipient: "+12025550123", Text: "STOP", MessageID: id})
+//	if err != nil { /* answer the SMSC with a temporary error: it retries */ }
+//	for _, r := range res.Replies { send(r) }      // at once: one confirmation per transition
+//	for _, m := range res.Released { send(m) }     // attestation accepted
+//	for _, m := range res.Dropped { fail(m) }      // opted out while held
+//
+//	// MT: check before sending.
+//	d, err := s.Check("acme", "sms", "12345", "+12025550123", consent.CategoryMarketing)
+//	switch {
+//	case err != nil || d.Action == consent.ActionBlock: refuse(d.Reason)
+//	case d.Action == consent.ActionHold:          hr, _ := s.Hold(ctx, msg); if hr.Prompt != nil { send(*hr.Prompt) }
+//	case d.Action == consent.ActionDisclaimFirst: if r, _ := s.Disclaim(ctx, ...); r != nil { send(*r) }; send(msg)
+//	default: send(msg)
+//	}
+//	text, err := s.ApplyFooter("acme", "en", text, bulk) // "Reply STOP to opt out", MaxLength
+//
+// # The life of an opt-out
+//
+// A recipient texts "STOP" to the tenant's short code. The SMPP layer
+// decodes the deliver_sm (UCS-2 "ARRÊT" is text by now) and calls Inbound.
+// Inbound validates the tenant, channel and sender, normalises the
+// recipient to E.164 (phonenumbers with the tenant's default region; a
+// canonical "+…" form is taken as is) and matches the text with the
+// tenant's keyword.Matcher: STOP is class opt_out, language en, universal.
+//
+// It then takes the recipient's stripe lock (one of 1024 mutexes keyed by
+// tenant and recipient), so that concurrent messages of the same person are
+// applied one after the other, and opens a Badger read snapshot. A message
+// id already seen (a retried deliver_sm) ends here with Result.Duplicate and
+// no reply. Otherwise the transition is computed: the record at the
+// tenant's scope (the sender's own record for scope "sender", the
+// tenant-wide one for scope "tenant" and always for STOPALL) gets the
+// opted-out flag, on every channel if the tenant is cross-channel; held
+// messages of a pending attestation are dropped; an archive event is
+// scheduled ArchiveAfter later; an evidence entry records old and new
+// state, the keyword as received and normalised, its language, the raw
+// text and the message id; and, because this is a transition (or the last
+// confirmation is older than RepeatConfirmWindow), one confirmation in the
+// keyword's language (the tenant's default for universal words) is added to
+// the result.
+//
+// All these writes go to the committer as one request. The committer is a
+// single goroutine that takes every request queued at that moment (group
+// commit), writes them in one Badger transaction (Badger runs with
+// SyncWrites off), calls db.Sync once for the whole batch, and only then
+// updates the in-memory suppression index and wakes the waiting callers. A
+// thousand concurrent STOPs thus share one fsync. If the write or the fsync
+// fails, every caller of the batch gets an error wrapping ErrStorage,
+// nothing reaches the memory index, and the store refuses further writes
+// (ErrStoreFailed) until reopened, since what reached the disk is unknown.
+//
+// Inbound returns after the sync: the gateway sends the confirmation at
+// once (well inside the FCC's 5 minutes) and acknowledges the deliver_sm.
+// From that moment every Check for the recipient sees the opt-out: Check
+// reads only the memory index, two records (sender-scoped and tenant-wide)
+// found in one probe sequence, allocation-free for canonical E.164 input.
+// Seven days later, unless the recipient texted START meanwhile (which
+// cancels the schedule), Sweep emits conversation.archived to the tenant.
+//
+// # Storage
+//
+// Key layout, suppression index, group commit, import semantics and the
+// evidence log are described on keys.go (layout), memIndex (index),
+// Store.committer (group commit), Store.Import (CSV) and Evidence.
+// Recipients are E.164; WhatsApp wa_ids are stored as "+" and the digits.
+// Senders are stored as given, minus the "+" of an all-digit number.
+//
+// # What is not here
+//
+// Keyword tables and normalisation live in consent/keyword. Sending the
+// replies, the footer's segment budget and SMSC/WhatsApp status codes
+// belong to the gateway, smpp and whatsapp packages.
+package consent

@@ -1,0 +1,123 @@
+package consent
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+func TestNormalizeRecipient(t *testing.T) {
+	for _, tc := range []struct {
+		ch, region, in, want string
+		err                  bool
+	}{
+		{ChannelSMS, "US", "+12025550123", "+12025550123", false},
+		{ChannelSMS, "US", "(202) 555-0123", "+12025550123", false},
+		{ChannelSMS, "GB", "07700 900123", "+447700900123", false},
+		{ChannelSMS, "US", "+44 07700 900123", "+447700900123", false}, // trunk 0 after the country code
+		{ChannelSMS, "FR", "06 12 34 56 78", "+33612345678", false},
+		{ChannelSMS, "US", " +1 202 555 0123 ", "+12025550123", false},
+		{ChannelWhatsApp, "US", "447700900123", "+447700900123", false},
+		{ChannelWhatsApp, "US", "+447700900123", "+447700900123", false},
+		{ChannelWhatsApp, "US", "wa:447700900123", "", true},
+		{ChannelSMS, "US", "", "", true},
+		{ChannelSMS, "US", "hello", "", true},
+		{ChannelSMS, "US", "+1", "", true},
+		{ChannelSMS, "US", strings.Repeat("1", 100), "", true},
+	} {
+		got, err := NormalizeRecipient(tc.ch, tc.region, tc.in)
+		if tc.err {
+			if !errors.Is(err, ErrInvalidNumber) {
+				t.Errorf("%q: want ErrInvalidNumber, got %q, %v", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: got %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestCanonicalFastPath: every number the fast path accepts as canonical is
+// exactly what phonenumbers makes of it (when phonenumbers accepts it at
+// all), and real example numbers of every region take the fast path.
+func TestCanonicalFastPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	accepted := 0
+	for i := 0; i < 300000; i++ {
+		n := 7 + rng.IntN(9)
+		var b strings.Builder
+		b.WriteByte('+')
+		for j := 0; j < n; j++ {
+			b.WriteByte(byte('0' + rng.IntN(10)))
+		}
+		s := b.String()
+		if _, ok := canonicalDigits(ChannelSMS, s); !ok {
+			continue
+		}
+		accepted++
+		num, err := phonenumbers.Parse(s, "ZZ")
+		if err != nil || !phonenumbers.IsPossibleNumber(num) {
+			continue
+		}
+		if got := phonenumbers.Format(num, phonenumbers.E164); got != s {
+			t.Fatalf("fast path accepts %s but phonenumbers makes it %s", s, got)
+		}
+	}
+	if accepted < 50000 {
+		t.Fatalf("fast path accepted only %d random numbers", accepted)
+	}
+	slow := 0
+	for region := range phonenumbers.GetSupportedRegions() {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE} {
+			ex := phonenumbers.GetExampleNumberForType(region, typ)
+			if ex == nil {
+				continue
+			}
+			e164 := phonenumbers.Format(ex, phonenumbers.E164)
+			if _, ok := canonicalDigits(ChannelSMS, e164); !ok {
+				slow++
+			}
+			got, err := NormalizeRecipient(ChannelSMS, "US", e164)
+			if err != nil || got != e164 {
+				t.Errorf("%s %s: %q, %v", region, e164, got, err)
+			}
+		}
+	}
+	t.Logf("random accepted %d; example numbers on the slow path: %d", accepted, slow)
+}
+
+func FuzzNormalizeRecipient(f *testing.F) {
+	for _, s := range []string{"+12025550123", "(202) 555-0123", "447700900123", "+4407700900123", "", "+", "++1",
+		"+1 202 555 0123 ext. 5", "tel:+1-202-555-0123", "\xff\xfe", "+" + strconv.Itoa(1<<30)} {
+		f.Add(ChannelSMS, s)
+		f.Add(ChannelWhatsApp, s)
+	}
+	f.Fuzz(func(t *testing.T, ch, s string) {
+		if ch != ChannelSMS {
+			ch = ChannelWhatsApp
+		}
+		got, err := NormalizeRecipient(ch, "US", s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidNumber) {
+				t.Fatalf("%q: error %v does not match ErrInvalidNumber", s, err)
+			}
+			return
+		}
+		if len(got) < 2 || got[0] != '+' || !allDigits(got[1:]) {
+			t.Fatalf("%q: not E.164: %q", s, got)
+		}
+		// Normalising is idempotent, and the result takes the same path in Check.
+		again, err := NormalizeRecipient(ch, "US", got)
+		if err != nil || again != got {
+			t.Fatalf("%q: not idempotent: %q -> %q, %v", s, got, again, err)
+		}
+		if d, ok := canonicalDigits(ch, got); ok && "+"+d != got {
+			t.Fatalf("%q: fast path digits %q", got, d)
+		}
+	})
+}
