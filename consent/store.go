@@ -47,7 +47,8 @@ type Store struct {
 	// until it has its answer, and for writing by Close, so Close waits for
 	// in-flight writes and later writes see closed.
 	closeMu sync.RWMutex
-	closed  bool // guarded by closeMu
+	closed  bool        // guarded by closeMu
+	shut    atomic.Bool // set with closed; read without the lock by Check
 
 	seq     atomic.Uint64 // evidence key tiebreaker
 	sweepMu sync.Mutex    // one Sweep at a time
@@ -164,6 +165,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.shut.Store(true)
 	s.closeMu.Unlock()
 	close(s.quit)
 	s.wg.Wait()
@@ -265,6 +267,9 @@ func (t *tenant) recipient(ch, rcpt string) (string, error) {
 // Errors (unknown tenant or channel, invalid sender or number) mean "do not
 // send".
 func (s *Store) Check(tenant, channel, sender, recipient string, cat Category) (Decision, error) {
+	if s.shut.Load() {
+		return Decision{}, ErrClosed // fail closed: nothing is sent unscreened
+	}
 	t := s.tenants[tenant]
 	if t == nil {
 		return Decision{}, fmt.Errorf("%w: %q", ErrUnknownTenant, truncate(tenant, 64))

@@ -108,6 +108,10 @@ func TestMOStoreFailureAsksRetry(t *testing.T) {
 	if smpp.StatusOf(err) != smpp.StatusXTAppn {
 		t.Fatalf("MO with a failed store: %v, want ESME_RX_T_APPN", err)
 	}
+	// And nothing is sent while the store cannot screen: fail closed.
+	if _, err := env.submit(handset, "x"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("submit with a closed consent store: %v, want ESME_RX_T_APPN", err)
+	}
 }
 
 // MOs reach the tenant's bound ESME as deliver_sm.
