@@ -191,7 +191,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 				fmt.Fprintf(bw, "  receipts        %d (matched %d)\n", s.Receipts, s.ReceiptsMatched)
 			}
 			if s.MOs > 0 {
-				fmt.Fprintf(bw, "  MOs forwarded   %d\n", s.MOs)
+				fmt.Fprintf(bw, "  MOs received    %d\n", s.MOs)
 			}
 		}
 		if m := p.MO; m != nil {

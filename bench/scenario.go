@@ -585,7 +585,9 @@ func (s Sample) line() string {
 	if s.Receipts > 0 {
 		out += fmt.Sprintf(" rcpt %8s/s", num(s.Receipts))
 	}
-	out += fmt.Sprintf(" sim %8s/s", num(s.SimSubmits))
+	if s.SimSubmits > 0 {
+		out += fmt.Sprintf(" sim %8s/s", num(s.SimSubmits))
+	}
 	if s.MOAcked > 0 || s.Confirmations > 0 {
 		out += fmt.Sprintf(" mo %7s/s conf %7s/s", num(s.MOAcked), num(s.Confirmations))
 	}

@@ -66,6 +66,14 @@ func StartSim(cfg SimConfig) (*Sim, error) {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	s := &Sim{cfg: cfg}
+	if cfg.Receipts && cfg.ReceiptDelay <= 0 {
+		// smpptest sends an undelayed receipt on the session's read
+		// goroutine, which then waits for a deliver_sm window slot: an ESME
+		// that submits (say, an auto-reply) before it acks deliver_sm
+		// deadlocks with it for the 30s receipt timeout. A delay, however
+		// small, moves the send to a timer goroutine.
+		cfg.ReceiptDelay = time.Microsecond
+	}
 	s.Server = smpptest.NewUnstartedServer(smpptest.Config{Addr: cfg.Addr, SystemID: cfg.SystemID, Password: cfg.Password,
 		Latency: lat, Receipts: cfg.Receipts, ReceiptDelay: cfg.ReceiptDelay, NoRecord: true, Window: cfg.Window,
 		Logger: cfg.Logger})
