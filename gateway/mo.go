@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -293,9 +295,11 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
 	}
-	// Forward to the tenant before acknowledging, so the platform's copy
-	// is durable too.
-	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
+	// Forward to the tenant and queue the confirmation before
+	// acknowledging, in one synced write: after a crash the SMSC's retry is
+	// a duplicate (no second reply), so the queued reply must already be on
+	// disk.
+	if ferr := g.forwardMO(t, channel, from, to, text, res, g.replyItems(l, t, res)...); ferr != nil {
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
@@ -310,12 +314,82 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		outcome = "duplicate"
 	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
-	g.sendReplies(l, t, res)
+	g.heldActions(t, res)
+}
+
+// replyPayload is a queued auto-reply.
+type replyPayload struct {
+	Link  string        `json:"link,omitempty"` // the SMSC the keyword came through
+	Reply consent.Reply `json:"reply"`
+}
+
+// replyItems makes the engine's replies durable work: the outbox sends
+// them at once and retries them until the carrier accepts.
+func (g *Gateway) replyItems(l *smscLink, t *Tenant, res consent.Result) []*outItem {
+	var items []*outItem
+	for _, rep := range res.Replies {
+		p := replyPayload{Reply: rep}
+		if l != nil {
+			p.Link = l.name
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			continue
+		}
+		items = append(items, &outItem{ID: g.ids.next(), Kind: "reply", Tenant: t.ID, Payload: b})
+	}
+	return items
+}
+
+// sendQueuedReply is the outbox worker for auto-replies.
+func (g *Gateway) sendQueuedReply(ctx context.Context, it *outItem) error {
+	var p replyPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return errPermanent{err}
+	}
+	t := g.tenants[it.Tenant]
+	if t == nil {
+		return errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)}
+	}
+	rep := p.Reply
+	res := make(chan Outcome, 1)
+	m := &Message{ID: it.ID, Tenant: t, Origin: OriginInternal, Channel: rep.Channel, From: rep.Sender, To: rep.Recipient,
+		Text: rep.Text, Received: time.Now(), done: func(m *Message, o Outcome) { g.record(m, o); res <- o }}
+	if m.Channel == "" {
+		m.Channel = ChannelSMS
+	}
+	g.sendVia(g.links[p.Link], m)
+	var o Outcome
+	select {
+	case o = <-res:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	switch o.Kind {
+	case Accepted:
+		g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
+		return nil
+	case Failed:
+		return fmt.Errorf("auto-reply not accepted: %w", o.Err)
+	}
+	return errPermanent{fmt.Errorf("auto-reply %s: %v", o.Kind, o.Err)}
+}
+
+// heldActions releases or fails the held messages a consent change
+// decided.
+func (g *Gateway) heldActions(t *Tenant, res consent.Result) {
+	for _, h := range res.Released {
+		g.releaseHeld(t, h)
+	}
+	for _, h := range res.Dropped {
+		g.failHeld(t, h, "recipient_opted_out")
+	}
 }
 
 // sendReplies sends the engine's replies from the number that received
 // the keyword, through the SMSC it came from when it can submit, and
-// releases or fails held messages.
+// releases or fails held messages. Operator changes use it; MOs queue
+// their replies durably instead (replyItems).
 func (g *Gateway) sendReplies(l *smscLink, t *Tenant, res consent.Result) {
 	for _, rep := range res.Replies {
 		m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: rep.Channel,
@@ -346,13 +420,18 @@ func (g *Gateway) sendVia(l *smscLink, m *Message) {
 
 // forwardMO hands the MO (and any consent events) to the tenant: deliver_sm
 // to its bound ESMEs and/or a webhook, both durable before we acknowledge.
-func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res consent.Result) error {
+func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res consent.Result, extra ...*outItem) error {
 	if res.Duplicate {
 		return nil
 	}
+	items := extra
 	for _, ev := range res.Events {
-		if err := g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID}); err != nil {
+		it, err := g.eventItem(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
+		if err != nil {
 			return err
+		}
+		if it != nil {
+			items = append(items, it)
 		}
 	}
 	data := map[string]any{"channel": channel, "from": from, "to": to, "text": text}
@@ -361,8 +440,17 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 		data["keyword_class"] = res.Match.Class.String()
 		data["lang"] = res.Match.Lang
 	}
-	if err := g.emit(t, "message.received", data); err != nil {
+	it, err := g.eventItem(t, "message.received", data)
+	if err != nil {
 		return err
+	}
+	if it != nil {
+		items = append(items, it)
+	}
+	if len(items) > 0 {
+		if err := g.outbox.put(items...); err != nil {
+			return err
+		}
 	}
 	if channel != ChannelSMS {
 		return nil

@@ -43,20 +43,30 @@ func SignWebhook(secret string, ts int64, body []byte) string {
 // emit queues an event for the tenant's webhook, durably. It returns the
 // store's error; with no webhook configured it does nothing.
 func (g *Gateway) emit(t *Tenant, typ string, data any) error {
+	it, err := g.eventItem(t, typ, data)
+	if it == nil || err != nil {
+		return err
+	}
+	return g.outbox.put(it)
+}
+
+// eventItem builds the outbox item of a webhook event; nil when the
+// tenant has no webhook.
+func (g *Gateway) eventItem(t *Tenant, typ string, data any) (*outItem, error) {
 	if t == nil || t.cfg.Webhook.URL == "" {
-		return nil
+		return nil, nil
 	}
 	d, err := json.Marshal(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev := WebhookEvent{ID: g.ids.next(), Type: typ, Tenant: t.ID, Time: time.Now().UTC(), Data: d}
 	evb, err := json.Marshal(ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, _ := json.Marshal(webhookPayload{URL: t.cfg.Webhook.URL, Event: evb})
-	return g.outbox.put(&outItem{ID: ev.ID, Kind: "webhook", Tenant: t.ID, Payload: p})
+	return &outItem{ID: ev.ID, Kind: "webhook", Tenant: t.ID, Payload: p}, nil
 }
 
 func (g *Gateway) deliverWebhook(ctx context.Context, it *outItem) error {
