@@ -38,9 +38,11 @@ type RunConfig struct {
 	SuppressedFraction float64 // fraction of MT sent to suppressed numbers (default 0.1)
 	SuppressVia        string  // import (default), api, mo
 
-	Binds  int     // load binds (default 4)
-	Window int     // load window per bind (default 256)
-	Rate   float64 // load target msgs/s (0: as fast as possible; latency: 50% of the measured maximum)
+	Proto       string  // load protocol to the gateway: smpp (default) or http (POST /v1/messages)
+	Concurrency int     // HTTP requests in flight with Proto http (default 256)
+	Binds       int     // load binds (default 4)
+	Window      int     // load window per bind (default 256)
+	Rate        float64 // load target msgs/s (0: as fast as possible; latency: 50% of the measured maximum)
 
 	SimLatency    string // simulator submit latency spec (default none)
 	ThrottleEvery int    // simulator throttling injection
@@ -122,6 +124,16 @@ func (c *RunConfig) setDefaults() error {
 	if c.GatewaySMPP != "" {
 		c.Gateway = "external"
 	}
+	switch c.Proto {
+	case "":
+		c.Proto = "smpp"
+	case "smpp", "http":
+	default:
+		return fmt.Errorf("bench: -proto %q: want smpp or http", c.Proto)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
 	if c.Binds <= 0 {
 		c.Binds = 4
 	}
@@ -177,7 +189,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	r.rep = &Report{Scenario: cfg.Scenario, Started: time.Now(), Machine: ThisMachine(), Config: map[string]any{
 		"duration": cfg.Duration.String(), "suppressed": cfg.Suppressed, "suppressed_fraction": cfg.SuppressedFraction,
 		"suppress_via": cfg.SuppressVia, "binds": cfg.Binds, "window": cfg.Window, "rate": cfg.Rate,
-		"sim_latency": cfg.SimLatency, "throttle_every": cfg.ThrottleEvery, "gateway": cfg.Gateway,
+		"sim_latency": cfg.SimLatency, "proto": cfg.Proto, "throttle_every": cfg.ThrottleEvery, "gateway": cfg.Gateway,
 		"smsc_binds": cfg.SMSCBinds, "smsc_window": cfg.SMSCWindow}}
 	defer r.close()
 	tmp, err := os.MkdirTemp("", "optgate-bench-")

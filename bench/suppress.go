@@ -119,17 +119,18 @@ func preloadAPI(ctx context.Context, g *Gateway, n int) error {
 				if i >= n {
 					return
 				}
-				body := `{"tenant":"` + g.Tenant + `","channel":"sms","reason":"bench preload"}`
+				body := `{"channel":"sms","operator":"optgate-bench","source":"optgate-bench","note":"benchmark preload"}`
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-					"http://"+g.HTTPAddr+"/v1/consent/"+url.PathEscape(SuppressedNumber(i))+"/opt-out", strings.NewReader(body))
+					"http://"+g.HTTPAddr+"/v1/consent/"+url.PathEscape(SuppressedNumber(i))+"/opt-out?tenant="+url.QueryEscape(g.Tenant),
+					strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+g.AdminToken)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := cl.Do(req)
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 					resp.Body.Close()
 					if resp.StatusCode/100 != 2 {
-						err = fmt.Errorf("opt-out %s: %s", SuppressedNumber(i), resp.Status)
+						err = fmt.Errorf("opt-out %s: %s: %s", SuppressedNumber(i), resp.Status, strings.TrimSpace(string(b)))
 					}
 				}
 				if err != nil {

@@ -326,6 +326,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Suppressed, "suppressed", 1_000_000, "suppressed entries preloaded into optgate (e.g. 10000000); 0: none")
 	fs.Float64Var(&c.SuppressedFraction, "suppressed-fraction", 0.1, "fraction of MT sent to suppressed numbers")
 	fs.StringVar(&c.SuppressVia, "suppress-via", "import", "how to preload: import (CSV), api (one opt-out call each), mo (STOP MOs)")
+	fs.StringVar(&c.Proto, "proto", "smpp", "load to optgate over smpp, or http (POST /v1/messages)")
+	fs.IntVar(&c.Concurrency, "concurrency", 256, "HTTP requests in flight with -proto http")
 	fs.IntVar(&c.Binds, "binds", 4, "load binds to the gateway")
 	fs.IntVar(&c.Window, "window", 256, "load window per bind")
 	fs.Float64Var(&c.Rate, "rate", 0, "target msgs/s (0: as fast as possible; latency: 50% of the measured maximum)")

@@ -12,6 +12,11 @@ func TestBadInput(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := ln.Addr().String()
 	ln.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	tests := []struct {
 		args []string
 		code int
@@ -28,6 +33,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"smsc", "-listen", "0.0.0.0:2776"}, exitUsage, "not on loopback"},
 		{[]string{"load", "-duration", "0"}, exitUsage, "set -duration or -count"},
 		{[]string{"load", "-proto", "carrier-pigeon"}, exitUsage, "want smpp or http"},
+		{[]string{"smsc", "-listen", taken.Addr().String(), "-duration", "1s"}, exitFailed, "cannot listen"},
+		{[]string{"run", "mt-throughput", "-proto", "fax"}, exitUsage, "want smpp or http"},
+		{[]string{"load", "-proto", "http", "-http", closed, "-duration", "1s"}, exitFailed, "cannot reach"},
 		{[]string{"load", "-addr", closed, "-count", "10"}, exitFailed, "cannot connect"},
 		{[]string{"run", "mt-throughput", "-gateway-smpp", closed, "-suppressed", "0", "-duration", "1s", "-results", ""}, exitFailed, "cannot connect"},
 	}
