@@ -33,6 +33,8 @@ const (
 	exitUsage   = 2 // bad command line
 	exitMissed  = 3 // -strict and a goal was missed
 	exitTimeout = 4 // hard timeout reached
+
+	exitInterrupted = 130 // SIGINT or SIGTERM
 )
 
 func main() {
@@ -105,6 +107,10 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func fail(stderr io.Writer, err error) int {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "optgate-bench: interrupted; every process it started was stopped")
+		return exitInterrupted
+	}
 	fmt.Fprintf(stderr, "optgate-bench: %v\n", err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return exitTimeout
