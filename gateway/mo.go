@@ -50,10 +50,12 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM,
 		return
 	}
 	final := pr.state.Final()
-	t, found := g.receipts.lookup(l, pr.id, final)
+	t, found, parked := g.receipts.lookupOrPark(l, pr.id, final, func(t receiptTarget) {
+		g.forwardReceipt(l, t, pr, func(smpp.CommandStatus) {})
+	})
 	answer := func(st smpp.CommandStatus) { r.Respond(st, nil) }
 	if !found {
-		if g.receipts.park(l, pr.id, func(t receiptTarget) { g.forwardReceipt(l, t, pr, func(smpp.CommandStatus) {}) }) {
+		if parked {
 			g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
 		} else {
 			g.metrics.receipts.WithLabelValues(l.name, "uncorrelated").Inc()
@@ -77,18 +79,29 @@ func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt,
 	switch t.origin {
 	case OriginSMPP:
 		d := upstreamReceipt(t, pr)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := g.smppSrv.DeliverAsync(ctx, t.account.ID(), d, func(res smpp.Result) {
-			cancel()
+		done := func(res smpp.Result) {
 			if res.Err == nil {
 				g.metrics.forwarded.WithLabelValues("receipt", "smpp").Inc()
 				answer(smpp.StatusOK)
 				return
 			}
 			g.spoolDeliver(t.account, d, answer)
-		})
+		}
+		// This runs on the SMSC session's read goroutine: never wait for
+		// the upstream's window here (that would stall the SMSC's
+		// responses). Try a free slot now; else wait on a goroutine.
+		err := g.smppSrv.DeliverAsync(doneCtx, t.account.ID(), d, done)
+		if errors.Is(err, context.Canceled) { // every receiver's window is full
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := g.smppSrv.DeliverAsync(ctx, t.account.ID(), d, done); err != nil {
+					g.spoolDeliver(t.account, d, answer)
+				}
+			}()
+			return
+		}
 		if err != nil {
-			cancel()
 			g.spoolDeliver(t.account, d, answer)
 		}
 	case OriginHTTP:
@@ -136,6 +149,14 @@ func upstreamReceipt(t receiptTarget, pr parsedReceipt) *smpp.DeliverSM {
 	_ = d.TLVs.SetUint8(smpp.TagMessageState, uint8(st))
 	return d
 }
+
+// doneCtx is an already cancelled context: a window Acquire with it takes
+// a free slot or fails at once.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func boolInt(b bool) int {
 	if b {

@@ -40,9 +40,9 @@ type receiptBook struct {
 	max      int
 	ttl      time.Duration
 
-	parkMu sync.Mutex
-	parked map[uint64]parkedReceipt // guarded by parkMu
-	grace  time.Duration
+	parked map[uint64]parkedReceipt // guarded by mu (one lock with the maps: a
+	// lookup that misses and the park that follows must not race with add)
+	grace time.Duration
 }
 
 // packedTarget is a receiptTarget without pointers.
@@ -57,6 +57,7 @@ type packedTarget struct {
 
 type parkedReceipt struct {
 	at      time.Time
+	final   bool
 	deliver func(receiptTarget)
 }
 
@@ -100,21 +101,26 @@ func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
 	if len(b.cur) >= b.max/2 || time.Since(b.curSince) > b.ttl/2 {
 		b.old, b.cur, b.curSince = b.cur, make(map[uint64]packedTarget), time.Now()
 	}
-	b.cur[k] = p
-	b.mu.Unlock()
-	b.parkMu.Lock()
-	pr, ok := b.parked[k]
-	if ok {
+	pr, parked := b.parked[k]
+	if parked {
 		delete(b.parked, k)
+		if !pr.final {
+			b.cur[k] = p // later receipts for it still correlate
+		}
+	} else {
+		b.cur[k] = p
 	}
-	b.parkMu.Unlock()
-	if ok {
+	b.mu.Unlock()
+	if parked {
 		pr.deliver(t)
 	}
 }
 
-// lookup finds the target of a receipt; final receipts remove the mapping.
-func (b *receiptBook) lookup(l *smscLink, id string, final bool) (receiptTarget, bool) {
+// lookupOrPark finds the target of a receipt (final receipts remove the
+// mapping); when it is not known yet it parks deliver, under the same
+// lock, to run when the mapping arrives within the grace period. parked is
+// false when the receipt was neither found nor parked (the lot is full).
+func (b *receiptBook) lookupOrPark(l *smscLink, id string, final bool, deliver func(receiptTarget)) (t receiptTarget, found, parked bool) {
 	k := b.key(l, id, true)
 	b.mu.Lock()
 	p, ok := b.cur[k]
@@ -127,32 +133,23 @@ func (b *receiptBook) lookup(l *smscLink, id string, final bool) (receiptTarget,
 			delete(b.old, k)
 		}
 	}
-	b.mu.Unlock()
 	if !ok {
-		return receiptTarget{}, false
+		if len(b.parked) < 100000 {
+			b.parked[k] = parkedReceipt{at: time.Now(), final: final, deliver: deliver}
+			parked = true
+		}
+		b.mu.Unlock()
+		return receiptTarget{}, false, parked
 	}
-	return b.unpack(p), true
-}
-
-// park keeps a receipt whose mapping is not known yet; deliver runs when
-// the mapping arrives within the grace period. It reports false when the
-// parking lot is full.
-func (b *receiptBook) park(l *smscLink, id string, deliver func(receiptTarget)) bool {
-	k := b.key(l, id, true)
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	if len(b.parked) >= 100000 {
-		return false
-	}
-	b.parked[k] = parkedReceipt{at: time.Now(), deliver: deliver}
-	return true
+	b.mu.Unlock()
+	return b.unpack(p), true, false
 }
 
 // expireParked drops parked receipts older than the grace period and
 // returns how many.
 func (b *receiptBook) expireParked(now time.Time) int {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	n := 0
 	for k, p := range b.parked {
 		if now.Sub(p.at) > b.grace {

@@ -375,19 +375,27 @@ func (s *Server) DeliverAsync(ctx context.Context, account string, p PDU, done f
 	if len(rs) == 0 {
 		return ErrNotBound
 	}
-	n := s.rr.Add(1)
+	n := int(s.rr.Add(1))
+	// First a receiver with a free window slot, without waiting; then wait
+	// on one, round robin, until ctx ends.
 	var err error
 	for i := range rs {
-		c := rs[(int(n)+i)%len(rs)]
-		if err = c.SendAsync(ctx, p, done); err == nil {
+		if err = rs[(n+i)%len(rs)].SendAsync(cancelledCtx, p, done); err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return err
-		}
 	}
-	return err
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return rs[n%len(rs)].SendAsync(ctx, p, done)
 }
+
+// cancelledCtx makes a window Acquire take a free slot or fail at once.
+var cancelledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // Deliver is DeliverAsync waiting for the response.
 func (s *Server) Deliver(ctx context.Context, account string, p PDU) (Header, PDU, error) {

@@ -81,8 +81,9 @@ type Server struct {
 	onPDU   func(r *smpp.Request) bool // guarded by mu
 	latency func() time.Duration       // guarded by mu
 
-	subs  chan Submit
-	binds chan smpp.BindInfo
+	subs     chan Submit
+	binds    chan smpp.BindInfo
+	receiptQ chan func() // receipts wait for a window slot here, never on a session's read goroutine
 	wg    sync.WaitGroup
 	done  chan struct{}
 }
@@ -105,7 +106,7 @@ func NewUnstartedServer(cfg Config) *Server {
 		cfg.Window = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, latency: cfg.Latency, done: make(chan struct{}),
-		subs: make(chan Submit, 100000), binds: make(chan smpp.BindInfo, 1000)}
+		subs: make(chan Submit, 100000), binds: make(chan smpp.BindInfo, 1000), receiptQ: make(chan func(), 1<<16)}
 	s.srv = &smpp.Server{
 		Authenticate:       s.authenticate,
 		Handler:            smpp.HandlerFunc(s.serve),
@@ -130,6 +131,20 @@ func (s *Server) Start() error {
 	s.ln = ln
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.srv.Serve(ln) }()
+	for i := 0; i < 4; i++ {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				select {
+				case f := <-s.receiptQ:
+					f()
+				case <-s.done:
+					return
+				}
+			}
+		}()
+	}
 	return nil
 }
 
@@ -388,11 +403,19 @@ func (s *Server) sendReceipt(account, id string, sm *smpp.SubmitSM) {
 			s.log.Debug("smpptest: receipt not delivered", "id", id, "err", err)
 		}
 	}
+	queue := func() {
+		select {
+		case s.receiptQ <- send:
+		case <-s.done:
+		default:
+			go send() // queue full: still never block the caller
+		}
+	}
 	if s.cfg.ReceiptDelay > 0 {
-		time.AfterFunc(s.cfg.ReceiptDelay, send)
+		time.AfterFunc(s.cfg.ReceiptDelay, queue)
 		return
 	}
-	send()
+	queue()
 }
 
 // SendMO delivers a mobile-originated message from a handset (from) to a
