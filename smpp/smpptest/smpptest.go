@@ -84,8 +84,8 @@ type Server struct {
 	subs     chan Submit
 	binds    chan smpp.BindInfo
 	receiptQ chan func() // receipts wait for a window slot here, never on a session's read goroutine
-	wg    sync.WaitGroup
-	done  chan struct{}
+	wg       sync.WaitGroup
+	done     chan struct{}
 }
 
 // NewServer starts a simulator on cfg.Addr (default 127.0.0.1:0).
