@@ -140,7 +140,7 @@ func (g *Gateway) record(m *Message, o Outcome) {
 	reason := o.Reason
 	g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: state, Reason: reason,
 		Updated: time.Now()})
-	g.metrics.messages.WithLabelValues("mt", m.Channel, state).Inc()
+	g.metrics.mtOutcome(m.Channel, o.Kind).Inc()
 }
 
 // mtAfterScreen continues a message past the consent screen.

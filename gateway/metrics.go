@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/optgate/optgate/smpp"
@@ -27,6 +29,21 @@ type metrics struct {
 	storeSync       prometheus.Histogram
 	storeBatch      prometheus.Histogram
 	panics          prometheus.Counter
+
+	// Per-message counters resolved once: WithLabelValues hashes its
+	// labels on every call, which showed at 100k messages a second.
+	mtOut [2][len(outcomeNames)]prometheus.Counter // channel (sms, whatsapp) × outcome kind
+}
+
+func (m *metrics) mtOutcome(channel string, k OutcomeKind) prometheus.Counter {
+	ch := 0
+	if channel == ChannelWhatsApp {
+		ch = 1
+	}
+	if int(k) >= len(outcomeNames) {
+		k = 0
+	}
+	return m.mtOut[ch][k]
 }
 
 func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
@@ -74,6 +91,15 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 		}
 		return float64(len(g.smppSrv.Sessions()))
 	})
+	for ch, name := range []string{ChannelSMS, ChannelWhatsApp} {
+		for k := range outcomeNames {
+			ok := OutcomeKind(k).String()
+			if k == 0 {
+				ok = "unknown"
+			}
+			m.mtOut[ch][k] = m.messages.WithLabelValues("mt", name, ok)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.blocked, m.keywords, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.bindUp,
 			m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.webhookAttempts, m.webhookFailures,
@@ -90,7 +116,13 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 		id  smpp.CommandID
 		st  smpp.CommandStatus
 	}
+	var cache sync.Map // key → prometheus.Counter
 	return func(dir string, h smpp.Header) {
+		k := key{dir, h.ID, h.Status}
+		if c, ok := cache.Load(k); ok {
+			c.(prometheus.Counter).Inc()
+			return
+		}
 		cmd := "unknown"
 		if h.ID.Known() {
 			cmd = h.ID.String()
@@ -102,6 +134,8 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 				st = "other"
 			}
 		}
-		m.pdus.WithLabelValues(side, dir, cmd, st).Inc()
+		c := m.pdus.WithLabelValues(side, dir, cmd, st)
+		cache.Store(k, c)
+		c.Inc()
 	}
 }

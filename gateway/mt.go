@@ -225,7 +225,7 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 	ctx := context.Background()
 	if len(pdus) == 1 {
 		l.client.SubmitAsync(ctx, pdus[0], func(id string, err error) {
-			g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
+			l.latency.Observe(time.Since(start).Seconds())
 			g.submitted(l, m, []string{id}, err)
 		})
 		return
@@ -243,7 +243,7 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 			last := left == 0
 			mu.Unlock()
 			if last {
-				g.metrics.submitLatency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
+				l.latency.Observe(time.Since(start).Seconds())
 				g.submitted(l, m, ids, errors.Join(errs...))
 			}
 		})

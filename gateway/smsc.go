@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"sort"
@@ -26,6 +27,8 @@ type smscLink struct {
 	srcTON uint8
 	srcNPI uint8
 	up     atomic.Int32 // bound sessions
+
+	latency prometheus.Observer // submit latency, resolved once
 }
 
 func parseIDBase(s string) dlr.IDBase {
@@ -73,7 +76,8 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smsc %s: tls: %w", cfg.Name, err)
 	}
-	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1}
+	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1,
+		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name)}
 	if cfg.SourceTON != nil {
 		l.srcTON = *cfg.SourceTON
 	}
