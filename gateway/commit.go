@@ -19,8 +19,9 @@ type kv struct {
 }
 
 type commitReq struct {
-	ops  []kv
-	done chan error
+	ops    []kv
+	noSync bool // a write that may be lost in a crash (e.g. removing finished work)
+	done   chan error
 }
 
 // committer batches concurrent writes into one Badger transaction and one
@@ -42,13 +43,20 @@ func newCommitter(db *badger.DB, onBatch func(int, time.Duration)) *committer {
 }
 
 // write stores ops durably and returns once they are synced.
-func (c *committer) write(ops ...kv) error {
+func (c *committer) write(ops ...kv) error { return c.submit(false, ops) }
+
+// writeLazy stores ops in the next batch without asking for a sync of its
+// own: for writes whose loss in a crash is harmless (the outbox redoing
+// work it had finished, at least once).
+func (c *committer) writeLazy(ops ...kv) error { return c.submit(true, ops) }
+
+func (c *committer) submit(noSync bool, ops []kv) error {
 	c.closeMu.RLock()
 	if c.closed {
 		c.closeMu.RUnlock()
 		return ErrStoreClosed
 	}
-	r := commitReq{ops: ops, done: make(chan error, 1)}
+	r := commitReq{ops: ops, noSync: noSync, done: make(chan error, 1)}
 	c.reqs <- r
 	c.closeMu.RUnlock()
 	return <-r.done
@@ -85,6 +93,10 @@ func (c *committer) loop() {
 }
 
 func (c *committer) apply(batch []commitReq) error {
+	needSync := false
+	for _, r := range batch {
+		needSync = needSync || !r.noSync
+	}
 	wb := c.db.NewWriteBatch()
 	for _, r := range batch {
 		for _, op := range r.ops {
@@ -106,6 +118,9 @@ func (c *committer) apply(batch []commitReq) error {
 	}
 	if err := wb.Flush(); err != nil {
 		return err
+	}
+	if !needSync {
+		return nil
 	}
 	return c.db.Sync()
 }

@@ -225,8 +225,8 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook")})
 	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
 		maxBackoff: time.Minute, depth: depth("deliver")})
-	g.outbox.register(&outKind{name: "reply", work: g.sendQueuedReply, workers: 64, maxAge: 10 * time.Minute,
-		maxBackoff: 10 * time.Second, depth: depth("reply")})
+	g.outbox.register(&outKind{name: "reply", work: g.sendQueuedReply, workers: 16, maxAge: 10 * time.Minute,
+		maxBackoff: 10 * time.Second, depth: depth("reply"), direct: true})
 	g.outbox.register(&outKind{name: "mt", work: g.sendQueued, workers: 16, maxAge: cfg.Queue.MaxAge,
 		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,

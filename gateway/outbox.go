@@ -26,6 +26,7 @@ type outbox struct {
 	commit *committer
 	log    *slog.Logger
 	kinds  map[string]*outKind
+	mu     sync.Mutex // orders close against direct work being started
 	wg     sync.WaitGroup
 	stop   chan struct{}
 }
@@ -51,10 +52,13 @@ type outKind struct {
 	maxAge     time.Duration
 	maxBackoff time.Duration
 	onExpire   func(it *outItem)
-	kick       chan struct{}
-	mu         sync.Mutex
-	busy       map[string]bool // ids being worked; guarded by mu
-	depth      func(delta int)
+	// direct items are worked at once by put's caller's goroutine pool
+	// instead of waiting for the dispatcher (auto-replies: latency matters).
+	direct bool
+	kick   chan struct{}
+	mu     sync.Mutex
+	busy   map[string]bool // ids being worked; guarded by mu
+	depth  func(delta int)
 }
 
 // errPermanent marks a failure not worth retrying.
@@ -107,12 +111,33 @@ func (o *outbox) put(items ...*outItem) error {
 		return err
 	}
 	for _, it := range items {
-		if k := o.kinds[it.Kind]; k != nil {
-			k.depth(1)
-			select {
-			case k.kick <- struct{}{}:
-			default:
-			}
+		k := o.kinds[it.Kind]
+		if k == nil {
+			continue
+		}
+		k.depth(1)
+		o.mu.Lock()
+		direct := k.direct && !o.stopping()
+		if direct {
+			o.wg.Add(1)
+		}
+		o.mu.Unlock()
+		if direct {
+			k.mu.Lock()
+			k.busy[it.ID] = true
+			k.mu.Unlock()
+			go func(it *outItem) {
+				defer o.wg.Done()
+				o.run(k, it)
+				k.mu.Lock()
+				delete(k.busy, it.ID)
+				k.mu.Unlock()
+			}(it)
+			continue
+		}
+		select {
+		case k.kick <- struct{}{}:
+		default:
 		}
 	}
 	return nil
@@ -135,8 +160,21 @@ func (o *outbox) start() {
 }
 
 func (o *outbox) close() {
+	o.mu.Lock()
 	close(o.stop)
+	o.mu.Unlock()
 	o.wg.Wait()
+}
+
+// stopping reports whether close has begun; work put after that stays on
+// disk for the next start.
+func (o *outbox) stopping() bool {
+	select {
+	case <-o.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // scan calls fn for items of kind k due before limit, in due order.
@@ -217,7 +255,9 @@ func (o *outbox) run(k *outKind, it *outItem) {
 	var perm errPermanent
 	switch {
 	case err == nil:
-		if werr := o.commit.write(kv{key: oldKey, del: true}); werr != nil {
+		// Removing done work need not be synced: if the removal is lost
+		// in a crash the work is redone (at least once).
+		if werr := o.commit.writeLazy(kv{key: oldKey, del: true}); werr != nil {
 			o.log.Error("outbox: cannot remove done item", "kind", k.name, "id", it.ID, "err", werr)
 			return
 		}
