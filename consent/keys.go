@@ -28,7 +28,11 @@ const (
 	pfxArchive  = 'a'
 	pfxHeld     = 'h'
 	pfxExpiry   = 'x'
+	pfxReply    = 'r'
 )
+
+// replyKey is a pending reply (see Reply).
+func replyKey(id string) []byte { return append([]byte{pfxReply, 0}, id...) }
 
 func appendFields(b []byte, fields ...string) []byte {
 	for i, f := range fields {

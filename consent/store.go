@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -39,6 +40,7 @@ type Store struct {
 
 	reqs   chan *commitReq
 	quit   chan struct{}
+	sent   chan string // reply ids reported sent, removed in batches by replyReaper
 	wg     sync.WaitGroup
 	failed atomic.Bool
 	sync   func() error // db.Sync; replaced by fault-injection tests
@@ -83,6 +85,7 @@ func Open(cfg Config) (*Store, error) {
 		stripeSeed: maphash.MakeSeed(),
 		reqs:       make(chan *commitReq, 1024),
 		quit:       make(chan struct{}),
+		sent:       make(chan string, 8192),
 	}
 	for _, tc := range cfg.Tenants {
 		t, _ := tc.compile() // validated above
@@ -117,8 +120,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.log.Info("consent store open", "dir", cfg.Dir, "records", n, "load", time.Since(start).Round(time.Millisecond))
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.committer()
+	go s.replyReaper()
 	return s, nil
 }
 
@@ -443,4 +447,94 @@ func (b badgerLogger) Infof(f string, a ...any) {
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "src", "badger")
+}
+
+// ReplySent records that a reply was accepted by the carrier, removing it
+// from the pending replies. Removals are batched and not synced on their
+// own: one lost in a crash means the reply is sent again (at least once).
+func (s *Store) ReplySent(id string) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	select {
+	case s.sent <- id:
+		return nil
+	default: // the reaper is behind: remove it here
+		return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(replyKey(id)) })
+	}
+}
+
+// replyReaper removes sent replies in batches until Close.
+func (s *Store) replyReaper() {
+	defer s.wg.Done()
+	flush := func(ids []string) {
+		if len(ids) == 0 {
+			return
+		}
+		wb := s.db.NewWriteBatch()
+		for _, id := range ids {
+			if err := wb.Delete(replyKey(id)); err != nil {
+				break
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			s.log.Warn("consent: cannot remove sent replies (they may be sent again)", "err", err)
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var ids []string
+	for {
+		select {
+		case id := <-s.sent:
+			ids = append(ids, id)
+			if len(ids) < 1024 {
+				continue
+			}
+		case <-s.quit:
+			for {
+				select {
+				case id := <-s.sent:
+					ids = append(ids, id)
+				default:
+					flush(ids)
+					return
+				}
+			}
+		case <-tick.C:
+		}
+		flush(ids)
+		ids = ids[:0]
+	}
+}
+
+// PendingReplies calls fn, oldest first, for each reply not yet reported
+// sent that was created before olderThan, until fn returns false.
+func (s *Store) PendingReplies(olderThan time.Time, fn func(Reply) bool) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	pfx := []byte{pfxReply, 0}
+	return s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Reply
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				s.log.Error("consent: unreadable pending reply", "err", err)
+				continue
+			}
+			if !r.Created.Before(olderThan) {
+				return nil // ids are time-ordered
+			}
+			if !fn(r) {
+				return nil
+			}
+		}
+		return nil
+	})
 }

@@ -1,6 +1,8 @@
 package consent
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -163,9 +165,14 @@ func (c *change) windowOver(last int64) bool {
 
 func (c *change) reply(res *Result, kind ReplyKind, text string, tr transition) {
 	r := c.t.templates(tr.lang)
-	res.Replies = append(res.Replies, Reply{
+	rep := Reply{
+		ID:     fmt.Sprintf("%016x%06x", c.now.UnixNano(), c.s.seq.Add(1)&0xFFFFFF),
+		Tenant: c.t.cfg.ID, Created: c.now.UTC(),
 		Kind: kind, Text: text, Lang: r.lang, Channel: tr.chans[0], Sender: tr.org.Sender, Recipient: tr.rcpt,
-	})
+	}
+	b, _ := json.Marshal(&rep) // plain struct: cannot fail
+	c.set(replyKey(rep.ID), b) // pending until ReplySent, in the same synced change
+	res.Replies = append(res.Replies, rep)
 }
 
 // optIn re-subscribes (opt-in keyword, YES to a prompt, operator opt-in):

@@ -156,7 +156,16 @@ const (
 
 // Reply is a message the gateway must send to the recipient, from Sender,
 // at once. Replies never carry marketing and never get a footer.
+//
+// A reply is stored, in the same synced change as the consent transition
+// that produced it, as pending until the gateway reports it sent with
+// ReplySent; PendingReplies lists those a crash left unsent. So a
+// confirmation survives a crash even though a retried MO is a duplicate
+// that produces no second one.
 type Reply struct {
+	ID        string // unique; pass to ReplySent once the carrier accepted the reply
+	Tenant    string
+	Created   time.Time
 	Kind      ReplyKind
 	Text      string
 	Lang      string

@@ -86,6 +86,8 @@ type Gateway struct {
 	mt          Handler
 	afterScreen Handler
 
+	replying sync.Map // consent reply ids being sent
+
 	ready    atomic.Bool
 	stop     chan struct{}
 	bg       sync.WaitGroup
@@ -225,8 +227,6 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook")})
 	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
 		maxBackoff: time.Minute, depth: depth("deliver")})
-	g.outbox.register(&outKind{name: "reply", work: g.sendQueuedReply, workers: 16, maxAge: 10 * time.Minute,
-		maxBackoff: 10 * time.Second, depth: depth("reply"), direct: true})
 	g.outbox.register(&outKind{name: "mt", work: g.sendQueued, workers: 16, maxAge: cfg.Queue.MaxAge,
 		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
@@ -333,6 +333,7 @@ func (g *Gateway) Start() error {
 func (g *Gateway) housekeeping() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	tick := 0
 	for {
 		select {
 		case <-g.stop:
@@ -349,6 +350,9 @@ func (g *Gateway) housekeeping() {
 				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
 			}
 			g.reasm.Expire(now)
+			if tick++; tick%10 == 1 {
+				g.resendPendingReplies(now)
+			}
 			if _, err := g.consent.Sweep(now); err != nil {
 				g.log.Warn("consent sweep", "err", err)
 			}

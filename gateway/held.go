@@ -89,16 +89,7 @@ func accountID(a *Account) string {
 }
 
 // sendReply sends a confirmation, help text or prompt.
-func (g *Gateway) sendReply(t *Tenant, rep consent.Reply) {
-	ch := rep.Channel
-	if ch == "" {
-		ch = ChannelSMS
-	}
-	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: ch, From: rep.Sender, To: rep.Recipient,
-		Text: rep.Text, Received: time.Now(), done: g.recordOnly}
-	g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
-	g.mt.Handle(context.Background(), m)
-}
+func (g *Gateway) sendReply(t *Tenant, rep consent.Reply) { g.sendConsentReply(nil, t, rep) }
 
 // releaseHeld sends a message that waited for the recipient's YES.
 func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
@@ -126,13 +117,6 @@ func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
 }
 
 func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }
-
-func (g *Gateway) recordOnly(m *Message, o Outcome) {
-	g.record(m, o)
-	if o.Kind != Accepted {
-		g.log.Warn("auto-reply not sent", "tenant", m.Tenant.ID, "outcome", o.Kind.String(), "reason", o.Reason, "err", o.Err)
-	}
-}
 
 // record updates the status book and the metrics for an outcome.
 func (g *Gateway) record(m *Message, o Outcome) {

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -316,11 +314,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
 	}
-	// Forward to the tenant and queue the confirmation before
-	// acknowledging, in one synced write: after a crash the SMSC's retry is
-	// a duplicate (no second reply), so the queued reply must already be on
-	// disk.
-	if ferr := g.forwardMO(t, channel, from, to, text, res, g.replyItems(l, t, res)...); ferr != nil {
+	// Forward to the tenant before acknowledging, so the platform's copy
+	// is durable too. The confirmation itself was stored pending by the
+	// consent engine in the same synced change as the opt-out.
+	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
@@ -335,65 +332,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		outcome = "duplicate"
 	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
-	g.heldActions(t, res)
-}
-
-// replyPayload is a queued auto-reply.
-type replyPayload struct {
-	Link  string        `json:"link,omitempty"` // the SMSC the keyword came through
-	Reply consent.Reply `json:"reply"`
-}
-
-// replyItems makes the engine's replies durable work: the outbox sends
-// them at once and retries them until the carrier accepts.
-func (g *Gateway) replyItems(l *smscLink, t *Tenant, res consent.Result) []*outItem {
-	var items []*outItem
-	for _, rep := range res.Replies {
-		p := replyPayload{Reply: rep}
-		if l != nil {
-			p.Link = l.name
-		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			continue
-		}
-		items = append(items, &outItem{ID: g.ids.next(), Kind: "reply", Tenant: t.ID, Payload: b})
-	}
-	return items
-}
-
-// sendQueuedReply is the outbox worker for auto-replies.
-func (g *Gateway) sendQueuedReply(ctx context.Context, it *outItem) error {
-	var p replyPayload
-	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return errPermanent{err}
-	}
-	t := g.tenants[it.Tenant]
-	if t == nil {
-		return errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)}
-	}
-	rep := p.Reply
-	res := make(chan Outcome, 1)
-	m := &Message{ID: it.ID, Tenant: t, Origin: OriginInternal, Channel: rep.Channel, From: rep.Sender, To: rep.Recipient,
-		Text: rep.Text, Received: time.Now(), done: func(m *Message, o Outcome) { g.record(m, o); res <- o }}
-	if m.Channel == "" {
-		m.Channel = ChannelSMS
-	}
-	g.sendVia(g.links[p.Link], m)
-	var o Outcome
-	select {
-	case o = <-res:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	switch o.Kind {
-	case Accepted:
-		g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
-		return nil
-	case Failed:
-		return fmt.Errorf("auto-reply not accepted: %w", o.Err)
-	}
-	return errPermanent{fmt.Errorf("auto-reply %s: %v", o.Kind, o.Err)}
+	g.sendReplies(l, t, res)
 }
 
 // heldActions releases or fails the held messages a consent change
@@ -409,23 +348,64 @@ func (g *Gateway) heldActions(t *Tenant, res consent.Result) {
 
 // sendReplies sends the engine's replies from the number that received
 // the keyword, through the SMSC it came from when it can submit, and
-// releases or fails held messages. Operator changes use it; MOs queue
-// their replies durably instead (replyItems).
+// releases or fails held messages.
 func (g *Gateway) sendReplies(l *smscLink, t *Tenant, res consent.Result) {
 	for _, rep := range res.Replies {
-		m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: rep.Channel,
-			From: rep.Sender, To: rep.Recipient, Text: rep.Text, Received: time.Now(), done: g.recordOnly}
-		if m.Channel == "" {
-			m.Channel = ChannelSMS
+		g.sendConsentReply(l, t, rep)
+	}
+	g.heldActions(t, res)
+}
+
+// sendConsentReply sends one reply the consent engine stored pending, and
+// reports it sent once the carrier accepted it. A reply that fails stays
+// pending and is retried by resendPendingReplies.
+func (g *Gateway) sendConsentReply(l *smscLink, t *Tenant, rep consent.Reply) {
+	if rep.ID != "" {
+		if _, busy := g.replying.LoadOrStore(rep.ID, struct{}{}); busy {
+			return
 		}
-		g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
-		g.sendVia(l, m)
 	}
-	for _, h := range res.Released {
-		g.releaseHeld(t, h)
+	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginInternal, Channel: rep.Channel,
+		From: rep.Sender, To: rep.Recipient, Text: rep.Text, Received: time.Now(),
+		done: func(m *Message, o Outcome) {
+			g.record(m, o)
+			if o.Kind == Accepted {
+				g.metrics.replies.WithLabelValues(string(rep.Kind), rep.Lang).Inc()
+				if rep.ID != "" {
+					if err := g.consent.ReplySent(rep.ID); err != nil {
+						g.log.Warn("reply sent but not recorded as sent", "tenant", t.ID, "err", err)
+					}
+				}
+			} else {
+				g.log.Warn("auto-reply not sent, will retry", "tenant", t.ID, "kind", string(rep.Kind), "outcome", o.Kind.String(), "err", o.Err)
+			}
+			if rep.ID != "" {
+				g.replying.Delete(rep.ID)
+			}
+		}}
+	if m.Channel == "" {
+		m.Channel = ChannelSMS
 	}
-	for _, h := range res.Dropped {
-		g.failHeld(t, h, "recipient_opted_out")
+	g.sendVia(l, m)
+}
+
+// resendPendingReplies sends the replies a crash or a carrier failure left
+// pending (older than a grace period, so as not to race the first send),
+// and gives up on those older than ten minutes.
+func (g *Gateway) resendPendingReplies(now time.Time) {
+	err := g.consent.PendingReplies(now.Add(-30*time.Second), func(rep consent.Reply) bool {
+		t := g.tenants[rep.Tenant]
+		if t == nil || now.Sub(rep.Created) > 10*time.Minute {
+			g.log.Error("auto-reply abandoned after retries", "tenant", rep.Tenant, "kind", string(rep.Kind), "created", rep.Created)
+			g.metrics.replies.WithLabelValues("abandoned", rep.Lang).Inc()
+			_ = g.consent.ReplySent(rep.ID)
+			return true
+		}
+		g.sendConsentReply(nil, t, rep)
+		return true
+	})
+	if err != nil {
+		g.log.Warn("pending replies", "err", err)
 	}
 }
 
@@ -441,11 +421,11 @@ func (g *Gateway) sendVia(l *smscLink, m *Message) {
 
 // forwardMO hands the MO (and any consent events) to the tenant: deliver_sm
 // to its bound ESMEs and/or a webhook, both durable before we acknowledge.
-func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res consent.Result, extra ...*outItem) error {
+func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res consent.Result) error {
 	if res.Duplicate {
 		return nil
 	}
-	items := extra
+	var items []*outItem
 	for _, ev := range res.Events {
 		it, err := g.eventItem(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 		if err != nil {

@@ -26,7 +26,6 @@ type outbox struct {
 	commit *committer
 	log    *slog.Logger
 	kinds  map[string]*outKind
-	mu     sync.Mutex // orders close against direct work being started
 	wg     sync.WaitGroup
 	stop   chan struct{}
 }
@@ -116,25 +115,6 @@ func (o *outbox) put(items ...*outItem) error {
 			continue
 		}
 		k.depth(1)
-		o.mu.Lock()
-		direct := k.direct && !o.stopping()
-		if direct {
-			o.wg.Add(1)
-		}
-		o.mu.Unlock()
-		if direct {
-			k.mu.Lock()
-			k.busy[it.ID] = true
-			k.mu.Unlock()
-			go func(it *outItem) {
-				defer o.wg.Done()
-				o.run(k, it)
-				k.mu.Lock()
-				delete(k.busy, it.ID)
-				k.mu.Unlock()
-			}(it)
-			continue
-		}
 		select {
 		case k.kick <- struct{}{}:
 		default:
@@ -160,21 +140,8 @@ func (o *outbox) start() {
 }
 
 func (o *outbox) close() {
-	o.mu.Lock()
 	close(o.stop)
-	o.mu.Unlock()
 	o.wg.Wait()
-}
-
-// stopping reports whether close has begun; work put after that stays on
-// disk for the next start.
-func (o *outbox) stopping() bool {
-	select {
-	case <-o.stop:
-		return true
-	default:
-		return false
-	}
 }
 
 // scan calls fn for items of kind k due before limit, in due order.

@@ -292,15 +292,14 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			}
 			return err // retried by the receiver
 		}
-		if err := g.forwardMO(t, ChannelWhatsApp, "+"+strings.TrimPrefix(msg.From, "+"), sender, msg.KeywordText(), res,
-			g.replyItems(nil, t, res)...); err != nil {
+		if err := g.forwardMO(t, ChannelWhatsApp, "+"+strings.TrimPrefix(msg.From, "+"), sender, msg.KeywordText(), res); err != nil {
 			return err
 		}
 		if res.Matched {
 			g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
 		}
 		g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
-		g.heldActions(t, res)
+		g.sendReplies(nil, t, res)
 	case ev.Status != nil:
 		st := ev.Status
 		state := st.Status
