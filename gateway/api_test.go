@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"github.com/optgate/optgate/consent"
 	"io"
 	"net/http"
 	"strings"
@@ -162,4 +163,46 @@ func TestFailoverBetweenSMSCs(t *testing.T) {
 	if b.Submits() != 1 {
 		t.Fatalf("backup not used: %d", b.Submits())
 	}
+}
+
+// A confirmation the carrier refused stays pending in the consent store and
+// is sent again (as after a crash) by the pending-reply sweep.
+func TestConfirmationRetriedUntilSent(t *testing.T) {
+	env := newEnv(t)
+	env.smsc.Fail(1, smpp.StatusSysErr) // the confirmation's first submit
+	if err := env.mo(handset, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		n := 0
+		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
+		if n != 1 {
+			return fmt.Errorf("%d pending", n)
+		}
+		if _, busy := env.g.replying.Load(pendingID(env)); busy {
+			return fmt.Errorf("first attempt still in flight")
+		}
+		return nil
+	})
+	env.g.resendPendingReplies(time.Now().Add(time.Minute))
+	_, text := env.nextSubmitTo(handset)
+	if !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("resent confirmation: %q", text)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		n := 0
+		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
+		if n != 0 {
+			return fmt.Errorf("%d still pending after it was sent", n)
+		}
+		return nil
+	})
+}
+
+type consentReply = consent.Reply
+
+func pendingID(env *testEnv) string {
+	id := ""
+	env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(r consent.Reply) bool { id = r.ID; return false })
+	return id
 }
