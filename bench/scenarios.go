@@ -151,15 +151,18 @@ func (r *runner) moStorm() error {
 		return err
 	}
 	acct := r.gw.SMSCSystemID
+	// The platform is bound, as in production: optgate forwards each MO to
+	// its receiver (an unbound platform's MOs are spooled to disk instead,
+	// one more synced write each). The stub forwards MOs to whoever binds
+	// through it.
 	if r.gw.Kind == "passthrough" {
-		// The stub forwards MOs to whoever binds through it: bind a sink.
 		acct = r.gw.SystemID
-		sink, err := r.loadTo(r.gw.SMPPAddr, r.gw.SystemID, r.gw.Password, r.cfg.Duration+15*time.Second, 1, false, 0)
-		if err != nil {
-			return err
-		}
-		r.closers = append(r.closers, func() { sink.Stop(); sink.Wait() })
 	}
+	sink, err := r.loadTo(r.gw.SMPPAddr, r.gw.SystemID, r.gw.Password, r.cfg.Duration+15*time.Second, 1, false, 0)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() { sink.Stop(); sink.Wait() })
 	if err := r.waitReceiver(acct); err != nil {
 		return err
 	}
