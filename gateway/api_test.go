@@ -73,7 +73,7 @@ func TestRejectAsReceipt(t *testing.T) {
 	t.Cleanup(smsc.Close)
 	dir := t.TempDir()
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "", "  - {system_id: rr, password: rrpw, tenant: acme, reject: receipt}\n"), smsc, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if code, _ := env.http("POST", "/v1/consent/"+handset+"/opt-out", acmeToken, ""); code != 200 {
 		t.Fatalf("opt-out: %d", code)
@@ -121,7 +121,7 @@ func TestMOForwardedToUpstream(t *testing.T) {
 	if err := env.mo(handset, "Can we move the interview to Friday?"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := env.esme.NextDeliver(ctx)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestFailoverBetweenSMSCs(t *testing.T) {
 		t.Fatalf("primary not used first: a=%d b=%d", a.Submits(), b.Submits())
 	}
 	a.Close()
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		if env.g.links["carrier"].up.Load() == 0 {
 			return nil
 		}
@@ -173,7 +173,7 @@ func TestConfirmationRetriedUntilSent(t *testing.T) {
 	if err := env.mo(handset, "STOP"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		n := 0
 		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
 		if n != 1 {
@@ -189,7 +189,7 @@ func TestConfirmationRetriedUntilSent(t *testing.T) {
 	if !strings.Contains(text, "unsubscribed") {
 		t.Fatalf("resent confirmation: %q", text)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		n := 0
 		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
 		if n != 0 {

@@ -90,7 +90,7 @@ func startEnv(t *testing.T, yamlText string, smsc *smpptest.Server, dir string) 
 	}
 	env := &testEnv{t: t, g: g, smsc: smsc, dir: dir, yaml: yamlText}
 	t.Cleanup(func() { env.stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	waitFor(t, 10*time.Second, func() error {
 		if ok, why := g.linksReady(); !ok {
@@ -118,7 +118,7 @@ func (e *testEnv) stop() {
 		e.esme = nil
 	}
 	if e.g != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		e.g.Shutdown(ctx)
 		cancel()
 		e.g = nil
@@ -139,7 +139,7 @@ func waitFor(t testing.TB, total time.Duration, fn func() error) {
 }
 
 func (e *testEnv) submit(to, text string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	enc, dc := encodeText(text)
 	return e.esme.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{
@@ -151,7 +151,7 @@ func (e *testEnv) submit(to, text string) (string, error) {
 // returns its decoded text.
 func (e *testEnv) nextSubmitTo(to string) (smpptest.Submit, string) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
 		s, err := e.smsc.NextSubmit(ctx)
@@ -166,7 +166,7 @@ func (e *testEnv) nextSubmitTo(to string) (smpptest.Submit, string) {
 }
 
 func (e *testEnv) mo(from, text string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return e.smsc.SendMO(ctx, "optgate", from, ourNumber, text)
 }
@@ -309,7 +309,7 @@ func TestE2EOptOutHTTP(t *testing.T) {
 // A STOP split over two concatenated MO parts is recognised.
 func TestE2EConcatenatedStop(t *testing.T) {
 	env := newEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i, part := range []string{"ST", "OP"} {
 		d := &smpp.DeliverSM{SM: smpp.SM{
@@ -335,7 +335,7 @@ func TestE2EReceiptsForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := env.esme.NextDeliver(ctx)
 	if err != nil {
@@ -402,7 +402,7 @@ func TestE2EWebhookSignedAndRetried(t *testing.T) {
 	if err := env.mo(handset, "STOP"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	waitFor(t, 30*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		types := map[string]bool{}
@@ -428,7 +428,7 @@ func TestE2EStoreAckSurvivesOutage(t *testing.T) {
 	y := configYAML(dir, addr, "", "  - {system_id: acmeq, password: acmepw, tenant: acme, ack: store}\n")
 	y += "queue: {max_backoff: 100ms}\n"
 	env := startEnv(t, y, smsc, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmeq", Password: "acmepw"})
 	if err != nil {

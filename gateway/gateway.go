@@ -219,16 +219,20 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	expired := func(q string) func() {
+		c := g.metrics.queueExpired.WithLabelValues(q)
+		return c.Inc
+	}
 	depth := func(q string) func(int) {
 		gauge := g.metrics.queueDepth.WithLabelValues(q)
 		return func(d int) { gauge.Add(float64(d)) }
 	}
 	g.outbox.register(&outKind{name: "webhook", work: g.deliverWebhook, workers: cfg.Webhooks.Workers,
-		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook")})
+		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook"), expired: expired("webhook")})
 	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
-		maxBackoff: time.Minute, depth: depth("deliver")})
+		maxBackoff: time.Minute, depth: depth("deliver"), expired: expired("deliver")})
 	g.outbox.register(&outKind{name: "mt", work: g.sendQueued, workers: 16, maxAge: cfg.Queue.MaxAge,
-		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired})
+		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired, expired: expired("mt")})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 

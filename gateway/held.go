@@ -122,8 +122,10 @@ func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }
 func (g *Gateway) record(m *Message, o Outcome) {
 	state := o.Kind.String()
 	reason := o.Reason
+	// Stamped with the message's arrival, so a receipt that overtook this
+	// answer (and stamped its own, later time) is not overwritten.
 	g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: state, Reason: reason,
-		Updated: time.Now()})
+		Updated: m.Received})
 	g.metrics.mtOutcome(m.Channel, o.Kind).Inc()
 }
 

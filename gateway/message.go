@@ -233,6 +233,12 @@ func (b *statusBook) put(s MessageStatus) {
 	if len(sh.cur) >= b.max {
 		sh.old, sh.cur = sh.cur, make(map[uint64]statusRec)
 	}
+	if prev, ok := sh.cur[id]; ok && prev.at > r.at {
+		// A receipt got here first (it can overtake the submit's own
+		// answer): keep the later state.
+		sh.mu.Unlock()
+		return
+	}
 	sh.cur[id] = r
 	sh.mu.Unlock()
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	windowUsed      *prometheus.GaugeVec     // smsc
 	submitLatency   *prometheus.HistogramVec // smsc
 	queueDepth      *prometheus.GaugeVec     // queue
+	queueExpired    *prometheus.CounterVec   // queue
 	webhookAttempts *prometheus.CounterVec   // tenant
 	webhookFailures *prometheus.CounterVec   // tenant, kind
 	storeSync       prometheus.Histogram
@@ -73,6 +74,8 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 			Help: "Time from submit to the SMSC's response.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"smsc"}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "gateway", Name: "queue_depth",
 			Help: "Items waiting in the durable queues (webhook, deliver, mt)."}, []string{"queue"}),
+		queueExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "queue_expired_total",
+			Help: "Durable queue items given up after their maximum age or a permanent failure (webhook, deliver, mt)."}, []string{"queue"}),
 		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "webhook_attempts_total",
 			Help: "Webhook POST attempts by tenant."}, []string{"tenant"}),
 		webhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "webhook_failures_total",
@@ -102,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.blocked, m.keywords, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.bindUp,
-			m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.webhookAttempts, m.webhookFailures,
+			m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.queueExpired, m.webhookAttempts, m.webhookFailures,
 			m.storeSync, m.storeBatch, m.panics)
 	}
 	return m

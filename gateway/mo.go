@@ -318,6 +318,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	// is durable too. The confirmation itself was stored pending by the
 	// consent engine in the same synced change as the opt-out.
 	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
+		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
 		r.Respond(smpp.StatusXTAppn, nil)
 		return

@@ -51,13 +51,12 @@ type outKind struct {
 	maxAge     time.Duration
 	maxBackoff time.Duration
 	onExpire   func(it *outItem)
-	// direct items are worked at once by put's caller's goroutine pool
-	// instead of waiting for the dispatcher (auto-replies: latency matters).
-	direct bool
-	kick   chan struct{}
-	mu     sync.Mutex
-	busy   map[string]bool // ids being worked; guarded by mu
-	depth  func(delta int)
+	kick       chan struct{}
+	mu         sync.Mutex
+	busy       map[string]bool // ids being worked; guarded by mu
+	depth      func(delta int)
+	// expired, if set, counts an item given up.
+	expired func()
 }
 
 // errPermanent marks a failure not worth retrying.
@@ -234,6 +233,9 @@ func (o *outbox) run(k *outKind, it *outItem) {
 		o.log.Warn("outbox: giving up", "kind", k.name, "id", it.ID, "attempts", it.Attempts+1, "err", err)
 		if k.onExpire != nil {
 			k.onExpire(it)
+		}
+		if k.expired != nil {
+			k.expired()
 		}
 		if werr := o.commit.write(kv{key: oldKey, del: true}); werr == nil {
 			k.depth(-1)

@@ -290,9 +290,11 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			if errors.Is(err, consent.ErrInvalidNumber) {
 				return nil
 			}
+			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 			return err // retried by the receiver
 		}
 		if err := g.forwardMO(t, ChannelWhatsApp, "+"+strings.TrimPrefix(msg.From, "+"), sender, msg.KeywordText(), res); err != nil {
+			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 			return err
 		}
 		if res.Matched {

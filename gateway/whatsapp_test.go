@@ -53,7 +53,7 @@ func TestE2EWhatsAppStop(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "Hi, is the job still open?"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+user+`","text":"Yes it is","channel":"whatsapp"}`)
 		if code != 202 {
 			return fmt.Errorf("in window: %d %v", code, m)
@@ -64,7 +64,7 @@ func TestE2EWhatsAppStop(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "STOP"); err != nil || st != 200 {
 		t.Fatalf("inbound STOP: %d %v", st, err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		for _, r := range waRequestsTo(env, user) {
 			if r.Type == "text" && strings.Contains(string(r.Body), "unsubscribed") {
 				return nil
@@ -91,7 +91,7 @@ func TestE2EWhatsAppStopPromotions(t *testing.T) {
 	send := func(category string) (int, map[string]any) {
 		return env.http("POST", "/v1/messages", acmeToken, `{"to":"+`+user+`","channel":"whatsapp","category":"`+category+`","template":{"name":"t","language":"en_US"}}`)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		code, m := send("marketing")
 		if code == 403 && errCode(m) == "marketing_opt_out" {
 			return nil
