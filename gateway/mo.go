@@ -21,15 +21,14 @@ func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
 	switch p := r.PDU.(type) {
 	case *smpp.DeliverSM:
 		if p.IsReceipt() {
-			g.handleReceipt(l, r, p, p.Text())
+			g.handleReceipt(l, r, p)
 			return
 		}
 		g.handleMO(l, r, &p.SM)
 	case *smpp.DataSM:
 		sm := &smpp.SM{Source: p.Source, Dest: p.Dest, ESMClass: p.ESMClass, DataCoding: p.DataCoding, TLVs: p.TLVs}
 		if p.ESMClass&smpp.ESMClassTypeMask == smpp.ESMClassReceipt || p.ESMClass&smpp.ESMClassTypeMask == smpp.ESMClassIntermediate {
-			d := &smpp.DeliverSM{SM: *sm}
-			g.handleReceipt(l, r, d, sm.Text())
+			g.handleReceipt(l, r, &smpp.DeliverSM{SM: *sm})
 			return
 		}
 		g.handleMO(l, r, sm)
@@ -40,8 +39,8 @@ func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
 	}
 }
 
-func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM, text []byte) {
-	pr, ok := parseReceipt(d, text)
+func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM) {
+	pr, ok := parseReceipt(d)
 	if !ok {
 		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
 		r.Respond(smpp.StatusOK, nil) // nothing to correlate; retrying will not help

@@ -169,36 +169,10 @@ type parsedReceipt struct {
 	done  time.Time
 }
 
-// parseReceipt reads the TLV form first (receipted_message_id,
-// message_state, network_error_code), then the text form.
-func parseReceipt(d *smpp.DeliverSM, text []byte) (parsedReceipt, bool) {
-	var r parsedReceipt
-	if id, ok := d.TLVs.ReceiptedMessageID(); ok && len(id) > 0 {
-		r.id = string(id)
-		if st, ok := d.TLVs.MessageState(); ok {
-			r.state = dlr.State(st)
-			r.stat = r.state.Stat()
-		}
-		if _, code, ok := d.TLVs.NetworkErrorCode(); ok {
-			r.err = strconv.Itoa(int(code))
-		}
-	}
-	if rc, err := dlr.Parse(string(text)); err == nil {
-		if r.id == "" {
-			r.id = rc.ID
-		}
-		if r.stat == "" {
-			r.stat, r.state = rc.Stat, rc.State
-		}
-		if r.err == "" {
-			r.err = rc.Err
-		}
-		r.done = rc.DoneDate
-	}
-	if r.stat == "" && r.state != 0 {
-		r.stat = r.state.Stat()
-	}
-	return r, r.id != ""
+// parseReceipt reads a carrier receipt (TLV form first, then text).
+func parseReceipt(d *smpp.DeliverSM) (parsedReceipt, bool) {
+	r, ok := d.Receipt()
+	return parsedReceipt{id: r.ID, state: r.State, stat: r.Stat, err: r.Err, done: r.DoneDate}, ok
 }
 
 func dlrState(v uint8) dlr.State { return dlr.State(v) }

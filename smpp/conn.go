@@ -242,6 +242,7 @@ type Conn struct {
 	mu          sync.Mutex
 	closeReason CloseReason // guarded by mu
 	closeErr    error       // guarded by mu
+	lost        []*Pending  // guarded by mu; in flight when the session ended
 	unbindSent  bool        // guarded by mu
 
 	systemID string   // guarded by mu; set at bind time
@@ -347,6 +348,15 @@ func (c *Conn) CloseReason() (CloseReason, error) {
 	return c.closeReason, c.closeErr
 }
 
+// InFlightAtClose returns the requests that were in flight when the session
+// ended, oldest first (each was also failed with ErrClosed), so an owner
+// can decide what to resubmit: the peer may or may not have them.
+func (c *Conn) InFlightAtClose() []*Pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
 // Inflight returns how many of the peer's requests are being handled.
 func (c *Conn) Inflight() int { return int(c.inflight.Load()) }
 
@@ -376,7 +386,10 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 		c.setState(StateClosed)
 		close(c.closing)
 		c.nc.Close()
-		c.win.Drain(fmt.Errorf("%w (%s)", ErrClosed, reason))
+		lost := c.win.Drain(fmt.Errorf("%w (%s)", ErrClosed, reason))
+		c.mu.Lock()
+		c.lost = lost
+		c.mu.Unlock()
 		lvl := slog.LevelInfo
 		if err != nil && reason != ClosePeer && reason != CloseUnbound {
 			lvl = slog.LevelWarn

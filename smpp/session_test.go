@@ -459,3 +459,33 @@ func TestWindowExpiryAndLateResponse(t *testing.T) {
 	requireEqual(t, w.Len(), 0)
 	requireEqual(t, errors.Is(w.Acquire(ctx), ErrClosed), true)
 }
+
+func TestInFlightAtClose(t *testing.T) {
+	_, addr := testServer(t, func(s *Server) {
+		s.Handler = HandlerFunc(func(r *Request) { r.Forget() }) // never answers
+	})
+	c := testClient(t, addr, nil)
+	cn := c.Conns()[0]
+	errc := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, _, err := cn.Send(context.Background(), &SubmitSM{SM: SM{Dest: Address{1, 1, []byte("1")}}})
+			errc <- err
+		}()
+	}
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if cn.Window().Len() == 2 {
+			return nil
+		}
+		return errors.New("not in flight yet")
+	})
+	cn.Close()
+	for i := 0; i < 2; i++ {
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Fatalf("in-flight request: %v", err)
+		}
+	}
+	lost := cn.InFlightAtClose()
+	requireEqual(t, len(lost), 2)
+	requireEqual(t, lost[0].Req.CommandID(), SubmitSMID)
+}
