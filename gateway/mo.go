@@ -332,6 +332,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		outcome = "duplicate"
 	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
+	g.noteChannel(t, res.Recipient, channel)
 	g.sendReplies(l, t, res)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dgraph-io/badger/v4"
 	"strings"
 	"time"
 
@@ -301,6 +302,7 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
 		}
 		g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
+		g.noteChannel(t, res.Recipient, ChannelWhatsApp)
 		g.sendReplies(nil, t, res)
 	case ev.Status != nil:
 		st := ev.Status
@@ -355,7 +357,8 @@ func (g *Gateway) chooseChannel(t *Tenant, explicit, to string) (string, error) 
 			regions = append(regions, phonenumbers.GetRegionCodeForNumber(pn))
 		}
 	}
-	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{Explicit: explicit, Recipient: whatsapp.E164(to), SMSNumberRegions: regions})
+	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{Explicit: explicit, LastUsed: g.lastChannel(t, to),
+		Recipient: whatsapp.E164(to), SMSNumberRegions: regions})
 	if err != nil {
 		return "", err
 	}
@@ -373,4 +376,33 @@ func (g *Gateway) defaultSender(t *Tenant, channel string) string {
 		return t.cfg.Numbers[0]
 	}
 	return ""
+}
+
+func lastChannelKey(t *Tenant, recipient string) []byte {
+	return []byte("lu/" + t.ID + "/" + recipient)
+}
+
+// noteChannel remembers the channel a recipient last wrote to us on, for
+// the channel choice. The write is not synced on its own: losing the last
+// few in a crash only changes a default.
+func (g *Gateway) noteChannel(t *Tenant, recipient, channel string) {
+	if g.wa == nil || recipient == "" {
+		return // with one channel there is nothing to choose
+	}
+	if err := g.commit.writeLazy(kv{key: lastChannelKey(t, recipient), val: []byte(channel)}); err != nil {
+		g.log.Debug("last channel not recorded", "err", err)
+	}
+}
+
+// lastChannel is the channel the recipient last wrote to us on, or "".
+func (g *Gateway) lastChannel(t *Tenant, recipient string) string {
+	var ch string
+	_ = g.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(lastChannelKey(t, recipient))
+		if err != nil {
+			return nil
+		}
+		return it.Value(func(v []byte) error { ch = string(v); return nil })
+	})
+	return ch
 }

@@ -124,3 +124,32 @@ func TestWhatsAppWebhookVerifyAndSignature(t *testing.T) {
 		t.Fatalf("an unsigned STOP changed consent: %s", b)
 	}
 }
+
+// Without an explicit channel: the channel the recipient last wrote on
+// wins; a recipient in the SMS bank's country who never wrote gets SMS,
+// one abroad gets WhatsApp.
+func TestChannelChoice(t *testing.T) {
+	env := newWAEnv(t)
+	mock := env.g.WhatsAppMock()
+	send := func(to string) (int, map[string]any) {
+		return env.http("POST", "/v1/messages", acmeToken, `{"to":"`+to+`","text":"Interview at 10:00"}`)
+	}
+	if code, m := send("+15145550177"); code != 202 || m["channel"] != "sms" {
+		t.Fatalf("same country as our SMS number: %d %v", code, m)
+	}
+	// Abroad: WhatsApp is chosen, and with no open window a free-form text
+	// is refused before Meta is called.
+	if code, m := send("+447700900999"); code != 409 || errCode(m) != "whatsapp_window_closed" {
+		t.Fatalf("abroad: %d %v", code, m)
+	}
+	// A Canadian who writes to us on WhatsApp is answered on WhatsApp.
+	if _, st, err := mock.Inbound(mockPhoneID, "+15145550188", "Hello"); err != nil || st != 200 {
+		t.Fatalf("inbound: %d %v", st, err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if code, m := send("+15145550188"); code != 202 || m["channel"] != "whatsapp" {
+			return fmt.Errorf("after a WhatsApp message: %d %v", code, m)
+		}
+		return nil
+	})
+}
