@@ -206,3 +206,56 @@ func pendingID(env *testEnv) string {
 	env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(r consent.Reply) bool { id = r.ID; return false })
 	return id
 }
+
+// Attestation tenant: the first message to an unknown recipient is held and
+// the prompt goes out; YES releases it; another recipient's STOP drops it.
+func TestAttestationHoldAndRelease(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	y := strings.Replace(configYAML(dir, smsc.Addr(), "", ""), "    api_token:", "    attestation: attestation\n    api_token:", 1)
+	env := startEnv(t, y, smsc, dir)
+	code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+handset+`","text":"Your offer letter is ready"}`)
+	if code != 202 || m["status"] != "held" {
+		t.Fatalf("first message: %d %v", code, m)
+	}
+	id := m["id"].(string)
+	_, prompt := env.nextSubmitTo(handset)
+	if !strings.Contains(prompt, "YES") {
+		t.Fatalf("prompt: %q", prompt)
+	}
+	if err := env.mo(handset, "yes"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for i := 0; i < 2; i++ { // the confirmation and the released message, in any order
+		_, text := env.nextSubmitTo(handset)
+		got[text] = true
+	}
+	if !got["Your offer letter is ready"] {
+		t.Fatalf("held message not released: %v", got)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if code, m := env.http("GET", "/v1/messages/"+id, acmeToken, ""); code != 200 || m["state"] != "accepted" {
+			return fmt.Errorf("released message state: %d %v", code, m)
+		}
+		return nil
+	})
+	// Another recipient answers STOP: the held message is dropped, never sent.
+	other := "+15145550133"
+	code, m = env.http("POST", "/v1/messages", acmeToken, `{"to":"`+other+`","text":"Never to be sent"}`)
+	if code != 202 || m["status"] != "held" {
+		t.Fatalf("held: %d %v", code, m)
+	}
+	env.nextSubmitTo(other) // prompt
+	if err := env.mo(other, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	_, text := env.nextSubmitTo(other)
+	if strings.Contains(text, "Never to be sent") {
+		t.Fatal("a held message went out after STOP")
+	}
+	if _, err := env.submit(other, "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("after STOP: %v", err)
+	}
+}
