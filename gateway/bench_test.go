@@ -80,30 +80,7 @@ smscs:
 routes:
   - {prefix: "+", smscs: [carrier]}
 `, dir, smsc.Addr())
-	cfg, err := ParseConfig([]byte(y), "bench.yaml", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		g.Shutdown(ctx)
-		cancel()
-	}()
-	waitFor(b, 10*time.Second, func() error {
-		if ok, why := g.linksReady(); !ok {
-			return fmt.Errorf("%s", why)
-		}
-		return nil
-	})
+	g := startBenchGateway(b, y)
 	c := smpp.NewClient(smpp.ClientConfig{Addr: g.SMPPAddr(), SystemID: "acme", Password: "acmepw", Conn: smpp.ConnConfig{Window: 1024}})
 	c.Start()
 	defer c.Close()
@@ -178,30 +155,7 @@ smscs:
 routes:
   - {prefix: "+", smscs: [carrier]}
 `, dir, smsc.Addr())
-	cfg, err := ParseConfig([]byte(y), "bench.yaml", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		g.Shutdown(ctx)
-		cancel()
-	}()
-	waitFor(b, 10*time.Second, func() error {
-		if ok, why := g.linksReady(); !ok {
-			return fmt.Errorf("%s", why)
-		}
-		return nil
-	})
+	startBenchGateway(b, y)
 	base := smsc.Submits()
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -240,4 +194,34 @@ routes:
 	})
 	b.ReportMetric(float64(b.N)/el.Seconds(), "optouts/s")
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "confirmed/s")
+}
+
+// startBenchGateway runs a gateway from YAML until the benchmark ends and
+// waits until every route has a bound SMSC.
+func startBenchGateway(b *testing.B, y string) *Gateway {
+	cfg, err := ParseConfig([]byte(y), "bench.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sl, _ := net.Listen("tcp", "127.0.0.1:0")
+	hl, _ := net.Listen("tcp", "127.0.0.1:0")
+	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.Shutdown(ctx)
+		cancel()
+	})
+	waitFor(b, 10*time.Second, func() error {
+		if ok, why := g.linksReady(); !ok {
+			return fmt.Errorf("%s", why)
+		}
+		return nil
+	})
+	return g
 }
