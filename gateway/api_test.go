@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/optgate/optgate/consent"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -257,5 +258,36 @@ func TestAttestationHoldAndRelease(t *testing.T) {
 	}
 	if _, err := env.submit(other, "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
 		t.Fatalf("after STOP: %v", err)
+	}
+}
+
+// The quick start's loop with the built-in simulator: an MO STOP injected
+// through /v1/simulator/mo blocks the next message.
+func TestBuiltInSimulatorLoop(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	simAddr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	y := fmt.Sprintf(`
+store: {dir: %q}
+simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw, receipts: true}
+tenants:
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %q, numbers: [%q]}
+accounts:
+  - {system_id: acme, password: acmepw, tenant: acme}
+`, dir, simAddr, acmeToken, ourNumber)
+	env := startEnv(t, y, nil, dir)
+	send := `{"to":"` + handset + `","text":"Interview at 10"}`
+	if code, m := env.http("POST", "/v1/messages", acmeToken, send); code != 202 {
+		t.Fatalf("send: %d %v", code, m)
+	}
+	if code, m := env.http("POST", "/v1/simulator/mo", acmeToken, `{"from":"`+handset+`","to":"`+ourNumber+`","text":"STOP"}`); code != 200 {
+		t.Fatalf("simulated MO: %d %v", code, m)
+	}
+	if code, m := env.http("POST", "/v1/messages", acmeToken, send); code != 403 || errCode(m) != "recipient_opted_out" {
+		t.Fatalf("after STOP: %d %v", code, m)
+	}
+	if code, _ := env.http("POST", "/v1/simulator/mo", acmeToken, `{"from":"x","to":"`+ourNumber+`","text":"STOP"}`); code != 400 {
+		t.Fatalf("bad from: %d", code)
 	}
 }

@@ -135,6 +135,8 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			}
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
+		case path == "/v1/simulator/mo" && method == "POST" && g.sim != nil:
+			g.apiSimulatorMO(ctx)
 		case strings.HasPrefix(path, "/v1/messages/") && method == "GET":
 			g.apiMessage(ctx, strings.TrimPrefix(path, "/v1/messages/"))
 		case path == "/v1/consent/import" && method == "POST":
@@ -550,4 +552,37 @@ func importJSON(r consent.ImportReport) map[string]any {
 		errs = append(errs, map[string]any{"line": e.Line, "error": e.Err.Error()})
 	}
 	return map[string]any{"rows": r.Rows, "applied": r.Applied, "unchanged": r.Unchanged, "error_count": r.ErrorCount, "errors": errs}
+}
+
+// apiSimulatorMO makes the built-in SMSC simulator deliver a handset's
+// message, as if a carrier had: {"from":"+1514…","to":"+1514…","text":"STOP"}.
+// It exists only when simulator.enabled, for trying the loop by hand.
+func (g *Gateway) apiSimulatorMO(ctx *fasthttp.RequestCtx) {
+	if _, ok := g.auth(ctx); !ok {
+		return
+	}
+	var req struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+		Text string `json:"text"`
+	}
+	if field, err := decodeStrict(ctx.PostBody(), &req); err != nil {
+		writeErr(ctx, 400, "invalid_request", field, err.Error())
+		return
+	}
+	if !validE164Digits(req.From) {
+		writeErr(ctx, 400, "invalid_number", "from", "from must be an E.164 number")
+		return
+	}
+	if g.byNumber[req.To] == nil {
+		writeErr(ctx, 400, "invalid_request", "to", "to must be one of the tenants' numbers")
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.sim.SendMO(cctx, g.cfg.Simulator.SystemID, req.From, req.To, req.Text); err != nil {
+		writeErr(ctx, 502, "simulator_error", "", err.Error())
+		return
+	}
+	writeJSON(ctx, 200, map[string]any{"delivered": true, "acknowledged": "ESME_ROK"})
 }

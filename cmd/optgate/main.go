@@ -166,14 +166,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.Simulator.Enabled {
 		fmt.Fprintf(stdout, `
 optgate is running with its built-in SMSC simulator.
-  SMPP (bind your ESME here): %s   system_id/password from the accounts section
+  SMPP (bind your ESME here): %s   (accounts in the config, e.g. acme / acmepw)
   HTTP API:                   http://%s   (GET /healthz, /readyz, /metrics)
-Try it:
+Try the loop (tokens from the config):
+  # send a message: 202 accepted
   curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
        -d '{"to":"+15145550100","text":"Your interview is confirmed"}'
-  curl -s -XPOST 'http://%[2]s/v1/consent/+15145550100/opt-out' -H 'Authorization: Bearer acme-dev-token'
-  (or have the simulator send STOP: go run ./cmd/optgate-bench smsc ... / an ESME via smpp/smpptest)
-  then send again: the answer is 403 {"error":{"code":"recipient_opted_out",...}}
+  # the handset answers STOP through the simulator: stored, confirmed in English
+  curl -s -XPOST http://%[2]s/v1/simulator/mo -H 'Authorization: Bearer acme-dev-token' \
+       -d '{"from":"+15145550100","to":"+15145550199","text":"STOP"}'
+  # send again: 403 {"error":{"code":"recipient_opted_out",...}} (over SMPP: submit_sm_resp 0x00000401)
+  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+       -d '{"to":"+15145550100","text":"Another offer"}'
+  # the evidence
+  curl -s http://%[2]s/v1/consent/+15145550100/history -H 'Authorization: Bearer acme-dev-token'
 Stop with Ctrl-C.
 `, g.SMPPAddr(), g.HTTPAddr())
 	}
