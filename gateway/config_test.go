@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseConfigDefaultsAndEnv(t *testing.T) {
+	env := map[string]string{"ACME_TOKEN": "acme-token-from-env"}
+	cfg, err := ParseConfig([]byte(`
+tenants:
+  - id: acme
+    api_token: ${ACME_TOKEN}
+    webhook: {url: "https://hooks.example/optgate", secret: "${HOOK_SECRET:-s3cret}"}
+simulator: {enabled: true}
+`), "t.yaml", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := cfg.Tenants[0]
+	if tc.APIToken != "acme-token-from-env" || tc.Webhook.Secret != "s3cret" {
+		t.Fatalf("env expansion: %+v", tc)
+	}
+	if tc.Scope != "tenant" || tc.Attestation != "implicit" || tc.MaxLength != 480 || cfg.SMPP.Listen != "127.0.0.1:2775" {
+		t.Fatalf("defaults: %+v %+v", tc, cfg.SMPP)
+	}
+}
+
+func TestParseConfigEveryProblemAtOnce(t *testing.T) {
+	_, err := ParseConfig([]byte("tenants:\n  - id: a\n    scope: nope\n  - id: a\nsmscs:\n  - {name: x, address: bad}\n"), "c.yaml", nil)
+	var ces ConfigErrors
+	if !errors.As(err, &ces) || len(ces) < 4 {
+		t.Fatalf("want several errors, got %v", err)
+	}
+	for _, want := range []string{"c.yaml:3: tenants[0].scope", "c.yaml:4: tenants[1].id: duplicate", "c.yaml:6: smscs[0].address"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}
+
+// FuzzParseConfig: any bytes give a config or errors, never a panic.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("../configs/optgate.yaml"); err == nil {
+		f.Add(b)
+	}
+	if b, err := os.ReadFile("../configs/production.example.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("tenants: [{id: a, numbers: [\"+1\"]}]\nroutes: [{prefix: x}]\n"))
+	f.Add([]byte("${A:-${B}}: [&a *a]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b, "fuzz.yaml", func(string) (string, bool) { return "", false })
+		if err == nil && cfg == nil {
+			t.Fatal("no config and no error")
+		}
+		if err == nil {
+			_ = cfg.Digest()
+		}
+	})
+}
