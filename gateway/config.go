@@ -271,6 +271,25 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(parts, "\n")
 }
 
+// splitComment splits a YAML line before a comment: a # at the start of
+// the line or after a blank, outside quotes.
+func splitComment(line []byte) (code, comment []byte) {
+	var quote byte
+	for i, c := range line {
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case (c == '"' || c == '\'') && (i == 0 || bytes.IndexByte([]byte(" \t:[{,-"), line[i-1]) >= 0):
+			quote = c // a quoted scalar starts (an apostrophe inside a word does not)
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i:i], line[i:]
+		}
+	}
+	return line, nil
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // ParseConfig parses YAML (named file in errors), expanding ${NAME} and
@@ -283,8 +302,9 @@ func ParseConfig(data []byte, file string, env func(string) (string, bool)) (*Co
 	var errs ConfigErrors
 	// Expand line by line so line numbers stay true.
 	lines := bytes.Split(data, []byte("\n"))
-	for i, ln := range lines {
-		lines[i] = envRef.ReplaceAllFunc(ln, func(m []byte) []byte {
+	for i, full := range lines {
+		ln, comment := splitComment(full) // ${…} in a comment is left alone
+		lines[i] = append(envRef.ReplaceAllFunc(ln, func(m []byte) []byte {
 			sm := envRef.FindSubmatch(m)
 			if v, ok := env(string(sm[1])); ok {
 				return []byte(v)
@@ -294,7 +314,7 @@ func ParseConfig(data []byte, file string, env func(string) (string, bool)) (*Co
 			}
 			errs = append(errs, &ConfigError{File: file, Line: i + 1, Msg: fmt.Sprintf("environment variable %s is not set", sm[1])})
 			return nil
-		})
+		}), comment...)
 	}
 	data = bytes.Join(lines, []byte("\n"))
 	cfg := &Config{file: file, lines: map[string]int{}}

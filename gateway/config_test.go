@@ -10,9 +10,11 @@ import (
 func TestParseConfigDefaultsAndEnv(t *testing.T) {
 	env := map[string]string{"ACME_TOKEN": "acme-token-from-env"}
 	cfg, err := ParseConfig([]byte(`
+# secrets come from ${SOMETHING_UNSET} in the environment
 tenants:
   - id: acme
-    api_token: ${ACME_TOKEN}
+    brand: Acme's "best" # not ${UNSET_TOO}
+    api_token: ${ACME_TOKEN} # or ${ALSO_UNSET}
     webhook: {url: "https://hooks.example/optgate", secret: "${HOOK_SECRET:-s3cret}"}
 simulator: {enabled: true}
 `), "t.yaml", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -20,7 +22,7 @@ simulator: {enabled: true}
 		t.Fatal(err)
 	}
 	tc := cfg.Tenants[0]
-	if tc.APIToken != "acme-token-from-env" || tc.Webhook.Secret != "s3cret" {
+	if tc.APIToken != "acme-token-from-env" || tc.Webhook.Secret != "s3cret" || tc.Brand != `Acme's "best"` {
 		t.Fatalf("env expansion: %+v", tc)
 	}
 	if tc.Scope != "tenant" || tc.Attestation != "implicit" || tc.MaxLength != 480 || cfg.SMPP.Listen != "127.0.0.1:2775" {
