@@ -48,6 +48,12 @@ func TestBadInputSMPP(t *testing.T) {
 	if smpp.StatusOf(err) != smpp.StatusSubmitFail {
 		t.Fatalf("submit_multi: %v", err)
 	}
+	// A sender that is not one of the tenant's numbers.
+	foreign := sm(handset[1:], []byte("x"))
+	foreign.Source.Addr = []byte("15145550000")
+	if _, err := env.esme.Submit(ctx, foreign); smpp.StatusOf(err) != smpp.StatusInvSrcAdr {
+		t.Fatalf("foreign sender: %v", err)
+	}
 	if _, err := env.submit(handset, "fine"); err != nil {
 		t.Fatalf("good submit after bad ones: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -62,6 +63,14 @@ func (g *Gateway) validate(next Handler) Handler {
 		}
 		if m.From == "" {
 			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: errors.New("no sender number")})
+			return
+		}
+		// A numeric SMS sender must be one of the tenant's numbers: consent
+		// is scoped by sender, and a tenant must not send as another.
+		if m.Channel == ChannelSMS && m.Origin != OriginInternal && len(m.Tenant.cfg.Numbers) > 0 &&
+			strings.HasPrefix(m.From, "+") && g.byNumber[m.From] != m.Tenant {
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
+				Err: fmt.Errorf("sender %s is not one of the tenant's numbers", m.From)})
 			return
 		}
 		if m.Body != nil {
