@@ -306,6 +306,12 @@ func (l *Load) supervise(ctx context.Context) {
 	if n := l.inflight(); n > 0 {
 		l.counters.Timeouts.Add(int64(n))
 	}
+	// Receipts trail their responses: stay bound until every accepted
+	// message's receipt arrived, within the same drain bound.
+	for l.corr != nil && time.Now().Before(drainEnd) && ctx.Err() == nil &&
+		l.counters.ReceiptsMatched.Load() < l.counters.Accepted.Load() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for _, b := range l.binds {
 		b.unbind()
 	}
