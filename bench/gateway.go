@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,9 +234,4 @@ func moduleRoot() string {
 		}
 		dir = parent
 	}
-}
-
-// authHeader returns a header with a bearer token.
-func authHeader(token string) http.Header {
-	return http.Header{"Authorization": {"Bearer " + token}}
 }

@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -157,10 +155,6 @@ func addrOf(num string, ton, npi uint8) smpp.Address {
 	return smpp.Address{TON: 5, NPI: 0, Addr: []byte(num)}
 }
 
-// submitTimeout bounds one submit to an SMSC, including the wait for a
-// bound session.
-func (l *smscLink) submitTimeout() time.Duration { return l.cfg.Timeout }
-
 func (g *Gateway) startLinks() {
 	for _, l := range g.links {
 		l.client.Start()
@@ -191,5 +185,3 @@ func (g *Gateway) linksReady() (bool, string) {
 	}
 	return true, ""
 }
-
-var _ = slog.Default

@@ -28,8 +28,6 @@ func (r *reader) fail(status CommandStatus, field, reason string) {
 	}
 }
 
-func (r *reader) remaining() int { return len(r.b) - r.off }
-
 func (r *reader) u8(field string) uint8 {
 	if r.err != nil {
 		return 0
