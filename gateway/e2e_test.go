@@ -355,6 +355,83 @@ func TestE2EReceiptsForwarded(t *testing.T) {
 	}
 }
 
+// A receipt that overtakes the SMSC's submit_sm_resp (it came on another
+// bind) reaches the platform after its submit_sm_resp, and the message's
+// status ends delivered, not accepted. The platform's client logs both
+// on its read goroutine, so the log is the order on the wire.
+func TestE2EReceiptBeforeSubmitResp(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{Receipts: true, ReceiptFirst: true})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	env := startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
+	env.esme.Close() // receipts go to the one receiver below
+	env.esme = nil
+	var mu sync.Mutex
+	var wire []string
+	note := func(s string) { mu.Lock(); wire = append(wire, s); mu.Unlock() }
+	c := smpp.NewClient(smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acme", Password: "acmepw",
+		Handler: smpp.HandlerFunc(func(r *smpp.Request) {
+			if d, ok := r.PDU.(*smpp.DeliverSM); ok && d.IsReceipt() {
+				rid, _ := d.TLVs.ReceiptedMessageID()
+				note("receipt " + string(rid))
+			}
+			r.Respond(smpp.StatusOK, nil)
+		})})
+	c.Start()
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitBound(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	ids := make(chan string, n)
+	for i := range n {
+		enc, dc := encodeText(fmt.Sprintf("Receipt first %d", i))
+		c.SubmitAsync(ctx, &smpp.SubmitSM{SM: smpp.SM{
+			Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])},
+			DataCoding: dc, ShortMessage: enc, RegisteredDelivery: 1}}, func(id string, err error) {
+			if err != nil {
+				note("error " + err.Error())
+				return
+			}
+			note("resp " + id)
+			ids <- id
+		})
+	}
+	waitFor(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(wire) < 2*n {
+			return fmt.Errorf("%d of %d events: %v", len(wire), 2*n, wire)
+		}
+		return nil
+	})
+	mu.Lock()
+	seen := map[string]bool{}
+	for _, e := range wire {
+		kind, id, _ := strings.Cut(e, " ")
+		switch kind {
+		case "resp":
+			seen[id] = true
+		case "receipt":
+			if !seen[id] {
+				t.Errorf("receipt for %s reached the platform before its submit_sm_resp (%v)", id, wire)
+			}
+		default:
+			t.Errorf("%s", e)
+		}
+	}
+	mu.Unlock()
+	for range n {
+		id := <-ids
+		code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
+		if code != 200 || m["state"] != "delivered" || m["to"] != handset {
+			t.Fatalf("status of %s: %d %v", id, code, m)
+		}
+	}
+}
+
 // Consent survives a restart of the gateway on the same store.
 func TestE2EConsentSurvivesRestart(t *testing.T) {
 	env := newEnv(t)

@@ -235,9 +235,8 @@ func (b *statusBook) put(s MessageStatus) {
 	}
 	if prev, ok := sh.cur[id]; ok && prev.at > r.at {
 		// A receipt got here first (it can overtake the submit's own
-		// answer): keep the later state.
-		sh.mu.Unlock()
-		return
+		// answer): keep the later state, take who and where from r.
+		r.state, r.reason, r.at = prev.state, prev.reason, prev.at
 	}
 	sh.cur[id] = r
 	sh.mu.Unlock()
@@ -253,8 +252,11 @@ func (b *statusBook) update(idStr string, state, reason string) bool {
 	defer sh.mu.Unlock()
 	r, ok := sh.cur[id]
 	if !ok {
-		if r, ok = sh.old[id]; !ok {
-			return false
+		// Not recorded yet (a receipt overtook the answer that records
+		// the message): keep the state; put fills in the rest.
+		r, _ = sh.old[id]
+		if len(sh.cur) >= b.max {
+			sh.old, sh.cur = sh.cur, make(map[uint64]statusRec)
 		}
 	}
 	r.state, r.at = intern(state), time.Now().UnixNano()

@@ -269,14 +269,19 @@ func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error) {
 		m.Finish(Outcome{Kind: Failed, Reason: ReasonCarrier, Status: st, Err: err, SMSC: l.name})
 		return
 	}
-	wantReceipt := m.RegisteredDelivery&smpp.RegisteredDeliveryMask != 0
+	// Answer first, then map the ids: a receipt that overtook the answer
+	// is parked and delivered by add, so the platform never sees a
+	// receipt for an id it has not been told yet.
+	m.Finish(Outcome{Kind: Accepted, SMSC: l.name, SMSCID: ids[0], Parts: len(ids)})
+	if m.RegisteredDelivery&smpp.RegisteredDeliveryMask == 0 {
+		return
+	}
 	for i, id := range ids {
-		if id != "" && wantReceipt {
+		if id != "" {
 			g.receipts.add(l, id, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: m.Origin,
 				from: m.From, to: m.To, part: i + 1, parts: len(ids)})
 		}
 	}
-	m.Finish(Outcome{Kind: Accepted, SMSC: l.name, SMSCID: ids[0], Parts: len(ids)})
 }
 
 // buildSubmits turns a message into submit_sm PDUs for link l.

@@ -40,6 +40,10 @@ type Config struct {
 	// (registered_delivery bits 0–1), after ReceiptDelay.
 	Receipts     bool
 	ReceiptDelay time.Duration
+	// ReceiptFirst sends the receipt, and waits for its deliver_sm_resp,
+	// before answering the submit (as SMSCs that send receipts on another
+	// bind can appear to do). It ignores ReceiptDelay.
+	ReceiptFirst bool
 	// ReceiptStat, if set, chooses the receipt's stat (default "DELIVRD").
 	ReceiptStat func(sm *smpp.SubmitSM) string
 	// HexIDs makes message ids hexadecimal (as some SMSCs do).
@@ -326,9 +330,14 @@ func (s *Server) serve(r *smpp.Request) {
 		} else {
 			resp.(*smpp.SubmitSMResp).MessageID = []byte(id)
 		}
+		wantReceipt := s.cfg.Receipts && sm.RegisteredDelivery&smpp.RegisteredDeliveryMask != 0
+		if wantReceipt && s.cfg.ReceiptFirst {
+			s.sendReceipt(acct, id, sm, func() { r.Respond(smpp.StatusOK, resp) })
+			return
+		}
 		r.Respond(smpp.StatusOK, resp)
-		if s.cfg.Receipts && sm.RegisteredDelivery&smpp.RegisteredDeliveryMask != 0 {
-			s.sendReceipt(acct, id, sm)
+		if wantReceipt {
+			s.sendReceipt(acct, id, sm, nil)
 		}
 	}
 	if lat != nil {
@@ -384,7 +393,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (s *Server) sendReceipt(account, id string, sm *smpp.SubmitSM) {
+// sendReceipt queues the receipt for a message; then, if not nil, runs
+// once the receipt was answered (or could not be sent).
+func (s *Server) sendReceipt(account, id string, sm *smpp.SubmitSM, then func()) {
 	stat := "DELIVRD"
 	if s.cfg.ReceiptStat != nil {
 		stat = s.cfg.ReceiptStat(sm)
@@ -397,10 +408,16 @@ func (s *Server) sendReceipt(account, id string, sm *smpp.SubmitSM) {
 			if r.Err == nil {
 				s.receipts.Add(1)
 			}
+			if then != nil {
+				then()
+			}
 		})
 		if err != nil {
 			cancel()
 			s.log.Debug("smpptest: receipt not delivered", "id", id, "err", err)
+			if then != nil {
+				then()
+			}
 		}
 	}
 	queue := func() {
@@ -411,7 +428,7 @@ func (s *Server) sendReceipt(account, id string, sm *smpp.SubmitSM) {
 			go send() // queue full: still never block the caller
 		}
 	}
-	if s.cfg.ReceiptDelay > 0 {
+	if s.cfg.ReceiptDelay > 0 && then == nil {
 		time.AfterFunc(s.cfg.ReceiptDelay, queue)
 		return
 	}
@@ -503,6 +520,10 @@ func NewESME(ctx context.Context, cfg smpp.ClientConfig) (*ESME, error) {
 	}
 	return e, nil
 }
+
+// Pending is the number of deliver_sm received and not yet taken by
+// NextDeliver.
+func (e *ESME) Pending() int { return len(e.delivers) }
 
 // NextDeliver waits for the next deliver_sm received.
 func (e *ESME) NextDeliver(ctx context.Context) (*smpp.DeliverSM, error) {
