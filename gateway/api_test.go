@@ -145,6 +145,14 @@ func TestFailoverBetweenSMSCs(t *testing.T) {
 	y = strings.Replace(y, "routes:\n  - {prefix: \"+\", smscs: [carrier]}",
 		fmt.Sprintf("  - {name: backup, address: %q, system_id: optgate, password: pw, timeout: 3s}\nroutes:\n  - {prefix: \"+\", smscs: [carrier, backup]}", b.Addr()), 1)
 	env := startEnv(t, y, a, dir)
+	// startEnv waits for one bound SMSC per route; the backup may bind first,
+	// and a route uses whatever is bound, so wait for the primary too.
+	waitFor(t, 20*time.Second, func() error {
+		if env.g.links["carrier"].up.Load() == 0 {
+			return fmt.Errorf("carrier not bound yet")
+		}
+		return nil
+	})
 	if _, err := env.submit(handset, "via a"); err != nil {
 		t.Fatal(err)
 	}
