@@ -50,6 +50,10 @@ type Gateway struct {
 	cfg *Config
 	log *slog.Logger
 
+	// answerSubmitFn is g.answerSubmit bound once (a method value made per
+	// message would be an allocation each).
+	answerSubmitFn func(*Message, Outcome)
+
 	consent *consent.Store
 	db      *badger.DB
 	commit  *committer
@@ -156,6 +160,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	}
 	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
+	g.answerSubmitFn = g.answerSubmit
 	g.statuses = newStatusBook(g, 1<<20)
 	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
 	reg := opt.Registerer

@@ -284,19 +284,23 @@ func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error) {
 	}
 }
 
+// smppAddrMax is the room kept for a source or destination address (SMPP 3.4:
+// 21 octets with the NUL); a longer one is appended elsewhere and refused by
+// the encoder.
+const smppAddrMax = 21
+
 // buildSubmits turns a message into submit_sm PDUs for link l.
 func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error) {
-	base := smpp.SubmitSM{SM: smpp.SM{
-		Source:             addrOf(m.From, l.srcTON, l.srcNPI),
-		Dest:               smpp.Address{TON: 1, NPI: 1, Addr: []byte(m.To[1:])},
-		RegisteredDelivery: m.RegisteredDelivery,
-	}}
 	if m.Body != nil {
 		one := &struct {
-			sm  smpp.SubmitSM
-			arr [1]*smpp.SubmitSM
-		}{sm: base} // one allocation for the PDU and its slice
+			sm   smpp.SubmitSM
+			arr  [1]*smpp.SubmitSM
+			addr [2 * smppAddrMax]byte
+		}{} // one allocation for the PDU, its slice and its addresses
 		sm := &one.sm
+		sm.Source = addrInto(one.addr[:0:smppAddrMax], m.From, l.srcTON, l.srcNPI)
+		sm.Dest = smpp.Address{TON: 1, NPI: 1, Addr: append(one.addr[smppAddrMax:smppAddrMax], m.To[1:]...)}
+		sm.RegisteredDelivery = m.RegisteredDelivery
 		sm.ESMClass = m.ESMClass
 		sm.DataCoding = m.DataCoding
 		sm.ShortMessage = m.Body
@@ -308,6 +312,11 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 		one.arr[0] = sm
 		return one.arr[:], nil
 	}
+	base := smpp.SubmitSM{SM: smpp.SM{
+		Source:             addrInto(nil, m.From, l.srcTON, l.srcNPI),
+		Dest:               smpp.Address{TON: 1, NPI: 1, Addr: []byte(m.To[1:])},
+		RegisteredDelivery: m.RegisteredDelivery,
+	}}
 	parts, err := coding.Split(m.Text, coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))})
 	if err != nil {
 		return nil, err

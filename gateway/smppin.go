@@ -38,6 +38,7 @@ func (g *Gateway) numberFromAddr(t *Tenant, a smpp.Address) string {
 		if n, ok := g.ourNumbers[string(a.Addr)]; ok {
 			return n // one of our senders: no allocation
 		}
+		return "+" + string(a.Addr) // one allocation
 	}
 	s := string(a.Addr)
 	if a.TON == 5 {
@@ -85,7 +86,7 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 			m.Body = []byte{}
 		}
 		m.req = r
-		m.done = g.answerSubmit
+		m.done = g.answerSubmitFn
 		g.mt.Handle(context.Background(), m)
 	case *smpp.DataSM:
 		pl, _ := p.TLVs.MessagePayload()
@@ -103,7 +104,7 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 			m.Body = []byte{}
 		}
 		m.req = r
-		m.done = g.answerSubmit
+		m.done = g.answerSubmitFn
 		g.mt.Handle(context.Background(), m)
 	case *smpp.QuerySM:
 		st, ok := g.statuses.get(string(p.MessageID))
@@ -134,7 +135,12 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 			r.Respond(st, &smpp.DataSMResp{MessageID: []byte(id)})
 			return
 		}
-		r.Respond(st, &smpp.SubmitSMResp{MessageID: []byte(id)})
+		one := &struct {
+			resp smpp.SubmitSMResp
+			id   [24]byte
+		}{} // one allocation for the response and its id
+		one.resp.MessageID = append(one.id[:0], id...)
+		r.Respond(st, &one.resp)
 	}
 	switch o.Kind {
 	case Accepted, Queued, Held:

@@ -147,12 +147,15 @@ func (g *Gateway) pickLink(to string) (*smscLink, error) {
 	return nil, ErrNoRoute
 }
 
-func addrOf(num string, ton, npi uint8) smpp.Address {
+func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
+
+// addrInto is addrOf with the address bytes appended to buf.
+func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
 	if strings.HasPrefix(num, "+") {
-		return smpp.Address{TON: ton, NPI: npi, Addr: []byte(num[1:])}
+		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
 	}
 	// An alphanumeric sender.
-	return smpp.Address{TON: 5, NPI: 0, Addr: []byte(num)}
+	return smpp.Address{TON: 5, NPI: 0, Addr: append(buf, num...)}
 }
 
 func (g *Gateway) startLinks() {

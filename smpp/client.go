@@ -357,27 +357,14 @@ func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
 // path (no bound session yet, rate cap, retries) runs under ctx, bounded by
 // twice the expiry when ctx has no deadline.
 func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id string, err error)) {
-	slow := func() {
-		sctx, cancel := ctx, context.CancelFunc(func() {})
-		if _, ok := ctx.Deadline(); !ok {
-			exp := c.cfg.Conn.RequestExpiry
-			if exp <= 0 {
-				exp = 30 * time.Second
-			}
-			sctx, cancel = context.WithTimeout(ctx, 2*exp)
-		}
-		id, err := c.Submit(sctx, sm)
-		cancel()
-		done(id, err)
-	}
 	s := c.pick(time.Now())
 	if s == nil || s.limit != nil {
-		go slow()
+		go c.submitSlow(ctx, sm, done)
 		return
 	}
 	cn := s.conn.Load()
 	if cn == nil {
-		go slow()
+		go c.submitSlow(ctx, sm, done)
 		return
 	}
 	err := cn.SendAsync(ctx, sm, func(r Result) {
@@ -386,7 +373,7 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 				if st == StatusThrottled {
 					c.throttled(s)
 				}
-				go slow()
+				go c.submitSlow(ctx, sm, done)
 				return
 			}
 			done("", r.Err)
@@ -400,8 +387,25 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 		done(string(resp.MessageID), nil)
 	})
 	if err != nil {
-		go slow()
+		go c.submitSlow(ctx, sm, done)
 	}
+}
+
+// submitSlow is SubmitAsync's path through Submit (waiting for a bind, the
+// rate cap, retries), bounded by twice the request expiry when ctx has no
+// deadline.
+func (c *Client) submitSlow(ctx context.Context, sm *SubmitSM, done func(id string, err error)) {
+	sctx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		exp := c.cfg.Conn.RequestExpiry
+		if exp <= 0 {
+			exp = 30 * time.Second
+		}
+		sctx, cancel = context.WithTimeout(ctx, 2*exp)
+	}
+	id, err := c.Submit(sctx, sm)
+	cancel()
+	done(id, err)
 }
 
 // Close closes every session at once and stops rebinding.

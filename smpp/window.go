@@ -45,8 +45,8 @@ type Window struct {
 	OnUnexpected func(Header, PDU)
 
 	mu      sync.Mutex
-	pending map[uint32]*Pending // guarded by mu
-	closed  error               // guarded by mu; set by Drain
+	pending map[uint32]Pending // guarded by mu; by value: no allocation per request
+	closed  error              // guarded by mu; set by Drain
 }
 
 // NewWindow returns a window of size slots whose requests expire after
@@ -58,7 +58,7 @@ func NewWindow(size int, expiry time.Duration) *Window {
 	return &Window{
 		slots:   make(chan struct{}, size),
 		expiry:  expiry,
-		pending: make(map[uint32]*Pending, size),
+		pending: make(map[uint32]Pending, size),
 	}
 }
 
@@ -107,7 +107,7 @@ func (w *Window) Release() { <-w.slots }
 // exactly once with its result. Add fails if the window was drained, in
 // which case the slot is released and done is not called.
 func (w *Window) Add(seq uint32, req PDU, now time.Time, done func(Result)) error {
-	p := &Pending{Seq: seq, Req: req, Sent: now, done: done}
+	p := Pending{Seq: seq, Req: req, Sent: now, done: done}
 	if w.expiry > 0 {
 		p.deadline = now.Add(w.expiry)
 	}
@@ -169,7 +169,7 @@ func (w *Window) Expire(now time.Time) int {
 	w.mu.Lock()
 	for seq, p := range w.pending {
 		if now.After(p.deadline) {
-			expired = append(expired, p)
+			expired = append(expired, &p)
 			delete(w.pending, seq)
 		}
 	}
@@ -189,7 +189,7 @@ func (w *Window) Snapshot() []*Pending {
 	w.mu.Lock()
 	out := make([]*Pending, 0, len(w.pending))
 	for _, p := range w.pending {
-		out = append(out, p)
+		out = append(out, &p)
 	}
 	w.mu.Unlock()
 	sortPending(out)
@@ -205,7 +205,7 @@ func (w *Window) Drain(err error) []*Pending {
 	}
 	out := make([]*Pending, 0, len(w.pending))
 	for seq, p := range w.pending {
-		out = append(out, p)
+		out = append(out, &p)
 		delete(w.pending, seq)
 	}
 	w.mu.Unlock()
