@@ -143,12 +143,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
-	if os.Getenv("GOGC") == "" {
-		// The gateway's live heap is small (indexes are pointer-free) and
-		// its garbage is per-message: collecting less often buys CPU and
-		// tail latency for some memory. GOGC in the environment wins.
-		debug.SetGCPercent(400)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g, err := gateway.New(cfg, gateway.Options{Logger: log, Registerer: reg, Gatherer: reg})
