@@ -505,6 +505,7 @@ func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var hdr [HeaderLen]byte
+	var frames uint64
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			c.readFailed(err)
@@ -522,7 +523,13 @@ func (c *Conn) readLoop() {
 			c.readFailed(err)
 			return
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		frames++
+		if br.Buffered() < HeaderLen || frames%64 == 0 {
+			// The last whole frame of what one read brought in (the next
+			// read waits for the peer), or every 64th of a long burst:
+			// frames that arrived together share one clock read.
+			c.lastRead.Store(time.Now().UnixNano())
+		}
 		c.dispatch(frame)
 	}
 }
