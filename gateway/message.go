@@ -126,22 +126,32 @@ func (g *idGen) next() string { return strconv.FormatUint(g.n.Add(1), 16) }
 
 // statusBook remembers recent message states for GET /v1/messages/{id}
 // and query_sm. It is written for every message, so it is built for the
-// hot path: keys are our ids as integers and records hold no pointers, so
-// the garbage collector does not scan them; two generations per shard keep
-// memory bounded (when the current one is full it becomes the old one).
+// hot path. Our ids are sequential within a process, so the book is a ring
+// indexed by id: the records of new messages are written one after the
+// other in memory (no hash probe that misses the cache, no map growth) and
+// the ring's size bounds memory to the latest len(ring) ids. Records hold no
+// pointers, so the garbage collector does not scan them. A record whose
+// slot already holds a newer id (a held message released much later, an id
+// from before a restart) goes to a small two-generation map instead.
 type statusBook struct {
-	shards [16]statusShard
-	max    int // per shard and generation
-	g      *Gateway
+	g     *Gateway
+	ring  []statusRec // len is a power of two
+	mask  uint64
+	locks [64]sync.Mutex // ring[i] is guarded by locks[i%64]
+	late  lateStatuses
 }
 
-type statusShard struct {
+// lateStatuses is the map part of the book, bounded by two generations
+// (when the current one is full it becomes the old one).
+type lateStatuses struct {
 	mu       sync.Mutex
+	max      int                  // per generation
 	cur, old map[uint64]statusRec // guarded by mu
 }
 
 // statusRec is a packed MessageStatus.
 type statusRec struct {
+	id      uint64 // 0: free slot (our ids are never 0)
 	at      int64
 	tenant  uint16
 	reason  uint16 // interned
@@ -162,12 +172,17 @@ type MessageStatus struct {
 	Updated time.Time `json:"updated"`
 }
 
-func newStatusBook(g *Gateway, max int) *statusBook {
-	b := &statusBook{max: max / 32, g: g}
-	for i := range b.shards {
-		b.shards[i].cur = map[uint64]statusRec{}
-		b.shards[i].old = map[uint64]statusRec{}
+// newStatusBook returns a book that keeps at least the latest size
+// messages (size is rounded up to a power of two).
+func newStatusBook(g *Gateway, size int) *statusBook {
+	n := 1
+	for n < size {
+		n <<= 1
 	}
+	b := &statusBook{g: g, ring: make([]statusRec, n), mask: uint64(n - 1)}
+	b.late.max = max(n/16, 1024)
+	b.late.cur = map[uint64]statusRec{}
+	b.late.old = map[uint64]statusRec{}
 	return b
 }
 
@@ -213,14 +228,20 @@ func parseID(id string) (uint64, bool) {
 	return n, err == nil
 }
 
-func (b *statusBook) shard(id uint64) *statusShard { return &b.shards[id&15] }
+// slot returns id's ring slot, locked.
+func (b *statusBook) slot(id uint64) (*statusRec, *sync.Mutex) {
+	i := id & b.mask
+	mu := &b.locks[i%uint64(len(b.locks))]
+	mu.Lock()
+	return &b.ring[i], mu
+}
 
 func (b *statusBook) put(s MessageStatus) {
 	id, ok := parseID(s.ID)
-	if !ok {
+	if !ok || id == 0 {
 		return
 	}
-	r := statusRec{at: s.Updated.UnixNano(), state: intern(s.State), reason: intern(s.Reason)}
+	r := statusRec{id: id, at: s.Updated.UnixNano(), state: intern(s.State), reason: intern(s.Reason)}
 	if t := b.g.tenants[s.Tenant]; t != nil {
 		r.tenant = t.idx
 	}
@@ -228,43 +249,103 @@ func (b *statusBook) put(s MessageStatus) {
 		r.channel = 1
 	}
 	r.toLen = uint8(copy(r.to[:], s.To))
-	sh := b.shard(id)
-	sh.mu.Lock()
-	if len(sh.cur) >= b.max {
-		sh.old, sh.cur = sh.cur, make(map[uint64]statusRec)
+	e, mu := b.slot(id)
+	switch {
+	case e.id == id:
+		keepLater(&r, *e)
+		*e = r
+	case e.id < id:
+		// Slot ids only grow, so id was never in the late map: take the
+		// slot (what it held is older than the latest len(ring) ids).
+		*e = r
+	default:
+		mu.Unlock()
+		b.late.put(r)
+		return
 	}
-	if prev, ok := sh.cur[id]; ok && prev.at > r.at {
-		// A receipt got here first (it can overtake the submit's own
-		// answer): keep the later state, take who and where from r.
+	mu.Unlock()
+}
+
+// keepLater keeps prev's state in r when prev is later: a receipt can
+// overtake the submit's own answer; who and where come from r.
+func keepLater(r *statusRec, prev statusRec) {
+	if prev.at > r.at {
 		r.state, r.reason, r.at = prev.state, prev.reason, prev.at
 	}
-	sh.cur[id] = r
-	sh.mu.Unlock()
 }
 
 func (b *statusBook) update(idStr string, state, reason string) bool {
 	id, ok := parseID(idStr)
-	if !ok {
+	if !ok || id == 0 {
 		return false
 	}
-	sh := b.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	r, ok := sh.cur[id]
-	if !ok {
+	e, mu := b.slot(id)
+	switch {
+	case e.id == id:
+	case e.id < id:
 		// Not recorded yet (a receipt overtook the answer that records
 		// the message): keep the state; put fills in the rest.
-		r, _ = sh.old[id]
-		if len(sh.cur) >= b.max {
-			sh.old, sh.cur = sh.cur, make(map[uint64]statusRec)
-		}
+		*e = statusRec{id: id}
+	default:
+		mu.Unlock()
+		b.late.update(id, state, reason)
+		return true
 	}
+	setState(e, state, reason)
+	mu.Unlock()
+	return true
+}
+
+func setState(r *statusRec, state, reason string) {
 	r.state, r.at = intern(state), time.Now().UnixNano()
 	if reason != "" {
 		r.reason = intern(reason)
 	}
-	sh.cur[id] = r
-	return true
+}
+
+func (l *lateStatuses) rotate() {
+	if len(l.cur) >= l.max {
+		l.old, l.cur = l.cur, make(map[uint64]statusRec)
+	}
+}
+
+func (l *lateStatuses) put(r statusRec) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev, ok := l.cur[r.id]
+	if !ok {
+		prev, ok = l.old[r.id]
+		l.rotate()
+	}
+	if ok {
+		keepLater(&r, prev)
+	}
+	l.cur[r.id] = r
+}
+
+func (l *lateStatuses) update(id uint64, state, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.cur[id]
+	if !ok {
+		r, ok = l.old[id]
+		if !ok {
+			r = statusRec{id: id}
+		}
+		l.rotate()
+	}
+	setState(&r, state, reason)
+	l.cur[id] = r
+}
+
+func (l *lateStatuses) get(id uint64) (statusRec, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r, ok := l.cur[id]; ok {
+		return r, true
+	}
+	r, ok := l.old[id]
+	return r, ok
 }
 
 func (b *statusBook) get(idStr string) (MessageStatus, bool) {
@@ -272,15 +353,13 @@ func (b *statusBook) get(idStr string) (MessageStatus, bool) {
 	if !ok {
 		return MessageStatus{}, false
 	}
-	sh := b.shard(id)
-	sh.mu.Lock()
-	r, ok := sh.cur[id]
+	e, mu := b.slot(id)
+	r, ok := *e, e.id == id && id != 0
+	mu.Unlock()
 	if !ok {
-		r, ok = sh.old[id]
-	}
-	sh.mu.Unlock()
-	if !ok {
-		return MessageStatus{}, false
+		if r, ok = b.late.get(id); !ok {
+			return MessageStatus{}, false
+		}
 	}
 	ms := MessageStatus{ID: idStr, Channel: ChannelSMS, To: string(r.to[:r.toLen]), State: interned(r.state),
 		Reason: interned(r.reason), Updated: time.Unix(0, r.at).UTC()}
