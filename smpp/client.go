@@ -240,8 +240,9 @@ func (c *Client) dialBind(s *bindSlot) (*Conn, error) {
 	return cn, nil
 }
 
-// pick returns a bound, unpaused session, round robin.
-func (c *Client) pick(now time.Time) *bindSlot {
+// pick returns a bound, unpaused session, round robin. The clock is read
+// only when a session is paused.
+func (c *Client) pick() *bindSlot {
 	n := len(c.slots)
 	start := int(c.rr.Add(1))
 	for i := 0; i < n; i++ {
@@ -250,7 +251,7 @@ func (c *Client) pick(now time.Time) *bindSlot {
 		if cn == nil || !cn.State().Bound() || !cn.Mode().CanSubmit() {
 			continue
 		}
-		if now.UnixNano() < s.pausedUntil.Load() {
+		if p := s.pausedUntil.Load(); p != 0 && time.Now().UnixNano() < p {
 			continue
 		}
 		return s
@@ -261,7 +262,7 @@ func (c *Client) pick(now time.Time) *bindSlot {
 // waitSlot waits until a bound, unpaused session is available.
 func (c *Client) waitSlot(ctx context.Context) (*bindSlot, error) {
 	for {
-		if s := c.pick(time.Now()); s != nil {
+		if s := c.pick(); s != nil {
 			return s, nil
 		}
 		if c.ctx.Err() != nil {
@@ -357,7 +358,7 @@ func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
 // path (no bound session yet, rate cap, retries) runs under ctx, bounded by
 // twice the expiry when ctx has no deadline.
 func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id string, err error)) {
-	s := c.pick(time.Now())
+	s := c.pick()
 	if s == nil || s.limit != nil {
 		go c.submitSlow(ctx, sm, done)
 		return

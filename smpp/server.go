@@ -340,7 +340,7 @@ func (s *Server) serveBound(r *Request) {
 			r.Respond(StatusThrottled, nil)
 			return
 		}
-		if !a.limit.allow(time.Now()) {
+		if a.limit != nil && !a.limit.allow(time.Now()) {
 			r.Respond(StatusThrottled, nil)
 			return
 		}
