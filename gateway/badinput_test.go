@@ -2,6 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +103,59 @@ func TestFooterAndMaxLength(t *testing.T) {
 	code, m = env.http("POST", "/v1/messages", acmeToken, `{"to":"`+handset+`","text":"`+strings.Repeat("x", 195)+`","bulk":true}`)
 	if code != 400 || errCode(m) != ReasonTooLong {
 		t.Fatalf("too long after footer: %d %v", code, m)
+	}
+}
+
+// A peer sending made-up command ids and statuses cannot grow the PDU
+// metric's label values (or the observer's cache) without bound.
+func TestPDUMetricLabelsBoundedOnHostileInput(t *testing.T) {
+	env := newEnv(t)
+	conn, err := net.Dial("tcp", env.g.SMPPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go io.Copy(io.Discard, conn) // the answers (generic_nack, refusals)
+	const n = 1500
+	buf := make([]byte, 0, n*smpp.HeaderLen)
+	for i := range uint32(n) {
+		id := 0x00010000 + i // no such command
+		if i%2 == 0 {
+			id = uint32(smpp.EnquireLinkID) // a known command with a status nobody named
+		}
+		buf = binary.BigEndian.AppendUint32(buf, smpp.HeaderLen)
+		buf = binary.BigEndian.AppendUint32(buf, id)
+		buf = binary.BigEndian.AppendUint32(buf, 0x00100000+i)
+		buf = binary.BigEndian.AppendUint32(buf, i+1)
+	}
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	var series []string
+	waitFor(t, 20*time.Second, func() error {
+		_, m := env.http("GET", "/metrics", "", "")
+		series = series[:0]
+		var seen float64
+		for line := range strings.Lines(m["raw"].(string)) {
+			if !strings.HasPrefix(line, `optgate_smpp_pdus_total{`) || !strings.Contains(line, `side="upstream"`) || !strings.Contains(line, `dir="in"`) {
+				continue
+			}
+			series = append(series, line)
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			seen += v
+		}
+		if seen < n {
+			return fmt.Errorf("%v of %d PDUs counted", seen, n)
+		}
+		return nil
+	})
+	if len(series) > 4 {
+		t.Fatalf("%d upstream inbound PDU series from made-up ids and statuses:\n%s", len(series), strings.Join(series, ""))
+	}
+	raw := strings.Join(series, "")
+	if !strings.Contains(raw, `command="unknown"`) || !strings.Contains(raw, `status="other"`) {
+		t.Fatalf("made-up values not folded:\n%s", raw)
 	}
 }

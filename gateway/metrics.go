@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -111,19 +112,29 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 	return m
 }
 
-// pduObserver counts PDUs for a side; the label values are bounded (known
-// commands and statuses).
+// pduObserver counts PDUs for a side. Label values are bounded whatever a
+// peer sends: an unknown command is "unknown", a status without a name
+// outside the vendor and reserved ranges is "other". Counters for named
+// commands and statuses are cached in a copy-on-write table per direction
+// keyed by the raw header fields, so the hot path is one integer-keyed map
+// lookup; anything else takes the slow path and is not cached, so the table
+// stays small.
 func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
-	type key struct {
-		dir string
-		id  smpp.CommandID
-		st  smpp.CommandStatus
-	}
-	var cache sync.Map // key → prometheus.Counter
+	type table = map[uint64]prometheus.Counter
+	var (
+		mu      sync.Mutex // serialises writers of in and out
+		in, out atomic.Pointer[table]
+	)
+	in.Store(&table{})
+	out.Store(&table{})
 	return func(dir string, h smpp.Header) {
-		k := key{dir, h.ID, h.Status}
-		if c, ok := cache.Load(k); ok {
-			c.(prometheus.Counter).Inc()
+		tp := &out
+		if dir == "in" {
+			tp = &in
+		}
+		k := uint64(h.ID)<<32 | uint64(h.Status)
+		if c, ok := (*tp.Load())[k]; ok {
+			c.Inc()
 			return
 		}
 		cmd := "unknown"
@@ -131,14 +142,29 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 			cmd = h.ID.String()
 		}
 		st := "ok"
-		if h.Status != 0 {
+		switch {
+		case h.Status == smpp.StatusOK:
+		case h.Status.Known(), h.Status >= 0x100 && h.Status <= 0x4FF:
 			st = h.Status.String()
 			if len(st) > 24 {
 				st = "other"
 			}
+		default:
+			st = "other"
 		}
 		c := m.pdus.WithLabelValues(side, dir, cmd, st)
-		cache.Store(k, c)
 		c.Inc()
+		if !h.ID.Known() || (h.Status != smpp.StatusOK && !h.Status.Known()) {
+			return
+		}
+		mu.Lock()
+		old := *tp.Load()
+		nt := make(table, len(old)+1)
+		for kk, v := range old {
+			nt[kk] = v
+		}
+		nt[k] = c
+		tp.Store(&nt)
+		mu.Unlock()
 	}
 }

@@ -92,6 +92,9 @@ var statusNames = map[CommandStatus]string{
 
 // String returns the status's ESME_ name, or its hex value with the range it
 // falls in for codes without a name.
+// Known reports whether s has a name (SMPP 3.4 or one of optgate's).
+func (s CommandStatus) Known() bool { _, ok := statusNames[s]; return ok }
+
 func (s CommandStatus) String() string {
 	if n, ok := statusNames[s]; ok {
 		return n
