@@ -76,14 +76,16 @@ type Server struct {
 	OnBind   func(c *Conn)
 	OnUnbind func(c *Conn, reason CloseReason)
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	conns     map[*Conn]struct{}        // guarded by mu
-	bound     map[string][]*Conn        // account id → bound sessions; guarded by mu
-	failed    map[string]*failRecord    // remote IP → refused binds; guarded by mu
-	closed    bool                      // guarded by mu
-	rr        atomic.Uint64             // round robin for Deliver
-	_         [0]func()                 // not comparable
+	mu          sync.Mutex
+	listeners   map[net.Listener]struct{} // guarded by mu
+	conns       map[*Conn]struct{}        // guarded by mu
+	bound       map[string][]*Conn        // account id → bound sessions; guarded by mu
+	failed      map[string]*failRecord    // remote IP → refused binds; guarded by mu
+	failSweepAt int                       // guarded by mu; table size that triggers a sweep
+	failSwept   time.Time                 // guarded by mu; last sweep
+	closed      bool                      // guarded by mu
+	rr          atomic.Uint64             // round robin for Deliver
+	_           [0]func()                 // not comparable
 }
 
 type failRecord struct {
@@ -203,12 +205,35 @@ func (s *Server) recordFailure(a net.Addr) {
 	}
 	h := hostOf(a)
 	f := s.failed[h]
+	if f == nil && len(s.failed) >= s.failSweepAt {
+		// Many addresses failed once and never came back: forget the
+		// expired ones, so the table is bounded by the addresses failing
+		// within one window and never exceeds maxFailedHosts. Sweeps are
+		// amortised by doubling, and at the cap happen at most once per
+		// eighth of a window.
+		if len(s.failed) < maxFailedHosts || time.Since(s.failSwept) >= w/8 {
+			for k, v := range s.failed {
+				if time.Since(v.first) > w {
+					delete(s.failed, k)
+				}
+			}
+			s.failSwept = time.Now()
+			s.failSweepAt = min(max(1024, 2*len(s.failed)), maxFailedHosts)
+		}
+		if len(s.failed) >= maxFailedHosts {
+			return
+		}
+	}
 	if f == nil || time.Since(f.first) > w {
 		f = &failRecord{first: time.Now()}
 		s.failed[h] = f
 	}
 	f.n++
 }
+
+// maxFailedHosts caps the failed-bind table: past it (a spray from that many
+// addresses within one window) new addresses are not tracked.
+const maxFailedHosts = 1 << 16
 
 func (s *Server) startConn(nc net.Conn) {
 	cfg := s.Conn

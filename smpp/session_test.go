@@ -383,6 +383,44 @@ func TestFailedBindLimit(t *testing.T) {
 	}
 }
 
+// The failed-bind table forgets addresses whose window passed and never
+// holds more than maxFailedHosts, however many addresses spray bad binds.
+func TestFailedBindTableBounded(t *testing.T) {
+	s := &Server{FailedBindWindow: 50 * time.Millisecond}
+	ip := func(i int) net.Addr {
+		return &net.TCPAddr{IP: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), Port: 40000}
+	}
+	for i := range 3000 {
+		s.recordFailure(ip(i))
+	}
+	time.Sleep(60 * time.Millisecond)
+	for i := 3000; i < 6000; i++ {
+		s.recordFailure(ip(i))
+	}
+	if n := len(s.failed); n > 3000 {
+		t.Fatalf("%d addresses tracked after the first 3000 expired", n)
+	}
+	if !s.refusedAfter(ip(5999), 1) {
+		t.Fatal("a recent failure is not tracked")
+	}
+
+	s = &Server{FailedBindWindow: time.Hour}
+	for i := range maxFailedHosts + 5000 {
+		s.recordFailure(ip(i))
+	}
+	if n := len(s.failed); n > maxFailedHosts {
+		t.Fatalf("%d addresses tracked, cap %d", n, maxFailedHosts)
+	}
+}
+
+// refusedAfter reports whether a has at least n failures in its window.
+func (s *Server) refusedAfter(a net.Addr, n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failed[hostOf(a)]
+	return f != nil && f.n >= n
+}
+
 func mustPDU(t testing.TB, p PDU) []byte {
 	b, err := AppendPDU(nil, 0, 1, p)
 	requireNoErr(t, err)
