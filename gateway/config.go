@@ -58,6 +58,7 @@ type SMPPConfig struct {
 	Listen             string        `yaml:"listen"`                // default 127.0.0.1:2775
 	MaxBindsPerAccount int           `yaml:"max_binds_per_account"` // default 8
 	MaxFailedBinds     int           `yaml:"max_failed_binds"`      // per remote IP a minute, default 5
+	MaxConnections     int           `yaml:"max_connections"`       // open at once, bound or not; default 4096
 	EnquireLink        time.Duration `yaml:"enquire_link"`          // default 30s
 	MaxPDUSize         int           `yaml:"max_pdu_size"`          // default 4096
 	TLS                TLSConfig     `yaml:"tls"`
@@ -417,6 +418,9 @@ func (c *Config) applyDefaults() {
 	if c.SMPP.MaxBindsPerAccount == 0 {
 		c.SMPP.MaxBindsPerAccount = 8
 	}
+	if c.SMPP.MaxConnections == 0 {
+		c.SMPP.MaxConnections = 4096
+	}
 	if c.SMPP.EnquireLink == 0 {
 		c.SMPP.EnquireLink = 30 * time.Second
 	}
@@ -553,6 +557,9 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if (c.SMPP.TLS.Cert == "") != (c.SMPP.TLS.Key == "") {
 		add("smpp.tls", "cert and key go together")
+	}
+	if c.SMPP.MaxConnections < 0 {
+		add("smpp.max_connections", "must not be negative")
 	}
 	if !validAddr(c.HTTP.Listen) {
 		add("http.listen", "not a host:port: %q", c.HTTP.Listen)

@@ -25,18 +25,19 @@ simulator: {enabled: true}
 	if tc.APIToken != "acme-token-from-env" || tc.Webhook.Secret != "s3cret" || tc.Brand != `Acme's "best"` {
 		t.Fatalf("env expansion: %+v", tc)
 	}
-	if tc.Scope != "tenant" || tc.Attestation != "implicit" || tc.MaxLength != 480 || cfg.SMPP.Listen != "127.0.0.1:2775" {
+	if tc.Scope != "tenant" || tc.Attestation != "implicit" || tc.MaxLength != 480 || cfg.SMPP.Listen != "127.0.0.1:2775" ||
+		cfg.SMPP.MaxConnections != 4096 {
 		t.Fatalf("defaults: %+v %+v", tc, cfg.SMPP)
 	}
 }
 
 func TestParseConfigEveryProblemAtOnce(t *testing.T) {
-	_, err := ParseConfig([]byte("tenants:\n  - id: a\n    scope: nope\n  - id: a\nsmscs:\n  - {name: x, address: bad}\n"), "c.yaml", nil)
+	_, err := ParseConfig([]byte("tenants:\n  - id: a\n    scope: nope\n  - id: a\nsmscs:\n  - {name: x, address: bad}\nsmpp: {max_connections: -1}\n"), "c.yaml", nil)
 	var ces ConfigErrors
 	if !errors.As(err, &ces) || len(ces) < 4 {
 		t.Fatalf("want several errors, got %v", err)
 	}
-	for _, want := range []string{"c.yaml:3: tenants[0].scope", "c.yaml:4: tenants[1].id: duplicate", "c.yaml:6: smscs[0].address"} {
+	for _, want := range []string{"c.yaml:3: tenants[0].scope", "c.yaml:4: tenants[1].id: duplicate", "c.yaml:6: smscs[0].address", "smpp.max_connections: must not be negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in\n%v", want, err)
 		}

@@ -276,6 +276,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		Handler:            smpp.HandlerFunc(g.serveUpstream),
 		MaxBindsPerAccount: cfg.SMPP.MaxBindsPerAccount,
 		MaxFailedBinds:     cfg.SMPP.MaxFailedBinds,
+		MaxConns:           cfg.SMPP.MaxConnections,
 		TLSConfig:          srvTLS,
 		Logger:             log.With("component", "smpp-server"),
 		Conn: smpp.ConnConfig{Window: 256, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,

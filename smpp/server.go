@@ -69,6 +69,10 @@ type Server struct {
 	FailedBindWindow time.Duration
 	// BindTimeout closes a connection that has not bound in time (default 10s).
 	BindTimeout time.Duration
+	// MaxConns caps the connections open at once, bound or not (default
+	// 4096; negative: no cap). Past it a new connection is closed at once,
+	// so a flood of idle connections cannot exhaust memory or goroutines.
+	MaxConns int
 	// TLSConfig, if set, makes ListenAndServe serve TLS.
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
@@ -83,6 +87,7 @@ type Server struct {
 	failed      map[string]*failRecord    // remote IP → refused binds; guarded by mu
 	failSweepAt int                       // guarded by mu; table size that triggers a sweep
 	failSwept   time.Time                 // guarded by mu; last sweep
+	fullLogged  time.Time                 // guarded by mu
 	closed      bool                      // guarded by mu
 	rr          atomic.Uint64             // round robin for Deliver
 	_           [0]func()                 // not comparable
@@ -154,8 +159,34 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			continue
 		}
+		if s.full() {
+			nc.Close()
+			continue
+		}
 		s.startConn(nc)
 	}
+}
+
+// full reports whether MaxConns connections are open; it logs the first
+// refusal of each second.
+func (s *Server) full() bool {
+	limit := s.MaxConns
+	if limit == 0 {
+		limit = 4096
+	}
+	if limit < 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) < limit {
+		return false
+	}
+	if now := time.Now(); now.Sub(s.fullLogged) >= time.Second {
+		s.fullLogged = now
+		s.logger().Warn("smpp: connection limit reached, closing new connections", "max_conns", limit)
+	}
+	return true
 }
 
 func hostOf(a net.Addr) string {

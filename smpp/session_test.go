@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -419,6 +420,33 @@ func (s *Server) refusedAfter(a net.Addr, n int) bool {
 	defer s.mu.Unlock()
 	f := s.failed[hostOf(a)]
 	return f != nil && f.n >= n
+}
+
+// Past MaxConns open connections a new one is closed at once; once one
+// closes, connections are served again.
+func TestMaxConns(t *testing.T) {
+	srv, addr := testServer(t, func(s *Server) { s.MaxConns = 3 })
+	idle := []*rawConn{dialRaw(t, addr), dialRaw(t, addr), dialRaw(t, addr)}
+	checkFor(t, 2*time.Second, time.Millisecond, func() error {
+		if n := len(srv.Sessions()); n != 3 {
+			return fmt.Errorf("%d sessions", n)
+		}
+		return nil
+	})
+	extra := dialRaw(t, addr)
+	extra.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.nc.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection past the cap was not closed: %v", err)
+	}
+	idle[0].nc.Close()
+	checkFor(t, 2*time.Second, time.Millisecond, func() error {
+		if n := len(srv.Sessions()); n != 2 {
+			return fmt.Errorf("%d sessions", n)
+		}
+		return nil
+	})
+	r := dialRaw(t, addr)
+	r.bind() // served
 }
 
 func mustPDU(t testing.TB, p PDU) []byte {
