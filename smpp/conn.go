@@ -217,6 +217,20 @@ type outFrame struct {
 	close  bool   // close the connection once everything before it is written
 }
 
+// outQueue holds what is to be written: PDUs are encoded by the goroutine
+// that sends them, straight into one buffer, and the writer takes the whole
+// buffer each round, so everything queued while it was writing goes out in
+// the next single write.
+type outQueue struct {
+	mu         sync.Mutex
+	buf        []byte        // guarded by mu
+	closeAfter bool          // guarded by mu; a close was queued, nothing after it is
+	waiting    int           // guarded by mu; producers waiting for room
+	drained    chan struct{} // guarded by mu; closed when the writer takes buf while producers wait
+	wake       chan struct{} // cap 1: buf went from empty to not, or a close was queued
+	max        int           // bytes queued before producers wait
+}
+
 // Conn is one SMPP session over a net.Conn, with one read and one write
 // goroutine. The writer coalesces queued PDUs into as few writes as it can.
 type Conn struct {
@@ -230,7 +244,7 @@ type Conn struct {
 	// bindHook, on the SMSC side, answers bind requests.
 	bindHook func(r *Request)
 
-	out      chan outFrame
+	q        outQueue
 	closing  chan struct{} // closed when the session starts to end
 	done     chan struct{} // closed when all goroutines are gone
 	seq      atomic.Uint32
@@ -270,10 +284,11 @@ func newConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
 		log:     cfg.Logger.With("remote", nc.RemoteAddr().String()),
 		win:     NewWindow(cfg.Window, cfg.RequestExpiry),
 		handler: h,
-		out:     make(chan outFrame, cfg.Window+cfg.MaxInflight+16),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	c.q.wake = make(chan struct{}, 1)
+	c.q.max = max(256<<10, (cfg.Window+cfg.MaxInflight+16)*256)
 	c.win.OnUnexpected = func(h Header, _ PDU) {
 		c.log.Debug("smpp: response without request", "cmd", h.ID.String(), "seq", h.Sequence)
 	}
@@ -401,27 +416,60 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 	})
 }
 
-// enqueue hands a frame to the writer. It blocks while the queue is full,
-// up to the write timeout, then closes the session as slow.
+// enqueue encodes a frame into the write queue and wakes the writer. It
+// blocks while the queue holds more than its bound, up to the write
+// timeout, then closes the session as slow.
 func (c *Conn) enqueue(f outFrame) error {
-	select {
-	case c.out <- f:
-		return nil
-	case <-c.closing:
-		return ErrClosed
-	default:
+	q := &c.q
+	var t *time.Timer
+	for {
+		if c.State() == StateClosed {
+			return ErrClosed
+		}
+		q.mu.Lock()
+		if q.closeAfter {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if len(q.buf) < q.max {
+			break
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+		}
+		ch := q.drained
+		q.waiting++
+		q.mu.Unlock()
+		if t == nil {
+			t = time.NewTimer(c.cfg.WriteTimeout)
+			defer t.Stop()
+		}
+		select {
+		case <-ch:
+		case <-c.closing:
+		case <-t.C:
+			c.closeWith(CloseSlowPeer, errors.New("smpp: write queue full"))
+			return ErrClosed
+		}
+		q.mu.Lock()
+		q.waiting--
+		q.mu.Unlock()
 	}
-	t := time.NewTimer(c.cfg.WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.out <- f:
-		return nil
-	case <-c.closing:
-		return ErrClosed
-	case <-t.C:
-		c.closeWith(CloseSlowPeer, errors.New("smpp: write queue full"))
-		return ErrClosed
+	// q.mu is held.
+	wasEmpty := len(q.buf) == 0
+	if f.close {
+		q.closeAfter = true
+	} else {
+		q.buf = c.appendFrame(q.buf, f)
 	}
+	q.mu.Unlock()
+	if wasEmpty || f.close {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // SendAsync sends a request and calls done with its result exactly once
@@ -703,25 +751,22 @@ func (c *Conn) allowed(id CommandID) CommandStatus {
 
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
-	buf := make([]byte, 0, 64<<10)
+	q := &c.q
+	spare := make([]byte, 0, 64<<10)
 	for {
-		var f outFrame
 		select {
-		case f = <-c.out:
+		case <-q.wake:
 		case <-c.closing:
 			return
 		}
-		closeAfter := false
-		buf, closeAfter = c.appendFrame(buf[:0], f)
-	coalesce:
-		for !closeAfter && len(buf) < 60<<10 {
-			select {
-			case f = <-c.out:
-				buf, closeAfter = c.appendFrame(buf, f)
-			default:
-				break coalesce
-			}
+		q.mu.Lock()
+		buf, closeAfter := q.buf, q.closeAfter
+		q.buf = spare[:0]
+		if q.drained != nil && q.waiting > 0 {
+			close(q.drained)
+			q.drained = nil
 		}
+		q.mu.Unlock()
 		if len(buf) > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 			if _, err := c.nc.Write(buf); err != nil {
@@ -738,29 +783,30 @@ func (c *Conn) writeLoop() {
 			c.closeWith(CloseUnbound, nil)
 			return
 		}
-		if cap(buf) > 1<<20 {
-			buf = make([]byte, 0, 64<<10)
+		spare = buf[:0]
+		if cap(spare) > 1<<20 {
+			spare = make([]byte, 0, 64<<10)
 		}
 	}
 }
 
-func (c *Conn) appendFrame(buf []byte, f outFrame) ([]byte, bool) {
-	if f.close {
-		return buf, true
-	}
+// appendFrame encodes f (not a close) onto buf.
+func (c *Conn) appendFrame(buf []byte, f outFrame) []byte {
 	if f.raw != nil {
 		if c.cfg.OnPDU != nil {
 			h, _ := ParseHeader(f.raw)
 			c.cfg.OnPDU("out", h)
 		}
-		return append(buf, f.raw...), false
+		return append(buf, f.raw...)
 	}
 	start := len(buf)
 	nb, err := AppendPDU(buf, f.status, f.seq, f.pdu)
 	if err != nil {
 		c.log.Error("smpp: cannot encode PDU", "cmd", f.pdu.CommandID().String(), "err", err)
 		if !f.pdu.CommandID().IsResponse() {
-			c.win.Complete(Header{ID: f.pdu.CommandID() | RespBit, Status: StatusOf(err), Sequence: f.seq}, nil)
+			// Fail the request like a refusal, off the sender's goroutine
+			// (its done callback may take the sender's locks).
+			go c.win.Complete(Header{ID: f.pdu.CommandID() | RespBit, Status: StatusOf(err), Sequence: f.seq}, nil)
 		} else {
 			// Answer anyway so the peer's window slot is freed.
 			nb, _ = AppendPDU(buf, StatusSysErr, f.seq, &GenericNack{})
@@ -770,9 +816,8 @@ func (c *Conn) appendFrame(buf []byte, f outFrame) ([]byte, bool) {
 		h, _ := ParseHeader(nb[start:])
 		c.cfg.OnPDU("out", h)
 	}
-	return nb, false
+	return nb
 }
-
 func (c *Conn) timerLoop() {
 	defer c.wg.Done()
 	tick := 250 * time.Millisecond

@@ -555,3 +555,49 @@ func TestInFlightAtClose(t *testing.T) {
 	requireEqual(t, len(lost), 2)
 	requireEqual(t, lost[0].Req.CommandID(), SubmitSMID)
 }
+
+// A peer that stops reading: the queue fills, then the session closes as a
+// slow peer within the write timeout instead of growing or hanging.
+func TestSlowPeerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	requireNoErr(t, err)
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			held <- nc // accepted, never read
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	requireNoErr(t, err)
+	c := NewConn(nc, RoleESME, ConnConfig{WriteTimeout: 300 * time.Millisecond, EnquireLink: time.Hour}, nil)
+	defer c.Close()
+	defer func() {
+		select {
+		case p := <-held:
+			p.Close()
+		default:
+		}
+	}()
+	frame := mustPDU(t, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}, ShortMessage: make([]byte, 250)}})
+	start := time.Now()
+	var werr error
+	for i := 0; i < 1_000_000 && werr == nil && time.Since(start) < 20*time.Second; i++ {
+		werr = c.WriteRaw(frame)
+	}
+	if !errors.Is(werr, ErrClosed) {
+		t.Fatalf("writes to a peer that does not read: %v", werr)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not end")
+	}
+	if reason, _ := c.CloseReason(); reason != CloseSlowPeer {
+		t.Fatalf("close reason %v", reason)
+	}
+	if n := len(c.q.buf); n > c.q.max+len(frame) {
+		t.Fatalf("queue grew to %d bytes (bound %d)", n, c.q.max)
+	}
+}
