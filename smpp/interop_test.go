@@ -7,8 +7,9 @@ package smpp
 // scripts log every PDU they read or write as a JSON line, with the raw
 // octets and what node-smpp decoded, which is what these tests assert on.
 //
-// They skip when node or testdata/node/node_modules is missing;
-// scripts/test.sh runs `npm ci` there first, so CI runs them.
+// They skip when node or testdata/node/node_modules is missing, and fail
+// instead when OPTGATE_INTEROP=required; scripts/test.sh runs `npm ci`
+// there first and sets it, so CI runs them.
 
 import (
 	"bufio"
@@ -41,12 +42,12 @@ const (
 func nodeDir(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed: skipping node-smpp interop (install Node.js, then run scripts/test.sh)")
+		missingPeer(t, "node not installed: skipping node-smpp interop (install Node.js, then run scripts/test.sh)")
 	}
 	dir, err := filepath.Abs(filepath.Join("testdata", "node"))
 	requireNoErr(t, err)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "smpp", "package.json")); err != nil {
-		t.Skip("smpp/testdata/node/node_modules missing: run `npm ci` in smpp/testdata/node (scripts/test.sh does)")
+		missingPeer(t, "smpp/testdata/node/node_modules missing: run `npm ci` in smpp/testdata/node (scripts/test.sh does)")
 	}
 	return dir
 }
