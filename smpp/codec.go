@@ -116,6 +116,38 @@ func (r *reader) tlvs(t *TLVs) {
 	r.off = len(r.b)
 }
 
+// respTLVs takes the rest of a response's body as its TLV section, as
+// received. Responses are not refused for their TLVs: a peer's answer to
+// our request matters more than its optional parameters, and a submit_sm_resp
+// refused for a malformed TLV would turn an accepted message into a failure
+// (and invite a duplicate). Unknown tags are kept and skipped by the typed
+// accessors; a malformed section round-trips byte for byte, and the
+// accessors stop at its first bad TLV.
+func (r *reader) respTLVs(t *TLVs) {
+	if r.err != nil {
+		return
+	}
+	*t = respTLVs(r.b[r.off:])
+	r.off = len(r.b)
+}
+
+// respTLVs returns b as a response's TLV section (nil when empty, so an
+// empty section decodes to the zero TLVs).
+func respTLVs(b []byte) TLVs {
+	if len(b) == 0 {
+		return TLVs{}
+	}
+	return TLVs{b: b[:len(b):len(b)]}
+}
+
+// spaced returns t's String with a leading space, or "" for no TLVs.
+func spaced(t TLVs) string {
+	if t.Len() == 0 {
+		return ""
+	}
+	return " " + t.String()
+}
+
 // done fails if unread octets remain (for PDUs without TLVs).
 func (r *reader) done() error {
 	if r.err == nil && r.off != len(r.b) {

@@ -55,6 +55,11 @@ func samplePDUs() []PDU {
 		&ReplaceSM{MessageID: []byte("9"), Source: Address{1, 1, []byte("1")}, ShortMessage: []byte("new")},
 		&ReplaceSMResp{},
 		&AlertNotification{Source: Address{1, 1, []byte("1")}, ESMEAddr: Address{1, 1, []byte("2")}},
+		// Responses with TLVs, as SMPP v5.0-style SMSCs send them.
+		&SubmitSMResp{MessageID: []byte("v5"), TLVs: vendor},
+		&DeliverSMResp{TLVs: vendor},
+		&QuerySMResp{MessageID: []byte("9"), MessageState: 2, TLVs: vendor},
+		&EnquireLinkResp{TLVs: vendor},
 	}
 }
 

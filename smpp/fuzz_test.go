@@ -21,6 +21,10 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0, 0, 0, 16, 0x80, 0, 0, 4, 0, 0, 0, 0x58, 0, 0, 0, 1})
+	// Responses with TLVs after their fixed fields, well-formed and not.
+	f.Add([]byte{0, 0, 0, 0x1b, 0x80, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 2, 'i', 'd', 0, 0x00, 0x1d, 0, 3, 'o', 'k', 0, 0x14})
+	f.Add([]byte{0, 0, 0, 0x16, 0x80, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0x04, 0x25, 0, 1, 2})
+	f.Add([]byte{0, 0, 0, 0x11, 0x80, 0, 0, 4, 0, 0, 0, 0x0b, 0, 0, 0, 3, 0}) // error with a NUL body
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, p, err := Decode(b)
 		if err != nil || p == nil {

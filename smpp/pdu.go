@@ -194,11 +194,16 @@ func Decode(b []byte) (Header, PDU, error) {
 }
 
 // AppendPDU appends a whole PDU, header and body, to dst and fills in
-// command_length.
+// command_length. A response with a non-zero status is written as its
+// header alone (16 octets): SMPP 3.4 says the body "is not returned" then
+// (§4.1.2, §4.4.2), and Decode accepts both forms from peers.
 func AppendPDU(dst []byte, status CommandStatus, seq uint32, p PDU) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderLen)...)
-	dst, err := p.AppendBinary(dst)
+	var err error
+	if status == StatusOK || !p.CommandID().IsResponse() {
+		dst, err = p.AppendBinary(dst)
+	}
 	if err != nil {
 		return dst[:start], err
 	}

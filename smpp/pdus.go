@@ -166,7 +166,7 @@ func (p *BindResp) AppendBinary(dst []byte) ([]byte, error) {
 func (p *BindResp) UnmarshalBinary(b []byte) error {
 	r := reader{b: b, op: p.CommandID().String()}
 	p.SystemID = r.cstring("system_id", 16, StatusInvSysID)
-	r.tlvs(&p.TLVs)
+	r.respTLVs(&p.TLVs)
 	return r.err
 }
 
@@ -216,26 +216,27 @@ func unmarshalEmpty(b []byte, op string) error {
 	return nil
 }
 
-// GenericNack answers a PDU that could not be processed at all.
-type GenericNack struct{ empty }
+// GenericNack answers a PDU that could not be processed at all. Like every
+// response it keeps any TLVs a peer appended (see respTLVs).
+type GenericNack struct{ TLVs TLVs }
 
 // Unbind ends a session.
 type Unbind struct{ empty }
 
 // UnbindResp answers unbind.
-type UnbindResp struct{ empty }
+type UnbindResp struct{ TLVs TLVs }
 
 // EnquireLink is the keepalive.
 type EnquireLink struct{ empty }
 
 // EnquireLinkResp answers enquire_link.
-type EnquireLinkResp struct{ empty }
+type EnquireLinkResp struct{ TLVs TLVs }
 
 // CancelSMResp answers cancel_sm.
-type CancelSMResp struct{ empty }
+type CancelSMResp struct{ TLVs TLVs }
 
 // ReplaceSMResp answers replace_sm.
-type ReplaceSMResp struct{ empty }
+type ReplaceSMResp struct{ TLVs TLVs }
 
 func (*GenericNack) CommandID() CommandID     { return GenericNackID }
 func (*Unbind) CommandID() CommandID          { return UnbindID }
@@ -245,23 +246,31 @@ func (*EnquireLinkResp) CommandID() CommandID { return EnquireLinkRespID }
 func (*CancelSMResp) CommandID() CommandID    { return CancelSMRespID }
 func (*ReplaceSMResp) CommandID() CommandID   { return ReplaceSMRespID }
 
-func (*GenericNack) UnmarshalBinary(b []byte) error { return unmarshalEmpty(b, "generic_nack") }
-func (*Unbind) UnmarshalBinary(b []byte) error      { return unmarshalEmpty(b, "unbind") }
-func (*UnbindResp) UnmarshalBinary(b []byte) error  { return unmarshalEmpty(b, "unbind_resp") }
-func (*EnquireLink) UnmarshalBinary(b []byte) error { return unmarshalEmpty(b, "enquire_link") }
-func (*EnquireLinkResp) UnmarshalBinary(b []byte) error {
-	return unmarshalEmpty(b, "enquire_link_resp")
+func (p *GenericNack) AppendBinary(dst []byte) ([]byte, error) { return append(dst, p.TLVs.b...), nil }
+func (p *UnbindResp) AppendBinary(dst []byte) ([]byte, error)  { return append(dst, p.TLVs.b...), nil }
+func (p *EnquireLinkResp) AppendBinary(dst []byte) ([]byte, error) {
+	return append(dst, p.TLVs.b...), nil
 }
-func (*CancelSMResp) UnmarshalBinary(b []byte) error  { return unmarshalEmpty(b, "cancel_sm_resp") }
-func (*ReplaceSMResp) UnmarshalBinary(b []byte) error { return unmarshalEmpty(b, "replace_sm_resp") }
+func (p *CancelSMResp) AppendBinary(dst []byte) ([]byte, error) { return append(dst, p.TLVs.b...), nil }
+func (p *ReplaceSMResp) AppendBinary(dst []byte) ([]byte, error) {
+	return append(dst, p.TLVs.b...), nil
+}
 
-func (*GenericNack) String() string     { return "generic_nack{}" }
-func (*Unbind) String() string          { return "unbind{}" }
-func (*UnbindResp) String() string      { return "unbind_resp{}" }
-func (*EnquireLink) String() string     { return "enquire_link{}" }
-func (*EnquireLinkResp) String() string { return "enquire_link_resp{}" }
-func (*CancelSMResp) String() string    { return "cancel_sm_resp{}" }
-func (*ReplaceSMResp) String() string   { return "replace_sm_resp{}" }
+func (p *GenericNack) UnmarshalBinary(b []byte) error     { p.TLVs = respTLVs(b); return nil }
+func (*Unbind) UnmarshalBinary(b []byte) error            { return unmarshalEmpty(b, "unbind") }
+func (p *UnbindResp) UnmarshalBinary(b []byte) error      { p.TLVs = respTLVs(b); return nil }
+func (*EnquireLink) UnmarshalBinary(b []byte) error       { return unmarshalEmpty(b, "enquire_link") }
+func (p *EnquireLinkResp) UnmarshalBinary(b []byte) error { p.TLVs = respTLVs(b); return nil }
+func (p *CancelSMResp) UnmarshalBinary(b []byte) error    { p.TLVs = respTLVs(b); return nil }
+func (p *ReplaceSMResp) UnmarshalBinary(b []byte) error   { p.TLVs = respTLVs(b); return nil }
+
+func (p *GenericNack) String() string     { return "generic_nack{" + p.TLVs.String() + "}" }
+func (*Unbind) String() string            { return "unbind{}" }
+func (p *UnbindResp) String() string      { return "unbind_resp{" + p.TLVs.String() + "}" }
+func (*EnquireLink) String() string       { return "enquire_link{}" }
+func (p *EnquireLinkResp) String() string { return "enquire_link_resp{" + p.TLVs.String() + "}" }
+func (p *CancelSMResp) String() string    { return "cancel_sm_resp{" + p.TLVs.String() + "}" }
+func (p *ReplaceSMResp) String() string   { return "replace_sm_resp{" + p.TLVs.String() + "}" }
 
 // esm_class and registered_delivery bits used by optgate.
 const (
@@ -418,15 +427,20 @@ func appendMessageID(dst, id []byte, op string) ([]byte, error) {
 	return appendCString(dst, id, 65, StatusInvMsgID, op, "message_id")
 }
 
-func unmarshalMessageID(b []byte, op string) ([]byte, error) {
+// unmarshalMessageID reads a response's message_id and keeps what follows
+// as its TLVs.
+func unmarshalMessageID(b []byte, op string, t *TLVs) ([]byte, error) {
 	r := reader{b: b, op: op}
 	id := r.cstring("message_id", 65, StatusInvMsgID)
-	return id, r.done()
+	r.respTLVs(t)
+	return id, r.err
 }
 
-// SubmitSMResp answers submit_sm with the SMSC's message id.
+// SubmitSMResp answers submit_sm with the SMSC's message id, and any TLVs
+// the SMSC appended (SMPP v5.0 SMSCs send some, e.g. additional_status_info_text).
 type SubmitSMResp struct {
 	MessageID []byte // max 65 with NUL
+	TLVs      TLVs
 }
 
 // CommandID implements PDU.
@@ -434,23 +448,31 @@ func (p *SubmitSMResp) CommandID() CommandID { return SubmitSMRespID }
 
 // AppendBinary implements PDU.
 func (p *SubmitSMResp) AppendBinary(dst []byte) ([]byte, error) {
-	return appendMessageID(dst, p.MessageID, "submit_sm_resp")
+	dst, err := appendMessageID(dst, p.MessageID, "submit_sm_resp")
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, p.TLVs.b...), nil
 }
 
 // UnmarshalBinary implements PDU.
 func (p *SubmitSMResp) UnmarshalBinary(b []byte) (err error) {
-	p.MessageID, err = unmarshalMessageID(b, "submit_sm_resp")
+	p.MessageID, err = unmarshalMessageID(b, "submit_sm_resp", &p.TLVs)
 	return err
 }
 
 func (p *SubmitSMResp) String() string {
+	if p.TLVs.Len() > 0 {
+		return fmt.Sprintf("submit_sm_resp{message_id=%q %s}", p.MessageID, p.TLVs)
+	}
 	return fmt.Sprintf("submit_sm_resp{message_id=%q}", p.MessageID)
 }
 
 // DeliverSMResp answers deliver_sm; its message_id is always empty in 3.4,
-// but a non-empty one from a peer is accepted.
+// but a non-empty one from a peer is accepted, and so are TLVs.
 type DeliverSMResp struct {
 	MessageID []byte // max 65 with NUL; empty in 3.4
+	TLVs      TLVs
 }
 
 // CommandID implements PDU.
@@ -458,16 +480,23 @@ func (p *DeliverSMResp) CommandID() CommandID { return DeliverSMRespID }
 
 // AppendBinary implements PDU.
 func (p *DeliverSMResp) AppendBinary(dst []byte) ([]byte, error) {
-	return appendMessageID(dst, p.MessageID, "deliver_sm_resp")
+	dst, err := appendMessageID(dst, p.MessageID, "deliver_sm_resp")
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, p.TLVs.b...), nil
 }
 
 // UnmarshalBinary implements PDU.
 func (p *DeliverSMResp) UnmarshalBinary(b []byte) (err error) {
-	p.MessageID, err = unmarshalMessageID(b, "deliver_sm_resp")
+	p.MessageID, err = unmarshalMessageID(b, "deliver_sm_resp", &p.TLVs)
 	return err
 }
 
 func (p *DeliverSMResp) String() string {
+	if p.TLVs.Len() > 0 {
+		return fmt.Sprintf("deliver_sm_resp{message_id=%q %s}", p.MessageID, p.TLVs)
+	}
 	return fmt.Sprintf("deliver_sm_resp{message_id=%q}", p.MessageID)
 }
 
@@ -541,7 +570,7 @@ func (p *DataSMResp) AppendBinary(dst []byte) ([]byte, error) {
 func (p *DataSMResp) UnmarshalBinary(b []byte) error {
 	r := reader{b: b, op: "data_sm_resp"}
 	p.MessageID = r.cstring("message_id", 65, StatusInvMsgID)
-	r.tlvs(&p.TLVs)
+	r.respTLVs(&p.TLVs)
 	return r.err
 }
 
@@ -702,6 +731,7 @@ type UnsuccessSME struct {
 type SubmitMultiResp struct {
 	MessageID []byte
 	Unsuccess []UnsuccessSME
+	TLVs      TLVs
 }
 
 // CommandID implements PDU.
@@ -724,7 +754,7 @@ func (p *SubmitMultiResp) AppendBinary(dst []byte) ([]byte, error) {
 		}
 		dst = appendU32(dst, uint32(u.Status))
 	}
-	return dst, nil
+	return append(dst, p.TLVs.b...), nil
 }
 
 // UnmarshalBinary implements PDU.
@@ -741,7 +771,8 @@ func (p *SubmitMultiResp) UnmarshalBinary(b []byte) error {
 		u.Status = CommandStatus(uint32(hi)<<16 | uint32(lo))
 		p.Unsuccess = append(p.Unsuccess, u)
 	}
-	return r.done()
+	r.respTLVs(&p.TLVs)
+	return r.err
 }
 
 func (p *SubmitMultiResp) String() string {
@@ -753,7 +784,12 @@ func (p *SubmitMultiResp) String() string {
 		}
 		fmt.Fprintf(&sb, "%s:%s", u.Addr, u.Status)
 	}
-	sb.WriteString("]}")
+	sb.WriteByte(']')
+	if p.TLVs.Len() > 0 {
+		sb.WriteByte(' ')
+		sb.WriteString(p.TLVs.String())
+	}
+	sb.WriteByte('}')
 	return sb.String()
 }
 
@@ -793,6 +829,7 @@ type QuerySMResp struct {
 	FinalDate    []byte // empty or 16 characters
 	MessageState uint8
 	ErrorCode    uint8
+	TLVs         TLVs
 }
 
 // CommandID implements PDU.
@@ -807,7 +844,8 @@ func (p *QuerySMResp) AppendBinary(dst []byte) ([]byte, error) {
 	if dst, err = appendTime(dst, p.FinalDate, StatusInvSched, "query_sm_resp", "final_date"); err != nil {
 		return dst, err
 	}
-	return append(dst, p.MessageState, p.ErrorCode), nil
+	dst = append(dst, p.MessageState, p.ErrorCode)
+	return append(dst, p.TLVs.b...), nil
 }
 
 // UnmarshalBinary implements PDU.
@@ -817,12 +855,13 @@ func (p *QuerySMResp) UnmarshalBinary(b []byte) error {
 	p.FinalDate = r.timeField("final_date", StatusInvSched)
 	p.MessageState = r.u8("message_state")
 	p.ErrorCode = r.u8("error_code")
-	return r.done()
+	r.respTLVs(&p.TLVs)
+	return r.err
 }
 
 func (p *QuerySMResp) String() string {
-	return fmt.Sprintf("query_sm_resp{message_id=%q final_date=%q message_state=%d error_code=%d}",
-		p.MessageID, p.FinalDate, p.MessageState, p.ErrorCode)
+	return fmt.Sprintf("query_sm_resp{message_id=%q final_date=%q message_state=%d error_code=%d%s}",
+		p.MessageID, p.FinalDate, p.MessageState, p.ErrorCode, spaced(p.TLVs))
 }
 
 // CancelSM cancels a pending message.
