@@ -31,37 +31,57 @@ type commitReq struct {
 }
 
 // Group commit. Writers hand a commitReq to the committer goroutine and wait.
-// The committer takes every request already queued (up to MaxBatch), writes
-// them in as few Badger transactions as the size limits allow (a request is
-// never split), calls db.Sync once (Badger runs with SyncWrites=false, so the
-// transactions reach the memtable WAL and value log without fsync and Sync
-// makes them durable together), then applies the memory-index changes in
-// order and only then answers every request. While one batch syncs, the next
-// one queues up, so the fsync cost is shared by all concurrent writers.
+// The committer takes the requests already queued (up to MaxBatch, and only
+// as many as fit in one Badger transaction: the first request that would
+// take the transaction past 3/4 of Badger's batch count or size waits for
+// the next batch; a request is never split), writes them in ONE Badger
+// transaction and commits it. Badger runs with SyncWrites on (see Open), so
+// that commit returns only after the transaction's entries are fsynced in
+// the WAL of the memtable that received them: one fsync per batch, shared
+// by every request in it. Only then does the committer apply the
+// memory-index changes in order and answer every request. While one batch
+// syncs, the next one queues up, so concurrent writers share the fsync cost.
 //
-// If a commit or the sync fails, every request of the batch gets an error
-// wrapping ErrStorage, no memory change is applied, and the store is marked
-// failed: after a failed fsync what is on disk is unknown (Badger may even
-// serve the unsynced data), so further writes are refused with
-// ErrStoreFailed until the store is reopened and replays its logs.
+// One transaction per batch matters: with several transactions synced once
+// at the end by db.Sync, a memtable rotation between them would leave the
+// earlier ones in an old WAL that db.Sync does not sync (see Open).
+//
+// If the commit fails, every request of the batch gets an error wrapping
+// ErrStorage, no memory change is applied, and the store is marked failed:
+// after a failed fsync what is on disk is unknown (Badger may even serve
+// the unsynced data), so further writes are refused with ErrStoreFailed
+// until the store is reopened and replays its logs.
 func (s *Store) committer() {
 	defer s.wg.Done()
 	maxBatch := s.cfg.MaxBatch
+	maxCount, maxSize := s.db.MaxBatchCount()*3/4, s.db.MaxBatchSize()*3/4
 	batch := make([]*commitReq, 0, maxBatch)
+	var carry *commitReq // the request that did not fit in the previous batch
 	for {
-		var r *commitReq
-		select {
-		case r = <-s.reqs:
-		case <-s.quit:
-			// Close waits for writers first, so the queue is empty here.
-			return
+		r := carry
+		carry = nil
+		if r == nil {
+			select {
+			case r = <-s.reqs:
+			case <-s.quit:
+				// Close waits for writers first, so the queue is empty here.
+				return
+			}
 		}
 		batch = append(batch[:0], r)
+		count, size := int64(len(r.ops)), r.size
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case r = <-s.reqs:
+				n := int64(len(r.ops))
+				if count+n > maxCount || size+r.size > maxSize {
+					carry = r // first in the next batch (and its transaction)
+					break fill
+				}
 				batch = append(batch, r)
+				count += n
+				size += r.size
 			default:
 				break fill
 			}
@@ -76,11 +96,6 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	err := s.failedErr()
 	if err == nil {
 		err = s.writeBatch(batch)
-	}
-	if err == nil {
-		if err = s.sync(); err != nil {
-			err = fmt.Errorf("%w: sync: %v", ErrStorage, err)
-		}
 	}
 	s.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.batchSize.Observe(float64(len(batch)))
@@ -102,35 +117,12 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	}
 }
 
-// writeBatch writes the requests, packing several into one transaction while
-// it stays well below Badger's size limits.
+// writeBatch writes every request of the batch in one transaction and
+// commits it (synced: SyncWrites is on). The committer sized the batch to
+// fit; a single request too big for a transaction fails with ErrStorage.
 func (s *Store) writeBatch(batch []*commitReq) error {
-	maxCount, maxSize := s.db.MaxBatchCount()*3/4, s.db.MaxBatchSize()*3/4
-	var (
-		txn         *badger.Txn
-		count, size int64
-	)
-	flush := func() error {
-		if txn == nil {
-			return nil
-		}
-		err := txn.Commit()
-		txn, count, size = nil, 0, 0
-		if err != nil {
-			return fmt.Errorf("%w: commit: %v", ErrStorage, err)
-		}
-		return nil
-	}
+	txn := s.db.NewTransaction(true)
 	for _, r := range batch {
-		n := int64(len(r.ops))
-		if txn != nil && (count+n > maxCount || size+r.size > maxSize) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if txn == nil {
-			txn = s.db.NewTransaction(true)
-		}
 		for _, o := range r.ops {
 			var err error
 			if o.del {
@@ -147,10 +139,11 @@ func (s *Store) writeBatch(batch []*commitReq) error {
 				return fmt.Errorf("%w: write: %v", ErrStorage, err)
 			}
 		}
-		count += n
-		size += r.size
 	}
-	return flush()
+	if err := s.commitTxn(txn); err != nil {
+		return fmt.Errorf("%w: commit: %v", ErrStorage, err)
+	}
+	return nil
 }
 
 func (s *Store) failedErr() error {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/nyaruka/phonenumbers"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -314,6 +315,9 @@ type Config struct {
 	DedupeTTL time.Duration
 	// BadgerLowMemory uses small Badger memtables and caches (tests, tools).
 	BadgerLowMemory bool
+
+	// badgerOptions, when set (tests only), adjusts the Badger options last.
+	badgerOptions func(badger.Options) badger.Options
 }
 
 // Validate reports every problem of the configuration at once.

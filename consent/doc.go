@@ -63,10 +63,11 @@
 //
 // All these writes go to the committer as one request. The committer is a
 // single goroutine that takes every request queued at that moment (group
-// commit), writes them in one Badger transaction (Badger runs with
-// SyncWrites off), calls db.Sync once for the whole batch, and only then
-// updates the in-memory suppression index and wakes the waiting callers. A
-// thousand concurrent STOPs thus share one fsync. If the write or the fsync
+// commit, as many as fit in one Badger transaction), writes them in that
+// one transaction and commits it; Badger runs with SyncWrites on, so the
+// commit returns once the transaction is fsynced in its memtable's WAL.
+// Only then does it update the in-memory suppression index and wake the
+// waiting callers. A thousand concurrent STOPs thus share one fsync. If the write or the fsync
 // fails, every caller of the batch gets an error wrapping ErrStorage,
 // nothing reaches the memory index, and the store refuses further writes
 // (ErrStoreFailed) until reopened, since what reached the disk is unknown.

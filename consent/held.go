@@ -12,8 +12,10 @@ import (
 // tenant's MaxHeld messages waiting.
 var ErrHoldLimit = errors.New("consent: too many held messages for recipient")
 
-// maxPayload bounds a held message's payload.
-const maxPayload = 1 << 20
+// maxPayload bounds a held message's payload. It keeps every stored value
+// well below Badger's ValueThreshold (1 MiB), so held messages live in the
+// synced WAL like everything else (see the durability comment in Open).
+const maxPayload = 512 << 10
 
 // takeHeld removes every held message of (channel, recipient) in the change
 // and appends them to out.

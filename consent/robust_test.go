@@ -6,12 +6,15 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/optgate/optgate/consent/keyword"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/consent/keyword"
 )
 
 // TestConcurrentOptOutAndCheck runs many goroutines opting out, opting in
@@ -140,7 +143,7 @@ func TestStorageFailure(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.mo("acme", ChannelSMS, senderA, "+12025550100", "STOP")
-	h.s.sync = func() error { return errors.New("no space left on device") }
+	h.s.commitTxn = func(txn *badger.Txn) error { txn.Discard(); return errors.New("no space left on device") }
 	_, err := h.s.Inbound(ctx, InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, Text: "STOP", MessageID: "x1"})
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("want ErrStorage, got %v", err)
