@@ -14,8 +14,11 @@ const maxNumberInput = 64
 // SMS numbers may be in any format phonenumbers parses, national numbers
 // being read in defaultRegion (e.g. "US"). WhatsApp recipients are wa_ids
 // (digits with the country code, no "+"); a leading "+" is accepted too.
-// A number that does not parse or has an impossible length returns an error
-// matching ErrInvalidNumber that quotes the input. Numbers in ranges unknown
+// A number that does not parse or whose length is not possible for its
+// country (phonenumbers.IsPossibleNumberWithReason must say IS_POSSIBLE: a
+// number that is only possible locally, without its area code, is refused
+// too) returns an error matching ErrInvalidNumber that quotes the input
+// and says why. Numbers in ranges unknown
 // to the metadata are accepted (possible, not necessarily valid): an opt-out
 // from such a number must still be honoured. Input already in canonical
 // E.164 (see canonicalDigits) is returned as is without calling
@@ -47,8 +50,8 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidNumber, s, err)
 	}
-	if !phonenumbers.IsPossibleNumber(num) {
-		return "", fmt.Errorf("%w: %q: not a possible number", ErrInvalidNumber, s)
+	if why := phonenumbers.IsPossibleNumberWithReason(num); why != phonenumbers.IS_POSSIBLE {
+		return "", fmt.Errorf("%w: %q: not a possible number (%s)", ErrInvalidNumber, s, impossibleReason(why))
 	}
 	out := phonenumbers.Format(num, phonenumbers.E164)
 	// The result must be a fixed point, or the same person could be stored
@@ -60,6 +63,22 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// impossibleReason words a phonenumbers length verdict for an error.
+func impossibleReason(v phonenumbers.ValidationResult) string {
+	switch v {
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return "unknown country code"
+	case phonenumbers.TOO_SHORT:
+		return "too short for its country"
+	case phonenumbers.TOO_LONG:
+		return "too long for its country"
+	case phonenumbers.IS_POSSIBLE_LOCAL_ONLY:
+		return "a local number without its area code"
+	default:
+		return "no number of that length in its country"
+	}
 }
 
 func allDigits(s string) bool {
@@ -79,6 +98,11 @@ type ccInfo struct {
 	known bool     // a country calling code
 	fast  bool     // its numbers may take the fast path (see canonicalDigits)
 	ndd   []string // literal national prefixes for parsing, digits only
+	// lengths has bit n set when a national significant number of n digits
+	// is possible (IS_POSSIBLE) for the code, as phonenumbers decides it:
+	// the possible lengths of the general description of the code's main
+	// region, local-only lengths excluded.
+	lengths uint32
 }
 
 // callingCodes is indexed by country calling code (1–999). It is built from
@@ -103,6 +127,19 @@ var callingCodes = func() (t [1000]ccInfo) {
 		info := &t[cc]
 		if !info.known {
 			info.known, info.fast = true, true
+		}
+		gd := md.GetGeneralDesc()
+		if gd.GetNationalNumberPattern() == "" {
+			// No metadata: phonenumbers accepts 2–17 digits.
+			for n := phonenumbers.MIN_LENGTH_FOR_NSN; n <= phonenumbers.MAX_LENGTH_FOR_NSN; n++ {
+				info.lengths |= 1 << n
+			}
+		} else {
+			for _, n := range gd.GetPossibleLength() {
+				if n > 0 && n < 32 {
+					info.lengths |= 1 << n
+				}
+			}
 		}
 		p := md.GetNationalPrefixForParsing()
 		if p == "" {
@@ -132,9 +169,13 @@ var callingCodes = func() (t [1000]ccInfo) {
 // after "+". It accepts "+" and 7–15 digits (for WhatsApp also bare digits)
 // whose country code exists, whose regions strip at most a literal national
 // prefix, and whose national part starts with neither 0 nor such a prefix:
-// phonenumbers returns those unchanged (TestCanonicalFastPath checks this on
+// and whose national part has a length possible for the code (callingCodes
+// .lengths, from the phonenumbers metadata): phonenumbers accepts those as
+// possible and returns them unchanged (TestCanonicalFastPath checks this on
 // random numbers and every region's example numbers). Anything else takes
-// the slow path through phonenumbers.
+// the slow path through phonenumbers, which refuses impossible numbers; so
+// Check on an impossible number returns an ErrInvalidNumber error (never
+// "allow"): its caller must not send.
 // It does not validate number ranges: nothing can be suppressed under an
 // invalid number, so such a number is simply not found.
 func canonicalDigits(channel, s string) (string, bool) {
@@ -161,8 +202,8 @@ func canonicalDigits(channel, s string) (string, bool) {
 			return "", false
 		}
 		nat := d[l:]
-		if len(nat) < 4 || nat[0] == '0' {
-			return "", false
+		if len(nat) < 4 || nat[0] == '0' || info.lengths&(1<<len(nat)) == 0 {
+			return "", false // impossible lengths go to phonenumbers, which refuses them
 		}
 		for _, p := range info.ndd {
 			if strings.HasPrefix(nat, p) {

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strconv"
@@ -28,6 +29,21 @@ func TestNormalizeRecipient(t *testing.T) {
 		{ChannelSMS, "US", "hello", "", true},
 		{ChannelSMS, "US", "+1", "", true},
 		{ChannelSMS, "US", strings.Repeat("1", 100), "", true},
+		// Impossible lengths, in canonical form too (the fast path used to
+		// skip the length check) and formatted.
+		{ChannelSMS, "US", "+1202555", "", true},
+		{ChannelSMS, "US", "+12025550", "", true}, // local-only length: no area code
+		{ChannelSMS, "US", "+120255501234", "", true},
+		{ChannelSMS, "US", "+44123456", "", true},
+		{ChannelSMS, "US", "+1 202 555", "", true},
+		{ChannelWhatsApp, "US", "12025550", "", true},
+		{ChannelWhatsApp, "US", "44123456", "", true},
+		{ChannelSMS, "US", "555 0123", "", true}, // national, local-only
+		{ChannelSMS, "US", "+15145550100", "+15145550100", false},
+		{ChannelSMS, "US", "+33612345678", "+33612345678", false},
+		{ChannelSMS, "US", "+4915123456789", "+4915123456789", false},
+		{ChannelSMS, "US", "+447911123456", "+447911123456", false},
+		{ChannelWhatsApp, "US", "4915123456789", "+4915123456789", false},
 	} {
 		got, err := NormalizeRecipient(tc.ch, tc.region, tc.in)
 		if tc.err {
@@ -61,14 +77,17 @@ func TestCanonicalFastPath(t *testing.T) {
 		}
 		accepted++
 		num, err := phonenumbers.Parse(s, "ZZ")
-		if err != nil || !phonenumbers.IsPossibleNumber(num) {
-			continue
+		if err != nil {
+			t.Fatalf("fast path accepts %s but phonenumbers does not parse it: %v", s, err)
+		}
+		if why := phonenumbers.IsPossibleNumberWithReason(num); why != phonenumbers.IS_POSSIBLE {
+			t.Fatalf("fast path accepts %s but phonenumbers says %v", s, why)
 		}
 		if got := phonenumbers.Format(num, phonenumbers.E164); got != s {
 			t.Fatalf("fast path accepts %s but phonenumbers makes it %s", s, got)
 		}
 	}
-	if accepted < 50000 {
+	if accepted < 30000 {
 		t.Fatalf("fast path accepted only %d random numbers", accepted)
 	}
 	slow := 0
@@ -120,4 +139,44 @@ func FuzzNormalizeRecipient(f *testing.F) {
 			t.Fatalf("%q: fast path digits %q", got, d)
 		}
 	})
+}
+
+// TestImpossibleNumbersRefused: every write path refuses a number whose
+// length is impossible for its country, and Check answers an error (do not
+// send), not "allow".
+func TestImpossibleNumbersRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, n := range []string{"+1202555", "+12025550", "+120255501234", "+44123456", "+1 202 555"} {
+		_, err := h.s.Inbound(ctx, InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: n, Text: "STOP"})
+		if !errors.Is(err, ErrInvalidNumber) || !strings.Contains(err.Error(), "not a possible number") {
+			t.Errorf("Inbound %s: %v", n, err)
+		}
+		_, err = h.s.OptOut(ctx, OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: n, Operator: "ops"})
+		if !errors.Is(err, ErrInvalidNumber) {
+			t.Errorf("OptOut %s: %v", n, err)
+		}
+		_, err = h.s.OptOut(ctx, OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: n, Operator: "ops", API: true})
+		if !errors.Is(err, ErrInvalidNumber) {
+			t.Errorf("OptOut (API) %s: %v", n, err)
+		}
+		if d, err := h.s.Check("acme", ChannelSMS, senderA, n, 0); !errors.Is(err, ErrInvalidNumber) {
+			t.Errorf("Check %s: %+v, %v", n, d, err)
+		}
+	}
+	rep, err := h.s.Import(ctx, strings.NewReader("recipient\n+1202555\n+12025550\n+120255501234\n+44123456\n+447911123456\n"),
+		ImportOptions{Tenant: "acme", Source: "test", Operator: "ops"})
+	requireNoErr(t, err)
+	requireEqual(t, rep.ErrorCount, 4, "import errors")
+	requireEqual(t, rep.Applied, 1, "import applied")
+	for i, e := range rep.Errors {
+		requireEqual(t, e.Line, i+2, "error line")
+		if !errors.Is(e.Err, ErrInvalidNumber) {
+			t.Errorf("line %d: %v", e.Line, e.Err)
+		}
+	}
+	for _, n := range []string{"+15145550100", "+33612345678", "+4915123456789", "+447911123456"} {
+		h.mo("acme", ChannelSMS, senderA, n, "STOP")
+		requireEqual(t, h.check("acme", ChannelSMS, senderA, n, 0).Reason, ReasonOptedOut, n)
+	}
 }

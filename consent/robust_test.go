@@ -300,7 +300,7 @@ func TestImportLarge(t *testing.T) {
 		w := csv.NewWriter(pw)
 		w.Write([]string{"recipient"})
 		for i := 0; i < rows; i++ {
-			w.Write([]string{fmt.Sprintf("+1303555%04d", i)})
+			w.Write([]string{fmt.Sprintf("+130355%05d", i)}) // 11 digits: +1 and ten
 		}
 		w.Flush()
 		pw.Close()
@@ -308,7 +308,7 @@ func TestImportLarge(t *testing.T) {
 	rep, err := h.s.Import(context.Background(), pr, ImportOptions{Tenant: "acme", Source: "bulk", Operator: "ops"})
 	requireNoErr(t, err)
 	requireEqual(t, rep.Applied, rows)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+13035559999", 0).Reason, ReasonOptedOut)
+	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+13035519999", 0).Reason, ReasonOptedOut)
 }
 
 func TestTenantValidation(t *testing.T) {
