@@ -256,7 +256,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			return
 		}
 		if udh.Total > 1 {
-			msg, complete, err := g.reasm.Add(from+"|"+to, udh.Ref, udh.Total, udh.Seq, dc, rest)
+			msg, complete, err := g.reasm.AddUDH(from+"|"+to, udh, dc, rest) // the reference width is part of the set
 			if err != nil || !complete {
 				// A part is held in memory until the set completes; the
 				// set's timeout drops incomplete ones.

@@ -17,6 +17,7 @@ const (
 type Message struct {
 	Key    string     // the caller's key, e.g. source|destination
 	Ref    uint16     // concatenation reference
+	Ref8   bool       // Ref was an 8-bit UDH reference (IE 0x00)
 	Total  uint8      // number of parts joined
 	Coding DataCoding // data_coding of part 1 (or the first part to arrive)
 	Data   []byte     // the parts' octets joined in sequence order
@@ -54,6 +55,7 @@ type Fragment struct {
 type Dropped struct {
 	Key    string
 	Ref    uint16
+	Ref8   bool // Ref was an 8-bit UDH reference
 	Total  uint8
 	Coding DataCoding
 	Reason DropReason
@@ -73,10 +75,12 @@ type ReassemblerStats struct {
 }
 
 // Reassembler joins the parts of incoming concatenated messages, whether
-// they came with a UDH (see ParseUDH) or with sar_* TLVs. Parts belong to
-// the same set when key and ref match; the caller builds key from whatever
-// identifies the sender and recipient (for example "src|dst", plus the bind
-// if references are per link).
+// they came with a UDH (see ParseUDH and AddUDH) or with sar_* TLVs (Add).
+// Parts belong to the same set when key, ref and the reference's width
+// match: an 8-bit UDH reference 5 and a 16-bit reference 5 are different
+// sets. The caller builds key from whatever identifies the sender and
+// recipient (for example "src|dst", plus the bind if references are per
+// link).
 //
 // Memory is bounded. When a new set would exceed MaxSets, or a new part
 // would exceed MaxBytes, the oldest incomplete sets are evicted (reported to
@@ -119,8 +123,9 @@ type Reassembler struct {
 }
 
 type setKey struct {
-	key string
-	ref uint16
+	key  string
+	ref  uint16
+	ref8 bool // an 8-bit UDH reference: never the same set as a 16-bit one
 }
 
 type pendingSet struct {
@@ -163,7 +168,15 @@ func (r *Reassembler) now() time.Time {
 	return time.Now()
 }
 
-// Add records part seq of total of the set (key, ref). data is copied. When
+// AddUDH is Add for a part that came with a user data header: the
+// reference's width (udh.Ref16) is part of the set's identity.
+func (r *Reassembler) AddUDH(key string, udh UDH, coding DataCoding, data []byte) (msg *Message, complete bool, err error) {
+	return r.add(key, udh.Ref, !udh.Ref16, udh.Total, udh.Seq, coding, data)
+}
+
+// Add records part seq of total of the set (key, ref), where ref is a
+// 16-bit reference: sar_msg_ref_num, or a UDH IE 0x08 reference (AddUDH
+// tells the two UDH forms apart by itself). data is copied. When
 // the part completes its set, Add returns the joined message and complete
 // true; a single-part message (total 1) completes at once without being
 // stored. A duplicate part (a seq already received) is ignored: the first
@@ -174,6 +187,10 @@ func (r *Reassembler) now() time.Time {
 // with (the set is kept; the part is refused); ErrMemoryLimit when the
 // part cannot fit within MaxBytes.
 func (r *Reassembler) Add(key string, ref uint16, total, seq uint8, coding DataCoding, data []byte) (msg *Message, complete bool, err error) {
+	return r.add(key, ref, false, total, seq, coding, data)
+}
+
+func (r *Reassembler) add(key string, ref uint16, ref8 bool, total, seq uint8, coding DataCoding, data []byte) (msg *Message, complete bool, err error) {
 	if total == 0 || seq == 0 || seq > total {
 		r.mu.Lock()
 		r.stats.Refused++
@@ -183,7 +200,7 @@ func (r *Reassembler) Add(key string, ref uint16, total, seq uint8, coding DataC
 	if total == 1 {
 		d := make([]byte, len(data))
 		copy(d, data)
-		return newMessage(key, ref, 1, coding, d), true, nil
+		return newMessage(setKey{key, ref, ref8}, 1, coding, d), true, nil
 	}
 	var dropped []Dropped
 	defer func() { r.report(dropped) }()
@@ -199,7 +216,7 @@ func (r *Reassembler) Add(key string, ref uint16, total, seq uint8, coding DataC
 		r.stats.Refused++
 		return nil, false, fmt.Errorf("%w: part of %d octets exceeds %d", ErrMemoryLimit, len(data), maxBytes)
 	}
-	k := setKey{key, ref}
+	k := setKey{key, ref, ref8}
 	s := r.sets[k]
 	if s != nil {
 		if s.total != total {
@@ -251,12 +268,12 @@ func (r *Reassembler) Add(key string, ref uint16, total, seq uint8, coding DataC
 	for _, p := range s.parts {
 		joined = append(joined, p...)
 	}
-	return newMessage(key, ref, total, s.coding, joined), true, nil
+	return newMessage(k, total, s.coding, joined), true, nil
 }
 
-func newMessage(key string, ref uint16, total uint8, coding DataCoding, data []byte) *Message {
+func newMessage(k setKey, total uint8, coding DataCoding, data []byte) *Message {
 	text, err := Decode(coding, data)
-	return &Message{Key: key, Ref: ref, Total: total, Coding: coding, Data: data, Text: text, Err: err}
+	return &Message{Key: k.key, Ref: k.ref, Ref8: k.ref8, Total: total, Coding: coding, Data: data, Text: text, Err: err}
 }
 
 // Expire drops the incomplete sets whose first part arrived at least
@@ -306,7 +323,7 @@ func (r *Reassembler) dropLocked(s *pendingSet, why DropReason, dropped []Droppe
 	} else {
 		r.stats.Evicted++
 	}
-	d := Dropped{Key: s.k.key, Ref: s.k.ref, Total: s.total, Coding: s.coding, Reason: why, First: s.first}
+	d := Dropped{Key: s.k.key, Ref: s.k.ref, Ref8: s.k.ref8, Total: s.total, Coding: s.coding, Reason: why, First: s.first}
 	if r.OnDrop != nil {
 		d.Parts = make([]Fragment, 0, s.got)
 		for i, p := range s.parts {

@@ -380,3 +380,25 @@ func TestSplitReassembleRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// An 8-bit and a 16-bit UDH reference with the same number are different
+// sets: their parts must not be joined.
+func TestReassembleRefWidthsDoNotCollide(t *testing.T) {
+	var r Reassembler
+	_, complete, err := r.AddUDH("a|b", UDH{Concat: true, Ref: 5, Total: 2, Seq: 1}, GSM7, []byte("eight-"))
+	requireNoError(t, err)
+	requireEqual(t, complete, false)
+	_, complete, err = r.AddUDH("a|b", UDH{Concat: true, Ref16: true, Ref: 5, Total: 2, Seq: 2}, GSM7, []byte("sixteen"))
+	requireNoError(t, err)
+	requireEqual(t, complete, false) // not joined with the 8-bit set
+	requireEqual(t, r.Stats().Pending, 2)
+	// A SAR (16-bit) part completes the 16-bit set, not the 8-bit one.
+	msg, complete, err := r.Add("a|b", 5, 2, 1, GSM7, []byte("sar-"))
+	requireNoError(t, err)
+	requireEqual(t, complete, true)
+	requireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"sar-sixteen", uint16(5), false})
+	msg, complete, err = r.AddUDH("a|b", UDH{Concat: true, Ref: 5, Total: 2, Seq: 2}, GSM7, []byte("bit"))
+	requireNoError(t, err)
+	requireEqual(t, complete, true)
+	requireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"eight-bit", uint16(5), true})
+}
