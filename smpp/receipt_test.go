@@ -19,9 +19,29 @@ func TestDeliverReceiptForms(t *testing.T) {
 	requireNoErr(t, d.TLVs.Set(TagNetworkErrorCode, []byte{3, 0, 34}))
 	r, ok = d.Receipt()
 	requireEqual(t, ok, true)
-	requireEqual(t, [4]any{r.ID, r.State, r.Stat, r.Err}, [4]any{"abc", dlr.Undeliverable, "UNDELIV", "34"})
+	requireEqual(t, [4]any{r.ID, r.State, r.Stat, r.Err}, [4]any{"abc", dlr.Undeliverable, "UNDELIV", "034"}) // the text form's three digits
 	requireEqual(t, r.Text, "hello")
 	// Neither form.
 	_, ok = (&DeliverSM{SM: SM{ShortMessage: []byte("just a message")}}).Receipt()
 	requireEqual(t, ok, false)
+}
+
+// A receipt with an id but no state anywhere (no message_state TLV, text
+// that does not parse) is not reported as State 0 (SCHEDULED): ok is false
+// and the state is Unknown.
+func TestReceiptWithoutState(t *testing.T) {
+	d := &DeliverSM{SM: SM{ESMClass: ESMClassReceipt, ShortMessage: []byte("garbled \x01 receipt")}}
+	requireNoErr(t, d.TLVs.SetCString(TagReceiptedMessageID, "abc"))
+	r, ok := d.Receipt()
+	requireEqual(t, ok, false)
+	requireEqual(t, [3]any{r.ID, r.State, r.Stat}, [3]any{"abc", dlr.Unknown, ""})
+	// The state alone from the TLV is enough; codes over 999 keep their digits.
+	requireNoErr(t, d.TLVs.SetUint8(TagMessageState, uint8(dlr.Delivered)))
+	requireNoErr(t, d.TLVs.Set(TagNetworkErrorCode, []byte{3, 0x04, 0xD2}))
+	r, ok = d.Receipt()
+	requireEqual(t, ok, true)
+	requireEqual(t, [3]any{r.State, r.Stat, r.Err}, [3]any{dlr.Delivered, "DELIVRD", "1234"})
+	requireNoErr(t, d.TLVs.Set(TagNetworkErrorCode, []byte{3, 0, 0}))
+	r, _ = d.Receipt()
+	requireEqual(t, r.Err, "000")
 }
