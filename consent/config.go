@@ -268,7 +268,7 @@ type templateField struct {
 
 func templateFields(t *keyword.Templates) []templateField {
 	return []templateField{
-		{"OptOut", &t.OptOut}, {"OptIn", &t.OptIn}, {"Help", &t.Help},
+		{"OptOut", &t.OptOut}, {"MarketingOptOut", &t.MarketingOptOut}, {"OptIn", &t.OptIn}, {"Help", &t.Help},
 		{"AttestationPrompt", &t.AttestationPrompt}, {"Reprompt", &t.Reprompt},
 		{"AttestationConfirm", &t.AttestationConfirm}, {"Disclaimer", &t.Disclaimer},
 	}

@@ -1,6 +1,9 @@
 package consent
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,4 +45,40 @@ func TestPendingRepliesSurviveUntilSent(t *testing.T) {
 	// A message that is not a keyword produces no reply and nothing pending.
 	requireEqual(t, len(h.mo("acme", ChannelSMS, senderA, "+15145550101", "hello").Replies), 0)
 	requireEqual(t, len(pending()), 0)
+}
+
+// TestMarketingOptOutReply: a marketing-only opt-out is confirmed with the
+// marketing template of the keyword's language (transactional messages
+// continue, so it must not say "no more messages"); a full opt-out keeps
+// the opt-out confirmation.
+func TestMarketingOptOutReply(t *testing.T) {
+	h := newHarness(t)
+	var rcpts []string
+	for _, tc := range []struct{ text, lang string }{
+		{"Stop promotions", "en"}, {"ARRÊTER LES PROMOTIONS", "fr"}, {"Werbung stoppen", "de"},
+		{"detener promociones", "es"}, {"interrompi promozioni", "it"}, {"parar promoções", "pt"},
+		{"promoties stoppen", "nl"}, {"stop kampagner", "da"},
+	} {
+		rcpt := "+1514555" + fmt.Sprintf("%04d", 100+len(rcpts))
+		rcpts = append(rcpts, rcpt)
+		res := h.mo("acme", ChannelSMS, senderA, rcpt, tc.text)
+		requireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut}, tc.text)
+		tpl, _ := h.s.tenants["acme"].tpl[tc.lang]
+		requireEqual(t, res.Replies[0].Text, tpl.MarketingOptOut, tc.text)
+		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.text)
+		if strings.Contains(res.Replies[0].Text, "no more messages") || res.Replies[0].Text == tpl.OptOut {
+			t.Errorf("%s: marketing reply %q", tc.text, res.Replies[0].Text)
+		}
+		requireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, CategoryTransactional).Allow, true, "transactional still allowed")
+	}
+	en := h.s.tenants["acme"].tpl["en"].MarketingOptOut
+	if !strings.Contains(en, "marketing") || !strings.Contains(en, "Acme") {
+		t.Errorf("en marketing reply %q", en)
+	}
+	// An operator's marketing opt-out with a sender gets the same reply.
+	res, err := h.s.OptOut(context.Background(), OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA,
+		Sender: senderA, Operator: "ops", Marketing: true})
+	requireNoErr(t, err)
+	requireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut})
+	requireEqual(t, res.Replies[0].Text, en)
 }

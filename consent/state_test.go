@@ -35,7 +35,7 @@ func TestInboundTransitions(t *testing.T) {
 		{name: "none/START", text: "START", want: want{replies: []ReplyKind{ReplyOptIn}}},
 		{name: "none/YES", text: "YES", want: want{forward: true}},
 		{name: "none/HELP", text: "HELP", want: want{replies: []ReplyKind{ReplyHelp}}},
-		{name: "none/stop promotions", text: "Stop promotions", want: want{replies: []ReplyKind{ReplyOptOut}, mkt: ReasonMarketingOptOut}},
+		{name: "none/stop promotions", text: "Stop promotions", want: want{replies: []ReplyKind{ReplyMarketingOptOut}, mkt: ReasonMarketingOptOut}},
 		{name: "none/text", text: "hello there", want: want{forward: true}},
 		{name: "none/empty", text: "", want: want{forward: true}},
 		// opted out
@@ -63,7 +63,7 @@ func TestInboundTransitions(t *testing.T) {
 		{name: "sender/STOPALL", scope: ScopeSender, text: "STOP ALL", want: want{replies: []ReplyKind{ReplyOptOut}, tx: ReasonOptedOutAll, mkt: ReasonOptedOutAll, otherTx: ReasonOptedOutAll}},
 		{name: "sender/STOP then START", scope: ScopeSender, setup: []string{"STOP"}, text: "START", want: want{replies: []ReplyKind{ReplyOptIn}}},
 		{name: "sender/STOPALL then START", scope: ScopeSender, setup: []string{"STOPALL"}, text: "START", want: want{replies: []ReplyKind{ReplyOptIn}}},
-		{name: "sender/mkt", scope: ScopeSender, text: "stop promotions", want: want{replies: []ReplyKind{ReplyOptOut}, mkt: ReasonMarketingOptOut}},
+		{name: "sender/mkt", scope: ScopeSender, text: "stop promotions", want: want{replies: []ReplyKind{ReplyMarketingOptOut}, mkt: ReasonMarketingOptOut}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -154,7 +154,13 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 	if tr.reply && (firstChange || c.windowOver(lastConfirm)) {
 		first.r.lastConfirm = now
 		c.mark(first)
-		c.reply(res, ReplyOptOut, c.t.templates(tr.lang).OptOut, tr)
+		if k.full() || res.New == StateOptedOut {
+			c.reply(res, ReplyOptOut, c.t.templates(tr.lang).OptOut, tr)
+		} else {
+			// Marketing only: transactional messages continue, so the reply
+			// must not say "no more messages".
+			c.reply(res, ReplyMarketingOptOut, c.t.templates(tr.lang).MarketingOptOut, tr)
+		}
 	}
 	return nil
 }

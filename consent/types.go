@@ -146,6 +146,7 @@ type ReplyKind string
 // Reply kinds.
 const (
 	ReplyOptOut             ReplyKind = "opt_out_confirmation"
+	ReplyMarketingOptOut    ReplyKind = "marketing_opt_out_confirmation" // marketing-only opt-out
 	ReplyOptIn              ReplyKind = "opt_in_confirmation"
 	ReplyHelp               ReplyKind = "help"
 	ReplyAttestationPrompt  ReplyKind = "attestation_prompt"

@@ -141,7 +141,7 @@ func TestTemplates(t *testing.T) {
 	for _, lang := range Languages() {
 		tp := DefaultTemplates(lang)
 		for name, text := range map[string]string{
-			"OptOut": tp.OptOut, "OptIn": tp.OptIn, "Help": tp.Help,
+			"OptOut": tp.OptOut, "MarketingOptOut": tp.MarketingOptOut, "OptIn": tp.OptIn, "Help": tp.Help,
 			"AttestationPrompt": tp.AttestationPrompt, "Reprompt": tp.Reprompt,
 			"AttestationConfirm": tp.AttestationConfirm, "Disclaimer": tp.Disclaimer,
 		} {
@@ -180,6 +180,11 @@ func TestTemplates(t *testing.T) {
 	for _, s := range []string{"Msg&data rates may apply", "Reply STOP to opt out", "{help}"} {
 		if !strings.Contains(en.Help, s) {
 			t.Errorf("en Help %q lacks %q", en.Help, s)
+		}
+	}
+	for _, lang := range Languages() {
+		if tp := DefaultTemplates(lang); tp.MarketingOptOut == "" || tp.MarketingOptOut == tp.OptOut {
+			t.Errorf("%s: no marketing opt-out confirmation of its own", lang)
 		}
 	}
 	if !strings.Contains(en.OptOut, "START") {

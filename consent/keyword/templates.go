@@ -8,7 +8,11 @@ package keyword
 // a 17-character contact, fits one 160-septet segment. Confirmations carry
 // no marketing (FCC §64.1200(a)(12)).
 type Templates struct {
-	OptOut             string // after STOP: confirms only, offers START
+	OptOut string // after STOP: confirms only, offers START
+	// MarketingOptOut confirms a marketing-only opt-out ("Stop promotions"):
+	// only marketing stops, so it must not say "no more messages"; it says
+	// how to stop everything.
+	MarketingOptOut    string
 	OptIn              string // after START: confirms, gives HELP and STOP
 	Help               string // after HELP: contact, rates, frequency, STOP
 	AttestationPrompt  string // asks for the YES that opens the gate
@@ -20,6 +24,7 @@ type Templates struct {
 var templates = map[string]Templates{
 	"en": {
 		OptOut:             "{brand}: You are unsubscribed and will receive no more messages. Reply START to resubscribe.",
+		MarketingOptOut:    "You will no longer receive marketing messages from {brand}. Reply STOP to stop all messages, HELP for help.",
 		OptIn:              "{brand}: You are subscribed. Msg frequency varies. Msg&data rates may apply. Reply HELP for help, STOP to opt out.",
 		Help:               "{brand}: Help at {help}. Msg frequency varies. Msg&data rates may apply. Reply STOP to opt out.",
 		AttestationPrompt:  "{brand} would like to send you text messages. Reply YES to agree. Msg&data rates may apply. Reply STOP to opt out.",
@@ -29,6 +34,7 @@ var templates = map[string]Templates{
 	},
 	"fr": {
 		OptOut:             "{brand}: Vous avez été désabonné et ne recevrez plus de messages. Répondez START pour vous réabonner.",
+		MarketingOptOut:    "Vous ne recevrez plus de messages promotionnels de {brand}. Répondez STOP pour ne plus rien recevoir, AIDE pour de l'aide.",
 		OptIn:              "{brand}: Abonnement confirmé. Fréquence variable. Des frais de SMS peuvent s'appliquer. AIDE pour de l'aide, STOP pour vous désabonner.",
 		Help:               "{brand}: Aide: {help}. Fréquence variable. Des frais de SMS peuvent s'appliquer. Répondez STOP pour vous désabonner.",
 		AttestationPrompt:  "{brand} souhaite vous envoyer des SMS. Répondez OUI pour accepter. Des frais peuvent s'appliquer. Répondez STOP pour refuser.",
@@ -38,6 +44,7 @@ var templates = map[string]Templates{
 	},
 	"de": {
 		OptOut:             "{brand}: Sie wurden abgemeldet und erhalten keine Nachrichten mehr. Antworten Sie START, um sich wieder anzumelden.",
+		MarketingOptOut:    "Sie erhalten keine Werbung mehr von {brand}. Antworten Sie STOPP für keine Nachrichten mehr, HILFE für Hilfe.",
 		OptIn:              "{brand}: Sie sind angemeldet. Häufigkeit variiert. Es können SMS-Gebühren anfallen. HILFE für Hilfe, STOPP zum Abmelden.",
 		Help:               "{brand}: Hilfe unter {help}. Häufigkeit variiert. Es können SMS-Gebühren anfallen. Antworten Sie STOPP zum Abmelden.",
 		AttestationPrompt:  "{brand} möchte Ihnen SMS senden. Antworten Sie JA zur Zustimmung. Es können Gebühren anfallen. STOPP zum Abmelden.",
@@ -47,6 +54,7 @@ var templates = map[string]Templates{
 	},
 	"es": {
 		OptOut:             "{brand}: Baja confirmada. No te enviaremos otros mensajes. Responde START para volver a suscribirte.",
+		MarketingOptOut:    "Ya no recibiras mensajes promocionales de {brand}. Responde STOP para no recibir nada mas, AYUDA para ayuda.",
 		OptIn:              "{brand}: Alta confirmada. Frecuencia variable. Pueden aplicarse tarifas de SMS. AYUDA para ayuda, STOP para darte de baja.",
 		Help:               "{brand}: Ayuda en {help}. Frecuencia variable. Pueden aplicarse tarifas de SMS. Responde STOP para darte de baja.",
 		AttestationPrompt:  "{brand} quiere enviarte SMS. Responde SI para aceptar. Pueden aplicarse tarifas. Responde STOP para darte de baja.",
@@ -56,6 +64,7 @@ var templates = map[string]Templates{
 	},
 	"it": {
 		OptOut:             "{brand}: Disiscrizione confermata, non riceverai altri messaggi. Rispondi START per iscriverti di nuovo.",
+		MarketingOptOut:    "Non riceverai più messaggi promozionali da {brand}. Rispondi STOP per non ricevere altro, AIUTO per assistenza.",
 		OptIn:              "{brand}: Iscrizione confermata. Frequenza variabile. Possono essere applicati costi SMS. AIUTO per assistenza, STOP per disiscriverti.",
 		Help:               "{brand}: Assistenza: {help}. Frequenza variabile. Possono essere applicati costi SMS. Rispondi STOP per disiscriverti.",
 		AttestationPrompt:  "{brand} vorrebbe inviarti SMS. Rispondi SI per accettare. Possono essere applicati costi. Rispondi STOP per rifiutare.",
@@ -65,6 +74,7 @@ var templates = map[string]Templates{
 	},
 	"pt": {
 		OptOut:             "{brand}: Descadastro confirmado. Nenhuma outra mensagem vai ser enviada. Responda START para voltar a receber.",
+		MarketingOptOut:    "Voce nao vai mais receber mensagens promocionais de {brand}. Responda STOP para sair de tudo, AJUDA para obter ajuda.",
 		OptIn:              "{brand}: Cadastro confirmado. Tarifas de SMS podem ser cobradas. AJUDA para obter ajuda, STOP para sair.",
 		Help:               "{brand}: Ajuda em {help}. Tarifas de SMS podem ser cobradas. Responda STOP para sair.",
 		AttestationPrompt:  "{brand} quer te enviar SMS. Responda SIM para aceitar. Tarifas podem ser cobradas. Responda STOP para sair.",
@@ -74,6 +84,7 @@ var templates = map[string]Templates{
 	},
 	"nl": {
 		OptOut:             "{brand}: Je bent afgemeld en ontvangt geen berichten meer. Antwoord START om je weer aan te melden.",
+		MarketingOptOut:    "Je ontvangt geen marketingberichten meer van {brand}. Antwoord STOP om niets meer te ontvangen, HELP voor hulp.",
 		OptIn:              "{brand}: Je bent aangemeld. Frequentie varieert. Er kunnen sms-kosten gelden. HELP voor hulp, STOP om af te melden.",
 		Help:               "{brand}: Hulp via {help}. Frequentie varieert. Er kunnen sms-kosten gelden. Antwoord STOP om af te melden.",
 		AttestationPrompt:  "{brand} wil je sms-berichten sturen. Antwoord JA om akkoord te gaan. Er kunnen kosten gelden. Antwoord STOP om af te melden.",
@@ -83,6 +94,7 @@ var templates = map[string]Templates{
 	},
 	"da": {
 		OptOut:             "{brand}: Du er afmeldt og modtager ikke flere beskeder. Svar START for at tilmelde dig igen.",
+		MarketingOptOut:    "Du modtager ikke længere markedsføring fra {brand}. Svar STOP for ingen beskeder, HJÆLP for hjælp.",
 		OptIn:              "{brand}: Du er tilmeldt. Antal beskeder varierer. Der kan forekomme SMS-takster. HJÆLP for hjælp, STOP for at afmelde dig.",
 		Help:               "{brand}: Hjælp på {help}. Antal beskeder varierer. Der kan forekomme SMS-takster. Svar STOP for at afmelde dig.",
 		AttestationPrompt:  "{brand} vil gerne sende dig SMS. Svar JA for at acceptere. Der kan forekomme takster. Svar STOP for at afmelde dig.",
