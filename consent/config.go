@@ -151,9 +151,15 @@ func (t *tenant) templates(lang string) *rendered {
 	return t.def
 }
 
-// replyLang is the language of the reply to m.
+// replyLang is the language of the reply to m: the keyword's language, or
+// the tenant's default language when the keyword is universal (STOP) or is
+// a keyword of the default language too (PARAR for a "pt" tenant, although
+// the table lists it as Spanish; JA for a "da" tenant).
 func (t *tenant) replyLang(m keyword.Match) string {
-	if m.Universal || m.Lang == "" {
+	if m.Universal || m.Lang == "" || m.Lang == t.cfg.DefaultLang {
+		return t.cfg.DefaultLang
+	}
+	if t.matcher.KeywordIn(m.Keyword, t.cfg.DefaultLang) {
 		return t.cfg.DefaultLang
 	}
 	if _, ok := t.tpl[m.Lang]; !ok {

@@ -3,6 +3,8 @@ package consent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,6 +109,41 @@ func TestReplyLanguage(t *testing.T) {
 		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
 		if n, ok := gsm7Septets(res.Replies[0].Text); ok && n > 160 {
 			t.Fatalf("reply longer than one segment: %q", res.Replies[0].Text)
+		}
+	}
+}
+
+// TestReplyLanguageSharedWords: a keyword of several languages is answered
+// in the tenant's default language when that is one of them, else in the
+// language the table lists first.
+func TestReplyLanguageSharedWords(t *testing.T) {
+	lang := func(id, l string) TenantConfig {
+		return testTenant(id, func(c *TenantConfig) { c.DefaultLang = l; c.Attestation = ModeAttestation })
+	}
+	h := newHarness(t, lang("pt", "pt"), lang("it", "it"), lang("da", "da"), lang("nl", "nl"), lang("fr", "fr"),
+		lang("ptbr", "pt-BR"), lang("es", "es"))
+	n := 0
+	for _, tc := range []struct{ tenant, text, lang string }{
+		{"pt", "PARAR", "pt"}, {"pt", "CANCELAR", "pt"}, {"pt", "INICIAR", "pt"}, {"ptbr", "parar", "pt-BR"},
+		{"es", "PARAR", "es"}, {"fr", "PARAR", "es"}, {"fr", "CANCELAR", "es"}, // fr is not among them: first listed
+		{"it", "SÌ", "it"}, {"it", "si", "it"}, {"es", "SÍ", "es"}, {"fr", "SI", "es"},
+		{"da", "JA", "da"}, {"nl", "ja", "nl"}, {"fr", "JA", "de"},
+		{"pt", "ARRET", "fr"}, // a word of one other language only keeps it
+	} {
+		n++
+		rcpt := fmt.Sprintf("+1514555%04d", n)
+		if tc.text == "JA" || tc.text == "ja" || strings.EqualFold(tc.text, "si") || tc.text == "SÌ" || tc.text == "SÍ" {
+			// YES words answer an attestation prompt: make one pending.
+			_, err := h.s.Hold(context.Background(), HeldMessage{Tenant: tc.tenant, Channel: ChannelSMS, Sender: senderA,
+				Recipient: rcpt, ID: "h" + rcpt, Payload: []byte("x")})
+			requireNoErr(t, err)
+		}
+		res := h.mo(tc.tenant, ChannelSMS, senderA, rcpt, tc.text)
+		requireEqual(t, len(res.Replies), 1, tc.tenant+" "+tc.text)
+		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
+		want := h.s.tenants[tc.tenant].templates(tc.lang)
+		if res.Replies[0].Text != want.OptOut && res.Replies[0].Text != want.OptIn && res.Replies[0].Text != want.AttestationConfirm {
+			t.Errorf("%s %s: reply %q is not a %s template", tc.tenant, tc.text, res.Replies[0].Text, tc.lang)
 		}
 	}
 }

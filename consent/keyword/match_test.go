@@ -589,3 +589,22 @@ func TestPerSeTable(t *testing.T) {
 		t.Error("STOPPED is per se")
 	}
 }
+
+// TestKeywordIn: words shared by several languages know all of them.
+func TestKeywordIn(t *testing.T) {
+	m := Default()
+	for _, tc := range []struct {
+		word, lang string
+		want       bool
+	}{
+		{"PARAR", "es", true}, {"PARAR", "pt", true}, {"PARAR", "pt-BR", true}, {"PARAR", "fr", false},
+		{"CANCELAR", "pt", true}, {"INICIAR", "pt", true}, {"SI", "it", true}, {"SI", "es", true}, {"SI", "pt", false},
+		{"JA", "de", true}, {"JA", "nl", true}, {"JA", "da", true}, {"JA", "en", false},
+		{"ARRET", "fr", true}, {"ARRET", "en", false}, {"STOP", "en", true}, {"NOPE", "en", false}, {"STOP", "", false},
+	} {
+		requireEqual(t, m.KeywordIn(tc.word, tc.lang), tc.want, tc.word+" in "+tc.lang)
+	}
+	// The match itself still names the first language listed.
+	r, _ := m.Match("parar")
+	requireEqual(t, r.Lang, "es", "PARAR language")
+}

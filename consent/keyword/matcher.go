@@ -48,6 +48,19 @@ type entry struct {
 	keyword   string
 	lang      string
 	universal bool
+	// langs has bit i set when the word is a keyword of this class in
+	// languages[i] too (PARAR: es and pt; JA: de, nl and da).
+	langs uint16
+}
+
+// langBit is the bit of a default language in entry.langs, or 0.
+func langBit(lang string) uint16 {
+	for i, l := range languages {
+		if l == lang {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 // Matcher recognises keywords. It is immutable after New and safe for
@@ -146,10 +159,35 @@ func New(cfg Config) (*Matcher, error) {
 // first language wins).
 func (m *Matcher) addDefault(d def) {
 	key := normString(d.word)
-	if _, ok := m.table[key]; ok {
+	if e, ok := m.table[key]; ok {
+		if e.class == d.class { // the word is this keyword in d.lang too
+			e.langs |= langBit(d.lang)
+			m.table[key] = e
+		}
 		return
 	}
-	m.table[key] = entry{class: d.class, keyword: key, lang: d.lang, universal: d.universal}
+	m.table[key] = entry{class: d.class, keyword: key, lang: d.lang, universal: d.universal, langs: langBit(d.lang)}
+}
+
+// KeywordIn reports whether the canonical keyword (Match.Keyword) belongs
+// to lang ("pt", or a tag such as "pt-BR"), not only to Match.Lang: a word
+// shared by several languages (PARAR, CANCELAR, INICIAR, SI, JA, ...) is
+// listed under the first of them, and the consent layer prefers the
+// tenant's default language for its reply when the word is one of its
+// keywords. Not for the hot path (a map lookup).
+func (m *Matcher) KeywordIn(keyword, lang string) bool {
+	e, ok := m.table[keyword]
+	if !ok || lang == "" {
+		return false
+	}
+	if e.lang == lang {
+		return true
+	}
+	base := lang
+	if i := strings.IndexAny(base, "-_"); i >= 0 {
+		base = base[:i]
+	}
+	return e.langs&langBit(strings.ToLower(base)) != 0
 }
 
 // normString returns Normalize(s) as a string (configuration time only).
