@@ -76,8 +76,10 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
 			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
 			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
-			Detail: "keyword " + match.Keyword + " (" + match.Class.String() + ")",
 		}},
+	}
+	if matched {
+		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, m.Text)
 	}
 	rt, err := c.rec(m.Channel, rcpt, "")
 	if err != nil {
@@ -147,4 +149,23 @@ func labelLang(l string) string {
 		return "other"
 	}
 	return l
+}
+
+// matchEvidence describes how a keyword was recognised, for the evidence
+// log: the match mode and a detail such as "keyword STOP (opt_out)",
+// "first-word: keyword STOP (opt_out) at the start of the message" or
+// "reasonable-means: per-se word REVOKE in 'please revoke my consent'".
+func matchEvidence(mode keyword.Mode, m keyword.Match, text string) (matchMode, detail string) {
+	kw := "keyword " + m.Keyword + " (" + m.Class.String() + ")"
+	switch {
+	case m.PerSe:
+		quoted := truncate(strings.Join(strings.Fields(strings.ToValidUTF8(text, "\uFFFD")), " "), 128)
+		return "per-se", "reasonable-means: per-se word " + m.Keyword + " in '" + quoted + "'"
+	case mode == keyword.FirstWord:
+		return mode.String(), "first-word: " + kw + " at the start of the message"
+	case mode == keyword.ReasonableMeans:
+		return mode.String(), "reasonable-means: " + kw + ", the whole message"
+	default:
+		return mode.String(), kw
+	}
 }

@@ -263,6 +263,11 @@ type Evidence struct {
 	ProofRef      string    `json:"proof_ref,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 	Received      time.Time `json:"received,omitzero"` // MO receive time (carrier/WhatsApp)
+	// MatchMode says how the keyword was recognised (source keyword or
+	// attestation): "exact", "first-word", "reasonable-means" (the whole
+	// message was a keyword) or "per-se" (reasonable-means: a per-se
+	// revocation word inside a short message; Detail quotes the message).
+	MatchMode string `json:"match_mode,omitempty"`
 }
 
 // Status is the stored consent of one recipient on one channel of a tenant.

@@ -219,6 +219,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway store: %w", err)
 	}
+	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
 	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
 		g.metrics.storeBatch.Observe(float64(n))
 		g.metrics.storeSync.Observe(d.Seconds())
@@ -428,6 +429,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 }
 
 func (g *Gateway) closeStores() {
+	g.receipts.closeStore() // before the store: it writes what is queued
 	if g.outbox != nil {
 		g.outbox.close()
 	}

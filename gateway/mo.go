@@ -50,6 +50,9 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM)
 	t, found, parked := g.receipts.lookupOrPark(l, pr.id, final, func(t receiptTarget) {
 		g.forwardReceipt(l, t, pr, func(smpp.CommandStatus) {})
 	})
+	if !found && g.receipts.lookupStored(l, r, pr, final, parked) {
+		return // not in memory: a store lookup, off this goroutine, forwards and answers
+	}
 	answer := func(st smpp.CommandStatus) { r.Respond(st, nil) }
 	if !found {
 		if parked {

@@ -31,18 +31,28 @@ type receiptTarget struct {
 // entries, or is older than ttl/2, it becomes the old one. Receipts that
 // arrive before their mapping (some SMSCs send ACCEPTD before
 // submit_sm_resp is read) are parked for a grace period.
+//
+// The book is only the fast path for recent messages: at a high rate it
+// rotates long before ttl, and it is empty after a restart. Every mapping
+// is also written, asynchronously, to the gateway store (store, see
+// receiptStore) with a TTL of ttl, and a receipt the book does not know is
+// looked up there (lookupStored) before it is given up. A final receipt
+// removes its mapping from both.
 type receiptBook struct {
 	g        *Gateway
 	seed     maphash.Seed
 	mu       sync.Mutex
 	cur, old map[uint64]packedTarget // guarded by mu
-	curSince time.Time               // guarded by mu
+	curSince time.Time               // guarded by mu: when cur started
+	oldSince time.Time               // guarded by mu: when old started
 	max      int
 	ttl      time.Duration
 
 	parked map[uint64]parkedReceipt // guarded by mu (one lock with the maps: a
 	// lookup that misses and the park that follows must not race with add)
 	grace time.Duration
+
+	store *receiptStore // nil until openStore (and in tests without one)
 }
 
 // packedTarget is a receiptTarget without pointers.
@@ -63,16 +73,36 @@ type parkedReceipt struct {
 
 func newReceiptBook(g *Gateway, max int, ttl, grace time.Duration) *receiptBook {
 	return &receiptBook{g: g, seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
-		curSince: time.Now(), max: max, ttl: ttl, parked: map[uint64]parkedReceipt{}, grace: grace}
+		curSince: time.Now(), oldSince: time.Now(), max: max, ttl: ttl, parked: map[uint64]parkedReceipt{}, grace: grace}
 }
 
 func (b *receiptBook) key(l *smscLink, id string, fromReceipt bool) uint64 {
+	return b.keyOf(l, dlr.CanonicalKey(id, l.idBase, fromReceipt))
+}
+
+// keyOf is the book's key for an id already in canonical form
+// (dlr.CanonicalKey): the store keeps the same form, so both meet.
+func (b *receiptBook) keyOf(l *smscLink, canon string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(b.seed)
 	h.WriteString(l.name)
 	h.WriteByte('|')
-	h.WriteString(dlr.CanonicalKey(id, l.idBase, fromReceipt))
+	h.WriteString(canon)
 	return h.Sum64()
+}
+
+// rotateLocked starts a new generation when the current one is full or
+// older than ttl/2, and forgets the old one once it started more than ttl
+// ago, so the book never answers for a mapping older than ttl (it may
+// forget one sooner: the store still has it). b.mu must be held.
+func (b *receiptBook) rotateLocked(now time.Time) {
+	if len(b.cur) >= b.max/2 || now.Sub(b.curSince) > b.ttl/2 {
+		b.old, b.oldSince = b.cur, b.curSince
+		b.cur, b.curSince = make(map[uint64]packedTarget), now
+	}
+	if len(b.old) > 0 && now.Sub(b.oldSince) > b.ttl {
+		b.old = map[uint64]packedTarget{}
+	}
 }
 
 func (b *receiptBook) pack(t receiptTarget) packedTarget {
@@ -95,12 +125,11 @@ func (b *receiptBook) unpack(p packedTarget) receiptTarget {
 }
 
 func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
-	k := b.key(l, smscID, false)
+	canon := dlr.CanonicalKey(smscID, l.idBase, false)
+	k := b.keyOf(l, canon)
 	p := b.pack(t)
 	b.mu.Lock()
-	if len(b.cur) >= b.max/2 || time.Since(b.curSince) > b.ttl/2 {
-		b.old, b.cur, b.curSince = b.cur, make(map[uint64]packedTarget), time.Now()
-	}
+	b.rotateLocked(time.Now())
 	pr, parked := b.parked[k]
 	if parked {
 		delete(b.parked, k)
@@ -111,6 +140,9 @@ func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
 		b.cur[k] = p
 	}
 	b.mu.Unlock()
+	if b.store != nil && (!parked || !pr.final) {
+		b.store.put(l.name, canon, p) // never blocks: a full queue drops and counts
+	}
 	if parked {
 		pr.deliver(t)
 	}
@@ -121,8 +153,10 @@ func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
 // lock, to run when the mapping arrives within the grace period. parked is
 // false when the receipt was neither found nor parked (the lot is full).
 func (b *receiptBook) lookupOrPark(l *smscLink, id string, final bool, deliver func(receiptTarget)) (t receiptTarget, found, parked bool) {
-	k := b.key(l, id, true)
+	canon := dlr.CanonicalKey(id, l.idBase, true)
+	k := b.keyOf(l, canon)
 	b.mu.Lock()
+	b.rotateLocked(time.Now())
 	p, ok := b.cur[k]
 	if ok && final {
 		delete(b.cur, k)
@@ -142,7 +176,31 @@ func (b *receiptBook) lookupOrPark(l *smscLink, id string, final bool, deliver f
 		return receiptTarget{}, false, parked
 	}
 	b.mu.Unlock()
+	if final && b.store != nil {
+		b.store.del(l.name, canon)
+	}
 	return b.unpack(p), true, false
+}
+
+// unpark removes the receipt parked under k and reports whether it was
+// still there (false: add has delivered it, or it expired).
+func (b *receiptBook) unpark(k uint64) bool {
+	b.mu.Lock()
+	_, ok := b.parked[k]
+	if ok {
+		delete(b.parked, k)
+	}
+	b.mu.Unlock()
+	return ok
+}
+
+// remember puts a mapping found in the store back in the book, so later
+// receipts for the same message take the fast path.
+func (b *receiptBook) remember(k uint64, p packedTarget) {
+	b.mu.Lock()
+	b.rotateLocked(time.Now())
+	b.cur[k] = p
+	b.mu.Unlock()
 }
 
 // expireParked drops parked receipts older than the grace period and

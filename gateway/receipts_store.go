@@ -1,0 +1,478 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
+)
+
+// Limits of the receipt store.
+const (
+	// receiptQueueMax bounds the mappings waiting for the writer (about
+	// 100 bytes each: 26 MB, close to a second of traffic at 300k msgs/s).
+	receiptQueueMax = 1 << 18
+	// receiptBatchMin is the queue length at which the writer stops
+	// waiting for more and writes at once.
+	receiptBatchMin = 4096
+	// receiptLinger is how long the writer waits for a batch to fill
+	// after the first mapping of an empty queue arrives.
+	receiptLinger = 2 * time.Millisecond
+	// receiptLookups bounds receipts waiting for a store lookup, and
+	// receiptLookupWorkers is how many lookups run at once.
+	receiptLookups       = 8192
+	receiptLookupWorkers = 8
+)
+
+// receiptStore keeps the mappings of a receiptBook in the gateway's Badger
+// store, with a TTL of receipts.ttl, so a receipt is correlated however
+// late it comes within the TTL, and after a restart.
+//
+// Keys: "rc/" smsc NUL canonical-id → encodeTarget. The id is the
+// dlr.CanonicalKey of the SMSC's id for the link's id_base, the form the
+// book hashes, so the two sides of a correlation meet in the store too.
+//
+// Writes are asynchronous: put and del append to a bounded queue and
+// never block the MT path or the SMSC's read goroutine. One writer takes
+// the whole queue, after at most receiptLinger for it to fill, and
+// commits it in one Badger transaction (more only past Badger's
+// transaction limits). Nobody waits for these writes to reach the disk:
+// a crash or power cut loses the mappings of the last batch or two (a few
+// milliseconds of traffic), whose receipts then go uncorrelated; that is
+// accepted so the MT path never waits for a disk. On a store opened
+// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// large: the slower the disk, the more a batch holds. A writer that falls
+// behind does not grow the queue past receiptQueueMax: further writes are
+// dropped and counted (optgate_gateway_receipt_map_dropped_total), and
+// those mappings live in the memory book only.
+//
+// A receipt the book does not know is looked up here by a small pool of
+// workers (lookupStored), off the SMSC session's read goroutine.
+type receiptStore struct {
+	g   *Gateway
+	db  *badger.DB
+	ttl time.Duration
+	log *slog.Logger
+
+	mu     sync.Mutex
+	queue  []storeOp // guarded by mu
+	max    int       // guarded by mu
+	closed bool      // guarded by mu
+	kick   chan struct{}
+	quit   chan struct{}
+	wg     sync.WaitGroup
+
+	lookMu     sync.RWMutex
+	lookClosed bool // guarded by lookMu
+	lookups    chan storeLookup
+	lookWG     sync.WaitGroup
+
+	closeOnce sync.Once
+	// hook, if set, runs in the writer before each batch (tests stall
+	// the writer with it).
+	hook atomic.Pointer[func()]
+	// lastErrLog rate-limits logging of store errors (unix seconds).
+	lastErrLog atomic.Int64
+
+	dropFull, dropErr, dropClosed prometheus.Counter
+	written                       prometheus.Counter
+	hit, miss, lookErr, busy      prometheus.Counter
+}
+
+// storeOp is one queued write: a mapping to set, or one to delete.
+type storeOp struct {
+	smsc, canon string
+	p           packedTarget
+	del         bool
+}
+
+// storeLookup is a receipt waiting for a store lookup.
+type storeLookup struct {
+	l             *smscLink
+	r             *smpp.Request
+	pr            parsedReceipt
+	final, parked bool
+}
+
+// openStore starts persisting the book's mappings in db.
+func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *slog.Logger) {
+	const ns, sub = "optgate", "gateway"
+	s := &receiptStore{g: b.g, db: db, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
+		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups)}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_dropped_total",
+		Help: "Receipt mappings (SMSC id to ours) not written to the store, by reason (queue_full: the writer fell behind; " +
+			"store_error; closed). They are kept in memory only."}, []string{"reason"})
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_lookups_total",
+		Help: "Store lookups for receipts not in the memory book, by result (hit, miss, error; busy: too many waiting, " +
+			"the SMSC was asked to retry)."}, []string{"result"})
+	s.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_writes_total",
+		Help: "Receipt mappings written to (or deleted from) the store."})
+	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_queue",
+		Help: "Receipt mappings waiting to be written to the store."}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return float64(len(s.queue))
+	})
+	s.dropFull, s.dropErr, s.dropClosed = dropped.WithLabelValues("queue_full"), dropped.WithLabelValues("store_error"),
+		dropped.WithLabelValues("closed")
+	s.hit, s.miss, s.lookErr, s.busy = lookups.WithLabelValues("hit"), lookups.WithLabelValues("miss"),
+		lookups.WithLabelValues("error"), lookups.WithLabelValues("busy")
+	if reg != nil {
+		reg.MustRegister(dropped, lookups, s.written, queue)
+	}
+	s.wg.Add(1)
+	go s.writer()
+	s.lookWG.Add(receiptLookupWorkers)
+	for range receiptLookupWorkers {
+		go func() {
+			defer s.lookWG.Done()
+			for q := range s.lookups {
+				b.resolve(q)
+			}
+		}()
+	}
+	b.store = s
+}
+
+// closeStore finishes the lookups waiting, writes what is queued and
+// stops; the Badger store stays open. It must run before the store
+// closes, after the SMSC binds are down.
+func (b *receiptBook) closeStore() {
+	s := b.store
+	if s == nil {
+		return
+	}
+	s.closeOnce.Do(func() {
+		s.lookMu.Lock()
+		s.lookClosed = true
+		close(s.lookups)
+		s.lookMu.Unlock()
+		s.lookWG.Wait() // lookups may queue deletes
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+		s.wg.Wait()
+	})
+}
+
+// put queues a mapping. It never blocks: when the queue is full the
+// mapping is dropped (and counted) and stays in the memory book only.
+func (s *receiptStore) put(smsc, canon string, p packedTarget) {
+	s.enqueue(storeOp{smsc: smsc, canon: canon, p: p})
+}
+
+// del queues the removal of a mapping (its final receipt came).
+func (s *receiptStore) del(smsc, canon string) {
+	s.enqueue(storeOp{smsc: smsc, canon: canon, del: true})
+}
+
+func (s *receiptStore) enqueue(op storeOp) {
+	s.mu.Lock()
+	if s.closed || len(s.queue) >= s.max {
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			s.dropClosed.Inc()
+		} else {
+			s.dropFull.Inc()
+		}
+		return
+	}
+	s.queue = append(s.queue, op)
+	first := len(s.queue) == 1
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writer writes the queue in batches until the store closes, then writes
+// what is left.
+func (s *receiptStore) writer() {
+	defer s.wg.Done()
+	var batch []storeOp
+	for {
+		quitting := false
+		select {
+		case <-s.kick:
+		case <-s.quit:
+			quitting = true
+		}
+		if !quitting {
+			s.mu.Lock()
+			short := len(s.queue) < receiptBatchMin
+			s.mu.Unlock()
+			if short {
+				t := time.NewTimer(receiptLinger)
+				select {
+				case <-t.C:
+				case <-s.quit:
+					t.Stop()
+				}
+			}
+		}
+		s.mu.Lock()
+		batch, s.queue = s.queue, batch[:0]
+		closed := s.closed
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			if h := s.hook.Load(); h != nil {
+				(*h)()
+			}
+			s.write(batch)
+		}
+		clear(batch) // drop the strings it holds
+		if cap(batch) > 4*receiptBatchMin {
+			batch = nil // a burst is over: do not keep its memory
+		}
+		if closed {
+			return // nothing is queued once closed is set
+		}
+	}
+}
+
+// write commits a batch in one transaction, or more if it exceeds
+// Badger's limits for one.
+func (s *receiptStore) write(batch []storeOp) {
+	// One buffer for every key and value of the batch: Badger keeps the
+	// slices until the commit. Just over 100 bytes each in the usual case.
+	buf := make([]byte, 0, len(batch)*112)
+	txn := s.db.NewTransaction(true)
+	n := 0 // ops in txn
+	commit := func() {
+		if err := txn.Commit(); err != nil {
+			s.dropErr.Add(float64(n))
+			s.logErr("receipt store write", err)
+		} else {
+			s.written.Add(float64(n))
+		}
+		n = 0
+	}
+	for i := range batch {
+		op := &batch[i]
+		start := len(buf)
+		buf = appendStoreKey(buf, op.smsc, op.canon)
+		key := buf[start:len(buf):len(buf)]
+		var e *badger.Entry
+		if !op.del {
+			start = len(buf)
+			buf = s.appendTarget(buf, op.p)
+			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(s.ttl)
+		}
+		for try := 0; ; try++ {
+			var err error
+			if op.del {
+				err = txn.Delete(key)
+			} else {
+				err = txn.SetEntry(e)
+			}
+			if err == nil {
+				n++
+				break
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) && try == 0 && n > 0 {
+				commit()
+				txn = s.db.NewTransaction(true)
+				continue
+			}
+			s.dropErr.Inc()
+			s.logErr("receipt store write", err)
+			break
+		}
+	}
+	commit()
+}
+
+// logErr logs a store error at most once every 10 seconds.
+func (s *receiptStore) logErr(msg string, err error) {
+	now := time.Now().Unix()
+	if last := s.lastErrLog.Load(); now-last >= 10 && s.lastErrLog.CompareAndSwap(last, now) {
+		s.log.Error(msg, "err", err)
+	}
+}
+
+// get returns the stored mapping of (smsc, canonical id). found is false
+// when there is none, it expired, or it names a tenant or account the
+// configuration no longer has.
+func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err error) {
+	key := appendStoreKey(nil, smsc, canon)
+	err = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			t, found = s.decodeTarget(v)
+			return nil
+		})
+	})
+	return t, found, err
+}
+
+func appendStoreKey(dst []byte, smsc, canon string) []byte {
+	dst = append(dst, "rc/"...)
+	dst = append(dst, smsc...)
+	dst = append(dst, 0)
+	return append(dst, canon...)
+}
+
+// receiptFormat is the first byte of a stored mapping.
+const receiptFormat = 1
+
+// appendTarget appends the stored form of a mapping: receiptFormat, our
+// id (uvarint), origin, part, parts, then the tenant's id, the account's
+// system_id, from and to, each as a uvarint length and its bytes.
+// Tenants and accounts are stored by name, not by index, so a mapping
+// survives a restart with a reordered configuration.
+func (s *receiptStore) appendTarget(dst []byte, p packedTarget) []byte {
+	dst = append(dst, receiptFormat)
+	dst = binary.AppendUvarint(dst, p.msgID)
+	dst = append(dst, byte(p.origin), p.part, p.parts)
+	str := func(v string) {
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	tenant, account := "", ""
+	if t := s.g.tenantAt(p.tenant); t != nil {
+		tenant = t.ID
+	}
+	if a := s.g.accountAt(p.account); a != nil {
+		account = a.ID()
+	}
+	str(tenant)
+	str(account)
+	dst = binary.AppendUvarint(dst, uint64(p.fromLen))
+	dst = append(dst, p.from[:p.fromLen]...)
+	dst = binary.AppendUvarint(dst, uint64(p.toLen))
+	return append(dst, p.to[:p.toLen]...)
+}
+
+// decodeTarget reads appendTarget's form; ok is false for a malformed
+// value or one whose tenant or account is unknown now.
+func (s *receiptStore) decodeTarget(v []byte) (t receiptTarget, ok bool) {
+	if len(v) < 1 || v[0] != receiptFormat {
+		return t, false
+	}
+	v = v[1:]
+	id, n := binary.Uvarint(v)
+	if n <= 0 || len(v) < n+3 {
+		return t, false
+	}
+	v = v[n:]
+	t.msgID = strconv.FormatUint(id, 16)
+	t.origin, t.part, t.parts = Origin(v[0]), int(v[1]), int(v[2])
+	v = v[3:]
+	var fields [4]string
+	for i := range fields {
+		l, n := binary.Uvarint(v)
+		if n <= 0 || uint64(len(v)-n) < l {
+			return t, false
+		}
+		fields[i] = string(v[n : n+int(l)])
+		v = v[n+int(l):]
+	}
+	t.from, t.to = fields[2], fields[3]
+	t.tenant = s.g.tenants[fields[0]]
+	if fields[1] != "" {
+		t.account = s.g.accounts[fields[1]]
+	}
+	switch t.origin {
+	case OriginSMPP:
+		return t, t.account != nil && t.tenant != nil
+	case OriginHTTP:
+		return t, t.tenant != nil
+	}
+	return t, true
+}
+
+// lookupStored takes a receipt the memory book did not know (parked says
+// whether lookupOrPark parked it) and looks it up in the store on a
+// worker, which forwards it and answers r. It returns false, leaving r to
+// the caller, when there is no store.
+func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceipt, final, parked bool) bool {
+	s := b.store
+	if s == nil {
+		return false
+	}
+	s.lookMu.RLock()
+	if s.lookClosed {
+		s.lookMu.RUnlock()
+		return false
+	}
+	select {
+	case s.lookups <- storeLookup{l: l, r: r, pr: pr, final: final, parked: parked}:
+		s.lookMu.RUnlock()
+		return true
+	default:
+	}
+	s.lookMu.RUnlock()
+	// Too many lookups waiting: ask the SMSC to send it again later
+	// rather than give it up.
+	s.busy.Inc()
+	if parked && !b.unpark(b.key(l, pr.id, true)) {
+		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
+		return true
+	}
+	r.Respond(smpp.StatusXTAppn, nil)
+	return true
+}
+
+// resolve looks a receipt up in the store and forwards it if found; it
+// runs on a lookup worker. A receipt still parked is taken from the lot
+// only when the store has its mapping: if add takes it first, add
+// delivers it and resolve only answers.
+func (b *receiptBook) resolve(q storeLookup) {
+	g, s := b.g, b.store
+	canon := dlr.CanonicalKey(q.pr.id, q.l.idBase, true)
+	k := b.keyOf(q.l, canon)
+	answer := func(st smpp.CommandStatus) { q.r.Respond(st, nil) }
+	t, found, err := s.get(q.l.name, canon)
+	switch {
+	case err != nil:
+		s.lookErr.Inc()
+		s.logErr("receipt store lookup", err)
+		if q.parked && !b.unpark(k) {
+			answer(smpp.StatusOK) // add delivered it meanwhile
+			return
+		}
+		answer(smpp.StatusXTAppn) // the SMSC sends it again
+		return
+	case !found:
+		s.miss.Inc()
+		outcome := "uncorrelated"
+		if q.parked {
+			outcome = "parked" // add may still deliver it within the grace period
+		}
+		g.metrics.receipts.WithLabelValues(q.l.name, outcome).Inc()
+		answer(smpp.StatusOK)
+		return
+	}
+	s.hit.Inc()
+	g.metrics.receipts.WithLabelValues(q.l.name, "correlated").Inc()
+	if q.parked && !b.unpark(k) {
+		answer(smpp.StatusOK) // add delivered it meanwhile
+		return
+	}
+	if q.final {
+		s.del(q.l.name, canon)
+	} else {
+		b.remember(k, b.pack(t)) // its final receipt will take the fast path
+	}
+	g.forwardReceipt(q.l, t, q.pr, answer)
+}

@@ -1,0 +1,362 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/smpp/dlr"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+// newManualReceiptEnv starts a gateway against an SMSC that sends no
+// receipts of its own: the tests send each one when they choose.
+func newManualReceiptEnv(t *testing.T, extra string) *testEnv {
+	t.Helper()
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	return startEnv(t, configYAML(dir, smsc.Addr(), "", "")+extra, smsc, dir)
+}
+
+// submitRecorded submits a message asking for a receipt and returns our
+// id and the submit as the SMSC saw it (with the SMSC's id).
+func (e *testEnv) submitRecorded(text string) (string, smpptest.Submit) {
+	e.t.Helper()
+	id, err := e.submit(handset, text)
+	if err != nil {
+		e.t.Fatalf("submit %q: %v", text, err)
+	}
+	s, _ := e.nextSubmitTo(handset)
+	return id, s
+}
+
+// sendReceipt has the SMSC send a receipt for s and returns the gateway's
+// answer (nil for ESME_ROK).
+func (e *testEnv) sendReceipt(s smpptest.Submit, stat string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return e.smsc.SendDeliver(ctx, "optgate", smpptest.Receipt(s.MessageID, s.PDU, stat, time.Now()))
+}
+
+// stored reports whether the gateway store holds the mapping of s.
+func (e *testEnv) stored(s smpptest.Submit) (receiptTarget, bool) {
+	e.t.Helper()
+	l := e.g.links["carrier"]
+	t, ok, err := e.g.receipts.store.get(l.name, dlr.CanonicalKey(s.MessageID, l.idBase, false))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return t, ok
+}
+
+// waitStored waits until the mapping of s is in the store.
+func (e *testEnv) waitStored(s smpptest.Submit) {
+	e.t.Helper()
+	waitFor(e.t, 10*time.Second, func() error {
+		if _, ok := e.stored(s); !ok {
+			return fmt.Errorf("mapping of %s not stored", s.MessageID)
+		}
+		return nil
+	})
+}
+
+// inBook reports whether the memory book holds the mapping of s.
+func (e *testEnv) inBook(s smpptest.Submit) bool {
+	b, l := e.g.receipts, e.g.links["carrier"]
+	k := b.key(l, s.MessageID, false)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, cur := b.cur[k]
+	_, old := b.old[k]
+	return cur || old
+}
+
+// nextReceipt waits for a receipt at the upstream ESME and checks that it
+// carries our id id with stat.
+func (e *testEnv) nextReceipt(id, stat string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := e.esme.NextDeliver(ctx)
+	if err != nil {
+		e.t.Fatalf("no receipt for %s at the ESME: %v", id, err)
+	}
+	rid, _ := d.TLVs.ReceiptedMessageID()
+	r, err := dlr.Parse(string(d.ShortMessage))
+	if !d.IsReceipt() || err != nil || string(rid) != id || r.ID != id || r.Stat != stat {
+		e.t.Fatalf("receipt %s (parsed %+v, %v): want our id %s, stat %s", d, r, err, id, stat)
+	}
+}
+
+// receiptCount is the receipts counted with outcome (parked receipts that
+// expire are counted without an SMSC).
+func (e *testEnv) receiptCount(outcome string) float64 {
+	return testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("carrier", outcome)) +
+		testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("", outcome))
+}
+
+// A receipt that comes after the memory book rotated its mapping out (here
+// by traffic: the book holds 2 mappings per generation) is found in the
+// store and forwarded with our id; its final state removes the mapping.
+func TestReceiptAfterBookRotation(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	b := env.g.receipts
+	b.mu.Lock()
+	b.max = 4
+	b.mu.Unlock()
+	id, first := env.submitRecorded("the first")
+	env.waitStored(first)
+	for i := range 5 {
+		env.submitRecorded(fmt.Sprintf("traffic %d", i))
+	}
+	if env.inBook(first) {
+		t.Fatal("the book still holds the first mapping: it did not rotate")
+	}
+	hits := testutil.ToFloat64(b.store.hit)
+	if err := env.sendReceipt(first, "DELIVRD"); err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	env.nextReceipt(id, "DELIVRD")
+	if got := testutil.ToFloat64(b.store.hit); got != hits+1 {
+		t.Fatalf("store hits %v, want %v", got, hits+1)
+	}
+	code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
+	if code != 200 || m["state"] != "delivered" {
+		t.Fatalf("status: %d %v", code, m)
+	}
+	// The final receipt removed the mapping from the store.
+	waitFor(t, 10*time.Second, func() error {
+		if _, ok := env.stored(first); ok {
+			return fmt.Errorf("mapping of a delivered message still stored")
+		}
+		return nil
+	})
+}
+
+// An intermediate receipt found in the store puts the mapping back in the
+// book, so the final one takes the fast path.
+func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	id, s := env.submitRecorded("twice")
+	env.waitStored(s)
+	b := env.g.receipts
+	b.mu.Lock()
+	b.cur, b.old = map[uint64]packedTarget{}, map[uint64]packedTarget{} // as after two rotations
+	b.mu.Unlock()
+	if err := env.sendReceipt(s, "ACCEPTD"); err != nil {
+		t.Fatal(err)
+	}
+	env.nextReceipt(id, "ACCEPTD")
+	if !env.inBook(s) {
+		t.Fatal("a mapping found in the store was not put back in the book")
+	}
+	hits := testutil.ToFloat64(b.store.hit)
+	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
+		t.Fatal(err)
+	}
+	env.nextReceipt(id, "DELIVRD")
+	if got := testutil.ToFloat64(b.store.hit); got != hits {
+		t.Fatalf("the final receipt went to the store (%v hits, want %v)", got, hits)
+	}
+}
+
+// A receipt that arrives after the gateway was shut down and a new one
+// opened on the same store reaches the upstream ESME with our id.
+func TestReceiptAfterRestart(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	id, s := env.submitRecorded("before the restart")
+	env.stop() // no wait for the store: shutdown writes what is queued
+	env2 := startEnv(t, env.yaml, env.smsc, env.dir)
+	if env2.inBook(s) {
+		t.Fatal("a new gateway's book is not empty")
+	}
+	if err := env2.sendReceipt(s, "DELIVRD"); err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	env2.nextReceipt(id, "DELIVRD")
+	if n := env2.receiptCount("correlated"); n != 1 {
+		t.Fatalf("correlated receipts %v, want 1", n)
+	}
+}
+
+// The same for a message sent over HTTP: the receipt becomes a
+// message.status webhook for its tenant, after a restart.
+func TestReceiptAfterRestartWebhook(t *testing.T) {
+	var mu sync.Mutex
+	var events []WebhookEvent
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev WebhookEvent
+		if json.Unmarshal(body, &ev) == nil {
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
+		}
+	}))
+	defer hook.Close()
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	y := strings.Replace(configYAML(dir, smsc.Addr(), "", ""), "    numbers: [",
+		"    webhook: {url: \""+hook.URL+"\", secret: hook-secret}\n    numbers: [", 1)
+	env := startEnv(t, y, smsc, dir)
+	code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+handset+`","text":"Your interview is at 10"}`)
+	if code != 202 {
+		t.Fatalf("send: %d %v", code, m)
+	}
+	id := m["id"].(string)
+	s, _ := env.nextSubmitTo(handset)
+	env.stop()
+	env2 := startEnv(t, y, smsc, dir)
+	if err := env2.sendReceipt(s, "DELIVRD"); err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range events {
+			var d map[string]any
+			_ = json.Unmarshal(ev.Data, &d)
+			if ev.Type == "message.status" && d["id"] == id && d["state"] == "delivered" && d["to"] == handset {
+				return nil
+			}
+		}
+		return fmt.Errorf("no message.status for %s in %d events", id, len(events))
+	})
+}
+
+// A mapping older than receipts.ttl is gone from the book and the store: its
+// receipt is not forwarded and is counted uncorrelated once parked for the
+// grace period.
+func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
+	env := newManualReceiptEnv(t, "receipts: {ttl: 2s, grace: 200ms}\n")
+	sent := time.Now()
+	_, s := env.submitRecorded("too late")
+	env.waitStored(s)
+	waitFor(t, 15*time.Second, func() error {
+		if time.Since(sent) <= 2*time.Second {
+			return fmt.Errorf("the mapping is not older than its TTL yet")
+		}
+		if _, ok := env.stored(s); ok {
+			return fmt.Errorf("mapping still stored after its TTL")
+		}
+		return nil
+	})
+	correlated, uncorrelated := env.receiptCount("correlated"), env.receiptCount("uncorrelated")
+	misses := testutil.ToFloat64(env.g.receipts.store.miss)
+	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	waitFor(t, 15*time.Second, func() error {
+		if n := env.receiptCount("uncorrelated"); n != uncorrelated+1 {
+			return fmt.Errorf("uncorrelated %v, want %v", n, uncorrelated+1)
+		}
+		return nil
+	})
+	if n := testutil.ToFloat64(env.g.receipts.store.miss); n != misses+1 {
+		t.Fatalf("store misses %v, want %v", n, misses+1)
+	}
+	if n := env.receiptCount("correlated"); n != correlated {
+		t.Fatalf("an expired mapping was correlated (%v, was %v)", n, correlated)
+	}
+	if n := env.esme.Pending(); n != 0 {
+		t.Fatalf("%d deliver_sm reached the ESME for an expired mapping", n)
+	}
+}
+
+// A writer that cannot keep up never holds up the MT path: past the queue
+// bound, mappings are dropped and counted, and they still correlate from
+// the memory book.
+func TestReceiptStoreQueueBound(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	st := env.g.receipts.store
+	const bound = 8
+	st.mu.Lock()
+	st.max = bound
+	st.mu.Unlock()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	unstall := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unstall)
+	hook := func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	st.hook.Store(&hook)
+	_, first := env.submitRecorded("first")
+	select {
+	case <-entered: // the writer holds the first mapping and is stalled
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never took the first mapping")
+	}
+	dropped := testutil.ToFloat64(st.dropFull)
+	const more = 40
+	var subs []smpptest.Submit
+	var ids []string
+	for i := range more {
+		id, s := env.submitRecorded(fmt.Sprintf("while stalled %d", i))
+		ids, subs = append(ids, id), append(subs, s)
+	}
+	if n := testutil.ToFloat64(st.dropFull) - dropped; n != more-bound {
+		t.Fatalf("dropped %v mappings, want %d", n, more-bound)
+	}
+	written := testutil.ToFloat64(st.written)
+	unstall()
+	waitFor(t, 10*time.Second, func() error {
+		if n := testutil.ToFloat64(st.written) - written; n < 1+bound {
+			return fmt.Errorf("%v of %d mappings written", n, 1+bound)
+		}
+		return nil
+	})
+	if _, ok := env.stored(first); !ok {
+		t.Fatal("the mapping the writer held was not written")
+	}
+	if _, ok := env.stored(subs[bound-1]); !ok {
+		t.Fatal("a queued mapping was not written")
+	}
+	last := subs[more-1]
+	if _, ok := env.stored(last); ok {
+		t.Fatal("a dropped mapping is in the store")
+	}
+	if err := env.sendReceipt(last, "DELIVRD"); err != nil {
+		t.Fatal(err)
+	}
+	env.nextReceipt(ids[more-1], "DELIVRD")
+}
+
+// The stored form of a mapping reads back as it was written, tenants and
+// accounts found by name.
+func TestReceiptStoredFormRoundTrip(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	st, g := env.g.receipts.store, env.g
+	in := receiptTarget{msgID: "18c2f0a1b2c3d4e5", tenant: g.tenants["acme"], account: g.accounts["acme"], origin: OriginSMPP,
+		from: ourNumber, to: handset, part: 2, parts: 3}
+	v := st.appendTarget(nil, g.receipts.pack(in))
+	out, ok := st.decodeTarget(v)
+	if !ok || out != in {
+		t.Fatalf("round trip: %+v (%v), want %+v", out, ok, in)
+	}
+	for n := range len(v) {
+		if _, ok := st.decodeTarget(v[:n]); ok {
+			t.Fatalf("a value cut to %d of %d bytes decoded", n, len(v))
+		}
+	}
+	in.account = nil
+	if _, ok := st.decodeTarget(st.appendTarget(nil, g.receipts.pack(in))); ok {
+		t.Fatal("an SMPP mapping without its account decoded")
+	}
+}
