@@ -63,7 +63,9 @@ func (oc *OperatorChange) validate(optIn bool) error {
 }
 
 // OptOut records an opt-out on the recipient's behalf (e.g. a request by
-// phone or e-mail). It is durable when OptOut returns.
+// phone or e-mail). It is durable when OptOut returns. Like every operator
+// action it is in the evidence log even when it changes nothing (an entry
+// with old = new and a "no change" detail).
 func (s *Store) OptOut(ctx context.Context, oc OperatorChange) (Result, error) {
 	k := kindAll
 	if oc.Marketing {
@@ -112,6 +114,30 @@ func (s *Store) operator(ctx context.Context, oc OperatorChange, optIn bool,
 		org: oc.origin(), reply: oc.Sender != "", lang: t.cfg.DefaultLang}
 	if err := apply(c, &res, tr); err != nil {
 		return Result{}, err
+	}
+	if !res.Changed {
+		// Every operator action is in the evidence log, even one that
+		// changes nothing (the opt-out or opt-in was already in effect).
+		scope, class, what := "", "all", "opt-in"
+		if !optIn {
+			what = "opt-out"
+			if oc.Marketing {
+				class, what = kindMarketing.class(), "marketing opt-out"
+			}
+			if t.cfg.Scope == ScopeSender && tr.sender != "" {
+				scope = tr.sender
+			}
+		}
+		rs, err := c.rec(tr.chans[0], rcpt, scope)
+		if err != nil {
+			return Result{}, err
+		}
+		org := tr.org
+		org.Detail = "no change: " + what + " already in effect"
+		if oc.Note != "" {
+			org.Detail += "; " + oc.Note
+		}
+		c.record(rs, res.Old, res.New, class, org)
 	}
 	if err := c.commit(); err != nil {
 		return Result{}, err

@@ -82,3 +82,60 @@ func TestMarketingOptOutReply(t *testing.T) {
 	requireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut})
 	requireEqual(t, res.Replies[0].Text, en)
 }
+
+// TestOperatorNoChangeEvidence: an operator action that changes nothing
+// (opt-out of someone opted out, opt-in of someone opted in) is still in
+// the evidence log, synced.
+func TestOperatorNoChangeEvidence(t *testing.T) {
+	h := newHarness(t, testTenant("acme", func(c *TenantConfig) { c.Scope = ScopeSender }))
+	ctx := context.Background()
+	out := OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Operator: "alice", Note: "phoned in"}
+	in := OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Operator: "bob", Source: "web_form", ProofRef: "F-1"}
+	for i, step := range []struct {
+		optIn   bool
+		oc      OperatorChange
+		changed bool
+	}{
+		{false, out, true}, {false, out, false}, {true, in, true}, {true, in, false},
+	} {
+		var res Result
+		var err error
+		if step.optIn {
+			res, err = h.s.OptIn(ctx, step.oc)
+		} else {
+			res, err = h.s.OptOut(ctx, step.oc)
+		}
+		requireNoErr(t, err)
+		requireEqual(t, res.Changed, step.changed, fmt.Sprint("step ", i))
+	}
+	// A marketing opt-out with a sender, twice (sender scope).
+	mkt := OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Operator: "carol", Sender: senderA, Marketing: true}
+	for i := 0; i < 2; i++ {
+		_, err := h.s.OptOut(ctx, mkt)
+		requireNoErr(t, err)
+	}
+	h.reopen() // synced
+	hist, err := h.s.History("acme", ChannelSMS, rcptA, 0)
+	requireNoErr(t, err)
+	requireEqual(t, len(hist), 6, "one evidence entry per operator action")
+	// Newest first.
+	for _, c := range []struct {
+		i                 int
+		operator, old, nw string
+		noChange          bool
+	}{
+		{0, "carol", "opted_in", "opted_in", true}, {1, "carol", "opted_in", "opted_in", false},
+		{2, "bob", "opted_in", "opted_in", true}, {3, "bob", "opted_out", "opted_in", false},
+		{4, "alice", "opted_out", "opted_out", true}, {5, "alice", "none", "opted_out", false},
+	} {
+		e := hist[c.i]
+		requireEqual(t, e.Operator, c.operator, fmt.Sprint("entry ", c.i))
+		requireEqual(t, e.Source, SourceOperator, fmt.Sprint("entry ", c.i))
+		requireEqual(t, [2]string{e.Old, e.New}, [2]string{c.old, c.nw}, fmt.Sprint("entry ", c.i))
+		requireEqual(t, strings.HasPrefix(e.Detail, "no change"), c.noChange, fmt.Sprint("entry ", c.i, " ", e.Detail))
+	}
+	requireEqual(t, hist[0].Scope, senderA, "sender-scoped no-change entry")
+	requireEqual(t, hist[0].Class, "marketing")
+	requireEqual(t, hist[4].Detail, "no change: opt-out already in effect; phoned in")
+	requireEqual(t, hist[2].ProofRef, "F-1")
+}
