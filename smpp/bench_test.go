@@ -45,6 +45,20 @@ func BenchmarkSubmitSMDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkSubmitSMDecodeSession is the session's own decode path: Decode
+// of a whole frame, which takes a fresh PDU from New per frame (the handler
+// may keep it), so unlike BenchmarkSubmitSMDecode it allocates.
+func BenchmarkSubmitSMDecodeSession(b *testing.B) {
+	raw, _ := AppendPDU(nil, StatusOK, 12345, benchSubmit())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, _, err := Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDeliverSMDecode(b *testing.B) {
 	d := &DeliverSM{SM{
 		Source:       Address{TON: 1, NPI: 1, Addr: []byte("33612345678")},

@@ -15,8 +15,11 @@ import (
 
 // ClientConfig configures a Client: one or more binds to one SMSC.
 type ClientConfig struct {
-	Addr         string      // SMSC host:port
-	TLS          *tls.Config // optional
+	Addr string // SMSC host:port
+	// TLS, if set, wraps each session in TLS. When it names no ServerName
+	// (and does not skip verification), the host of Addr is used, so a
+	// config that sets only RootCAs verifies the SMSC's certificate.
+	TLS          *tls.Config
 	SystemID     string
 	Password     string
 	SystemType   string
@@ -36,7 +39,7 @@ type ClientConfig struct {
 
 	BindTimeout   time.Duration // default 10s
 	ReconnectMin  time.Duration // first back-off after a drop (default 500ms)
-	ReconnectMax  time.Duration // back-off cap (default 30s)
+	ReconnectMax  time.Duration // back-off cap (default 30s); also how long a bind must stay up to reset the back-off
 	ThrottlePause time.Duration // pause of a bind after ESME_RTHROTTLED (default 1s, doubling to 30s)
 	MaxRetries    int           // retries of a submit refused with RTHROTTLED or RMSGQFUL (default 5)
 	Logger        *slog.Logger
@@ -50,8 +53,14 @@ type ClientConfig struct {
 // Client is the ESME side: it keeps Binds sessions bound to one SMSC,
 // rebinding with capped exponential back-off and jitter, and spreads
 // submits over the bound sessions within their windows and rate caps.
+//
+// A submit whose connection closes before its response is never sent
+// again by the Client unless it provably never reached the wire
+// (ErrNotWritten); otherwise the caller gets an error wrapping
+// ErrUnknownOutcome (and ErrClosed) and decides.
 type Client struct {
 	cfg   ClientConfig
+	tls   *tls.Config // cfg.TLS with ServerName filled in
 	log   *slog.Logger
 	slots []*bindSlot
 	rr    atomic.Uint64
@@ -70,6 +79,7 @@ type bindSlot struct {
 	limit       *limiter
 	pausedUntil atomic.Int64 // unix nanos
 	throttleN   atomic.Int32 // consecutive throttles, for back-off
+	failures    atomic.Int32 // consecutive failed or short-lived binds (the back-off step)
 }
 
 // NewClient returns a client; Start binds it.
@@ -98,7 +108,7 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID), upCh: make(chan struct{})}
+	c := &Client{cfg: cfg, tls: clientTLS(cfg.TLS, cfg.Addr), log: cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID), upCh: make(chan struct{})}
 	for i := 0; i < cfg.Binds; i++ {
 		c.slots = append(c.slots, &bindSlot{i: i, limit: newLimiter(cfg.Rate)})
 	}
@@ -161,15 +171,46 @@ func (c *Client) notifyUp() {
 	c.upMu.Unlock()
 }
 
+// clientTLS returns cfg with ServerName set to the host of addr when cfg
+// names none and verifies certificates (a clone: the caller's config is
+// not changed); nil for no TLS.
+func clientTLS(cfg *tls.Config, addr string) *tls.Config {
+	if cfg == nil || cfg.ServerName != "" || cfg.InsecureSkipVerify {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	return cfg
+}
+
+// reconnectDelay returns how long to wait before bind attempt number
+// failures+1 after failures consecutive failed or short-lived binds: an
+// exponential back-off from lo doubling to the cap hi, with equal jitter
+// (half the step fixed, half uniformly random: the wait is in [b/2, b]),
+// so binds that dropped together do not come back together, and no bind
+// retries faster than lo/2. rnd(n) returns a uniform value in [0, n).
+func reconnectDelay(lo, hi time.Duration, failures int, rnd func(n int64) int64) time.Duration {
+	b := lo
+	for i := 0; i < failures && b < hi; i++ {
+		b *= 2
+	}
+	b = min(b, hi)
+	return b/2 + time.Duration(rnd(int64(b/2)+1))
+}
+
 func (c *Client) run(s *bindSlot) {
 	defer c.wg.Done()
-	backoff := c.cfg.ReconnectMin
 	for c.ctx.Err() == nil {
 		cn, err := c.dialBind(s)
 		if err != nil {
-			c.log.Warn("smpp: bind failed", "bind", s.i, "err", err, "retry_in", backoff)
+			s.failures.Add(1)
+			c.log.Warn("smpp: bind failed", "bind", s.i, "err", err)
 		} else {
-			backoff = c.cfg.ReconnectMin
+			up := time.Now()
 			s.conn.Store(cn)
 			s.throttleN.Store(0)
 			c.log.Info("smpp: bound", "bind", s.i, "mode", c.cfg.Mode.String())
@@ -190,16 +231,22 @@ func (c *Client) run(s *bindSlot) {
 			if c.ctx.Err() != nil {
 				return
 			}
+			// Only a bind that stayed up resets the back-off: a link that
+			// binds and drops at once keeps backing off.
+			if time.Since(up) >= c.cfg.ReconnectMax {
+				s.failures.Store(0)
+			} else {
+				s.failures.Add(1)
+			}
 			c.log.Warn("smpp: bind lost", "bind", s.i, "reason", reason.String(), "err", cerr)
 		}
-		// Full jitter on an exponential back-off.
-		d := backoff/2 + rand.N(backoff/2+1)
+		d := reconnectDelay(c.cfg.ReconnectMin, c.cfg.ReconnectMax, int(s.failures.Load())-1, rand.Int64N)
+		c.log.Debug("smpp: rebinding", "bind", s.i, "in", d)
 		select {
 		case <-time.After(d):
 		case <-c.ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, c.cfg.ReconnectMax)
 	}
 }
 
@@ -217,8 +264,8 @@ func (c *Client) dialBind(s *bindSlot) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.cfg.TLS != nil {
-		tc := tls.Client(nc, c.cfg.TLS)
+	if c.tls != nil {
+		tc := tls.Client(nc, c.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, err
@@ -229,22 +276,28 @@ func (c *Client) dialBind(s *bindSlot) (*Conn, error) {
 	b := &Bind{Mode: c.cfg.Mode, SystemID: []byte(c.cfg.SystemID), Password: []byte(c.cfg.Password),
 		SystemType: []byte(c.cfg.SystemType), InterfaceVersion: InterfaceVersion,
 		AddrTON: c.cfg.AddrTON, AddrNPI: c.cfg.AddrNPI, AddressRange: []byte(c.cfg.AddressRange)}
-	// Allow the response through the state check before the bind is done.
+	// The session becomes bound on its read goroutine as the bind_resp is
+	// read (Conn.boundBy), before any frame the SMSC sent after it.
 	_, _, err = cn.Send(ctx, b)
+	if err == nil && !cn.State().Bound() {
+		err = fmt.Errorf("%w: session ended as it bound", ErrClosed)
+	}
 	if err != nil {
 		cn.closeWith(CloseBindFailed, err)
 		<-cn.Done()
 		return nil, err
 	}
-	cn.setBound(c.cfg.SystemID, c.cfg.Mode, nil)
 	return cn, nil
 }
 
-// pick returns a bound, unpaused session, round robin. The clock is read
-// only when a session is paused.
+// pick returns a bound, unpaused session, round robin, preferring one with
+// a free window slot; when every window is full it returns the first
+// usable one (its caller waits there for a slot). The clock is read only
+// when a session is paused.
 func (c *Client) pick() *bindSlot {
 	n := len(c.slots)
-	start := int(c.rr.Add(1))
+	start := int(c.rr.Add(1) % uint64(n))
+	var full *bindSlot
 	for i := 0; i < n; i++ {
 		s := c.slots[(start+i)%n]
 		cn := s.conn.Load()
@@ -254,9 +307,14 @@ func (c *Client) pick() *bindSlot {
 		if p := s.pausedUntil.Load(); p != 0 && time.Now().UnixNano() < p {
 			continue
 		}
-		return s
+		if cn.win.Len() < cn.win.Cap() {
+			return s
+		}
+		if full == nil {
+			full = s
+		}
 	}
-	return nil
+	return full
 }
 
 // waitSlot waits until a bound, unpaused session is available.
@@ -294,7 +352,10 @@ func (c *Client) throttled(s *bindSlot) {
 
 // Send sends any request on a bound session and waits for the response,
 // retrying on ESME_RTHROTTLED (pausing that bind) and ESME_RMSGQFUL (with
-// back-off). Other non-zero statuses come back as *StatusError.
+// back-off), and on another bind when the request never reached the wire
+// (ErrNotWritten). Other non-zero statuses come back as *StatusError; a
+// request written on a connection that closed before its response comes
+// back as an error wrapping ErrUnknownOutcome and ErrClosed, never resent.
 func (c *Client) Send(ctx context.Context, p PDU) (Header, PDU, error) {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -314,8 +375,8 @@ func (c *Client) Send(ctx context.Context, p PDU) (Header, PDU, error) {
 			s.throttleN.Store(0)
 			return h, resp, nil
 		}
-		if errors.Is(err, ErrClosed) && h.ID == 0 && ctx.Err() == nil && attempt < c.cfg.MaxRetries {
-			// Refused before it was written (the bind was going away).
+		if retryable(err) && ctx.Err() == nil && attempt < c.cfg.MaxRetries {
+			// It never reached the wire (the bind was going away).
 			continue
 		}
 		st := StatusOf(err)
@@ -335,6 +396,12 @@ func (c *Client) Send(ctx context.Context, p PDU) (Header, PDU, error) {
 	}
 }
 
+// retryable reports whether a request may be sent again on another bind:
+// only when it provably never reached the wire.
+func retryable(err error) bool {
+	return errors.Is(err, ErrNotWritten) && !errors.Is(err, ErrUnknownOutcome)
+}
+
 // Submit sends a submit_sm and returns the SMSC's message id, or a
 // *StatusError with the refusal.
 func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
@@ -350,9 +417,10 @@ func (c *Client) Submit(ctx context.Context, sm *SubmitSM) (string, error) {
 }
 
 // SubmitAsync sends a submit_sm without waiting; done gets the message id
-// or the error. Retries for throttling happen on a goroutine of their own.
-// The fast path (a bound session with a free window slot) costs no
-// goroutine.
+// or the error, with Submit's retry rules (throttling, queue full, never
+// written; never a written submit whose connection dropped). Retries
+// happen on a goroutine of their own. The fast path (a bound session with
+// a free window slot) costs no goroutine.
 //
 // The window's request expiry bounds a submit on the fast path; the slow
 // path (no bound session yet, rate cap, retries) runs under ctx, bounded by
@@ -370,6 +438,10 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 	}
 	err := cn.SendAsync(ctx, sm, func(r Result) {
 		if r.Err != nil {
+			if retryable(r.Err) && ctx.Err() == nil {
+				go c.submitSlow(ctx, sm, done)
+				return
+			}
 			if st := StatusOf(r.Err); st == StatusThrottled || st == StatusMsgQFul {
 				if st == StatusThrottled {
 					c.throttled(s)
@@ -388,6 +460,7 @@ func (c *Client) SubmitAsync(ctx context.Context, sm *SubmitSM, done func(id str
 		done(string(resp.MessageID), nil)
 	})
 	if err != nil {
+		// Not queued (never written): Submit's path retries or reports it.
 		go c.submitSlow(ctx, sm, done)
 	}
 }

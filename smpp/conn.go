@@ -19,22 +19,23 @@ type CloseReason uint8
 
 // Close reasons.
 const (
-	CloseNone        CloseReason = iota
-	CloseLocal                   // Close called
-	CloseUnbound                 // unbind completed, from either side
-	ClosePeer                    // the peer closed the TCP connection
-	CloseReadError               // a read failed
-	CloseWriteError              // a write failed or timed out
-	CloseBadLength               // command_length out of range: the stream cannot be trusted
-	CloseDeadPeer                // nothing read and enquire_link unanswered
-	CloseSlowPeer                // the peer stopped reading our writes
-	CloseBindFailed              // the bind was refused or timed out
-	CloseBindTimeout             // no bind within the bind timeout (server)
-	CloseShutdown                // server or client shutdown
+	CloseNone            CloseReason = iota
+	CloseLocal                       // Close called
+	CloseUnbound                     // unbind completed, from either side
+	ClosePeer                        // the peer closed the TCP connection
+	CloseReadError                   // a read failed
+	CloseWriteError                  // a write failed or timed out
+	CloseBadLength                   // command_length out of range: the stream cannot be trusted
+	CloseDeadPeer                    // nothing read and enquire_link unanswered
+	CloseSlowPeer                    // the peer stopped reading our writes
+	CloseBindFailed                  // the bind was refused or timed out
+	CloseBindTimeout                 // no bind within the bind timeout (server)
+	CloseShutdown                    // server or client shutdown
+	CloseResponseTimeout             // ConnConfig.CloseAfterExpiries requests in a row got no response
 )
 
 var closeReasonNames = [...]string{"none", "local", "unbound", "peer_closed", "read_error", "write_error",
-	"bad_command_length", "dead_peer", "slow_peer", "bind_failed", "bind_timeout", "shutdown"}
+	"bad_command_length", "dead_peer", "slow_peer", "bind_failed", "bind_timeout", "shutdown", "response_timeout"}
 
 func (r CloseReason) String() string {
 	if int(r) < len(closeReasonNames) {
@@ -175,8 +176,27 @@ type ConnConfig struct {
 	MaxPDUSize      int           // cap on command_length (default DefaultMaxPDUSize)
 	Logger          *slog.Logger  // default slog.Default()
 
-	// OnClose, if set, is called once when the session ends.
+	// CloseAfterExpiries, if positive, closes the session with
+	// CloseResponseTimeout once that many requests in a row expired
+	// without a response (a peer that keeps the TCP connection and
+	// enquire_link alive but stopped answering). 0 never closes.
+	CloseAfterExpiries int
+
+	// OnClose, if set, is called once when the session ends, on a
+	// goroutine of its own, after the requests in flight were failed
+	// (InFlightAtClose is complete by then).
 	OnClose func(c *Conn, reason CloseReason, err error)
+	// OnExpire, if set, is called for each of our requests that got no
+	// response within RequestExpiry (its caller gets ErrTimeout), on the
+	// session's timer goroutine; it must be fast.
+	OnExpire func(c *Conn, p *Pending)
+	// OnLateResponse, if set, is called for a response that matches no
+	// request in flight: usually the answer to an expired request (a
+	// submit_sm_resp carries the message id the SMSC assigned after all),
+	// or a peer's mistake. It runs on the session's read goroutine and
+	// must be fast; p may be nil for an undecodable response, and is not
+	// reused after the call, so it may be kept.
+	OnLateResponse func(c *Conn, h Header, p PDU)
 	// OnPDU, if set, is called for every PDU read (dir "in") or written
 	// (dir "out"), for metrics and tracing; it must be fast.
 	OnPDU func(dir string, h Header)
@@ -243,6 +263,9 @@ type Conn struct {
 	handler Handler
 	// bindHook, on the SMSC side, answers bind requests.
 	bindHook func(r *Request)
+	// badBindHook, on the SMSC side, is told of a bind request that could
+	// not be decoded; it calls respond to answer it.
+	badBindHook func(respond func())
 
 	q        outQueue
 	closing  chan struct{} // closed when the session starts to end
@@ -251,6 +274,7 @@ type Conn struct {
 	state    atomic.Uint32
 	inflight atomic.Int32
 	lastRead atomic.Int64 // unix nanos
+	expired  atomic.Int32 // requests expired in a row (CloseAfterExpiries)
 
 	closeOnce   sync.Once
 	mu          sync.Mutex
@@ -289,8 +313,16 @@ func newConn(nc net.Conn, role Role, cfg ConnConfig, h Handler) *Conn {
 	}
 	c.q.wake = make(chan struct{}, 1)
 	c.q.max = max(256<<10, (cfg.Window+cfg.MaxInflight+16)*256)
-	c.win.OnUnexpected = func(h Header, _ PDU) {
+	// The window's hooks are set here, before any goroutine of the
+	// session runs, and never changed.
+	c.win.OnUnexpected = func(h Header, p PDU) {
 		c.log.Debug("smpp: response without request", "cmd", h.ID.String(), "seq", h.Sequence)
+		if c.cfg.OnLateResponse != nil {
+			c.cfg.OnLateResponse(c, h, p)
+		}
+	}
+	if cfg.OnExpire != nil {
+		c.win.OnExpire = func(p *Pending) { c.cfg.OnExpire(c, p) }
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
@@ -332,11 +364,16 @@ func (c *Conn) SetData(v any) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) setBound(systemID string, m BindMode, data any) {
+// setBound records the bind and moves the session from StateOpen to its
+// bound state; it reports false (and changes nothing) in any other state.
+func (c *Conn) setBound(systemID string, m BindMode, data any) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.CompareAndSwap(uint32(StateOpen), uint32(boundState(m))) {
+		return false
+	}
 	c.systemID, c.mode, c.data = systemID, m, data
-	c.mu.Unlock()
-	c.setState(boundState(m))
+	return true
 }
 
 // Window returns the session's request window.
@@ -364,8 +401,10 @@ func (c *Conn) CloseReason() (CloseReason, error) {
 }
 
 // InFlightAtClose returns the requests that were in flight when the session
-// ended, oldest first (each was also failed with ErrClosed), so an owner
-// can decide what to resubmit: the peer may or may not have them.
+// ended, oldest first, once Done is closed. Each was also failed with an
+// error wrapping ErrClosed: ErrNotWritten for those whose frame never
+// reached the wire (Pending.Written false; safe to resubmit) and
+// ErrUnknownOutcome for those written whole (the peer may have them).
 func (c *Conn) InFlightAtClose() []*Pending {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -392,28 +431,80 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// closeWith starts the end of the session: it records the reason, marks
+// the session closed and closes the connection, which stops the reader and
+// the writer. The writer, once it has stopped, fails what is in flight
+// (finish): only then is it known which requests reached the wire.
 func (c *Conn) closeWith(reason CloseReason, err error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closeReason, c.closeErr = reason, err
-		sys := c.systemID
 		c.mu.Unlock()
 		c.setState(StateClosed)
 		close(c.closing)
 		c.nc.Close()
-		lost := c.win.Drain(fmt.Errorf("%w (%s)", ErrClosed, reason))
-		c.mu.Lock()
-		c.lost = lost
-		c.mu.Unlock()
-		lvl := slog.LevelInfo
-		if err != nil && reason != ClosePeer && reason != CloseUnbound {
-			lvl = slog.LevelWarn
-		}
-		c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
-		if c.cfg.OnClose != nil {
-			go c.cfg.OnClose(c, reason, err)
-		}
 	})
+}
+
+// finish runs on the writer goroutine once it has stopped for good (the
+// session is closing): it refuses further frames, fails the requests in
+// flight (ErrNotWritten for those in unsentTail or still queued,
+// ErrUnknownOutcome for the others), logs and calls OnClose.
+func (c *Conn) finish(unsentTail []byte) {
+	q := &c.q
+	q.mu.Lock()
+	rest := q.buf
+	q.buf = nil
+	q.closeAfter = true // nothing is queued from now on
+	q.mu.Unlock()
+	unsent := requestSeqs(nil, unsentTail)
+	unsent = requestSeqs(unsent, rest)
+	reason, err := c.CloseReason()
+	lost := c.win.drainClosed(reason, unsent)
+	c.mu.Lock()
+	c.lost = lost
+	sys := c.systemID
+	c.mu.Unlock()
+	lvl := slog.LevelInfo
+	if err != nil && reason != ClosePeer && reason != CloseUnbound {
+		lvl = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
+	if c.cfg.OnClose != nil {
+		go c.cfg.OnClose(c, reason, err)
+	}
+}
+
+// requestSeqs adds to m the sequence numbers of the request frames in b, a
+// run of whole frames as queued for writing.
+func requestSeqs(m map[uint32]struct{}, b []byte) map[uint32]struct{} {
+	for off := 0; len(b)-off >= HeaderLen; {
+		h, _ := ParseHeader(b[off:])
+		if h.Length < HeaderLen || int(h.Length) > len(b)-off {
+			break
+		}
+		if !h.ID.IsResponse() {
+			if m == nil {
+				m = make(map[uint32]struct{})
+			}
+			m[h.Sequence] = struct{}{}
+		}
+		off += int(h.Length)
+	}
+	return m
+}
+
+// unwritten returns the frames of buf that a write which wrote n octets did
+// not write whole (a frame cut short never reached the peer as a PDU).
+func unwritten(buf []byte, n int) []byte {
+	for off := 0; len(buf)-off >= HeaderLen; {
+		l := int(binary.BigEndian.Uint32(buf[off:]))
+		if l < HeaderLen || off+l > n {
+			return buf[off:]
+		}
+		off += l
+	}
+	return nil
 }
 
 // enqueue encodes a frame into the write queue and wakes the writer. It
@@ -474,10 +565,14 @@ func (c *Conn) enqueue(f outFrame) error {
 
 // SendAsync sends a request and calls done with its result exactly once
 // (also on errors after the request was accepted). It waits for a window
-// slot until ctx ends. An error return means done will not be called.
+// slot until ctx ends. An error return means done will not be called and
+// the request was not written (the error wraps ErrNotWritten, or is the
+// context's). When the connection closes with the request in flight, done
+// gets ErrNotWritten if it never reached the wire and ErrUnknownOutcome if
+// it did; both wrap ErrClosed.
 func (c *Conn) SendAsync(ctx context.Context, p PDU, done func(Result)) error {
 	if s := c.State(); s == StateClosed || (s == StateUnbinding && p.CommandID() != UnbindID) {
-		return ErrClosed
+		return errNotSent
 	}
 	if err := c.win.Acquire(ctx); err != nil {
 		return err
@@ -487,8 +582,11 @@ func (c *Conn) SendAsync(ctx context.Context, p PDU, done func(Result)) error {
 		return err
 	}
 	if err := c.enqueue(outFrame{seq: seq, pdu: p}); err != nil {
-		c.win.Remove(seq)
-		return err
+		if c.win.Remove(seq) {
+			return errNotSent
+		}
+		// The session closed in between and already failed the request
+		// through done (conservatively as ErrUnknownOutcome).
 	}
 	return nil
 }
@@ -621,6 +719,12 @@ func (c *Conn) dispatch(frame []byte) {
 		if h.ID == GenericNackID && h.Status == StatusOK {
 			h.Status = StatusSysErr
 		}
+		if c.cfg.CloseAfterExpiries > 0 && c.expired.Load() != 0 {
+			c.expired.Store(0)
+		}
+		if h.Status == StatusOK && c.role == RoleESME && isBindResp(h.ID) {
+			c.boundBy(h)
+		}
 		c.win.Complete(h, p)
 		return
 	}
@@ -635,11 +739,18 @@ func (c *Conn) dispatch(frame []byte) {
 	if err != nil {
 		st := StatusOf(err)
 		c.log.Debug("smpp: malformed request", "cmd", h.ID.String(), "seq", h.Sequence, "err", err)
-		if st == StatusInvCmdLen || st == StatusInvTLVStream {
-			c.nack(h.Sequence, st)
-		} else {
-			c.answer(h, st)
+		respond := func() {
+			if st == StatusInvCmdLen || st == StatusInvTLVStream {
+				c.nack(h.Sequence, st)
+			} else {
+				c.answer(h, st)
+			}
 		}
+		if c.badBindHook != nil && isBind(h.ID) {
+			c.badBindHook(respond)
+			return
+		}
+		respond()
 		return
 	}
 	switch h.ID {
@@ -665,7 +776,7 @@ func (c *Conn) dispatch(frame []byte) {
 	}
 	c.inflight.Add(1)
 	r := &Request{Header: h, PDU: p, Conn: c}
-	if h.ID == BindTransmitterID || h.ID == BindReceiverID || h.ID == BindTransceiverID {
+	if isBind(h.ID) {
 		if c.bindHook != nil {
 			c.bindHook(r)
 			return
@@ -678,6 +789,27 @@ func (c *Conn) dispatch(frame []byte) {
 		return
 	}
 	c.serve(r)
+}
+
+func isBind(id CommandID) bool {
+	return id == BindTransmitterID || id == BindReceiverID || id == BindTransceiverID
+}
+
+func isBindResp(id CommandID) bool {
+	return id == BindTransmitterRespID || id == BindReceiverRespID || id == BindTransceiverRespID
+}
+
+// boundBy makes an ESME session bound on the successful bind_resp h, on the
+// read goroutine before the response completes the bind request and
+// before any later frame is dispatched: an SMSC may send deliver_sm in the
+// same write as its bind_resp.
+func (c *Conn) boundBy(h Header) {
+	req, ok := c.win.request(h.Sequence)
+	b, isBindReq := req.(*Bind)
+	if !ok || !isBindReq {
+		return
+	}
+	c.setBound(string(b.SystemID), b.Mode, c.Data())
 }
 
 // serve calls the handler, turning a panic into ESME_RSYSERR.
@@ -708,11 +840,17 @@ func (c *Conn) nack(seq uint32, st CommandStatus) {
 	c.enqueue(outFrame{status: st, seq: seq, pdu: &GenericNack{}})
 }
 
-// allowed checks a request against the bind state (SMPP 3.4 §2.3).
+// allowed checks a request against the bind state (SMPP 3.4 §2.3). While
+// this end drains before its unbind (StateUnbinding), the operations its
+// bind allowed are refused with ESME_RX_T_APPN, temporary, so the peer
+// retries them elsewhere or later, and the peer's own unbind is accepted.
 func (c *Conn) allowed(id CommandID) CommandStatus {
 	s := c.State()
 	if id == EnquireLinkID {
 		return StatusOK
+	}
+	if s == StateUnbinding {
+		return c.allowedUnbinding(id)
 	}
 	if c.role == RoleSMSC {
 		switch id {
@@ -749,8 +887,29 @@ func (c *Conn) allowed(id CommandID) CommandStatus {
 	return StatusInvBndSts
 }
 
+func (c *Conn) allowedUnbinding(id CommandID) CommandStatus {
+	m := c.Mode()
+	switch {
+	case id == UnbindID:
+		return StatusOK
+	case c.role == RoleSMSC && m.CanSubmit():
+		switch id {
+		case SubmitSMID, SubmitMultiID, DataSMID, QuerySMID, CancelSMID, ReplaceSMID:
+			return StatusXTAppn
+		}
+	case c.role == RoleESME && m.CanReceive():
+		switch id {
+		case DeliverSMID, DataSMID:
+			return StatusXTAppn
+		}
+	}
+	return StatusInvBndSts
+}
+
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
+	var tail []byte // what a failed write did not write whole
+	defer func() { c.finish(tail) }()
 	q := &c.q
 	spare := make([]byte, 0, 64<<10)
 	for {
@@ -769,7 +928,8 @@ func (c *Conn) writeLoop() {
 		q.mu.Unlock()
 		if len(buf) > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if _, err := c.nc.Write(buf); err != nil {
+			if n, err := c.nc.Write(buf); err != nil {
+				tail = unwritten(buf, n)
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					c.closeWith(CloseSlowPeer, err)
@@ -832,7 +992,12 @@ func (c *Conn) timerLoop() {
 		case <-c.closing:
 			return
 		case now := <-t.C:
-			c.win.Expire(now)
+			if n := c.win.Expire(now); n > 0 && c.cfg.CloseAfterExpiries > 0 {
+				if run := c.expired.Add(int32(n)); int(run) >= c.cfg.CloseAfterExpiries {
+					c.closeWith(CloseResponseTimeout, fmt.Errorf("smpp: %d requests in a row got no response", run))
+					return
+				}
+			}
 			if c.cfg.EnquireLink <= 0 {
 				continue
 			}

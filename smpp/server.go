@@ -21,7 +21,11 @@ type BindInfo struct {
 }
 
 // Account is an upstream ESME account, as returned by Server.Authenticate.
-// Its limits apply across all of its binds.
+// Its limits (Window, Rate, MaxBinds) apply across all of its binds only if
+// Authenticate returns the same *Account for each of them: the in-flight
+// count and the rate bucket live in the Account value, so an Authenticate
+// that builds a fresh Account per bind gets per-bind limits instead.
+// (MaxBinds is counted by ID and holds either way.)
 type Account struct {
 	ID       string  // stable name, used in logs and metrics
 	Window   int     // requests in flight across its binds before ESME_RTHROTTLED (0: per-session limit only)
@@ -53,7 +57,9 @@ func AccountOf(c *Conn) *Account {
 type Server struct {
 	Addr string // listen address for ListenAndServe (default "127.0.0.1:2775")
 	// Authenticate maps a bind to an account, or refuses it with a status
-	// (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RBINDFAIL...). Required.
+	// (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RBINDFAIL...). Required. It
+	// must return the same *Account for every bind of one account for the
+	// account-wide Window and Rate limits to hold (see Account).
 	Authenticate func(ctx context.Context, b BindInfo) (*Account, CommandStatus)
 	// Handler serves submit_sm, data_sm, query_sm, cancel_sm, replace_sm
 	// and submit_multi from bound ESMEs.
@@ -62,9 +68,9 @@ type Server struct {
 	Conn ConnConfig
 	// MaxBindsPerAccount caps concurrent binds per account (default 8).
 	MaxBindsPerAccount int
-	// MaxFailedBinds is how many refused binds one remote IP may make in
-	// FailedBindWindow before its connections are closed at once (default 5
-	// per minute).
+	// MaxFailedBinds is how many refused or malformed binds one remote IP
+	// may make in FailedBindWindow before its connections are closed at
+	// once (default 5 per minute).
 	MaxFailedBinds   int
 	FailedBindWindow time.Duration
 	// BindTimeout closes a connection that has not bound in time (default 10s).
@@ -283,6 +289,7 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	c := newConn(nc, RoleSMSC, cfg, HandlerFunc(s.serveBound))
 	c.bindHook = s.bind
+	c.badBindHook = func(respond func()) { s.bindFailed(c, "malformed bind", respond) }
 	c.start()
 	s.mu.Lock()
 	if s.conns == nil {
@@ -334,12 +341,8 @@ func (s *Server) bind(r *Request) {
 	_ = resp.TLVs.SetUint8(TagSCInterfaceVersion, InterfaceVersion)
 	info := BindInfo{SystemID: string(b.SystemID), Password: string(b.Password), SystemType: string(b.SystemType), Mode: b.Mode, Remote: c.RemoteAddr()}
 	fail := func(st CommandStatus, why string) {
-		s.recordFailure(c.RemoteAddr())
 		s.logger().Warn("smpp: bind refused", "system_id", info.SystemID, "remote", c.RemoteAddr().String(), "status", st.String(), "why", why)
-		r.Respond(st, &BindResp{Mode: b.Mode})
-		if s.refused(c.RemoteAddr()) {
-			c.enqueue(outFrame{close: true})
-		}
+		s.bindFailed(c, why, func() { r.Respond(st, &BindResp{Mode: b.Mode}) })
 	}
 	if s.Authenticate == nil {
 		fail(StatusBindFail, "no authenticator configured")
@@ -378,7 +381,10 @@ func (s *Server) bind(r *Request) {
 	if s.bound == nil {
 		s.bound = make(map[string][]*Conn)
 	}
-	c.setBound(info.SystemID, b.Mode, acct)
+	if !c.setBound(info.SystemID, b.Mode, acct) {
+		s.mu.Unlock() // the session is closing
+		return
+	}
 	s.bound[acct.ID] = append(s.bound[acct.ID], c)
 	s.mu.Unlock()
 	r.Respond(StatusOK, resp)
@@ -388,19 +394,36 @@ func (s *Server) bind(r *Request) {
 	}
 }
 
-// serveBound applies the account's limits, then calls s.Handler.
+// bindFailed counts a refused or malformed bind against the remote
+// address, answers it (respond), and closes the connection after the
+// answer once the address is over its limit. The failure is recorded
+// before the answer goes out, so a peer that reads the refusal and
+// reconnects is already counted.
+func (s *Server) bindFailed(c *Conn, why string, respond func()) {
+	s.recordFailure(c.RemoteAddr())
+	respond()
+	if s.refused(c.RemoteAddr()) {
+		s.logger().Warn("smpp: too many failed binds, closing", "remote", c.RemoteAddr().String(), "why", why)
+		c.enqueue(outFrame{close: true})
+	}
+}
+
+// serveBound applies the account's limits, then calls s.Handler. The
+// window slot is taken by one atomic increment (and given back on refusal),
+// so concurrent binds of one account cannot overshoot its Window.
 func (s *Server) serveBound(r *Request) {
 	a := AccountOf(r.Conn)
 	if a != nil {
-		if a.Window > 0 && a.inflight.Load() >= int64(a.Window) {
+		if n := a.inflight.Add(1); a.Window > 0 && n > int64(a.Window) {
+			a.inflight.Add(-1)
 			r.Respond(StatusThrottled, nil)
 			return
 		}
 		if a.limit != nil && !a.limit.allow(time.Now()) {
+			a.inflight.Add(-1)
 			r.Respond(StatusThrottled, nil)
 			return
 		}
-		a.inflight.Add(1)
 		r.account = &a.inflight
 	}
 	if s.Handler == nil {

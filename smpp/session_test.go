@@ -249,6 +249,7 @@ func TestUnbindFromPeer(t *testing.T) {
 func TestClientUnbindAndRebind(t *testing.T) {
 	srv, addr := testServer(t, nil)
 	c := testClient(t, addr, nil)
+	old := c.Conns()[0]
 	// Server drops every session; client rebinds.
 	for _, cn := range srv.Sessions() {
 		cn.Close()
@@ -256,7 +257,7 @@ func TestClientUnbindAndRebind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if len(srv.Sessions()) == 1 && c.Bound() == 1 {
+		if cs := c.Conns(); len(srv.Sessions()) == 1 && len(cs) == 1 && cs[0] != old {
 			return nil
 		}
 		return errors.New("not rebound")

@@ -160,4 +160,18 @@ var (
 	ErrTimeout        = errors.New("smpp: response timeout")
 	ErrNotBound       = errors.New("smpp: no bound session")
 	ErrUnknownCommand = errors.New("smpp: unknown command_id")
+
+	// ErrNotWritten marks a request that never reached the wire: refused
+	// before it was queued, or still queued (or only partly written) when
+	// its connection closed. The peer cannot have it, so sending it again
+	// on another session is safe. It comes wrapped with ErrClosed.
+	ErrNotWritten = errors.New("smpp: request not written")
+	// ErrUnknownOutcome marks a request whose frame was written but whose
+	// response never came because the connection closed: the peer may
+	// have processed it. Sending it again may duplicate it; Client never
+	// does so on its own. It comes wrapped with ErrClosed.
+	ErrUnknownOutcome = errors.New("smpp: request written, connection closed before its response")
 )
+
+// errNotSent is what SendAsync returns for a request it could not queue.
+var errNotSent = fmt.Errorf("%w: %w", ErrClosed, ErrNotWritten)

@@ -19,7 +19,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	requireNoErr(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smsc.test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	requireNoErr(t, err)
@@ -70,4 +70,25 @@ func TestAccountRateThrottled(t *testing.T) {
 		got[h.Sequence] = h.Status
 	}
 	requireEqual(t, got, map[uint32]CommandStatus{10: StatusOK, 11: StatusThrottled})
+}
+
+// A TLS config that sets only RootCAs verifies the SMSC's certificate
+// against the host of Addr (an IP or a name); the caller's config is not
+// changed.
+func TestTLSServerNameFromAddr(t *testing.T) {
+	cert, pool := selfSigned(t)
+	srv, _ := testServer(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	requireNoErr(t, err)
+	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		t.Run(host, func(t *testing.T) {
+			cfg := &tls.Config{RootCAs: pool}
+			c := testClient(t, net.JoinHostPort(host, port), func(c *ClientConfig) { c.TLS = cfg })
+			_, err := c.Submit(context.Background(), &SubmitSM{SM: SM{Dest: Address{1, 1, []byte("1")}, ShortMessage: []byte("x")}})
+			requireNoErr(t, err)
+			requireEqual(t, cfg.ServerName, "")
+		})
+	}
 }

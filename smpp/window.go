@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -18,9 +19,15 @@ type Result struct {
 
 // Pending is a request in flight.
 type Pending struct {
-	Seq      uint32
-	Req      PDU
-	Sent     time.Time
+	Seq  uint32
+	Req  PDU
+	Sent time.Time
+	// Written is set on the requests a session failed when its connection
+	// closed (Conn.InFlightAtClose): true when the request's frame had been
+	// written whole, so the peer may have it (its result is
+	// ErrUnknownOutcome), false when it never reached the wire
+	// (ErrNotWritten).
+	Written  bool
 	deadline time.Time
 	done     func(Result)
 }
@@ -39,6 +46,9 @@ type Window struct {
 	expiry time.Duration
 
 	// OnExpire is called (without the lock) for each expired request.
+	// Set it, like OnUnexpected, before the window is used: the fields are
+	// read without synchronisation. A Conn sets both from its ConnConfig
+	// (OnExpire, OnLateResponse).
 	OnExpire func(*Pending)
 	// OnUnexpected is called for a response that matches no request in
 	// flight: a late response after expiry, or a peer's mistake.
@@ -124,8 +134,10 @@ func (w *Window) Add(seq uint32, req PDU, now time.Time, done func(Result)) erro
 }
 
 // Remove forgets a request without calling done (used when its frame could
-// not be queued) and releases its slot.
-func (w *Window) Remove(seq uint32) {
+// not be queued) and releases its slot. It reports false when the request
+// was no longer in flight (already completed, expired or drained, so its
+// done callback has run or is running).
+func (w *Window) Remove(seq uint32) bool {
 	w.mu.Lock()
 	_, ok := w.pending[seq]
 	delete(w.pending, seq)
@@ -133,6 +145,15 @@ func (w *Window) Remove(seq uint32) {
 	if ok {
 		<-w.slots
 	}
+	return ok
+}
+
+// request returns the request in flight with seq.
+func (w *Window) request(seq uint32) (PDU, bool) {
+	w.mu.Lock()
+	p, ok := w.pending[seq]
+	w.mu.Unlock()
+	return p.Req, ok
 }
 
 // Complete finishes the request with the header's sequence number. It
@@ -213,6 +234,37 @@ func (w *Window) Drain(err error) []*Pending {
 	for _, p := range out {
 		<-w.slots
 		p.done(Result{Err: err})
+	}
+	return out
+}
+
+// drainClosed is Drain for a connection that closed: the requests whose
+// sequence numbers are in unsent never reached the wire and fail with
+// ErrNotWritten, the others with ErrUnknownOutcome; both wrap ErrClosed.
+// Requests refused from then on get ErrNotWritten.
+func (w *Window) drainClosed(reason CloseReason, unsent map[uint32]struct{}) []*Pending {
+	notWritten := fmt.Errorf("%w (%s): %w", ErrClosed, reason, ErrNotWritten)
+	unknown := fmt.Errorf("%w (%s): %w", ErrClosed, reason, ErrUnknownOutcome)
+	w.mu.Lock()
+	if w.closed == nil {
+		w.closed = notWritten
+	}
+	out := make([]*Pending, 0, len(w.pending))
+	for seq, p := range w.pending {
+		_, never := unsent[seq]
+		p.Written = !never
+		out = append(out, &p)
+		delete(w.pending, seq)
+	}
+	w.mu.Unlock()
+	sortPending(out)
+	for _, p := range out {
+		<-w.slots
+		if p.Written {
+			p.done(Result{Err: unknown})
+		} else {
+			p.done(Result{Err: notWritten})
+		}
 	}
 	return out
 }
