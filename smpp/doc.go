@@ -32,16 +32,20 @@
 // # The life of a submit
 //
 // Client.SubmitAsync picks a bound session round robin (skipping binds
-// paused after ESME_RTHROTTLED), takes a window slot, queues the PDU for the
+// paused after ESME_RTHROTTLED, preferring one with a free window slot),
+// takes a window slot, queues the PDU for the
 // writer and returns. The SMSC's submit_sm_resp is read by the session's
 // reader, matched to its window entry by sequence number, and the done
 // callback runs on the reader goroutine with the message id or a
 // *StatusError. A throttled or queue-full answer is retried with back-off
 // on a goroutine of its own; a timeout reports ErrTimeout and is not
-// resubmitted blindly (the SMSC may have the message).
+// resubmitted blindly (the SMSC may have the message). When the connection
+// drops, a submit that never reached the wire (ErrNotWritten) is sent on
+// another bind; one that was written fails with ErrUnknownOutcome and is
+// left to the caller.
 //
 // On the Server, a bind is authenticated through Server.Authenticate,
 // which maps it to an Account whose window and rate apply across its
-// binds. Server.Deliver pushes deliver_sm to an account's receivers.
+// binds (when Authenticate returns the same *Account for each). Server.Deliver pushes deliver_sm to an account's receivers.
 // Shutdown stops accepting, drains the windows both ways and unbinds.
 package smpp
