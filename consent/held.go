@@ -60,7 +60,10 @@ type HoldResult struct {
 	// acts on it (send when Allow, refuse otherwise).
 	Decision Decision
 	// Prompt is the attestation prompt to send now, before anything else;
-	// nil when one was already sent.
+	// nil when one was already sent. Like a confirmation it is stored
+	// pending, in the same synced change as the hold, until ReplySent
+	// reports it sent, so a crash before the send leaves it in
+	// PendingReplies.
 	Prompt *Reply
 }
 
@@ -134,8 +137,8 @@ func (s *Store) Hold(ctx context.Context, m HeldMessage) (HoldResult, error) {
 		c.mark(rt)
 		c.record(rt, old, StatePending, "", origin{Evidence{Source: SourceAttestation, Sender: m.Sender,
 			Detail: "attestation prompt sent"}})
-		res.Prompt = &Reply{Kind: ReplyAttestationPrompt, Text: t.def.AttestationPrompt, Lang: t.def.lang,
-			Channel: m.Channel, Sender: m.Sender, Recipient: rcpt}
+		p := c.pendingReply(ReplyAttestationPrompt, t.def.AttestationPrompt, t.def.lang, m.Channel, m.Sender, rcpt)
+		res.Prompt = &p
 		res.Decision = Decision{Reason: ReasonAttestationPending, Action: ActionHold}
 	}
 	if err := c.commit(); err != nil {
@@ -149,8 +152,10 @@ func (s *Store) Hold(ctx context.Context, m HeldMessage) (HoldResult, error) {
 // recipient (Check returned ActionDisclaimFirst). The first call records the
 // disclaimer (the recipient counts as opted in by implication, with
 // evidence) and returns it to send before the message; later calls return
-// nil. The record is synced before Disclaim returns, so a crash between it
-// and the send loses at most that one disclaimer, never sends it twice.
+// nil. The record and the disclaimer, stored pending like a confirmation
+// (with its ID; report it with ReplySent), are synced before Disclaim
+// returns, so a crash before the send leaves it in PendingReplies to be
+// sent then (possibly after the message it preceded).
 func (s *Store) Disclaim(ctx context.Context, tenant, channel, sender, recipient string) (*Reply, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -193,9 +198,9 @@ func (s *Store) Disclaim(ctx context.Context, tenant, channel, sender, recipient
 	c.mark(rt)
 	c.record(rt, old, StateOptedIn, "", origin{Evidence{Source: SourceAttestation, Sender: sender,
 		Detail: "disclaimer sent (implied opt-in)"}})
+	rep := c.pendingReply(ReplyDisclaimer, t.def.Disclaimer, t.def.lang, channel, sender, rcpt)
 	if err := c.commit(); err != nil {
 		return nil, err
 	}
-	return &Reply{Kind: ReplyDisclaimer, Text: t.def.Disclaimer, Lang: t.def.lang, Channel: channel,
-		Sender: sender, Recipient: rcpt}, nil
+	return &rep, nil
 }

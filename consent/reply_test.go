@@ -139,3 +139,45 @@ func TestOperatorNoChangeEvidence(t *testing.T) {
 	requireEqual(t, hist[4].Detail, "no change: opt-out already in effect; phoned in")
 	requireEqual(t, hist[2].ProofRef, "F-1")
 }
+
+// TestPromptAndDisclaimerPending: the attestation prompt and the disclaimer
+// are stored pending in the same synced change as the hold or the
+// disclaimer record, with an id, tenant and creation time, survive a
+// reopen (a crash before the send) and leave once reported sent.
+func TestPromptAndDisclaimerPending(t *testing.T) {
+	h := newHarness(t, testTenant("att", func(c *TenantConfig) { c.Attestation = ModeAttestation }),
+		testTenant("dis", func(c *TenantConfig) { c.Attestation = ModeDisclaimer }))
+	ctx := context.Background()
+	pending := func() map[string]Reply {
+		out := map[string]Reply{}
+		requireNoErr(t, h.s.PendingReplies(h.clock.Now().Add(time.Hour), func(r Reply) bool { out[r.ID] = r; return true }))
+		return out
+	}
+	hr, err := h.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, ID: "m1", Payload: []byte("x")})
+	requireNoErr(t, err)
+	if hr.Prompt == nil || hr.Prompt.ID == "" || hr.Prompt.Tenant != "att" || hr.Prompt.Created.IsZero() {
+		t.Fatalf("prompt: %+v", hr.Prompt)
+	}
+	hr2, err := h.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, ID: "m2", Payload: []byte("y")})
+	requireNoErr(t, err)
+	requireEqual(t, hr2.Prompt == nil, true, "second hold: no second prompt")
+	disc, err := h.s.Disclaim(ctx, "dis", ChannelSMS, senderA, rcptA)
+	requireNoErr(t, err)
+	if disc == nil || disc.ID == "" || disc.Tenant != "dis" || disc.Created.IsZero() || disc.Kind != ReplyDisclaimer {
+		t.Fatalf("disclaimer: %+v", disc)
+	}
+	h.reopen() // as after a crash before the sends
+	p := pending()
+	requireEqual(t, len(p), 2, "pending replies")
+	requireEqual(t, p[hr.Prompt.ID], *hr.Prompt, "pending prompt")
+	requireEqual(t, p[disc.ID], *disc, "pending disclaimer")
+	requireNoErr(t, h.s.ReplySent(hr.Prompt.ID))
+	requireNoErr(t, h.s.ReplySent(disc.ID))
+	deadline := time.Now().Add(5 * time.Second) // removals are batched
+	for len(pending()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("replies still pending after ReplySent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -171,14 +171,21 @@ func (c *change) windowOver(last int64) bool {
 
 func (c *change) reply(res *Result, kind ReplyKind, text string, tr transition) {
 	r := c.t.templates(tr.lang)
+	res.Replies = append(res.Replies, c.pendingReply(kind, text, r.lang, tr.chans[0], tr.org.Sender, tr.rcpt))
+}
+
+// pendingReply makes a reply with its id and stores it pending, in the same
+// synced change, until ReplySent: a crash before it was sent leaves it in
+// PendingReplies, which the gateway resends.
+func (c *change) pendingReply(kind ReplyKind, text, lang, ch, sender, rcpt string) Reply {
 	rep := Reply{
 		ID:     fmt.Sprintf("%016x%06x", c.now.UnixNano(), c.s.seq.Add(1)&0xFFFFFF),
 		Tenant: c.t.cfg.ID, Created: c.now.UTC(),
-		Kind: kind, Text: text, Lang: r.lang, Channel: tr.chans[0], Sender: tr.org.Sender, Recipient: tr.rcpt,
+		Kind: kind, Text: text, Lang: lang, Channel: ch, Sender: sender, Recipient: rcpt,
 	}
 	b, _ := json.Marshal(&rep) // plain struct: cannot fail
-	c.set(replyKey(rep.ID), b) // pending until ReplySent, in the same synced change
-	res.Replies = append(res.Replies, rep)
+	c.set(replyKey(rep.ID), b)
+	return rep
 }
 
 // optIn re-subscribes (opt-in keyword, YES to a prompt, operator opt-in):
