@@ -196,12 +196,16 @@ func Decode(b []byte) (Header, PDU, error) {
 // AppendPDU appends a whole PDU, header and body, to dst and fills in
 // command_length. A response with a non-zero status is written as its
 // header alone (16 octets): SMPP 3.4 says the body "is not returned" then
-// (§4.1.2, §4.4.2), and Decode accepts both forms from peers.
+// (§4.1.2, §4.4.2), and Decode accepts both forms from peers. The
+// exceptions are the responses whose body explains a failure: a
+// data_sm_resp with TLVs (delivery_failure_reason, network_error_code,
+// additional_status_info_text: §4.7.2) and a submit_multi_resp listing
+// unsuccessful destinations (§4.5.2) keep their body.
 func AppendPDU(dst []byte, status CommandStatus, seq uint32, p PDU) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderLen)...)
 	var err error
-	if status == StatusOK || !p.CommandID().IsResponse() {
+	if status == StatusOK || !p.CommandID().IsResponse() || explainsFailure(p) {
 		dst, err = p.AppendBinary(dst)
 	}
 	if err != nil {
@@ -213,6 +217,18 @@ func AppendPDU(dst []byte, status CommandStatus, seq uint32, p PDU) ([]byte, err
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(status))
 	binary.BigEndian.PutUint32(dst[start+12:], seq)
 	return dst, nil
+}
+
+// explainsFailure reports whether an error response carries a body that
+// says why (see AppendPDU).
+func explainsFailure(p PDU) bool {
+	switch r := p.(type) {
+	case *DataSMResp:
+		return r.TLVs.Len() > 0
+	case *SubmitMultiResp:
+		return len(r.Unsuccess) > 0 || r.TLVs.Len() > 0
+	}
+	return false
 }
 
 // Response returns the empty response PDU for a request id (generic_nack for

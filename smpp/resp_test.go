@@ -148,13 +148,30 @@ func TestErrorResponseHeaderOnly(t *testing.T) {
 		requireEqual(t, [3]any{h.Length, h.ID, h.Status}, [3]any{uint32(HeaderLen), p.CommandID(), StatusInvDstAdr})
 		requireEqual(t, q.CommandID(), p.CommandID())
 	}
+	// A data_sm_resp that says why the delivery failed keeps its TLVs
+	// (§4.7.2), and so does a submit_multi_resp listing failed destinations.
+	var failed DataSMResp
+	requireNoErr(t, failed.TLVs.SetUint8(TagDeliveryFailureReason, 1))
+	requireNoErr(t, failed.TLVs.SetCString(TagAdditionalStatusInfo, "no route"))
+	b, err := AppendPDU(nil, StatusDeliveryFailure, 4, &failed)
+	requireNoErr(t, err)
+	_, q, err := Decode(b)
+	requireNoErr(t, err)
+	reason, ok := q.(*DataSMResp).TLVs.Uint8(TagDeliveryFailureReason)
+	requireEqual(t, [2]any{reason, ok}, [2]any{uint8(1), true})
+	multi := &SubmitMultiResp{Unsuccess: []UnsuccessSME{{Addr: Address{Addr: []byte("15145550100")}, Status: StatusInvDstAdr}}}
+	b, err = AppendPDU(nil, StatusInvDstAdr, 5, multi)
+	requireNoErr(t, err)
+	_, q, err = Decode(b)
+	requireNoErr(t, err)
+	requireEqual(t, len(q.(*SubmitMultiResp).Unsuccess), 1)
 	// With a NUL body, as some peers send it.
 	withBody, _ := hex.DecodeString("00000011800000040000000b0000000300")
 	h, p, err := Decode(withBody)
 	requireNoErr(t, err)
 	requireEqual(t, [2]any{h.Status, len(p.(*SubmitSMResp).MessageID)}, [2]any{StatusInvDstAdr, 0})
 	// Requests keep their body whatever the status field says.
-	b, err := AppendPDU(nil, StatusInvDstAdr, 3, &EnquireLink{})
+	b, err = AppendPDU(nil, StatusInvDstAdr, 3, &EnquireLink{})
 	requireNoErr(t, err)
 	requireEqual(t, len(b), HeaderLen)
 	b, err = AppendPDU(nil, 1, 3, &SubmitSM{SM: SM{Dest: Address{Addr: []byte("1")}}})

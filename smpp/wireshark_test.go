@@ -174,6 +174,11 @@ func wsCases(t testing.TB) []wsCase {
 			})},
 			want: map[string][]string{"smpp.message_id": {msgID64}, "smpp.opt_param_tag": {"0x0425", "0x001d"},
 				"smpp.delivery_failure_reason": {"1"}, "smpp.additional_status_info_text": {"no route"}}},
+		// A failed data_sm_resp keeps the TLVs that say why (§4.7.2);
+		// Wireshark stops at the header of any error response, so only the
+		// header and the absence of errors are checked for it.
+		wsCase{name: "data_sm_resp failed, with its reason", status: StatusDeliveryFailure, pdu: &DataSMResp{
+			TLVs: tlvs(t, func(v *TLVs) error { return v.SetUint8(TagDeliveryFailureReason, 1) })}},
 
 		wsCase{name: "submit_multi", pdu: &SubmitMulti{Source: Address{TON: 5, Addr: []byte("optgate")},
 			Dests: []MultiDest{{Flag: DestSME, Addr: Address{TON: 1, NPI: 1, Addr: []byte(dst20)}},
