@@ -50,6 +50,10 @@ const (
 	DefaultMaxHeld             = 100
 )
 
+// RepeatConfirmAlways, as TenantConfig.RepeatConfirmWindow, confirms every
+// repeated STOP or START (no suppression window).
+const RepeatConfirmAlways time.Duration = -1
+
 // TenantConfig is one tenant's consent configuration. Zero fields take the
 // documented defaults.
 type TenantConfig struct {
@@ -61,7 +65,10 @@ type TenantConfig struct {
 	DefaultRegion string
 	Scope         Scope // default ScopeTenant
 	// CrossChannel applies opt-outs and opt-ins to every channel (sms and
-	// whatsapp) instead of the one the keyword came on.
+	// whatsapp) instead of the one the keyword came on. With ScopeSender, an
+	// opt-out is sender-scoped on the channel it came on and tenant-wide on
+	// the others, whose senders are other numbers (or WhatsApp phone number
+	// ids) that the original sender never matches.
 	CrossChannel bool
 	Attestation  AttestationMode // default ModeImplicit
 	// MaxPrompts is the most attestation prompts sent to one recipient,
@@ -73,7 +80,10 @@ type TenantConfig struct {
 	// MaxHeld caps the held messages per recipient and channel (default 100).
 	MaxHeld int
 	// RepeatConfirmWindow: a repeated STOP (or START) within this window of
-	// the last confirmation gets no confirmation (default 24h).
+	// the last confirmation gets no confirmation (default 24h). A negative
+	// value (RepeatConfirmAlways) turns the suppression off: every repeated
+	// STOP or START is confirmed again (a retried MO, same message id, still
+	// gets no second confirmation).
 	RepeatConfirmWindow time.Duration
 	// ArchiveAfter: a conversation.archived event is emitted this long after
 	// an opt-out without re-subscription (default 7 days).
@@ -219,9 +229,6 @@ func (c TenantConfig) compile() (*tenant, []error) {
 	}
 	if c.MaxHeld < 1 {
 		bad("MaxHeld", "%d must be positive", c.MaxHeld)
-	}
-	if c.RepeatConfirmWindow < 0 {
-		bad("RepeatConfirmWindow", "%v must not be negative", c.RepeatConfirmWindow)
 	}
 	if c.ArchiveAfter < time.Minute {
 		bad("ArchiveAfter", "%v must be at least 1m", c.ArchiveAfter)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -54,8 +55,8 @@ type ImportOptions struct {
 	// Operator is who runs the import. Required.
 	Operator string
 	// Strict validates every row first and applies nothing if one is
-	// malformed (the rows are spooled to a temporary file, so memory stays
-	// constant). Otherwise valid rows are applied and malformed ones are
+	// malformed (the rows are spooled to a temporary file in Config.Dir's
+	// import-spool folder, so memory stays constant). Otherwise valid rows are applied and malformed ones are
 	// reported and skipped.
 	Strict bool
 	// MaxErrors is how many row errors the report keeps (default 1000; the
@@ -79,6 +80,17 @@ type importRow struct {
 }
 
 const importBatch = 512
+
+// spoolDirName is the folder of Config.Dir holding strict imports' spools.
+const spoolDirName = "import-spool"
+
+// clearSpool removes spools a crash left behind.
+func clearSpool(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, spoolDirName, "import-*.csv"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
 
 // Import reads suppression entries (opt-outs only: an import can never
 // re-subscribe anyone, which needs per-recipient evidence through OptIn)
@@ -114,7 +126,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	if !opts.Strict {
 		return rep, s.importRows(ctx, r, opts, &rep, s.applyRows(ctx, opts, &rep))
 	}
-	spool, err := os.CreateTemp("", "optgate-import-*.csv")
+	// The spool lives beside the store (same filesystem: a full disk shows
+	// up here, not in an unrelated os.TempDir()); Open clears leftovers.
+	spoolDir := filepath.Join(s.cfg.Dir, spoolDirName)
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		return rep, fmt.Errorf("consent: import spool: %w", err)
+	}
+	spool, err := os.CreateTemp(spoolDir, "import-*.csv")
 	if err != nil {
 		return rep, fmt.Errorf("consent: import spool: %w", err)
 	}

@@ -134,6 +134,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrStorage, cfg.Dir, err)
 	}
 	s.db = db
+	clearSpool(cfg.Dir)
 	s.commitTxn = func(txn *badger.Txn) error { return txn.Commit() }
 	s.seq.Store(uint64(time.Now().UnixNano()))
 	start := time.Now()
@@ -260,6 +261,17 @@ func checkSender(s string) error {
 	return nil
 }
 
+// hasControl reports whether s has an ASCII control character (Check's
+// cheap form of checkSender; allocation-free).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 func checkField(name, s string, max int) error {
 	if len(s) > max || strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
 		return fmt.Errorf("%w: %s: longer than %d bytes, NUL or invalid UTF-8", ErrInvalidInput, name, max)
@@ -291,8 +303,9 @@ func (t *tenant) recipient(ch, rcpt string) (string, error) {
 // that cannot be normalised is an error matching ErrInvalidNumber. Pass
 // numbers produced by NormalizeRecipient to stay on the fast path.
 //
-// Errors (unknown tenant or channel, invalid sender or number) mean "do not
-// send".
+// The sender is validated like everywhere else (length, valid UTF-8, no
+// control characters: ErrInvalidSender). Errors (unknown tenant or channel, invalid sender or
+// number, including a number of impossible length) mean "do not send".
 func (s *Store) Check(tenant, channel, sender, recipient string, cat Category) (Decision, error) {
 	if s.shut.Load() {
 		return Decision{}, ErrClosed // fail closed: nothing is sent unscreened
@@ -304,7 +317,7 @@ func (s *Store) Check(tenant, channel, sender, recipient string, cat Category) (
 	if !validChannel(channel) {
 		return Decision{}, checkChannel(channel)
 	}
-	if sender == "" || len(sender) > 64 {
+	if sender == "" || len(sender) > 64 || hasControl(sender) || !utf8.ValidString(sender) {
 		return Decision{}, checkSender(sender)
 	}
 	plus := true

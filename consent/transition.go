@@ -95,14 +95,19 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 		if err != nil {
 			return err
 		}
+		// The sender is a number (or WhatsApp phone number id) of the
+		// channel the request came on (chans[0]): no sender of another
+		// channel matches it, so a cross-channel opt-out in sender scope is
+		// tenant-wide on the other channels (otherwise it would block
+		// nothing there).
 		var rs *recState
-		if tr.sender != "" {
+		if tr.sender != "" && i == 0 {
 			if rs, err = c.rec(ch, tr.rcpt, tr.sender); err != nil {
 				return err
 			}
 		}
 		target := rt
-		if scope != "" {
+		if scope != "" && rs != nil {
 			target = rs
 		}
 		old := effective(rs, rt)
@@ -129,7 +134,7 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 		if k.full() && i == 0 && !tr.noArchive && old != StateOptedOut && target.r.archiveDue == 0 {
 			due := c.now.Add(c.t.cfg.ArchiveAfter).UnixNano()
 			target.r.archiveDue = due
-			c.set(archiveKey(due, c.t.cfg.ID, ch, tr.rcpt, scope), nil)
+			c.set(archiveKey(due, c.t.cfg.ID, ch, tr.rcpt, target.scope), nil)
 		}
 		nw := effective(rs, rt)
 		if changed {
@@ -139,7 +144,7 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 			if !k.full() {
 				typ = EventMarketingOptedOut
 			}
-			c.event(res, typ, ch, scope, tr.rcpt, id)
+			c.event(res, typ, ch, target.scope, tr.rcpt, id)
 			res.Changed = true
 		}
 		if i == 0 {
@@ -166,7 +171,8 @@ func (c *change) optOut(res *Result, tr transition, k optOutKind) error {
 }
 
 func (c *change) windowOver(last int64) bool {
-	return last == 0 || c.now.Sub(time.Unix(0, last)) >= c.t.cfg.RepeatConfirmWindow
+	w := c.t.cfg.RepeatConfirmWindow
+	return w < 0 || last == 0 || c.now.Sub(time.Unix(0, last)) >= w
 }
 
 func (c *change) reply(res *Result, kind ReplyKind, text string, tr transition) {
