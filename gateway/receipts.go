@@ -69,6 +69,10 @@ type parkedReceipt struct {
 	at      time.Time
 	final   bool
 	deliver func(receiptTarget)
+	// lookup is set while the store is being asked (lookupStored): the
+	// receipt does not expire then, so a lookup that finds the mapping
+	// and no longer finds the receipt parked knows add delivered it.
+	lookup bool
 }
 
 func newReceiptBook(g *Gateway, max int, ttl, grace time.Duration) *receiptBook {
@@ -194,6 +198,19 @@ func (b *receiptBook) unpark(k uint64) bool {
 	return ok
 }
 
+// markLookup sets or clears the lookup mark of the receipt parked under k
+// and reports whether it is still parked.
+func (b *receiptBook) markLookup(k uint64, on bool) bool {
+	b.mu.Lock()
+	p, ok := b.parked[k]
+	if ok {
+		p.lookup = on
+		b.parked[k] = p
+	}
+	b.mu.Unlock()
+	return ok
+}
+
 // remember puts a mapping found in the store back in the book, so later
 // receipts for the same message take the fast path.
 func (b *receiptBook) remember(k uint64, p packedTarget) {
@@ -210,7 +227,7 @@ func (b *receiptBook) expireParked(now time.Time) int {
 	defer b.mu.Unlock()
 	n := 0
 	for k, p := range b.parked {
-		if now.Sub(p.at) > b.grace {
+		if now.Sub(p.at) > b.grace && !p.lookup {
 			delete(b.parked, k)
 			n++
 		}

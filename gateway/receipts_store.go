@@ -77,9 +77,9 @@ type receiptStore struct {
 	lookWG     sync.WaitGroup
 
 	closeOnce sync.Once
-	// hook, if set, runs in the writer before each batch (tests stall
-	// the writer with it).
-	hook atomic.Pointer[func()]
+	// hook, if set, runs in the writer before each batch, and lookHook
+	// before each lookup (tests stall them with these).
+	hook, lookHook atomic.Pointer[func()]
 	// lastErrLog rate-limits logging of store errors (unix seconds).
 	lastErrLog atomic.Int64
 
@@ -415,6 +415,12 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 		s.lookMu.RUnlock()
 		return false
 	}
+	k := b.key(l, pr.id, true)
+	if parked && !b.markLookup(k, true) { // before the worker can see it
+		s.lookMu.RUnlock()
+		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
+		return true
+	}
 	select {
 	case s.lookups <- storeLookup{l: l, r: r, pr: pr, final: final, parked: parked}:
 		s.lookMu.RUnlock()
@@ -425,7 +431,7 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 	// Too many lookups waiting: ask the SMSC to send it again later
 	// rather than give it up.
 	s.busy.Inc()
-	if parked && !b.unpark(b.key(l, pr.id, true)) {
+	if parked && !b.unpark(k) {
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
 	}
@@ -436,9 +442,14 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 // resolve looks a receipt up in the store and forwards it if found; it
 // runs on a lookup worker. A receipt still parked is taken from the lot
 // only when the store has its mapping: if add takes it first, add
-// delivers it and resolve only answers.
+// delivers it and resolve only answers (a parked receipt being looked up
+// does not expire, so a receipt gone from the lot was delivered). On a
+// miss it stays parked for the rest of its grace period.
 func (b *receiptBook) resolve(q storeLookup) {
 	g, s := b.g, b.store
+	if h := s.lookHook.Load(); h != nil {
+		(*h)()
+	}
 	canon := dlr.CanonicalKey(q.pr.id, q.l.idBase, true)
 	k := b.keyOf(q.l, canon)
 	answer := func(st smpp.CommandStatus) { q.r.Respond(st, nil) }
@@ -458,6 +469,7 @@ func (b *receiptBook) resolve(q storeLookup) {
 		outcome := "uncorrelated"
 		if q.parked {
 			outcome = "parked" // add may still deliver it within the grace period
+			b.markLookup(k, false)
 		}
 		g.metrics.receipts.WithLabelValues(q.l.name, outcome).Inc()
 		answer(smpp.StatusOK)

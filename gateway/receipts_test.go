@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -167,6 +169,49 @@ func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
 	env.nextReceipt(id, "DELIVRD")
 	if got := testutil.ToFloat64(b.store.hit); got != hits {
 		t.Fatalf("the final receipt went to the store (%v hits, want %v)", got, hits)
+	}
+}
+
+// A receipt parked while the store is asked about it does not expire with
+// its grace period: a slow lookup that finds the mapping still forwards it.
+func TestReceiptSlowLookupOutlivesGrace(t *testing.T) {
+	env := newManualReceiptEnv(t, "receipts: {grace: 100ms}\n")
+	id, s := env.submitRecorded("slow disk")
+	env.waitStored(s)
+	b := env.g.receipts
+	b.mu.Lock()
+	b.cur, b.old = map[uint64]packedTarget{}, map[uint64]packedTarget{}
+	b.mu.Unlock()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hook := func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	b.store.lookHook.Store(&hook)
+	answered := make(chan error, 1)
+	go func() { answered <- env.sendReceipt(s, "DELIVRD") }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("no store lookup for a receipt the book does not know")
+	}
+	if n := b.expireParked(time.Now().Add(time.Hour)); n != 0 {
+		close(release)
+		t.Fatalf("%d receipts expired while their lookup was pending", n)
+	}
+	b.store.lookHook.Store(nil)
+	close(release)
+	if err := <-answered; err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	env.nextReceipt(id, "DELIVRD")
+	if n := b.expireParked(time.Now().Add(time.Hour)); n != 0 {
+		t.Fatalf("%d receipts left parked after their lookup", n)
 	}
 }
 
@@ -359,4 +404,80 @@ func TestReceiptStoredFormRoundTrip(t *testing.T) {
 	if _, ok := st.decodeTarget(st.appendTarget(nil, g.receipts.pack(in))); ok {
 		t.Fatal("an SMPP mapping without its account decoded")
 	}
+}
+
+// BenchmarkGatewayMTReceipts: BenchmarkGatewayMT's path with a receipt
+// asked for and sent back for every message: the mapping is made (memory
+// book and store), the receipt correlated and forwarded to the ESME.
+// Reports messages a second whose receipt reached the ESME.
+func BenchmarkGatewayMTReceipts(b *testing.B) {
+	smsc := smpptest.NewServer(smpptest.Config{NoRecord: true, Window: 1024, Receipts: true})
+	defer smsc.Close()
+	y := fmt.Sprintf(`
+store: {dir: %q}
+http: {listen: "127.0.0.1:0"}
+smpp: {listen: "127.0.0.1:0"}
+tenants:
+  - {id: acme, brand: Acme Recruiting, help_contact: help@acme.example, numbers: ["+15145550199"]}
+accounts:
+  - {system_id: acme, password: acmepw, tenant: acme, window: 4096}
+smscs:
+  - {name: carrier, address: %q, system_id: optgate, password: pw, binds: 2, window: 512}
+routes:
+  - {prefix: "+", smscs: [carrier]}
+`, b.TempDir(), smsc.Addr())
+	g := startBenchGateway(b, y)
+	var receipts atomic.Int64
+	c := smpp.NewClient(smpp.ClientConfig{Addr: g.SMPPAddr(), SystemID: "acme", Password: "acmepw", Conn: smpp.ConnConfig{Window: 1024},
+		Handler: smpp.HandlerFunc(func(r *smpp.Request) {
+			if d, ok := r.PDU.(*smpp.DeliverSM); ok && d.IsReceipt() {
+				receipts.Add(1)
+			}
+			r.Respond(smpp.StatusOK, nil)
+		})})
+	c.Start()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := c.WaitBound(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	cn := c.Conns()[0]
+	const pool = 4096
+	pdus := make([]*smpp.SubmitSM, pool)
+	for i := range pdus {
+		pdus[i] = &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(fmt.Sprintf("1514%07d", i))}, RegisteredDelivery: 1,
+			ShortMessage: []byte("Your interview is confirmed for Tuesday at 10:00")}}
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	done := func(r smpp.Result) {
+		if r.Err != nil {
+			failed.Add(1)
+		}
+		wg.Done()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		wg.Add(1)
+		if err := cn.SendAsync(ctx, pdus[i%pool], done); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitFor(b, 60*time.Second, func() error {
+		if n := receipts.Load(); n < int64(b.N) {
+			return fmt.Errorf("%d of %d receipts", n, b.N)
+		}
+		return nil
+	})
+	el := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d submits failed", failed.Load())
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
 }
