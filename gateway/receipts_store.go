@@ -410,16 +410,18 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 	if s == nil {
 		return false
 	}
-	s.lookMu.RLock()
-	if s.lookClosed {
-		s.lookMu.RUnlock()
-		return false
-	}
 	k := b.key(l, pr.id, true)
-	if parked && !b.markLookup(k, true) { // before the worker can see it
-		s.lookMu.RUnlock()
+	if parked && !b.markLookup(k, true) { // before a worker can see it
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
+	}
+	s.lookMu.RLock() // a leaf: no other lock is taken while it is held
+	if s.lookClosed {
+		s.lookMu.RUnlock()
+		if parked {
+			b.markLookup(k, false)
+		}
+		return false
 	}
 	select {
 	case s.lookups <- storeLookup{l: l, r: r, pr: pr, final: final, parked: parked}:
