@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,13 +20,13 @@ type kv struct {
 }
 
 type commitReq struct {
-	ops    []kv
-	noSync bool // a write that may be lost in a crash (e.g. removing finished work)
-	done   chan error
+	ops  []kv
+	done chan error
 }
 
-// committer batches concurrent writes into one Badger transaction and one
-// fsync (group commit): a caller learns "stored" only after the sync.
+// committer batches concurrent writes into one Badger transaction and so
+// one fsync (group commit): a caller learns "stored" only after the sync.
+// The store must be opened WithSyncWrites(true): see apply.
 type committer struct {
 	db      *badger.DB
 	reqs    chan commitReq
@@ -33,6 +34,7 @@ type committer struct {
 	closeMu sync.RWMutex
 	closed  bool // guarded by closeMu
 	onBatch func(n int, d time.Duration)
+	txns    atomic.Int64 // transactions committed (tests)
 }
 
 func newCommitter(db *badger.DB, onBatch func(int, time.Duration)) *committer {
@@ -43,20 +45,22 @@ func newCommitter(db *badger.DB, onBatch func(int, time.Duration)) *committer {
 }
 
 // write stores ops durably and returns once they are synced.
-func (c *committer) write(ops ...kv) error { return c.submit(false, ops) }
+func (c *committer) write(ops ...kv) error { return c.submit(ops) }
 
-// writeLazy stores ops in the next batch without asking for a sync of its
-// own: for writes whose loss in a crash is harmless (the outbox redoing
-// work it had finished, at least once).
-func (c *committer) writeLazy(ops ...kv) error { return c.submit(true, ops) }
+// writeLazy is write for writes whose loss in a crash would be harmless
+// (the outbox redoing work it had finished, at least once). Every write
+// to the store is synced (see apply), so it is write under another name:
+// these writes share the batches of the others, which is what keeps their
+// fsyncs few.
+func (c *committer) writeLazy(ops ...kv) error { return c.submit(ops) }
 
-func (c *committer) submit(noSync bool, ops []kv) error {
+func (c *committer) submit(ops []kv) error {
 	c.closeMu.RLock()
 	if c.closed {
 		c.closeMu.RUnlock()
 		return ErrStoreClosed
 	}
-	r := commitReq{ops: ops, noSync: noSync, done: make(chan error, 1)}
+	r := commitReq{ops: ops, done: make(chan error, 1)}
 	c.reqs <- r
 	c.closeMu.RUnlock()
 	return <-r.done
@@ -82,47 +86,118 @@ func (c *committer) loop() {
 			}
 		}
 		start := time.Now()
-		err := c.apply(batch)
+		c.apply(batch)
 		if c.onBatch != nil {
 			c.onBatch(n, time.Since(start))
-		}
-		for _, r := range batch {
-			r.done <- err
 		}
 	}
 }
 
-func (c *committer) apply(batch []commitReq) error {
-	needSync := false
-	for _, r := range batch {
-		needSync = needSync || !r.noSync
+// apply writes a batch in as few Badger transactions as its size allows
+// and answers each request once the transaction holding its writes has
+// committed. The gateway store is opened WithSyncWrites(true), so each
+// commit returns only after its WAL and value-log writes are fsynced.
+//
+// Why not unsynced writes and one db.Sync per batch: in badger v4.9.6
+// DB.Sync syncs only the active memtable's WAL and the value log (db.go,
+// DB.Sync). A memtable rotation (ensureRoomForWrite, db.go) between a
+// commit and the Sync, caused by a batch split over several transactions
+// or by any other write to the same DB, leaves the earlier entries in a
+// WAL nobody syncs, while their callers were told "stored". With
+// SyncWrites every write request is synced into the memtable WAL it went
+// to (db.go writeToLSM, memtable.go doneWriting), whatever rotates.
+//
+// The cost is one fsync per transaction, so the batch is cut only at
+// Badger's transaction limits (maxOps keeps a batch well below them);
+// one request's writes are never split over two transactions.
+func (c *committer) apply(batch []commitReq) {
+	txn := c.db.NewTransaction(true)
+	var pending []commitReq // requests whose writes are in txn
+	var count, size int64
+	maxCount, maxSize := c.db.MaxBatchCount()/2, c.db.MaxBatchSize()/2
+	flush := func() {
+		err := txn.Commit()
+		c.txns.Add(1)
+		for _, r := range pending {
+			r.done <- err
+		}
+		pending = pending[:0]
+		count, size = 0, 0
+		txn = c.db.NewTransaction(true)
 	}
-	wb := c.db.NewWriteBatch()
 	for _, r := range batch {
+		var rc, rs int64
 		for _, op := range r.ops {
-			var err error
-			if op.del {
-				err = wb.Delete(op.key)
-			} else {
-				e := badger.NewEntry(op.key, op.val)
-				if op.ttl > 0 {
-					e = e.WithTTL(op.ttl)
+			rc++
+			rs += int64(len(op.key) + len(op.val) + 64) // generous per-entry overhead
+		}
+		if len(pending) > 0 && (count+rc > maxCount || size+rs > maxSize) {
+			flush()
+		}
+		err := setOps(txn, r.ops)
+		if errors.Is(err, badger.ErrTxnTooBig) && len(pending) > 0 {
+			// Our estimate was short: commit what came before (this
+			// request's partial writes are discarded with the
+			// transaction) and retry it alone.
+			txn.Discard()
+			txn = c.db.NewTransaction(true)
+			for _, p := range pending {
+				if e := setOps(txn, p.ops); e != nil {
+					err = e
 				}
-				err = wb.SetEntry(e)
 			}
-			if err != nil {
-				wb.Cancel()
-				return err
+			flush()
+			err = setOps(txn, r.ops)
+		}
+		if err != nil {
+			r.done <- err
+			// The failed request may have left writes in txn: start
+			// over with the others.
+			txn.Discard()
+			txn = c.db.NewTransaction(true)
+			var perr error
+			for _, p := range pending {
+				if e := setOps(txn, p.ops); e != nil {
+					perr = e
+				}
 			}
+			if perr != nil {
+				for _, p := range pending {
+					p.done <- perr
+				}
+				pending = pending[:0]
+				txn.Discard()
+				txn = c.db.NewTransaction(true)
+			}
+			continue
+		}
+		pending = append(pending, r)
+		count += rc
+		size += rs
+	}
+	if len(pending) > 0 {
+		flush()
+	}
+	txn.Discard()
+}
+
+func setOps(txn *badger.Txn, ops []kv) error {
+	for _, op := range ops {
+		var err error
+		if op.del {
+			err = txn.Delete(op.key)
+		} else {
+			e := badger.NewEntry(op.key, op.val)
+			if op.ttl > 0 {
+				e = e.WithTTL(op.ttl)
+			}
+			err = txn.SetEntry(e)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return err
-	}
-	if !needSync {
-		return nil
-	}
-	return c.db.Sync()
+	return nil
 }
 
 func (c *committer) close() {

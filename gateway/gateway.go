@@ -208,12 +208,18 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log.With("component", "consent"),
+	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
 		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent})
 	if err != nil {
 		return nil, fmt.Errorf("consent store: %w", err)
 	}
-	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(false).
+	// SyncWrites: every commit is fsynced before it returns. An unsynced
+	// commit followed by db.Sync is not durable in badger v4.9.6: Sync
+	// covers only the active memtable's WAL (db.go DB.Sync), so a memtable
+	// rotation in between (ensureRoomForWrite) loses what was told stored.
+	// The committer keeps fsyncs few by putting each group-commit batch in
+	// one transaction; see committer.apply.
+	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(true).
 		WithNumVersionsToKeep(1).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20)
 	g.db, err = badger.Open(bopt)
 	if err != nil {
@@ -233,12 +239,14 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		gauge := g.metrics.queueDepth.WithLabelValues(q)
 		return func(d int) { gauge.Add(float64(d)) }
 	}
+	// One tenant's webhooks hold at most half the workers, so a dead or
+	// hanging endpoint (each attempt waits webhooks.timeout) cannot delay
+	// the other tenants' deliveries.
 	g.outbox.register(&outKind{name: "webhook", work: g.deliverWebhook, workers: cfg.Webhooks.Workers,
-		maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff, depth: depth("webhook"), expired: expired("webhook")})
+		perTenant: max(1, cfg.Webhooks.Workers/2), maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff,
+		depth: depth("webhook"), expired: expired("webhook")})
 	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
 		maxBackoff: time.Minute, depth: depth("deliver"), expired: expired("deliver")})
-	g.outbox.register(&outKind{name: "mt", work: g.sendQueued, workers: 16, maxAge: cfg.Queue.MaxAge,
-		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired, expired: expired("mt")})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 
@@ -259,9 +267,18 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
+		l.idx = len(g.links)
 		g.links[sc.Name] = l
 	}
 	g.routes = buildRoutes(cfg.Routes, g.links)
+	// Queued MT is sent asynchronously, as many at once as the SMSC
+	// windows hold.
+	inflight := 0
+	for _, l := range g.links {
+		inflight += l.cfg.Window * l.cfg.Binds
+	}
+	g.outbox.register(&outKind{name: "mt", async: g.sendQueued, inflight: max(inflight, 16), maxAge: cfg.Queue.MaxAge,
+		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired, expired: expired("mt")})
 	g.mt, g.afterScreen = g.mtChain()
 
 	var srvTLS *tls.Config
@@ -329,7 +346,7 @@ func (g *Gateway) Start() error {
 	}()
 	go func() {
 		defer g.bg.Done()
-		if err := g.httpSrv.Serve(g.httpLn); err != nil {
+		if err := g.httpSrv.Serve(g.httpLn); err != nil && !errors.Is(err, net.ErrClosed) {
 			g.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -416,6 +433,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
 			err = errors.Join(err, e)
+		}
+		// fasthttp's Shutdown closes only the listeners Serve registered:
+		// right after Start, Serve may not have yet, and would then serve
+		// on forever.
+		if g.httpLn != nil {
+			g.httpLn.Close()
 		}
 		g.stopLinks(ctx)
 		g.stopWhatsApp()

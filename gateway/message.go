@@ -53,6 +53,10 @@ type Message struct {
 	// WhatsApp specifics.
 	WA *WAContent
 
+	// tried is the SMSCs this message was refused by (bits by
+	// smscLink.idx), for failover at send time.
+	tried uint64
+
 	// req is the upstream request to answer, for OriginSMPP.
 	req  *smpp.Request
 	done func(*Message, Outcome)

@@ -235,7 +235,7 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 	if len(pdus) == 1 {
 		l.client.SubmitAsync(ctx, pdus[0], func(id string, err error) {
 			l.latency.Observe(time.Since(start).Seconds())
-			g.submitted(l, m, []string{id}, err)
+			g.submitted(l, m, []string{id}, err, err != nil && failoverable(err))
 		})
 		return
 	}
@@ -252,18 +252,39 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 			last := left == 0
 			mu.Unlock()
 			if last {
+				// Another SMSC only if no part can be at this one.
+				again := true
+				for _, e := range errs {
+					again = again && e != nil && failoverable(e)
+				}
 				l.latency.Observe(time.Since(start).Seconds())
-				g.submitted(l, m, ids, errors.Join(errs...))
+				g.submitted(l, m, ids, errors.Join(errs...), again)
 			}
 		})
 	}
 }
 
-// submitted records the carrier's answer and finishes the message.
-func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error) {
+// submitted records the carrier's answer and finishes the message. A
+// message that every part of failed on l in a way that certainly left
+// nothing at the SMSC (failoverable) is sent to the next bound SMSC of its
+// route first; once none is left the platform gets ESME_RX_T_APPN.
+// again says whether the failure allows that: false when some part was
+// accepted or may have been (resending would duplicate it).
+func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error, again bool) {
 	if err != nil {
 		st := smpp.StatusOf(err)
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrTimeout) {
+		retry := again
+		if retry {
+			if l.idx < 64 {
+				m.tried |= 1 << l.idx
+			}
+			if next := g.nextLink(m.To, m.tried); next != nil {
+				g.log.Debug("submit refused, failing over", "smsc", l.name, "next", next.name, "err", err)
+				g.sendOn(next, m)
+				return
+			}
+		}
+		if retry || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrTimeout) {
 			st = smpp.StatusXTAppn
 		}
 		m.Finish(Outcome{Kind: Failed, Reason: ReasonCarrier, Status: st, Err: err, SMSC: l.name})

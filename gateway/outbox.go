@@ -45,18 +45,67 @@ type outItem struct {
 
 // outKind is one kind of work with its worker function.
 type outKind struct {
-	name       string
-	work       func(ctx context.Context, it *outItem) error
-	workers    int
+	name string
+	// work does one item and returns its result; workers run at once.
+	work    func(ctx context.Context, it *outItem) error
+	workers int
+	// async, if set, replaces work: it starts one item and calls done
+	// exactly once with its result, from any goroutine, without the
+	// dispatcher waiting for it; up to inflight items run at once.
+	async    func(ctx context.Context, it *outItem, done func(error))
+	inflight int
+	// perTenant, if set, caps the items of one tenant worked at once, so
+	// that one tenant's dead endpoint cannot hold every worker.
+	perTenant  int
 	maxAge     time.Duration
 	maxBackoff time.Duration
 	onExpire   func(it *outItem)
 	kick       chan struct{}
 	mu         sync.Mutex
 	busy       map[string]bool // ids being worked; guarded by mu
+	// finished holds the ids settled since the dispatcher's current scan
+	// began: that scan's snapshot may still hold their old keys, which
+	// must not be dispatched again. Guarded by mu.
+	finished   map[string]struct{}
+	tenantBusy map[string]int // items being worked per tenant; guarded by mu
 	depth      func(delta int)
 	// expired, if set, counts an item given up.
 	expired func()
+}
+
+// take marks it as being worked unless it is already, was settled during
+// the current scan, or its tenant is at its cap.
+func (k *outKind) take(it *outItem) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, fin := k.finished[it.ID]; fin || k.busy[it.ID] {
+		return false
+	}
+	if k.perTenant > 0 && k.tenantBusy[it.Tenant] >= k.perTenant {
+		return false
+	}
+	k.busy[it.ID] = true
+	k.tenantBusy[it.Tenant]++
+	return true
+}
+
+// release ends the work on it (after its result was written).
+func (k *outKind) release(it *outItem) {
+	k.mu.Lock()
+	delete(k.busy, it.ID)
+	k.finished[it.ID] = struct{}{}
+	if k.tenantBusy[it.Tenant]--; k.tenantBusy[it.Tenant] <= 0 {
+		delete(k.tenantBusy, it.Tenant)
+	}
+	k.mu.Unlock()
+}
+
+// newScan forgets the ids settled before a scan starts: their writes
+// committed before its snapshot was taken.
+func (k *outKind) newScan() {
+	k.mu.Lock()
+	clear(k.finished)
+	k.mu.Unlock()
 }
 
 // errPermanent marks a failure not worth retrying.
@@ -71,6 +120,11 @@ func newOutbox(db *badger.DB, c *committer, log *slog.Logger) *outbox {
 func (o *outbox) register(k *outKind) {
 	k.kick = make(chan struct{}, 1)
 	k.busy = map[string]bool{}
+	k.finished = map[string]struct{}{}
+	k.tenantBusy = map[string]int{}
+	if k.async != nil && k.inflight <= 0 {
+		k.inflight = 64
+	}
 	if k.workers <= 0 {
 		k.workers = 4
 	}
@@ -128,6 +182,11 @@ func (o *outbox) start() {
 		n := 0
 		o.scan(k, time.Now().Add(100*365*24*time.Hour), func(*outItem, []byte) bool { n++; return true })
 		k.depth(n)
+		if k.async != nil {
+			o.wg.Add(1)
+			go o.dispatchAsync(k)
+			continue
+		}
 		work := make(chan *outItem)
 		for i := 0; i < k.workers; i++ {
 			o.wg.Add(1)
@@ -141,6 +200,85 @@ func (o *outbox) start() {
 func (o *outbox) close() {
 	close(o.stop)
 	o.wg.Wait()
+}
+
+// asyncResult is the end of one item of an async kind.
+type asyncResult struct {
+	it     *outItem
+	err    error
+	cancel context.CancelFunc
+}
+
+// dispatchAsync feeds an async kind: it starts items as in-flight slots
+// free up, and a few settlers write their results (the callbacks come on
+// connection goroutines, which must not wait for a sync).
+func (o *outbox) dispatchAsync(k *outKind) {
+	defer o.wg.Done()
+	sem := make(chan struct{}, k.inflight)
+	results := make(chan asyncResult, k.inflight) // never full: one slot per item in flight
+	var settlers sync.WaitGroup
+	for range 4 {
+		settlers.Add(1)
+		go func() {
+			defer settlers.Done()
+			for r := range results {
+				r.cancel()
+				o.settle(k, r.it, r.err)
+				k.release(r.it)
+				<-sem
+			}
+		}()
+	}
+	var started sync.WaitGroup // items whose done has not been called yet
+	defer func() {
+		// The links are stopped before the outbox closes, so every item
+		// in flight ends soon; do not wait forever for one that does not.
+		waited := make(chan struct{})
+		go func() { started.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(40 * time.Second):
+			o.log.Error("outbox: items still in flight at close", "kind", k.name)
+			return // the settlers are left to finish (writes fail with ErrStoreClosed)
+		}
+		close(results)
+		settlers.Wait()
+	}()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		k.newScan()
+		o.scan(k, time.Now(), func(it *outItem, _ []byte) bool {
+			if !k.take(it) {
+				return true
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-o.stop:
+				k.mu.Lock()
+				delete(k.busy, it.ID)
+				k.tenantBusy[it.Tenant]--
+				k.mu.Unlock()
+				return false
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			started.Add(1)
+			var once sync.Once
+			k.async(ctx, it, func(err error) {
+				once.Do(func() {
+					results <- asyncResult{it: it, err: err, cancel: cancel}
+					started.Done()
+				})
+			})
+			return true
+		})
+		select {
+		case <-o.stop:
+			return
+		case <-k.kick:
+		case <-t.C:
+		}
+	}
 }
 
 // scan calls fn for items of kind k due before limit, in due order.
@@ -177,20 +315,19 @@ func (o *outbox) dispatch(k *outKind, work chan<- *outItem) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
+		k.newScan()
 		o.scan(k, time.Now(), func(it *outItem, _ []byte) bool {
-			k.mu.Lock()
-			busy := k.busy[it.ID]
-			if !busy {
-				k.busy[it.ID] = true
-			}
-			k.mu.Unlock()
-			if busy {
+			if !k.take(it) {
 				return true
 			}
 			select {
 			case work <- it:
 				return true
 			case <-o.stop:
+				k.mu.Lock()
+				delete(k.busy, it.ID)
+				k.tenantBusy[it.Tenant]--
+				k.mu.Unlock()
 				return false
 			}
 		})
@@ -207,9 +344,7 @@ func (o *outbox) worker(k *outKind, work <-chan *outItem) {
 	defer o.wg.Done()
 	for it := range work {
 		o.run(k, it)
-		k.mu.Lock()
-		delete(k.busy, it.ID)
-		k.mu.Unlock()
+		k.release(it)
 	}
 }
 
@@ -217,6 +352,13 @@ func (o *outbox) run(k *outKind, it *outItem) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := k.work(ctx, it)
 	cancel()
+	o.settle(k, it, err)
+}
+
+// settle writes the result of one attempt: done work is removed, work
+// given up is removed after onExpire, anything else is rescheduled with
+// back-off. It returns once the write committed (k.release relies on it).
+func (o *outbox) settle(k *outKind, it *outItem, err error) {
 	oldKey := itemKey(k.name, it.Due, it.ID)
 	var perm errPermanent
 	switch {

@@ -37,43 +37,56 @@ func (g *Gateway) queue(next Handler) Handler {
 	})
 }
 
-// sendQueued is the outbox worker for queued MT messages: it sends one and
-// waits for the SMSC's answer. Temporary failures are retried by the
-// outbox; permanent ones end the message with a failure receipt.
-func (g *Gateway) sendQueued(ctx context.Context, it *outItem) error {
+// sendQueued is the outbox's asynchronous sender for queued MT messages:
+// it starts one send and returns; done gets the result once the SMSC
+// answered, so the number in flight is bounded by the outbox (the sum of
+// the SMSC windows), not by a worker count times the carrier's latency.
+// Temporary failures are retried by the outbox; permanent ones end the
+// message with a failure receipt. The item is removed only after the SMSC
+// accepted it, so a crash in between resends it (at least once).
+func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error)) {
 	var p heldPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return errPermanent{err}
+		done(errPermanent{err})
+		return
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
-		return errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)}
+		done(errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)})
+		return
 	}
-	res := make(chan Outcome, 1)
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, Channel: p.Channel,
 		From: p.From, To: p.To, Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs,
-		RegisteredDelivery: p.RegDlr, Category: consent.Category(p.Category), Bulk: p.Bulk, Received: it.Created,
-		done: func(_ *Message, o Outcome) { res <- o }}
-	// A queued message re-checks consent: the recipient may have said STOP
-	// while it waited.
-	g.afterQueue(ctx, m)
-	var o Outcome
-	select {
-	case o = <-res:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	g.record(m, o)
-	switch o.Kind {
-	case Accepted:
-		return nil
-	case Failed:
-		if o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) || errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) {
-			return fmt.Errorf("temporary: %w", o.Err)
+		RegisteredDelivery: p.RegDlr, Category: consent.Category(p.Category), Bulk: p.Bulk, Received: it.Created}
+	m.done = func(m *Message, o Outcome) {
+		g.record(m, o)
+		switch o.Kind {
+		case Accepted:
+			done(nil)
+			return
+		case Failed:
+			if queueRetryable(o) {
+				done(fmt.Errorf("temporary: %w", o.Err))
+				return
+			}
 		}
+		// This may run on an SMSC session's read goroutine: the receipt
+		// (which may be spooled to disk) goes on a goroutine of its own.
+		go g.queuedExpiredMsg(m, o)
+		done(nil)
 	}
-	g.queuedExpiredMsg(m, o)
-	return nil
+	// A queued message re-checks consent just before it is sent: the
+	// recipient may have said STOP while it waited.
+	g.afterQueue(ctx, m)
+}
+
+// queueRetryable reports whether a queued message that failed is worth
+// sending again later. Unlike a relayed message's failover, a queued
+// message is retried even when the outcome is unknown (sent, unanswered):
+// ack: store is at least once.
+func queueRetryable(o Outcome) bool {
+	return o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
+		errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) || errors.Is(o.Err, smpp.ErrClientClosed)
 }
 
 // afterQueue sends a dequeued message through screen and send.

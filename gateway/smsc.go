@@ -25,6 +25,7 @@ type smscLink struct {
 	srcTON uint8
 	srcNPI uint8
 	up     atomic.Int32 // bound sessions
+	idx    int          // position in Gateway.linkList; bit idx of Message.tried
 
 	latency prometheus.Observer // submit latency, resolved once
 }
@@ -145,6 +146,45 @@ func (g *Gateway) pickLink(to string) (*smscLink, error) {
 		}
 	}
 	return nil, ErrNoRoute
+}
+
+// nextLink returns the next SMSC of to's route, in failover order, that is
+// bound, can submit and is not in tried (a bit set of smscLink.idx).
+func (g *Gateway) nextLink(to string, tried uint64) *smscLink {
+	for _, r := range g.routes {
+		if strings.HasPrefix(to, r.prefix) {
+			for _, l := range r.links {
+				if l.idx < 64 && tried&(1<<l.idx) == 0 && l.up.Load() > 0 && l.cfg.Mode != "receiver" {
+					return l
+				}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// failoverable reports whether a submit that failed with err certainly did
+// not reach the SMSC's queue, so sending it to another SMSC cannot make a
+// duplicate: the SMSC answered a temporary refusal (ESME_RMSGQFUL or
+// ESME_RTHROTTLED after the client's retries, ESME_RSYSERR,
+// ESME_RX_T_APPN), or the request was never written (no bound session, the
+// client closed, the window full). A request written but unanswered
+// (ErrTimeout, ErrClosed and what wraps it) has an unknown outcome and is
+// never resent.
+func failoverable(err error) bool {
+	var se *smpp.StatusError
+	if errors.As(err, &se) {
+		switch se.Status {
+		case smpp.StatusMsgQFul, smpp.StatusThrottled, smpp.StatusSysErr, smpp.StatusXTAppn:
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, smpp.ErrTimeout) || errors.Is(err, smpp.ErrClosed) {
+		return false
+	}
+	return errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrClientClosed) || errors.Is(err, smpp.ErrWindowFull)
 }
 
 func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
