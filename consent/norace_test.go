@@ -1,0 +1,6 @@
+//go:build !race
+
+package consent
+
+// raceEnabled is true in tests built with -race.
+const raceEnabled = false
