@@ -35,7 +35,10 @@ type Middleware func(next Handler) Handler
 //     tenant's maximum length, after the footer.
 //  5. window: WhatsApp's 24-hour rule for free-form messages.
 //  6. queue: for ack: store accounts, the message is made durable first and
-//     Finishes Queued; the queue's worker re-enters at send.
+//     Finishes Queued; the queue's sender re-enters at screen (consent is
+//     checked again just before sending, a STOP that came while it waited
+//     wins), then send, under a recoverer (afterQueue). The footer and
+//     window stages already ran before it was queued.
 //  7. send: route by destination prefix to an SMSC group (failover between
 //     its SMSCs) or to WhatsApp, map the carrier's id to ours, Finish
 //     Accepted or Failed.

@@ -78,8 +78,11 @@ type TLSConfig struct {
 type HTTPConfig struct {
 	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
 	AdminToken   string `yaml:"admin_token"`    // operators' bearer token
-	MaxBodyBytes int    `yaml:"max_body_bytes"` // default 1 MiB
-	Pprof        bool   `yaml:"pprof"`          // expose /debug/pprof on the admin token
+	MaxBodyBytes int    `yaml:"max_body_bytes"` // default 1 MiB; larger bodies get 413 body_too_large
+	// MaxImportBytes bounds a POST /v1/consent/import body, which is
+	// streamed into the store rather than held in memory. Default 256 MiB.
+	MaxImportBytes int64 `yaml:"max_import_bytes"`
+	Pprof          bool  `yaml:"pprof"` // expose /debug/pprof on the admin token
 }
 
 // SimulatorConfig runs the built-in SMSC simulator in-process.
@@ -429,6 +432,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.HTTP.MaxBodyBytes == 0 {
 		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	if c.HTTP.MaxImportBytes == 0 {
+		c.HTTP.MaxImportBytes = 256 << 20
 	}
 	if c.Simulator.Listen == "" {
 		c.Simulator.Listen = "127.0.0.1:2776"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/optgate/optgate/consent"
@@ -49,6 +50,16 @@ func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
 		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
 	hr, err := g.consent.Hold(ctx, consent.HeldMessage{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, Sender: m.From,
 		Recipient: m.To, Payload: p})
+	if errors.Is(err, consent.ErrHoldLimit) {
+		// The recipient has not answered the prompt and has as many
+		// messages waiting as a recipient may: refuse this one for what it
+		// is (no consent yet, 0x403) rather than as a store failure the
+		// platform would retry.
+		r := consent.ReasonAttestationPending
+		g.metrics.blocked.WithLabelValues(m.Tenant.ID, r.String()).Inc()
+		m.Finish(Outcome{Kind: Blocked, Reason: r.String(), Status: blockStatus(m.Account, r), Err: err})
+		return
+	}
 	if err != nil {
 		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
 		return

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -112,6 +115,12 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		}()
 		path := string(ctx.Path())
 		method := string(ctx.Method())
+		// Bodies are streamed (StreamRequestBody) so that an import can be
+		// larger than memory; every other route gets its body read here,
+		// up to max_body_bytes, as if it had not been streamed.
+		if path != "/v1/consent/import" && !g.readBody(ctx) {
+			return
+		}
 		switch {
 		case path == "/healthz":
 			ctx.SetStatusCode(200)
@@ -158,8 +167,79 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		IdleTimeout:        2 * time.Minute,
 		Concurrency:        16384,
 		Logger:             fasthttpLogger{g},
-		StreamRequestBody:  false,
+		// Bodies above MaxRequestBodySize reach the handler as a stream:
+		// readBody bounds them (413 body_too_large) and the import route
+		// streams its CSV into the store.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				writeErr(ctx, 413, "body_too_large", "", fmt.Sprintf("request body over %d bytes", g.cfg.HTTP.MaxBodyBytes))
+				return
+			}
+			writeErr(ctx, 400, "bad_request", "", "cannot parse the HTTP request")
+		},
 	}
+}
+
+// readBody reads a streamed request body of at most max_body_bytes into
+// the request, so handlers use ctx.PostBody; past the limit it answers 413
+// body_too_large, closes the connection (the rest is unread) and returns
+// false.
+func (g *Gateway) readBody(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.Request.IsBodyStream() {
+		return true
+	}
+	limit := g.cfg.HTTP.MaxBodyBytes
+	if cl := ctx.Request.Header.ContentLength(); cl > limit {
+		g.tooLarge(ctx, int64(limit))
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), int64(limit)+1))
+	if err != nil {
+		ctx.SetConnectionClose()
+		writeErr(ctx, 400, "bad_request", "", "cannot read the request body")
+		return false
+	}
+	if len(b) > limit {
+		g.tooLarge(ctx, int64(limit))
+		return false
+	}
+	ctx.Request.SetBody(b)
+	return true
+}
+
+func (g *Gateway) tooLarge(ctx *fasthttp.RequestCtx, limit int64) {
+	ctx.SetConnectionClose()
+	writeErr(ctx, 413, "body_too_large", "", fmt.Sprintf("request body over %d bytes", limit))
+}
+
+// limitedBody reads at most n bytes of a body and then fails with
+// errBodyTooLarge, noting it in over.
+type limitedBody struct {
+	r    io.Reader
+	n    int64
+	over bool
+}
+
+var errBodyTooLarge = errors.New("gateway: request body too large")
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		// One byte more says whether the body goes on.
+		var one [1]byte
+		if k, _ := l.r.Read(one[:]); k > 0 {
+			l.over = true
+			return 0, errBodyTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	k, err := l.r.Read(p)
+	l.n -= int64(k)
+	return k, err
 }
 
 type fasthttpLogger struct{ g *Gateway }
@@ -175,6 +255,10 @@ func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 	}
 	if ok, why := g.linksReady(); !ok {
 		writeErr(ctx, 503, "not_ready", "", why)
+		return
+	}
+	if err := g.storesAnswer(); err != nil {
+		writeErr(ctx, 503, "not_ready", "", err.Error())
 		return
 	}
 	ctx.SetStatusCode(200)
@@ -213,6 +297,13 @@ func decodeStrict(body []byte, v any) (field string, err error) {
 	}
 	return "", nil
 }
+
+// testHookExport, if set, runs as an export starts writing (tests).
+var testHookExport atomic.Pointer[func()]
+
+// sendWait is how long POST /v1/messages waits for the carrier's answer
+// before it answers 202 with status "pending".
+var sendWait = 60 * time.Second
 
 func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 	c, ok := g.auth(ctx)
@@ -278,8 +369,15 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 	var o Outcome
 	select {
 	case o = <-res:
-	case <-time.After(60 * time.Second):
-		writeErr(ctx, 504, "timeout", "", "the carrier did not answer in time; the message state is unknown")
+	case <-time.After(sendWait):
+		// The send goes on (a submit written to the SMSC cannot be called
+		// back), so the honest answer is "accepted, outcome pending" with
+		// the id to ask GET /v1/messages/{id} about, not an error the
+		// platform would retry into a duplicate. Stamped like record's, so
+		// the real outcome replaces it.
+		g.statuses.put(MessageStatus{ID: m.ID, Tenant: t.ID, Channel: channel, To: to, State: "pending", Updated: m.Received})
+		writeJSON(ctx, 202, map[string]any{"id": m.ID, "status": "pending", "channel": channel, "to": to,
+			"message": "the carrier has not answered yet; GET /v1/messages/" + m.ID + " tells the outcome"})
 		return
 	}
 	body := map[string]any{"id": m.ID, "status": o.Kind.String(), "channel": channel, "to": to}
@@ -298,11 +396,7 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		if o.Reason == ReasonWindowClosed {
 			code = ReasonWindowClosed
 		}
-		status := 403
-		if code == ReasonWindowClosed {
-			status = 409
-		}
-		writeJSON(ctx, status, apiError{Error: apiErrorBody{Code: code, ID: m.ID, Message: blockMessage(code)}})
+		writeJSON(ctx, 403, apiError{Error: apiErrorBody{Code: code, ID: m.ID, Message: blockMessage(code)}})
 	case Rejected:
 		field := "text"
 		switch o.Reason {
@@ -504,7 +598,28 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	opt.Strict = string(q.Peek("strict")) == "true"
-	rep, err := g.consent.Import(context.Background(), bytes.NewReader(ctx.PostBody()), opt)
+	// The CSV is streamed into the store (millions of rows need not fit
+	// in memory), up to max_import_bytes, with time to read it all.
+	limit := g.cfg.HTTP.MaxImportBytes
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > limit {
+		g.tooLarge(ctx, limit)
+		return
+	}
+	var src io.Reader = bytes.NewReader(ctx.PostBody())
+	if ctx.Request.IsBodyStream() {
+		src = ctx.RequestBodyStream()
+		if c := ctx.Conn(); c != nil {
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Minute))
+		}
+	}
+	body := &limitedBody{r: src, n: limit}
+	rep, err := g.consent.Import(context.Background(), body, opt)
+	if body.over {
+		// Rows before the limit may be applied (an import is idempotent:
+		// sending the file again in parts is safe).
+		g.tooLarge(ctx, limit)
+		return
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, consent.ErrEvidenceRequired), errors.Is(err, consent.ErrInvalidInput):
@@ -532,6 +647,18 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/csv; charset=utf-8")
 	ctx.SetStatusCode(200)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		// The writer runs after the handler returned, outside its recover:
+		// a panic ends the export with the failure line, not the process.
+		defer func() {
+			if v := recover(); v != nil {
+				g.metrics.panics.Inc()
+				g.log.Error("panic in export", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				io.WriteString(w, "\n# export failed: see server log\n")
+			}
+		}()
+		if h := testHookExport.Load(); h != nil {
+			(*h)()
+		}
 		var err error
 		opt := consent.ExportOptions{Tenant: t.ID}
 		if evidence {
@@ -558,7 +685,8 @@ func importJSON(r consent.ImportReport) map[string]any {
 // message, as if a carrier had: {"from":"+1514…","to":"+1514…","text":"STOP"}.
 // It exists only when simulator.enabled, for trying the loop by hand.
 func (g *Gateway) apiSimulatorMO(ctx *fasthttp.RequestCtx) {
-	if _, ok := g.auth(ctx); !ok {
+	c, ok := g.auth(ctx)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -574,8 +702,13 @@ func (g *Gateway) apiSimulatorMO(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_number", "from", "from must be an E.164 number")
 		return
 	}
-	if g.byNumber[req.To] == nil {
+	owner := g.byNumber[req.To]
+	if owner == nil {
 		writeErr(ctx, 400, "invalid_request", "to", "to must be one of the tenants' numbers")
+		return
+	}
+	if !c.admin && owner != c.tenant {
+		writeErr(ctx, 403, "forbidden", "to", "the number does not belong to this tenant")
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -585,4 +718,33 @@ func (g *Gateway) apiSimulatorMO(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	writeJSON(ctx, 200, map[string]any{"delivered": true, "acknowledged": "ESME_ROK"})
+}
+
+// storesAnswer checks that the consent store and the gateway store are
+// open and answer a read (for /readyz).
+func (g *Gateway) storesAnswer() error {
+	if g.db == nil || g.db.IsClosed() {
+		return errors.New("gateway store closed")
+	}
+	if err := g.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte("readyz/probe"))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("gateway store: %w", err)
+	}
+	if len(g.tenantList) == 0 {
+		return nil
+	}
+	t := g.tenantList[0]
+	const probe = "+15005550006"
+	if _, err := g.consent.Check(t.ID, ChannelSMS, "optgate", probe, consent.CategoryTransactional); err != nil {
+		return fmt.Errorf("consent store: %w", err)
+	}
+	if _, err := g.consent.History(t.ID, ChannelSMS, probe, 1); err != nil {
+		return fmt.Errorf("consent store: %w", err)
+	}
+	return nil
 }

@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/optgate/optgate/consent"
@@ -301,18 +304,39 @@ func moID(l *smscLink, sm *smpp.SM, from, text string) string {
 
 // inbound runs an MO through the consent engine, answers the SMSC, sends
 // the replies and forwards the message and events to the tenant.
+//
+// It runs on a goroutine of its own, so it recovers its panics: the panic
+// is logged and counted, and an SMSC not answered yet gets ESME_RX_T_APPN
+// (it retries; a retried MO is recognised as a duplicate).
 func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string) {
+	answered := false
+	defer func() {
+		if v := recover(); v != nil {
+			g.metrics.panics.Inc()
+			g.log.Error("panic handling an MO", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !answered {
+				r.Respond(smpp.StatusXTAppn, nil)
+			}
+		}
+	}()
+	if h := testHookInbound.Load(); h != nil {
+		(*h)()
+	}
 	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
 		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
 	})
 	if err != nil {
 		if errors.Is(err, consent.ErrInvalidNumber) {
 			g.metrics.mo.WithLabelValues(t.ID, "invalid_number").Inc()
+			g.metrics.messages.WithLabelValues("mo", channel, "invalid_number").Inc()
+			answered = true
 			r.Respond(smpp.StatusOK, nil) // a retry cannot fix it
 			return
 		}
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not stored, asking the SMSC to retry", "tenant", t.ID, "err", err)
+		answered = true
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
 	}
@@ -321,23 +345,32 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	// consent engine in the same synced change as the opt-out.
 	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
+		answered = true
 		r.Respond(smpp.StatusXTAppn, nil)
 		return
 	}
+	answered = true
 	r.Respond(smpp.StatusOK, nil)
 	outcome := "forwarded"
 	if res.Matched {
 		outcome = "keyword"
 		g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
 	}
+	received := "received" // as the WhatsApp channel counts its MOs
 	if res.Duplicate {
 		outcome = "duplicate"
+		received = "duplicate"
 	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
+	g.metrics.messages.WithLabelValues("mo", channel, received).Inc()
 	g.noteChannel(t, res.Recipient, channel)
 	g.sendReplies(l, t, res)
 }
+
+// testHookInbound, if set, runs at the start of every inbound (tests).
+var testHookInbound atomic.Pointer[func()]
 
 // heldActions releases or fails the held messages a consent change
 // decided.

@@ -100,8 +100,16 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 			m.Category = consent.CategoryMarketing
 		}
 		if len(m.Body) > smpp.MaxShortMessage {
-			m.TLVs = p.TLVs.Bytes()
+			m.TLVs = p.TLVs.Bytes() // relayed as message_payload
 			m.Body = []byte{}
+		} else if p.TLVs.Len() > 0 {
+			// A short payload becomes short_message; the other TLVs
+			// (ports, SAR, user_message_reference...) are relayed as sent.
+			rest := p.TLVs
+			rest.Del(smpp.TagMessagePayload)
+			if rest.Len() > 0 {
+				m.TLVs = append([]byte(nil), rest.Bytes()...)
+			}
 		}
 		m.req = r
 		m.done = g.answerSubmitFn

@@ -38,7 +38,7 @@ func TestE2EWhatsAppStop(t *testing.T) {
 	user := "+447700900123"
 	// Outside the window a free-form message is refused before Meta is called.
 	code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+user+`","text":"hello","channel":"whatsapp"}`)
-	if code != 409 || errCode(m) != "whatsapp_window_closed" {
+	if code != 403 || errCode(m) != "whatsapp_window_closed" {
 		t.Fatalf("outside window: %d %v", code, m)
 	}
 	if n := len(waRequestsTo(env, user)); n != 0 {
@@ -139,7 +139,7 @@ func TestChannelChoice(t *testing.T) {
 	}
 	// Abroad: WhatsApp is chosen, and with no open window a free-form text
 	// is refused before Meta is called.
-	if code, m := send("+447700900999"); code != 409 || errCode(m) != "whatsapp_window_closed" {
+	if code, m := send("+447700900999"); code != 403 || errCode(m) != "whatsapp_window_closed" {
 		t.Fatalf("abroad: %d %v", code, m)
 	}
 	// A Canadian who writes to us on WhatsApp is answered on WhatsApp.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/gateway"
+)
+
+// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// log.format: json makes every log line of the gateway, wired as serve
+// wires it, one JSON object, and no line repeats a key (component=consent
+// was written twice).
+func TestLogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	y := fmt.Sprintf(`
+store: {dir: %q}
+log: {format: json, level: debug}
+smpp: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0"}
+simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+tenants:
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-log-token, numbers: ["+15145550199"]}
+`, filepath.Join(dir, "data"), freePort(t))
+	cfg, err := gateway.ParseConfig([]byte(y), "log.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	log := newLogger(cfg, &buf)
+	sl, _ := net.Listen("tcp", "127.0.0.1:0")
+	hl, _ := net.Listen("tcp", "127.0.0.1:0")
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, SMPPListener: sl, HTTPListener: hl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("too few log lines: %q", out)
+	}
+	sawConsent := false
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q (%v)", line, err)
+		}
+		if m["msg"] == nil || m["level"] == nil || m["time"] == nil {
+			t.Fatalf("JSON line without msg/level/time: %q", line)
+		}
+		if n := strings.Count(line, `"component":`); n > 1 {
+			t.Errorf("component written %d times: %s", n, line)
+		}
+		if m["msg"] == "consent store open" {
+			sawConsent = true
+			if m["component"] != "consent" {
+				t.Errorf("consent line without component=consent: %s", line)
+			}
+		}
+	}
+	if !sawConsent {
+		t.Fatalf("no consent store line in:\n%s", out)
+	}
+}
