@@ -17,11 +17,13 @@
 //
 // # The life of an inbound webhook
 //
-//  1. Meta POSTs to /webhooks/whatsapp. Receiver.HandleFastHTTP checks the body size (413),
-//     then X-Hub-Signature-256 = "sha256=" + hex(HMAC-SHA256(app secret, raw body)) in
-//     constant time (401, nothing processed, on a missing or wrong signature).
-//  2. The body is parsed once into owned Event values: not a JSON object → 400; malformed
-//     entries or items are skipped and counted; changes for phone-number ids not configured are
+//  1. Meta POSTs to /webhooks/whatsapp (any other path gets 404). Receiver.HandleFastHTTP
+//     checks the body size (413), then X-Hub-Signature-256 = "sha256=" + hex(HMAC-SHA256(app
+//     secret, raw body)) in constant time (401, nothing processed, on a missing or wrong
+//     signature).
+//  2. The body is parsed once into owned Event values: not a JSON object → 400; an "object"
+//     other than "whatsapp_business_account" → 200, counted (result other_object) and ignored;
+//     malformed entries or items are skipped and counted; changes for phone-number ids not configured are
 //     counted, logged and acknowledged with 200 without processing, so Meta stops retrying.
 //  3. The raw body is copied out of the RequestCtx (fasthttp's no-retention rule) and handed
 //     to the single committer goroutine, which writes every body waiting at that moment under
@@ -37,7 +39,8 @@
 //     failing handler is retried with back-off, up to MaxAttempts, then the body moves to
 //     "wa/dead/" (see Receiver.Replay).
 //  6. One commit per batch records the handled keys with a 7-day TTL and deletes the finished
-//     spool entries. A failed status with 131047 closes the Window.
+//     spool entries. A failed status with 131047 closes the Window at the status's timestamp,
+//     unless the user wrote after it.
 //
 // A crash between steps 3 and 6 loses nothing: the body is in the spool and is processed on the
 // next start. A crash between HandleEvent returning and step 6 delivers those events again, so

@@ -116,9 +116,21 @@ func (m *Message) Validate() error {
 			default:
 				add("component %d: unknown type %q", i, c.Type)
 			}
+			if c.Type == "button" && c.SubType == "" {
+				add("component %d: button without sub_type", i)
+			}
 			for j, p := range c.Parameters {
-				if p.Type == "" {
+				switch p.Type {
+				case "":
 					add("component %d parameter %d: missing type", i, j)
+				case "image", "document", "video":
+					if p.MediaID == "" && p.Link == "" {
+						add("component %d parameter %d: %s without a media id or link", i, j, p.Type)
+					}
+				case "payload":
+					if p.Payload == "" {
+						add("component %d parameter %d: empty payload", i, j)
+					}
 				}
 			}
 		}

@@ -23,6 +23,7 @@ type Metrics struct {
 	handlerErrs  prometheus.Counter
 	commitGroups prometheus.Histogram // bodies per spool group commit
 	panics       prometheus.Counter
+	notifyErrors *prometheus.CounterVec // class; value.errors[] notifications
 
 	resultOK prometheus.Counter // webhooks{result="ok"}, looked up once for the hot path
 }
@@ -60,6 +61,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Webhook bodies made durable by one synced spool commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "panics_total",
 			Help: "Panics recovered in the webhook handler and the handler seam."}),
+		notifyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "notification_errors_total",
+			Help: "Errors Meta reported in value.errors[] webhooks (not tied to a message), by error class."}, []string{"class"}),
 	}
 	if reg == nil {
 		m.resultOK = m.webhooks.WithLabelValues("ok")
@@ -79,6 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.handlerErrs = register(reg, m.handlerErrs)
 	m.commitGroups = register(reg, m.commitGroups)
 	m.panics = register(reg, m.panics)
+	m.notifyErrors = register(reg, m.notifyErrors)
 	m.resultOK = m.webhooks.WithLabelValues("ok")
 	return m
 }
@@ -94,4 +98,16 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 		panic(err) // a programming error, like prometheus.MustRegister
 	}
 	return c
+}
+
+// ObserveNotificationErrors counts the errors of a value.errors[] notification by class; an
+// auth error (0, 190) also counts as a token error, which alerts.
+func (m *Metrics) ObserveNotificationErrors(errs []ErrorDetail) {
+	for _, e := range errs {
+		c := Classify(e.Code, 400)
+		m.notifyErrors.WithLabelValues(c.String()).Inc()
+		if c == ClassAuth && e.Code != 0 { // 0 here is more likely a missing code than Meta's 0
+			m.tokenErrors.Inc()
+		}
+	}
 }

@@ -147,7 +147,13 @@ type ParseStats struct {
 	Skipped int // malformed entries, changes or items skipped
 	Unknown int // changes for phone-number ids not in the known set
 	Ignored int // changes of fields optgate does not consume
+	// OtherObject is set when the body's "object" is not "whatsapp_business_account" (another
+	// Meta product posting to the same app, or none at all): nothing is taken from it.
+	OtherObject bool
 }
+
+// webhookObject is the "object" of every WhatsApp Business Account notification (whatsapp.md §6.1).
+const webhookObject = "whatsapp_business_account"
 
 // ParseOptions tune ParseWebhook.
 type ParseOptions struct {
@@ -159,8 +165,9 @@ type ParseOptions struct {
 }
 
 // ParseWebhook decodes a webhook body into owned events. A body that is not a JSON object with
-// an "entry" array (when present) is an error; inside it, malformed entries, changes and items
-// are skipped and counted, and the rest is returned. It never panics.
+// an "entry" array (when present) is an error; one whose "object" is not
+// "whatsapp_business_account" yields no events and sets OtherObject; inside it, malformed
+// entries, changes and items are skipped and counted, and the rest is returned. It never panics.
 func ParseWebhook(body []byte, opts ParseOptions) ([]Event, ParseStats, error) {
 	if opts.StopLabels == nil {
 		opts.StopLabels = DefaultStopLabels
@@ -169,6 +176,10 @@ func ParseWebhook(body []byte, opts ParseOptions) ([]Event, ParseStats, error) {
 	var w wireWebhook
 	err := json.Unmarshal(body, &w)
 	if err == nil {
+		if w.Object != webhookObject {
+			st.OtherObject = true
+			return nil, st, nil
+		}
 		var evs []Event
 		for i := range w.Entry {
 			for j := range w.Entry[i].Changes {
@@ -187,10 +198,16 @@ func ParseWebhook(body []byte, opts ParseOptions) ([]Event, ParseStats, error) {
 func parseLenient(body []byte, opts ParseOptions) ([]Event, ParseStats, error) {
 	var st ParseStats
 	var top struct {
-		Entry []json.RawMessage `json:"entry"`
+		Object json.RawMessage   `json:"object"`
+		Entry  []json.RawMessage `json:"entry"`
 	}
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, st, fmt.Errorf("%w: %v", errNotWebhook, err)
+	}
+	var object string
+	if json.Unmarshal(top.Object, &object) != nil || object != webhookObject {
+		st.OtherObject = true
+		return nil, st, nil
 	}
 	var evs []Event
 	for _, rawEntry := range top.Entry {

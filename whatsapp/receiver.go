@@ -57,6 +57,9 @@ type ReceiverConfig struct {
 	// Window receives the user-message times; default NewWindow(db, Logger).
 	Window *Window
 
+	// Path is the only path served; requests for any other get 404. Default
+	// "/webhooks/whatsapp" (the gateway mounts HandleFastHTTP there too).
+	Path string
 	// Addr is the listen address of ListenAndServe. Default ":8443".
 	Addr string
 	// Concurrency, ReadTimeout, WriteTimeout and IdleTimeout configure the standalone server.
@@ -143,6 +146,9 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8443"
 	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -201,6 +207,9 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	return r, nil
 }
 
+// DefaultPath is the webhook path, ReceiverConfig.Path's default.
+const DefaultPath = "/webhooks/whatsapp"
+
 func setDefault[T int | time.Duration](p *T, v T) {
 	if *p <= 0 {
 		*p = v
@@ -210,8 +219,9 @@ func setDefault[T int | time.Duration](p *T, v T) {
 // Window returns the window store the pipeline updates.
 func (r *Receiver) Window() *Window { return r.window }
 
-// HandleFastHTTP serves the webhook endpoint: GET is the verification handshake, POST an event
-// notification. It keeps nothing from ctx after returning.
+// HandleFastHTTP serves the webhook endpoint at ReceiverConfig.Path (any other path gets 404):
+// GET is the verification handshake, POST an event notification. It keeps nothing from ctx
+// after returning.
 func (r *Receiver) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -220,6 +230,10 @@ func (r *Receiver) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 			r.reply(ctx, fasthttp.StatusInternalServerError, "internal_error")
 		}
 	}()
+	if string(ctx.Path()) != r.cfg.Path {
+		r.reply(ctx, fasthttp.StatusNotFound, "not_found")
+		return
+	}
 	switch {
 	case ctx.IsGet():
 		r.handleVerify(ctx)
@@ -303,6 +317,13 @@ func (r *Receiver) handleEvent(ctx *fasthttp.RequestCtx) {
 		r.reply(ctx, fasthttp.StatusBadRequest, "bad_request")
 		return
 	}
+	if st.OtherObject {
+		// Another Meta product's notification (or none): acknowledged so that Meta does not
+		// retry it, counted, never spooled.
+		r.log.Warn("whatsapp: webhook for another object ignored", "bytes", len(body))
+		r.reply(ctx, fasthttp.StatusOK, "other_object")
+		return
+	}
 	if st.Skipped > 0 {
 		r.metrics.skipped.Add(float64(st.Skipped))
 		r.log.Warn("whatsapp: skipped malformed webhook items", "count", st.Skipped)
@@ -343,8 +364,8 @@ func (r *Receiver) handleEvent(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 }
 
-// Serve accepts connections on ln and serves the webhook endpoint on every path until Shutdown;
-// it then returns ErrServerClosed.
+// Serve accepts connections on ln and serves the webhook endpoint (at ReceiverConfig.Path) until
+// Shutdown; it then returns ErrServerClosed.
 func (r *Receiver) Serve(ln net.Listener) error {
 	srv := &fasthttp.Server{
 		Handler:               r.HandleFastHTTP,

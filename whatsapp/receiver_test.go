@@ -460,10 +460,45 @@ func TestReceiverClosed(t *testing.T) {
 	requireEqual(t, r.Serve(nil), ErrServerClosed, "Serve after Shutdown")
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI(DefaultPath)
 	r.HandleFastHTTP(&ctx)
 	requireEqual(t, ctx.Response.StatusCode(), 503, "POST after Shutdown")
 	_, err = NewReceiver(db, ReceiverConfig{})
 	if err == nil || !strings.Contains(err.Error(), "AppSecret") || !strings.Contains(err.Error(), "Handler") {
 		t.Fatalf("config errors not all reported: %v", err)
 	}
+}
+
+// Only whatsapp_business_account notifications are taken: another object (a Page or Instagram
+// subscription of the same app, or none) is acknowledged with 200 so that Meta stops retrying,
+// counted, and never reaches the handler; and only the exact webhook path is served.
+func TestReceiverObjectAndPath(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	rec := &recorder{}
+	m := NewMetrics(nil)
+	_, url := startReceiver(t, db, rec, func(c *ReceiverConfig) { c.Metrics = m })
+	good := whatsapptest.InboundText(meta, "16505551234", "wamid.obj1", "STOP", time.Now())
+	page := bytes.Replace(good, []byte(`"object":"whatsapp_business_account"`), []byte(`"object":"page"`), 1)
+	none := bytes.Replace(good, []byte(`,"object":"whatsapp_business_account"`), nil, 1)
+	requireEqual(t, bytes.Equal(page, good) || bytes.Equal(none, good), false, "test bodies rewritten")
+	requireEqual(t, post(t, url, testSecret, page), 200, "object page")
+	requireEqual(t, post(t, url, testSecret, none), 200, "no object")
+	requireEqual(t, testutil.ToFloat64(m.webhooks.WithLabelValues("other_object")), 2.0, "other objects counted")
+
+	for _, p := range []string{"/webhooks/whatsapp/", "/webhooks/whatsappx", "/webhooks/whatsapp/extra", "/"} {
+		u := strings.TrimSuffix(url, "/webhooks/whatsapp") + p
+		requireEqual(t, post(t, u, testSecret, good), 404, "path "+p)
+	}
+	requireEqual(t, rec.count(), 0, "nothing handled from other objects or paths")
+
+	// The same body under the right object and path is processed once.
+	requireEqual(t, post(t, url, testSecret, good), 200, "good body")
+	checkFor(t, 5*time.Second, func() error {
+		if n := rec.count(); n != 1 {
+			return fmt.Errorf("%d events", n)
+		}
+		return nil
+	})
+	requireEqual(t, rec.all()[0].Message.ID, "wamid.obj1", "the good body's event")
 }

@@ -148,7 +148,9 @@ func (w *Window) RecordBatch(ups []WindowUpdate) error {
 }
 
 // Close records that Meta reported the window closed (131047) at time at. The window stays
-// closed until a user message newer than at is recorded.
+// closed until a user message newer than at is recorded. A report older than the last user
+// message is ignored: the user reopened the window after Meta refused the send (statuses arrive
+// late and out of order, whatsapp.md §7).
 func (w *Window) Close(phoneNumberID, waID string, at time.Time) error {
 	k := windowKey(phoneNumberID, waID)
 	return w.update(func(txn *badger.Txn) error {
@@ -156,7 +158,7 @@ func (w *Window) Close(phoneNumberID, waID string, at time.Time) error {
 		if err != nil {
 			return err
 		}
-		if at.UnixNano() <= r.closedAt {
+		if at.UnixNano() <= r.closedAt || at.UnixNano() < r.lastInbound {
 			return nil
 		}
 		r.closedAt = at.UnixNano()

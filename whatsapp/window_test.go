@@ -63,3 +63,17 @@ func TestWindowReceiverClock(t *testing.T) {
 	requireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(23*time.Hour+59*time.Minute)), true, "23h59m")
 	requireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(24*time.Hour+time.Minute)), false, "24h01m")
 }
+
+// A 131047 reported with a time before the user's last message does not close the window the
+// user reopened; one at or after it does.
+func TestWindowLateClose(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	w := NewWindow(db, nil)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	requireNoErr(t, w.Record(testPID, "16505551234", t0))
+	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(-time.Minute)))
+	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), true, "late close ignored")
+	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(time.Second)))
+	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), false, "close after the user message")
+}

@@ -77,19 +77,53 @@ func ListReply(from, id, rowID, title, description string, ts time.Time) Message
 		"interactive": map[string]any{"type": "list_reply", "list_reply": map[string]any{"id": rowID, "title": title, "description": description}}}
 }
 
+// SystemNumberChange is the system message sent when a user changes number: from is the old
+// wa_id, newWaID the new one (whatsapp.md §6.7). InboundWebhook gives it no contacts[] entry, as
+// Meta does.
+func SystemNumberChange(from, id, newWaID string, ts time.Time) Message {
+	return Message{"from": from, "id": id, "timestamp": unix(ts), "type": "system",
+		"system": map[string]any{"body": "User " + from + " changed from " + from + " to " + newWaID,
+			"wa_id": newWaID, "type": "user_changed_number"}}
+}
+
+// Unsupported is an inbound message of a type the Cloud API does not support, with its 131051
+// error (whatsapp.md §6.7).
+func Unsupported(from, id string, ts time.Time) Message {
+	return Message{"from": from, "id": id, "timestamp": unix(ts), "type": "unsupported",
+		"errors": []any{map[string]any{"code": 131051, "title": "Message type unknown", "message": "Message type unknown",
+			"error_data": map[string]any{"details": "Message type is currently not supported."}}}}
+}
+
+// ErrorsWebhook builds a "messages" webhook carrying only value.errors[], the form of system- or
+// app-level errors not tied to a message (whatsapp.md §6.5), e.g. 130429 "Rate limit hit".
+func ErrorsWebhook(meta Meta, code int, title string) []byte {
+	meta = meta.withDefaults()
+	return envelope(meta, "messages", map[string]any{"errors": []any{map[string]any{"code": code, "title": title, "message": title,
+		"error_data": map[string]any{"details": title},
+		"href":       "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}}})
+}
+
 // InboundWebhook builds a "messages" webhook body carrying msgs, with a contacts[] entry per
-// distinct sender. Non-ASCII text is written as \u escapes, as Meta does.
+// distinct sender (system messages have none). Non-ASCII text is written as \u escapes, as
+// Meta does.
 func InboundWebhook(meta Meta, msgs ...Message) []byte {
 	meta = meta.withDefaults()
 	var contacts []any
 	seen := map[any]bool{}
 	for _, m := range msgs {
+		if m["type"] == "system" {
+			continue
+		}
 		if f := m["from"]; !seen[f] {
 			seen[f] = true
 			contacts = append(contacts, map[string]any{"profile": map[string]any{"name": "Test User"}, "wa_id": f})
 		}
 	}
-	return envelope(meta, "messages", map[string]any{"contacts": contacts, "messages": msgs})
+	value := map[string]any{"messages": msgs}
+	if contacts != nil {
+		value["contacts"] = contacts
+	}
+	return envelope(meta, "messages", value)
 }
 
 // InboundText builds a signed-ready webhook with one text message.

@@ -37,6 +37,15 @@ type Config struct {
 	// EnforceWindow answers free-form messages to a recipient without an open window (see
 	// OpenWindow and Inbound) with 131047.
 	EnforceWindow bool
+	// PhoneNumberIDs are the business numbers registered with the mock, besides
+	// Meta.PhoneNumberID. A send from any other id gets Graph's answer for an object that does
+	// not exist: HTTP 400, code 100, subcode 33, "Unsupported post request".
+	PhoneNumberIDs []string
+	// Templates are the approved template names. A template send naming another gets 132001
+	// ("template name does not exist in the translation", HTTP 404). Nil approves every name.
+	Templates []string
+	// Addr is the listen address. Default "127.0.0.1:0" (a random port).
+	Addr string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -85,6 +94,9 @@ type Server struct {
 	done  chan struct{} // closed by Close
 	wg    sync.WaitGroup
 
+	numbers   map[string]bool // registered phone-number ids; read-only after NewServer
+	templates map[string]bool // approved template names, nil: any; read-only after NewServer
+
 	mu       sync.Mutex
 	token    string               // guarded by mu
 	failures []Failure            // guarded by mu
@@ -94,9 +106,18 @@ type Server struct {
 	posted   int                  // webhooks posted with 200; guarded by mu
 }
 
-// NewServer starts a mock on 127.0.0.1 with a random port. It panics if it cannot listen,
-// like httptest.NewServer.
+// NewServer starts a mock on cfg.Addr (default 127.0.0.1 with a random port). It panics if it
+// cannot listen, like httptest.NewServer; Listen returns the error instead.
 func NewServer(cfg Config) *Server {
+	s, err := Listen(cfg)
+	if err != nil {
+		panic(err.Error())
+	}
+	return s
+}
+
+// Listen starts a mock on cfg.Addr (default 127.0.0.1 with a random port).
+func Listen(cfg Config) (*Server, error) {
 	if cfg.Token == "" {
 		cfg.Token = "test-token"
 	}
@@ -107,9 +128,12 @@ func NewServer(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	cfg.Meta = cfg.Meta.withDefaults()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		panic(fmt.Sprintf("whatsapptest: listen: %v", err))
+		return nil, fmt.Errorf("whatsapptest: listen: %v", err)
 	}
 	s := &Server{
 		cfg: cfg, ln: ln, url: "http://" + ln.Addr().String(),
@@ -118,12 +142,22 @@ func NewServer(cfg Config) *Server {
 		token:   cfg.Token,
 		windows: make(map[string]time.Time),
 		hc:      &fasthttp.Client{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+		numbers: map[string]bool{cfg.Meta.PhoneNumberID: true},
+	}
+	for _, id := range cfg.PhoneNumberIDs {
+		s.numbers[id] = true
+	}
+	if cfg.Templates != nil {
+		s.templates = make(map[string]bool, len(cfg.Templates))
+		for _, n := range cfg.Templates {
+			s.templates[n] = true
+		}
 	}
 	s.srv = &fasthttp.Server{Handler: s.handle, Name: "whatsapptest", ReadTimeout: 30 * time.Second, IdleTimeout: 10 * time.Second}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); _ = s.srv.Serve(ln) }()
 	go s.poster()
-	return s
+	return s, nil
 }
 
 // URL is the base URL to use as the client's Graph URL, "http://127.0.0.1:port".
@@ -140,6 +174,7 @@ func (s *Server) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = s.srv.ShutdownWithContext(ctx)
+	_ = s.ln.Close() // a Shutdown that ran before Serve started leaves Serve accepting
 	s.wg.Wait()
 	s.hc.CloseIdleConnections()
 }
@@ -201,7 +236,10 @@ type wireIn struct {
 	MessageID        string `json:"message_id"`
 	BizOpaque        string `json:"biz_opaque_callback_data"`
 	Template         *struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		Language struct {
+			Code string `json:"code"`
+		} `json:"language"`
 	} `json:"template"`
 }
 
@@ -228,6 +266,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if token == "" || got != token {
 		s.fail(ctx, &req, 401, 190, 463, "Error validating access token: Session has expired.")
+		return
+	}
+	if !s.numbers[req.PhoneNumberID] {
+		// Graph's answer for an id that names no object the token can see.
+		s.failType(ctx, &req, 400, 100, 33, "GraphMethodException", "Unsupported post request. Object with ID '"+req.PhoneNumberID+
+			"' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", "")
 		return
 	}
 	var in wireIn
@@ -279,6 +323,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, &req, status, f.Code, f.Subcode, f.Message)
 			return
 		}
+	}
+	if in.Type == "template" && in.Template != nil && s.templates != nil && !s.templates[in.Template.Name] {
+		s.failType(ctx, &req, 404, 132001, 2494073, "OAuthException", "Template name does not exist in the translation",
+			fmt.Sprintf("template name (%s) does not exist in %s", in.Template.Name, in.Template.Language.Code))
+		return
 	}
 	if s.cfg.EnforceWindow && in.Type != "template" && !s.windowOpen(req.PhoneNumberID, in.To) {
 		s.fail(ctx, &req, 400, 131047, 2494010, "Re-engagement message")
@@ -344,13 +393,25 @@ func (s *Server) accept(ctx *fasthttp.RequestCtx, req *Request, in wireIn) strin
 
 // fail answers Meta's error envelope (whatsapp.md §3).
 func (s *Server) fail(ctx *fasthttp.RequestCtx, req *Request, status, code, subcode int, title string) {
+	s.failType(ctx, req, status, code, subcode, "OAuthException", title, "")
+}
+
+// failType answers an error envelope of the given type; details defaults to the title.
+func (s *Server) failType(ctx *fasthttp.RequestCtx, req *Request, status, code, subcode int, typ, title, details string) {
 	req.Code = code
 	if title == "" {
 		title = fmt.Sprintf("Error %d", code)
 	}
+	if details == "" {
+		details = title
+	}
+	msg := fmt.Sprintf("(#%d) %s", code, title)
+	if typ == "GraphMethodException" {
+		msg = title // Graph's object errors carry no "(#code)" prefix
+	}
 	e := map[string]any{
-		"message": fmt.Sprintf("(#%d) %s", code, title), "type": "OAuthException", "code": code,
-		"error_data": map[string]any{"messaging_product": "whatsapp", "details": title},
+		"message": msg, "type": typ, "code": code,
+		"error_data": map[string]any{"messaging_product": "whatsapp", "details": details},
 		"fbtrace_id": fmt.Sprintf("AmockTrace%d", code),
 	}
 	if subcode != 0 {

@@ -91,7 +91,7 @@ func TestServerWireFormat(t *testing.T) {
 }
 
 func TestServerWindow(t *testing.T) {
-	s := NewServer(Config{EnforceWindow: true})
+	s := NewServer(Config{EnforceWindow: true, PhoneNumberIDs: []string{"1"}})
 	defer s.Close()
 	u := s.URL() + "/v25.0/1/messages"
 	text := `{"messaging_product":"whatsapp","to":"16505551234","type":"text","text":{"body":"hi"}}`
@@ -101,6 +101,96 @@ func TestServerWindow(t *testing.T) {
 	s.OpenWindow("1", "+16505551234", time.Now())
 	if st, _ := call(t, u, "Bearer test-token", text); st != 200 {
 		t.Fatalf("inside window: %d", st)
+	}
+}
+
+// An unregistered phone-number id gets Graph's "object does not exist" error, and a template
+// that is not approved gets 132001; nothing is accepted.
+func TestServerUnknownNumberAndTemplate(t *testing.T) {
+	s := NewServer(Config{PhoneNumberIDs: []string{"222"}, Templates: []string{"order_update"}})
+	defer s.Close()
+	text := `{"messaging_product":"whatsapp","to":"16505551234","type":"text","text":{"body":"hi"}}`
+	st, out := call(t, s.URL()+"/v25.0/999/messages", "Bearer test-token", text)
+	e, _ := out["error"].(map[string]any)
+	if st != 400 || code(out) != 100 || e["error_subcode"] != float64(33) || e["type"] != "GraphMethodException" ||
+		!strings.HasPrefix(e["message"].(string), "Unsupported post request") || !strings.Contains(e["message"].(string), "'999' does not exist") {
+		t.Fatalf("unknown phone-number id: %d %v", st, out)
+	}
+	// Registered ids: the configured one and Meta's default.
+	for _, id := range []string{"222", "106540352242922"} {
+		if st, out := call(t, s.URL()+"/v25.0/"+id+"/messages", "Bearer test-token", text); st != 200 {
+			t.Fatalf("registered id %s: %d %v", id, st, out)
+		}
+	}
+	// The token is checked before the object, as Graph does.
+	if st, out := call(t, s.URL()+"/v25.0/999/messages", "Bearer wrong", text); st != 401 || code(out) != 190 {
+		t.Fatalf("bad token on unknown id: %d %v", st, out)
+	}
+	tpl := func(name string) string {
+		return `{"messaging_product":"whatsapp","to":"1","type":"template","template":{"name":"` + name + `","language":{"code":"en_US"}}}`
+	}
+	st, out = call(t, s.URL()+"/v25.0/222/messages", "Bearer test-token", tpl("no_such_template"))
+	e, _ = out["error"].(map[string]any)
+	details, _ := e["error_data"].(map[string]any)["details"].(string)
+	if st != 404 || code(out) != 132001 || !strings.Contains(details, "no_such_template") || !strings.Contains(details, "en_US") {
+		t.Fatalf("unknown template: %d %v", st, out)
+	}
+	if st, out := call(t, s.URL()+"/v25.0/222/messages", "Bearer test-token", tpl("order_update")); st != 200 {
+		t.Fatalf("approved template: %d %v", st, out)
+	}
+	ok := 0
+	for _, r := range s.Requests() {
+		if r.Status == 200 {
+			ok++
+		}
+	}
+	if ok != 3 {
+		t.Fatalf("%d accepted, want 3", ok)
+	}
+}
+
+func TestServerListenAddr(t *testing.T) {
+	s, err := Listen(Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Listen(Config{Addr: strings.TrimPrefix(s.URL(), "http://")}); err == nil {
+		t.Fatal("a second mock on the same address started")
+	}
+}
+
+func TestPayloadBuilders(t *testing.T) {
+	meta := Meta{PhoneNumberID: "1"}
+	var w struct {
+		Object string `json:"object"`
+		Entry  []struct {
+			Changes []struct {
+				Value map[string]json.RawMessage `json:"value"`
+			} `json:"changes"`
+		} `json:"entry"`
+	}
+	body := InboundWebhook(meta, SystemNumberChange("16505551234", "wamid.sys", "16505559999", time.Now()))
+	if err := json.Unmarshal(body, &w); err != nil {
+		t.Fatal(err)
+	}
+	v := w.Entry[0].Changes[0].Value
+	if _, ok := v["contacts"]; ok {
+		t.Fatalf("system message with contacts: %s", body)
+	}
+	if !strings.Contains(string(v["messages"]), `"user_changed_number"`) || !strings.Contains(string(v["messages"]), `"wa_id":"16505559999"`) {
+		t.Fatalf("system message: %s", v["messages"])
+	}
+	body = InboundWebhook(meta, Unsupported("16505551234", "wamid.u", time.Now()))
+	if !strings.Contains(string(body), `"type":"unsupported"`) || !strings.Contains(string(body), `"code":131051`) {
+		t.Fatalf("unsupported: %s", body)
+	}
+	body = ErrorsWebhook(meta, 130429, "Rate limit hit")
+	if err := json.Unmarshal(body, &w); err != nil || w.Object != "whatsapp_business_account" {
+		t.Fatalf("errors webhook: %v %s", err, body)
+	}
+	if !strings.Contains(string(w.Entry[0].Changes[0].Value["errors"]), `"code":130429`) {
+		t.Fatalf("errors webhook: %s", body)
 	}
 }
 
