@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -99,6 +100,14 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	}
 	s.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.batchSize.Observe(float64(len(batch)))
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		// Nothing was written: refuse the batch (a lone request too big for
+		// any transaction) without fencing the store.
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
 	if err != nil {
 		if s.failed.CompareAndSwap(false, true) {
 			s.log.Error("consent store failed; writes refused until reopened", "err", err)
@@ -119,7 +128,8 @@ func (s *Store) commitBatch(batch []*commitReq) {
 
 // writeBatch writes every request of the batch in one transaction and
 // commits it (synced: SyncWrites is on). The committer sized the batch to
-// fit; a single request too big for a transaction fails with ErrStorage.
+// fit; a single request too big for a transaction fails with an error
+// matching ErrStorage and badger.ErrTxnTooBig, and the store stays usable.
 func (s *Store) writeBatch(batch []*commitReq) error {
 	txn := s.db.NewTransaction(true)
 	for _, r := range batch {
@@ -136,7 +146,7 @@ func (s *Store) writeBatch(batch []*commitReq) error {
 			}
 			if err != nil {
 				txn.Discard()
-				return fmt.Errorf("%w: write: %v", ErrStorage, err)
+				return fmt.Errorf("%w: write: %w", ErrStorage, err)
 			}
 		}
 	}

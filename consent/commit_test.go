@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -96,4 +97,28 @@ func TestGroupCommitOneTxnPerBatch(t *testing.T) {
 			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, 0).Reason, ReasonOptedOut, rcpt)
 		}
 	}
+}
+
+// TestTooBigChangeRefused: a change too big for one Badger transaction is
+// refused with an error, changes nothing, and does not fence the store.
+func TestTooBigChangeRefused(t *testing.T) {
+	h := &harness{t: t, clock: newClock(), dir: t.TempDir()}
+	h.cfg = Config{Dir: h.dir, Tenants: []TenantConfig{testTenant("acme")}, Clock: h.clock.Now, BadgerLowMemory: true,
+		badgerOptions: func(o badger.Options) badger.Options {
+			return o.WithMemTableSize(512 << 10).WithValueThreshold(16 << 10) // transactions of ~76 KiB at most
+		}}
+	h.open()
+	t.Cleanup(func() { h.s.Close() })
+	var b strings.Builder
+	b.WriteString("recipient\n")
+	for i := 0; i < 500; i++ { // one import batch of 500 rows: far over the limit
+		fmt.Fprintf(&b, "+1514555%04d\n", i)
+	}
+	_, err := h.s.Import(context.Background(), strings.NewReader(b.String()), ImportOptions{Tenant: "acme", Source: "t", Operator: "ops"})
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, badger.ErrTxnTooBig) {
+		t.Fatalf("want a too-big error, got %v", err)
+	}
+	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+15145550000", 0).Allow, true, "nothing applied")
+	h.mo("acme", ChannelSMS, senderA, rcptA, "STOP") // the store still takes writes
+	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
 }
