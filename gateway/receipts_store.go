@@ -31,6 +31,14 @@ const (
 	// receiptLookupWorkers is how many lookups run at once.
 	receiptLookups       = 8192
 	receiptLookupWorkers = 8
+	// receiptPersistDelay is how long a mapping waits in memory before it
+	// is written: most receipts come within seconds, and a mapping whose
+	// final receipt came in that time is never written (nor deleted), so
+	// the store only sees the late ones. receiptPendingMax bounds the
+	// mappings waiting (about 150 bytes each: 75 MB); past it the oldest
+	// are written early.
+	receiptPersistDelay = time.Second
+	receiptPendingMax   = 1 << 19
 )
 
 // receiptStore keeps the mappings of a receiptBook in the gateway's Badger
@@ -43,12 +51,16 @@ const (
 //
 // Writes are asynchronous: put and del append to a bounded queue and
 // never block the MT path or the SMSC's read goroutine. One writer takes
-// the whole queue, after at most receiptLinger for it to fill, and
-// commits it in one Badger transaction (more only past Badger's
-// transaction limits). Nobody waits for these writes to reach the disk:
-// a crash or power cut loses the mappings of the last batch or two (a few
-// milliseconds of traffic), whose receipts then go uncorrelated; that is
-// accepted so the MT path never waits for a disk. On a store opened
+// the whole queue, after at most receiptLinger for it to fill. A put waits
+// in the writer's pending set for receiptPersistDelay; a del that finds
+// its put still pending cancels both, so a message whose final receipt
+// came within that delay costs the store nothing. The writer commits the
+// puts that are due and the other dels in one Badger transaction (more
+// only past Badger's transaction limits). Nobody waits for these writes
+// to reach the disk: a crash or power cut loses the mappings of the last
+// receiptPersistDelay and a batch (about a second of traffic), whose
+// receipts then go uncorrelated; that is accepted so the MT path never
+// waits for a disk. On a clean shutdown everything pending is written. On a store opened
 // WithSyncWrites(true) each batch costs one fsync, which is why batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
@@ -67,9 +79,17 @@ type receiptStore struct {
 	queue  []storeOp // guarded by mu
 	max    int       // guarded by mu
 	closed bool      // guarded by mu
-	kick   chan struct{}
-	quit   chan struct{}
-	wg     sync.WaitGroup
+	// pending holds the puts waiting for delay, in order in fifo; the
+	// writer changes them, get reads pending (pmu is a leaf).
+	pmu        sync.RWMutex
+	pending    map[storeKey]pendingPut // guarded by pmu
+	fifo       []pendingRef            // writer only
+	seq        uint64                  // writer only
+	delay      atomic.Int64            // nanoseconds (tests change it)
+	pendingMax int                     // set before the writer starts
+	kick       chan struct{}
+	quit       chan struct{}
+	wg         sync.WaitGroup
 
 	lookMu     sync.RWMutex
 	lookClosed bool // guarded by lookMu
@@ -84,15 +104,33 @@ type receiptStore struct {
 	lastErrLog atomic.Int64
 
 	dropFull, dropErr, dropClosed prometheus.Counter
-	written                       prometheus.Counter
+	written, avoided              prometheus.Counter
 	hit, miss, lookErr, busy      prometheus.Counter
 }
 
-// storeOp is one queued write: a mapping to set, or one to delete.
+type storeKey struct{ smsc, canon string }
+
+// pendingPut is a put waiting in the writer; seq tells it from a later
+// put of the same key.
+type pendingPut struct {
+	p   packedTarget
+	at  time.Time
+	seq uint64
+}
+
+type pendingRef struct {
+	k   storeKey
+	at  time.Time
+	seq uint64
+}
+
+// storeOp is one queued write: a mapping to set, or one to delete. at is
+// when a put was queued (its TTL runs from then).
 type storeOp struct {
 	smsc, canon string
 	p           packedTarget
 	del         bool
+	at          time.Time
 }
 
 // storeLookup is a receipt waiting for a store lookup.
@@ -107,7 +145,9 @@ type storeLookup struct {
 func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *slog.Logger) {
 	const ns, sub = "optgate", "gateway"
 	s := &receiptStore{g: b.g, db: db, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
-		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups)}
+		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups),
+		pending: make(map[storeKey]pendingPut), pendingMax: receiptPendingMax}
+	s.delay.Store(int64(receiptPersistDelay))
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_dropped_total",
 		Help: "Receipt mappings (SMSC id to ours) not written to the store, by reason (queue_full: the writer fell behind; " +
 			"store_error; closed). They are kept in memory only."}, []string{"reason"})
@@ -116,6 +156,8 @@ func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *s
 			"the SMSC was asked to retry)."}, []string{"result"})
 	s.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_writes_total",
 		Help: "Receipt mappings written to (or deleted from) the store."})
+	s.avoided = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_unwritten_total",
+		Help: "Receipt mappings never written to the store: their final receipt came while they waited to be written."})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "receipt_map_queue",
 		Help: "Receipt mappings waiting to be written to the store."}, func() float64 {
 		s.mu.Lock()
@@ -127,7 +169,7 @@ func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *s
 	s.hit, s.miss, s.lookErr, s.busy = lookups.WithLabelValues("hit"), lookups.WithLabelValues("miss"),
 		lookups.WithLabelValues("error"), lookups.WithLabelValues("busy")
 	if reg != nil {
-		reg.MustRegister(dropped, lookups, s.written, queue)
+		reg.MustRegister(dropped, lookups, s.written, s.avoided, queue)
 	}
 	s.wg.Add(1)
 	go s.writer()
@@ -200,20 +242,23 @@ func (s *receiptStore) enqueue(op storeOp) {
 }
 
 // writer writes the queue in batches until the store closes, then writes
-// what is left.
+// what is left, pending puts included.
 func (s *receiptStore) writer() {
 	defer s.wg.Done()
-	var batch []storeOp
+	var batch, out []storeOp
+	due := time.NewTimer(time.Hour)
+	due.Stop()
 	for {
 		quitting := false
 		select {
 		case <-s.kick:
+		case <-due.C:
 		case <-s.quit:
 			quitting = true
 		}
 		if !quitting {
 			s.mu.Lock()
-			short := len(s.queue) < receiptBatchMin
+			short := len(s.queue) > 0 && len(s.queue) < receiptBatchMin
 			s.mu.Unlock()
 			if short {
 				t := time.NewTimer(receiptLinger)
@@ -232,21 +277,76 @@ func (s *receiptStore) writer() {
 			if h := s.hook.Load(); h != nil {
 				(*h)()
 			}
-			s.write(batch)
 		}
-		clear(batch) // drop the strings it holds
+		now := time.Now()
+		out = s.settle(out[:0], batch, now, closed)
+		if len(out) > 0 {
+			s.write(out, now)
+		}
+		clear(batch) // drop the strings they hold
+		clear(out)
 		if cap(batch) > 4*receiptBatchMin {
 			batch = nil // a burst is over: do not keep its memory
+		}
+		if cap(out) > 4*receiptBatchMin {
+			out = nil
 		}
 		if closed {
 			return // nothing is queued once closed is set
 		}
+		if len(s.fifo) > 0 {
+			due.Reset(max(s.fifo[0].at.Add(time.Duration(s.delay.Load())).Sub(now), receiptLinger))
+		}
 	}
+}
+
+// settle moves the queued ops into the pending set and appends to out
+// what is to be written now: dels whose put was already written, and the
+// pending puts that are due (all of them when flush is set). It runs on
+// the writer.
+func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) []storeOp {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for _, op := range batch {
+		k := storeKey{op.smsc, op.canon}
+		if op.del {
+			if _, ok := s.pending[k]; ok {
+				delete(s.pending, k)
+				s.avoided.Inc()
+				continue
+			}
+			out = append(out, op)
+			continue
+		}
+		s.seq++
+		s.pending[k] = pendingPut{p: op.p, at: now, seq: s.seq}
+		s.fifo = append(s.fifo, pendingRef{k: k, at: now, seq: s.seq})
+	}
+	cutoff := now.Add(-time.Duration(s.delay.Load()))
+	n := 0
+	for ; n < len(s.fifo); n++ {
+		f := s.fifo[n]
+		if !flush && f.at.After(cutoff) && len(s.pending) <= s.pendingMax {
+			break
+		}
+		if e, ok := s.pending[f.k]; ok && e.seq == f.seq {
+			delete(s.pending, f.k)
+			out = append(out, storeOp{smsc: f.k.smsc, canon: f.k.canon, p: e.p, at: e.at})
+		}
+	}
+	if n > 0 {
+		clear(s.fifo[:n])
+		s.fifo = s.fifo[n:]
+		if len(s.fifo) == 0 || cap(s.fifo) > 4*len(s.fifo)+1024 {
+			s.fifo = append([]pendingRef(nil), s.fifo...) // let the old array go
+		}
+	}
+	return out
 }
 
 // write commits a batch in one transaction, or more if it exceeds
 // Badger's limits for one.
-func (s *receiptStore) write(batch []storeOp) {
+func (s *receiptStore) write(batch []storeOp, now time.Time) {
 	// One buffer for every key and value of the batch: Badger keeps the
 	// slices until the commit. Just over 100 bytes each in the usual case.
 	buf := make([]byte, 0, len(batch)*112)
@@ -268,9 +368,13 @@ func (s *receiptStore) write(batch []storeOp) {
 		key := buf[start:len(buf):len(buf)]
 		var e *badger.Entry
 		if !op.del {
+			ttl := s.ttl - now.Sub(op.at)
+			if ttl <= 0 {
+				continue // expired while it waited: as if written and expired
+			}
 			start = len(buf)
 			buf = s.appendTarget(buf, op.p)
-			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(s.ttl)
+			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(ttl)
 		}
 		for try := 0; ; try++ {
 			var err error
@@ -308,6 +412,16 @@ func (s *receiptStore) logErr(msg string, err error) {
 // when there is none, it expired, or it names a tenant or account the
 // configuration no longer has.
 func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err error) {
+	s.pmu.RLock()
+	e, ok := s.pending[storeKey{smsc, canon}]
+	s.pmu.RUnlock()
+	if ok {
+		if time.Since(e.at) >= s.ttl {
+			return t, false, nil
+		}
+		t, found = s.decodeTarget(s.appendTarget(nil, e.p))
+		return t, found, nil
+	}
 	key := appendStoreKey(nil, smsc, canon)
 	err = s.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/optgate/optgate/smpp"
@@ -480,4 +482,73 @@ routes:
 		b.Fatalf("%d submits failed", failed.Load())
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+}
+
+// onDisk reports whether the Badger store itself (not the writer's pending
+// set) holds the mapping of s.
+func (e *testEnv) onDisk(s smpptest.Submit) bool {
+	e.t.Helper()
+	l := e.g.links["carrier"]
+	key := appendStoreKey(nil, l.name, dlr.CanonicalKey(s.MessageID, l.idBase, false))
+	found := false
+	err := e.g.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return found
+}
+
+// A message whose final receipt comes while its mapping waits to be
+// written costs the store nothing: the mapping is never written, nor
+// deleted. One whose receipt is late is written once the delay is over.
+func TestReceiptQuickFinalNeverWritten(t *testing.T) {
+	env := newManualReceiptEnv(t, "")
+	st := env.g.receipts.store
+	st.delay.Store(int64(time.Hour)) // nothing becomes due during the test
+	written, avoided := testutil.ToFloat64(st.written), testutil.ToFloat64(st.avoided)
+	id, s := env.submitRecorded("quick receipt")
+	if _, ok := env.stored(s); !ok { // pending mappings are found too
+		waitFor(t, 10*time.Second, func() error {
+			if _, ok := env.stored(s); !ok {
+				return fmt.Errorf("mapping of %s not pending", s.MessageID)
+			}
+			return nil
+		})
+	}
+	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
+		t.Fatalf("the gateway refused the receipt: %v", err)
+	}
+	env.nextReceipt(id, "DELIVRD")
+	waitFor(t, 10*time.Second, func() error {
+		if n := testutil.ToFloat64(st.avoided); n != avoided+1 {
+			return fmt.Errorf("unwritten %v, want %v", n, avoided+1)
+		}
+		return nil
+	})
+	if n := testutil.ToFloat64(st.written); n != written {
+		t.Fatalf("%v store writes for a message whose receipt came at once", n-written)
+	}
+	if env.onDisk(s) {
+		t.Fatal("the mapping reached the store")
+	}
+
+	// A late receipt: the mapping is written once due.
+	st.delay.Store(int64(20 * time.Millisecond))
+	_, late := env.submitRecorded("late receipt")
+	waitFor(t, 10*time.Second, func() error {
+		if !env.onDisk(late) {
+			return fmt.Errorf("mapping of %s not written", late.MessageID)
+		}
+		return nil
+	})
+	if n := testutil.ToFloat64(st.written); n != written+1 {
+		t.Fatalf("store writes %v, want %v", n-written, 1)
+	}
 }
