@@ -497,12 +497,15 @@ func TestE2EWebhookSignedAndRetried(t *testing.T) {
 }
 
 // With ack: store, an SMSC outage queues messages and they are delivered
-// once it is back, without loss.
+// once it is back, without loss. The SMSC comes back behind the same
+// address through a proxy the test keeps (no port reuse).
 func TestE2EStoreAckSurvivesOutage(t *testing.T) {
+	proxy := newSMSCProxy(t)
 	smsc := smpptest.NewServer(smpptest.Config{})
-	addr := smsc.Addr()
+	t.Cleanup(smsc.Close)
+	proxy.set(smsc.Addr())
 	dir := t.TempDir()
-	y := configYAML(dir, addr, "", "  - {system_id: acmeq, password: acmepw, tenant: acme, ack: store}\n")
+	y := configYAML(dir, proxy.addr(), "", "  - {system_id: acmeq, password: acmepw, tenant: acme, ack: store}\n")
 	y += "queue: {max_backoff: 100ms}\n"
 	env := startEnv(t, y, smsc, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -512,7 +515,8 @@ func TestE2EStoreAckSurvivesOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	smsc.Close() // outage
+	proxy.set("") // outage
+	smsc.Close()
 	const n = 20
 	for i := 0; i < n; i++ {
 		sm := &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
@@ -521,11 +525,9 @@ func TestE2EStoreAckSurvivesOutage(t *testing.T) {
 			t.Fatalf("submit %d during outage: %v", i, err)
 		}
 	}
-	smsc2 := smpptest.NewUnstartedServer(smpptest.Config{Addr: addr})
-	if err := smsc2.Start(); err != nil {
-		t.Skipf("cannot reuse the SMSC port: %v", err)
-	}
-	defer smsc2.Close()
+	smsc2 := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc2.Close)
+	proxy.set(smsc2.Addr())
 	seen := map[string]int{}
 	for len(seen) < n {
 		s, err := smsc2.NextSubmit(ctx)

@@ -114,3 +114,25 @@ func TestFailoverOnTemporaryRefusal(t *testing.T) {
 		}
 	})
 }
+
+func TestFailoverable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&smpp.StatusError{Status: smpp.StatusMsgQFul}, true},
+		{&smpp.StatusError{Status: smpp.StatusThrottled}, true},
+		{&smpp.StatusError{Status: smpp.StatusSysErr}, true},
+		{&smpp.StatusError{Status: smpp.StatusInvDstAdr}, false},
+		{fmt.Errorf("%w: %w", smpp.ErrNotBound, context.DeadlineExceeded), true},
+		{fmt.Errorf("%w: %w", smpp.ErrClosed, smpp.ErrNotWritten), true},
+		{fmt.Errorf("%w: %w", smpp.ErrClosed, smpp.ErrUnknownOutcome), false},
+		{smpp.ErrClosed, false},
+		{smpp.ErrTimeout, false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := failoverable(tc.err); got != tc.want {
+			t.Errorf("failoverable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -78,6 +78,24 @@ func (g *Gateway) validate(next Handler) Handler {
 				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: errors.New("short_message longer than 254 octets")})
 				return
 			}
+			if len(m.TLVs) > 0 && len(m.Body) == 0 {
+				// A relayed message_payload is not re-encoded, so its
+				// length is checked in octets: the tenant's maximum in
+				// characters at two octets each (UCS-2), the most a text
+				// within it can take.
+				maxLen := m.Tenant.cfg.MaxLength
+				if maxLen <= 0 {
+					maxLen = consent.DefaultMaxLength
+				}
+				var tl smpp.TLVs
+				if tl.SetBytes(m.TLVs) == nil {
+					if pl, ok := tl.MessagePayload(); ok && len(pl) > 2*maxLen {
+						m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen,
+							Err: fmt.Errorf("message_payload of %d octets is over the tenant's maximum (%d characters)", len(pl), maxLen)})
+						return
+					}
+				}
+			}
 		} else {
 			if !utf8.ValidString(m.Text) {
 				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: errors.New("text is not valid UTF-8")})

@@ -169,9 +169,9 @@ func (g *Gateway) nextLink(to string, tried uint64) *smscLink {
 // duplicate: the SMSC answered a temporary refusal (ESME_RMSGQFUL or
 // ESME_RTHROTTLED after the client's retries, ESME_RSYSERR,
 // ESME_RX_T_APPN), or the request was never written (no bound session, the
-// client closed, the window full). A request written but unanswered
-// (ErrTimeout, ErrClosed and what wraps it) has an unknown outcome and is
-// never resent.
+// client closed, the window full, smpp.ErrNotWritten). A request written
+// but unanswered (ErrTimeout, smpp.ErrUnknownOutcome, a bare ErrClosed)
+// has an unknown outcome and is never resent.
 func failoverable(err error) bool {
 	var se *smpp.StatusError
 	if errors.As(err, &se) {
@@ -181,10 +181,11 @@ func failoverable(err error) bool {
 		}
 		return false
 	}
-	if errors.Is(err, smpp.ErrTimeout) || errors.Is(err, smpp.ErrClosed) {
+	if errors.Is(err, smpp.ErrTimeout) || errors.Is(err, smpp.ErrUnknownOutcome) {
 		return false
 	}
-	return errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrClientClosed) || errors.Is(err, smpp.ErrWindowFull)
+	return errors.Is(err, smpp.ErrNotWritten) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrClientClosed) ||
+		errors.Is(err, smpp.ErrWindowFull)
 }
 
 func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
