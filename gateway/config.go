@@ -109,6 +109,8 @@ type WhatsAppConfig struct {
 	AppSecret   string           `yaml:"app_secret"`
 	VerifyToken string           `yaml:"verify_token"`
 	Numbers     []WANumberConfig `yaml:"numbers"`
+	// Timeout bounds one Graph API request (the client retries after it). Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // WANumberConfig is one WhatsApp business phone number.
@@ -141,6 +143,10 @@ type TenantConfig struct {
 	APIToken      string                    `yaml:"api_token"`
 	Numbers       []string                  `yaml:"numbers"` // our SMS numbers owned by the tenant (E.164)
 	Webhook       WebhookConfig             `yaml:"webhook"`
+	// WhatsAppTemplates are the tenant's approved WhatsApp templates by name, with their
+	// category: marketing, utility or authentication. A marketing template is screened as
+	// marketing whatever the request says; a template not listed takes the request's category.
+	WhatsAppTemplates map[string]string `yaml:"whatsapp_templates"`
 }
 
 // KeywordConfig adds a keyword for a tenant.
@@ -716,6 +722,13 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if len(c.SMSCs) > 0 && len(c.Routes) == 0 {
 		add("routes", "at least one route is required")
+	}
+	for i, t := range c.Tenants {
+		for name, cat := range t.WhatsAppTemplates {
+			if cat != "marketing" && cat != "utility" && cat != "authentication" {
+				add(fmt.Sprintf("tenants[%d].whatsapp_templates.%s", i, name), "category must be marketing, utility or authentication, not %q", cat)
+			}
+		}
 	}
 	for i, n := range c.WhatsApp.Numbers {
 		p := fmt.Sprintf("whatsapp.numbers[%d]", i)

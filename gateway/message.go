@@ -63,12 +63,36 @@ type Message struct {
 	fin  atomic.Bool
 }
 
-// WAContent is the WhatsApp part of a message sent over the HTTP API.
+// WAContent is the WhatsApp template of a message sent over the HTTP API
+// (the "template" object of POST /v1/messages).
 type WAContent struct {
-	TemplateName string            `json:"name,omitempty"`
-	Language     string            `json:"language,omitempty"`
-	Params       []string          `json:"params,omitempty"`
-	NamedParams  map[string]string `json:"named_params,omitempty"`
+	TemplateName string   `json:"name,omitempty"`
+	Language     string   `json:"language,omitempty"`
+	Params       []string `json:"params,omitempty"` // body {{1}}, {{2}}... in order
+	// NamedParams are the body's named parameters; they are sent in name order.
+	NamedParams map[string]string `json:"named_params,omitempty"`
+	// HeaderParams are the text parameters of a text header.
+	HeaderParams []string `json:"header_params,omitempty"`
+	// HeaderMedia is the media of an image, video or document header.
+	HeaderMedia *WAMedia `json:"header_media,omitempty"`
+	// Buttons are the parameters of the template's buttons.
+	Buttons []WAButton `json:"buttons,omitempty"`
+}
+
+// WAMedia is a template header's media: an uploaded media id (preferred)
+// or a hosted link.
+type WAMedia struct {
+	Type string `json:"type"` // image, video or document
+	ID   string `json:"id,omitempty"`
+	Link string `json:"link,omitempty"`
+}
+
+// WAButton is the parameter of one template button.
+type WAButton struct {
+	Index   int    `json:"index"`              // the button's zero-based position
+	SubType string `json:"sub_type,omitempty"` // quick_reply (default) or url
+	Payload string `json:"payload,omitempty"`  // quick_reply: echoed in the tap's webhook
+	Text    string `json:"text,omitempty"`     // url: the dynamic suffix of the URL
 }
 
 // Finish reports the outcome of the message to whoever submitted it. Only
@@ -300,7 +324,42 @@ func (b *statusBook) update(idStr string, state, reason string) bool {
 	return true
 }
 
+// Progress ranks of delivery states, for setState.
+const (
+	rankOther     = iota // accepted, queued, held, unknown...: the answer to the submit
+	rankEnroute          // enroute, accepted_by_carrier, sent
+	rankDelivered        // delivered
+	rankRead             // read (WhatsApp)
+	rankFailed           // undeliverable, failed, expired, deleted, rejected: terminal
+)
+
+func stateRank(s string) int {
+	switch s {
+	case "enroute", "accepted_by_carrier", "sent":
+		return rankEnroute
+	case "delivered":
+		return rankDelivered
+	case "read":
+		return rankRead
+	case "undeliverable", "failed", "expired", "deleted", "rejected":
+		return rankFailed
+	}
+	return rankOther
+}
+
+// setState moves r to state unless that would go backwards: receipts and
+// WhatsApp statuses arrive out of order (read before delivered, sent
+// after delivered), so a state only replaces one of lower or equal rank
+// (sent < delivered < read). A failure is terminal: nothing replaces it,
+// not even a later delivered or read (a multi-device user can report both;
+// the failure is what the platform must see), and a failure replaces any
+// earlier progress. Equal ranks refresh the time (and the reason), except
+// between failures, where the first one stays.
 func setState(r *statusRec, state, reason string) {
+	cur, next := stateRank(interned(r.state)), stateRank(state)
+	if r.state != 0 && (next < cur || next == rankFailed && cur == rankFailed) {
+		return
+	}
 	r.state, r.at = intern(state), time.Now().UnixNano()
 	if reason != "" {
 		r.reason = intern(reason)

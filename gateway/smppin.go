@@ -85,6 +85,9 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 		if m.Body == nil {
 			m.Body = []byte{}
 		}
+		if g.wa != nil {
+			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
+		}
 		m.req = r
 		m.done = g.answerSubmitFn
 		g.mt.Handle(context.Background(), m)
@@ -110,6 +113,9 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 			if rest.Len() > 0 {
 				m.TLVs = append([]byte(nil), rest.Bytes()...)
 			}
+		}
+		if g.wa != nil {
+			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
 		}
 		m.req = r
 		m.done = g.answerSubmitFn

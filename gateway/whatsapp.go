@@ -2,17 +2,22 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dgraph-io/badger/v4"
+	"hash/maphash"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/nyaruka/phonenumbers"
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/whatsapp"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
@@ -21,7 +26,7 @@ import (
 type waNumber struct {
 	cfg    WANumberConfig
 	tenant *Tenant
-	client *whatsapp.Client
+	client *whatsapp.Client // set by startWhatsApp, before the receiver starts
 }
 
 // waChannel is the WhatsApp Cloud API channel of the gateway: a client per
@@ -30,13 +35,24 @@ type waNumber struct {
 // window the receiver keeps.
 type waChannel struct {
 	g        *Gateway
-	numbers  map[string]*waNumber // by phone_number_id
-	byTenant map[string]*waNumber // the tenant's first number
-	recv     *whatsapp.Receiver
+	numbers  map[string]*waNumber   // by phone_number_id
+	byTenant map[string]*waNumber   // the tenant's first number
+	bySender map[waSender]*waNumber // by tenant and E.164 number
+	regions  map[string][]string    // tenant → regions of its SMS number bank
+	recv     *whatsapp.Receiver     // set by startWhatsApp once the clients are
 	window   *whatsapp.Window
 	metrics  *whatsapp.Metrics
 	mock     *whatsapptest.Server
+
+	// prefMu serialises the marketing preference changes of one recipient
+	// (by hash) between the last-preference check and its update. It is
+	// held across the consent call, so it comes before consent's stripe
+	// locks; nothing else is taken under it.
+	prefMu   [64]sync.Mutex
+	prefSeed maphash.Seed
 }
+
+type waSender struct{ tenant, number string }
 
 // ErrWhatsAppDisabled is returned when no WhatsApp number is configured.
 var ErrWhatsAppDisabled = errors.New("gateway: WhatsApp is not configured")
@@ -47,6 +63,14 @@ const (
 	mockAppSecret   = "optgate-mock-app-secret"
 	mockVerifyToken = "optgate-mock-verify-token"
 	mockPhoneID     = "100000000000001"
+	mockDisplay     = "+15550783881" // the mock's display number, for a tenant without numbers
+)
+
+// Template categories of TenantConfig.WhatsAppTemplates.
+const (
+	TemplateMarketing      = "marketing"
+	TemplateUtility        = "utility"
+	TemplateAuthentication = "authentication"
 )
 
 func (g *Gateway) newWhatsApp() error {
@@ -63,7 +87,7 @@ func (g *Gateway) newWhatsApp() error {
 		}
 		if len(cfg.Numbers) == 0 && len(g.tenantList) > 0 {
 			t := g.tenantList[0]
-			num := ""
+			num := mockDisplay
 			if len(t.cfg.Numbers) > 0 {
 				num = t.cfg.Numbers[0]
 			}
@@ -73,49 +97,87 @@ func (g *Gateway) newWhatsApp() error {
 	if len(cfg.Numbers) == 0 {
 		return nil
 	}
-	wa := &waChannel{g: g, numbers: map[string]*waNumber{}, byTenant: map[string]*waNumber{}, metrics: whatsapp.NewMetrics(g.registererOrNil())}
-	ids := make([]string, 0, len(cfg.Numbers))
+	if cfg.AppSecret == "" || cfg.VerifyToken == "" {
+		return errors.New("whatsapp: app_secret and verify_token are required for the webhook")
+	}
+	wa := &waChannel{g: g, numbers: map[string]*waNumber{}, byTenant: map[string]*waNumber{}, bySender: map[waSender]*waNumber{},
+		regions: map[string][]string{}, metrics: whatsapp.NewMetrics(g.registererOrNil()), prefSeed: maphash.MakeSeed()}
 	for _, n := range cfg.Numbers {
 		wn := &waNumber{cfg: n, tenant: g.tenants[n.Tenant]}
 		wa.numbers[n.PhoneNumberID] = wn
 		if wa.byTenant[n.Tenant] == nil {
 			wa.byTenant[n.Tenant] = wn
 		}
-		ids = append(ids, n.PhoneNumberID)
+		if k := (waSender{n.Tenant, n.Number}); wa.bySender[k] == nil {
+			wa.bySender[k] = wn
+		}
 	}
-	recv, err := whatsapp.NewReceiver(g.db, whatsapp.ReceiverConfig{AppSecret: cfg.AppSecret, VerifyToken: cfg.VerifyToken,
-		PhoneNumberIDs: ids, Handler: wa, MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes, Logger: g.log.With("component", "whatsapp"),
-		Metrics: wa.metrics})
-	if err != nil {
-		return fmt.Errorf("whatsapp receiver: %w", err)
+	for id := range wa.byTenant {
+		if t := g.tenants[id]; t != nil {
+			for _, n := range t.cfg.Numbers {
+				if pn, err := phonenumbers.Parse(n, ""); err == nil {
+					wa.regions[id] = append(wa.regions[id], phonenumbers.GetRegionCodeForNumber(pn))
+				}
+			}
+		}
 	}
-	wa.recv = recv
-	wa.window = recv.Window()
+	wa.window = whatsapp.NewWindow(g.db, g.log.With("component", "whatsapp"))
 	g.wa = wa
 	return nil
 }
 
+// startWhatsApp starts the mock (if enabled), the clients and then the
+// webhook receiver, whose workers may at once replay bodies a crash left
+// in the spool: everything they use must exist by then.
 func (g *Gateway) startWhatsApp() error {
 	wa := g.wa
 	if wa == nil {
 		return nil
 	}
-	base := g.cfg.WhatsApp.GraphURL
+	cfg := &g.cfg.WhatsApp
+	base := cfg.GraphURL
 	if g.cfg.WhatsAppSimulator.Enabled {
-		wa.mock = whatsapptest.NewServer(whatsapptest.Config{Token: g.cfg.WhatsApp.Token, AppSecret: g.cfg.WhatsApp.AppSecret,
-			WebhookURL: "http://" + g.HTTPAddr() + "/webhooks/whatsapp", AutoStatuses: []string{"sent", "delivered"}, EnforceWindow: true})
+		ids := make([]string, 0, len(wa.numbers))
+		for id := range wa.numbers {
+			ids = append(ids, id)
+		}
+		var templates []string // nil: the mock approves every name
+		for _, t := range g.tenantList {
+			for name := range t.cfg.WhatsAppTemplates {
+				templates = append(templates, name)
+			}
+		}
+		mock, err := whatsapptest.Listen(whatsapptest.Config{Token: cfg.Token, AppSecret: cfg.AppSecret, Addr: g.cfg.WhatsAppSimulator.Listen,
+			WebhookURL: "http://" + g.HTTPAddr() + whatsapp.DefaultPath, AutoStatuses: []string{"sent", "delivered"}, EnforceWindow: true,
+			PhoneNumberIDs: ids, Templates: templates})
+		if err != nil {
+			return fmt.Errorf("whatsapp_simulator: %w", err)
+		}
+		wa.mock = mock
 		if base == "" {
 			base = wa.mock.URL()
 		}
 	}
+	log := g.log.With("component", "whatsapp")
 	for _, n := range wa.numbers {
-		c, err := whatsapp.NewClient(whatsapp.ClientConfig{BaseURL: base, Version: g.cfg.WhatsApp.Version, PhoneNumberID: n.cfg.PhoneNumberID,
-			Token: g.cfg.WhatsApp.Token, Rate: n.cfg.Rate, Window: wa.window, Logger: g.log.With("component", "whatsapp"), Metrics: wa.metrics})
+		c, err := whatsapp.NewClient(whatsapp.ClientConfig{BaseURL: base, Version: cfg.Version, PhoneNumberID: n.cfg.PhoneNumberID,
+			Token: cfg.Token, Rate: n.cfg.Rate, Timeout: cfg.Timeout, Window: wa.window, Logger: log, Metrics: wa.metrics})
 		if err != nil {
 			return fmt.Errorf("whatsapp number %s: %w", n.cfg.PhoneNumberID, err)
 		}
 		n.client = c
 	}
+	ids := make([]string, 0, len(wa.numbers))
+	for id := range wa.numbers {
+		ids = append(ids, id)
+	}
+	recv, err := whatsapp.NewReceiver(g.db, whatsapp.ReceiverConfig{AppSecret: cfg.AppSecret, VerifyToken: cfg.VerifyToken,
+		PhoneNumberIDs: ids, Handler: wa, MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes, Logger: log, Metrics: wa.metrics,
+		Window: wa.window})
+	if err != nil {
+		return fmt.Errorf("whatsapp receiver: %w", err)
+	}
+	wa.recv = recv
 	return nil
 }
 
@@ -126,7 +188,9 @@ func (g *Gateway) stopWhatsApp() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	wa.recv.Shutdown(ctx)
+	if wa.recv != nil {
+		wa.recv.Shutdown(ctx)
+	}
 	for _, n := range wa.numbers {
 		if n.client != nil {
 			n.client.Close()
@@ -150,21 +214,59 @@ func (g *Gateway) waWebhook(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 404, "not_found", "", "WhatsApp is not configured")
 		return
 	}
+	if g.wa.recv == nil {
+		writeErr(ctx, 503, "unavailable", "", "WhatsApp is starting")
+		return
+	}
 	g.wa.recv.HandleFastHTTP(ctx)
 }
 
-// waWindow refuses free-form WhatsApp messages outside the 24-hour window
-// before Meta is called; templates (and our own replies to a user who just
-// wrote) go on.
+// numberFor is the business number a message goes out from: the one whose
+// E.164 number is m.From (for a reply, the number that received the user's
+// message), the tenant's first one when m.From is empty; nil when m.From is
+// none of the tenant's WhatsApp numbers.
+func (wa *waChannel) numberFor(m *Message) *waNumber {
+	if m.From == "" {
+		return wa.byTenant[m.Tenant.ID]
+	}
+	return wa.bySender[waSender{m.Tenant.ID, m.From}]
+}
+
+// isTemplate reports whether m is a WhatsApp template message.
+func isTemplate(m *Message) bool { return m.WA != nil && m.WA.TemplateName != "" }
+
+// templateCategory is the configured category of a tenant's template, or
+// "" when the template is not configured.
+func templateCategory(t *Tenant, name string) string {
+	return t.cfg.WhatsAppTemplates[name]
+}
+
+// waWindow is the WhatsApp stage after the consent screen. A template the
+// tenant configured as marketing is screened again as marketing when the
+// request did not say so (the category is the template's, not the
+// caller's; an unconfigured template keeps the request's category). A
+// free-form message outside the 24-hour window of its business number and
+// recipient is refused before Meta is called; templates go on.
 func (g *Gateway) waWindow(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
-		if m.Channel != ChannelWhatsApp || m.Template || g.wa == nil {
+		if m.Channel != ChannelWhatsApp || g.wa == nil {
 			next.Handle(ctx, m)
 			return
 		}
-		n := g.wa.byTenant[m.Tenant.ID]
+		n := g.wa.numberFor(m)
 		if n == nil {
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
+				Err: fmt.Errorf("sender %s is not one of the tenant's WhatsApp numbers", m.From)})
+			return
+		}
+		if isTemplate(m) {
+			if m.Category != consent.CategoryMarketing && templateCategory(m.Tenant, m.WA.TemplateName) == TemplateMarketing {
+				m.Category = consent.CategoryMarketing
+				if m.Origin != OriginInternal && !g.screenMarketing(m) {
+					return
+				}
+			}
+			next.Handle(ctx, m)
 			return
 		}
 		if !g.wa.window.Open(n.cfg.PhoneNumberID, strings.TrimPrefix(m.To, "+"), time.Now()) {
@@ -177,11 +279,81 @@ func (g *Gateway) waWindow(next Handler) Handler {
 	})
 }
 
+// screenMarketing checks m again as a marketing message and Finishes it
+// when consent blocks it; it reports whether m may go on.
+func (g *Gateway) screenMarketing(m *Message) bool {
+	d, err := g.consent.Check(m.Tenant.ID, m.Channel, m.From, m.To, consent.CategoryMarketing)
+	if err != nil {
+		g.log.Error("consent check failed", "tenant", m.Tenant.ID, "err", err)
+		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+		return false
+	}
+	if d.Action == consent.ActionBlock {
+		g.metrics.blocked.WithLabelValues(m.Tenant.ID, d.Reason.String()).Inc()
+		m.Finish(Outcome{Kind: Blocked, Reason: d.Reason.String(), Status: blockStatus(m.Account, d.Reason),
+			Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
+		return false
+	}
+	return true
+}
+
 func windowStatus(a *Account) smpp.CommandStatus {
 	if a != nil && a.cfg.Statuses.WhatsAppWindow != 0 {
 		return smpp.CommandStatus(a.cfg.Statuses.WhatsAppWindow)
 	}
 	return smpp.StatusWhatsAppWindow
+}
+
+// waMessage builds the Cloud API message for m.
+func waMessage(n *waNumber, m *Message) whatsapp.Message {
+	wm := whatsapp.Message{PhoneNumberID: n.cfg.PhoneNumberID, To: m.To, BizOpaqueCallbackData: m.ID}
+	if !isTemplate(m) {
+		wm.Text = &whatsapp.Text{Body: m.Text}
+		return wm
+	}
+	c := m.WA
+	tpl := &whatsapp.Template{Name: c.TemplateName, Language: c.Language}
+	if len(c.HeaderParams) > 0 || c.HeaderMedia != nil {
+		h := whatsapp.Component{Type: "header"}
+		for _, p := range c.HeaderParams {
+			h.Parameters = append(h.Parameters, whatsapp.TextParam(p))
+		}
+		if hm := c.HeaderMedia; hm != nil {
+			h.Parameters = append(h.Parameters, whatsapp.Parameter{Type: hm.Type, MediaID: hm.ID, Link: hm.Link})
+		}
+		tpl.Components = append(tpl.Components, h)
+	}
+	if len(c.Params) > 0 || len(c.NamedParams) > 0 {
+		body := whatsapp.Component{Type: "body"}
+		for _, p := range c.Params {
+			body.Parameters = append(body.Parameters, whatsapp.TextParam(p))
+		}
+		// Named parameters in name order: a JSON object has none, and the
+		// request Meta sees should not change from one send to the next.
+		names := make([]string, 0, len(c.NamedParams))
+		for k := range c.NamedParams {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			body.Parameters = append(body.Parameters, whatsapp.NamedParam(k, c.NamedParams[k]))
+		}
+		tpl.Components = append(tpl.Components, body)
+	}
+	for _, b := range c.Buttons {
+		bc := whatsapp.Component{Type: "button", SubType: b.SubType, Index: b.Index}
+		if bc.SubType == "" {
+			bc.SubType = "quick_reply"
+		}
+		if bc.SubType == "quick_reply" {
+			bc.Parameters = []whatsapp.Parameter{whatsapp.PayloadParam(b.Payload)}
+		} else {
+			bc.Parameters = []whatsapp.Parameter{whatsapp.TextParam(b.Text)}
+		}
+		tpl.Components = append(tpl.Components, bc)
+	}
+	wm.Template = tpl
+	return wm
 }
 
 // sendWhatsApp sends over the Cloud API on its own goroutine (the client
@@ -191,31 +363,15 @@ func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
 		return
 	}
-	n := g.wa.byTenant[m.Tenant.ID]
+	n := g.wa.numberFor(m)
 	if n == nil || n.client == nil {
 		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
 		return
 	}
-	wm := whatsapp.Message{PhoneNumberID: n.cfg.PhoneNumberID, To: m.To, BizOpaqueCallbackData: m.ID}
-	if m.WA != nil && m.WA.TemplateName != "" {
-		tpl := &whatsapp.Template{Name: m.WA.TemplateName, Language: m.WA.Language}
-		if len(m.WA.Params) > 0 {
-			c := whatsapp.Component{Type: "body"}
-			for _, p := range m.WA.Params {
-				c.Parameters = append(c.Parameters, whatsapp.TextParam(p))
-			}
-			tpl.Components = append(tpl.Components, c)
-		}
-		if len(m.WA.NamedParams) > 0 {
-			c := whatsapp.Component{Type: "body"}
-			for k, v := range m.WA.NamedParams {
-				c.Parameters = append(c.Parameters, whatsapp.NamedParam(k, v))
-			}
-			tpl.Components = append(tpl.Components, c)
-		}
-		wm.Template = tpl
-	} else {
-		wm.Text = &whatsapp.Text{Body: m.Text}
+	wm := waMessage(n, m)
+	if err := wm.Validate(); err != nil {
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidTemplate, Status: smpp.StatusInvMsgLen, Err: err})
+		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -228,8 +384,14 @@ func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 				m.Finish(Outcome{Kind: Blocked, Reason: ReasonWindowClosed, Status: windowStatus(m.Account), Err: err})
 				return
 			}
-			if errors.As(err, &ae) && ae.Code == consent.WhatsAppMarketingBlocked {
-				reason = consent.ReasonMarketingOptOut.String()
+			if errors.As(err, &ae) {
+				switch {
+				case ae.Code == consent.WhatsAppMarketingBlocked:
+					reason = consent.ReasonMarketingOptOut.String()
+				case ae.Class == whatsapp.ClassAuth:
+					// Counted in optgate_whatsapp_token_errors_total by the client.
+					err = fmt.Errorf("Meta refused the WhatsApp access token (expired or revoked): rotate whatsapp.token: %w", err)
+				}
 			}
 			m.Finish(Outcome{Kind: Failed, Reason: reason, Status: smpp.StatusDeliveryFailure, Err: err})
 			return
@@ -237,6 +399,10 @@ func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 		m.Finish(Outcome{Kind: Accepted, SMSC: "whatsapp", SMSCID: wamid})
 	}()
 }
+
+// ReasonInvalidTemplate rejects a template message Meta would refuse (a
+// media header without a media id or link, an unknown media type...).
+const ReasonInvalidTemplate = "invalid_template"
 
 // HandleEvent is the WhatsApp receiver's handler: it runs after the
 // webhook body was made durable, and may be retried, so it is idempotent
@@ -254,35 +420,19 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 	}
 	switch ev.Signal() {
 	case whatsapp.SignalMarketingStop, whatsapp.SignalMarketingResume:
-		rcpt, id := "", ""
-		switch {
-		case ev.Message != nil:
-			rcpt, id = ev.Message.From, ev.Message.ID
-		case ev.Preference != nil:
-			rcpt = ev.Preference.WaID
-		case ev.Status != nil:
-			rcpt, id = ev.Status.RecipientID, ev.Status.ID
-		}
-		var res consent.Result
-		var err error
-		if ev.Status != nil {
-			res, err = g.consent.DeliveryFailed(ctx, consent.DeliveryFailure{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender,
-				Recipient: rcpt, Code: consent.WhatsAppMarketingBlocked, MessageID: id, At: ev.Status.Timestamp})
-		} else {
-			res, err = g.consent.SetMarketingPreference(ctx, consent.MarketingPreference{Tenant: t.ID, Sender: sender, Recipient: rcpt,
-				Stop: ev.Signal() == whatsapp.SignalMarketingStop, MessageID: id, At: time.Now()})
-		}
-		if err != nil {
+		if err := wa.marketingPreference(ctx, n, sender, ev); err != nil {
 			return err
 		}
-		g.sendReplies(nil, t, res)
-		if err := g.forwardEvents(t, res); err != nil {
-			return err
-		}
-	case whatsapp.SignalWindowClosed:
-		_ = wa.window.Close(ev.PhoneNumberID, ev.Status.RecipientID, time.Now())
 	}
+	// A 131047 status closes the window: the receiver did, at the status's
+	// own time (a late status does not close a window the user reopened).
 	switch {
+	case ev.Kind == whatsapp.KindError:
+		wa.metrics.ObserveNotificationErrors(ev.Errors)
+		for _, e := range ev.Errors {
+			g.log.Warn("whatsapp: Meta reported an error", "tenant", t.ID, "phone_number_id", ev.PhoneNumberID,
+				"code", e.Code, "title", e.Title, "details", e.Details)
+		}
 	case ev.Message != nil && ev.Signal() == whatsapp.SignalKeyword:
 		msg := ev.Message
 		res, err := g.consent.Inbound(ctx, consent.InboundMessage{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender,
@@ -302,7 +452,7 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
 		}
 		g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
-		g.noteChannel(t, res.Recipient, ChannelWhatsApp)
+		g.noteWhatsApp(t, res.Recipient, n)
 		g.sendReplies(nil, t, res)
 	case ev.Status != nil:
 		st := ev.Status
@@ -327,6 +477,95 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 	return nil
 }
 
+// marketingPreference records a marketing stop or resume (the "Stop
+// promotions" button, user_preferences, a 131050 failure) at the event's
+// own time. Meta delivers out of order, so an event older than the last
+// preference applied for the recipient and business number changes
+// nothing: a stop and a resume arriving reversed leave the newer one in
+// force. The last time is kept in the gateway store ("wp/" keys), synced
+// before the event is acknowledged.
+func (wa *waChannel) marketingPreference(ctx context.Context, n *waNumber, sender string, ev whatsapp.Event) error {
+	g := wa.g
+	t := n.tenant
+	var rcpt, id string
+	var at time.Time
+	switch {
+	case ev.Message != nil:
+		rcpt, id, at = ev.Message.From, ev.Message.ID, ev.Message.Timestamp
+	case ev.Preference != nil:
+		rcpt, at = ev.Preference.WaID, ev.Preference.Timestamp
+	case ev.Status != nil:
+		rcpt, id, at = ev.Status.RecipientID, ev.Status.ID, ev.Status.Timestamp
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	norm, err := consent.NormalizeRecipient(ChannelWhatsApp, t.cfg.DefaultRegion, rcpt)
+	if err != nil {
+		return nil // not a number we can keep consent for; nothing to retry
+	}
+	key := prefKey(t, sender, norm)
+	mu := &wa.prefMu[maphash.String(wa.prefSeed, string(key))%uint64(len(wa.prefMu))]
+	mu.Lock()
+	defer mu.Unlock()
+	last, err := g.lastPreference(key)
+	if err != nil {
+		return err
+	}
+	if at.UnixNano() < last {
+		g.log.Info("whatsapp: marketing preference older than the last one ignored", "tenant", t.ID,
+			"event_at", at.UTC(), "last_at", time.Unix(0, last).UTC())
+		return nil
+	}
+	var res consent.Result
+	if ev.Status != nil {
+		res, err = g.consent.DeliveryFailed(ctx, consent.DeliveryFailure{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender,
+			Recipient: norm, Code: consent.WhatsAppMarketingBlocked, MessageID: id, At: at})
+	} else {
+		res, err = g.consent.SetMarketingPreference(ctx, consent.MarketingPreference{Tenant: t.ID, Sender: sender, Recipient: norm,
+			Stop: ev.Signal() == whatsapp.SignalMarketingStop, MessageID: id, At: at})
+	}
+	if err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
+	if err := g.commit.write(kv{key: key, val: v[:]}); err != nil {
+		return err
+	}
+	if ev.Message != nil {
+		g.noteWhatsApp(t, res.Recipient, n) // a button tap is an inbound message like any other
+	}
+	g.sendReplies(nil, t, res)
+	return g.forwardEvents(t, res)
+}
+
+func prefKey(t *Tenant, sender, recipient string) []byte {
+	return []byte("wp/" + t.ID + "/" + sender + "/" + recipient)
+}
+
+// lastPreference is the time (Unix ns) of the last marketing preference
+// applied under key, 0 if none.
+func (g *Gateway) lastPreference(key []byte) (int64, error) {
+	var last int64
+	err := g.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			if len(v) == 8 {
+				last = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	return last, err
+}
+
 // forwardEvents queues consent events for the tenant.
 func (g *Gateway) forwardEvents(t *Tenant, res consent.Result) error {
 	for _, ev := range res.Events {
@@ -338,9 +577,10 @@ func (g *Gateway) forwardEvents(t *Tenant, res consent.Result) error {
 }
 
 // chooseChannel picks the channel for an API message: an explicit channel
-// wins; else SMS when the recipient's region matches one of the tenant's
-// SMS numbers, WhatsApp when it does not and the tenant has a WhatsApp
-// number (never to regions where WhatsApp Business is unavailable).
+// wins; else the channel the recipient last wrote on; else SMS when the
+// recipient's region matches one of the tenant's SMS numbers, WhatsApp
+// when it does not and the tenant has a WhatsApp number (never to regions
+// where WhatsApp Business is unavailable).
 func (g *Gateway) chooseChannel(t *Tenant, explicit, to string) (string, error) {
 	if explicit != "" && explicit != ChannelSMS && explicit != ChannelWhatsApp {
 		return "", errors.New("channel must be sms or whatsapp")
@@ -351,18 +591,43 @@ func (g *Gateway) chooseChannel(t *Tenant, explicit, to string) (string, error) 
 		}
 		return ChannelSMS, nil
 	}
-	var regions []string
-	for _, n := range t.cfg.Numbers {
-		if pn, err := phonenumbers.Parse(n, ""); err == nil {
-			regions = append(regions, phonenumbers.GetRegionCodeForNumber(pn))
-		}
-	}
-	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{Explicit: explicit, LastUsed: g.lastChannel(t, to),
-		Recipient: whatsapp.E164(to), SMSNumberRegions: regions})
+	last, _ := g.lastChannel(t, to)
+	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{Explicit: explicit, LastUsed: last,
+		Recipient: whatsapp.E164(to), SMSNumberRegions: g.wa.regions[t.ID]})
 	if err != nil {
 		return "", err
 	}
 	return string(ch), nil
+}
+
+// smppChannel applies the tenant's channel choice to an SMPP submit, for
+// tenants with a WhatsApp number (the caller checks g.wa first, so an
+// SMS-only gateway pays nothing). SMPP carries no channel, so the choice is
+// the recipient's last channel, then the number bank rule. A message that
+// goes to WhatsApp is decoded to text and sent from the business number
+// the recipient last wrote to (else the tenant's first). Concatenated
+// parts, message_payload and binary bodies stay on SMS: WhatsApp has no
+// concatenation, and the parts would arrive as separate messages.
+func (g *Gateway) smppChannel(m *Message) {
+	first := g.wa.byTenant[m.Tenant.ID]
+	if first == nil || m.ESMClass&smpp.ESMClassUDHI != 0 || len(m.TLVs) > 0 || !validE164Digits(m.To) {
+		return
+	}
+	last, pid := g.lastChannel(m.Tenant, m.To)
+	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{LastUsed: last, Recipient: whatsapp.E164(m.To),
+		SMSNumberRegions: g.wa.regions[m.Tenant.ID]})
+	if err != nil || ch != whatsapp.ChannelWhatsApp {
+		return
+	}
+	text, err := coding.Decode(coding.DataCoding(m.DataCoding), m.Body)
+	if err != nil || text == "" {
+		return
+	}
+	n := first
+	if wn := g.wa.numbers[pid]; wn != nil && wn.tenant == m.Tenant {
+		n = wn
+	}
+	m.Channel, m.From, m.Text, m.Body, m.DataCoding = ChannelWhatsApp, n.cfg.Number, text, nil, 0
 }
 
 // defaultSender is the tenant's first number for a channel.
@@ -394,15 +659,23 @@ func (g *Gateway) noteChannel(t *Tenant, recipient, channel string) {
 	}
 }
 
-// lastChannel is the channel the recipient last wrote to us on, or "".
-func (g *Gateway) lastChannel(t *Tenant, recipient string) string {
-	var ch string
+// noteWhatsApp remembers that the recipient last wrote to business number
+// n: "whatsapp/<phone_number_id>".
+func (g *Gateway) noteWhatsApp(t *Tenant, recipient string, n *waNumber) {
+	g.noteChannel(t, recipient, ChannelWhatsApp+"/"+n.cfg.PhoneNumberID)
+}
+
+// lastChannel is the channel the recipient last wrote to us on ("" if
+// unknown) and, for WhatsApp, the phone-number id it wrote to.
+func (g *Gateway) lastChannel(t *Tenant, recipient string) (channel, phoneNumberID string) {
+	var v string
 	_ = g.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(lastChannelKey(t, recipient))
 		if err != nil {
 			return nil
 		}
-		return it.Value(func(v []byte) error { ch = string(v); return nil })
+		return it.Value(func(b []byte) error { v = string(b); return nil })
 	})
-	return ch
+	channel, phoneNumberID, _ = strings.Cut(v, "/")
+	return channel, phoneNumberID
 }
