@@ -188,6 +188,10 @@ type AccountConfig struct {
 	Tenant   string  `yaml:"tenant"`
 	Ack      string  `yaml:"ack"`    // relay (default) | store
 	Reject   string  `yaml:"reject"` // status (default) | receipt
+	// Channel: auto (default) sends a submit over WhatsApp when the tenant
+	// has WhatsApp and the recipient last wrote to it there; sms keeps
+	// every submit of the account on SMS.
+	Channel string `yaml:"channel"`
 	Window   int     `yaml:"window"` // requests in flight, default 256
 	Rate     float64 `yaml:"rate"`   // messages a second, 0 unlimited
 	MaxBinds int     `yaml:"max_binds"`
@@ -477,6 +481,9 @@ func (c *Config) applyDefaults() {
 		if a.Reject == "" {
 			a.Reject = "status"
 		}
+		if a.Channel == "" {
+			a.Channel = "auto"
+		}
 		if a.Window == 0 {
 			a.Window = 256
 		}
@@ -663,6 +670,9 @@ func (c *Config) validate() ConfigErrors {
 		}
 		if !oneOf(a.Reject, "status", "receipt") {
 			add(p+".reject", "must be status or receipt, not %q", a.Reject)
+		}
+		if !oneOf(a.Channel, "auto", "sms") {
+			add(p+".channel", "must be auto or sms, not %q", a.Channel)
 		}
 		if a.Window < 0 || a.Rate < 0 {
 			add(p, "window and rate must not be negative")

@@ -85,7 +85,7 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 		if m.Body == nil {
 			m.Body = []byte{}
 		}
-		if g.wa != nil {
+		if g.wa != nil && acct.cfg.Channel != "sms" {
 			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
 		}
 		m.req = r
@@ -114,7 +114,7 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 				m.TLVs = append([]byte(nil), rest.Bytes()...)
 			}
 		}
-		if g.wa != nil {
+		if g.wa != nil && acct.cfg.Channel != "sms" {
 			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
 		}
 		m.req = r

@@ -602,8 +602,12 @@ func (g *Gateway) chooseChannel(t *Tenant, explicit, to string) (string, error) 
 
 // smppChannel applies the tenant's channel choice to an SMPP submit, for
 // tenants with a WhatsApp number (the caller checks g.wa first, so an
-// SMS-only gateway pays nothing). SMPP carries no channel, so the choice is
-// the recipient's last channel, then the number bank rule. A message that
+// SMS-only gateway pays nothing; an account with channel: sms skips it).
+// SMPP carries no channel and no template, so a submit goes to WhatsApp
+// only when the recipient last wrote to the tenant there: the number bank
+// rule that picks WhatsApp for a recipient who never wrote would turn every
+// such submit into a free-form message outside the 24-hour window, refused
+// with 0x404, so over SMPP it is not applied (SMS it stays). A message that
 // goes to WhatsApp is decoded to text and sent from the business number
 // the recipient last wrote to (else the tenant's first). Concatenated
 // parts, message_payload and binary bodies stay on SMS: WhatsApp has no
@@ -614,6 +618,11 @@ func (g *Gateway) smppChannel(m *Message) {
 		return
 	}
 	last, pid := g.lastChannel(m.Tenant, m.To)
+	if last != string(whatsapp.ChannelWhatsApp) {
+		return
+	}
+	// The rest of the choice still applies: never WhatsApp where it is
+	// unavailable.
 	ch, err := whatsapp.ChooseChannel(whatsapp.ChannelRequest{LastUsed: last, Recipient: whatsapp.E164(m.To),
 		SMSNumberRegions: g.wa.regions[m.Tenant.ID]})
 	if err != nil || ch != whatsapp.ChannelWhatsApp {

@@ -239,7 +239,8 @@ func waitEvents(t *testing.T, env *testEnv, kind string, before float64, n int) 
 // submit is refused with 0x00000404 (or the account's override) before Meta
 // is called. A recipient who never wrote there still gets SMS.
 func TestE2EWhatsAppChannelOverSMPP(t *testing.T) {
-	env := newWAEnvWith(t, "", "  - {system_id: acme2, password: acmepw2, tenant: acme, statuses: {whatsapp_window_closed: 0x00000460}}\n", "")
+	env := newWAEnvWith(t, "", "  - {system_id: acme2, password: acmepw2, tenant: acme, statuses: {whatsapp_window_closed: 0x00000460}}\n"+
+		"  - {system_id: acmesms, password: acmepw3, tenant: acme, channel: sms}\n", "")
 	mock := env.g.WhatsAppMock()
 	tenant := env.g.tenants["acme"]
 	stale, fresh, smsOnly := "+15145550177", "+15145550178", "+15145550179"
@@ -304,6 +305,34 @@ func TestE2EWhatsAppChannelOverSMPP(t *testing.T) {
 	}
 	if _, text := env.nextSubmitTo(smsOnly); text != "Your interview is at 10:00" {
 		t.Fatalf("SMS text %q", text)
+	}
+	// Never wrote on WhatsApp, in a country outside the SMS bank: the number
+	// bank rule would pick WhatsApp, where a free-form text could only be
+	// refused (no window, no template over SMPP), so SMPP keeps it on SMS.
+	const foreign = "+447911123456"
+	if _, err := env.submit(foreign, "Your interview is at 11:00"); err != nil {
+		t.Fatalf("submit to a foreign number that never wrote: %v", err)
+	}
+	if _, text := env.nextSubmitTo(foreign); text != "Your interview is at 11:00" {
+		t.Fatalf("SMS text %q", text)
+	}
+	// An account with channel: sms stays on SMS even for a recipient whose
+	// window is open.
+	esmeSMS, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmesms", Password: "acmepw3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer esmeSMS.Close()
+	enc, dc = encodeText("Over SMS please")
+	if _, err := esmeSMS.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
+		Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(fresh[1:])}, DataCoding: dc, ShortMessage: enc}}); err != nil {
+		t.Fatalf("channel: sms submit: %v", err)
+	}
+	if _, text := env.nextSubmitTo(fresh); text != "Over SMS please" {
+		t.Fatalf("SMS text %q", text)
+	}
+	if n := len(waRequestsTo(env, fresh)); n != 1 {
+		t.Fatalf("%d WhatsApp requests for %s, want the first one only", n, fresh)
 	}
 }
 
