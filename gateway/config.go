@@ -183,15 +183,15 @@ type WebhookDefaults struct {
 
 // AccountConfig is an upstream ESME account binding to our SMPP server.
 type AccountConfig struct {
-	SystemID string  `yaml:"system_id"`
-	Password string  `yaml:"password"`
-	Tenant   string  `yaml:"tenant"`
-	Ack      string  `yaml:"ack"`    // relay (default) | store
-	Reject   string  `yaml:"reject"` // status (default) | receipt
+	SystemID string `yaml:"system_id"`
+	Password string `yaml:"password"`
+	Tenant   string `yaml:"tenant"`
+	Ack      string `yaml:"ack"`    // relay (default) | store
+	Reject   string `yaml:"reject"` // status (default) | receipt
 	// Channel: auto (default) sends a submit over WhatsApp when the tenant
 	// has WhatsApp and the recipient last wrote to it there; sms keeps
 	// every submit of the account on SMS.
-	Channel string `yaml:"channel"`
+	Channel  string  `yaml:"channel"`
 	Window   int     `yaml:"window"` // requests in flight, default 256
 	Rate     float64 `yaml:"rate"`   // messages a second, 0 unlimited
 	MaxBinds int     `yaml:"max_binds"`
