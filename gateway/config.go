@@ -140,9 +140,12 @@ type TenantConfig struct {
 	Templates     map[string]TemplateConfig `yaml:"templates"`     // by language
 	MaxLength     int                       `yaml:"max_length"`    // default 480
 	ArchiveAfter  time.Duration             `yaml:"archive_after"` // default 168h
-	APIToken      string                    `yaml:"api_token"`
-	Numbers       []string                  `yaml:"numbers"` // our SMS numbers owned by the tenant (E.164)
-	Webhook       WebhookConfig             `yaml:"webhook"`
+	// RepeatConfirm is how long a repeated STOP (or START) gets no second
+	// confirmation: default 24h; "off" confirms every repeat.
+	RepeatConfirm string        `yaml:"repeat_confirm_window"`
+	APIToken      string        `yaml:"api_token"`
+	Numbers       []string      `yaml:"numbers"` // our SMS numbers owned by the tenant (E.164)
+	Webhook       WebhookConfig `yaml:"webhook"`
 	// WhatsAppTemplates are the tenant's approved WhatsApp templates by name, with their
 	// category: marketing, utility or authentication. A marketing template is screened as
 	// marketing whatever the request says; a template not listed takes the request's category.
@@ -159,6 +162,7 @@ type KeywordConfig struct {
 // TemplateConfig overrides reply texts for one language.
 type TemplateConfig struct {
 	OptOut             string `yaml:"opt_out"`
+	MarketingOptOut    string `yaml:"marketing_opt_out"`
 	OptIn              string `yaml:"opt_in"`
 	Help               string `yaml:"help"`
 	AttestationPrompt  string `yaml:"attestation_prompt"`
@@ -612,6 +616,11 @@ func (c *Config) validate() ConfigErrors {
 		}
 		if !oneOf(t.KeywordMode, "exact", "first-word", "reasonable-means") {
 			add(p+".keyword_mode", "must be exact, first-word or reasonable-means, not %q", t.KeywordMode)
+		}
+		if t.RepeatConfirm != "" && t.RepeatConfirm != "off" {
+			if d, err := time.ParseDuration(t.RepeatConfirm); err != nil || d <= 0 {
+				add(p+".repeat_confirm_window", "must be a duration such as 24h, or off, not %q", t.RepeatConfirm)
+			}
 		}
 		if len(t.DefaultRegion) != 2 {
 			add(p+".default_region", "must be a two-letter region code, not %q", t.DefaultRegion)

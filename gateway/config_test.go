@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/optgate/optgate/consent"
 )
 
 func TestParseConfigDefaultsAndEnv(t *testing.T) {
@@ -63,4 +67,30 @@ func FuzzParseConfig(f *testing.F) {
 			_ = cfg.Digest()
 		}
 	})
+}
+
+// The repeat-confirmation window and the marketing opt-out template reach
+// the consent engine; a bad window is reported with its line.
+func TestConsentTenantsRepeatWindowAndMarketingTemplate(t *testing.T) {
+	base := "tenants:\n  - id: a\n    default_region: US\n    repeat_confirm_window: %s\n    templates:\n      en: {marketing_opt_out: \"No more offers from A. Reply STOP to end all texts.\"}\nsimulator: {enabled: true}\n"
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{{"off", consent.RepeatConfirmAlways}, {"2h", 2 * time.Hour}} {
+		cfg, err := ParseConfig([]byte(fmt.Sprintf(base, tc.in)), "c.yaml", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		tcs, err := ConsentTenants(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tcs[0].RepeatConfirmWindow != tc.want || tcs[0].Templates["en"].MarketingOptOut != "No more offers from A. Reply STOP to end all texts." {
+			t.Fatalf("%s: window %v, templates %+v", tc.in, tcs[0].RepeatConfirmWindow, tcs[0].Templates)
+		}
+	}
+	_, err := ParseConfig([]byte(fmt.Sprintf(base, "soon")), "c.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:4: tenants[0].repeat_confirm_window") {
+		t.Fatalf("want the bad window reported at line 4, got %v", err)
+	}
 }

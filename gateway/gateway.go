@@ -139,10 +139,21 @@ func ConsentTenants(cfg *Config) ([]consent.TenantConfig, error) {
 			Scope: consent.Scope(t.Scope), CrossChannel: t.CrossChannel, Attestation: consent.AttestationMode(t.Attestation),
 			MaxPrompts: t.MaxPrompts, HeldTTL: t.HeldTTL, MaxLength: t.MaxLength, ArchiveAfter: t.ArchiveAfter, Keywords: kc,
 		}
+		switch t.RepeatConfirm {
+		case "":
+		case "off":
+			tc.RepeatConfirmWindow = consent.RepeatConfirmAlways
+		default:
+			d, err := time.ParseDuration(t.RepeatConfirm)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("tenant %s: repeat_confirm_window %q: a duration such as 24h, or off", t.ID, t.RepeatConfirm)
+			}
+			tc.RepeatConfirmWindow = d
+		}
 		if len(t.Templates) > 0 {
 			tc.Templates = map[string]keyword.Templates{}
 			for lang, tp := range t.Templates {
-				tc.Templates[lang] = keyword.Templates{OptOut: tp.OptOut, OptIn: tp.OptIn, Help: tp.Help,
+				tc.Templates[lang] = keyword.Templates{OptOut: tp.OptOut, MarketingOptOut: tp.MarketingOptOut, OptIn: tp.OptIn, Help: tp.Help,
 					AttestationPrompt: tp.AttestationPrompt, Reprompt: tp.Reprompt, AttestationConfirm: tp.AttestationConfirm,
 					Disclaimer: tp.Disclaimer}
 			}
