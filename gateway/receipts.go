@@ -143,10 +143,14 @@ func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
 	} else {
 		b.cur[k] = p
 	}
-	b.mu.Unlock()
 	if b.store != nil && (!parked || !pr.final) {
-		b.store.put(l.name, canon, p) // never blocks: a full queue drops and counts
+		// Queued under b.mu: a receipt that finds the mapping (and queues its
+		// del) can do so only after this put is queued, so the writer never
+		// sees the del first and keeps a stale mapping. Never blocks: a full
+		// queue drops and counts.
+		b.store.put(l.name, canon, p)
 	}
+	b.mu.Unlock()
 	if parked {
 		pr.deliver(t)
 	}

@@ -526,6 +526,7 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 	}
 	k := b.key(l, pr.id, true)
 	if parked && !b.markLookup(k, true) { // before a worker can see it
+		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
 	}
@@ -548,6 +549,7 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 	// rather than give it up.
 	s.busy.Inc()
 	if parked && !b.unpark(k) {
+		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
 	}
@@ -575,6 +577,7 @@ func (b *receiptBook) resolve(q storeLookup) {
 		s.lookErr.Inc()
 		s.logErr("receipt store lookup", err)
 		if q.parked && !b.unpark(k) {
+			g.metrics.receipts.WithLabelValues(q.l.name, "parked").Inc()
 			answer(smpp.StatusOK) // add delivered it meanwhile
 			return
 		}

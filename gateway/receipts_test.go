@@ -552,3 +552,64 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 		t.Fatalf("store writes %v, want %v", n-written, 1)
 	}
 }
+
+// Receipts that come at once (the SMSC sends each right after its
+// submit_sm_resp, so it can race the gateway's own bookkeeping of the
+// answer): every mapping is cancelled by its final receipt and none is
+// left waiting to be written (a del queued before its put would leave a
+// stale mapping behind).
+func TestReceiptImmediateNoStaleMapping(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{NoRecord: true, Receipts: true})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	env := startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
+	st := env.g.receipts.store
+	st.delay.Store(int64(time.Hour))
+	written := testutil.ToFloat64(st.written)
+	// A receipt that overtook its submit_sm_resp is parked, then delivered
+	// when the mapping comes.
+	correlated := env.receiptCount("correlated") + env.receiptCount("parked")
+	const n = 300
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range n / 4 {
+				if _, err := env.submit(handset, fmt.Sprintf("message %d/%d", i, j)); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d submits failed", f)
+	}
+	pending := func() int {
+		st.pmu.RLock()
+		defer st.pmu.RUnlock()
+		return len(st.pending)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if got := env.receiptCount("correlated") + env.receiptCount("parked") - correlated; got != n {
+			return fmt.Errorf("%v of %d receipts correlated (correlated %v, parked %v, uncorrelated %v, unparsable %v, smsc receipts %d)", got, n,
+				env.receiptCount("correlated"), env.receiptCount("parked"), env.receiptCount("uncorrelated"), env.receiptCount("unparsable"), smsc.Receipts())
+		}
+		st.mu.Lock()
+		queued := len(st.queue)
+		st.mu.Unlock()
+		if queued > 0 {
+			return fmt.Errorf("%d store ops queued", queued)
+		}
+		return nil
+	})
+	time.Sleep(50 * time.Millisecond) // let the writer settle its last batch
+	if left := pending(); left != 0 {
+		t.Fatalf("%d mappings left pending after every receipt came (a del queued before its put)", left)
+	}
+	if w := testutil.ToFloat64(st.written) - written; w != 0 {
+		t.Fatalf("%v store writes for receipts that all came at once", w)
+	}
+}
