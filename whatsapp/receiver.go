@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"strings"
@@ -32,10 +33,14 @@ type ReceiverConfig struct {
 	// Handler receives the events. Required.
 	Handler Handler
 
-	// Workers is the number of goroutines calling Handler. Default 4.
+	// Workers is the number of worker queues. Each sender's (wa_id's) bodies go to one worker,
+	// which handles them in spool order; within a batch a worker calls Handler for different
+	// senders concurrently (up to 64 at a time), one sender's events one after another.
+	// Default 4.
 	Workers int
-	// QueueSize bounds the in-memory queue between the spool and the workers; bodies beyond it
-	// stay only in the spool and are picked up by a sweep. Default 4096.
+	// QueueSize bounds the in-memory queues between the spool and the workers (split evenly
+	// among them); bodies beyond it stay only in the spool and are picked up by a sweep, in
+	// order. Default 4096.
 	QueueSize int
 	// MaxRequestBodySize is the largest accepted body; larger ones get 413. Default 1 MiB.
 	MaxRequestBodySize int
@@ -89,9 +94,11 @@ type Receiver struct {
 
 	appendCh   chan *appendReq // handlers → committer; unbuffered so nothing is left behind at close
 	syncCh     chan *group     // committer → syncer; closed by the committer
-	queue      chan *spoolItem // committer/sweeper → workers
+	wq         []workQueue     // syncer/sweeper → workers, one per worker; see route
+	seed       maphash.Seed    // of route's hash
 	sweepCh    chan struct{}   // cap 1: a sweep is wanted
-	overflow   atomic.Bool     // a committed body did not fit in queue
+	rescan     atomic.Bool     // the sweeper should rescan the whole spool
+	leftBehind atomic.Int64    // bodies that did not fit in their queue, ever
 	stopIntake chan struct{}   // closed by Shutdown: no new bodies
 	quit       chan struct{}   // closed by Shutdown: workers and sweeper stop
 	hctx       context.Context // passed to Handler; cancelled when Shutdown gives up waiting
@@ -103,6 +110,7 @@ type Receiver struct {
 	mu       sync.Mutex
 	inflight map[uint64]struct{} // spool seqs queued or being processed; guarded by mu
 	claims   map[string]struct{} // dedup keys being handled right now; guarded by mu
+	left     map[uint64]struct{} // seqs in some workQueue.left; guarded by mu
 
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server // guarded by srvMu
@@ -168,13 +176,18 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 		synced:        db.Opts().SyncWrites,
 		appendCh:      make(chan *appendReq),
 		syncCh:        make(chan *group, 8),
-		queue:         make(chan *spoolItem, cfg.QueueSize),
+		wq:            make([]workQueue, cfg.Workers),
+		seed:          maphash.MakeSeed(),
 		sweepCh:       make(chan struct{}, 1),
 		stopIntake:    make(chan struct{}),
 		quit:          make(chan struct{}),
 		inflight:      make(map[uint64]struct{}),
 		claims:        make(map[string]struct{}),
+		left:          make(map[uint64]struct{}),
 		committerDone: make(chan struct{}),
+	}
+	for i := range r.wq {
+		r.wq[i].ch = make(chan *spoolItem, (cfg.QueueSize+cfg.Workers-1)/cfg.Workers)
 	}
 	secret := []byte(cfg.AppSecret)
 	r.macs.New = func() any { return hmac.New(sha256.New, secret) }
@@ -194,15 +207,19 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	r.metrics.spoolDepth.Set(float64(depth))
 	if depth > 0 {
 		r.log.Info("whatsapp: resuming spooled webhooks", "count", depth)
-		r.overflow.Store(true)
+		// New bodies wait behind the old ones until the first sweep has queued those.
+		for i := range r.wq {
+			r.wq[i].behind = true
+		}
+		r.rescan.Store(true)
 		r.sweepCh <- struct{}{}
 	}
 	go r.committer()
 	go r.syncer()
 	r.wg.Add(1 + cfg.Workers)
 	go r.sweeper()
-	for range cfg.Workers {
-		go r.worker()
+	for i := range r.wq {
+		go r.worker(r.wq[i].ch)
 	}
 	return r, nil
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -45,13 +47,82 @@ var appendReqPool = sync.Pool{New: func() any { return &appendReq{done: make(cha
 func acquireAppendReq() *appendReq  { return appendReqPool.Get().(*appendReq) }
 func releaseAppendReq(r *appendReq) { appendReqPool.Put(r) }
 
-// spoolItem is one spooled body on its way to a worker. events is nil for bodies read back
-// from Badger by a sweep; the worker parses those.
+// spoolItem is one spooled body on its way to a worker. Its events are parsed once: by the
+// HTTP handler, or by the sweeper for bodies read back from Badger.
 type spoolItem struct {
 	seq    uint64
 	body   []byte
 	events []Event
+	parsed bool // events holds the parse of body (nil when it had none or did not parse)
 	swept  bool
+}
+
+// workQueue is one worker's queue. All bodies of one sender go to the same queue (see route),
+// so that worker handles them in spool order.
+type workQueue struct {
+	ch chan *spoolItem
+	// behind is set when a body did not fit in ch (and at start-up, until the leftovers are
+	// queued): from then on the queue's bodies wait in the spool, their sequences appended to
+	// left, and only the sweeper feeds ch, from left in order, until left is empty and it clears
+	// behind. So a later body never overtakes an earlier one of the same sender. Both guarded
+	// by Receiver.mu.
+	behind bool
+	left   []uint64
+}
+
+// sender is the wa_id an event concerns: a message's sender, a preference's user, a status's
+// recipient; "" for error notifications.
+func (e *Event) sender() string {
+	switch {
+	case e.Kind == KindMessage && e.Message != nil:
+		return e.Message.From
+	case e.Kind == KindPreference && e.Preference != nil:
+		return e.Preference.WaID
+	case e.Kind == KindStatus && e.Status != nil:
+		return e.Status.RecipientID
+	}
+	return ""
+}
+
+// route picks the queue of a body: by the sender of its first message or preference, else of
+// its first status. A body without any goes to queue 0. (A body carrying several users' events
+// is ordered with its first user's; Meta sends one user message per body.)
+func (r *Receiver) route(evs []Event) *workQueue {
+	if len(r.wq) == 1 {
+		return &r.wq[0]
+	}
+	key := ""
+	for i := range evs {
+		if k := evs[i].Kind; k == KindMessage || k == KindPreference {
+			if key = evs[i].sender(); key != "" {
+				break
+			}
+		}
+	}
+	if key == "" {
+		for i := range evs {
+			if key = evs[i].sender(); key != "" {
+				break
+			}
+		}
+	}
+	if key == "" {
+		return &r.wq[0]
+	}
+	return &r.wq[maphash.String(r.seed, key)%uint64(len(r.wq))]
+}
+
+// parse fills it.events from its body, once.
+func (r *Receiver) parse(it *spoolItem) {
+	if it.parsed {
+		return
+	}
+	evs, st, err := ParseWebhook(it.body, r.opts)
+	if err != nil {
+		r.log.Error("whatsapp: spooled body unparseable; dropping", "seq", it.seq, "err", err)
+	}
+	r.metrics.skipped.Add(float64(st.Skipped))
+	it.events, it.parsed = evs, true
 }
 
 // scanSpool counts the spooled bodies and returns the highest sequence used (spool or dead).
@@ -142,7 +213,7 @@ func (r *Receiver) fail(g *group, err error) {
 		delete(r.inflight, g.first+uint64(i))
 	}
 	r.mu.Unlock()
-	r.requestSweep()
+	r.requestRescan()
 	for _, req := range g.reqs {
 		req.done <- err
 	}
@@ -187,17 +258,29 @@ func (r *Receiver) dispatch(g *group) {
 	r.metrics.spoolDepth.Add(float64(len(g.reqs)))
 	items := make([]spoolItem, len(g.reqs)) // one allocation per group
 	for i, req := range g.reqs {
-		items[i] = spoolItem{seq: g.first + uint64(i), body: req.body, events: req.events}
+		items[i] = spoolItem{seq: g.first + uint64(i), body: req.body, events: req.events, parsed: true}
 		req.done <- nil
 	}
 	for i := range items {
-		select {
-		case r.queue <- &items[i]:
-		default:
-			// The workers are behind: the body waits in the spool for a sweep.
-			r.unmark(items[i].seq)
-			r.requestSweep()
+		it := &items[i]
+		q := r.route(it.events)
+		r.mu.Lock()
+		if !q.behind {
+			select {
+			case q.ch <- it:
+				r.mu.Unlock()
+				continue
+			default:
+				q.behind = true
+			}
 		}
+		// The worker is behind: the body waits in the spool for the sweeper.
+		q.left = append(q.left, it.seq)
+		r.left[it.seq] = struct{}{}
+		r.leftBehind.Add(1)
+		delete(r.inflight, it.seq)
+		r.mu.Unlock()
+		r.requestSweep()
 	}
 }
 
@@ -223,18 +306,23 @@ func (r *Receiver) writeSpool(batch []*appendReq, first uint64) error {
 	return txn.Commit()
 }
 
-// requestSweep asks the sweeper for a pass over the spool.
+// requestSweep asks the sweeper to queue the bodies left behind.
 func (r *Receiver) requestSweep() {
-	r.overflow.Store(true)
 	select {
 	case r.sweepCh <- struct{}{}:
 	default:
 	}
 }
 
-// sweeper re-reads the spool for bodies that are not queued: after an overflow, at start-up
-// (left over from an earlier run) and every SweepInterval (bodies whose commit reported an
-// error may still have landed).
+// requestRescan asks the sweeper for a pass over the whole spool as well.
+func (r *Receiver) requestRescan() {
+	r.rescan.Store(true)
+	r.requestSweep()
+}
+
+// sweeper queues the bodies that dispatch left behind, and rescans the spool for bodies nothing
+// queued: at start-up (left over from an earlier run), after Replay, and every SweepInterval
+// (bodies whose commit reported an error may still have landed).
 func (r *Receiver) sweeper() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.SweepInterval)
@@ -242,15 +330,21 @@ func (r *Receiver) sweeper() {
 	for {
 		select {
 		case <-r.sweepCh:
-			if !r.overflow.Swap(false) {
-				continue
-			}
 		case <-t.C:
-			r.overflow.Store(false)
+			r.rescan.Store(true)
 		case <-r.quit:
 			return
 		}
-		if err := r.sweep(); err != nil && !errors.Is(err, errQuit) {
+		var err error
+		if r.rescan.Swap(false) {
+			if err = r.sweep(); err != nil {
+				r.rescan.Store(true) // and the queues stay behind until a rescan succeeds
+			}
+		}
+		if err == nil {
+			err = r.feedLeft()
+		}
+		if err != nil && !errors.Is(err, errQuit) {
 			r.log.Error("whatsapp: spool sweep failed", "err", err)
 		}
 	}
@@ -261,6 +355,8 @@ var errQuit = errors.New("whatsapp: quitting")
 // sweepPage bounds the bodies read per sweep transaction.
 const sweepPage = 256
 
+// sweep queues, in sequence order, every spooled body that is neither queued, being
+// processed, nor left behind (feedLeft queues those in their queue's order).
 func (r *Receiver) sweep() error {
 	var after []byte
 	for {
@@ -287,6 +383,9 @@ func (r *Receiver) sweep() error {
 				}
 				r.mu.Lock()
 				_, busy := r.inflight[seq]
+				if _, left := r.left[seq]; left {
+					busy = true
+				}
 				if !busy {
 					r.inflight[seq] = struct{}{}
 				}
@@ -314,8 +413,9 @@ func (r *Receiver) sweep() error {
 		}
 		after = append([]byte(nil), after...)
 		for i, it := range page {
+			r.parse(it)
 			select {
-			case r.queue <- it:
+			case r.route(it.events).ch <- it:
 			case <-r.quit:
 				for _, rest := range page[i:] {
 					r.unmark(rest.seq)
@@ -324,6 +424,75 @@ func (r *Receiver) sweep() error {
 			}
 		}
 	}
+}
+
+// feedLeft queues the bodies left behind, each queue's in the order they were left, and clears
+// behind on every queue whose left it empties (under r.mu, so dispatch queues directly only
+// bodies that follow).
+func (r *Receiver) feedLeft() error {
+	var seqs []uint64
+	for i := range r.wq {
+		q := &r.wq[i]
+		for {
+			r.mu.Lock()
+			if len(q.left) == 0 {
+				q.behind, q.left = false, q.left[:0]
+				r.mu.Unlock()
+				break
+			}
+			seqs = append(seqs[:0], q.left[:min(len(q.left), sweepPage)]...)
+			for _, seq := range seqs {
+				r.inflight[seq] = struct{}{}
+			}
+			r.mu.Unlock()
+			page := make([]*spoolItem, len(seqs))
+			err := r.db.View(func(txn *badger.Txn) error {
+				for j, seq := range seqs {
+					item, err := txn.Get(spoolKey(spoolPrefix, seq))
+					if errors.Is(err, badger.ErrKeyNotFound) {
+						continue // gone (nothing else queues a left body; kept for safety)
+					}
+					if err != nil {
+						return err
+					}
+					body, err := item.ValueCopy(nil)
+					if err != nil {
+						return err
+					}
+					page[j] = &spoolItem{seq: seq, body: body}
+				}
+				return nil
+			})
+			if err != nil {
+				for _, seq := range seqs {
+					r.unmark(seq)
+				}
+				return err
+			}
+			for j, it := range page {
+				if it == nil {
+					r.unmark(seqs[j])
+					continue
+				}
+				r.parse(it)
+				select {
+				case q.ch <- it:
+				case <-r.quit:
+					for _, seq := range seqs[j:] {
+						r.unmark(seq)
+					}
+					return errQuit
+				}
+			}
+			r.mu.Lock()
+			q.left = q.left[len(seqs):] // dispatch only appends
+			for _, seq := range seqs {
+				delete(r.left, seq)
+			}
+			r.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 func (r *Receiver) unmark(seq uint64) {
@@ -335,18 +504,18 @@ func (r *Receiver) unmark(seq uint64) {
 // workerBatch bounds the bodies one worker takes at a time (and so the size of its commit).
 const workerBatch = 64
 
-// worker processes queued bodies until quit.
-func (r *Receiver) worker() {
+// worker processes the bodies of q until quit.
+func (r *Receiver) worker(q chan *spoolItem) {
 	defer r.wg.Done()
 	batch := make([]*spoolItem, 0, workerBatch)
 	for {
 		select {
-		case it := <-r.queue:
+		case it := <-q:
 			batch = append(batch[:0], it)
 		drain:
 			for len(batch) < workerBatch {
 				select {
-				case it := <-r.queue:
+				case it := <-q:
 					batch = append(batch, it)
 				default:
 					break drain
@@ -367,6 +536,8 @@ type work struct {
 	key     []byte
 	claimed bool
 	dup     bool
+	handled bool  // the Handler accepted the event
+	err     error // the Handler kept failing
 }
 
 // process runs one batch through: window updates, claims and the dedup lookup, the Handler,
@@ -384,14 +555,7 @@ func (r *Receiver) process(batch []*spoolItem) {
 		if it.body == nil {
 			continue // dropped above
 		}
-		if it.events == nil {
-			evs, st, err := ParseWebhook(it.body, r.opts)
-			if err != nil {
-				r.log.Error("whatsapp: spooled body unparseable; dropping", "seq", it.seq, "err", err)
-			}
-			r.metrics.skipped.Add(float64(st.Skipped))
-			it.events = evs
-		}
+		r.parse(it) // a no-op: bodies are parsed before they are queued
 		for i := range it.events {
 			ev := &it.events[i]
 			works = append(works, work{item: it, ev: ev, key: ev.dedupKey()})
@@ -454,26 +618,26 @@ func (r *Receiver) process(batch []*spoolItem) {
 		return
 	}
 
-	// Handle. failed[seq] marks bodies that keep an unhandled event.
+	// Handle, different senders concurrently. failed[seq] marks bodies that keep an unhandled
+	// event.
+	r.handleLanes(works, batch)
 	var seen [][]byte
 	failed := make(map[uint64]error)
 	var closes []*Event
 	for i := range works {
 		w := &works[i]
-		if w.dup {
+		switch {
+		case w.dup:
 			r.metrics.dedupDrops.Inc()
-			continue
-		}
-		if _, ok := failed[w.item.seq]; ok {
-			continue // an earlier event of this body failed; keep order within the body
-		}
-		if err := r.handle(w.ev); err != nil {
-			failed[w.item.seq] = err
-			continue
-		}
-		seen = append(seen, w.key)
-		if w.ev.Kind == KindStatus && w.ev.Status.WindowClosed() {
-			closes = append(closes, w.ev)
+		case w.err != nil:
+			if _, ok := failed[w.item.seq]; !ok {
+				failed[w.item.seq] = w.err
+			}
+		case w.handled:
+			seen = append(seen, w.key)
+			if w.ev.Kind == KindStatus && w.ev.Status.WindowClosed() {
+				closes = append(closes, w.ev)
+			}
 		}
 	}
 	for _, ev := range closes {
@@ -513,6 +677,95 @@ func (r *Receiver) process(batch []*spoolItem) {
 	for _, it := range batch {
 		r.unmark(it.seq)
 	}
+}
+
+// handleLanes calls the Handler for the events of works that are not duplicates. Works are
+// split into lanes: the events of one sender, and of one body, share a lane (a body with
+// several senders joins their lanes), and a lane's events are handled one after another in
+// batch order, which is spool order; different lanes run concurrently, on at most workerBatch
+// goroutines, so that their Handler calls (a consent change waits for a synced commit) share
+// commits. Within a lane, an event of a body whose earlier event failed is not handled: order
+// within the body is kept.
+func (r *Receiver) handleLanes(works []work, batch []*spoolItem) {
+	lanes := splitLanes(works, batch)
+	run := func(lane []int32) {
+		var failed *spoolItem
+		for _, i := range lane {
+			w := &works[i]
+			if w.dup || w.item == failed {
+				continue
+			}
+			if err := r.handle(w.ev); err != nil {
+				w.err, failed = err, w.item
+				continue
+			}
+			w.handled = true
+		}
+	}
+	if len(lanes) == 1 {
+		run(lanes[0])
+		return
+	}
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range min(len(lanes), workerBatch) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(lanes) {
+					return
+				}
+				run(lanes[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// splitLanes groups the indices of works into lanes (see handleLanes), each in index order.
+// The works of one body are consecutive and in body order.
+func splitLanes(works []work, batch []*spoolItem) [][]int32 {
+	// Union-find over the bodies: a body joins the body that first carried each of its senders.
+	parent := make(map[*spoolItem]*spoolItem, len(batch))
+	var find func(*spoolItem) *spoolItem
+	find = func(x *spoolItem) *spoolItem {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
+	first := make(map[string]*spoolItem)
+	for i := range works {
+		it := works[i].item
+		if _, ok := parent[it]; !ok {
+			parent[it] = it
+		}
+		s := works[i].ev.sender()
+		if s == "" {
+			continue
+		}
+		if f, ok := first[s]; !ok {
+			first[s] = it
+		} else if a, b := find(f), find(it); a != b {
+			parent[b] = a
+		}
+	}
+	index := make(map[*spoolItem]int)
+	var lanes [][]int32
+	for i := range works {
+		root := find(works[i].item)
+		l, ok := index[root]
+		if !ok {
+			l = len(lanes)
+			index[root] = l
+			lanes = append(lanes, nil)
+		}
+		lanes[l] = append(lanes[l], int32(i))
+	}
+	return lanes
 }
 
 // dropFinished clears body for swept items no longer in the spool.
@@ -638,6 +891,6 @@ func (r *Receiver) Replay() (int, error) {
 		return 0, err
 	}
 	r.metrics.spoolDepth.Add(float64(n))
-	r.requestSweep()
+	r.requestRescan()
 	return n, nil
 }
