@@ -35,8 +35,8 @@ type ReceiverConfig struct {
 
 	// Workers is the number of worker queues. Each sender's (wa_id's) bodies go to one worker,
 	// which handles them in spool order; within a batch a worker calls Handler for different
-	// senders concurrently (up to 64 at a time), one sender's events one after another.
-	// Default 4.
+	// senders concurrently (up to 128 at a time), one sender's events one after another, so
+	// that many consent changes share one synced commit. Default 8.
 	Workers int
 	// QueueSize bounds the in-memory queues between the spool and the workers (split evenly
 	// among them); bodies beyond it stay only in the spool and are picked up by a sweep, in
@@ -138,7 +138,7 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("whatsapp: receiver config: %s", strings.Join(problems, "; "))
 	}
-	setDefault(&cfg.Workers, 4)
+	setDefault(&cfg.Workers, 8)
 	setDefault(&cfg.QueueSize, 4096)
 	setDefault(&cfg.MaxRequestBodySize, 1<<20)
 	setDefault(&cfg.MaxGroupCommit, 1024)

@@ -502,7 +502,7 @@ func (r *Receiver) unmark(seq uint64) {
 }
 
 // workerBatch bounds the bodies one worker takes at a time (and so the size of its commit).
-const workerBatch = 64
+const workerBatch = 128
 
 // worker processes the bodies of q until quit.
 func (r *Receiver) worker(q chan *spoolItem) {
