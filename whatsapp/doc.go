@@ -29,10 +29,11 @@
 //     to the single committer goroutine, which writes every body waiting at that moment under
 //     "wa/spool/<seq>" in one Badger transaction and syncs once: a group commit. Only then does
 //     each waiting request get its 200. A failed commit answers 500 and Meta redelivers.
-//  4. Committed bodies go, with their already parsed events, to a bounded in-memory queue.
-//     If it is full, the body stays only in the spool and a sweeper goroutine reads it back
-//     later; the sweeper also resumes bodies left by an earlier process at start-up.
-//  5. A worker takes a batch from the queue, records user messages in the Window (before the
+//  4. Committed bodies go, with their already parsed events, to a bounded in-memory queue,
+//     one per worker, chosen by the sender's wa_id, so one sender's events keep spool order.
+//     If it is full, the body stays only in the spool and a sweeper goroutine queues it later,
+//     in order; the sweeper also resumes bodies left by an earlier process at start-up.
+//  5. A worker takes a batch from its queue (different senders handled concurrently), records user messages in the Window (before the
 //     handler runs, so a STOP can be confirmed free-form inside the window), claims each
 //     event's dedup key in memory (concurrent duplicates), looks it up under "wa/dedup/"
 //     (duplicates within 7 days are dropped and counted), and calls Handler.HandleEvent. A
