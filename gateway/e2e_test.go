@@ -537,3 +537,84 @@ func TestE2EStoreAckSurvivesOutage(t *testing.T) {
 		seen[string(s.PDU.ShortMessage)]++
 	}
 }
+
+// sendPart has the SMSC deliver part seq of a 2-part concatenated MO (8-bit
+// reference ref) from the handset and returns the gateway's answer.
+func (e *testEnv) sendPart(ref byte, seq int, text string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := &smpp.DeliverSM{SM: smpp.SM{
+		Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
+		ESMClass: smpp.ESMClassUDHI, ShortMessage: append([]byte{5, 0, 3, ref, 2, byte(seq)}, text...)}}
+	return e.smsc.SendDeliver(ctx, "optgate", d)
+}
+
+// storedPartCount is how many parts of concatenated MOs the store holds.
+func (e *testEnv) storedPartCount() int {
+	e.t.Helper()
+	parts, _, err := e.g.storedParts([]byte(partPrefix))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(parts)
+}
+
+// A part of a concatenated MO is stored before it is acknowledged: after a
+// restart between the parts (the reassembler's memory is gone), the set
+// still completes when the SMSC delivers the last part, the STOP is
+// recorded, and the stored part is removed.
+func TestE2EConcatenatedStopSurvivesRestart(t *testing.T) {
+	env := newEnv(t)
+	if err := env.sendPart(0x51, 1, "ST"); err != nil {
+		t.Fatalf("part 1: %v", err)
+	}
+	if n := env.storedPartCount(); n != 1 {
+		t.Fatalf("%d parts stored after part 1 was acknowledged, want 1", n)
+	}
+	env.stop()
+	env2 := startEnv(t, env.yaml, env.smsc, env.dir)
+	if err := env2.sendPart(0x51, 2, "OP"); err != nil {
+		t.Fatalf("part 2: %v", err)
+	}
+	if _, text := env2.nextSubmitTo(handset); !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("confirmation: %q", text)
+	}
+	if _, err := env2.submit(handset, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("want 0x401, got %v", err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if n := env2.storedPartCount(); n != 0 {
+			return fmt.Errorf("%d parts still stored after the set was handled", n)
+		}
+		return nil
+	})
+}
+
+// When the reassembled MO cannot be handled (here a panic in its handling),
+// the SMSC is asked to retry the last part, and the earlier part, already
+// acknowledged, waits for it again: the retry completes the set.
+func TestE2EConcatenatedStopRetriedAfterFailure(t *testing.T) {
+	env := newEnv(t)
+	var once sync.Once
+	hook := func() { once.Do(func() { panic("injected failure") }) }
+	testHookInbound.Store(&hook)
+	t.Cleanup(func() { testHookInbound.Store(nil) })
+	if err := env.sendPart(0x52, 1, "ST"); err != nil {
+		t.Fatalf("part 1: %v", err)
+	}
+	if err := env.sendPart(0x52, 2, "OP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("part 2 with a failing handler: %v, want ESME_RX_T_APPN", err)
+	}
+	if err := env.sendPart(0x52, 2, "OP"); err != nil {
+		t.Fatalf("part 2 retried: %v", err)
+	}
+	if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("confirmation: %q", text)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if n := env.storedPartCount(); n != 0 {
+			return fmt.Errorf("%d parts still stored after the set was handled", n)
+		}
+		return nil
+	})
+}

@@ -242,6 +242,13 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	// Parts of concatenated MOs acknowledged before a crash wait for the
+	// rest of their set again (multipart.go).
+	if n, err := g.restoreParts(); err != nil {
+		return nil, fmt.Errorf("gateway store: reading stored MO parts: %w", err)
+	} else if n > 0 {
+		log.Info("stored parts of concatenated MOs restored", "parts", n)
+	}
 	expired := func(q string) func() {
 		c := g.metrics.queueExpired.WithLabelValues(q)
 		return c.Inc

@@ -253,6 +253,28 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)
 	var text string
+	var finish func(ok bool) // for the part that completed a stored set
+	// held hands a part of a concatenated MO to addPart: answered (and
+	// false returned) unless it completed its set.
+	held := func(p part) bool {
+		msg, done, err := g.addPart(p)
+		switch {
+		case errors.Is(err, errBadPart):
+			g.metrics.mo.WithLabelValues(t.ID, "bad_part").Inc()
+			r.Respond(smpp.StatusOK, nil) // a retry cannot fix it
+			return false
+		case err != nil:
+			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+			g.log.Error("MO part not stored, asking the SMSC to retry", "tenant", t.ID, "err", err)
+			r.Respond(smpp.StatusXTAppn, nil)
+			return false
+		case msg == nil:
+			r.Respond(smpp.StatusOK, nil) // stored; the set is not complete yet
+			return false
+		}
+		text, finish = msg.Text, done
+		return true
+	}
 	switch {
 	case sm.ESMClass&smpp.ESMClassUDHI != 0:
 		udh, rest, err := coding.ParseUDH(body)
@@ -261,26 +283,19 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			g.metrics.mo.WithLabelValues(t.ID, "bad_udh").Inc()
 			return
 		}
-		if udh.Total > 1 {
-			msg, complete, err := g.reasm.AddUDH(from+"|"+to, udh, dc, rest) // the reference width is part of the set
-			if err != nil || !complete {
-				// A part is held in memory until the set completes; the
-				// set's timeout drops incomplete ones.
-				r.Respond(smpp.StatusOK, nil)
+		if udh.Concat && udh.Total > 1 {
+			// The reference width is part of the set.
+			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: dc, data: rest}) {
 				return
 			}
-			text = msg.Text
 		} else {
 			text, _ = coding.Decode(dc, rest)
 		}
 	default:
 		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
-			msg, complete, err := g.reasm.Add(from+"|"+to, ref, total, seq, dc, body)
-			if err != nil || !complete {
-				r.Respond(smpp.StatusOK, nil)
+			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: dc, data: body}) {
 				return
 			}
-			text = msg.Text
 		} else {
 			var err error
 			text, err = coding.Decode(dc, body)
@@ -290,7 +305,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		}
 	}
 	msgID := moID(l, sm, from, text)
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID)
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish)
 }
 
 // moID makes a stable id for an MO so that a retried deliver_sm is seen as
@@ -308,14 +323,24 @@ func moID(l *smscLink, sm *smpp.SM, from, text string) string {
 // It runs on a goroutine of its own, so it recovers its panics: the panic
 // is logged and counted, and an SMSC not answered yet gets ESME_RX_T_APPN
 // (it retries; a retried MO is recognised as a duplicate).
-func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string) {
+//
+// finish, if not nil, is told whether the SMSC was answered ESME_ROK (the
+// stored parts of a concatenated MO are removed, or restored for the retry).
+func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool)) {
 	answered := false
+	respond := func(st smpp.CommandStatus) {
+		answered = true
+		r.Respond(st, nil)
+		if finish != nil {
+			finish(st == smpp.StatusOK)
+		}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			g.metrics.panics.Inc()
 			g.log.Error("panic handling an MO", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if !answered {
-				r.Respond(smpp.StatusXTAppn, nil)
+				respond(smpp.StatusXTAppn)
 			}
 		}
 	}()
@@ -329,15 +354,13 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		if errors.Is(err, consent.ErrInvalidNumber) {
 			g.metrics.mo.WithLabelValues(t.ID, "invalid_number").Inc()
 			g.metrics.messages.WithLabelValues("mo", channel, "invalid_number").Inc()
-			answered = true
-			r.Respond(smpp.StatusOK, nil) // a retry cannot fix it
+			respond(smpp.StatusOK) // a retry cannot fix it
 			return
 		}
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not stored, asking the SMSC to retry", "tenant", t.ID, "err", err)
-		answered = true
-		r.Respond(smpp.StatusXTAppn, nil)
+		respond(smpp.StatusXTAppn)
 		return
 	}
 	// Forward to the tenant before acknowledging, so the platform's copy
@@ -347,12 +370,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
-		answered = true
-		r.Respond(smpp.StatusXTAppn, nil)
+		respond(smpp.StatusXTAppn)
 		return
 	}
-	answered = true
-	r.Respond(smpp.StatusOK, nil)
+	respond(smpp.StatusOK)
 	outcome := "forwarded"
 	if res.Matched {
 		outcome = "keyword"
