@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -276,6 +277,58 @@ type sendRequest struct {
 	Receipt   *bool      `json:"receipt"` // ask for delivery receipts (default true when the tenant has a webhook)
 	Template  *WAContent `json:"template"`
 	Reference string     `json:"reference"`
+	// Interactive is a WhatsApp reply-buttons message, instead of text or
+	// template; free-form, so only inside the 24-hour window.
+	Interactive *WAInteractive `json:"interactive"`
+}
+
+// WAInteractive is the "interactive" object of POST /v1/messages: a
+// WhatsApp reply-buttons message (whatsapp.md §2).
+type WAInteractive struct {
+	Body    string          `json:"body"`    // 1 to 1024 characters
+	Buttons []WAReplyButton `json:"buttons"` // 1 to 3
+}
+
+// WAReplyButton is one reply button; the id comes back in the tap's
+// webhook.
+type WAReplyButton struct {
+	ID    string `json:"id"`    // 1 to 256 characters, unique in the message
+	Title string `json:"title"` // 1 to 20 characters, unique in the message
+}
+
+// validateInteractive checks in against Meta's limits for reply buttons
+// (whatsapp.md §2) and names the offending field, so that the caller gets
+// a 400 for what Meta would refuse.
+func validateInteractive(in *WAInteractive) (field, msg string) {
+	switch n := utf8.RuneCountInString(in.Body); {
+	case n == 0:
+		return "interactive.body", "interactive.body is required"
+	case n > 1024:
+		return "interactive.body", fmt.Sprintf("interactive.body has %d characters, at most 1024 allowed", n)
+	}
+	if n := len(in.Buttons); n < 1 || n > 3 {
+		return "interactive.buttons", fmt.Sprintf("interactive.buttons must hold 1 to 3 buttons, got %d", n)
+	}
+	ids := make(map[string]bool, len(in.Buttons))
+	titles := make(map[string]bool, len(in.Buttons))
+	for i, b := range in.Buttons {
+		f := fmt.Sprintf("interactive.buttons[%d]", i)
+		if b.ID == "" || len(b.ID) > 256 {
+			return f + ".id", f + ".id must have 1 to 256 characters"
+		}
+		if ids[b.ID] {
+			return f + ".id", fmt.Sprintf("%s.id %q is used by another button", f, b.ID)
+		}
+		ids[b.ID] = true
+		if n := utf8.RuneCountInString(b.Title); n == 0 || n > 20 {
+			return f + ".title", fmt.Sprintf("%s.title must have 1 to 20 characters, got %d", f, n)
+		}
+		if titles[b.Title] {
+			return f + ".title", fmt.Sprintf("%s.title %q is used by another button", f, b.Title)
+		}
+		titles[b.Title] = true
+	}
+	return "", ""
 }
 
 func decodeStrict(body []byte, v any) (field string, err error) {
@@ -328,8 +381,24 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %q", req.To))
 		return
 	}
-	if req.Text == "" && req.Template == nil {
-		writeErr(ctx, 400, "invalid_request", "text", "text (or template) is required")
+	explicit := req.Channel
+	if in := req.Interactive; in != nil {
+		if req.Text != "" || req.Template != nil {
+			writeErr(ctx, 400, "invalid_request", "interactive", "interactive cannot be combined with text or template")
+			return
+		}
+		if explicit == ChannelSMS {
+			writeErr(ctx, 400, "invalid_request", "interactive", "interactive messages exist on channel whatsapp only")
+			return
+		}
+		if field, msg := validateInteractive(in); field != "" {
+			writeErr(ctx, 400, "invalid_request", field, msg)
+			return
+		}
+		// Reply buttons exist on WhatsApp only: no channel means WhatsApp.
+		explicit = ChannelWhatsApp
+	} else if req.Text == "" && req.Template == nil {
+		writeErr(ctx, 400, "invalid_request", "text", "text (or template, or interactive) is required")
 		return
 	}
 	cat := consent.CategoryTransactional
@@ -341,9 +410,13 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_request", "category", "category must be transactional or marketing")
 		return
 	}
-	channel, err := g.chooseChannel(t, req.Channel, to)
+	channel, err := g.chooseChannel(t, explicit, to)
 	if err != nil {
 		writeErr(ctx, 400, "invalid_request", "channel", err.Error())
+		return
+	}
+	if req.Interactive != nil && channel != ChannelWhatsApp {
+		writeErr(ctx, 400, "invalid_request", "interactive", "interactive messages exist on channel whatsapp only")
 		return
 	}
 	from := req.From
@@ -360,6 +433,9 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 	}
 	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginHTTP, Channel: channel, From: from, To: to, Text: req.Text,
 		Category: cat, Bulk: req.Bulk, Received: time.Now(), WA: req.Template, Template: req.Template != nil}
+	if req.Interactive != nil {
+		m.WA = &WAContent{Interactive: req.Interactive}
+	}
 	if req.Receipt == nil && t.cfg.Webhook.URL != "" || req.Receipt != nil && *req.Receipt {
 		m.RegisteredDelivery = 1
 	}
@@ -404,6 +480,10 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 			field = "to"
 		case ReasonInvalidSender:
 			field = "from"
+		case ReasonInvalidTemplate:
+			if req.Interactive != nil {
+				field = "interactive"
+			}
 		}
 		writeErr(ctx, 400, o.Reason, field, errString(o.Err))
 	default:

@@ -64,8 +64,12 @@ type Message struct {
 }
 
 // WAContent is the WhatsApp template of a message sent over the HTTP API
-// (the "template" object of POST /v1/messages).
+// (the "template" object of POST /v1/messages), or its reply buttons.
 type WAContent struct {
+	// Interactive is the "interactive" object of POST /v1/messages, set
+	// instead of a template (TemplateName is then empty).
+	Interactive *WAInteractive `json:"-"`
+
 	TemplateName string   `json:"name,omitempty"`
 	Language     string   `json:"language,omitempty"`
 	Params       []string `json:"params,omitempty"` // body {{1}}, {{2}}... in order

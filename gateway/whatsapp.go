@@ -307,6 +307,15 @@ func windowStatus(a *Account) smpp.CommandStatus {
 // waMessage builds the Cloud API message for m.
 func waMessage(n *waNumber, m *Message) whatsapp.Message {
 	wm := whatsapp.Message{PhoneNumberID: n.cfg.PhoneNumberID, To: m.To, BizOpaqueCallbackData: m.ID}
+	if m.WA != nil && m.WA.Interactive != nil {
+		in := m.WA.Interactive
+		b := &whatsapp.Buttons{Body: in.Body, Buttons: make([]whatsapp.Button, 0, len(in.Buttons))}
+		for _, rb := range in.Buttons {
+			b.Buttons = append(b.Buttons, whatsapp.Button{ID: rb.ID, Title: rb.Title})
+		}
+		wm.Buttons = b
+		return wm
+	}
 	if !isTemplate(m) {
 		wm.Text = &whatsapp.Text{Body: m.Text}
 		return wm
