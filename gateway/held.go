@@ -27,6 +27,10 @@ type heldPayload struct {
 	Category   uint8  `json:"cat,omitempty"`
 	Bulk       bool   `json:"bulk,omitempty"`
 	Channel    string `json:"channel"`
+	// WA is a WhatsApp message's template (and WAInteractive its reply
+	// buttons): without them a released message would go out empty.
+	WA            *WAContent     `json:"wa,omitempty"`
+	WAInteractive *WAInteractive `json:"wa_interactive,omitempty"`
 }
 
 func jsonBytes(b []byte) json.RawMessage {
@@ -45,9 +49,13 @@ func unjsonBytes(v json.RawMessage) ([]byte, error) {
 // hold stores a message for an attestation tenant's unknown recipient and
 // sends the attestation prompt when one is due.
 func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
-	p, _ := json.Marshal(heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
+	hp := heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
 		DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
-		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
+		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)}
+	if m.WA != nil {
+		hp.WA, hp.WAInteractive = m.WA, m.WA.Interactive
+	}
+	p, _ := json.Marshal(hp)
 	hr, err := g.consent.Hold(ctx, consent.HeldMessage{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, Sender: m.From,
 		Recipient: m.To, Payload: p})
 	if errors.Is(err, consent.ErrHoldLimit) {
@@ -111,7 +119,13 @@ func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
 	}
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, Channel: p.Channel, From: p.From, To: p.To,
 		Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs, RegisteredDelivery: p.RegDlr,
-		Category: consent.Category(p.Category), Bulk: p.Bulk, Received: time.Now(), done: g.recordReleased}
+		Category: consent.Category(p.Category), Bulk: p.Bulk, Received: time.Now(), done: g.recordReleased, WA: p.WA}
+	if p.WAInteractive != nil {
+		if m.WA == nil {
+			m.WA = &WAContent{}
+		}
+		m.WA.Interactive = p.WAInteractive
+	}
 	g.mt.Handle(context.Background(), m)
 }
 

@@ -818,3 +818,52 @@ func TestWhatsAppTemplateConfigValidated(t *testing.T) {
 		t.Fatalf("bad template category accepted: %v", err)
 	}
 }
+
+// A WhatsApp template held for an attestation tenant's unknown recipient
+// keeps its template: once the recipient answers YES it goes out as that
+// template (it went out as an empty text before).
+func TestE2EWhatsAppHeldTemplateReleased(t *testing.T) {
+	env := newWAEnvWith(t, "    attestation: attestation\n    whatsapp_templates: {interview_update: utility}\n", "", "")
+	mock := env.g.WhatsAppMock()
+	user := "447700900461"
+	if _, st, err := mock.Inbound(mockPhoneID, user, "Hi"); err != nil || st != 200 {
+		t.Fatalf("inbound: %d %v", st, err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if ch, _ := env.g.lastChannel(env.g.tenants["acme"], "+"+user); ch != ChannelWhatsApp {
+			return fmt.Errorf("last channel %q", ch)
+		}
+		return nil
+	})
+	code, m := env.http("POST", "/v1/messages", acmeToken,
+		`{"to":"+`+user+`","channel":"whatsapp","template":{"name":"interview_update","language":"en_US","params":["Tuesday"]}}`)
+	if code != 202 {
+		t.Fatalf("send: %d %v", code, m)
+	}
+	// The prompt goes out; the template waits.
+	waitFor(t, 20*time.Second, func() error {
+		for _, r := range waRequestsTo(env, user) {
+			if r.Type == "template" {
+				return fmt.Errorf("the template went out before YES")
+			}
+			if r.Type == "text" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no attestation prompt yet")
+	})
+	if _, st, err := mock.Inbound(mockPhoneID, user, "YES"); err != nil || st != 200 {
+		t.Fatalf("YES: %d %v", st, err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		for _, r := range waRequestsTo(env, user) {
+			if r.Type == "template" {
+				if !strings.Contains(string(r.Body), `"interview_update"`) || !strings.Contains(string(r.Body), "Tuesday") {
+					return fmt.Errorf("released template: %s", r.Body)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("the held template was not released")
+	})
+}
