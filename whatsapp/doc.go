@@ -27,21 +27,24 @@
 //     counted, logged and acknowledged with 200 without processing, so Meta stops retrying.
 //  3. The raw body is copied out of the RequestCtx (fasthttp's no-retention rule) and handed
 //     to the single committer goroutine, which writes every body waiting at that moment under
-//     "wa/spool/<seq>" in one Badger transaction and syncs once: a group commit. Only then does
-//     each waiting request get its 200. A failed commit answers 500 and Meta redelivers.
+//     "wa/spool/<seq>" in one Badger transaction, with the Window records of their user messages
+//     (so the window is open before any handler runs, and a STOP can be confirmed free-form
+//     inside it), and syncs once: a group commit. Only then does each waiting request get
+//     its 200. A failed commit answers 500 and Meta redelivers.
 //  4. Committed bodies go, with their already parsed events, to a bounded in-memory queue,
 //     one per worker, chosen by the sender's wa_id, so one sender's events keep spool order.
 //     If it is full, the body stays only in the spool and a sweeper goroutine queues it later,
 //     in order; the sweeper also resumes bodies left by an earlier process at start-up.
-//  5. A worker takes a batch from its queue (different senders handled concurrently), records user messages in the Window (before the
-//     handler runs, so a STOP can be confirmed free-form inside the window), claims each
+//  5. A worker takes a batch from its queue (different senders handled concurrently), claims each
 //     event's dedup key in memory (concurrent duplicates), looks it up under "wa/dedup/"
 //     (duplicates within 7 days are dropped and counted), and calls Handler.HandleEvent. A
 //     failing handler is retried with back-off, up to MaxAttempts, then the body moves to
 //     "wa/dead/" (see Receiver.Replay).
-//  6. One commit per batch records the handled keys with a 7-day TTL and deletes the finished
-//     spool entries. A failed status with 131047 closes the Window at the status's timestamp,
-//     unless the user wrote after it.
+//  6. The batch's outcome goes back to the committer, which writes it in its next group commit
+//     (with the bodies arriving then): the handled keys with a 7-day TTL, then the deletions of
+//     the finished spool entries; until that commit the batch's keys stay claimed. A failed
+//     status with 131047 closes the Window at the status's timestamp (its own commit), unless
+//     the user wrote after it.
 //
 // A crash between steps 3 and 6 loses nothing: the body is in the spool and is processed on the
 // next start. A crash between HandleEvent returning and step 6 delivers those events again, so

@@ -51,9 +51,12 @@ func checkLeaks() error {
 }
 
 // openDB opens a small Badger in dir.
+// openDB opens a spool store as the gateway does: WithSyncWrites(true),
+// so every commit is fsynced before it returns.
 func openDB(t testing.TB, dir string) *badger.DB {
 	t.Helper()
 	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
 		WithLogger(nil).
 		WithMemTableSize(16 << 20).
 		WithValueLogFileSize(32 << 20).

@@ -91,9 +91,12 @@ type Receiver struct {
 	verify  []byte
 	macs    sync.Pool // of hash.Hash keyed with the app secret
 	synced  bool      // db syncs every commit itself (SyncWrites)
+	// windowInTxn: the window lives in db, so the committer records it with the bodies.
+	windowInTxn bool
 
 	appendCh   chan *appendReq // handlers → committer; unbuffered so nothing is left behind at close
 	syncCh     chan *group     // committer → syncer; closed by the committer
+	finishCh   chan *finishReq // workers → committer: batch outcomes for the next group commit
 	wq         []workQueue     // syncer/sweeper → workers, one per worker; see route
 	seed       maphash.Seed    // of route's hash
 	sweepCh    chan struct{}   // cap 1: a sweep is wanted
@@ -115,6 +118,8 @@ type Receiver struct {
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server // guarded by srvMu
 
+	intakeDone    chan struct{}  // closed by the syncer once the bodies taken before stopIntake are dispatched
+	workersDone   chan struct{}  // closed by Shutdown after the workers and sweeper stopped
 	committerDone chan struct{}  // closed by the syncer after the committer stopped
 	wg            sync.WaitGroup // workers and sweeper
 }
@@ -174,6 +179,10 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 		opts:          ParseOptions{StopLabels: cfg.StopLabels},
 		verify:        []byte(cfg.VerifyToken),
 		synced:        db.Opts().SyncWrites,
+		windowInTxn:   cfg.Window.db == db,
+		finishCh:      make(chan *finishReq),
+		intakeDone:    make(chan struct{}),
+		workersDone:   make(chan struct{}),
 		appendCh:      make(chan *appendReq),
 		syncCh:        make(chan *group, 8),
 		wq:            make([]workQueue, cfg.Workers),
@@ -442,7 +451,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 			}
 		}
 		close(r.stopIntake)
-		<-r.committerDone
+		<-r.intakeDone
 		close(r.quit)
 		done := make(chan struct{})
 		go func() { r.wg.Wait(); close(done) }()
@@ -455,6 +464,9 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 				err = ctx.Err()
 			}
 		}
+		// The workers' last outcomes are committed before Shutdown returns.
+		close(r.workersDone)
+		<-r.committerDone
 		r.hcancel()
 	})
 	return err

@@ -152,43 +152,88 @@ func (r *Receiver) scanSpool() (depth int, last uint64, err error) {
 	return depth, last, err
 }
 
-// group is one committed (not yet synced) batch of bodies.
+// finishReq carries the outcome of one worker batch to the committer, which writes it in the
+// transaction of its next group: the handled events' dedup keys, the finished bodies' deletions
+// and the exhausted bodies' moves to dead letters. Until that commit the batch's sequences stay
+// in inflight and its dedup keys stay claimed, so neither a sweep nor a redelivery can handle
+// them again meanwhile.
+type finishReq struct {
+	seen       [][]byte // dedup keys to record, written before the deletions
+	done, dead []*spoolItem
+	claims     [][]byte // dedup keys claimed by the batch; released after the commit
+	seqs       []uint64 // the batch's sequences; unmarked after the commit
+}
+
+// maxGroupFinishes bounds the worker batches one group commit carries.
+const maxGroupFinishes = 64
+
+// group is one committed (not yet synced) batch: new bodies and worker outcomes.
 type group struct {
 	reqs  []*appendReq
 	first uint64
+	fins  []*finishReq
+	stop  bool // no body follows: the syncer closes intakeDone
 }
 
-// committer is the single writer of the spool. It takes every body waiting, writes them in
-// one transaction and passes the group to the syncer, then collects the next group while the
-// syncer syncs: group commit, pipelined.
+// committer is the single writer of the spool. It takes every body and every worker outcome
+// waiting, writes them in one transaction (with the window records of the new bodies' user
+// messages) and passes the group to the syncer, then collects the next group while the syncer
+// syncs: group commit, pipelined. After stopIntake it takes no more bodies but keeps writing
+// the workers' outcomes until workersDone.
 func (r *Receiver) committer() {
 	defer close(r.syncCh)
+	intake, stop := r.appendCh, r.stopIntake
 	for {
+		var batch []*appendReq
+		var fins []*finishReq
 		select {
-		case req := <-r.appendCh:
-			batch := make([]*appendReq, 1, 16)
-			batch[0] = req
-		drain:
-			for len(batch) < r.cfg.MaxGroupCommit {
+		case req := <-intake:
+			batch = append(make([]*appendReq, 0, 16), req)
+		case f := <-r.finishCh:
+			fins = append(fins, f)
+		case <-stop:
+			// appendCh is unbuffered: no handler is left waiting.
+			intake, stop = nil, nil
+			r.syncCh <- &group{stop: true}
+			continue
+		case <-r.workersDone:
+			// No worker is left to send: write what was sent and stop.
+			for {
 				select {
-				case req := <-r.appendCh:
-					batch = append(batch, req)
+				case f := <-r.finishCh:
+					fins = append(fins, f)
+					continue
 				default:
-					break drain
+				}
+				break
+			}
+			if len(fins) > 0 {
+				if g := r.write(nil, fins); g != nil {
+					r.syncCh <- g
 				}
 			}
-			if g := r.write(batch); g != nil {
-				r.syncCh <- g
+			return
+		}
+	drain:
+		for len(batch) < r.cfg.MaxGroupCommit && len(fins) < maxGroupFinishes {
+			select {
+			case req := <-intake:
+				batch = append(batch, req)
+			case f := <-r.finishCh:
+				fins = append(fins, f)
+			default:
+				break drain
 			}
-		case <-r.stopIntake:
-			return // appendCh is unbuffered: no handler is left waiting
+		}
+		if g := r.write(batch, fins); g != nil {
+			r.syncCh <- g
 		}
 	}
 }
 
-// write assigns sequences to batch and commits it to Badger. On failure it answers the
-// handlers itself and returns nil.
-func (r *Receiver) write(batch []*appendReq) *group {
+// write assigns sequences to batch and commits it, with fins, to Badger. On failure it answers
+// the handlers and releases fins itself, and returns nil.
+func (r *Receiver) write(batch []*appendReq, fins []*finishReq) *group {
 	first := r.nextSeq
 	r.nextSeq += uint64(len(batch))
 	r.mu.Lock()
@@ -196,27 +241,55 @@ func (r *Receiver) write(batch []*appendReq) *group {
 		r.inflight[first+uint64(i)] = struct{}{}
 	}
 	r.mu.Unlock()
-	r.metrics.commitGroups.Observe(float64(len(batch)))
-	g := &group{reqs: batch, first: first}
-	if err := r.writeSpool(batch, first); err != nil {
+	if len(batch) > 0 {
+		r.metrics.commitGroups.Observe(float64(len(batch)))
+	}
+	g := &group{reqs: batch, first: first, fins: fins}
+	if err := r.writeGroup(g); err != nil {
 		r.fail(g, err)
 		return nil
 	}
 	return g
 }
 
-// fail answers the handlers of g with err. Bodies that did land in the spool are found by the
-// next sweep; Meta retries the others and dedup absorbs the copies.
+// fail answers the handlers of g with err and releases its worker outcomes. Bodies that did
+// land in the spool are found by the next sweep; Meta retries the others and dedup absorbs the
+// copies. The bodies of unrecorded outcomes stay spooled and are handled again (their events
+// were not recorded as seen either).
 func (r *Receiver) fail(g *group, err error) {
 	r.mu.Lock()
 	for i := range g.reqs {
 		delete(r.inflight, g.first+uint64(i))
 	}
 	r.mu.Unlock()
+	if len(g.fins) > 0 {
+		r.log.Error("whatsapp: recording processed webhooks failed", "err", err)
+	}
+	for _, f := range g.fins {
+		r.release(f)
+	}
 	r.requestRescan()
 	for _, req := range g.reqs {
 		req.done <- err
 	}
+}
+
+// finished releases a committed worker outcome.
+func (r *Receiver) finished(f *finishReq) {
+	r.metrics.spoolDepth.Sub(float64(len(f.done) + len(f.dead)))
+	r.release(f)
+}
+
+// release ends the claims of f and unmarks its sequences.
+func (r *Receiver) release(f *finishReq) {
+	r.mu.Lock()
+	for _, k := range f.claims {
+		delete(r.claims, string(k))
+	}
+	for _, seq := range f.seqs {
+		delete(r.inflight, seq)
+	}
+	r.mu.Unlock()
 }
 
 // syncer makes committed groups durable: one DB.Sync covers every group committed before it
@@ -243,11 +316,17 @@ func (r *Receiver) syncer() {
 			err = r.db.Sync()
 		}
 		for _, g := range groups {
-			if err != nil {
+			switch {
+			case g.stop:
+				close(r.intakeDone)
+			case err != nil:
 				r.fail(g, err)
-				continue
+			default:
+				r.dispatch(g)
+				for _, f := range g.fins {
+					r.finished(f)
+				}
 			}
-			r.dispatch(g)
 		}
 		clear(groups)
 	}
@@ -284,26 +363,132 @@ func (r *Receiver) dispatch(g *group) {
 	}
 }
 
-// writeSpool writes the bodies under consecutive sequences, splitting the transaction when
-// Badger says it is too big.
-func (r *Receiver) writeSpool(batch []*appendReq, first uint64) error {
-	txn := r.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	for i, req := range batch {
-		k := spoolKey(spoolPrefix, first+uint64(i))
-		err := txn.Set(k, req.body)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return err
+// windowUpdates lists the user messages of batch for the window, or nil when the window is
+// kept in another DB (the workers record it then).
+func (r *Receiver) windowUpdates(batch []*appendReq) []WindowUpdate {
+	if !r.windowInTxn {
+		return nil
+	}
+	now := r.cfg.Now()
+	var ups []WindowUpdate
+	for _, req := range batch {
+		ups = appendWindowUpdates(ups, req.events, now)
+	}
+	return ups
+}
+
+// appendWindowUpdates appends the window updates of the user messages in evs: at the message's
+// time, or now when it has none or is in the future.
+func appendWindowUpdates(ups []WindowUpdate, evs []Event, now time.Time) []WindowUpdate {
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Kind == KindMessage && ev.Message.OpensWindow() {
+			at := ev.Message.Timestamp
+			if at.IsZero() || at.After(now) {
+				at = now
 			}
-			txn = r.db.NewTransaction(true)
-			err = txn.Set(k, req.body)
+			ups = append(ups, WindowUpdate{PhoneNumberID: ev.PhoneNumberID, WaID: ev.Message.From, At: at})
 		}
-		if err != nil {
+	}
+	return ups
+}
+
+// writeGroup commits g: the window records of its user messages (so the window is open before
+// any handler runs, and a STOP can be confirmed free-form), its bodies under consecutive
+// sequences, then each worker outcome's dedup keys before its deletions. It splits the
+// transaction when Badger says it is too big; the window records come first, so only
+// transactions before any body can meet a conflict (with Window.Close), and the whole write is
+// then retried: the window only moves forward, the bodies keep their sequences. After a few
+// conflicts the bodies are written without the window, as a failed window write was before.
+func (r *Receiver) writeGroup(g *group) error {
+	ups := r.windowUpdates(g.reqs)
+	for attempt := 0; ; attempt++ {
+		err := r.writeTxn(g, ups)
+		if !errors.Is(err, badger.ErrConflict) || len(ups) == 0 {
+			return err
+		}
+		if attempt == 3 {
+			r.log.Error("whatsapp: recording window failed", "err", err)
+			ups = nil
+		}
+	}
+}
+
+func (r *Receiver) writeTxn(g *group, ups []WindowUpdate) error {
+	w := txnWriter{db: r.db, txn: r.db.NewTransaction(true)}
+	defer func() { w.txn.Discard() }()
+	for _, u := range ups {
+		k := windowKey(u.PhoneNumberID, u.WaID)
+		at := u.At.UnixNano()
+		if err := w.do(func(txn *badger.Txn) error { return recordWindow(txn, k, at) }); err != nil {
 			return err
 		}
 	}
-	return txn.Commit()
+	for i, req := range g.reqs {
+		k := spoolKey(spoolPrefix, g.first+uint64(i))
+		if err := w.do(func(txn *badger.Txn) error { return txn.Set(k, req.body) }); err != nil {
+			return err
+		}
+	}
+	for _, f := range g.fins {
+		for _, k := range f.seen {
+			e := badger.NewEntry(k, nil).WithTTL(r.cfg.DedupTTL)
+			if err := w.do(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range g.fins {
+		for _, it := range f.dead {
+			dk, sk := spoolKey(deadPrefix, it.seq), spoolKey(spoolPrefix, it.seq)
+			if err := w.do(func(txn *badger.Txn) error {
+				if err := txn.Set(dk, it.body); err != nil {
+					return err
+				}
+				return txn.Delete(sk)
+			}); err != nil {
+				return err
+			}
+		}
+		for _, it := range f.done {
+			k := spoolKey(spoolPrefix, it.seq)
+			if err := w.do(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
+				return err
+			}
+		}
+	}
+	return w.txn.Commit()
+}
+
+// recordWindow moves the window record at key forward to a user message at at (Unix ns), as
+// Window.RecordBatch does, inside txn.
+func recordWindow(txn *badger.Txn, key []byte, at int64) error {
+	rec, err := readWindow(txn, key)
+	if err != nil || at <= rec.lastInbound {
+		return err
+	}
+	rec.lastInbound = at
+	return txn.SetEntry(badger.NewEntry(key, rec.encode()).WithTTL(windowTTL))
+}
+
+// txnWriter writes through as few transactions as Badger allows: an operation that does not
+// fit commits the transaction so far and runs again, whole, in a new one (every operation here
+// can run twice: a dead-letter copy written twice, a window moved forward twice).
+type txnWriter struct {
+	db  *badger.DB
+	txn *badger.Txn
+}
+
+func (w *txnWriter) do(op func(*badger.Txn) error) error {
+	err := op(w.txn)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err := w.txn.Commit(); err != nil {
+			return err
+		}
+		w.txn = w.db.NewTransaction(true)
+		err = op(w.txn)
+	}
+	return err
 }
 
 // requestSweep asks the sweeper to queue the bodies left behind.
@@ -534,14 +719,16 @@ type work struct {
 	item    *spoolItem
 	ev      *Event
 	key     []byte
-	claimed bool
 	dup     bool
 	handled bool  // the Handler accepted the event
 	err     error // the Handler kept failing
 }
 
-// process runs one batch through: window updates, claims and the dedup lookup, the Handler,
-// then one commit recording the handled events as seen and deleting the finished bodies.
+// process runs one batch through: claims and the dedup lookup, the Handler, then the outcome
+// (handled events recorded as seen, finished bodies deleted) handed to the committer, which
+// writes it in its next group commit. The window of the batch's user messages was recorded
+// with their bodies, except for bodies swept from the spool (they may come from an earlier
+// version), whose window is recorded here first.
 func (r *Receiver) process(batch []*spoolItem) {
 	now := r.cfg.Now()
 
@@ -559,13 +746,9 @@ func (r *Receiver) process(batch []*spoolItem) {
 		for i := range it.events {
 			ev := &it.events[i]
 			works = append(works, work{item: it, ev: ev, key: ev.dedupKey()})
-			if ev.Kind == KindMessage && ev.Message.OpensWindow() {
-				at := ev.Message.Timestamp
-				if at.IsZero() || at.After(now) {
-					at = now
-				}
-				windows = append(windows, WindowUpdate{PhoneNumberID: ev.PhoneNumberID, WaID: ev.Message.From, At: at})
-			}
+		}
+		if it.swept || !r.windowInTxn {
+			windows = appendWindowUpdates(windows, it.events, now)
 		}
 	}
 	// The window first, so that a handler answering a STOP can reply free-form in it.
@@ -574,7 +757,11 @@ func (r *Receiver) process(batch []*spoolItem) {
 	}
 
 	// Claim keys so that two workers never handle the same event concurrently; a key claimed
-	// elsewhere is a concurrent duplicate.
+	// elsewhere is a concurrent duplicate (or one handled whose seen key is not committed yet).
+	fin := &finishReq{seqs: make([]uint64, len(batch))}
+	for i, it := range batch {
+		fin.seqs[i] = it.seq
+	}
 	r.mu.Lock()
 	for i := range works {
 		w := &works[i]
@@ -583,18 +770,9 @@ func (r *Receiver) process(batch []*spoolItem) {
 			continue
 		}
 		r.claims[string(w.key)] = struct{}{}
-		w.claimed = true
+		fin.claims = append(fin.claims, w.key)
 	}
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		for i := range works {
-			if works[i].claimed {
-				delete(r.claims, string(works[i].key))
-			}
-		}
-		r.mu.Unlock()
-	}()
 	if err := r.db.View(func(txn *badger.Txn) error {
 		for i := range works {
 			w := &works[i]
@@ -612,16 +790,13 @@ func (r *Receiver) process(batch []*spoolItem) {
 	}); err != nil {
 		// Without the dedup lookup nothing may be handled; leave the bodies spooled.
 		r.log.Error("whatsapp: dedup lookup failed", "err", err)
-		for _, it := range batch {
-			r.unmark(it.seq)
-		}
+		r.release(fin)
 		return
 	}
 
 	// Handle, different senders concurrently. failed[seq] marks bodies that keep an unhandled
 	// event.
 	r.handleLanes(works, batch)
-	var seen [][]byte
 	failed := make(map[uint64]error)
 	var closes []*Event
 	for i := range works {
@@ -634,7 +809,7 @@ func (r *Receiver) process(batch []*spoolItem) {
 				failed[w.item.seq] = w.err
 			}
 		case w.handled:
-			seen = append(seen, w.key)
+			fin.seen = append(fin.seen, w.key)
 			if w.ev.Kind == KindStatus && w.ev.Status.WindowClosed() {
 				closes = append(closes, w.ev)
 			}
@@ -650,9 +825,8 @@ func (r *Receiver) process(batch []*spoolItem) {
 		}
 	}
 
-	// One commit: seen keys, finished bodies deleted, exhausted ones moved to dead letters.
+	// The outcome: seen keys, finished bodies deleted, exhausted ones moved to dead letters.
 	quitting := r.hctx.Err() != nil
-	var done, dead []*spoolItem
 	for _, it := range batch {
 		if it.body == nil {
 			continue
@@ -660,23 +834,21 @@ func (r *Receiver) process(batch []*spoolItem) {
 		err, bad := failed[it.seq]
 		switch {
 		case !bad:
-			done = append(done, it)
+			fin.done = append(fin.done, it)
 		case quitting || errors.Is(err, context.Canceled):
 			// Left in the spool for the next run.
 		default:
-			dead = append(dead, it)
+			fin.dead = append(fin.dead, it)
 			r.metrics.spoolDead.Inc()
 			r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
 		}
 	}
-	if err := r.finish(seen, done, dead); err != nil {
-		r.log.Error("whatsapp: recording processed webhooks failed", "err", err)
-	} else {
-		r.metrics.spoolDepth.Sub(float64(len(done) + len(dead)))
+	if len(fin.seen) == 0 && len(fin.done) == 0 && len(fin.dead) == 0 {
+		r.release(fin)
+		return
 	}
-	for _, it := range batch {
-		r.unmark(it.seq)
-	}
+	// The committer runs until the workers are done (see Shutdown).
+	r.finishCh <- fin
 }
 
 // handleLanes calls the Handler for the events of works that are not duplicates. Works are
@@ -791,34 +963,6 @@ func (r *Receiver) dropFinished(batch []*spoolItem) error {
 		}
 		return nil
 	})
-}
-
-// finish commits the outcome of a batch, retrying on conflict.
-func (r *Receiver) finish(seen [][]byte, done, dead []*spoolItem) error {
-	if len(seen) == 0 && len(done) == 0 && len(dead) == 0 {
-		return nil
-	}
-	wb := r.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range seen {
-		if err := wb.SetEntry(badger.NewEntry(k, nil).WithTTL(r.cfg.DedupTTL)); err != nil {
-			return err
-		}
-	}
-	for _, it := range done {
-		if err := wb.Delete(spoolKey(spoolPrefix, it.seq)); err != nil {
-			return err
-		}
-	}
-	for _, it := range dead {
-		if err := wb.Set(spoolKey(deadPrefix, it.seq), it.body); err != nil {
-			return err
-		}
-		if err := wb.Delete(spoolKey(spoolPrefix, it.seq)); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
 }
 
 // handle calls the Handler with bounded retries and back-off. It recovers panics.
