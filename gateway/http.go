@@ -210,7 +210,16 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
+// tooLargeDrain bounds what tooLarge reads of a refused body.
+const tooLargeDrain = 16 << 20
+
 func (g *Gateway) tooLarge(ctx *fasthttp.RequestCtx, limit int64) {
+	// Read and discard a bounded part of the rest first: a client still
+	// writing its body when the connection closes gets a reset instead of
+	// this answer. Past the bound (or the read timeout) it closes anyway.
+	if ctx.Request.IsBodyStream() {
+		_, _ = io.CopyN(io.Discard, ctx.RequestBodyStream(), tooLargeDrain)
+	}
 	ctx.SetConnectionClose()
 	writeErr(ctx, 413, "body_too_large", "", fmt.Sprintf("request body over %d bytes", limit))
 }
