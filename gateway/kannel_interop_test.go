@@ -66,14 +66,22 @@ type kHit struct {
 	q    url.Values
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns n distinct free ports on 127.0.0.1: the listeners are
+// all held open while they are picked (one closed before the next is
+// picked can come back, and then two of Kannel's servers would share it).
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	a, err := bench.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	var ports []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, p, _ := net.SplitHostPort(ln.Addr().String())
+		ports = append(ports, p)
 	}
-	_, p, _ := net.SplitHostPort(a)
-	return p
+	return ports
 }
 
 func kGet(ctx context.Context, u string) (int, string, error) {
@@ -194,7 +202,8 @@ routes:
 	t.Cleanup(hs.Close)
 
 	_, smppPort, _ := net.SplitHostPort(g.SMPPAddr())
-	admin, box, send := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 3)
+	admin, box, send := ports[0], ports[1], ports[2]
 	conf := fmt.Sprintf(`group = core
 admin-port = %[1]s
 admin-password = kadmin

@@ -330,9 +330,12 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	answered := false
 	respond := func(st smpp.CommandStatus) {
 		answered = true
+		if finish != nil && st != smpp.StatusOK {
+			finish(false) // the parts wait again before the SMSC is told to retry
+		}
 		r.Respond(st, nil)
-		if finish != nil {
-			finish(st == smpp.StatusOK)
+		if finish != nil && st == smpp.StatusOK {
+			finish(true)
 		}
 	}
 	defer func() {
