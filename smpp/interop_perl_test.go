@@ -13,19 +13,15 @@ package smpp
 // OPTGATE_INTEROP=required (scripts/test.sh installs the peers and sets it).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,20 +71,11 @@ func perlDir(t testing.TB) string {
 
 // perlEvent is one JSON line printed by a Perl script.
 type perlEvent struct {
-	Ev            string            `json:"ev"`
-	Dir           string            `json:"dir"`
-	Command       string            `json:"command"`
-	CommandStatus uint32            `json:"command_status"`
-	Seq           uint32            `json:"sequence_number"`
-	Hex           string            `json:"hex"`
-	Fields        map[string]string `json:"fields"` // hex-encoded values
-	Port          int               `json:"port"`
-	Mode          string            `json:"mode"`
-	SystemID      string            `json:"system_id"` // hex, in "bound"
-	SCVersion     string            `json:"sc_interface_version"`
-	Version       string            `json:"net_smpp"`
-	Error         string            `json:"error"`
-	line          string
+	peerHead
+	Fields    map[string]string `json:"fields"`    // hex-encoded values
+	SystemID  string            `json:"system_id"` // hex, in "bound"
+	SCVersion string            `json:"sc_interface_version"`
+	Version   string            `json:"net_smpp"`
 }
 
 // field returns the octets Net::SMPP decoded for a field (or a TLV, by
@@ -121,145 +108,13 @@ func (e perlEvent) num(t testing.TB, k string) int {
 	return n
 }
 
-func (e perlEvent) raw(t testing.TB) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(e.Hex)
-	requireNoErr(t, err)
-	return b
-}
-
 // perlProc is a running Perl script.
-type perlProc struct {
-	t      testing.TB
-	name   string
-	stdin  io.WriteCloser
-	events chan perlEvent
-	exited chan struct{}
-	err    error // cmd.Wait's result, set before exited is closed
+type perlProc = peerProc[perlEvent, *perlEvent]
 
-	mu     sync.Mutex
-	lines  []string
-	stderr bytes.Buffer // guarded by mu
-}
-
-// startPerl runs testdata/perl/<script>. The process is bounded by the
-// script's --lifetime, by closing its stdin at cleanup and by the context.
+// startPerl runs testdata/perl/<script> with args (and --lifetime).
 func startPerl(t testing.TB, script string, args ...string) *perlProc {
 	t.Helper()
-	dir := perlDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	p := &perlProc{t: t, name: script, events: make(chan perlEvent, 1024), exited: make(chan struct{})}
-	cmd := exec.CommandContext(ctx, "perl", append([]string{script, "--lifetime", "30"}, args...)...)
-	cmd.Dir = dir
-	cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
-	cmd.WaitDelay = 2 * time.Second
-	var err error
-	p.stdin, err = cmd.StdinPipe()
-	requireNoErr(t, err)
-	stdout, err := cmd.StdoutPipe()
-	requireNoErr(t, err)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start perl %s: %v", script, err)
-	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer close(p.events)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.mu.Unlock()
-			var ev perlEvent
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
-				ev = perlEvent{Ev: "unparsed", Error: err.Error()}
-			}
-			ev.line = line
-			p.events <- ev
-		}
-	}()
-	go func() {
-		<-readDone
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stdin.Close()
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-p.exited
-		}
-		cancel()
-		for range p.events {
-		}
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("perl %s stdout:\n%s\nstderr:\n%s", script, strings.Join(p.lines, "\n"), p.stderr.String())
-			p.mu.Unlock()
-		}
-	})
-	return p
-}
-
-func (p *perlProc) send(cmd any) {
-	p.t.Helper()
-	b, err := json.Marshal(cmd)
-	requireNoErr(p.t, err)
-	_, err = p.stdin.Write(append(b, '\n'))
-	requireNoErr(p.t, err)
-}
-
-// expect reads events until one satisfies match, failing after nodeTimeout
-// or when the script ends first.
-func (p *perlProc) expect(what string, match func(perlEvent) bool) perlEvent {
-	p.t.Helper()
-	timer := time.NewTimer(nodeTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case ev, ok := <-p.events:
-			if !ok {
-				p.t.Fatalf("perl %s ended before %s", p.name, what)
-			}
-			if ev.Ev == "error" || ev.Ev == "unparsed" {
-				p.t.Errorf("perl %s reported: %s", p.name, ev.line)
-			}
-			if match(ev) {
-				return ev
-			}
-		case <-timer.C:
-			p.t.Fatalf("perl %s: no %s within %s", p.name, what, nodeTimeout)
-		}
-	}
-}
-
-func (p *perlProc) expectEv(name string) perlEvent {
-	p.t.Helper()
-	return p.expect("event "+name, func(e perlEvent) bool { return e.Ev == name })
-}
-
-func (p *perlProc) expectPDU(dir, command string) perlEvent {
-	p.t.Helper()
-	return p.expect(dir+" "+command, func(e perlEvent) bool {
-		return e.Ev == "pdu" && e.Dir == dir && e.Command == command
-	})
-}
-
-func (p *perlProc) waitExit() {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(nodeTimeout):
-		p.t.Fatalf("perl %s did not exit", p.name)
-	}
-	if p.err != nil {
-		p.t.Fatalf("perl %s: %v", p.name, p.err)
-	}
+	return startPeer[perlEvent](t, perlDir(t), "perl", append([]string{script, "--lifetime", "30"}, args...)...)
 }
 
 // perlSM is the JSON form of a submit_sm or deliver_sm for the scripts:

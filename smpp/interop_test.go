@@ -12,20 +12,17 @@ package smpp
 // there first and sets it, so CI runs them.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,19 +58,10 @@ type nodeMessage struct {
 
 // nodeEvent is one JSON line printed by a node script.
 type nodeEvent struct {
-	Ev            string         `json:"ev"`
-	Dir           string         `json:"dir"`
-	Command       string         `json:"command"`
-	CommandStatus uint32         `json:"command_status"`
-	Seq           uint32         `json:"sequence_number"`
-	Hex           string         `json:"hex"`
-	Fields        map[string]any `json:"fields"`
-	Message       *nodeMessage   `json:"message"`
-	Port          int            `json:"port"`
-	Mode          string         `json:"mode"`
-	Version       string         `json:"node_smpp"`
-	Error         string         `json:"error"`
-	line          string
+	peerHead
+	Fields  map[string]any `json:"fields"`
+	Message *nodeMessage   `json:"message"`
+	Version string         `json:"node_smpp"`
 }
 
 // num returns a numeric field node-smpp decoded (JSON numbers are float64).
@@ -87,166 +75,13 @@ func (e nodeEvent) str(k string) string {
 	return s
 }
 
-// raw returns the PDU's octets as node-smpp read or wrote them.
-func (e nodeEvent) raw(t testing.TB) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(e.Hex)
-	requireNoErr(t, err)
-	return b
-}
-
 // nodeProc is a running node script.
-type nodeProc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events chan nodeEvent
-	exited chan struct{}
-	err    error // cmd.Wait's result, set before exited is closed
+type nodeProc = peerProc[nodeEvent, *nodeEvent]
 
-	mu     sync.Mutex
-	lines  []string     // everything printed, for failure reports
-	stderr bytes.Buffer // guarded by mu
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-// startNode runs testdata/node/<script> with args. The process is bounded
-// three ways: the script's own --lifetime, closing its stdin at cleanup and
-// the context of exec.CommandContext.
+// startNode runs testdata/node/<script> with args (and --lifetime).
 func startNode(t testing.TB, script string, args ...string) *nodeProc {
 	t.Helper()
-	dir := nodeDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	p := &nodeProc{t: t, events: make(chan nodeEvent, 1024), exited: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, "node", append([]string{script, "--lifetime", "30000"}, args...)...)
-	p.cmd.Dir = dir
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
-	p.cmd.WaitDelay = 2 * time.Second
-	var err error
-	p.stdin, err = p.cmd.StdinPipe()
-	requireNoErr(t, err)
-	stdout, err := p.cmd.StdoutPipe()
-	requireNoErr(t, err)
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start node %s: %v", script, err)
-	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer close(p.events)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.mu.Unlock()
-			var ev nodeEvent
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
-				ev = nodeEvent{Ev: "unparsed", Error: err.Error()}
-			}
-			ev.line = line
-			p.events <- ev
-		}
-	}()
-	go func() {
-		<-readDone // Wait closes stdout: read it all first
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stdin.Close()
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-p.exited
-		}
-		cancel()
-		for range p.events { // let the reader finish if nobody drained it
-		}
-		if t.Failed() {
-			p.dump()
-		}
-	})
-	return p
-}
-
-func (p *nodeProc) dump() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.t.Logf("node %s stdout:\n%s\nstderr:\n%s", p.cmd.Args[1], strings.Join(p.lines, "\n"), p.stderr.String())
-}
-
-// send writes one JSON command to the script's stdin.
-func (p *nodeProc) send(cmd any) {
-	p.t.Helper()
-	b, err := json.Marshal(cmd)
-	requireNoErr(p.t, err)
-	_, err = p.stdin.Write(append(b, '\n'))
-	requireNoErr(p.t, err)
-}
-
-// expect reads events until one satisfies match, failing the test after
-// nodeTimeout or when the script exits first. Events before it are skipped
-// (they stay in the failure log).
-func (p *nodeProc) expect(what string, match func(nodeEvent) bool) nodeEvent {
-	p.t.Helper()
-	timer := time.NewTimer(nodeTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case ev, ok := <-p.events:
-			if !ok {
-				p.t.Fatalf("node %s ended before %s", p.cmd.Args[1], what)
-			}
-			if ev.Ev == "error" || ev.Ev == "unparsed" {
-				p.t.Errorf("node %s reported: %s", p.cmd.Args[1], ev.line)
-			}
-			if match(ev) {
-				return ev
-			}
-		case <-timer.C:
-			p.t.Fatalf("node %s: no %s within %s", p.cmd.Args[1], what, nodeTimeout)
-		}
-	}
-}
-
-func (p *nodeProc) expectEv(name string) nodeEvent {
-	p.t.Helper()
-	return p.expect("event "+name, func(e nodeEvent) bool { return e.Ev == name })
-}
-
-// expectPDU waits for a PDU node-smpp read ("in") or wrote ("out").
-func (p *nodeProc) expectPDU(dir, command string) nodeEvent {
-	p.t.Helper()
-	return p.expect(dir+" "+command, func(e nodeEvent) bool {
-		return e.Ev == "pdu" && e.Dir == dir && e.Command == command
-	})
-}
-
-// waitExit waits for the script to end by itself and checks it exited 0.
-func (p *nodeProc) waitExit() {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(nodeTimeout):
-		p.t.Fatalf("node %s did not exit", p.cmd.Args[1])
-	}
-	if p.err != nil {
-		p.t.Fatalf("node %s: %v", p.cmd.Args[1], p.err)
-	}
+	return startPeer[nodeEvent](t, nodeDir(t), "node", append([]string{script, "--lifetime", "30000"}, args...)...)
 }
 
 // startNodeSMSC runs server.js and returns it with its address.
