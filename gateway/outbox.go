@@ -89,6 +89,16 @@ func (k *outKind) take(it *outItem) bool {
 	return true
 }
 
+// untake gives back an item take claimed that was not handed out.
+func (k *outKind) untake(it *outItem) {
+	k.mu.Lock()
+	delete(k.busy, it.ID)
+	if k.tenantBusy[it.Tenant]--; k.tenantBusy[it.Tenant] <= 0 {
+		delete(k.tenantBusy, it.Tenant)
+	}
+	k.mu.Unlock()
+}
+
 // release ends the work on it (after its result was written).
 func (k *outKind) release(it *outItem) {
 	k.mu.Lock()
@@ -244,6 +254,29 @@ func (o *outbox) dispatchAsync(k *outKind) {
 		close(results)
 		settlers.Wait()
 	}()
+	o.poll(k, func(it *outItem) bool {
+		select {
+		case sem <- struct{}{}:
+		case <-o.stop:
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		started.Add(1)
+		var once sync.Once
+		k.async(ctx, it, func(err error) {
+			once.Do(func() {
+				results <- asyncResult{it: it, err: err, cancel: cancel}
+				started.Done()
+			})
+		})
+		return true
+	})
+}
+
+// poll scans k's due items every 200 ms, or at once when kicked, until the
+// outbox stops, and hands each item it claims (take) to hand; an item hand
+// refuses (false: the outbox is stopping) is given back and the scan ends.
+func (o *outbox) poll(k *outKind, hand func(it *outItem) bool) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -252,24 +285,10 @@ func (o *outbox) dispatchAsync(k *outKind) {
 			if !k.take(it) {
 				return true
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-o.stop:
-				k.mu.Lock()
-				delete(k.busy, it.ID)
-				k.tenantBusy[it.Tenant]--
-				k.mu.Unlock()
+			if !hand(it) {
+				k.untake(it)
 				return false
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			started.Add(1)
-			var once sync.Once
-			k.async(ctx, it, func(err error) {
-				once.Do(func() {
-					results <- asyncResult{it: it, err: err, cancel: cancel}
-					started.Done()
-				})
-			})
 			return true
 		})
 		select {
@@ -312,32 +331,14 @@ func (o *outbox) scan(k *outKind, limit time.Time, fn func(it *outItem, key []by
 func (o *outbox) dispatch(k *outKind, work chan<- *outItem) {
 	defer o.wg.Done()
 	defer close(work)
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		k.newScan()
-		o.scan(k, time.Now(), func(it *outItem, _ []byte) bool {
-			if !k.take(it) {
-				return true
-			}
-			select {
-			case work <- it:
-				return true
-			case <-o.stop:
-				k.mu.Lock()
-				delete(k.busy, it.ID)
-				k.tenantBusy[it.Tenant]--
-				k.mu.Unlock()
-				return false
-			}
-		})
+	o.poll(k, func(it *outItem) bool {
 		select {
+		case work <- it:
+			return true
 		case <-o.stop:
-			return
-		case <-k.kick:
-		case <-t.C:
+			return false
 		}
-	}
+	})
 }
 
 func (o *outbox) worker(k *outKind, work <-chan *outItem) {
