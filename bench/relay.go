@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,4 +197,44 @@ func frameBuffered(br *bufio.Reader) bool {
 		return false
 	}
 	return uint64(br.Buffered()) >= uint64(binary.BigEndian.Uint32(h))
+}
+
+// StartRelayProcess runs the null relay in a process of its own (`bin relay
+// -listen ADDR -upstream UPSTREAM`, bin being optgate-bench), laid out as
+// optgate is: load and simulator in the harness, the hop in a child. The
+// ceiling is then measured with the same processes, sockets and scheduler
+// hand-offs as the gateway it is compared with. It waits until the relay
+// accepts connections; on error nothing is left running.
+func StartRelayProcess(ctx context.Context, bin, dir, upstream string, timeout time.Duration) (*Process, string, error) {
+	addr, err := FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := StartProcess("relay", bin, []string{"relay", "-listen", addr, "-upstream", upstream}, dir,
+		filepath.Join(dir, "relay.log"), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if ex, err := p.Exited(); ex {
+			return nil, "", fmt.Errorf("bench: relay exited before it was ready (%v); last output:\n%s", err, p.LogTail(2000))
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p, addr, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			p.Stop(2 * time.Second)
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			return nil, "", fmt.Errorf("bench: relay not listening on %s after %s (%v); last output:\n%s", addr, timeout, err, p.LogTail(2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +110,43 @@ func TestRelayUnreachableUpstream(t *testing.T) {
 	var b [1]byte
 	if _, err := nc.Read(b[:]); err == nil {
 		t.Fatal("relay kept a connection with no upstream")
+	}
+}
+
+// A relay child that dies at once is reported with its output, quickly,
+// and nothing is left running.
+func TestStartRelayProcessExits(t *testing.T) {
+	bin, err := exec.LookPath("false")
+	if err != nil {
+		t.Skip("no false(1)")
+	}
+	start := time.Now()
+	p, addr, err := StartRelayProcess(context.Background(), bin, t.TempDir(), "127.0.0.1:1", 5*time.Second)
+	if err == nil || p != nil || addr != "" {
+		t.Fatalf("got %v %q %v, want an error", p, addr, err)
+	}
+	if !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Fatalf("error %q", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Fatalf("took %s to notice", el)
+	}
+}
+
+// A relay child that never listens is stopped at the timeout.
+func TestStartRelayProcessTimeout(t *testing.T) {
+	bin, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	// A stand-in that ignores the relay's arguments and never listens.
+	dir := t.TempDir()
+	script := filepath.Join(dir, "never-listens")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec "+bin+" 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := StartRelayProcess(context.Background(), script, dir, "127.0.0.1:1", 500*time.Millisecond)
+	if err == nil || p != nil || !strings.Contains(err.Error(), "not listening") {
+		t.Fatalf("got %v, %v; want a not-listening error", p, err)
 	}
 }

@@ -51,6 +51,7 @@ type RunConfig struct {
 
 	Gateway     string // optgate (default) | passthrough (stub: the null relay)
 	Optgate     string // optgate binary (default: found or built, see FindOptgate)
+	RelayBin    string // optgate-bench binary, to run the null relay in its own process (empty: in the harness)
 	GatewaySMPP string // use a gateway already running at this address instead
 	GatewayHTTP string // its HTTP API, if any
 	SMSCBinds   int    // optgate's binds to the simulator (default 4)

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -20,18 +22,36 @@ func (r *runner) baselineDuration() time.Duration {
 	return min(max(r.cfg.Duration/2, 2*time.Second), 10*time.Second)
 }
 
-// passthroughPhase measures load → relay → simulator.
+// passthroughPhase measures load → relay → simulator. The relay runs in a
+// process of its own when the harness knows its binary (RelayBin), as
+// optgate does; otherwise in the harness's process, which the report says.
 func (r *runner) passthroughPhase(d time.Duration) (*Phase, error) {
-	relay, err := StartRelay("127.0.0.1:0", r.sim.Addr(), r.log)
+	addr, path := "", "load → null relay (its own process) → simulator"
+	var procs []*Process
+	if r.cfg.RelayBin != "" {
+		dir := filepath.Join(r.tmp, "relay")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		p, a, err := StartRelayProcess(r.ctx, r.cfg.RelayBin, dir, r.sim.Addr(), 0)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Stop(2 * time.Second)
+		addr, procs = a, []*Process{p}
+	} else {
+		relay, err := StartRelay("127.0.0.1:0", r.sim.Addr(), r.log)
+		if err != nil {
+			return nil, err
+		}
+		defer relay.Close()
+		addr, path = relay.Addr(), "load → null relay (in the harness's process) → simulator"
+	}
+	l, err := r.loadTo(addr, "bench", "benchpw", d, r.cfg.Rate, false, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer relay.Close()
-	l, err := r.loadTo(relay.Addr(), "bench", "benchpw", d, r.cfg.Rate, false, 0)
-	if err != nil {
-		return nil, err
-	}
-	return r.measure(phaseOpts{name: "passthrough", path: "load → null relay → simulator", load: l})
+	return r.measure(phaseOpts{name: "passthrough", path: path, load: l, procs: procs})
 }
 
 func (r *runner) passthrough() error {

@@ -106,8 +106,16 @@ func TestSmokeMTThroughput(t *testing.T) {
 	if ph.Load.Errors != 0 || ph.Load.Timeouts != 0 {
 		t.Fatalf("errors %d, timeouts %d", ph.Load.Errors, ph.Load.Timeouts)
 	}
-	if rep.Phase("passthrough") == nil {
+	base := rep.Phase("passthrough")
+	if base == nil {
 		t.Fatal("no passthrough baseline")
+	}
+	// The relay runs in its own process, measured like optgate.
+	if !strings.Contains(base.Path, "its own process") || base.Figures["cpu_cores_relay"] <= 0 {
+		t.Fatalf("passthrough not through a relay process: path %q, figures %v", base.Path, base.Figures)
+	}
+	if base.Load == nil || base.Load.Accepted == 0 || base.Load.Errors != 0 {
+		t.Fatalf("passthrough load: %+v", base.Load)
 	}
 }
 

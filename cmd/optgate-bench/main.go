@@ -2,6 +2,7 @@
 //
 //	optgate-bench smsc [flags]            a standalone SMSC simulator
 //	optgate-bench load [flags]            a load generator (SMPP or HTTP)
+//	optgate-bench relay [flags]           the null SMPP relay alone
 //	optgate-bench run SCENARIO [flags]    simulator + optgate + load, with a report
 //	optgate-bench scenarios               list the scenarios
 //
@@ -47,6 +48,7 @@ func usage(w io.Writer) {
 commands:
   smsc       run a standalone SMSC simulator (latency, receipts, MOs, throttling)
   load       run a load generator against an SMPP or HTTP endpoint
+  relay      run the null SMPP relay (passthrough's hop) on its own
   run        run a scenario end to end: optgate-bench run SCENARIO [flags]
   scenarios  list the scenarios
 
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLoad(ctx, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "relay":
+		return cmdRelay(ctx, args[1:], stdout, stderr)
 	case "scenarios":
 		for _, s := range bench.Scenarios {
 			fmt.Fprintf(stdout, "%-14s %s\n", s.Name, s.Doc)
@@ -204,6 +208,40 @@ func cmdSMSC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			sim.Bound(), s-ps, r-pr, c-pc, m-pm, s)
 		ps, pr, pc, pm = s, r, c, m
 	}
+}
+
+func cmdRelay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:2777", "listen address (loopback only)")
+	upstream := fs.String("upstream", "127.0.0.1:2776", "SMSC (or gateway) the frames are copied to (loopback only)")
+	dur := fs.Duration("duration", time.Hour, "stop after this long (bounded; Ctrl-C stops earlier)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if _, err := parse(fs, args); err != nil {
+		return exitUsage
+	}
+	for _, a := range []string{*listen, *upstream} {
+		if err := loopbackOnly(a); err != nil {
+			fmt.Fprintf(stderr, "optgate-bench relay: %v\n", err)
+			return exitUsage
+		}
+	}
+	if *dur <= 0 {
+		fmt.Fprintln(stderr, "optgate-bench relay: -duration must be positive")
+		return exitUsage
+	}
+	r, err := bench.StartRelay(*listen, *upstream, newLogger(stderr, *verbose))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer r.Close()
+	fmt.Fprintf(stdout, "null relay on %s → %s\n", r.Addr(), *upstream)
+	ctx, cancel := context.WithTimeout(ctx, *dur)
+	defer cancel()
+	<-ctx.Done()
+	up, down := r.Frames()
+	fmt.Fprintf(stdout, "stopping: %d frames up, %d down\n", up, down)
+	return exitOK
 }
 
 // loopbackOnly refuses addresses that are not on 127.0.0.1 / ::1 /
@@ -343,6 +381,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.MORate, "mo-rate", 1000, "MOs a second (mixed)")
 	fs.StringVar(&c.Gateway, "gateway", "optgate", "optgate, or passthrough (a stub: the null relay, no consent check)")
 	fs.StringVar(&c.Optgate, "optgate", "", "optgate binary (default: beside this binary, on PATH, or built from the module)")
+	relayMode := fs.String("relay", "process", "passthrough's null relay: process (its own, as optgate) or inproc (in the harness)")
 	fs.StringVar(&c.GatewaySMPP, "gateway-smpp", "", "use a gateway already running at this SMPP address")
 	fs.StringVar(&c.GatewayHTTP, "gateway-http", "", "its HTTP API address")
 	fs.IntVar(&c.SMSCBinds, "smsc-binds", 4, "optgate's (and Kannel's) binds to the simulator")
@@ -365,6 +404,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	c.Scenario = pos[0]
+	switch *relayMode {
+	case "process":
+		exe, err := os.Executable()
+		if err != nil {
+			return fail(stderr, fmt.Errorf("cannot find this binary to run the relay: %w", err))
+		}
+		c.RelayBin = exe
+	case "inproc":
+	default:
+		fmt.Fprintf(stderr, "optgate-bench run: -relay %q: want process or inproc\n", *relayMode)
+		return exitUsage
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	// mo-storm and passthrough send no MT to suppressed numbers: preload
