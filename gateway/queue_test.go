@@ -106,6 +106,18 @@ func TestStoreAckQueueSendsAsync(t *testing.T) {
 }
 
 // queued counts the items of a kind in the outbox.
+// queuedFor counts the queued items of kind that belong to tenant.
+func queuedFor(g *Gateway, kind, tenant string) int {
+	n := 0
+	g.outbox.scan(g.outbox.kinds[kind], time.Now().Add(24*time.Hour*365), func(it *outItem, _ []byte) bool {
+		if it.Tenant == tenant {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
 func queued(g *Gateway, kind string) int {
 	n := 0
 	g.outbox.scan(g.outbox.kinds[kind], time.Now().Add(24*time.Hour*365), func(*outItem, []byte) bool { n++; return true })
