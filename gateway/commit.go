@@ -209,3 +209,23 @@ func (c *committer) close() {
 	c.closeMu.Unlock()
 	c.wg.Wait()
 }
+
+// readKey reads key from db: fn, if not nil, sees its value (valid only
+// during the call). A missing key is found == false, not an error.
+func readKey(db *badger.DB, key []byte, fn func(v []byte)) (found bool, err error) {
+	err = db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if fn == nil {
+			return nil
+		}
+		return it.Value(func(v []byte) error { fn(v); return nil })
+	})
+	return found, err
+}

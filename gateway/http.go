@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -815,13 +814,7 @@ func (g *Gateway) storesAnswer() error {
 	if g.db == nil || g.db.IsClosed() {
 		return errors.New("gateway store closed")
 	}
-	if err := g.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get([]byte("readyz/probe"))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		return err
-	}); err != nil {
+	if _, err := readKey(g.db, []byte("readyz/probe"), nil); err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
 	if len(g.tenantList) == 0 {

@@ -422,20 +422,7 @@ func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err
 		t, found = s.decodeTarget(s.appendTarget(nil, e.p))
 		return t, found, nil
 	}
-	key := appendStoreKey(nil, smsc, canon)
-	err = s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			t, found = s.decodeTarget(v)
-			return nil
-		})
-	})
+	_, err = readKey(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = s.decodeTarget(v) })
 	return t, found, err
 }
 

@@ -557,20 +557,10 @@ func prefKey(t *Tenant, sender, recipient string) []byte {
 // applied under key, 0 if none.
 func (g *Gateway) lastPreference(key []byte) (int64, error) {
 	var last int64
-	err := g.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
+	_, err := readKey(g.db, key, func(v []byte) {
+		if len(v) == 8 {
+			last = int64(binary.BigEndian.Uint64(v))
 		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			if len(v) == 8 {
-				last = int64(binary.BigEndian.Uint64(v))
-			}
-			return nil
-		})
 	})
 	return last, err
 }
