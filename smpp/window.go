@@ -220,22 +220,7 @@ func (w *Window) Snapshot() []*Pending {
 // Drain fails every request in flight with err, refuses new ones from then
 // on, and returns what was in flight, oldest first.
 func (w *Window) Drain(err error) []*Pending {
-	w.mu.Lock()
-	if w.closed == nil {
-		w.closed = err
-	}
-	out := make([]*Pending, 0, len(w.pending))
-	for seq, p := range w.pending {
-		out = append(out, &p)
-		delete(w.pending, seq)
-	}
-	w.mu.Unlock()
-	sortPending(out)
-	for _, p := range out {
-		<-w.slots
-		p.done(Result{Err: err})
-	}
-	return out
+	return w.drain(err, func(*Pending) error { return err })
 }
 
 // drainClosed is Drain for a connection that closed: the requests whose
@@ -245,14 +230,25 @@ func (w *Window) Drain(err error) []*Pending {
 func (w *Window) drainClosed(reason CloseReason, unsent map[uint32]struct{}) []*Pending {
 	notWritten := fmt.Errorf("%w (%s): %w", ErrClosed, reason, ErrNotWritten)
 	unknown := fmt.Errorf("%w (%s): %w", ErrClosed, reason, ErrUnknownOutcome)
+	return w.drain(notWritten, func(p *Pending) error {
+		_, never := unsent[p.Seq]
+		p.Written = !never
+		if never {
+			return notWritten
+		}
+		return unknown
+	})
+}
+
+// drain empties the window, refuses new requests with closed (unless it was
+// closed already), and fails each request, oldest first, with fail's error.
+func (w *Window) drain(closed error, fail func(*Pending) error) []*Pending {
 	w.mu.Lock()
 	if w.closed == nil {
-		w.closed = notWritten
+		w.closed = closed
 	}
 	out := make([]*Pending, 0, len(w.pending))
 	for seq, p := range w.pending {
-		_, never := unsent[seq]
-		p.Written = !never
 		out = append(out, &p)
 		delete(w.pending, seq)
 	}
@@ -260,11 +256,7 @@ func (w *Window) drainClosed(reason CloseReason, unsent map[uint32]struct{}) []*
 	sortPending(out)
 	for _, p := range out {
 		<-w.slots
-		if p.Written {
-			p.done(Result{Err: unknown})
-		} else {
-			p.done(Result{Err: notWritten})
-		}
+		p.done(Result{Err: fail(p)})
 	}
 	return out
 }
