@@ -72,6 +72,7 @@ smpp:
   listen: {{.SMPPAddr}}
   max_binds_per_account: 256
   max_failed_binds: 1000
+  max_connections_per_ip: 1024  # the load's binds all come from loopback
 http:
   listen: {{.HTTPAddr}}
   admin_token: {{.AdminToken}}

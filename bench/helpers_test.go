@@ -74,6 +74,7 @@ func newMiniSMSC(t testing.TB, receipts bool) *miniSMSC {
 		}),
 		Conn:               smpp.ConnConfig{Window: 1024, MaxInflight: 4096},
 		MaxBindsPerAccount: 64,
+		MaxConnsPerIP:      -1,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

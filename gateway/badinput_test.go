@@ -231,7 +231,7 @@ func bindPDU(sys, pw string) *smpp.Bind {
 }
 
 // A bind flood with wrong passwords from one address: the first binds get
-// ESME_RINVPASWD, then that address is locked out (its connections are
+// ESME_RBINDFAIL (smpp.distinct_bind_errors is off), then that address is locked out (its connections are
 // closed; the lockout is per remote IP, smpp.max_failed_binds a minute, so
 // it also locks out the real account from that IP), the sessions do not
 // pile up, a session bound before goes on, and the real account binds
@@ -247,7 +247,7 @@ func TestBindFlood(t *testing.T) {
 		switch {
 		case err != nil:
 			closed++
-		case h.ID == smpp.BindTransceiverRespID && h.Status == smpp.StatusInvPaswd:
+		case h.ID == smpp.BindTransceiverRespID && h.Status == smpp.StatusBindFail:
 			refused++
 		default:
 			t.Fatalf("bad bind %d answered %v", i, h)
@@ -259,7 +259,7 @@ func TestBindFlood(t *testing.T) {
 		max = 5 // smpp.Server's default
 	}
 	if refused == 0 || refused > max+1 || closed < n-max-1 {
-		t.Fatalf("%d refused with ESME_RINVPASWD, %d closed: want at most %d refused, then closed", refused, closed, max)
+		t.Fatalf("%d refused with ESME_RBINDFAIL, %d closed: want at most %d refused, then closed", refused, closed, max)
 	}
 	waitFor(t, 10*time.Second, func() error {
 		if s := len(env.g.smppSrv.Sessions()); s > 1 {

@@ -62,6 +62,22 @@ type SMPPConfig struct {
 	EnquireLink        time.Duration `yaml:"enquire_link"`          // default 30s
 	MaxPDUSize         int           `yaml:"max_pdu_size"`          // default 4096
 	TLS                TLSConfig     `yaml:"tls"`
+	// Bind protection (SECURITY.md, "SMPP binds"). MaxConnectionsPerIP
+	// caps one remote IP's connections, bound or not, loopback included
+	// (default 64; negative: no cap). BindTimeout closes a connection not
+	// bound in time (default 10s). AccountLockAfter failed binds in a row,
+	// from any address, lock a system_id (default 10; negative: never)
+	// for AccountLockMin (default 1m), doubling per further lock up to
+	// AccountLockMax (default 1h). DistinctBindErrors answers an unknown
+	// system_id ESME_RINVSYSID and a wrong password ESME_RINVPASWD, as
+	// the spec says; by default both get ESME_RBINDFAIL, so a guesser
+	// cannot tell which system_ids exist.
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
+	BindTimeout         time.Duration `yaml:"bind_timeout"`
+	AccountLockAfter    int           `yaml:"account_lock_after"`
+	AccountLockMin      time.Duration `yaml:"account_lock_min"`
+	AccountLockMax      time.Duration `yaml:"account_lock_max"`
+	DistinctBindErrors  bool          `yaml:"distinct_bind_errors"`
 }
 
 // TLSConfig names a certificate and key (PEM files).
@@ -441,6 +457,7 @@ func (c *Config) applyDefaults() {
 	if c.SMPP.EnquireLink == 0 {
 		c.SMPP.EnquireLink = 30 * time.Second
 	}
+	c.SMPP.applyGuardDefaults()
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
 	}
@@ -584,6 +601,7 @@ func (c *Config) validate() ConfigErrors {
 	if c.SMPP.MaxConnections < 0 {
 		add("smpp.max_connections", "must not be negative")
 	}
+	c.SMPP.validateGuard(add)
 	if !validAddr(c.HTTP.Listen) {
 		add("http.listen", "not a host:port: %q", c.HTTP.Listen)
 	}

@@ -114,7 +114,7 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 
 // pduObserver counts PDUs for a side. Label values are bounded whatever a
 // peer sends: an unknown command is "unknown", a status without a name
-// outside the vendor and reserved ranges is "other". Counters for named
+// (SMPP 3.4's and optgate's own) is "other", whatever its range. Counters for named
 // commands and statuses are cached in a copy-on-write table per direction
 // keyed by the raw header fields, so the hot path is one integer-keyed map
 // lookup; anything else takes the slow path and is not cached, so the table
@@ -144,12 +144,9 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 		st := "ok"
 		switch {
 		case h.Status == smpp.StatusOK:
-		case h.Status.Known(), h.Status >= 0x100 && h.Status <= 0x4FF:
+		case h.Status.Known():
 			st = h.Status.String()
-			if len(st) > 24 {
-				st = "other"
-			}
-		default:
+		default: // reserved and vendor codes too: a peer could send each of them
 			st = "other"
 		}
 		c := m.pdus.WithLabelValues(side, dir, cmd, st)

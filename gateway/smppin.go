@@ -19,13 +19,23 @@ type Account struct {
 // ID returns the account's system_id.
 func (a *Account) ID() string { return a.cfg.SystemID }
 
+// authenticate checks a bind. An unknown system_id and a wrong password
+// are both ESME_RBINDFAIL unless smpp.distinct_bind_errors is set, so a
+// guesser cannot tell which system_ids exist. A wrong password names the
+// account, so the failure counts toward its lock (smpp.Server).
 func (g *Gateway) authenticate(_ context.Context, b smpp.BindInfo) (*smpp.Account, smpp.CommandStatus) {
 	a := g.accounts[b.SystemID]
 	if a == nil {
-		return nil, smpp.StatusInvSysID
+		if g.cfg.SMPP.DistinctBindErrors {
+			return nil, smpp.StatusInvSysID
+		}
+		return nil, smpp.StatusBindFail
 	}
 	if !constantTimeEqual(a.cfg.Password, b.Password) {
-		return nil, smpp.StatusInvPaswd
+		if g.cfg.SMPP.DistinctBindErrors {
+			return a.smpp, smpp.StatusInvPaswd
+		}
+		return a.smpp, smpp.StatusBindFail
 	}
 	return a.smpp, smpp.StatusOK
 }

@@ -503,8 +503,8 @@ type ourServer struct {
 }
 
 // startOurServer starts our Server on 127.0.0.1:0; wrap, if given, wraps
-// its listener.
-func startOurServer(t testing.TB, wrap func(net.Listener) net.Listener) *ourServer {
+// its listener; mods adjust the Server before it serves.
+func startOurServer(t testing.TB, wrap func(net.Listener) net.Listener, mods ...func(*Server)) *ourServer {
 	t.Helper()
 	o := &ourServer{submits: make(chan SM, 16), binds: make(chan BindMode, 4), unbinds: make(chan CloseReason, 4), authSeen: make(chan BindInfo, 4)}
 	o.srv = &Server{
@@ -514,7 +514,7 @@ func startOurServer(t testing.TB, wrap func(net.Listener) net.Listener) *ourServ
 				return nil, StatusInvSysID
 			}
 			if b.Password != nodePassword {
-				return nil, StatusInvPaswd
+				return &Account{ID: nodeSystemID}, StatusInvPaswd // named: counts toward the account's lock
 			}
 			return &Account{ID: nodeSystemID}, StatusOK
 		},
@@ -529,6 +529,9 @@ func startOurServer(t testing.TB, wrap func(net.Listener) net.Listener) *ourServ
 		}),
 		OnBind:   func(c *Conn) { o.binds <- c.Mode() },
 		OnUnbind: func(_ *Conn, r CloseReason) { o.unbinds <- r },
+	}
+	for _, mod := range mods {
+		mod(o.srv)
 	}
 	ln := listenLocal(t)
 	_, o.port, _ = net.SplitHostPort(ln.Addr().String())
@@ -615,6 +618,29 @@ func TestInteropServerBindRefused(t *testing.T) {
 		requireEqual(t, CommandStatus(ev.CommandStatus), tc.want)
 		node.expectEv("close")
 		node.waitExit()
+	}
+}
+
+// node-smpp ESMEs guessing an account's password lock it: after
+// AccountLockAfter wrong passwords even the right one is refused with
+// ESME_RBINDFAIL, without reaching Authenticate.
+func TestInteropServerAccountLockout(t *testing.T) {
+	o := startOurServer(t, nil, func(s *Server) { s.AccountLockAfter = 3; s.MaxFailedBinds = 100 })
+	for _, pw := range []string{"guess1", "guess2", "guess3"} {
+		node := startNode(t, "client.js", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", pw)
+		requireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusInvPaswd)
+		recv(t, o.authSeen, "Authenticate")
+		node.expectEv("close")
+		node.waitExit()
+	}
+	node := startNode(t, "client.js", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", nodePassword)
+	requireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusBindFail)
+	node.expectEv("close")
+	node.waitExit()
+	select {
+	case b := <-o.authSeen:
+		t.Fatalf("a locked account's bind reached Authenticate: %s", b.SystemID)
+	default:
 	}
 }
 

@@ -59,7 +59,11 @@ type Server struct {
 	// Authenticate maps a bind to an account, or refuses it with a status
 	// (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RBINDFAIL...). Required. It
 	// must return the same *Account for every bind of one account for the
-	// account-wide Window and Rate limits to hold (see Account).
+	// account-wide Window and Rate limits to hold (see Account). For a
+	// wrong password of an existing system_id it should return that
+	// account together with the refusal: the failure then counts toward
+	// the account's lock (AccountLockAfter). A refusal without an account
+	// counts toward the remote address only.
 	Authenticate func(ctx context.Context, b BindInfo) (*Account, CommandStatus)
 	// Handler serves submit_sm, data_sm, query_sm, cancel_sm, replace_sm
 	// and submit_multi from bound ESMEs.
@@ -69,16 +73,40 @@ type Server struct {
 	// MaxBindsPerAccount caps concurrent binds per account (default 8).
 	MaxBindsPerAccount int
 	// MaxFailedBinds is how many refused or malformed binds one remote IP
-	// may make in FailedBindWindow before its connections are closed at
-	// once (default 5 per minute).
+	// may make in FailedBindWindow (default 5 per minute). Past it the
+	// address is locked until the window ends: its new connections are
+	// closed at once and binds on connections it already holds are refused
+	// with ESME_RBINDFAIL before Authenticate runs, the right password
+	// too. Sessions already bound stay up.
 	MaxFailedBinds   int
 	FailedBindWindow time.Duration
+	// AccountLockAfter is how many failed binds in a row, from any
+	// address, lock an account (default 10; negative: never). Only binds
+	// Authenticate refuses while naming the account count (see
+	// Authenticate). A locked account's binds are refused with
+	// ESME_RBINDFAIL before Authenticate runs, the right password too;
+	// its sessions already bound stay up. The first lock lasts
+	// AccountLockMin (default 1m), each further one twice the last, up to
+	// AccountLockMax (default 1h); the back-off is forgotten once the
+	// account has had no failure for AccountLockMax past its last lock. A
+	// successful bind resets the failures counted toward the next lock.
+	AccountLockAfter int
+	AccountLockMin   time.Duration
+	AccountLockMax   time.Duration
 	// BindTimeout closes a connection that has not bound in time (default 10s).
 	BindTimeout time.Duration
 	// MaxConns caps the connections open at once, bound or not (default
 	// 4096; negative: no cap). Past it a new connection is closed at once,
 	// so a flood of idle connections cannot exhaust memory or goroutines.
 	MaxConns int
+	// MaxConnsPerIP caps the connections one remote IP holds open, bound
+	// or not (default 64, loopback included; negative: no cap). Past it a
+	// new connection from that IP is closed at once, so one address cannot
+	// take the MaxConns of everyone.
+	MaxConnsPerIP int
+	// OnGuard, if set, is told of each protective action (locks and
+	// connections closed before a bind), for metrics. It must not block.
+	OnGuard func(Guard)
 	// TLSConfig, if set, makes ListenAndServe serve TLS.
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
@@ -91,6 +119,8 @@ type Server struct {
 	conns       map[*Conn]struct{}        // guarded by mu
 	bound       map[string][]*Conn        // account id → bound sessions; guarded by mu
 	failed      map[string]*failRecord    // remote IP → refused binds; guarded by mu
+	accts       map[string]*acctRecord    // system_id → failed binds; guarded by mu
+	ipConns     map[string]int            // remote IP → open connections; guarded by mu
 	failSweepAt int                       // guarded by mu; table size that triggers a sweep
 	failSwept   time.Time                 // guarded by mu; last sweep
 	fullLogged  time.Time                 // guarded by mu
@@ -102,6 +132,7 @@ type Server struct {
 type failRecord struct {
 	n     int
 	first time.Time
+	told  bool // the lock was logged and counted
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -162,10 +193,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		if s.refused(nc.RemoteAddr()) {
+			s.guard(GuardAddressLocked)
 			nc.Close()
 			continue
 		}
-		if s.full() {
+		if g := s.full(nc.RemoteAddr()); g != 0 {
+			s.guard(g)
 			nc.Close()
 			continue
 		}
@@ -173,26 +206,35 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// full reports whether MaxConns connections are open; it logs the first
-// refusal of each second.
-func (s *Server) full() bool {
+// full reports whether MaxConns connections are open (GuardMaxConns) or
+// the remote IP holds MaxConnsPerIP (GuardIPConns), or 0; it logs the
+// first refusal of each second.
+func (s *Server) full(a net.Addr) Guard {
 	limit := s.MaxConns
 	if limit == 0 {
 		limit = 4096
 	}
-	if limit < 0 {
-		return false
-	}
+	h := hostOf(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.conns) < limit {
-		return false
+	var g Guard
+	switch {
+	case limit > 0 && len(s.conns) >= limit:
+		g = GuardMaxConns
+	case s.ipConnsFull(h):
+		g = GuardIPConns
+	default:
+		return 0
 	}
 	if now := time.Now(); now.Sub(s.fullLogged) >= time.Second {
 		s.fullLogged = now
-		s.logger().Warn("smpp: connection limit reached, closing new connections", "max_conns", limit)
+		if g == GuardMaxConns {
+			s.logger().Warn("smpp: connection limit reached, closing new connections", "max_conns", limit)
+		} else {
+			s.logger().Warn("smpp: per-address connection limit reached, closing its new connections", "remote", h, "max_conns_per_ip", s.MaxConnsPerIP)
+		}
 	}
-	return true
+	return g
 }
 
 func hostOf(a net.Addr) string {
@@ -234,13 +276,17 @@ func (s *Server) refused(a net.Addr) bool {
 }
 
 func (s *Server) recordFailure(a net.Addr) {
-	_, w := s.failWindow()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.recordFailureLocked(hostOf(a), time.Now())
+}
+
+// recordFailureLocked counts a failed bind of host; s.mu is held.
+func (s *Server) recordFailureLocked(h string, now time.Time) {
+	_, w := s.failWindow()
 	if s.failed == nil {
 		s.failed = make(map[string]*failRecord)
 	}
-	h := hostOf(a)
 	f := s.failed[h]
 	if f == nil && len(s.failed) >= s.failSweepAt {
 		// Many addresses failed once and never came back: forget the
@@ -261,11 +307,25 @@ func (s *Server) recordFailure(a net.Addr) {
 			return
 		}
 	}
-	if f == nil || time.Since(f.first) > w {
-		f = &failRecord{first: time.Now()}
+	if f == nil || now.Sub(f.first) > w {
+		f = &failRecord{first: now}
 		s.failed[h] = f
 	}
 	f.n++
+}
+
+// newlyLocked reports, once per lock, whether the address is over its
+// failed-bind limit.
+func (s *Server) newlyLocked(a net.Addr) bool {
+	n, w := s.failWindow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failed[hostOf(a)]
+	if f == nil || f.told || f.n < n || time.Since(f.first) > w {
+		return false
+	}
+	f.told = true
+	return true
 }
 
 // maxFailedHosts caps the failed-bind table: past it (a spray from that many
@@ -289,15 +349,22 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	c := newConn(nc, RoleSMSC, cfg, HandlerFunc(s.serveBound))
 	c.bindHook = s.bind
-	c.badBindHook = func(respond func()) { s.bindFailed(c, "malformed bind", respond) }
-	c.start()
+	c.badBindHook = func(respond func()) {
+		s.recordFailure(c.RemoteAddr())
+		s.bindFailed(c, "malformed bind", "", respond)
+	}
+	// Registered before the session starts, so forget (on close) always
+	// finds what it undoes.
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
+		s.ipConns = make(map[string]int)
 	}
 	s.conns[c] = struct{}{}
+	s.ipConns[hostOf(nc.RemoteAddr())]++
 	closed := s.closed
 	s.mu.Unlock()
+	c.start()
 	if closed {
 		c.closeWith(CloseShutdown, nil)
 		return
@@ -308,6 +375,8 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	time.AfterFunc(bt, func() {
 		if c.State() == StateOpen {
+			s.guard(GuardBindTimeout)
+			c.log.Info("smpp: no bind in time, closing", "bind_timeout", bt)
 			c.closeWith(CloseBindTimeout, errors.New("smpp: no bind in time"))
 		}
 	})
@@ -316,6 +385,14 @@ func (s *Server) startConn(nc net.Conn) {
 func (s *Server) forget(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; ok {
+		h := hostOf(c.RemoteAddr())
+		if s.ipConns[h] <= 1 {
+			delete(s.ipConns, h)
+		} else {
+			s.ipConns[h]--
+		}
+	}
 	delete(s.conns, c)
 	if a := AccountOf(c); a != nil {
 		list := s.bound[a.ID]
@@ -342,16 +419,34 @@ func (s *Server) bind(r *Request) {
 	info := BindInfo{SystemID: string(b.SystemID), Password: string(b.Password), SystemType: string(b.SystemType), Mode: b.Mode, Remote: c.RemoteAddr()}
 	fail := func(st CommandStatus, why string) {
 		s.logger().Warn("smpp: bind refused", "system_id", info.SystemID, "remote", c.RemoteAddr().String(), "status", st.String(), "why", why)
-		s.bindFailed(c, why, func() { r.Respond(st, &BindResp{Mode: b.Mode}) })
+		s.bindFailed(c, why, info.SystemID, func() { r.Respond(st, &BindResp{Mode: b.Mode}) })
 	}
 	if s.Authenticate == nil {
+		s.recordFailure(c.RemoteAddr())
 		fail(StatusBindFail, "no authenticator configured")
+		return
+	}
+	// The locks are checked here, on every bind, not only when a
+	// connection is accepted: connections opened before a lock must not
+	// keep guessing.
+	if why := s.admit(c.RemoteAddr(), info.SystemID); why != "" {
+		s.logger().Debug("smpp: bind refused", "system_id", info.SystemID, "remote", c.RemoteAddr().String(), "why", why)
+		r.Respond(StatusBindFail, &BindResp{Mode: b.Mode})
+		if why == whyIPLocked {
+			c.enqueue(outFrame{close: true})
+		}
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	acct, st := s.Authenticate(ctx, info)
 	cancel()
-	if st != StatusOK || acct == nil {
+	ok := st == StatusOK && acct != nil
+	if locked, d := s.settle(c.RemoteAddr(), info.SystemID, acct != nil, ok); locked {
+		s.logger().Warn("smpp: account locked after failed binds", "account", acct.ID, "system_id", info.SystemID,
+			"remote", c.RemoteAddr().String(), "for", d)
+		s.guard(GuardAccountLocked)
+	}
+	if !ok {
 		if st == StatusOK {
 			st = StatusBindFail
 		}
@@ -394,16 +489,20 @@ func (s *Server) bind(r *Request) {
 	}
 }
 
-// bindFailed counts a refused or malformed bind against the remote
-// address, answers it (respond), and closes the connection after the
+// bindFailed answers a refused or malformed bind (respond), already
+// counted against the remote address, and closes the connection after the
 // answer once the address is over its limit. The failure is recorded
 // before the answer goes out, so a peer that reads the refusal and
-// reconnects is already counted.
-func (s *Server) bindFailed(c *Conn, why string, respond func()) {
-	s.recordFailure(c.RemoteAddr())
+// reconnects is already counted. The first refusal past the limit logs
+// the lock at warn and counts it.
+func (s *Server) bindFailed(c *Conn, why, systemID string, respond func()) {
 	respond()
 	if s.refused(c.RemoteAddr()) {
-		s.logger().Warn("smpp: too many failed binds, closing", "remote", c.RemoteAddr().String(), "why", why)
+		if s.newlyLocked(c.RemoteAddr()) {
+			_, w := s.failWindow()
+			s.logger().Warn("smpp: address locked after failed binds", "remote", hostOf(c.RemoteAddr()), "system_id", systemID, "why", why, "for", w)
+			s.guard(GuardIPLocked)
+		}
 		c.enqueue(outFrame{close: true})
 	}
 }

@@ -26,7 +26,7 @@ func testServer(t testing.TB, mod func(s *Server)) (*Server, string) {
 				return nil, StatusInvSysID
 			}
 			if b.Password != "secret" {
-				return nil, StatusInvPaswd
+				return &Account{ID: "acct"}, StatusInvPaswd // named: counts toward the account's lock
 			}
 			return &Account{ID: "acct"}, StatusOK
 		},

@@ -117,6 +117,8 @@ func NewUnstartedServer(cfg Config) *Server {
 		Conn:               smpp.ConnConfig{Window: cfg.Window, MaxInflight: 1 << 16, Logger: cfg.Logger},
 		MaxBindsPerAccount: 1 << 10,
 		MaxFailedBinds:     1 << 20,
+		MaxConnsPerIP:      -1, // a lab SMSC: every bind comes from loopback
+		AccountLockAfter:   -1,
 		Logger:             cfg.Logger,
 	}
 	return s
