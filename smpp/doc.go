@@ -47,5 +47,11 @@
 // On the Server, a bind is authenticated through Server.Authenticate,
 // which maps it to an Account whose window and rate apply across its
 // binds (when Authenticate returns the same *Account for each). Server.Deliver pushes deliver_sm to an account's receivers.
+// Before Authenticate runs, every bind is checked against the locks: a
+// remote IP past MaxFailedBinds and an account past AccountLockAfter
+// failures (with a growing lock) are refused with ESME_RBINDFAIL, the
+// right password too; connections are capped in total (MaxConns) and per
+// IP (MaxConnsPerIP) and closed if unbound after BindTimeout. OnGuard
+// reports each of these actions for metrics.
 // Shutdown stops accepting, drains the windows both ways and unbinds.
 package smpp

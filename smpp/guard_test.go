@@ -69,11 +69,17 @@ func (r *rawConn) closedByPeer() bool {
 // one then bound.
 func TestBindLockPreopenedConnections(t *testing.T) {
 	var g guardLog
-	_, addr := testServer(t, func(s *Server) { s.MaxFailedBinds = 5; s.AccountLockAfter = -1; s.OnGuard = g.add })
+	srv, addr := testServer(t, func(s *Server) { s.MaxFailedBinds = 5; s.AccountLockAfter = -1; s.OnGuard = g.add })
 	conns := make([]*rawConn, 31)
 	for i := range conns {
 		conns[i] = dialRaw(t, addr)
 	}
+	checkFor(t, 5*time.Second, time.Millisecond, func() error { // all accepted before the first guess
+		if n := len(srv.Sessions()); n != len(conns) {
+			return fmt.Errorf("%d sessions", n)
+		}
+		return nil
+	})
 	counts := map[CommandStatus]int{}
 	for _, r := range conns[:30] {
 		st, err := r.bindAs("acct", "wrong")
@@ -135,7 +141,7 @@ func TestBindLockConcurrentGuesses(t *testing.T) {
 // as long.
 func TestAccountLockAcrossAddresses(t *testing.T) {
 	var g guardLog
-	const lock = 300 * time.Millisecond
+	const lock = time.Second
 	srv, addr := testServer(t, func(s *Server) {
 		s.MaxFailedBinds = 100
 		s.AccountLockAfter = 3
@@ -187,6 +193,29 @@ func TestAccountLockAcrossAddresses(t *testing.T) {
 	if left <= lock || left > 2*lock {
 		t.Fatalf("second lock lasts %v, want about %v", left, 2*lock)
 	}
+}
+
+// The back-off grows per lock and is forgotten after a quiet spell of
+// AccountLockMax past the last lock.
+func TestAccountLockBackoffDecays(t *testing.T) {
+	const lo, hi = 20 * time.Millisecond, 80 * time.Millisecond
+	s := &Server{AccountLockAfter: 1, AccountLockMin: lo, AccountLockMax: hi, MaxFailedBinds: 1000}
+	from := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4000}
+	fail := func() time.Duration {
+		t.Helper()
+		checkFor(t, 5*time.Second, time.Millisecond, func() error {
+			if why := s.admit(from, "acct"); why != "" {
+				return errors.New(why)
+			}
+			return nil
+		})
+		locked, d := s.settle(from, "acct", true, false)
+		requireEqual(t, locked, true)
+		return d
+	}
+	requireEqual(t, []time.Duration{fail(), fail(), fail(), fail()}, []time.Duration{lo, 2 * lo, hi, hi})
+	time.Sleep(3 * hi) // past the last lock and AccountLockMax
+	requireEqual(t, fail(), lo)
 }
 
 func TestLockFor(t *testing.T) {

@@ -375,8 +375,7 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	time.AfterFunc(bt, func() {
 		if c.State() == StateOpen {
-			s.guard(GuardBindTimeout)
-			c.log.Info("smpp: no bind in time, closing", "bind_timeout", bt)
+			s.guard(GuardBindTimeout) // the close is logged with its reason
 			c.closeWith(CloseBindTimeout, errors.New("smpp: no bind in time"))
 		}
 	})
