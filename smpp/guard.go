@@ -174,12 +174,17 @@ func (s *Server) AccountLocked(systemID string) bool {
 	return r != nil && time.Now().Before(r.until)
 }
 
+// perIPLimit is MaxConnsPerIP with its default (negative: no cap).
+func (s *Server) perIPLimit() int {
+	if s.MaxConnsPerIP == 0 {
+		return 64
+	}
+	return s.MaxConnsPerIP
+}
+
 // ipConnsFull reports whether host holds MaxConnsPerIP connections;
 // s.mu is held.
 func (s *Server) ipConnsFull(host string) bool {
-	limit := s.MaxConnsPerIP
-	if limit == 0 {
-		limit = 64
-	}
+	limit := s.perIPLimit()
 	return limit > 0 && s.ipConns[host] >= limit
 }

@@ -216,6 +216,24 @@ func TestPerlInteropServerBindRefused(t *testing.T) {
 	}
 }
 
+// Net::SMPP ESMEs guessing an account's password lock it: the right
+// password is then refused with ESME_RBINDFAIL, without reaching
+// Authenticate.
+func TestPerlInteropServerAccountLockout(t *testing.T) {
+	o := startOurServer(t, nil, func(s *Server) { s.AccountLockAfter = 2; s.MaxFailedBinds = 100 })
+	for _, pw := range []string{"guess1", "guess2", nodePassword} {
+		want := StatusInvPaswd
+		if pw == nodePassword {
+			want = StatusBindFail
+		}
+		p := startPerl(t, "esme.pl", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", pw)
+		requireEqual(t, CommandStatus(p.expectEv("bind_failed").CommandStatus), want)
+		p.expectEv("close")
+		p.waitExit()
+	}
+	requireEqual(t, len(o.authSeen), 2)
+}
+
 // TestPerlInteropServerSubmit: Net::SMPP submits GSM-7, UCS-2, a
 // three-part UDH message and a long message_payload with sar_* TLVs;
 // our Server must read exactly the octets Net::SMPP wrote, and Net::SMPP

@@ -231,7 +231,7 @@ func (s *Server) full(a net.Addr) Guard {
 		if g == GuardMaxConns {
 			s.logger().Warn("smpp: connection limit reached, closing new connections", "max_conns", limit)
 		} else {
-			s.logger().Warn("smpp: per-address connection limit reached, closing its new connections", "remote", h, "max_conns_per_ip", s.MaxConnsPerIP)
+			s.logger().Warn("smpp: per-address connection limit reached, closing its new connections", "remote", h, "max_conns_per_ip", s.perIPLimit())
 		}
 	}
 	return g
