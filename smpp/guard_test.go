@@ -267,3 +267,16 @@ func TestBindTimeoutCounted(t *testing.T) {
 		return nil
 	})
 }
+
+// Successful binds do not use up an address's failed-bind budget (each
+// bind is counted before Authenticate and given back when it succeeds).
+func TestSuccessfulBindsDoNotLockAddress(t *testing.T) {
+	_, addr := testServer(t, func(s *Server) { s.MaxFailedBinds = 2; s.MaxBindsPerAccount = 20 })
+	for range 10 {
+		dialRaw(t, addr).bind()
+	}
+	st, err := dialRaw(t, addr).bindAs("acct", "wrong")
+	requireNoErr(t, err)
+	requireEqual(t, st, StatusInvPaswd)
+	dialRaw(t, addr).bind()
+}
