@@ -345,6 +345,35 @@ func newLogger(cfg *gateway.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// simulatorBanner is what serve prints when the built-in SMSC simulator
+// runs: the addresses and the loop of README's quick start.
+const simulatorBanner = `
+optgate is running with its built-in SMSC simulator.
+  SMPP (bind your ESME here): %s   (accounts in the config, e.g. acme / acmepw)
+  HTTP API:                   http://%s   (GET /healthz, /readyz, /metrics)
+Try the loop (tokens from the config; run it as often as you like: each run takes a new number):
+%s
+Stop with Ctrl-C.
+`
+
+// tryLoop is the quick-start loop against the HTTP API at addr; README.md
+// shows it for 127.0.0.1:8080 (TestQuickStartLoop checks they agree and
+// that it shows 202 then 403 every time it runs).
+func tryLoop(addr string) string {
+	return strings.ReplaceAll(`N=+1514555$(printf %04d $((RANDOM % 10000)))   # a recipient for this run
+# send a message: 202 accepted
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+     -d '{"to":"'$N'","text":"Your interview is confirmed"}'
+# the handset answers STOP through the simulator: stored, confirmed in English
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/simulator/mo -H 'Authorization: Bearer acme-dev-token' \
+     -d '{"from":"'$N'","to":"+15145550199","text":"STOP"}'
+# send again: 403 {"error":{"code":"recipient_opted_out",...}} (over SMPP: submit_sm_resp 0x00000401)
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+     -d '{"to":"'$N'","text":"Another offer"}'
+# the evidence
+curl -s http://ADDR/v1/consent/$N/history -H 'Authorization: Bearer acme-dev-token'; echo`, "ADDR", addr)
+}
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	cfg, _, code := configFlag("serve", args, stdout, stderr, "optgate: refusing to start: ")
 	if cfg == nil {
@@ -367,24 +396,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cfg.Simulator.Enabled {
-		fmt.Fprintf(stdout, `
-optgate is running with its built-in SMSC simulator.
-  SMPP (bind your ESME here): %s   (accounts in the config, e.g. acme / acmepw)
-  HTTP API:                   http://%s   (GET /healthz, /readyz, /metrics)
-Try the loop (tokens from the config):
-  # send a message: 202 accepted
-  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
-       -d '{"to":"+15145550100","text":"Your interview is confirmed"}'
-  # the handset answers STOP through the simulator: stored, confirmed in English
-  curl -s -XPOST http://%[2]s/v1/simulator/mo -H 'Authorization: Bearer acme-dev-token' \
-       -d '{"from":"+15145550100","to":"+15145550199","text":"STOP"}'
-  # send again: 403 {"error":{"code":"recipient_opted_out",...}} (over SMPP: submit_sm_resp 0x00000401)
-  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
-       -d '{"to":"+15145550100","text":"Another offer"}'
-  # the evidence
-  curl -s http://%[2]s/v1/consent/+15145550100/history -H 'Authorization: Bearer acme-dev-token'
-Stop with Ctrl-C.
-`, g.SMPPAddr(), g.HTTPAddr())
+		fmt.Fprintf(stdout, simulatorBanner, g.SMPPAddr(), g.HTTPAddr(), tryLoop(g.HTTPAddr()))
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
