@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/optgate/optgate/gateway"
 )
 
 const consentHelp = `Admin commands over a running gateway's HTTP API:
@@ -252,7 +254,13 @@ func consentTarget(o *consentOpts) (base, token string, err error) {
 		token = os.Getenv("OPTGATE_ADMIN_TOKEN")
 	}
 	if o.config != "" && (raw == "" || token == "") {
-		cfg, err := loadConfig(o.config)
+		// only the address and the token are needed: the files the config
+		// names (TLS) need not exist where the command runs
+		data, err := os.ReadFile(o.config)
+		var cfg *gateway.Config
+		if err == nil {
+			cfg, err = gateway.ParseConfig(data, o.config, nil)
+		}
 		if err != nil {
 			return "", "", fmt.Errorf("%s: %v (run optgate check-config %[1]s)", o.config, err)
 		}
