@@ -65,11 +65,16 @@ var (
 func explainDecodeErrors(root *yaml.Node, es ConfigErrors) ConfigErrors {
 	var keys []yamlKey
 	indexKeys(root, "", &keys)
+	byKeyLine, byValLine := map[int][]yamlKey{}, map[int][]yamlKey{}
+	for _, k := range keys {
+		byKeyLine[k.keyLine] = append(byKeyLine[k.keyLine], k)
+		byValLine[k.valLine] = append(byValLine[k.valLine], k)
+	}
 	for _, e := range es {
 		if m := yamlUnknownField.FindStringSubmatch(e.Msg); m != nil {
 			name, typ := m[1], m[2]
-			for _, k := range keys {
-				if k.keyLine == e.Line && (k.path == name || strings.HasSuffix(k.path, "."+name)) {
+			for _, k := range byKeyLine[e.Line] {
+				if k.path == name || strings.HasSuffix(k.path, "."+name) {
 					e.Path = k.path
 					break
 				}
@@ -85,10 +90,7 @@ func explainDecodeErrors(root *yaml.Node, es ConfigErrors) ConfigErrors {
 		}
 		if m := yamlBadType.FindStringSubmatch(e.Msg); m != nil {
 			tag, val, typ := m[1], m[2], m[3]
-			for _, k := range keys {
-				if k.valLine != e.Line {
-					continue
-				}
+			for _, k := range byValLine[e.Line] {
 				if (tag == "map" && k.val.Kind == yaml.MappingNode) || (tag == "seq" && k.val.Kind == yaml.SequenceNode) ||
 					(k.val.Kind == yaml.ScalarNode && (k.val.Value == val || strings.HasSuffix(val, "...") && strings.HasPrefix(k.val.Value, strings.TrimSuffix(val, "...")))) {
 					e.Path = k.path
@@ -170,8 +172,14 @@ func collectYAMLTypes(t reflect.Type, out map[string][]string) {
 // closest returns the known key nearest to name: within two edits, or one
 // being the start of the other ("listen_port" for "listen"); "" if none.
 func closest(name string, known []string) string {
+	if len(name) > 64 {
+		return "" // no key is that long
+	}
 	best, bestD := "", 3
 	for _, k := range known {
+		if len(k) > len(name)+2 || len(name) > len(k)+2 {
+			continue // more than two edits apart
+		}
 		d := levenshtein(name, k)
 		if d < bestD && d < len(name) {
 			best, bestD = k, d
