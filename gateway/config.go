@@ -51,7 +51,7 @@ type LogConfig struct {
 
 // StoreConfig places the embedded Badger stores.
 type StoreConfig struct {
-	Dir string `yaml:"dir"` // default ./data
+	Dir string `yaml:"dir"` // default ./data; relative to the config file's folder
 	// LockWait is how long serve waits for a data directory another
 	// process holds (an instance still exiting) before failing. Default 10s.
 	LockWait time.Duration `yaml:"lock_wait"`

@@ -268,6 +268,9 @@ func (c *Config) validateBuild(reported ConfigErrors) ConfigErrors {
 			}
 		}
 	}
+	if c.Store.LockWait < 0 {
+		add("store.lock_wait", "must not be negative")
+	}
 	if len(c.WhatsApp.Numbers) > 0 && !c.WhatsAppSimulator.Enabled && c.WhatsApp.VerifyToken == "" {
 		add("whatsapp.verify_token", "required for the webhook when WhatsApp numbers are configured")
 	}

@@ -62,6 +62,7 @@ func TestParseConfigRunsConsentChecks(t *testing.T) {
       en:
         help: "`+strings.Repeat("A long help text. ", 12)+`"
 simulator: {enabled: true}
+store: {lock_wait: -1s}
 `), "c.yaml", nil)
 	if err == nil {
 		t.Fatal("accepted")
@@ -73,6 +74,7 @@ simulator: {enabled: true}
 		"c.yaml:6: tenants[0].max_length: 100 must be 160–10000",
 		"c.yaml:8: tenants[0].keywords_add[0].class",
 		"c.yaml:14: tenants[1].templates.en.help: ",
+		"c.yaml:16: store.lock_wait: must not be negative",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in\n%v", want, err)
