@@ -132,9 +132,18 @@ func (c TenantConfig) withDefaults() TenantConfig {
 	return c
 }
 
+// FieldError is one problem of a TenantConfig field, as Validate reports
+// it. Field is the Go field name, with the language for templates
+// ("Templates[en].Help").
+type FieldError struct {
+	Tenant, Field, Msg string
+}
+
+func (e *FieldError) Error() string { return "tenant " + e.Tenant + ": " + e.Field + ": " + e.Msg }
+
 // Validate reports every problem of the configuration at once (defaults are
-// applied first, so zero fields are fine). Each error names the tenant and
-// the field.
+// applied first, so zero fields are fine). Each error is a *FieldError
+// naming the tenant and the field.
 func (c TenantConfig) Validate() []error {
 	_, errs := c.compile()
 	return errs
@@ -199,7 +208,7 @@ func (c TenantConfig) compile() (*tenant, []error) {
 		name = "(no id)"
 	}
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("tenant %s: %s: %s", name, field, fmt.Sprintf(format, a...)))
+		errs = append(errs, &FieldError{Tenant: name, Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	if !validID(c.ID) {
 		bad("ID", "%q must be 1–64 letters, digits, '.', '_' or '-'", c.ID)

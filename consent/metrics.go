@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/consent/keyword"
 )
 
 // metrics are the package's Prometheus metrics (namespace optgate, subsystem
@@ -58,6 +60,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.allow = m.decisions.WithLabelValues("allow", "none")
 	for r := ReasonOptedOut; r < numReasons; r++ {
 		m.blocks[r] = m.decisions.WithLabelValues("block", r.String())
+	}
+	// The series the shipped dashboard and alerts use exist from the start
+	// (at 0), so panels and ratios work before the first match or event.
+	for c := keyword.OptOut; c <= keyword.MarketingOptOut; c++ {
+		m.keywords.WithLabelValues(c.String(), DefaultLang)
+	}
+	for _, e := range []string{EventArchived, EventHeldExpired} {
+		m.events.WithLabelValues(e)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.syncSeconds, m.batchSize, m.commitErrors,

@@ -51,7 +51,7 @@ func TestImportExportReadyMetrics(t *testing.T) {
 	}
 	_, m = env.http("GET", "/metrics", "", "")
 	raw := m["raw"].(string)
-	for _, want := range []string{"optgate_smpp_smsc_binds_up{smsc=\"carrier\"} 2", "optgate_consent_"} {
+	for _, want := range []string{"optgate_smpp_smsc_sessions{smsc=\"carrier\"} 2", "optgate_smpp_smsc_up{smsc=\"carrier\"} 1", "optgate_consent_"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("metrics lack %q", want)
 		}

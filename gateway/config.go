@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -50,7 +51,10 @@ type LogConfig struct {
 
 // StoreConfig places the embedded Badger stores.
 type StoreConfig struct {
-	Dir string `yaml:"dir"` // default ./data
+	Dir string `yaml:"dir"` // default ./data; relative to the config file's folder
+	// LockWait is how long serve waits for a data directory another
+	// process holds (an instance still exiting) before failing. Default 10s.
+	LockWait time.Duration `yaml:"lock_wait"`
 }
 
 // SMPPConfig is the SMPP server upstream platforms bind to.
@@ -327,8 +331,12 @@ func splitComment(line []byte) (code, comment []byte) {
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // ParseConfig parses YAML (named file in errors), expanding ${NAME} and
-// ${NAME:-default} from env, applies defaults and validates. It reports
-// every problem at once, each with file:line where it can.
+// ${NAME:-default} from env, applies defaults, resolves relative paths
+// against file's folder and validates. It is the one validation path:
+// check-config and serve both call it, and it runs every check New would
+// meet (the consent engine's included) short of opening stores and
+// listeners. It reports every problem at once, each with file:line and the
+// YAML key path where it can.
 func ParseConfig(data []byte, file string, env func(string) (string, bool)) (*Config, error) {
 	if env == nil {
 		env = os.LookupEnv
@@ -360,10 +368,12 @@ func ParseConfig(data []byte, file string, env func(string) (string, bool)) (*Co
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		errs = append(errs, yamlErrors(file, err)...)
+		errs = append(errs, explainDecodeErrors(&root, yamlErrors(file, err))...)
 	}
 	cfg.applyDefaults()
+	cfg.resolvePaths(filepath.Dir(file))
 	errs = append(errs, cfg.validate()...)
+	errs = append(errs, cfg.validateBuild(errs)...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 		return cfg, errs
@@ -395,27 +405,10 @@ func yamlErrors(file string, err error) ConfigErrors {
 
 // collectLines records the line of every mapping key and sequence item.
 func collectLines(n *yaml.Node, path string, out map[string]int) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			collectLines(c, path, out)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			out[p] = k.Line
-			collectLines(v, p, out)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			out[p] = c.Line
-			collectLines(c, p, out)
-		}
+	var keys []yamlKey
+	indexKeys(n, path, &keys)
+	for _, k := range keys {
+		out[k.path] = k.keyLine
 	}
 }
 
@@ -444,6 +437,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Store.Dir == "" {
 		c.Store.Dir = "./data"
+	}
+	if c.Store.LockWait == 0 {
+		c.Store.LockWait = 10 * time.Second
 	}
 	if c.SMPP.Listen == "" {
 		c.SMPP.Listen = "127.0.0.1:2775"

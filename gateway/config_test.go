@@ -18,6 +18,7 @@ func TestParseConfigDefaultsAndEnv(t *testing.T) {
 tenants:
   - id: acme
     brand: Acme's "best" # not ${UNSET_TOO}
+    help_contact: help@acme.example
     api_token: ${ACME_TOKEN} # or ${ALSO_UNSET}
     webhook: {url: "https://hooks.example/optgate", secret: "${HOOK_SECRET:-s3cret}"}
 simulator: {enabled: true}
@@ -72,7 +73,7 @@ func FuzzParseConfig(f *testing.F) {
 // The repeat-confirmation window and the marketing opt-out template reach
 // the consent engine; a bad window is reported with its line.
 func TestConsentTenantsRepeatWindowAndMarketingTemplate(t *testing.T) {
-	base := "tenants:\n  - id: a\n    default_region: US\n    repeat_confirm_window: %s\n    templates:\n      en: {marketing_opt_out: \"No more offers from A. Reply STOP to end all texts.\"}\nsimulator: {enabled: true}\n"
+	base := "tenants:\n  - id: a\n    brand: A\n    help_contact: h\n    default_region: US\n    repeat_confirm_window: %s\n    templates:\n      en: {marketing_opt_out: \"No more offers from A. Reply STOP to end all texts.\"}\nsimulator: {enabled: true}\n"
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
@@ -90,7 +91,7 @@ func TestConsentTenantsRepeatWindowAndMarketingTemplate(t *testing.T) {
 		}
 	}
 	_, err := ParseConfig([]byte(fmt.Sprintf(base, "soon")), "c.yaml", nil)
-	if err == nil || !strings.Contains(err.Error(), "c.yaml:4: tenants[0].repeat_confirm_window") {
-		t.Fatalf("want the bad window reported at line 4, got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:6: tenants[0].repeat_confirm_window") {
+		t.Fatalf("want the bad window reported at line 6, got %v", err)
 	}
 }

@@ -56,6 +56,7 @@ type Gateway struct {
 
 	consent *consent.Store
 	db      *badger.DB
+	dirLock *dirLock // store.dir, held from New to closeStores
 	commit  *committer
 	outbox  *outbox
 
@@ -210,13 +211,19 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		g.accounts[ac.SystemID] = a
 		t.accounts = append(t.accounts, a)
 	}
+	// Every return below that fails closes what was opened so far. The
+	// cleanup holds its own reference: the named result is nil by then.
+	built := g
 	defer func() {
 		if err != nil {
-			g.closeStores()
+			built.closeStores()
 		}
 	}()
 	ct, err := ConsentTenants(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if g.dirLock, err = lockDataDir(cfg.Store.Dir, cfg.Store.LockWait, log); err != nil {
 		return nil, err
 	}
 	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
@@ -298,6 +305,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	g.outbox.register(&outKind{name: "mt", async: g.sendQueued, inflight: max(inflight, 16), maxAge: cfg.Queue.MaxAge,
 		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired, expired: expired("mt")})
 	g.mt, g.afterScreen = g.mtChain()
+	g.initSeries()
 
 	var srvTLS *tls.Config
 	if cfg.SMPP.TLS.Cert != "" {
@@ -493,4 +501,5 @@ func (g *Gateway) closeStores() {
 			g.log.Error("consent store close", "err", err)
 		}
 	}
+	g.dirLock.release()
 }

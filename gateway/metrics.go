@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -14,13 +17,14 @@ import (
 type metrics struct {
 	messages        *prometheus.CounterVec   // direction, channel, outcome
 	blocked         *prometheus.CounterVec   // tenant, reason
-	keywords        *prometheus.CounterVec   // class, lang
 	replies         *prometheus.CounterVec   // kind, lang
 	mo              *prometheus.CounterVec   // tenant, outcome
 	receipts        *prometheus.CounterVec   // smsc, outcome
 	forwarded       *prometheus.CounterVec   // what, via
 	pdus            *prometheus.CounterVec   // side, dir, command, status
-	bindUp          *prometheus.GaugeVec     // smsc
+	smscSessions    *prometheus.GaugeVec     // smsc: bound sessions
+	smscUp          *prometheus.GaugeVec     // smsc: 1 while at least one session is bound
+	buildInfo       *prometheus.GaugeVec     // version, revision, goversion
 	upstreamBinds   prometheus.GaugeFunc     // bound upstream sessions
 	windowUsed      *prometheus.GaugeVec     // smsc
 	submitLatency   *prometheus.HistogramVec // smsc
@@ -55,8 +59,6 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 			Help: "Messages by direction (mt, mo), channel and outcome."}, []string{"direction", "channel", "outcome"}),
 		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "blocked_total",
 			Help: "Outbound messages refused by the consent screen, by tenant and reason."}, []string{"tenant", "reason"}),
-		keywords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "keyword_matches_total",
-			Help: "Inbound keyword matches by class and language."}, []string{"class", "lang"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "auto_replies_total",
 			Help: "Auto-replies sent (confirmations, help, prompts) by kind and language."}, []string{"kind", "lang"}),
 		mo: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "mo_total",
@@ -67,8 +69,12 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 			Help: "Receipts and MOs forwarded to tenants, by what and how."}, []string{"what", "via"}),
 		pdus: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "smpp", Name: "pdus_total",
 			Help: "SMPP PDUs by side (upstream, smsc), direction, command and status."}, []string{"side", "dir", "command", "status"}),
-		bindUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_binds_up",
+		smscSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_sessions",
 			Help: "Bound sessions per SMSC."}, []string{"smsc"}),
+		smscUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_up",
+			Help: "1 while at least one session to the SMSC is bound, else 0."}, []string{"smsc"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+			Help: "Always 1; the labels say which build runs."}, []string{"version", "revision", "goversion"}),
 		windowUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "smpp", Name: "smsc_window_used",
 			Help: "Requests in flight per SMSC (sampled at scrape)."}, []string{"smsc"}),
 		submitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: "smpp", Name: "submit_seconds",
@@ -104,9 +110,11 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 			m.mtOut[ch][k] = m.messages.WithLabelValues("mt", name, ok)
 		}
 	}
+	version, revision := buildVersion()
+	m.buildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
 	if reg != nil {
-		reg.MustRegister(m.messages, m.blocked, m.keywords, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.bindUp,
-			m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.queueExpired, m.webhookAttempts, m.webhookFailures,
+		reg.MustRegister(m.messages, m.blocked, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.smscSessions, m.smscUp,
+			m.buildInfo, m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.queueExpired, m.webhookAttempts, m.webhookFailures,
 			m.storeSync, m.storeBatch, m.panics)
 	}
 	return m
@@ -163,5 +171,72 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 		nt[k] = c
 		tp.Store(&nt)
 		mu.Unlock()
+	}
+}
+
+// buildVersion is the main module's version and VCS revision from the
+// build info ("devel" and "" when unknown).
+func buildVersion() (version, revision string) {
+	version = "devel"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, ""
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		version = v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return version, revision
+}
+
+// Label values the gateway counts with, initialised at start so every
+// series the shipped dashboard and alerts use exists before traffic.
+var (
+	moOutcomes       = []string{"forwarded", "keyword", "duplicate", "store_failed", "invalid_number", "bad_udh", "bad_part"}
+	receiptOutcomes  = []string{"correlated", "parked", "uncorrelated", "unparsable"}
+	webhookFailKinds = []string{"network", "4xx", "5xx"}
+)
+
+// initSeries creates at 0 the labelled series of the configured tenants
+// and SMSCs.
+func (g *Gateway) initSeries() {
+	m := g.metrics
+	for _, t := range g.tenantList {
+		for r := consent.ReasonOptedOut; r <= consent.ReasonNoConsent; r++ {
+			m.blocked.WithLabelValues(t.ID, r.String())
+		}
+		for _, o := range moOutcomes {
+			m.mo.WithLabelValues(t.ID, o)
+		}
+		m.webhookAttempts.WithLabelValues(t.ID)
+		for _, k := range webhookFailKinds {
+			m.webhookFailures.WithLabelValues(t.ID, k)
+		}
+		m.replies.WithLabelValues(string(consent.ReplyOptOut), t.cfg.DefaultLang)
+	}
+	m.mo.WithLabelValues("", "unknown_number")
+	m.mo.WithLabelValues("", "incomplete_multipart")
+	m.receipts.WithLabelValues("", "uncorrelated")
+	for _, w := range []string{"receipt", "spooled", "mo"} {
+		m.forwarded.WithLabelValues(w, "smpp")
+	}
+	for name := range g.links {
+		m.smscSessions.WithLabelValues(name)
+		m.smscUp.WithLabelValues(name)
+		m.windowUsed.WithLabelValues(name)
+		m.submitLatency.WithLabelValues(name)
+		for _, o := range receiptOutcomes {
+			m.receipts.WithLabelValues(name, o)
+		}
+		for _, dir := range []string{"in", "out"} {
+			m.pdus.WithLabelValues("smsc", dir, "submit_sm", "ok")
+		}
+	}
+	for _, dir := range []string{"in", "out"} {
+		m.pdus.WithLabelValues("upstream", dir, "submit_sm", "ok")
 	}
 }

@@ -380,7 +380,6 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	outcome := "forwarded"
 	if res.Matched {
 		outcome = "keyword"
-		g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
 	}
 	received := "received" // as the WhatsApp channel counts its MOs
 	if res.Duplicate {

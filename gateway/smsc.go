@@ -98,7 +98,13 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 			} else {
 				l.up.Add(-1)
 			}
-			g.metrics.bindUp.WithLabelValues(cfg.Name).Set(float64(l.up.Load()))
+			n := l.up.Load()
+			g.metrics.smscSessions.WithLabelValues(cfg.Name).Set(float64(n))
+			isUp := 0.0
+			if n > 0 {
+				isUp = 1
+			}
+			g.metrics.smscUp.WithLabelValues(cfg.Name).Set(isUp)
 		},
 	})
 	return l, nil

@@ -457,9 +457,6 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 			return err
 		}
-		if res.Matched {
-			g.metrics.keywords.WithLabelValues(res.Match.Class.String(), res.Match.Lang).Inc()
-		}
 		g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
 		g.noteWhatsApp(t, res.Recipient, n)
 		g.sendReplies(nil, t, res)

@@ -16,17 +16,19 @@ if [ -f smpp/testdata/node/package-lock.json ]; then
   (cd smpp/testdata/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # The other independent peers: Kannel (bearerbox/smsbox, gateway/kannel_interop_test.go),
-# Net::SMPP (smpp/interop_perl_test.go) and tshark/text2pcap (smpp/wireshark_test.go).
+# Net::SMPP (smpp/interop_perl_test.go), tshark/text2pcap (smpp/wireshark_test.go) and
+# promtool from the prometheus package (configs/scrape_test.go checks the alert rules).
 have_peers() {
   { [ -x /usr/sbin/bearerbox ] || command -v bearerbox >/dev/null; } &&
     { [ -x /usr/sbin/smsbox ] || command -v smsbox >/dev/null; } &&
     perl -MNet::SMPP -e 1 2>/dev/null &&
-    command -v tshark >/dev/null && command -v text2pcap >/dev/null
+    command -v tshark >/dev/null && command -v text2pcap >/dev/null &&
+    command -v promtool >/dev/null
 }
 if ! have_peers; then
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
   $sudo apt-get update
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kannel libnet-smpp-perl tshark
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kannel libnet-smpp-perl tshark prometheus
 fi
 # Every interop test fails, rather than skips, when its peer is missing.
 export OPTGATE_INTEROP=required

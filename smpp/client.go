@@ -108,7 +108,7 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Client{cfg: cfg, tls: clientTLS(cfg.TLS, cfg.Addr), log: cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID), upCh: make(chan struct{})}
+	c := &Client{cfg: cfg, tls: clientTLS(cfg.TLS, cfg.Addr), log: cfg.Logger.With("smsc_addr", cfg.Addr, "system_id", cfg.SystemID), upCh: make(chan struct{})}
 	for i := 0; i < cfg.Binds; i++ {
 		c.slots = append(c.slots, &bindSlot{i: i, limit: newLimiter(cfg.Rate)})
 	}

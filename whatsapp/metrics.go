@@ -68,6 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.resultOK = m.webhooks.WithLabelValues("ok")
 		return m
 	}
+	defer m.initSeries()
 	m.sends = register(reg, m.sends)
 	m.retries = register(reg, m.retries)
 	m.sendSeconds = register(reg, m.sendSeconds)
@@ -109,5 +110,16 @@ func (m *Metrics) ObserveNotificationErrors(errs []ErrorDetail) {
 		if c == ClassAuth && e.Code != 0 { // 0 here is more likely a missing code than Meta's 0
 			m.tokenErrors.Inc()
 		}
+	}
+}
+
+// initSeries creates, at 0, the labelled series the shipped dashboard and
+// alerts use, so they exist before the first send or webhook event.
+func (m *Metrics) initSeries() {
+	m.sends.WithLabelValues("sent", ClassNone.String())
+	m.sends.WithLabelValues("failed", ClassPermanent.String())
+	m.retries.WithLabelValues(ClassTransient.String())
+	for k := KindMessage; k <= KindError; k++ {
+		m.events.WithLabelValues(k.String())
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
-// The consent admin commands against a running gateway's API.
-func TestConsentCommands(t *testing.T) {
+// startAPIGateway runs a gateway for the consent commands; it returns the
+// HTTP address and the store directory (admin token admin-cmd-token).
+func startAPIGateway(t *testing.T) (string, string) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	smsc := smpptest.NewServer(smpptest.Config{Logger: quiet})
 	defer smsc.Close()
@@ -46,12 +48,18 @@ routes:
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		g.Shutdown(ctx)
 		cancel()
-	}()
-	url := "http://" + g.HTTPAddr()
+	})
+	return g.HTTPAddr(), dir
+}
+
+// The consent admin commands against a running gateway's API.
+func TestConsentCommands(t *testing.T) {
+	addr, dir := startAPIGateway(t)
+	url := "http://" + addr
 	cmd := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := run(append(append([]string{"consent"}, args...), "-url", url, "-token", "admin-cmd-token", "-tenant", "acme"), &out, &errb)
@@ -74,7 +82,9 @@ routes:
 	}
 	csv := filepath.Join(dir, "list.csv")
 	os.WriteFile(csv, []byte("recipient\n+15145550111\n+15145550112\nbogus\n"), 0o644)
-	if code, out, e := cmd("import", csv, "-source", "previous_provider"); code != 0 || !strings.Contains(out, `"applied":2`) {
+	// a partly failed import applies the good rows and exits 1
+	if code, out, e := cmd("import", csv, "-source", "previous_provider"); code != 1 || !strings.Contains(out, `"applied":2`) ||
+		!strings.Contains(e, "1 row(s) refused") {
 		t.Fatalf("import: %d %s %s", code, out, e)
 	}
 	if code, out, _ := cmd("export"); code != 0 || !strings.Contains(out, "+15145550111") || !strings.Contains(out, "+15145550112") {
@@ -86,5 +96,44 @@ routes:
 	var out, errb bytes.Buffer
 	if code := run([]string{"consent", "get", "+15145550100", "-url", url, "-token", "wrong-token"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "401") {
 		t.Fatalf("wrong token: %d %s", code, errb.String())
+	}
+}
+
+// The server comes from -url (scheme optional), $OPTGATE_URL or -config;
+// the token from -token, $OPTGATE_TOKEN or -config; JSON output ends with
+// a newline; a refused connection says which URL was tried and how to
+// change it.
+func TestConsentTargetAndOutput(t *testing.T) {
+	addr, _ := startAPIGateway(t)
+	t.Setenv("OPTGATE_URL", "")
+	t.Setenv("OPTGATE_TOKEN", "")
+	t.Setenv("OPTGATE_ADMIN_TOKEN", "")
+	get := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"consent", "get", "+15145550100", "-tenant", "acme"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, out, e := get("-url", addr, "-token", "admin-cmd-token"); code != 0 || !strings.HasSuffix(out, "}\n") {
+		t.Fatalf("-url without scheme: %d %q %s", code, out, e)
+	}
+	t.Setenv("OPTGATE_URL", addr)
+	t.Setenv("OPTGATE_TOKEN", "admin-cmd-token")
+	if code, _, e := get(); code != 0 {
+		t.Fatalf("from the environment: %d %s", code, e)
+	}
+	t.Setenv("OPTGATE_URL", "")
+	t.Setenv("OPTGATE_TOKEN", "")
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("http: {listen: %q, admin_token: admin-cmd-token}\ntenants: [{id: acme, brand: Acme, help_contact: h}]\nsimulator: {enabled: true}\n", addr)), 0o644)
+	if code, _, e := get("-config", cfg); code != 0 {
+		t.Fatalf("from -config: %d %s", code, e)
+	}
+	if code, _, e := get(); code != 2 || !strings.Contains(e, "no token") {
+		t.Fatalf("no token: %d %s", code, e)
+	}
+	dead := freePort(t)
+	code, _, e := get("-url", dead, "-token", "x")
+	if code != 1 || !strings.Contains(e, "http://"+dead) || !strings.Contains(e, "-url") || !strings.Contains(e, "OPTGATE_URL") {
+		t.Fatalf("refused: %d %s", code, e)
 	}
 }

@@ -78,7 +78,7 @@ func TestCheckConfigUnknownKeyAndMissingEnv(t *testing.T) {
 	if code := run([]string{"check-config", "-config", path}, &out, &errb); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, w := range []string{path + ":3: environment variable OPTGATE_TEST_UNSET_VAR is not set", path + ":4: field colour not found"} {
+	for _, w := range []string{path + ":3: environment variable OPTGATE_TEST_UNSET_VAR is not set", path + ":4: tenants[0].colour: unknown key colour"} {
 		if !strings.Contains(errb.String(), w) {
 			t.Errorf("missing %q in:\n%s", w, errb.String())
 		}
@@ -114,15 +114,8 @@ func freePort(t *testing.T) string {
 // opt-out through the API, SIGKILLs the process as soon as the API said
 // "stored", restarts it on the same store and finds the opt-out there.
 func TestCrashKeepsAcknowledgedOptOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
+	bin := optgateBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "optgate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	httpAddr := freePort(t)
 	cfg := fmt.Sprintf(`
 store: {dir: %q}
