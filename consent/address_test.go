@@ -44,6 +44,7 @@ func TestNormalizeAddress(t *testing.T) {
 		{"unknown, only the international reading is valid", "201012345678", TONUnknown, "US", num("+201012345678")},
 		// ...and 33 1 23 45 67 89 (Paris) against 0331234567 … none: both readings tested below.
 		{"unknown, both valid and different", "4915123456789", TONUnknown, "DE", amb},
+		{"unknown, Singapore mobile or a US number", "6596123456", TONUnknown, "US", amb},
 		{"unknown, neither valid", "999", TONUnknown, "US", bad},
 		{"national in region", "2025551001", TONNational, "US", num("+12025551001")},
 		{"national French from a US tenant", "0612345601", TONNational, "US", bad},

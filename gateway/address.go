@@ -61,7 +61,8 @@ var ErrSenderNotOwned = errors.New("gateway: sender not the tenant's")
 // with a letter, else TON 0) in the tenant's region and returns the sender
 // the message carries, or an error matching ErrSenderNotOwned (or
 // consent.ErrInvalidNumber / ErrAmbiguousNumber for a source that is no
-// readable number).
+// readable number, consent.ErrInvalidSender for a malformed alphanumeric
+// id).
 //
 //   - A number (TON 0/1/2/4, "+", 00/011 prefixes, national forms) must be
 //     one of the tenant's numbers, returned in E.164.
@@ -94,6 +95,9 @@ func (g *Gateway) senderFor(t *Tenant, addr string, ton, npi uint8) (string, err
 	}
 	switch kind {
 	case consent.AddressAlphanumeric:
+		if !validSenderID(n) {
+			return "", fmt.Errorf("%w: alphanumeric sender %q: 1–11 letters, digits, blanks or . - _ & with a letter", consent.ErrInvalidSender, n)
+		}
 		if g.senderIDAllowed(t, n) {
 			return n, nil
 		}
