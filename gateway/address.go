@@ -21,12 +21,13 @@ func (l *smscLink) region() string {
 }
 
 // smppNumber reads an SMPP address with consent.NormalizeAddress in region,
-// keeping the hot path's fast paths: a TON 0 or 1 address that is the
+// keeping the hot path's fast paths: a TON 0, 1 or 6 address that is the
 // digits of one of our numbers is that number (no allocation; our own
-// numbers win over any other reading), and TON 1 digits take consent's
-// canonical E.164 fast path (one allocation, the "+" string).
+// numbers win over any other reading, and a short code configured as
+// "+digits" stays one), and TON 1 digits take consent's canonical E.164
+// fast path (one allocation, the "+" string).
 func (g *Gateway) smppNumber(a smpp.Address, region string) (string, consent.AddressKind, error) {
-	if (a.TON == consent.TONInternational || a.TON == consent.TONUnknown) && len(a.Addr) > 0 && a.Addr[0] != '0' && a.Addr[0] != '+' {
+	if ourForm(a.TON) && len(a.Addr) > 0 && a.Addr[0] != '0' && a.Addr[0] != '+' {
 		if n, ok := g.ourNumbers[string(a.Addr)]; ok {
 			return n, consent.AddressNumber, nil
 		}
@@ -35,6 +36,12 @@ func (g *Gateway) smppNumber(a smpp.Address, region string) (string, consent.Add
 		}
 	}
 	return consent.NormalizeAddress(string(a.Addr), a.TON, a.NPI, region)
+}
+
+// ourForm reports whether an address of type ton may be written as the
+// digits of one of our numbers (see smppNumber).
+func ourForm(ton uint8) bool {
+	return ton == consent.TONInternational || ton == consent.TONUnknown || ton == consent.TONAbbreviated
 }
 
 // smppDest reads the destination of a platform's submit_sm or data_sm in

@@ -68,6 +68,7 @@ func TestMOAddressForms(t *testing.T) {
 		{"TON 1 with 00", addr(1, "0033612345672"), ours, "+33612345672", addr(0, "+33612345672")},
 		{"TON 2 national", addr(2, "2025557005"), addr(2, "5145550199"), "+12025557005", addr(0, "0012025557005")},
 		{"TON 4 subscriber", addr(4, "2025557006"), ours, "+12025557006", addr(2, "2025557006")},
+		{"to our number written as a short code (TON 6)", addr(1, "12025557007"), addr(6, ourNumber[1:]), "+12025557007", addr(0, "2025557007")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := env.deliver(c.src, c.dst, "STOP"); err != nil {

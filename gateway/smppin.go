@@ -45,7 +45,7 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 	}
 	m.To = to
 	from := ""
-	if (src.TON == consent.TONInternational || src.TON == consent.TONUnknown) && len(src.Addr) > 0 {
+	if ourForm(src.TON) && len(src.Addr) > 0 {
 		if n, ok := g.ourNumbers[string(src.Addr)]; ok {
 			from, err = g.senderFor(m.Tenant, n, consent.TONInternational, src.NPI)
 		}
