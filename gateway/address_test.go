@@ -352,3 +352,31 @@ func FuzzSourceAddress(f *testing.F) {
 		}
 	})
 }
+
+// When an unkeyed MO cannot be dead-lettered (here: the dead-letter store
+// is full) the SMSC is asked to retry (ESME_RX_T_APPN) and it is counted.
+func TestUnkeyedMONotStoredIsRetried(t *testing.T) {
+	env := addrEnv(t, "", "")
+	// The series exist at 0 from the start, for the alert's increase().
+	mfs, err := env.g.gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "optgate_inbound_unkeyed_total" {
+			series = len(mf.GetMetric())
+		}
+	}
+	if series != len(unkeyedReasons) {
+		t.Fatalf("optgate_inbound_unkeyed_total has %d series at start, want %d", series, len(unkeyedReasons))
+	}
+	env.g.deadletters.n(env.g).Store(deadLetterMax)
+	err = env.deliver(addr(5, "Promo"), ours, "STOP")
+	if smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("deliver_sm: %v, want ESME_RX_T_APPN", err)
+	}
+	if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedStoreFailed)); got != 1 {
+		t.Fatalf("deadletter_failed counted %v times, want 1", got)
+	}
+}
