@@ -63,7 +63,8 @@ const (
 //     valid it matches ErrInvalidNumber.
 //   - TON 5 (alphanumeric) and 6 (abbreviated) are kept as they are.
 //
-// NPI is not used: SMSCs set it carelessly and the TON and the digits
+// Blanks, dashes, dots, slashes and parentheses between the digits are
+// dropped. NPI is not used: SMSCs set it carelessly and the TON and the digits
 // decide. Errors match ErrInvalidNumber or ErrAmbiguousNumber and quote the
 // input. A number result is a fixed point: NormalizeAddress(out, 1, npi, r)
 // and NormalizeRecipient(ChannelSMS, r, out) both return out.
@@ -81,6 +82,18 @@ func NormalizeAddress(addr string, ton, npi uint8, region string) (string, Addre
 		return s, AddressAlphanumeric, nil
 	case TONAbbreviated:
 		return s, AddressShortCode, nil
+	}
+	if strings.ContainsAny(s, visualSeparators) {
+		// "+1 (202) 555-1001" as people and APIs write it.
+		s = strings.Map(func(r rune) rune {
+			if strings.ContainsRune(visualSeparators, r) {
+				return -1
+			}
+			return r
+		}, s)
+		if s == "" {
+			return "", AddressNumber, fmt.Errorf("%w: %q: no digits", ErrInvalidNumber, addr)
+		}
 	}
 	if s[0] == '+' {
 		if !allDigits(s[1:]) {
@@ -130,6 +143,10 @@ func NormalizeAddress(addr string, ton, npi uint8, region string) (string, Addre
 	}
 	return "", AddressNumber, fmt.Errorf("%w: %q: neither a valid international number nor a valid national number in region %q", ErrInvalidNumber, s, region)
 }
+
+// visualSeparators are the characters a written number may hold between
+// its digits; NormalizeAddress drops them.
+const visualSeparators = " -.()/"
 
 // validE164 reads digits (country code first) as an international number
 // and reports whether it is valid; the result is canonical.

@@ -380,3 +380,32 @@ func TestUnkeyedMONotStoredIsRetried(t *testing.T) {
 		t.Fatalf("deadletter_failed counted %v times, want 1", got)
 	}
 }
+
+// HTTP POST /v1/messages reads "to" like an SMPP destination of unknown
+// type: national numbers in the tenant's region, 00 prefixes, separators;
+// a French national number from a US tenant and an ambiguous number are
+// refused rather than sent to someone else.
+func TestHTTPDestinationForms(t *testing.T) {
+	env := addrEnv(t, "", "")
+	for _, c := range []struct{ to, want string }{
+		{"2025553001", "+12025553001"},
+		{"(202) 555-3002", "+12025553002"},
+		{"0012025553003", "+12025553003"},
+		{"+33 6 12 34 56 74", "+33612345674"},
+		{"0612345601", ""},
+		{"6596123456", ""},
+	} {
+		code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+c.to+`","text":"x"}`)
+		if c.want == "" {
+			if code != 400 || errCode(m) != "invalid_number" {
+				t.Errorf("to %q: %d %v, want 400 invalid_number", c.to, code, m)
+			}
+			continue
+		}
+		if code != 202 || m["to"] != c.want {
+			t.Errorf("to %q: %d %v, want 202 to %s", c.to, code, m, c.want)
+			continue
+		}
+		env.nextSubmitTo(c.want)
+	}
+}

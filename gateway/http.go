@@ -386,9 +386,11 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_request", "to", "to is required")
 		return
 	}
-	to, err := consent.NormalizeRecipient(ChannelSMS, t.cfg.DefaultRegion, req.To)
+	// The same reading as SMPP destinations (TON 0: national numbers in the
+	// tenant's region must be valid there; ambiguous ones are refused).
+	to, _, err := consent.NormalizeAddress(req.To, consent.TONUnknown, 0, t.cfg.DefaultRegion)
 	if err != nil {
-		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %q", req.To))
+		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %v", err))
 		return
 	}
 	explicit := req.Channel
