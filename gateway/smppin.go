@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,7 +41,11 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 	to, err := g.smppDest(m.Tenant, dst)
 	if err != nil {
 		m.From, m.To = string(src.Addr), string(dst.Addr)
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber, Status: smpp.StatusInvDstAdr, Err: err})
+		reason := ReasonInvalidNumber
+		if errors.Is(err, consent.ErrAmbiguousNumber) {
+			reason = ReasonAmbiguousNumber
+		}
+		m.Finish(Outcome{Kind: Rejected, Reason: reason, Status: smpp.StatusInvDstAdr, Err: err})
 		return false
 	}
 	m.To = to
