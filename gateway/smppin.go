@@ -36,7 +36,7 @@ func (g *Gateway) authenticate(_ context.Context, b smpp.BindInfo) (*smpp.Accoun
 // destination in the tenant's region (smppDest), the source through the
 // sender-ownership rule (senderFor). A refusal Finishes m (ESME_RINVDSTADR
 // or ESME_RINVSRCADR, the Outcome's error saying why) and returns false.
-// A TON 0/1 source that is one of our numbers' digits allocates nothing.
+// A source (TON 0, 1 or 6) that is one of our numbers' digits allocates nothing.
 func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 	to, err := g.smppDest(m.Tenant, dst)
 	if err != nil {
