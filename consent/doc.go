@@ -88,6 +88,14 @@
 // Recipients are E.164; WhatsApp wa_ids are stored as "+" and the digits.
 // Senders are stored as given, minus the "+" of an all-digit number.
 //
+// # Addresses
+//
+// NormalizeAddress reads an address as SMSCs and platforms write it (SMPP
+// TON 0/1/2/4/5/6, "+", 00/011 and the region's international prefix,
+// national numbers in a region) into the same canonical E.164 as
+// NormalizeRecipient, so that every form of a person's number is one key;
+// what reads as two numbers is ErrAmbiguousNumber, never a guess.
+//
 // # What is not here
 //
 // Keyword tables and normalisation live in consent/keyword. Sending the

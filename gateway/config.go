@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -166,6 +167,11 @@ type TenantConfig struct {
 	APIToken      string        `yaml:"api_token"`
 	Numbers       []string      `yaml:"numbers"` // our SMS numbers owned by the tenant (E.164)
 	Webhook       WebhookConfig `yaml:"webhook"`
+	// SenderIDs are the alphanumeric sender ids (TON 5, at most 11
+	// characters) the tenant may send from besides its numbers. A tenant
+	// that lists some may use no other alphanumeric id; a tenant with no
+	// numbers and no sender_ids cannot send SMS at all.
+	SenderIDs []string `yaml:"sender_ids"`
 	// WhatsAppTemplates are the tenant's approved WhatsApp templates by name, with their
 	// category: marketing, utility or authentication. A marketing template is screened as
 	// marketing whatever the request says; a template not listed takes the request's category.
@@ -251,6 +257,11 @@ type SMSCConfig struct {
 	SourceNPI  *uint8        `yaml:"source_npi"`
 	IDBase     string        `yaml:"id_base"` // same (default) | resp_hex_dlr_dec | resp_dec_dlr_hex
 	TLS        TLSConfig     `yaml:"tls"`
+	// Region is where this SMSC's national address forms (TON 2 and 4, and
+	// TON 0 digits that are not a valid international number) are read, for
+	// the sources and destinations of its MOs: a region code such as US or
+	// FR. Default US.
+	Region string `yaml:"region"`
 }
 
 // RouteConfig sends destinations with a prefix to SMSCs, in failover order.
@@ -522,6 +533,9 @@ func (c *Config) applyDefaults() {
 		if s.IDBase == "" {
 			s.IDBase = "same"
 		}
+		if s.Region == "" {
+			s.Region = "US"
+		}
 	}
 	if c.Queue.MaxAge == 0 {
 		c.Queue.MaxAge = 24 * time.Hour
@@ -636,8 +650,13 @@ func (c *Config) validate() ConfigErrors {
 				add(p+".repeat_confirm_window", "must be a duration such as 24h, or off, not %q", t.RepeatConfirm)
 			}
 		}
-		if len(t.DefaultRegion) != 2 {
-			add(p+".default_region", "must be a two-letter region code, not %q", t.DefaultRegion)
+		if len(t.DefaultRegion) != 2 || !consent.KnownRegion(t.DefaultRegion) {
+			add(p+".default_region", "must be a known two-letter region code (such as US or FR), not %q", t.DefaultRegion)
+		}
+		for j, id := range t.SenderIDs {
+			if !validSenderID(id) {
+				add(fmt.Sprintf("%s.sender_ids[%d]", p, j), "must be 1–11 letters, digits, spaces or . - _ & with at least one letter, not %q", id)
+			}
 		}
 		if t.APIToken != "" {
 			if other, dup := tokens[t.APIToken]; dup {
@@ -734,6 +753,9 @@ func (c *Config) validate() ConfigErrors {
 		}
 		if !oneOf(s.IDBase, "same", "resp_hex_dlr_dec", "resp_dec_dlr_hex") {
 			add(p+".id_base", "must be same, resp_hex_dlr_dec or resp_dec_dlr_hex")
+		}
+		if !consent.KnownRegion(s.Region) {
+			add(p+".region", "must be a known two-letter region code (such as US or FR), not %q", s.Region)
 		}
 	}
 	if len(c.SMSCs) == 0 && !c.Simulator.Enabled {

@@ -95,3 +95,25 @@ func TestConsentTenantsRepeatWindowAndMarketingTemplate(t *testing.T) {
 		t.Fatalf("want the bad window reported at line 6, got %v", err)
 	}
 }
+
+// region (per SMSC), default_region (per tenant) and sender_ids are checked
+// with their place in the file.
+func TestParseConfigRegionsAndSenderIDs(t *testing.T) {
+	y := "tenants:\n  - id: a\n    default_region: XX\n    sender_ids: [\"Ok\", \"12345\", \"Far too long an id\"]\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s, region: QQ}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"
+	_, err := ParseConfig([]byte(y), "c.yaml", nil)
+	for _, want := range []string{"c.yaml:3: tenants[0].default_region", "tenants[0].sender_ids[1]", "tenants[0].sender_ids[2]", "c.yaml:6: smscs[0].region"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "sender_ids[0]") {
+		t.Errorf("a good sender id refused:\n%v", err)
+	}
+	cfg, err := ParseConfig([]byte("tenants:\n  - id: a\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMSCs[0].Region != "US" || cfg.Tenants[0].DefaultRegion != "US" {
+		t.Fatalf("default regions: %q %q", cfg.SMSCs[0].Region, cfg.Tenants[0].DefaultRegion)
+	}
+}

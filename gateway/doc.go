@@ -10,7 +10,8 @@
 // # The life of an outbound message
 //
 // A submit_sm from a bound platform (or a POST /v1/messages) becomes a
-// Message and enters the MT chain (chain.go, where the order is written
+// Message, its destination read in the tenant's region and its sender
+// checked by the one ownership rule (address.go, senderFor), and enters the MT chain (chain.go, where the order is written
 // down): validate, the consent screen against the suppression index, the
 // bulk footer and length rules, the WhatsApp window, the durable queue for
 // ack: store accounts, and send. A refused message is answered at once:
@@ -21,6 +22,9 @@
 //
 // # The life of an opt-out
 //
+// A deliver_sm's source and destination are read in the SMSC link's region
+// (address.go, consent.NormalizeAddress); an MO either of which cannot be
+// keyed is dead-lettered durably, counted and answered (deadletter.go).
 // A deliver_sm from an SMSC (or a signed WhatsApp webhook) is reassembled
 // if it is multipart and handed to the consent engine, which matches
 // keywords and records the change with group commit: the deliver_sm_resp

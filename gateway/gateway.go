@@ -93,6 +93,8 @@ type Gateway struct {
 
 	replying sync.Map // consent reply ids being sent
 
+	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
+
 	ready    atomic.Bool
 	stop     chan struct{}
 	bg       sync.WaitGroup

@@ -142,6 +142,8 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			} else if ok {
 				writeErr(ctx, 403, "forbidden", "", "admin token required")
 			}
+		case path == "/v1/admin/deadletter" && method == "GET":
+			g.apiDeadLetters(ctx)
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
 		case path == "/v1/simulator/mo" && method == "POST" && g.sim != nil:
@@ -384,9 +386,11 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_request", "to", "to is required")
 		return
 	}
-	to, err := consent.NormalizeRecipient(ChannelSMS, t.cfg.DefaultRegion, req.To)
+	// The same reading as SMPP destinations (TON 0: national numbers in the
+	// tenant's region must be valid there; ambiguous ones are refused).
+	to, _, err := consent.NormalizeAddress(req.To, consent.TONUnknown, 0, t.cfg.DefaultRegion)
 	if err != nil {
-		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %q", req.To))
+		writeErr(ctx, 400, "invalid_number", "to", fmt.Sprintf("not a valid phone number: %v", err))
 		return
 	}
 	explicit := req.Channel
@@ -435,9 +439,17 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_request", "from", "from is required (the tenant has no default number)")
 		return
 	}
-	if channel == ChannelSMS && strings.HasPrefix(from, "+") && g.byNumber[from] != t {
-		writeErr(ctx, 403, "forbidden", "from", "the number does not belong to this tenant")
-		return
+	if channel == ChannelSMS {
+		f, err := g.senderFor(t, from, httpSenderTON(from), 0)
+		switch {
+		case errors.Is(err, ErrSenderNotOwned):
+			writeErr(ctx, 403, "sender_not_allowed", "from", err.Error())
+			return
+		case err != nil:
+			writeErr(ctx, 400, "invalid_sender", "from", err.Error())
+			return
+		}
+		from = f
 	}
 	m := &Message{ID: g.ids.next(), Tenant: t, Origin: OriginHTTP, Channel: channel, From: from, To: to, Text: req.Text,
 		Category: cat, Bulk: req.Bulk, Received: time.Now(), WA: req.Template, Template: req.Template != nil}

@@ -35,6 +35,9 @@ type metrics struct {
 	storeSync       prometheus.Histogram
 	storeBatch      prometheus.Histogram
 	panics          prometheus.Counter
+	// unkeyed counts inbound messages whose sender or destination could
+	// not be keyed (dead-lettered, or lost when even that failed).
+	unkeyed *prometheus.CounterVec // channel, reason
 
 	// Per-message counters resolved once: WithLabelValues hashes its
 	// labels on every call, which showed at 100k messages a second.
@@ -116,6 +119,15 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 		reg.MustRegister(m.messages, m.blocked, m.replies, m.mo, m.receipts, m.forwarded, m.pdus, m.smscSessions, m.smscUp,
 			m.buildInfo, m.upstreamBinds, m.windowUsed, m.submitLatency, m.queueDepth, m.queueExpired, m.webhookAttempts, m.webhookFailures,
 			m.storeSync, m.storeBatch, m.panics)
+	}
+	m.unkeyed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "inbound_unkeyed_total",
+		Help: "Inbound messages whose sender or destination address could not be keyed, by channel and reason (dead-lettered unless the reason is deadletter_failed)."},
+		[]string{"channel", "reason"})
+	for _, r := range unkeyedReasons {
+		m.unkeyed.WithLabelValues(ChannelSMS, r) // exist at 0 from the start
+	}
+	if reg != nil {
+		reg.MustRegister(m.unkeyed)
 	}
 	return m
 }

@@ -240,15 +240,9 @@ func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
 
 // handleMO processes a mobile-originated message from an SMSC.
 func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
-	from := g.numberFromAddr(nil, sm.Source)
-	to := g.numberFromAddr(nil, sm.Dest)
-	t := g.byNumber[to]
-	if t == nil {
-		g.metrics.mo.WithLabelValues("", "unknown_number").Inc()
-		g.log.Warn("MO to a number no tenant owns", "smsc", l.name)
-		// Not ours: a permanent refusal for this message only.
-		r.Respond(smpp.StatusXRAppn, nil)
-		return
+	from, to, t, ok := g.moKeys(l, r, sm)
+	if !ok {
+		return // dead-lettered and answered (deadletter.go)
 	}
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -65,13 +64,15 @@ func (g *Gateway) validate(next Handler) Handler {
 			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: errors.New("no sender number")})
 			return
 		}
-		// A numeric SMS sender must be one of the tenant's numbers: consent
-		// is scoped by sender, and a tenant must not send as another.
-		if m.Channel == ChannelSMS && m.Origin != OriginInternal && len(m.Tenant.cfg.Numbers) > 0 &&
-			strings.HasPrefix(m.From, "+") && g.byNumber[m.From] != m.Tenant {
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
-				Err: fmt.Errorf("sender %s is not one of the tenant's numbers", m.From)})
-			return
+		// The sender must be the tenant's (senderFor): consent is scoped by
+		// sender, and a tenant must not send as another. SMPP and HTTP read
+		// their source forms with senderFor before the chain; this holds
+		// the rule for every way in.
+		if m.Channel == ChannelSMS && m.Origin != OriginInternal {
+			if _, err := g.senderFor(m.Tenant, m.From, httpSenderTON(m.From), 0); err != nil {
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: err})
+				return
+			}
 		}
 		if m.Body != nil {
 			if len(m.Body) > smpp.MaxShortMessage && len(m.TLVs) == 0 {

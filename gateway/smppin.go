@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/optgate/optgate/consent"
@@ -40,34 +42,40 @@ func (g *Gateway) authenticate(_ context.Context, b smpp.BindInfo) (*smpp.Accoun
 	return a.smpp, smpp.StatusOK
 }
 
-// numberFromAddr turns an SMPP address into E.164 (or keeps an
-// alphanumeric sender). National numbers (TON 2) are read in the tenant's
-// default region.
-func (g *Gateway) numberFromAddr(t *Tenant, a smpp.Address) string {
-	if a.TON != 5 && a.TON != 2 && len(a.Addr) > 0 && a.Addr[0] != '0' && a.Addr[0] != '+' {
-		if n, ok := g.ourNumbers[string(a.Addr)]; ok {
-			return n // one of our senders: no allocation
+// upstreamAddrs reads a platform's source and destination into m: the
+// destination in the tenant's region (smppDest), the source through the
+// sender-ownership rule (senderFor). A refusal Finishes m (ESME_RINVDSTADR
+// or ESME_RINVSRCADR, the Outcome's error saying why) and returns false.
+// A source (TON 0, 1 or 6) that is one of our numbers' digits allocates nothing.
+func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
+	to, err := g.smppDest(m.Tenant, dst)
+	if err != nil {
+		m.From, m.To = string(src.Addr), string(dst.Addr)
+		reason := ReasonInvalidNumber
+		if errors.Is(err, consent.ErrAmbiguousNumber) {
+			reason = ReasonAmbiguousNumber
 		}
-		return "+" + string(a.Addr) // one allocation
+		m.Finish(Outcome{Kind: Rejected, Reason: reason, Status: smpp.StatusInvDstAdr, Err: err})
+		return false
 	}
-	s := string(a.Addr)
-	if a.TON == 5 {
-		return s
-	}
-	if len(s) > 0 && s[0] == '+' {
-		return s
-	}
-	if a.TON == 2 || (len(s) > 0 && s[0] == '0') {
-		region := "US"
-		if t != nil {
-			region = t.cfg.DefaultRegion
+	m.To = to
+	from := ""
+	if ourForm(src.TON) && len(src.Addr) > 0 {
+		if n, ok := g.ourNumbers[string(src.Addr)]; ok {
+			from, err = g.senderFor(m.Tenant, n, consent.TONInternational, src.NPI)
 		}
-		if n, err := consent.NormalizeRecipient(ChannelSMS, region, s); err == nil {
-			return n
-		}
-		return s
 	}
-	return "+" + s
+	if from == "" && err == nil {
+		from, err = g.senderFor(m.Tenant, string(src.Addr), src.TON, src.NPI)
+	}
+	if err != nil {
+		m.From = string(src.Addr)
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
+			Err: fmt.Errorf("source (TON %d, NPI %d): %w", src.TON, src.NPI, err)})
+		return false
+	}
+	m.From = from
+	return true
 }
 
 // serveUpstream handles requests from platforms bound to our SMPP server.
@@ -81,7 +89,6 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 	case *smpp.SubmitSM:
 		m := &Message{
 			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
-			From: g.numberFromAddr(acct.tenant, p.Source), To: g.numberFromAddr(acct.tenant, p.Dest),
 			Body: p.ShortMessage, DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
 			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(),
 			Bulk: acct.cfg.Bulk,
@@ -95,17 +102,19 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 		if m.Body == nil {
 			m.Body = []byte{}
 		}
+		m.req = r
+		m.done = g.answerSubmitFn
+		if !g.upstreamAddrs(m, p.Source, p.Dest) {
+			return
+		}
 		if g.wa != nil && acct.cfg.Channel != "sms" {
 			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
 		}
-		m.req = r
-		m.done = g.answerSubmitFn
 		g.mt.Handle(context.Background(), m)
 	case *smpp.DataSM:
 		pl, _ := p.TLVs.MessagePayload()
 		m := &Message{
 			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
-			From: g.numberFromAddr(acct.tenant, p.Source), To: g.numberFromAddr(acct.tenant, p.Dest),
 			Body: append([]byte{}, pl...), DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
 			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(), Bulk: acct.cfg.Bulk,
 		}
@@ -124,11 +133,14 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 				m.TLVs = append([]byte(nil), rest.Bytes()...)
 			}
 		}
+		m.req = r
+		m.done = g.answerSubmitFn
+		if !g.upstreamAddrs(m, p.Source, p.Dest) {
+			return
+		}
 		if g.wa != nil && acct.cfg.Channel != "sms" {
 			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
 		}
-		m.req = r
-		m.done = g.answerSubmitFn
 		g.mt.Handle(context.Background(), m)
 	case *smpp.QuerySM:
 		st, ok := g.statuses.get(string(p.MessageID))
