@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 const (
 	ourNumber = "+15145550199"
 	handset   = "+15145550100"
-	acmeToken = "acme-test-token"
+	acmeToken = "acme-test-api-token"
 	adminTok  = "admin-test-token"
 )
 

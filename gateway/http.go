@@ -56,23 +56,42 @@ type caller struct {
 	tenant *Tenant
 }
 
+// auth authenticates a request by its bearer token, once per request (the
+// caller is kept as a user value). An address locked out after repeated
+// failures gets 429 auth_locked whatever its token; a failure gets 401
+// and counts towards the lock (httpSec).
 func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
+	if c, ok := ctx.UserValue(callerKey{}).(caller); ok {
+		return c, true
+	}
+	if wait := g.sec.lockedFor(ctx.RemoteIP().String(), time.Now()); wait > 0 {
+		g.authLocked(ctx, wait)
+		return caller{}, false
+	}
 	h := ctx.Request.Header.Peek("Authorization")
 	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
 	if !ok || len(tok) == 0 {
+		g.authFailedFrom(ctx)
 		writeErr(ctx, 401, "unauthorized", "", "missing bearer token")
 		return caller{}, false
 	}
+	c, found := caller{}, false
 	if g.cfg.HTTP.AdminToken != "" && constantTimeEqual(string(tok), g.cfg.HTTP.AdminToken) {
-		return caller{admin: true}, true
+		c, found = caller{admin: true}, true
 	}
 	for token, t := range g.byToken {
-		if constantTimeEqual(string(tok), token) {
-			return caller{tenant: t}, true
+		if !found && constantTimeEqual(string(tok), token) {
+			c, found = caller{tenant: t}, true
 		}
 	}
-	writeErr(ctx, 401, "unauthorized", "", "unknown token")
-	return caller{}, false
+	if !found {
+		g.authFailedFrom(ctx)
+		writeErr(ctx, 401, "unauthorized", "", "unknown token")
+		return caller{}, false
+	}
+	g.sec.succeeded(ctx.RemoteIP().String())
+	ctx.SetUserValue(callerKey{}, c)
+	return c, true
 }
 
 // tenantFor picks the tenant a request acts on: a tenant token's own, or
@@ -115,6 +134,15 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		}()
 		path := string(ctx.Path())
 		method := string(ctx.Method())
+		// The API's callers authenticate before their body is read: at
+		// most fasthttp's 8 KiB pre-read of it is in memory until then
+		// (webhooks are authenticated by a signature over the body).
+		if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/debug/pprof") && pprofH != nil {
+			if _, ok := g.auth(ctx); !ok {
+				ctx.SetConnectionClose() // the rest of the body is unread
+				return
+			}
+		}
 		// Bodies are streamed (StreamRequestBody) so that an import can be
 		// larger than memory; every other route gets its body read here,
 		// up to max_body_bytes, as if it had not been streamed.
@@ -144,7 +172,13 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			}
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
-		case path == "/v1/simulator/mo" && method == "POST" && g.sim != nil:
+		case path == "/v1/simulator/mo" && method == "POST":
+			// A fake handset MO is for trying the loop on this machine:
+			// refused unless the simulator runs and the API is on loopback.
+			if g.sim == nil || !g.listenerLoopback() {
+				writeErr(ctx, 404, "not_found", "", "POST /v1/simulator/mo exists only with simulator.enabled and a loopback http.listen")
+				return
+			}
 			g.apiSimulatorMO(ctx)
 		case strings.HasPrefix(path, "/v1/messages/") && method == "GET":
 			g.apiMessage(ctx, strings.TrimPrefix(path, "/v1/messages/"))
@@ -162,11 +196,15 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		Handler:            h,
 		Name:               "optgate",
 		MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes,
-		ReadTimeout:        30 * time.Second,
-		WriteTimeout:       5 * time.Minute, // exports stream
-		IdleTimeout:        2 * time.Minute,
-		Concurrency:        16384,
-		Logger:             fasthttpLogger{g},
+		// ReadTimeout runs from the connection's accept to its first
+		// request's headers and body (so a half-open connection is closed
+		// after it), and from the first byte of each later request.
+		ReadTimeout:   g.cfg.HTTP.ReadTimeout,
+		WriteTimeout:  5 * time.Minute, // exports stream
+		IdleTimeout:   2 * time.Minute,
+		Concurrency:   g.cfg.HTTP.MaxConnections,
+		MaxConnsPerIP: g.cfg.HTTP.MaxConnsPerIP,
+		Logger:        fasthttpLogger{g},
 		// Bodies above MaxRequestBodySize reach the handler as a stream:
 		// readBody bounds them (413 body_too_large) and the import route
 		// streams its CSV into the store.
@@ -602,6 +640,20 @@ func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
 		if body.Channel != "" {
 			channel = body.Channel
 		}
+		if body.Sender != "" {
+			// The confirmation goes out from the sender: it must be the
+			// tenant's own.
+			n, code, msg := g.ownSender(t, channel, body.Sender)
+			if code != "" {
+				status := 403
+				if code == "invalid_sender" {
+					status = 422
+				}
+				writeErr(ctx, status, code, "sender", msg)
+				return
+			}
+			body.Sender = n
+		}
 		if body.Operator == "" {
 			body.Operator = operator
 		}
@@ -686,6 +738,15 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	opt.Strict = string(q.Peek("strict")) == "true"
+	if !g.sec.startImport(t.ID) {
+		g.sec.busy.Inc()
+		ctx.SetConnectionClose() // the body is unread
+		ctx.Response.Header.Set("Retry-After", "10")
+		writeErr(ctx, 429, "import_busy", "", fmt.Sprintf("too many imports running (at most %d per tenant, %d in all); retry later",
+			g.cfg.HTTP.MaxImportsPerTenant, g.cfg.HTTP.MaxImports))
+		return
+	}
+	defer g.sec.endImport(t.ID)
 	// The CSV is streamed into the store (millions of rows need not fit
 	// in memory), up to max_import_bytes, with time to read it all.
 	limit := g.cfg.HTTP.MaxImportBytes
@@ -709,7 +770,13 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err != nil {
+		var lerr *consent.LineTooLongError
 		switch {
+		case errors.As(err, &lerr):
+			// Rows before the line may be applied, as past max_import_bytes.
+			ctx.SetConnectionClose() // the rest of the body is unread
+			writeJSON(ctx, 400, map[string]any{"error": apiErrorBody{Code: "line_too_long", Field: "body", Message: lerr.Error()},
+				"line": lerr.Line, "report": importJSON(rep)})
 		case errors.Is(err, consent.ErrEvidenceRequired), errors.Is(err, consent.ErrInvalidInput):
 			writeErr(ctx, 400, "invalid_request", "source", err.Error())
 		case errors.Is(err, consent.ErrImportRejected):

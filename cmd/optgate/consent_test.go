@@ -27,7 +27,7 @@ func TestConsentCommands(t *testing.T) {
 store: {dir: %q}
 http: {admin_token: admin-cmd-token}
 tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-cmd-token, numbers: ["+15145550199"]}
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-cmd-api-token, numbers: ["+15145550199"]}
 smscs:
   - {name: c, address: %q, system_id: optgate, password: pw}
 routes:

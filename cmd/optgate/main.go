@@ -164,16 +164,16 @@ optgate is running with its built-in SMSC simulator.
   HTTP API:                   http://%s   (GET /healthz, /readyz, /metrics)
 Try the loop (tokens from the config):
   # send a message: 202 accepted
-  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-api-token' \
        -d '{"to":"+15145550100","text":"Your interview is confirmed"}'
   # the handset answers STOP through the simulator: stored, confirmed in English
-  curl -s -XPOST http://%[2]s/v1/simulator/mo -H 'Authorization: Bearer acme-dev-token' \
+  curl -s -XPOST http://%[2]s/v1/simulator/mo -H 'Authorization: Bearer acme-dev-api-token' \
        -d '{"from":"+15145550100","to":"+15145550199","text":"STOP"}'
   # send again: 403 {"error":{"code":"recipient_opted_out",...}} (over SMPP: submit_sm_resp 0x00000401)
-  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+  curl -s -XPOST http://%[2]s/v1/messages -H 'Authorization: Bearer acme-dev-api-token' \
        -d '{"to":"+15145550100","text":"Another offer"}'
   # the evidence
-  curl -s http://%[2]s/v1/consent/+15145550100/history -H 'Authorization: Bearer acme-dev-token'
+  curl -s http://%[2]s/v1/consent/+15145550100/history -H 'Authorization: Bearer acme-dev-api-token'
 Stop with Ctrl-C.
 `, g.SMPPAddr(), g.HTTPAddr())
 	}

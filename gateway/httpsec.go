@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/consent"
+)
+
+// httpSec holds the HTTP API's defences that keep state: the lockout of
+// addresses that fail authentication and the import slots. Its methods
+// are safe for concurrent use.
+type httpSec struct {
+	failures int           // failed authentications before a lock
+	base     time.Duration // first lock; doubles with each further failure
+	maxIP    int           // addresses tracked at most
+
+	mu    sync.Mutex // guards addrs, importing, imports
+	addrs map[string]*authAddr
+
+	maxImports, maxPerTenant int
+	importing                int            // imports running
+	imports                  map[string]int // imports running by tenant
+
+	authFailed *prometheus.CounterVec // outcome: unauthorized, locked
+	lockouts   prometheus.Counter
+	busy       prometheus.Counter
+}
+
+// authAddr is one address's recent authentication failures.
+type authAddr struct {
+	fails int
+	last  time.Time // last failure
+	until time.Time // locked until
+}
+
+const (
+	// authMaxLock caps the doubling lock of an address.
+	authMaxLock = 15 * time.Minute
+	// authForget is how long after its last failure an unlocked address
+	// starts again from zero.
+	authForget = 10 * time.Minute
+)
+
+func newHTTPSec(cfg HTTPConfig, reg prometheus.Registerer) *httpSec {
+	s := &httpSec{failures: cfg.AuthFailures, base: cfg.AuthLockout, maxIP: 1 << 17, addrs: map[string]*authAddr{},
+		maxImports: cfg.MaxImports, maxPerTenant: cfg.MaxImportsPerTenant, imports: map[string]int{},
+		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "auth_failures_total",
+			Help: "Refused HTTP authentications: unauthorized (wrong or missing token) or locked (the address is locked out)."},
+			[]string{"outcome"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "auth_lockouts_total",
+			Help: "Addresses locked out after repeated failed HTTP authentications."}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "imports_busy_total",
+			Help: "Consent imports refused with 429 because too many were running."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{s.authFailed, s.lockouts, s.busy} {
+			_ = reg.Register(c) // a second gateway on one registry keeps the first's series
+		}
+	}
+	return s
+}
+
+// lockedFor says how much longer addr is locked out (0: not locked).
+func (s *httpSec) lockedFor(addr string, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.addrs[addr]; a != nil && now.Before(a.until) {
+		return a.until.Sub(now)
+	}
+	return 0
+}
+
+// failed records a failed authentication from addr and returns the lock
+// it now has (0: none yet) and its failure count.
+func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.addrs[addr]
+	if a == nil {
+		if len(s.addrs) >= s.maxIP {
+			s.prune(now)
+		}
+		if len(s.addrs) >= s.maxIP {
+			// Full of addresses still locked or recently failing: this one
+			// is locked at once rather than not tracked.
+			return s.base, s.failures
+		}
+		a = &authAddr{}
+		s.addrs[addr] = a
+	} else if now.After(a.until) && now.Sub(a.last) > authForget {
+		a.fails = 0
+	}
+	a.fails++
+	a.last = now
+	if a.fails < s.failures {
+		return 0, a.fails
+	}
+	lock := authMaxLock
+	if n := a.fails - s.failures; n < 30 {
+		lock = min(s.base<<n, authMaxLock)
+	}
+	a.until = now.Add(lock)
+	return lock, a.fails
+}
+
+// succeeded forgets addr's failures.
+func (s *httpSec) succeeded(addr string) {
+	s.mu.Lock()
+	if _, ok := s.addrs[addr]; ok {
+		delete(s.addrs, addr)
+	}
+	s.mu.Unlock()
+}
+
+// prune drops addresses neither locked nor recently failing. s.mu is held.
+func (s *httpSec) prune(now time.Time) {
+	for k, a := range s.addrs {
+		if now.After(a.until) && now.Sub(a.last) > time.Minute {
+			delete(s.addrs, k)
+		}
+	}
+}
+
+// startImport takes an import slot for tenant; false when the tenant or
+// the gateway already runs as many imports as allowed.
+func (s *httpSec) startImport(tenant string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.importing >= s.maxImports || s.imports[tenant] >= s.maxPerTenant {
+		return false
+	}
+	s.importing++
+	s.imports[tenant]++
+	return true
+}
+
+// endImport gives back a slot startImport took.
+func (s *httpSec) endImport(tenant string) {
+	s.mu.Lock()
+	s.importing--
+	if s.imports[tenant]--; s.imports[tenant] <= 0 {
+		delete(s.imports, tenant)
+	}
+	s.mu.Unlock()
+}
+
+// callerKey is the request's user value holding its authenticated caller,
+// so that a request is authenticated (and its failure counted) once.
+type callerKey struct{}
+
+// authLocked answers 429 auth_locked to a locked-out address.
+func (g *Gateway) authLocked(ctx *fasthttp.RequestCtx, wait time.Duration) {
+	g.sec.authFailed.WithLabelValues("locked").Inc()
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+	writeErr(ctx, 429, "auth_locked", "", "too many failed authentications from this address; retry later")
+}
+
+// authFailed counts a 401 for the caller's address and locks it out after
+// http.auth_failures of them. The token is never logged.
+func (g *Gateway) authFailedFrom(ctx *fasthttp.RequestCtx) {
+	g.sec.authFailed.WithLabelValues("unauthorized").Inc()
+	addr := ctx.RemoteIP().String()
+	if lock, n := g.sec.failed(addr, time.Now()); lock > 0 {
+		g.sec.lockouts.Inc()
+		g.log.Warn("HTTP authentication failures: address locked out", "addr", addr, "failures", n, "lock", lock.String())
+	}
+}
+
+// ownSender normalises a consent request's sender in the tenant's region
+// and checks that it is one of the tenant's own numbers (SMS numbers, or
+// the display numbers of its WhatsApp phone numbers): a confirmation goes
+// out from that sender, so naming another tenant's number would send as
+// that tenant. It returns the normalised number, or an API error code and
+// message.
+func (g *Gateway) ownSender(t *Tenant, channel, sender string) (string, string, string) {
+	n, err := consent.NormalizeRecipient(ChannelSMS, t.cfg.DefaultRegion, sender)
+	if err != nil {
+		return "", "invalid_sender", fmt.Sprintf("sender %q is not a phone number", truncateForError(sender))
+	}
+	if g.byNumber[n] == t {
+		return n, "", ""
+	}
+	if channel == ChannelWhatsApp && g.wa != nil && g.wa.bySender[waSender{t.ID, n}] != nil {
+		return n, "", ""
+	}
+	return "", "sender_not_owned", "the sender is not one of this tenant's numbers"
+}
+
+func truncateForError(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// listenerLoopback reports whether the HTTP listener accepts loopback
+// connections only.
+func (g *Gateway) listenerLoopback() bool {
+	if g.httpLn == nil {
+		return loopback(g.cfg.HTTP.Listen)
+	}
+	a, ok := g.httpLn.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
+// loadServerTLS loads a server certificate for TLS 1.2 or later; nil when
+// none is configured.
+func loadServerTLS(c TLSConfig) (*tls.Config, error) {
+	if c.Cert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// fromSimulator reports whether an MO came over a link to the built-in
+// SMSC simulator: a handset never sent it, whoever asked the simulator to.
+func (g *Gateway) fromSimulator(l *smscLink) bool {
+	if l == nil || g.sim == nil {
+		return false
+	}
+	return l.cfg.Address == g.cfg.Simulator.Listen || l.cfg.Address == g.sim.Addr()
+}
