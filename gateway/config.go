@@ -862,14 +862,13 @@ func (c *Config) checkExposure() ConfigErrors {
 		return nil
 	}
 	var public []string
-	if !loopback(c.HTTP.Listen) {
-		public = append(public, "http.listen "+c.HTTP.Listen)
-	}
-	if !loopback(c.SMPP.Listen) {
-		public = append(public, "smpp.listen "+c.SMPP.Listen)
-	}
-	if c.Simulator.Enabled && !loopback(c.Simulator.Listen) {
-		public = append(public, "simulator.listen "+c.Simulator.Listen)
+	for _, l := range []struct {
+		name, addr string
+		on         bool
+	}{{"http.listen", c.HTTP.Listen, true}, {"smpp.listen", c.SMPP.Listen, true}, {"simulator.listen", c.Simulator.Listen, c.Simulator.Enabled}} {
+		if l.on && validAddr(l.addr) && !loopback(l.addr) { // a bad address has its own error
+			public = append(public, l.name+" "+l.addr)
+		}
 	}
 	if len(public) == 0 {
 		return nil
