@@ -138,7 +138,7 @@ func TestImportConcurrencyLimits(t *testing.T) {
 		return nil
 	}
 	waitFor(t, 10*time.Second, func() error { return busy(acmeToken) }) // per tenant
-	if err := busy(betaToken); err != nil {                              // in all
+	if err := busy(betaToken); err != nil {                             // in all
 		t.Fatal(err)
 	}
 	held.Close()
