@@ -754,12 +754,16 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		g.tooLarge(ctx, limit)
 		return
 	}
-	var src io.Reader = bytes.NewReader(ctx.PostBody())
+	// PostBody would read a streamed body whole into memory: only the
+	// stream is read.
+	var src io.Reader
 	if ctx.Request.IsBodyStream() {
 		src = ctx.RequestBodyStream()
 		if c := ctx.Conn(); c != nil {
 			_ = c.SetReadDeadline(time.Now().Add(30 * time.Minute))
 		}
+	} else {
+		src = bytes.NewReader(ctx.PostBody())
 	}
 	body := &limitedBody{r: src, n: limit}
 	rep, err := g.consent.Import(context.Background(), body, opt)
