@@ -57,25 +57,43 @@ type caller struct {
 }
 
 // auth authenticates a request by its bearer token, once per request (the
-// caller is kept as a user value). An address locked out after repeated
-// failures gets 429 auth_locked whatever its token; a failure gets 401
-// and counts towards the lock (httpSec).
+// caller is kept as a user value), and answers the refusals: 429
+// auth_locked to an address locked out after repeated failures, whatever
+// its token, and 401 to a missing or unknown token (which counts towards
+// the lock, see httpSec).
 func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
-	if c, ok := ctx.UserValue(callerKey{}).(caller); ok {
+	c, status, msg, wait := g.authHTTP(ctx)
+	switch status {
+	case 0:
 		return c, true
+	case 429:
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		writeErr(ctx, 429, "auth_locked", "", msg)
+	default:
+		writeErr(ctx, 401, "unauthorized", "", msg)
 	}
-	if wait := g.sec.lockedFor(ctx.RemoteIP().String(), time.Now()); wait > 0 {
-		g.authLocked(ctx, wait)
-		return caller{}, false
+	return caller{}, false
+}
+
+// authHTTP checks a request's bearer token without answering: status
+// 0 and the caller (kept as a user value) when it is good, else 401 or 429
+// with a message and, for 429, how long the address stays locked.
+func (g *Gateway) authHTTP(ctx *fasthttp.RequestCtx) (c caller, status int, msg string, wait time.Duration) {
+	if c, ok := ctx.UserValue(callerKey{}).(caller); ok {
+		return c, 0, "", 0
+	}
+	addr := ctx.RemoteIP().String()
+	if wait := g.sec.lockedFor(addr, time.Now()); wait > 0 {
+		g.sec.authFailed.WithLabelValues("locked").Inc()
+		return caller{}, 429, "too many failed authentications from this address; retry later", wait
 	}
 	h := ctx.Request.Header.Peek("Authorization")
 	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
 	if !ok || len(tok) == 0 {
-		g.authFailedFrom(ctx)
-		writeErr(ctx, 401, "unauthorized", "", "missing bearer token")
-		return caller{}, false
+		g.authFailedFrom(addr)
+		return caller{}, 401, "missing bearer token", 0
 	}
-	c, found := caller{}, false
+	found := false
 	if g.cfg.HTTP.AdminToken != "" && constantTimeEqual(string(tok), g.cfg.HTTP.AdminToken) {
 		c, found = caller{admin: true}, true
 	}
@@ -85,13 +103,31 @@ func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
 		}
 	}
 	if !found {
-		g.authFailedFrom(ctx)
-		writeErr(ctx, 401, "unauthorized", "", "unknown token")
-		return caller{}, false
+		g.authFailedFrom(addr)
+		return caller{}, 401, "unknown token", 0
 	}
-	g.sec.succeeded(ctx.RemoteIP().String())
+	g.sec.succeeded(addr)
 	ctx.SetUserValue(callerKey{}, c)
-	return c, true
+	return c, 0, "", 0
+}
+
+// authedPath reports whether a path's callers authenticate with a bearer
+// token (before their body is read).
+func (g *Gateway) authedPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/") || g.cfg.HTTP.Pprof && strings.HasPrefix(path, "/debug/pprof")
+}
+
+// expect answers "Expect: 100-continue": a client that waits for it sends
+// no body at all when its token is refused (the answer then has the
+// status only; the connection closes).
+func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
+	if !g.authedPath(string(ctx.Path())) {
+		return fasthttp.StatusContinue
+	}
+	if _, status, _, _ := g.authHTTP(ctx); status != 0 {
+		return status
+	}
+	return fasthttp.StatusContinue
 }
 
 // tenantFor picks the tenant a request acts on: a tenant token's own, or
@@ -137,7 +173,7 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		// The API's callers authenticate before their body is read: at
 		// most fasthttp's 8 KiB pre-read of it is in memory until then
 		// (webhooks are authenticated by a signature over the body).
-		if strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/debug/pprof") && pprofH != nil {
+		if g.authedPath(path) {
 			if _, ok := g.auth(ctx); !ok {
 				ctx.SetConnectionClose() // the rest of the body is unread
 				return
@@ -209,6 +245,7 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		// readBody bounds them (413 body_too_large) and the import route
 		// streams its CSV into the store.
 		StreamRequestBody:            true,
+		ExpectHandler:                g.expect,
 		DisablePreParseMultipartForm: true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {

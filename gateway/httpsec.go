@@ -4,12 +4,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
 )
@@ -156,18 +154,10 @@ func (s *httpSec) endImport(tenant string) {
 // so that a request is authenticated (and its failure counted) once.
 type callerKey struct{}
 
-// authLocked answers 429 auth_locked to a locked-out address.
-func (g *Gateway) authLocked(ctx *fasthttp.RequestCtx, wait time.Duration) {
-	g.sec.authFailed.WithLabelValues("locked").Inc()
-	ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-	writeErr(ctx, 429, "auth_locked", "", "too many failed authentications from this address; retry later")
-}
-
-// authFailed counts a 401 for the caller's address and locks it out after
+// authFailedFrom counts a 401 for addr and locks the address out after
 // http.auth_failures of them. The token is never logged.
-func (g *Gateway) authFailedFrom(ctx *fasthttp.RequestCtx) {
+func (g *Gateway) authFailedFrom(addr string) {
 	g.sec.authFailed.WithLabelValues("unauthorized").Inc()
-	addr := ctx.RemoteIP().String()
 	if lock, n := g.sec.failed(addr, time.Now()); lock > 0 {
 		g.sec.lockouts.Inc()
 		g.log.Warn("HTTP authentication failures: address locked out", "addr", addr, "failures", n, "lock", lock.String())

@@ -286,6 +286,24 @@ func TestHTTPAuthBeforeBody(t *testing.T) {
 	if err != nil || resp.StatusCode != 401 {
 		t.Fatalf("wrong token with a body still to come: %v %v", resp, err)
 	}
+	// A client that waits for "100 Continue" is refused before it sends
+	// any body; with the right token it is told to go on.
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"wrong-token-xxxxxxxx", 401}, {acmeToken, 100}} {
+		conn, err := net.Dial("tcp", env.g.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: 524288\r\n\r\n", c.token)
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if err != nil || !strings.HasPrefix(line, fmt.Sprintf("HTTP/1.1 %d ", c.want)) {
+			t.Fatalf("Expect: 100-continue with token %s: %q %v, want %d", c.token, line, err, c.want)
+		}
+	}
 }
 
 // syncBuf is a bytes.Buffer for a logger written from several goroutines.
