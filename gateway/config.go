@@ -111,6 +111,12 @@ type HTTPConfig struct {
 	AuthLockout  time.Duration `yaml:"auth_lockout"`
 	// TLS serves the API over TLS 1.2 or later when cert and key are set.
 	TLS TLSConfig `yaml:"tls"`
+	// TrustedProxies are the load balancers (IPs or CIDRs) in front of the
+	// API: for a request from one of them, the client's address (for the
+	// authentication lockout and the logs) is the last X-Forwarded-For
+	// entry. Connection caps count TCP peers: raise max_conns_per_ip for
+	// a proxy. Default none (X-Forwarded-For is ignored).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // SimulatorConfig runs the built-in SMSC simulator in-process.
@@ -641,6 +647,11 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
 		add("http.tls", "cert and key go together")
+	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := parseCIDR(p); err != nil {
+			add(fmt.Sprintf("http.trusted_proxies[%d]", i), "not an IP address or CIDR: %q", p)
+		}
 	}
 	if c.HTTP.MaxImports < 0 || c.HTTP.MaxImportsPerTenant < 0 || c.HTTP.MaxConnections < 0 || c.HTTP.MaxConnsPerIP < 0 ||
 		c.HTTP.AuthFailures < 0 || c.HTTP.ReadTimeout < 0 || c.HTTP.AuthLockout < 0 {

@@ -82,7 +82,7 @@ func (g *Gateway) authHTTP(ctx *fasthttp.RequestCtx) (c caller, status int, msg 
 	if c, ok := ctx.UserValue(callerKey{}).(caller); ok {
 		return c, 0, "", 0
 	}
-	addr := ctx.RemoteIP().String()
+	addr := g.clientAddr(ctx)
 	if wait := g.sec.lockedFor(addr, time.Now()); wait > 0 {
 		g.sec.authFailed.WithLabelValues("locked").Inc()
 		return caller{}, 429, "too many failed authentications from this address; retry later", wait

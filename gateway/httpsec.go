@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
 )
@@ -26,6 +29,8 @@ type httpSec struct {
 	maxImports, maxPerTenant int
 	importing                int            // imports running
 	imports                  map[string]int // imports running by tenant
+
+	proxies []netip.Prefix // http.trusted_proxies
 
 	authFailed *prometheus.CounterVec // outcome: unauthorized, locked
 	lockouts   prometheus.Counter
@@ -57,6 +62,11 @@ func newHTTPSec(cfg HTTPConfig, reg prometheus.Registerer) *httpSec {
 			Help: "Addresses locked out after repeated failed HTTP authentications."}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "imports_busy_total",
 			Help: "Consent imports refused with 429 because too many were running."}),
+	}
+	for _, p := range cfg.TrustedProxies {
+		if pfx, err := parseCIDR(p); err == nil { // validated with the config
+			s.proxies = append(s.proxies, pfx)
+		}
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{s.authFailed, s.lockouts, s.busy} {
@@ -221,4 +231,45 @@ func (g *Gateway) fromSimulator(l *smscLink) bool {
 		return false
 	}
 	return l.cfg.Address == g.cfg.Simulator.Listen || l.cfg.Address == g.sim.Addr()
+}
+
+// parseCIDR reads an IP address (a one-address prefix) or a CIDR.
+func parseCIDR(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
+}
+
+// clientAddr is the address a request comes from: its TCP peer, or for a
+// peer in http.trusted_proxies the last X-Forwarded-For entry (the one the
+// proxy appended; earlier ones are the client's to forge).
+func (g *Gateway) clientAddr(ctx *fasthttp.RequestCtx) string {
+	peer := ctx.RemoteIP()
+	if len(g.sec.proxies) == 0 {
+		return peer.String()
+	}
+	a, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return peer.String()
+	}
+	a = a.Unmap()
+	for _, p := range g.sec.proxies {
+		if !p.Contains(a) {
+			continue
+		}
+		xff := ctx.Request.Header.Peek("X-Forwarded-For")
+		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
+			xff = xff[i+1:]
+		}
+		if c, err := netip.ParseAddr(string(bytes.TrimSpace(xff))); err == nil {
+			return c.Unmap().String()
+		}
+		break
+	}
+	return peer.String()
 }

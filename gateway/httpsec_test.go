@@ -445,3 +445,98 @@ func wantEqual[T comparable](t *testing.T, got, want T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// Behind a load balancer (http.trusted_proxies) the lockout follows the
+// client's address in X-Forwarded-For, so one guesser does not lock out
+// every client of the proxy; from an untrusted peer the header is ignored.
+func TestHTTPAuthLockoutBehindProxy(t *testing.T) {
+	smsc := newSMSC(t)
+	dir := t.TempDir()
+	env := startEnv(t, withHTTP(configYAML(dir, smsc.Addr(), "", ""), `auth_failures: 3, auth_lockout: 1m, trusted_proxies: ["127.0.0.1", "10.0.0.0/8"]`), smsc, dir)
+	url := "http://" + env.g.HTTPAddr() + "/v1/consent/" + handset
+	get := func(c *http.Client, xff, token string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	proxy := http.DefaultClient
+	for range 3 {
+		if code := get(proxy, "198.51.100.7, 203.0.113.5", "wrong-token-xxxxxxxx"); code != 401 {
+			t.Fatalf("guess: %d", code)
+		}
+	}
+	if code := get(proxy, "203.0.113.5", acmeToken); code != 429 {
+		t.Fatalf("the guesser behind the proxy: %d, want 429", code)
+	}
+	if code := get(proxy, "203.0.113.5, 203.0.113.6", acmeToken); code != 200 {
+		t.Fatalf("another client behind the proxy: %d, want 200", code)
+	}
+	// 127.0.0.2 is no trusted proxy: its X-Forwarded-For is its own claim.
+	other := httpFrom("127.0.0.2")
+	for range 3 {
+		get(other, "203.0.113.9", "wrong-token-xxxxxxxx")
+	}
+	if code := get(other, "203.0.113.10", acmeToken); code != 429 {
+		t.Fatalf("an untrusted peer changing X-Forwarded-For: %d, want 429", code)
+	}
+}
+
+// Item 5: the configuration rules of the security model, each error with
+// its file:line.
+func TestConfigSecurityRules(t *testing.T) {
+	parse := func(y string) string {
+		_, err := ParseConfig([]byte(y), "s.yaml", func(string) (string, bool) { return "", false })
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	public := `http:
+  listen: 0.0.0.0:8080
+  admin_token: dev-admin-token
+  trusted_proxies: ["10.0.0.0/8", "not-an-ip"]
+smpp: {listen: "127.0.0.1:2775"}
+whatsapp: {app_secret: optgate-mock-app-secret}
+tenants:
+  - id: acme
+    api_token: dev-admin-token
+  - id: beta
+    api_token: beta-short
+simulator: {enabled: true}
+`
+	errs := parse(public)
+	for _, w := range []string{
+		"s.yaml:3: http.admin_token: a well-known dev token: not allowed with a listener that is not loopback (http.listen 0.0.0.0:8080)",
+		"s.yaml:4: http.trusted_proxies[1]: not an IP address or CIDR",
+		"s.yaml:6: whatsapp.app_secret: the WhatsApp mock's well-known app secret",
+		"s.yaml:9: tenants[0].api_token: same token as http.admin_token",
+		"s.yaml:9: tenants[0].api_token: too short (at least 16 characters)",
+		"s.yaml:11: tenants[1].api_token: too short",
+		"s.yaml:12: simulator.enabled: the SMSC simulator",
+	} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("missing %q in:\n%s", w, errs)
+		}
+	}
+	// allow_insecure_defaults lifts the listener rule, not the token rules.
+	errs = parse(public + "allow_insecure_defaults: true\n")
+	if strings.Contains(errs, "not loopback") || !strings.Contains(errs, "same token as http.admin_token") {
+		t.Errorf("with allow_insecure_defaults:\n%s", errs)
+	}
+	// On loopback (the default listeners) the dev defaults are fine.
+	errs = parse(strings.Replace(public, "0.0.0.0:8080", "127.0.0.1:8080", 1))
+	if strings.Contains(errs, "not loopback") {
+		t.Errorf("on loopback:\n%s", errs)
+	}
+	// An SMPP listener on every interface counts as well.
+	errs = parse(strings.Replace(strings.Replace(public, "0.0.0.0:8080", "127.0.0.1:8080", 1), `"127.0.0.1:2775"`, `":2775"`, 1))
+	if !strings.Contains(errs, "smpp.listen :2775") {
+		t.Errorf("smpp on every interface:\n%s", errs)
+	}
+}
