@@ -37,7 +37,10 @@ type httpSec struct {
 	busy       prometheus.Counter
 }
 
-// authAddr is one address's recent authentication failures.
+// authAddr is one address's recent authentication failures. A success
+// does not forget them (a tenant with a good token could otherwise reset
+// its count between guesses at other tokens): they are forgotten
+// authForget after the last one.
 type authAddr struct {
 	fails int
 	last  time.Time // last failure
@@ -97,9 +100,11 @@ func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
 			s.prune(now)
 		}
 		if len(s.addrs) >= s.maxIP {
-			// Full of addresses still locked or recently failing: this one
-			// is locked at once rather than not tracked.
-			return s.base, s.failures
+			// Full of addresses still locked or recently failing (an
+			// attack from more than maxIP addresses): this one is not
+			// tracked, so that memory stays bounded; the counter still
+			// shows the failures.
+			return 0, 0
 		}
 		a = &authAddr{}
 		s.addrs[addr] = a
@@ -117,15 +122,6 @@ func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
 	}
 	a.until = now.Add(lock)
 	return lock, a.fails
-}
-
-// succeeded forgets addr's failures.
-func (s *httpSec) succeeded(addr string) {
-	s.mu.Lock()
-	if _, ok := s.addrs[addr]; ok {
-		delete(s.addrs, addr)
-	}
-	s.mu.Unlock()
 }
 
 // prune drops addresses neither locked nor recently failing. s.mu is held.
