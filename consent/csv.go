@@ -88,23 +88,20 @@ func (l *lineLimiter) Read(p []byte) (int, error) {
 	}
 	k, err := l.r.Read(p)
 	for i, c := range p[:k] {
-		switch {
-		case c == '"':
-			l.inQuote = !l.inQuote
-			l.n++
-		case c == '\n':
+		if c == '\n' && !l.inQuote {
 			l.line++
-			if !l.inQuote {
-				l.n = 0
-				continue
-			}
-			l.n++
-		default:
-			l.n++
+			l.n = 0
+			continue
 		}
-		if l.n > l.max {
+		if c == '"' {
+			l.inQuote = !l.inQuote
+		}
+		if l.n++; l.n > l.max {
 			l.err = &LineTooLongError{Line: l.line, Max: l.max}
 			return i, l.err
+		}
+		if c == '\n' { // inside a quoted field: the record goes on
+			l.line++
 		}
 	}
 	return k, err

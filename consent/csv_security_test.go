@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -71,4 +72,59 @@ func TestExportNeutralizeRoundTrip(t *testing.T) {
 	_, err = h2.s.Import(context.Background(), bytes.NewReader(out.Bytes()), opts)
 	requireNoErr(t, err)
 	requireEqual(t, h2.check("acme", ChannelSMS, "=EVIL()", "+12025550104", 0).Reason, ReasonOptedOut, "re-imported")
+}
+
+// FuzzLineLimiter: whatever the input and however it is read, the limiter
+// passes a prefix of it unchanged in which no record (outside quotes, up to
+// a newline) is longer than the bound, and it stops with the line of the
+// first record that is.
+func FuzzLineLimiter(f *testing.F) {
+	f.Add([]byte("recipient\n+15145550100\n"), uint8(7), uint16(16))
+	f.Add([]byte("a,\"b\nc\"\n\"\"\"\n"), uint8(1), uint16(3))
+	f.Add([]byte(strings.Repeat("x", 100)), uint8(3), uint16(10))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8, maxLen uint16) {
+		max := int(maxLen%512) + 1
+		l := &lineLimiter{r: bytes.NewReader(in), max: max, line: 1}
+		var out []byte
+		buf := make([]byte, int(chunk%64)+1)
+		var err error
+		for err == nil {
+			var k int
+			k, err = l.Read(buf)
+			out = append(out, buf[:k]...)
+		}
+		if !bytes.Equal(out, in[:len(out)]) {
+			t.Fatalf("passed bytes differ from the input")
+		}
+		// Recount over what passed, as the limiter should have.
+		n, line, inQuote := 0, 1, false
+		for _, c := range out {
+			if c == '\n' && !inQuote {
+				line, n = line+1, 0
+				continue
+			}
+			if c == '"' {
+				inQuote = !inQuote
+			}
+			if n++; n > max {
+				t.Fatalf("a record of %d bytes passed (max %d)", n, max)
+			}
+			if c == '\n' {
+				line++
+			}
+		}
+		var le *LineTooLongError
+		switch {
+		case errors.As(err, &le):
+			if len(out) == len(in) || le.Line != line {
+				t.Fatalf("stopped at line %d after %d of %d bytes; recount says line %d", le.Line, len(out), len(in), line)
+			}
+		case err == io.EOF:
+			if len(out) != len(in) {
+				t.Fatalf("EOF after %d of %d bytes", len(out), len(in))
+			}
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
 }

@@ -187,7 +187,7 @@ func (g *Gateway) ownSender(t *Tenant, channel, sender string) (string, string, 
 	if channel == ChannelWhatsApp && g.wa != nil && g.wa.bySender[waSender{t.ID, n}] != nil {
 		return n, "", ""
 	}
-	return "", "sender_not_owned", "the sender is not one of this tenant's numbers"
+	return "", "sender_not_allowed", "the sender is not one of this tenant's numbers"
 }
 
 func truncateForError(s string) string {

@@ -67,12 +67,12 @@ func TestConsentSenderMustBeTenantsOwn(t *testing.T) {
 	const victim, other = "+15145550111", "+15145550112"
 	for _, sender := range []string{betaNumber, "+1 (514) 555-0288", "514-555-0288", "15145550288"} {
 		code, m := env.http("POST", "/v1/consent/"+victim+"/opt-out", acmeToken, `{"sender":"`+sender+`"}`)
-		if code != 403 || errCode(m) != "sender_not_owned" {
+		if code != 403 || errCode(m) != "sender_not_allowed" {
 			t.Fatalf("acme names beta's number %q as sender: %d %v", sender, code, m)
 		}
 		code, m = env.http("POST", "/v1/consent/"+victim+"/opt-in", acmeToken,
 			`{"sender":"`+sender+`","source":"signed_form","proof_ref":"f-1"}`)
-		if code != 403 || errCode(m) != "sender_not_owned" {
+		if code != 403 || errCode(m) != "sender_not_allowed" {
 			t.Fatalf("opt-in naming beta's number %q: %d %v", sender, code, m)
 		}
 	}
