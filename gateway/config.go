@@ -876,7 +876,8 @@ func (c *Config) checkExposure() ConfigErrors {
 	for _, l := range []struct {
 		name, addr string
 		on         bool
-	}{{"http.listen", c.HTTP.Listen, true}, {"smpp.listen", c.SMPP.Listen, true}, {"simulator.listen", c.Simulator.Listen, c.Simulator.Enabled}} {
+	}{{"http.listen", c.HTTP.Listen, true}, {"smpp.listen", c.SMPP.Listen, true}, {"simulator.listen", c.Simulator.Listen, c.Simulator.Enabled},
+		{"whatsapp_simulator.listen", c.WhatsAppSimulator.Listen, c.WhatsAppSimulator.Enabled && c.WhatsAppSimulator.Listen != ""}} {
 		if l.on && validAddr(l.addr) && !loopback(l.addr) { // a bad address has its own error
 			public = append(public, l.name+" "+l.addr)
 		}

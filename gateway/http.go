@@ -240,6 +240,9 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		Concurrency:   g.cfg.HTTP.MaxConnections,
 		MaxConnsPerIP: g.cfg.HTTP.MaxConnsPerIP,
 		Logger:        fasthttpLogger{g},
+		// fasthttp's errors would otherwise quote the request's headers,
+		// bearer token included, into the log.
+		SecureErrorLogMessage: true,
 		// Bodies above MaxRequestBodySize reach the handler as a stream:
 		// readBody bounds them (413 body_too_large) and the import route
 		// streams its CSV into the store.
