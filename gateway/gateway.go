@@ -308,7 +308,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	if g.httpTLS, err = loadServerTLS(cfg.HTTP.TLS); err != nil {
 		return nil, fmt.Errorf("http tls: %w", err)
 	}
-	g.sec = newHTTPSec(cfg.HTTP, reg)
+	g.sec = newHTTPSec(cfg.HTTP, g.byToken, reg)
 	g.smppSrv = &smpp.Server{
 		Authenticate:       g.authenticate,
 		Handler:            smpp.HandlerFunc(g.serveUpstream),

@@ -79,35 +79,43 @@ func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
 // 0 and the caller (kept as a user value) when it is good, else 401 or 429
 // with a message and, for 429, how long the address stays locked.
 func (g *Gateway) authHTTP(ctx *fasthttp.RequestCtx) (c caller, status int, msg string, wait time.Duration) {
-	if c, ok := ctx.UserValue(callerKey{}).(caller); ok {
-		return c, 0, "", 0
+	if c, ok := ctx.UserValue(callerKey{}).(*caller); ok {
+		return *c, 0, "", 0
 	}
-	addr := g.clientAddr(ctx)
-	if wait := g.sec.lockedFor(addr, time.Now()); wait > 0 {
-		g.sec.authFailed.WithLabelValues("locked").Inc()
-		return caller{}, 429, "too many failed authentications from this address; retry later", wait
+	addr := "" // computed only when needed: most requests are from addresses with no failures
+	if g.sec.anyTracked() {
+		addr = g.clientAddr(ctx)
+		if wait := g.sec.lockedFor(addr, time.Now()); wait > 0 {
+			g.sec.authFailed.WithLabelValues("locked").Inc()
+			return caller{}, 429, "too many failed authentications from this address; retry later", wait
+		}
+	}
+	failed := func(msg string) (caller, int, string, time.Duration) {
+		if addr == "" {
+			addr = g.clientAddr(ctx)
+		}
+		g.authFailedFrom(addr)
+		return caller{}, 401, msg, 0
 	}
 	h := ctx.Request.Header.Peek("Authorization")
 	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
 	if !ok || len(tok) == 0 {
-		g.authFailedFrom(addr)
-		return caller{}, 401, "missing bearer token", 0
+		return failed("missing bearer token")
 	}
-	found := false
+	var found *caller
 	if g.cfg.HTTP.AdminToken != "" && constantTimeEqual(string(tok), g.cfg.HTTP.AdminToken) {
-		c, found = caller{admin: true}, true
+		found = g.sec.admin
 	}
-	for token, t := range g.byToken {
-		if !found && constantTimeEqual(string(tok), token) {
-			c, found = caller{tenant: t}, true
+	for token, tc := range g.sec.callers {
+		if found == nil && constantTimeEqual(string(tok), token) {
+			found = tc
 		}
 	}
-	if !found {
-		g.authFailedFrom(addr)
-		return caller{}, 401, "unknown token", 0
+	if found == nil {
+		return failed("unknown token")
 	}
-	ctx.SetUserValue(callerKey{}, c)
-	return c, 0, "", 0
+	ctx.SetUserValue(callerKey{}, found)
+	return *found, 0, "", 0
 }
 
 // authedPath reports whether a path's callers authenticate with a bearer

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,14 +24,20 @@ type httpSec struct {
 	base     time.Duration // first lock; doubles with each further failure
 	maxIP    int           // addresses tracked at most
 
-	mu    sync.Mutex // guards addrs, importing, imports
-	addrs map[string]*authAddr
+	mu      sync.Mutex // guards addrs, importing, imports
+	addrs   map[string]*authAddr
+	tracked atomic.Int32 // len(addrs): while 0, no request needs mu to know it is not locked
 
 	maxImports, maxPerTenant int
 	importing                int            // imports running
 	imports                  map[string]int // imports running by tenant
 
 	proxies []netip.Prefix // http.trusted_proxies
+
+	// The callers a good token stands for, made once: a request keeps a
+	// pointer to its own as a user value (no allocation per request).
+	admin   *caller
+	callers map[string]*caller // by tenant token
 
 	authFailed *prometheus.CounterVec // outcome: unauthorized, locked
 	lockouts   prometheus.Counter
@@ -55,8 +62,8 @@ const (
 	authForget = 10 * time.Minute
 )
 
-func newHTTPSec(cfg HTTPConfig, reg prometheus.Registerer) *httpSec {
-	s := &httpSec{failures: cfg.AuthFailures, base: cfg.AuthLockout, maxIP: 1 << 17, addrs: map[string]*authAddr{},
+func newHTTPSec(cfg HTTPConfig, byToken map[string]*Tenant, reg prometheus.Registerer) *httpSec {
+	s := &httpSec{admin: &caller{admin: true}, callers: make(map[string]*caller, len(byToken)), failures: cfg.AuthFailures, base: cfg.AuthLockout, maxIP: 1 << 17, addrs: map[string]*authAddr{},
 		maxImports: cfg.MaxImports, maxPerTenant: cfg.MaxImportsPerTenant, imports: map[string]int{},
 		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "auth_failures_total",
 			Help: "Refused HTTP authentications: unauthorized (wrong or missing token) or locked (the address is locked out)."},
@@ -65,6 +72,9 @@ func newHTTPSec(cfg HTTPConfig, reg prometheus.Registerer) *httpSec {
 			Help: "Addresses locked out after repeated failed HTTP authentications."}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "imports_busy_total",
 			Help: "Consent imports refused with 429 because too many were running."}),
+	}
+	for tok, t := range byToken {
+		s.callers[tok] = &caller{tenant: t}
 	}
 	for _, p := range cfg.TrustedProxies {
 		if pfx, err := parseCIDR(p); err == nil { // validated with the config
@@ -79,12 +89,23 @@ func newHTTPSec(cfg HTTPConfig, reg prometheus.Registerer) *httpSec {
 	return s
 }
 
-// lockedFor says how much longer addr is locked out (0: not locked).
+// anyTracked reports whether some address has recent failures.
+func (s *httpSec) anyTracked() bool { return s.tracked.Load() > 0 }
+
+// lockedFor says how much longer addr is locked out (0: not locked); an
+// address whose failures are old is forgotten.
 func (s *httpSec) lockedFor(addr string, now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.addrs[addr]; a != nil && now.Before(a.until) {
+	a := s.addrs[addr]
+	switch {
+	case a == nil:
+		return 0
+	case now.Before(a.until):
 		return a.until.Sub(now)
+	case now.Sub(a.last) > authForget:
+		delete(s.addrs, addr)
+		s.tracked.Store(int32(len(s.addrs)))
 	}
 	return 0
 }
@@ -96,8 +117,10 @@ func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
 	defer s.mu.Unlock()
 	a := s.addrs[addr]
 	if a == nil {
-		if len(s.addrs) >= s.maxIP {
-			s.prune(now)
+		if n := len(s.addrs); n >= s.maxIP {
+			s.prune(now, time.Minute) // under pressure: keep the locked and the recent
+		} else if n > 0 && n%1024 == 0 {
+			s.prune(now, authForget)
 		}
 		if len(s.addrs) >= s.maxIP {
 			// Full of addresses still locked or recently failing (an
@@ -108,6 +131,7 @@ func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
 		}
 		a = &authAddr{}
 		s.addrs[addr] = a
+		s.tracked.Store(int32(len(s.addrs)))
 	} else if now.After(a.until) && now.Sub(a.last) > authForget {
 		a.fails = 0
 	}
@@ -124,13 +148,15 @@ func (s *httpSec) failed(addr string, now time.Time) (time.Duration, int) {
 	return lock, a.fails
 }
 
-// prune drops addresses neither locked nor recently failing. s.mu is held.
-func (s *httpSec) prune(now time.Time) {
+// prune drops addresses not locked whose last failure is older than age.
+// s.mu is held.
+func (s *httpSec) prune(now time.Time, age time.Duration) {
 	for k, a := range s.addrs {
-		if now.After(a.until) && now.Sub(a.last) > time.Minute {
+		if now.After(a.until) && now.Sub(a.last) > age {
 			delete(s.addrs, k)
 		}
 	}
+	s.tracked.Store(int32(len(s.addrs)))
 }
 
 // startImport takes an import slot for tenant; false when the tenant or
