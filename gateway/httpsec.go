@@ -62,9 +62,23 @@ const (
 	authForget = 10 * time.Minute
 )
 
+// newHTTPSec makes the defences for cfg (a zero limit takes its default,
+// as ParseConfig sets it) and the tenants' tokens, registering its
+// metrics on reg when not nil.
 func newHTTPSec(cfg HTTPConfig, byToken map[string]*Tenant, reg prometheus.Registerer) *httpSec {
-	s := &httpSec{admin: &caller{admin: true}, callers: make(map[string]*caller, len(byToken)), failures: cfg.AuthFailures, base: cfg.AuthLockout, maxIP: 1 << 17, addrs: map[string]*authAddr{},
-		maxImports: cfg.MaxImports, maxPerTenant: cfg.MaxImportsPerTenant, imports: map[string]int{},
+	orDefault := func(v, def int) int {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	base := cfg.AuthLockout
+	if base <= 0 {
+		base = time.Second
+	}
+	s := &httpSec{admin: &caller{admin: true}, callers: make(map[string]*caller, len(byToken)),
+		failures: orDefault(cfg.AuthFailures, 10), base: base, maxIP: 1 << 17, addrs: map[string]*authAddr{},
+		maxImports: orDefault(cfg.MaxImports, 4), maxPerTenant: orDefault(cfg.MaxImportsPerTenant, 1), imports: map[string]int{},
 		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "auth_failures_total",
 			Help: "Refused HTTP authentications: unauthorized (wrong or missing token) or locked (the address is locked out)."},
 			[]string{"outcome"}),
