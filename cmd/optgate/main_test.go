@@ -110,6 +110,40 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// buildOptgate builds the binary into dir and returns its path.
+func buildOptgate(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "optgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startOptgate runs bin serve on cfgPath and returns once /healthz at
+// httpAddr answers; the caller stops the process.
+func startOptgate(t *testing.T, bin, cfgPath, httpAddr string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatal("gateway did not come up")
+	return nil
+}
+
 // TestCrashKeepsAcknowledgedOptOut runs the real binary, records an
 // opt-out through the API, SIGKILLs the process as soon as the API said
 // "stored", restarts it on the same store and finds the opt-out there.
@@ -118,11 +152,7 @@ func TestCrashKeepsAcknowledgedOptOut(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "optgate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildOptgate(t, dir)
 	httpAddr := freePort(t)
 	cfg := fmt.Sprintf(`
 store: {dir: %q}
@@ -134,25 +164,7 @@ tenants:
 `, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t))
 	cfgPath := filepath.Join(dir, "optgate.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-config", cfgPath)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			resp, err := http.Get("http://" + httpAddr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				return cmd
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		t.Fatal("gateway did not come up")
-		return nil
-	}
+	start := func() *exec.Cmd { return startOptgate(t, bin, cfgPath, httpAddr) }
 	call := func(method, path string) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+httpAddr+path, nil)
 		req.Header.Set("Authorization", "Bearer acme-crash-token")

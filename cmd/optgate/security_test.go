@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,10 +42,7 @@ func TestImportSingleLineMemory(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "optgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildOptgate(t, dir)
 	httpAddr := freePort(t)
 	cfg := fmt.Sprintf(`
 store: {dir: %q}
@@ -58,24 +54,8 @@ tenants:
 `, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t))
 	cfgPath := filepath.Join(dir, "optgate.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	cmd := exec.Command(bin, "serve", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startOptgate(t, bin, cfgPath, httpAddr)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway did not come up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	before := peakRSS(t, cmd.Process.Pid)
 	{
 		req, _ := http.NewRequest("POST", "http://"+httpAddr+"/v1/consent/import?source=crm", strings.NewReader("recipient\n+15145550100\n"))
