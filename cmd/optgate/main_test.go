@@ -144,6 +144,27 @@ func startOptgate(t *testing.T, bin, cfgPath, httpAddr string) *exec.Cmd {
 	return nil
 }
 
+// simulatorConfig writes a config for the binary into dir: the store in
+// dir, the simulator as SMSC, free loopback ports and tenant acme with
+// apiToken; it returns the file and the HTTP address.
+func simulatorConfig(t *testing.T, dir, apiToken string) (cfgPath, httpAddr string) {
+	t.Helper()
+	httpAddr = freePort(t)
+	cfg := fmt.Sprintf(`
+store: {dir: %q}
+smpp: {listen: %q}
+http: {listen: %q, admin_token: binary-admin-token}
+simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+tenants:
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]}
+`, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t), apiToken)
+	cfgPath = filepath.Join(dir, "optgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, httpAddr
+}
+
 // TestCrashKeepsAcknowledgedOptOut runs the real binary, records an
 // opt-out through the API, SIGKILLs the process as soon as the API said
 // "stored", restarts it on the same store and finds the opt-out there.
@@ -153,17 +174,7 @@ func TestCrashKeepsAcknowledgedOptOut(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildOptgate(t, dir)
-	httpAddr := freePort(t)
-	cfg := fmt.Sprintf(`
-store: {dir: %q}
-smpp: {listen: %q}
-http: {listen: %q, admin_token: crash-admin-token}
-simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
-tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-crash-token, numbers: ["+15145550199"]}
-`, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t))
-	cfgPath := filepath.Join(dir, "optgate.yaml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	cfgPath, httpAddr := simulatorConfig(t, dir, "acme-crash-token")
 	start := func() *exec.Cmd { return startOptgate(t, bin, cfgPath, httpAddr) }
 	call := func(method, path string) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+httpAddr+path, nil)

@@ -43,17 +43,7 @@ func TestImportSingleLineMemory(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildOptgate(t, dir)
-	httpAddr := freePort(t)
-	cfg := fmt.Sprintf(`
-store: {dir: %q}
-smpp: {listen: %q}
-http: {listen: %q, admin_token: mem-admin-token}
-simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
-tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-memory-api-token, numbers: ["+15145550199"]}
-`, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t))
-	cfgPath := filepath.Join(dir, "optgate.yaml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	cfgPath, httpAddr := simulatorConfig(t, dir, "acme-memory-api-token")
 	cmd := startOptgate(t, bin, cfgPath, httpAddr)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	before := peakRSS(t, cmd.Process.Pid)
