@@ -41,6 +41,110 @@ var (
 // nothing was applied.
 var ErrImportRejected = errors.New("consent: import rejected, nothing applied")
 
+// Import bounds: memory stays constant whatever the input.
+const (
+	// MaxImportLine is the longest import record accepted, in bytes (a
+	// quoted field may span lines: the bound is on the whole record).
+	MaxImportLine = 64 << 10
+	// MaxImportField is the longest field of an import row, in bytes; a
+	// longer field makes its row malformed.
+	MaxImportField = 1024
+)
+
+// LineTooLongError stops an import at a record longer than MaxImportLine:
+// the rows before it may be applied (as on any error that stops an
+// import), nothing after it is read. It wraps ErrInvalidInput.
+type LineTooLongError struct {
+	Line int // the line (1-based) where the record passed the limit
+	Max  int
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("consent: import: line %d: record longer than %d bytes", e.Line, e.Max)
+}
+
+func (e *LineTooLongError) Unwrap() error { return ErrInvalidInput }
+
+// lineLimiter passes an import through, failing with *LineTooLongError
+// once a record (up to a newline outside double quotes) passes max bytes,
+// so that encoding/csv never buffers more than that.
+type lineLimiter struct {
+	r       io.Reader
+	max     int
+	line    int  // current line, 1-based
+	n       int  // bytes of the current record
+	inQuote bool // inside a quoted field
+	err     error
+}
+
+func (l *lineLimiter) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	// Hand out at most what can still fit, so that the reader behind
+	// never holds a record past the limit.
+	if room := l.max + 1 - l.n; len(p) > room {
+		p = p[:max(room, 1)]
+	}
+	k, err := l.r.Read(p)
+	for i, c := range p[:k] {
+		if c == '\n' && !l.inQuote {
+			l.line++
+			l.n = 0
+			continue
+		}
+		if c == '"' {
+			l.inQuote = !l.inQuote
+		}
+		if l.n++; l.n > l.max {
+			l.err = &LineTooLongError{Line: l.line, Max: l.max}
+			return i, l.err
+		}
+		if c == '\n' { // inside a quoted field: the record goes on
+			l.line++
+		}
+	}
+	return k, err
+}
+
+// csvTrigger reports whether a CSV field starting with c may be run as a
+// formula by a spreadsheet (OWASP "CSV injection": = + - @ tab CR).
+func csvTrigger(c byte) bool {
+	return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r'
+}
+
+// neutralize makes an exported field inert in a spreadsheet: a field
+// starting with a formula character gets a leading single quote (OWASP's
+// advice), except an E.164 number ("+" and digits only, as recipients and
+// our numbers are: validated, and a spreadsheet reads it as a number).
+func neutralize(s string) string {
+	if s == "" || !csvTrigger(s[0]) {
+		return s
+	}
+	if s[0] == '+' && len(s) > 1 && allDigits(s[1:]) {
+		return s
+	}
+	return "'" + s
+}
+
+// unneutralize undoes neutralize on an imported field, so an export
+// imports back unchanged.
+func unneutralize(s string) string {
+	if len(s) > 1 && s[0] == '\'' && csvTrigger(s[1]) {
+		return s[1:]
+	}
+	return s
+}
+
+// writeNeutral writes one exported record with every field neutralized;
+// rec is overwritten.
+func writeNeutral(cw *csv.Writer, rec []string) error {
+	for i, f := range rec {
+		rec[i] = neutralize(f)
+	}
+	return cw.Write(rec)
+}
+
 // ImportOptions describe where imported suppressions come from. Every
 // imported change is recorded in the evidence log with source "import",
 // the stated Source, ProofRef and Operator, and its line number.
@@ -171,11 +275,15 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 // importRows parses r and hands valid rows to apply in batches.
 func (s *Store) importRows(ctx context.Context, r io.Reader, opts ImportOptions, rep *ImportReport,
 	apply func([]importRow) error) error {
-	cr := csv.NewReader(r)
+	lim := &lineLimiter{r: r, max: MaxImportLine, line: 1}
+	cr := csv.NewReader(lim)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
+		if lim.err != nil {
+			return lim.err
+		}
 		return fmt.Errorf("%w: import: reading header: %v", ErrInvalidInput, err)
 	}
 	col := map[string]int{}
@@ -187,7 +295,7 @@ func (s *Store) importRows(ctx context.Context, r io.Reader, opts ImportOptions,
 	}
 	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
+			return unneutralize(strings.TrimSpace(rec[i]))
 		}
 		return ""
 	}
@@ -203,6 +311,9 @@ func (s *Store) importRows(ctx context.Context, r io.Reader, opts ImportOptions,
 		if err == io.EOF {
 			break
 		}
+		if lim.err != nil {
+			return lim.err
+		}
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -216,6 +327,10 @@ func (s *Store) importRows(ctx context.Context, r io.Reader, opts ImportOptions,
 		line, _ := cr.FieldPos(0)
 		if l := field(rec, "line"); l != "" { // spooled rows keep their original line
 			fmt.Sscan(l, &line)
+		}
+		if i := slices.IndexFunc(rec, func(f string) bool { return len(f) > MaxImportField }); i >= 0 {
+			bad(line, fmt.Errorf("%w: field %d longer than %d bytes", ErrInvalidInput, i+1, MaxImportField))
+			continue
 		}
 		row, err := s.parseRow(func(name string) string { return field(rec, name) }, opts.Tenant)
 		if err != nil {
@@ -391,7 +506,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (in
 				if r.flags&f != f || (k == kindAll && r.flags&fAllFamily != 0) {
 					continue
 				}
-				cw.Write([]string{tn, ch, rcpt, scopeName(scope), k.class(), r.state.String(), since})
+				writeNeutral(cw, []string{tn, ch, rcpt, scopeName(scope), k.class(), r.state.String(), since})
 				n++
 			}
 			if n%4096 == 0 {
@@ -439,7 +554,7 @@ func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOpti
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
 				return fmt.Errorf("%w: evidence: %v", ErrStorage, err)
 			}
-			cw.Write([]string{ts(e.Time), e.Tenant, e.Channel, e.Sender, e.Scope, e.Recipient, e.Old, e.New, e.Class,
+			writeNeutral(cw, []string{ts(e.Time), e.Tenant, e.Channel, e.Sender, e.Scope, e.Recipient, e.Old, e.New, e.Class,
 				string(e.Source), e.Keyword, e.Normalized, e.Lang, e.Text, e.MessageID, e.Operator, e.ConsentSource,
 				e.ProofRef, e.Detail, ts(e.Received), e.MatchMode})
 			n++

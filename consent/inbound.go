@@ -81,6 +81,10 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 	if matched {
 		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, m.Text)
 	}
+	attested := SourceAttestation
+	if m.Simulated {
+		tr.org.Source, attested = SourceSimulator, SourceSimulator
+	}
 	rt, err := c.rec(m.Channel, rcpt, "")
 	if err != nil {
 		return Result{}, err
@@ -95,7 +99,7 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		err = c.optOut(&res, tr, kindMarketing)
 	case keyword.OptIn:
 		if pending {
-			tr.org.Source = SourceAttestation
+			tr.org.Source = attested
 		}
 		err = c.optIn(&res, tr)
 	case keyword.Yes:
@@ -104,7 +108,7 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 			res.Forward = true
 			break
 		}
-		tr.org.Source = SourceAttestation
+		tr.org.Source = attested
 		err = c.optIn(&res, tr)
 	case keyword.Help:
 		c.reply(&res, ReplyHelp, t.templates(tr.lang).Help, tr)

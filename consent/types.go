@@ -138,6 +138,9 @@ const (
 	SourceAPI                Source = "api"
 	SourceWhatsAppPreference Source = "whatsapp_preference"
 	SourceWhatsAppFailure    Source = "whatsapp_failure"
+	// SourceSimulator marks a change made by a message the built-in SMSC
+	// simulator made up (POST /v1/simulator/mo): no handset sent it.
+	SourceSimulator Source = "simulator"
 )
 
 // ReplyKind says what a reply is.
@@ -220,6 +223,10 @@ type InboundMessage struct {
 	Text       string
 	MessageID  string // SMSC / WhatsApp message id; used to drop retried duplicates
 	ReceivedAt time.Time
+	// Simulated marks a message made up by the built-in SMSC simulator:
+	// its changes are recorded with SourceSimulator, never as a keyword or
+	// attestation a handset sent.
+	Simulated bool
 }
 
 // Result is what Inbound (and the operator calls) did.

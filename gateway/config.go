@@ -37,6 +37,11 @@ type Config struct {
 	Queue             QueueConfig     `yaml:"queue"`
 	Webhooks          WebhookDefaults `yaml:"webhooks"`
 	Receipts          ReceiptsConfig  `yaml:"receipts"`
+	// AllowInsecureDefaults lets a listener that is not loopback run with
+	// a well-known dev secret, the SMSC simulator (and its
+	// /v1/simulator/mo route) or the WhatsApp mock. Default false: such a
+	// configuration is refused (see checkExposure).
+	AllowInsecureDefaults bool `yaml:"allow_insecure_defaults"`
 
 	// lines maps a field path ("tenants[0].id") to its line in the file,
 	// for errors. Filled by ParseConfig.
@@ -104,6 +109,35 @@ type HTTPConfig struct {
 	// streamed into the store rather than held in memory. Default 256 MiB.
 	MaxImportBytes int64 `yaml:"max_import_bytes"`
 	Pprof          bool  `yaml:"pprof"` // expose /debug/pprof on the admin token
+	// MaxImports is how many imports run at once, all tenants together
+	// (default 4); MaxImportsPerTenant how many per tenant (default 1).
+	// An import past either limit gets 429 import_busy.
+	MaxImports          int `yaml:"max_imports"`
+	MaxImportsPerTenant int `yaml:"max_imports_per_tenant"`
+	// MaxConnections is how many connections are open at once (default
+	// 16384); MaxConnsPerIP how many of them one address may hold
+	// (default 256). Past the per-address cap a new connection gets 429
+	// and is closed; the others' connections are not affected.
+	MaxConnections int `yaml:"max_connections"`
+	MaxConnsPerIP  int `yaml:"max_conns_per_ip"`
+	// ReadTimeout bounds the wait for a new connection's first request and
+	// the reading of a request's headers and body (default 10s; an import
+	// extends it for its body).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// AuthFailures is how many failed authentications (401) an address
+	// may make before it is locked out (default 10); each further failure
+	// doubles the lock, from AuthLockout (default 1s) up to 15 minutes.
+	// A locked address gets 429 with Retry-After, even with a right token.
+	AuthFailures int           `yaml:"auth_failures"`
+	AuthLockout  time.Duration `yaml:"auth_lockout"`
+	// TLS serves the API over TLS 1.2 or later when cert and key are set.
+	TLS TLSConfig `yaml:"tls"`
+	// TrustedProxies are the load balancers (IPs or CIDRs) in front of the
+	// API: for a request from one of them, the client's address (for the
+	// authentication lockout and the logs) is the last X-Forwarded-For
+	// entry. Connection caps count TCP peers: raise max_conns_per_ip for
+	// a proxy. Default none (X-Forwarded-For is ignored).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // SimulatorConfig runs the built-in SMSC simulator in-process.
@@ -474,6 +508,27 @@ func (c *Config) applyDefaults() {
 	if c.HTTP.MaxImportBytes == 0 {
 		c.HTTP.MaxImportBytes = 256 << 20
 	}
+	if c.HTTP.MaxImports == 0 {
+		c.HTTP.MaxImports = 4
+	}
+	if c.HTTP.MaxImportsPerTenant == 0 {
+		c.HTTP.MaxImportsPerTenant = 1
+	}
+	if c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = 16384
+	}
+	if c.HTTP.MaxConnsPerIP == 0 {
+		c.HTTP.MaxConnsPerIP = 256
+	}
+	if c.HTTP.ReadTimeout == 0 {
+		c.HTTP.ReadTimeout = 10 * time.Second
+	}
+	if c.HTTP.AuthFailures == 0 {
+		c.HTTP.AuthFailures = 10
+	}
+	if c.HTTP.AuthLockout == 0 {
+		c.HTTP.AuthLockout = time.Second
+	}
 	if c.Simulator.Listen == "" {
 		c.Simulator.Listen = "127.0.0.1:2776"
 	}
@@ -618,6 +673,18 @@ func (c *Config) validate() ConfigErrors {
 	if c.HTTP.AdminToken != "" && len(c.HTTP.AdminToken) < 8 {
 		add("http.admin_token", "too short (at least 8 characters)")
 	}
+	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
+		add("http.tls", "cert and key go together")
+	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := parseCIDR(p); err != nil {
+			add(fmt.Sprintf("http.trusted_proxies[%d]", i), "not an IP address or CIDR: %q", p)
+		}
+	}
+	if c.HTTP.MaxImports < 0 || c.HTTP.MaxImportsPerTenant < 0 || c.HTTP.MaxConnections < 0 || c.HTTP.MaxConnsPerIP < 0 ||
+		c.HTTP.AuthFailures < 0 || c.HTTP.ReadTimeout < 0 || c.HTTP.AuthLockout < 0 {
+		add("http", "limits and timeouts must not be negative")
+	}
 	if c.Simulator.Enabled && !validAddr(c.Simulator.Listen) {
 		add("simulator.listen", "not a host:port: %q", c.Simulator.Listen)
 	}
@@ -663,8 +730,11 @@ func (c *Config) validate() ConfigErrors {
 				add(p+".api_token", "same token as tenant %q", other)
 			}
 			tokens[t.APIToken] = t.ID
-			if len(t.APIToken) < 8 {
-				add(p+".api_token", "too short (at least 8 characters)")
+			if len(t.APIToken) < minAPIToken {
+				add(p+".api_token", "too short (at least %d characters)", minAPIToken)
+			}
+			if t.APIToken == c.HTTP.AdminToken {
+				add(p+".api_token", "same token as http.admin_token (a tenant token must not act as the admin)")
 			}
 		}
 		for j, n := range t.Numbers {
@@ -799,6 +869,88 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if len(c.WhatsApp.Numbers) > 0 && !c.WhatsAppSimulator.Enabled && (c.WhatsApp.Token == "" || c.WhatsApp.AppSecret == "") {
 		add("whatsapp", "token and app_secret are required for WhatsApp numbers")
+	}
+	errs = append(errs, c.checkExposure()...)
+	return errs
+}
+
+// minAPIToken is the shortest tenant api_token accepted.
+const minAPIToken = 16
+
+// devSecrets are the secrets of the default configuration and of the
+// built-in mocks: anyone who read the repository knows them.
+var devSecrets = map[string]bool{
+	"dev-admin-token": true, "acme-dev-token": true, "acme-dev-api-token": true, "acmepw": true,
+	"acme-webhook-secret": true, "simpw": true, mockAppSecret: true, mockVerifyToken: true,
+}
+
+// loopback reports whether a listen address accepts connections from this
+// machine only: a loopback IP or localhost (an empty host or 0.0.0.0 is
+// every interface).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkExposure refuses a listener that is not loopback while a dev
+// secret, the SMSC simulator (and /v1/simulator/mo) or the WhatsApp mock
+// is on, unless allow_insecure_defaults: anyone reaching the port could
+// use them (forge signed WhatsApp STOP/START, fake handset MOs, act as a
+// tenant).
+func (c *Config) checkExposure() ConfigErrors {
+	if c.AllowInsecureDefaults {
+		return nil
+	}
+	var public []string
+	for _, l := range []struct {
+		name, addr string
+		on         bool
+	}{{"http.listen", c.HTTP.Listen, true}, {"smpp.listen", c.SMPP.Listen, true}, {"simulator.listen", c.Simulator.Listen, c.Simulator.Enabled},
+		{"whatsapp_simulator.listen", c.WhatsAppSimulator.Listen, c.WhatsAppSimulator.Enabled && c.WhatsAppSimulator.Listen != ""}} {
+		if l.on && validAddr(l.addr) && !loopback(l.addr) { // a bad address has its own error
+			public = append(public, l.name+" "+l.addr)
+		}
+	}
+	if len(public) == 0 {
+		return nil
+	}
+	var errs ConfigErrors
+	why := fmt.Sprintf("not allowed with a listener that is not loopback (%s) unless allow_insecure_defaults: true", strings.Join(public, ", "))
+	add := func(path, what string) { errs = append(errs, c.errAt(path, "%s: %s", what, why)) }
+	if devSecrets[c.HTTP.AdminToken] {
+		add("http.admin_token", "a well-known dev token")
+	}
+	for i, t := range c.Tenants {
+		if devSecrets[t.APIToken] {
+			add(fmt.Sprintf("tenants[%d].api_token", i), "a well-known dev token")
+		}
+		if devSecrets[t.Webhook.Secret] {
+			add(fmt.Sprintf("tenants[%d].webhook.secret", i), "a well-known dev secret")
+		}
+	}
+	for i, a := range c.Accounts {
+		if devSecrets[a.Password] {
+			add(fmt.Sprintf("accounts[%d].password", i), "a well-known dev password")
+		}
+	}
+	if devSecrets[c.WhatsApp.AppSecret] {
+		add("whatsapp.app_secret", "the WhatsApp mock's well-known app secret")
+	}
+	if devSecrets[c.WhatsApp.VerifyToken] {
+		add("whatsapp.verify_token", "the WhatsApp mock's well-known verify token")
+	}
+	if c.Simulator.Enabled {
+		add("simulator.enabled", "the SMSC simulator and POST /v1/simulator/mo (anyone could fake a handset's STOP or START)")
+	}
+	if c.WhatsAppSimulator.Enabled {
+		add("whatsapp_simulator.enabled", "the WhatsApp mock (its app secret is public: anyone could sign a webhook)")
 	}
 	return errs
 }

@@ -34,4 +34,13 @@
 // received the keyword, through the SMSC it came from, and the MO and the
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
 // webhooks kept on disk until delivered).
+//
+// # Who may do what
+//
+// SECURITY.md is the model. In code: auth and authHTTP (http.go) check a
+// bearer token before a request's body is read, and httpSec (httpsec.go)
+// locks out addresses that keep failing, counts imports and keeps the
+// callers; ownSender holds a consent request's sender to the tenant's own
+// numbers; checkExposure (config.go) refuses dev secrets and mocks on a
+// listener that is not loopback.
 package gateway

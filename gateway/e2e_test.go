@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 const (
 	ourNumber = "+15145550199"
 	handset   = "+15145550100"
-	acmeToken = "acme-test-token"
+	acmeToken = "acme-test-api-token"
 	adminTok  = "admin-test-token"
 )
 
@@ -75,13 +75,24 @@ routes:
 
 func startEnv(t *testing.T, yamlText string, smsc *smpptest.Server, dir string) *testEnv {
 	t.Helper()
+	return startEnvOpt(t, yamlText, smsc, dir, Options{})
+}
+
+// startEnvOpt is startEnv with gateway options (a logger, a listener of
+// the test's own); listeners not given are on 127.0.0.1:0.
+func startEnvOpt(t *testing.T, yamlText string, smsc *smpptest.Server, dir string, opt Options) *testEnv {
+	t.Helper()
 	cfg, err := ParseConfig([]byte(yamlText), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	sl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	g, err := New(cfg, Options{SMPPListener: sl, HTTPListener: hl})
+	if opt.SMPPListener == nil {
+		opt.SMPPListener, _ = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if opt.HTTPListener == nil {
+		opt.HTTPListener, _ = net.Listen("tcp", "127.0.0.1:0")
+	}
+	g, err := New(cfg, opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

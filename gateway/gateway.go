@@ -74,6 +74,8 @@ type Gateway struct {
 	smppSrv       *smpp.Server
 	smppLn        net.Listener
 	httpSrv       *fasthttp.Server
+	httpTLS       *tls.Config // http.tls; nil for plain HTTP
+	sec           *httpSec    // HTTP auth lockout and import slots
 	httpLn        net.Listener
 	webhookClient *fasthttp.Client
 	sim           *smpptest.Server
@@ -309,14 +311,14 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	g.mt, g.afterScreen = g.mtChain()
 	g.initSeries()
 
-	var srvTLS *tls.Config
-	if cfg.SMPP.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.SMPP.TLS.Cert, cfg.SMPP.TLS.Key)
-		if err != nil {
-			return nil, fmt.Errorf("smpp tls: %w", err)
-		}
-		srvTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	srvTLS, err := loadServerTLS(cfg.SMPP.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("smpp tls: %w", err)
 	}
+	if g.httpTLS, err = loadServerTLS(cfg.HTTP.TLS); err != nil {
+		return nil, fmt.Errorf("http tls: %w", err)
+	}
+	g.sec = newHTTPSec(cfg.HTTP, g.byToken, reg)
 	g.smppSrv = &smpp.Server{
 		Authenticate:       g.authenticate,
 		Handler:            smpp.HandlerFunc(g.serveUpstream),
@@ -365,6 +367,9 @@ func (g *Gateway) Start() error {
 			g.smppLn.Close()
 			return fmt.Errorf("http: listen %s: %w", g.cfg.HTTP.Listen, err)
 		}
+	}
+	if g.httpTLS != nil {
+		g.httpLn = tls.NewListener(g.httpLn, g.httpTLS)
 	}
 	g.outbox.start()
 	g.startLinks()

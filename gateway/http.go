@@ -56,23 +56,85 @@ type caller struct {
 	tenant *Tenant
 }
 
+// auth authenticates a request by its bearer token, once per request (the
+// caller is kept as a user value), and answers the refusals: 429
+// auth_locked to an address locked out after repeated failures, whatever
+// its token, and 401 to a missing or unknown token (which counts towards
+// the lock, see httpSec).
 func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
+	c, status, msg, wait := g.authHTTP(ctx)
+	switch status {
+	case 0:
+		return c, true
+	case 429:
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		writeErr(ctx, 429, "auth_locked", "", msg)
+	default:
+		writeErr(ctx, 401, "unauthorized", "", msg)
+	}
+	return caller{}, false
+}
+
+// authHTTP checks a request's bearer token without answering: status
+// 0 and the caller (kept as a user value) when it is good, else 401 or 429
+// with a message and, for 429, how long the address stays locked.
+func (g *Gateway) authHTTP(ctx *fasthttp.RequestCtx) (c caller, status int, msg string, wait time.Duration) {
+	if c, ok := ctx.UserValue(callerKey{}).(*caller); ok {
+		return *c, 0, "", 0
+	}
+	addr := "" // computed only when needed: most requests are from addresses with no failures
+	if g.sec.anyTracked() {
+		addr = g.clientAddr(ctx)
+		if wait := g.sec.lockedFor(addr, time.Now()); wait > 0 {
+			g.sec.authFailed.WithLabelValues("locked").Inc()
+			return caller{}, 429, "too many failed authentications from this address; retry later", wait
+		}
+	}
+	failed := func(msg string) (caller, int, string, time.Duration) {
+		if addr == "" {
+			addr = g.clientAddr(ctx)
+		}
+		g.authFailedFrom(addr)
+		return caller{}, 401, msg, 0
+	}
 	h := ctx.Request.Header.Peek("Authorization")
 	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
 	if !ok || len(tok) == 0 {
-		writeErr(ctx, 401, "unauthorized", "", "missing bearer token")
-		return caller{}, false
+		return failed("missing bearer token")
 	}
+	var found *caller
 	if g.cfg.HTTP.AdminToken != "" && constantTimeEqual(string(tok), g.cfg.HTTP.AdminToken) {
-		return caller{admin: true}, true
+		found = g.sec.admin
 	}
-	for token, t := range g.byToken {
-		if constantTimeEqual(string(tok), token) {
-			return caller{tenant: t}, true
+	for token, tc := range g.sec.callers {
+		if found == nil && constantTimeEqual(string(tok), token) {
+			found = tc
 		}
 	}
-	writeErr(ctx, 401, "unauthorized", "", "unknown token")
-	return caller{}, false
+	if found == nil {
+		return failed("unknown token")
+	}
+	ctx.SetUserValue(callerKey{}, found)
+	return *found, 0, "", 0
+}
+
+// authedPath reports whether a path's callers authenticate with a bearer
+// token (before their body is read).
+func (g *Gateway) authedPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/") || g.cfg.HTTP.Pprof && strings.HasPrefix(path, "/debug/pprof")
+}
+
+// expect answers "Expect: 100-continue": a client that waits for it sends
+// no body at all when its token is refused (the answer then has the
+// status only; the connection closes).
+func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
+	if !g.authedPath(string(ctx.Path())) {
+		return fasthttp.StatusContinue
+	}
+	if _, status, _, _ := g.authHTTP(ctx); status != 0 {
+		return status
+	}
+	return fasthttp.StatusContinue
 }
 
 // tenantFor picks the tenant a request acts on: a tenant token's own, or
@@ -115,6 +177,15 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		}()
 		path := string(ctx.Path())
 		method := string(ctx.Method())
+		// The API's callers authenticate before their body is read: at
+		// most fasthttp's 8 KiB pre-read of it is in memory until then
+		// (webhooks are authenticated by a signature over the body).
+		if g.authedPath(path) {
+			if _, ok := g.auth(ctx); !ok {
+				ctx.SetConnectionClose() // the rest of the body is unread
+				return
+			}
+		}
 		// Bodies are streamed (StreamRequestBody) so that an import can be
 		// larger than memory; every other route gets its body read here,
 		// up to max_body_bytes, as if it had not been streamed.
@@ -146,7 +217,13 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			g.apiDeadLetters(ctx)
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
-		case path == "/v1/simulator/mo" && method == "POST" && g.sim != nil:
+		case path == "/v1/simulator/mo" && method == "POST":
+			// A fake handset MO is for trying the loop on this machine:
+			// refused unless the simulator runs and the API is on loopback.
+			if g.sim == nil || !g.listenerLoopback() {
+				writeErr(ctx, 404, "not_found", "", "POST /v1/simulator/mo exists only with simulator.enabled and a loopback http.listen")
+				return
+			}
 			g.apiSimulatorMO(ctx)
 		case strings.HasPrefix(path, "/v1/messages/") && method == "GET":
 			g.apiMessage(ctx, strings.TrimPrefix(path, "/v1/messages/"))
@@ -164,15 +241,23 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		Handler:            h,
 		Name:               "optgate",
 		MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes,
-		ReadTimeout:        30 * time.Second,
-		WriteTimeout:       5 * time.Minute, // exports stream
-		IdleTimeout:        2 * time.Minute,
-		Concurrency:        16384,
-		Logger:             fasthttpLogger{g},
+		// ReadTimeout runs from the connection's accept to its first
+		// request's headers and body (so a half-open connection is closed
+		// after it), and from the first byte of each later request.
+		ReadTimeout:   g.cfg.HTTP.ReadTimeout,
+		WriteTimeout:  5 * time.Minute, // exports stream
+		IdleTimeout:   2 * time.Minute,
+		Concurrency:   g.cfg.HTTP.MaxConnections,
+		MaxConnsPerIP: g.cfg.HTTP.MaxConnsPerIP,
+		Logger:        fasthttpLogger{g},
+		// fasthttp's errors would otherwise quote the request's headers,
+		// bearer token included, into the log.
+		SecureErrorLogMessage: true,
 		// Bodies above MaxRequestBodySize reach the handler as a stream:
 		// readBody bounds them (413 body_too_large) and the import route
 		// streams its CSV into the store.
 		StreamRequestBody:            true,
+		ExpectHandler:                g.expect,
 		DisablePreParseMultipartForm: true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
@@ -614,6 +699,20 @@ func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
 		if body.Channel != "" {
 			channel = body.Channel
 		}
+		if body.Sender != "" {
+			// The confirmation goes out from the sender: it must be the
+			// tenant's own.
+			n, code, msg := g.ownSender(t, channel, body.Sender)
+			if code != "" {
+				status := 403
+				if code == "invalid_sender" {
+					status = 422
+				}
+				writeErr(ctx, status, code, "sender", msg)
+				return
+			}
+			body.Sender = n
+		}
 		if body.Operator == "" {
 			body.Operator = operator
 		}
@@ -698,6 +797,15 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	opt.Strict = string(q.Peek("strict")) == "true"
+	if !g.sec.startImport(t.ID) {
+		g.sec.busy.Inc()
+		ctx.SetConnectionClose() // the body is unread
+		ctx.Response.Header.Set("Retry-After", "10")
+		writeErr(ctx, 429, "import_busy", "", fmt.Sprintf("too many imports running (at most %d per tenant, %d in all); retry later",
+			g.cfg.HTTP.MaxImportsPerTenant, g.cfg.HTTP.MaxImports))
+		return
+	}
+	defer g.sec.endImport(t.ID)
 	// The CSV is streamed into the store (millions of rows need not fit
 	// in memory), up to max_import_bytes, with time to read it all.
 	limit := g.cfg.HTTP.MaxImportBytes
@@ -705,12 +813,16 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		g.tooLarge(ctx, limit)
 		return
 	}
-	var src io.Reader = bytes.NewReader(ctx.PostBody())
+	// PostBody would read a streamed body whole into memory: only the
+	// stream is read.
+	var src io.Reader
 	if ctx.Request.IsBodyStream() {
 		src = ctx.RequestBodyStream()
 		if c := ctx.Conn(); c != nil {
 			_ = c.SetReadDeadline(time.Now().Add(30 * time.Minute))
 		}
+	} else {
+		src = bytes.NewReader(ctx.PostBody())
 	}
 	body := &limitedBody{r: src, n: limit}
 	rep, err := g.consent.Import(context.Background(), body, opt)
@@ -721,7 +833,13 @@ func (g *Gateway) apiImport(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err != nil {
+		var lerr *consent.LineTooLongError
 		switch {
+		case errors.As(err, &lerr):
+			// Rows before the line may be applied, as past max_import_bytes.
+			ctx.SetConnectionClose() // the rest of the body is unread
+			writeJSON(ctx, 400, map[string]any{"error": apiErrorBody{Code: "line_too_long", Field: "body", Message: lerr.Error()},
+				"line": lerr.Line, "report": importJSON(rep)})
 		case errors.Is(err, consent.ErrEvidenceRequired), errors.Is(err, consent.ErrInvalidInput):
 			writeErr(ctx, 400, "invalid_request", "source", err.Error())
 		case errors.Is(err, consent.ErrImportRejected):

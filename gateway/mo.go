@@ -346,6 +346,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	}
 	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
 		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
+		Simulated: g.fromSimulator(l),
 	})
 	if err != nil {
 		if errors.Is(err, consent.ErrInvalidNumber) {

@@ -186,7 +186,7 @@ func TestHTTPReceiptWebhook(t *testing.T) {
 	})
 }
 
-const betaToken = "beta-test-token"
+const betaToken = "beta-test-api-token"
 
 const betaTenant = `  - id: beta
     brand: Beta

@@ -29,7 +29,7 @@ func startAPIGateway(t *testing.T) (string, string) {
 store: {dir: %q}
 http: {admin_token: admin-cmd-token}
 tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-cmd-token, numbers: ["+15145550199"]}
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-cmd-api-token, numbers: ["+15145550199"]}
 smscs:
   - {name: c, address: %q, system_id: optgate, password: pw}
 routes:

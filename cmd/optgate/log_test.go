@@ -45,7 +45,7 @@ smpp: {listen: "127.0.0.1:0"}
 http: {listen: "127.0.0.1:0"}
 simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
 tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-log-token, numbers: ["+15145550199"]}
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-log-api-token, numbers: ["+15145550199"]}
 `, filepath.Join(dir, "data"), freePort(t))
 	cfg, err := gateway.ParseConfig([]byte(y), "log.yaml", nil)
 	if err != nil {

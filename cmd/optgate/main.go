@@ -362,16 +362,16 @@ Stop with Ctrl-C.
 func tryLoop(addr string) string {
 	return strings.ReplaceAll(`N=+1514555$(printf %04d $((RANDOM % 10000)))   # a recipient for this run
 # send a message: 202 accepted
-curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-api-token' \
      -d '{"to":"'$N'","text":"Your interview is confirmed"}'
 # the handset answers STOP through the simulator: stored, confirmed in English
-curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/simulator/mo -H 'Authorization: Bearer acme-dev-token' \
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/simulator/mo -H 'Authorization: Bearer acme-dev-api-token' \
      -d '{"from":"'$N'","to":"+15145550199","text":"STOP"}'
 # send again: 403 {"error":{"code":"recipient_opted_out",...}} (over SMPP: submit_sm_resp 0x00000401)
-curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-token' \
+curl -s -w ' %{http_code}\n' -XPOST http://ADDR/v1/messages -H 'Authorization: Bearer acme-dev-api-token' \
      -d '{"to":"'$N'","text":"Another offer"}'
 # the evidence
-curl -s http://ADDR/v1/consent/$N/history -H 'Authorization: Bearer acme-dev-token'; echo`, "ADDR", addr)
+curl -s http://ADDR/v1/consent/$N/history -H 'Authorization: Bearer acme-dev-api-token'; echo`, "ADDR", addr)
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {

@@ -110,42 +110,60 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+
+// startOptgate runs bin serve on cfgPath and returns once /healthz at
+// httpAddr answers; the caller stops the process.
+func startOptgate(t *testing.T, bin, cfgPath, httpAddr string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatal("gateway did not come up")
+	return nil
+}
+
+// simulatorConfig writes a config for the binary into dir: the store in
+// dir, the simulator as SMSC, free loopback ports and tenant acme with
+// apiToken; it returns the file and the HTTP address.
+func simulatorConfig(t *testing.T, dir, apiToken string) (cfgPath, httpAddr string) {
+	t.Helper()
+	httpAddr = freePort(t)
+	cfg := fmt.Sprintf(`
+store: {dir: %q}
+smpp: {listen: %q}
+http: {listen: %q, admin_token: binary-admin-token}
+simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+tenants:
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]}
+`, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t), apiToken)
+	cfgPath = filepath.Join(dir, "optgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, httpAddr
+}
+
 // TestCrashKeepsAcknowledgedOptOut runs the real binary, records an
 // opt-out through the API, SIGKILLs the process as soon as the API said
 // "stored", restarts it on the same store and finds the opt-out there.
 func TestCrashKeepsAcknowledgedOptOut(t *testing.T) {
 	bin := optgateBinary(t)
 	dir := t.TempDir()
-	httpAddr := freePort(t)
-	cfg := fmt.Sprintf(`
-store: {dir: %q}
-smpp: {listen: %q}
-http: {listen: %q, admin_token: crash-admin-token}
-simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
-tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-crash-token, numbers: ["+15145550199"]}
-`, filepath.Join(dir, "data"), freePort(t), httpAddr, freePort(t))
-	cfgPath := filepath.Join(dir, "optgate.yaml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-config", cfgPath)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			resp, err := http.Get("http://" + httpAddr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				return cmd
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		t.Fatal("gateway did not come up")
-		return nil
-	}
+	cfgPath, httpAddr := simulatorConfig(t, dir, "acme-crash-token")
+	start := func() *exec.Cmd { return startOptgate(t, bin, cfgPath, httpAddr) }
 	call := func(method, path string) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+httpAddr+path, nil)
 		req.Header.Set("Authorization", "Bearer acme-crash-token")

@@ -96,7 +96,7 @@ func TestQuickStartLoop(t *testing.T) {
 		t.Fatalf("consent opt-in: %v\n%s", err, res)
 	}
 	res, _ := exec.Command("curl", "-s", "-w", " %{http_code}\n", "-XPOST", "http://"+httpAddr+"/v1/messages",
-		"-H", "Authorization: Bearer acme-dev-token", "-d", `{"to":"`+n+`","text":"Welcome back"}`).CombinedOutput()
+		"-H", "Authorization: Bearer acme-dev-api-token", "-d", `{"to":"`+n+`","text":"Welcome back"}`).CombinedOutput()
 	if !strings.HasSuffix(strings.TrimSpace(string(res)), " 202") {
 		t.Fatalf("after opt-in: %s", res)
 	}
