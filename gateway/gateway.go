@@ -92,6 +92,8 @@ type Gateway struct {
 
 	replying sync.Map // consent reply ids being sent
 
+	backupBusy atomic.Bool // one backup at a time (backup.go)
+
 	ready    atomic.Bool
 	stop     chan struct{}
 	bg       sync.WaitGroup

@@ -142,6 +142,8 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			} else if ok {
 				writeErr(ctx, 403, "forbidden", "", "admin token required")
 			}
+		case path == "/v1/admin/backup" && method == "POST":
+			g.apiBackup(ctx)
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
 		case path == "/v1/simulator/mo" && method == "POST" && g.sim != nil:

@@ -45,6 +45,9 @@ func usage(w io.Writer) {
   optgate consent opt-in RECIPIENT -source S -proof REF   record express consent with evidence
   optgate consent import FILE.csv -source S [-proof REF]   import suppression entries
   optgate consent export [-evidence]    export suppression entries (or evidence) as CSV
+  optgate backup -to FILE|DIR [-incremental]   back up every store (online through a running gateway)
+  optgate backup verify ARCHIVE|DIR...   check archives and load them into a temporary folder
+  optgate restore -from ARCHIVE|DIR -to DATADIR   rebuild a data folder from archives
 consent commands take -url (default http://127.0.0.1:8080), -token (or $OPTGATE_ADMIN_TOKEN),
 -tenant and -channel.
 `)
@@ -65,6 +68,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "consent":
 		return consentCmd(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return 0

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/backup"
+)
+
+// BackupStores names the Badger stores under store.dir, in the order a
+// backup copies them: the consent store first (see package backup).
+var BackupStores = []string{"consent", "gateway"}
+
+// BackupRequest is the body of POST /v1/admin/backup: empty for a full
+// backup; for an incremental one, the Until of each store in the archive it
+// follows and that archive's SHA-256.
+type BackupRequest struct {
+	Since  map[string]uint64 `json:"since,omitempty"`
+	Parent string            `json:"parent,omitempty"`
+}
+
+// Backup writes an archive of every store to w while the gateway serves.
+func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backup.Index, error) {
+	if !g.backupBusy.CompareAndSwap(false, true) {
+		return nil, errBackupBusy
+	}
+	defer g.backupBusy.Store(false)
+	srcs := []backup.Source{{Name: BackupStores[0], DB: g.consent.BadgerDB()}, {Name: BackupStores[1], DB: g.db}}
+	start := time.Now()
+	idx, err := backup.Write(w, srcs, backup.Options{Since: req.Since, Parent: req.Parent, Version: version})
+	if err != nil {
+		g.log.Error("backup failed", "err", err)
+		return nil, err
+	}
+	attrs := []any{"kind", idx.Kind, "took", time.Since(start).Round(time.Millisecond).String()}
+	for _, s := range idx.Sections {
+		attrs = append(attrs, s.Store+"_bytes", s.Bytes, s.Store+"_until", s.Until)
+	}
+	g.log.Info("backup taken", attrs...)
+	return idx, nil
+}
+
+var errBackupBusy = fmt.Errorf("a backup is already running")
+
+// apiBackup streams a backup archive (POST /v1/admin/backup, admin token).
+// The status line goes out before the stores are read, so a failure
+// half-way ends the body without the archive's trailer: the client detects
+// it (backup.ErrTruncated) and keeps nothing.
+func (g *Gateway) apiBackup(ctx *fasthttp.RequestCtx) {
+	c, ok := g.auth(ctx)
+	if !ok {
+		return
+	}
+	if !c.admin {
+		writeErr(ctx, 403, "forbidden", "", "admin token required")
+		return
+	}
+	var req BackupRequest
+	if body := ctx.PostBody(); len(body) > 0 {
+		if field, err := decodeStrict(body, &req); err != nil {
+			writeErr(ctx, 400, "invalid_request", field, err.Error())
+			return
+		}
+	}
+	if (req.Parent == "") != (len(req.Since) == 0) {
+		writeErr(ctx, 400, "invalid_request", "parent", "an incremental backup names both since and parent")
+		return
+	}
+	if g.backupBusy.Load() {
+		writeErr(ctx, 409, "backup_running", "", errBackupBusy.Error())
+		return
+	}
+	version := string(ctx.QueryArgs().Peek("version"))
+	conn := ctx.Conn()
+	ctx.SetContentType("application/octet-stream")
+	ctx.SetStatusCode(200)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		// The server's WriteTimeout bounds a whole response; a backup may
+		// take longer, so each chunk pushes the deadline on instead.
+		dw := &deadlineWriter{w: w, conn: conn}
+		if _, err := g.Backup(dw, req, version); err != nil {
+			return // logged; the missing trailer tells the client
+		}
+	})
+}
+
+// deadlineWriter extends the connection's write deadline before each write.
+type deadlineWriter struct {
+	w    *bufio.Writer
+	conn interface{ SetWriteDeadline(time.Time) error }
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(time.Minute))
+	n, err := d.w.Write(p)
+	if err == nil {
+		err = d.w.Flush()
+	}
+	return n, err
+}
+
+// MarshalBackupRequest encodes the request an incremental backup after idx
+// sends.
+func MarshalBackupRequest(idx *backup.Index) []byte {
+	if idx == nil {
+		return nil
+	}
+	req := BackupRequest{Since: map[string]uint64{}, Parent: idx.SHA256}
+	for _, s := range idx.Sections {
+		req.Since[s.Store] = s.Until
+	}
+	b, _ := json.Marshal(req)
+	return b
+}
