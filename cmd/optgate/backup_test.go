@@ -177,6 +177,12 @@ func TestBackupRestoreDuringSTOPs(t *testing.T) {
 		}
 	}
 
+	if code, body := g1.call("POST", "/v1/admin/backup", "acme-backup-token", ""); code != 403 {
+		t.Fatalf("backup with a tenant token: %d %s", code, body)
+	}
+	if code, body := g1.call("POST", "/v1/admin/backup", backupAdminToken, `{"parent":"abc"}`); code != 400 {
+		t.Fatalf("incremental backup without since: %d %s", code, body)
+	}
 	waitAcked(30)
 	beforeFull := ackedNow() // acknowledged before the backup started
 	code, out := optgateCmd(t, bin, "backup", "-url", g1.http, "-token", backupAdminToken, "-to", bk)
