@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,6 +94,9 @@ type Gateway struct {
 	replying sync.Map // consent reply ids being sent
 
 	backupBusy atomic.Bool // one backup at a time (backup.go)
+
+	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
+	metricsLn  net.Listener
 
 	ready    atomic.Bool
 	stop     chan struct{}
@@ -352,6 +356,11 @@ func (g *Gateway) Start() error {
 			return fmt.Errorf("http: listen %s: %w", g.cfg.HTTP.Listen, err)
 		}
 	}
+	if err := g.startMetricsListener(); err != nil {
+		g.smppLn.Close()
+		g.httpLn.Close()
+		return err
+	}
 	g.outbox.start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
@@ -460,6 +469,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.httpLn != nil {
 			g.httpLn.Close()
 		}
+		g.stopMetricsListener(ctx)
 		g.stopLinks(ctx)
 		g.stopWhatsApp()
 		if g.sim != nil {

@@ -127,7 +127,7 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			ctx.SetBodyString("ok\n")
 		case path == "/readyz":
 			g.readyz(ctx)
-		case path == "/metrics":
+		case path == "/metrics" && g.cfg.Metrics.Listen == "": // else on the metrics listener only
 			metricsH(ctx)
 		case strings.HasPrefix(path, "/webhooks/whatsapp"):
 			g.waWebhook(ctx)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -165,6 +166,10 @@ func backupCmd(args []string, stdout, stderr io.Writer) int {
 
 func printSections(w io.Writer, idx *backup.Index) {
 	for _, s := range idx.Sections {
+		if s.Until == s.Since {
+			fmt.Fprintf(w, "  store %-8s no change after version %d\n", s.Store, s.Since)
+			continue
+		}
 		fmt.Fprintf(w, "  store %-8s versions %d..%d  %d bytes\n", s.Store, s.Since+1, s.Until, s.Bytes)
 	}
 }
@@ -185,7 +190,20 @@ func backupDirect(w io.Writer, cfg *gateway.Config, parent *backup.Index) (*back
 		if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
 			return nil, fmt.Errorf("no %s store in %s (store.dir): %w", name, cfg.Store.Dir, err)
 		}
-		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true).WithNumVersionsToKeep(1))
+		// Read-only: a shared lock (a running gateway's exclusive one
+		// refuses it) and no file written, so a backup run as another user
+		// (root from cron, the service a DynamicUser) leaves the store's
+		// ownership alone.
+		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithReadOnly(true))
+		if err != nil && strings.Contains(err.Error(), "Log truncate required") {
+			// After a crash the write-ahead log ends in a torn record
+			// that only a writable open cuts off (as serve's next start
+			// would); the files it writes get the folder's owner back.
+			db, err = badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true).WithNumVersionsToKeep(1))
+			if err == nil {
+				defer keepOwner(dir)
+			}
+		}
 		if err != nil {
 			if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 				return nil, errStoresHeld
@@ -203,6 +221,24 @@ func backupDirect(w io.Writer, cfg *gateway.Config, parent *backup.Index) (*back
 		}
 	}
 	return backup.Write(w, srcs, opt)
+}
+
+// keepOwner gives every file in dir the owner of dir, when run as root
+// (files a writable open created belong to root otherwise, and the service
+// user could not write them).
+func keepOwner(dir string) {
+	st, err := os.Stat(dir)
+	if err != nil || os.Geteuid() != 0 {
+		return
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.Lchown(filepath.Join(dir, e.Name()), int(sys.Uid), int(sys.Gid))
+	}
 }
 
 // backupRemote asks the gateway at base for the archive and writes it to

@@ -14,9 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,7 +146,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	log := newLogger(cfg, stderr)
+	sig := stopSignals()
+	logw, lf, lerr := logOutput(cfg, stderr)
+	if lerr != nil {
+		fmt.Fprintln(stderr, "optgate: log.file:", lerr)
+		return 1
+	}
+	if lf != nil {
+		defer lf.Close()
+	}
+	log := newLogger(cfg, logw)
 	slog.SetDefault(log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -184,9 +191,7 @@ Try the loop (tokens from the config):
 Stop with Ctrl-C.
 `, g.SMPPAddr(), g.HTTPAddr())
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	s := waitForStop(sig, log, lf)
 	log.Info("signal received, shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
