@@ -3,7 +3,7 @@ package gateway
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"time"
 
@@ -26,13 +26,25 @@ type BackupRequest struct {
 
 // Backup writes an archive of every store to w while the gateway serves.
 func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backup.Index, error) {
+	// Shutdown takes backupMu for writing before it closes the stores, and
+	// a running backup's next write fails once stop is closed, so the
+	// stores are never closed under a backup.
+	if !g.backupMu.TryRLock() {
+		return nil, errShuttingDown
+	}
+	defer g.backupMu.RUnlock()
 	if !g.backupBusy.CompareAndSwap(false, true) {
 		return nil, errBackupBusy
 	}
 	defer g.backupBusy.Store(false)
+	select {
+	case <-g.stop:
+		return nil, errShuttingDown
+	default:
+	}
 	srcs := []backup.Source{{Name: BackupStores[0], DB: g.consent.BadgerDB()}, {Name: BackupStores[1], DB: g.db}}
 	start := time.Now()
-	idx, err := backup.Write(w, srcs, backup.Options{Since: req.Since, Parent: req.Parent, Version: version})
+	idx, err := backup.Write(stopWriter{w: w, stop: g.stop}, srcs, backup.Options{Since: req.Since, Parent: req.Parent, Version: version})
 	if err != nil {
 		g.log.Error("backup failed", "err", err)
 		return nil, err
@@ -45,7 +57,26 @@ func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backu
 	return idx, nil
 }
 
-var errBackupBusy = fmt.Errorf("a backup is already running")
+var (
+	errBackupBusy   = errors.New("a backup is already running")
+	errShuttingDown = errors.New("the gateway is shutting down")
+)
+
+// stopWriter fails every write once stop is closed, which ends a backup's
+// stream early when the gateway shuts down.
+type stopWriter struct {
+	w    io.Writer
+	stop chan struct{}
+}
+
+func (s stopWriter) Write(p []byte) (int, error) {
+	select {
+	case <-s.stop:
+		return 0, errShuttingDown
+	default:
+	}
+	return s.w.Write(p)
+}
 
 // apiBackup streams a backup archive (POST /v1/admin/backup, admin token).
 // The status line goes out before the stores are read, so a failure

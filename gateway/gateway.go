@@ -93,7 +93,8 @@ type Gateway struct {
 
 	replying sync.Map // consent reply ids being sent
 
-	backupBusy atomic.Bool // one backup at a time (backup.go)
+	backupBusy atomic.Bool  // one backup at a time (backup.go)
+	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
 
 	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
 	metricsLn  net.Listener
@@ -476,6 +477,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.sim.Close()
 		}
 		g.bg.Wait()
+		g.backupMu.Lock() // a running backup fails its next write (stop is closed) and ends
 		g.closeStores()
 	})
 	return err
