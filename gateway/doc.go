@@ -30,4 +30,12 @@
 // received the keyword, through the SMSC it came from, and the MO and the
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
 // webhooks kept on disk until delivered).
+//
+// # Backups
+//
+// Backup (backup.go, POST /v1/admin/backup) streams an archive of the
+// consent and gateway stores while the gateway serves; package backup
+// defines the format and what consistency it gives. metrics.listen moves
+// /metrics (and, with metrics.pprof, /debug/pprof) to a listener of its
+// own (metrics_listener.go).
 package gateway

@@ -55,18 +55,15 @@ func backupCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, backupUsage) }
+	fs.Usage = func() {}
 	cfgPath := fs.String("config", "", "configuration file (default "+defaultConfig+" when -url is not given)")
 	base := fs.String("url", "", "a running gateway's HTTP API, e.g. http://127.0.0.1:8080")
 	token := fs.String("token", os.Getenv("OPTGATE_ADMIN_TOKEN"), "admin token; default $OPTGATE_ADMIN_TOKEN")
 	to := fs.String("to", "", "archive file, or folder to write it in")
 	incremental := fs.Bool("incremental", false, "only what changed since the newest archive in -to DIR")
 	since := fs.String("since", "", "only what changed since this archive")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, backupUsage, stdout, stderr); !ok {
+		return code
 	}
 	if *to == "" || fs.NArg() > 0 || (*incremental && *since != "") {
 		fmt.Fprint(stderr, backupUsage)
@@ -172,6 +169,21 @@ func printSections(w io.Writer, idx *backup.Index) {
 		}
 		fmt.Fprintf(w, "  store %-8s versions %d..%d  %d bytes\n", s.Store, s.Since+1, s.Until, s.Bytes)
 	}
+}
+
+// parseFlags parses args; -h prints usage to stdout (exit 0), a bad flag
+// gets flag's one-line error and a hint on stderr (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (int, bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "run 'optgate %s -h' for usage\n", fs.Name())
+	return 2, false
 }
 
 var errStoresHeld = errors.New("stores held by another process")
@@ -308,11 +320,12 @@ func chainArgs(args []string) ([]string, error) {
 }
 
 func verifyCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, backupUsage)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprint(stdout, backupUsage)
 		return 0
 	}
 	files, err := chainArgs(args)
@@ -340,15 +353,12 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 func restoreCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, restoreUsage) }
+	fs.Usage = func() {}
 	var from stringList
 	fs.Var(&from, "from", "archive or folder of archives (repeatable, in order)")
 	to := fs.String("to", "", "data folder to create (store.dir); must be missing or empty")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, restoreUsage, stdout, stderr); !ok {
+		return code
 	}
 	if len(from) == 0 || *to == "" || fs.NArg() > 0 {
 		fmt.Fprint(stderr, restoreUsage)

@@ -302,3 +302,30 @@ func TestBackupOfflineAfterCrash(t *testing.T) {
 	}
 	startChild(t, bin, filepath.Join(dir, "restored"), "").requireBlocked(numbers, "after crash", `"new":"opted_out"`)
 }
+
+// Usage: -h prints the command's help to stdout and exits 0; a usage error
+// exits 2; a missing archive or a bad one exits 1 with the reason.
+func TestBackupUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"backup", "-h"}, 0, "optgate backup [-config FILE | -url URL]"},
+		{[]string{"backup", "verify", "-h"}, 0, "optgate backup verify"},
+		{[]string{"restore", "--help"}, 0, "optgate restore -from"},
+		{[]string{"backup"}, 2, "usage"},
+		{[]string{"backup", "-to", "x", "-bogus"}, 2, "optgate backup -h"},
+		{[]string{"restore", "-to", "x"}, 2, "usage"},
+		{[]string{"backup", "verify"}, 2, "usage"},
+		{[]string{"backup", "verify", filepath.Join(t.TempDir(), "none.ogbak")}, 1, "no such file"},
+		{[]string{"restore", "-from", "backup_test.go", "-to", filepath.Join(t.TempDir(), "r")}, 1, "not an optgate backup archive"},
+		{[]string{"backup", "-to", filepath.Join(t.TempDir(), "b.ogbak"), "-url", "127.0.0.1:1", "-token", "x"}, 1, "connection refused"},
+	} {
+		var out, errb syncBuffer
+		code := run(c.args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
+			t.Errorf("%v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", c.args, code, c.code, c.want, out.String(), errb.String())
+		}
+	}
+}
