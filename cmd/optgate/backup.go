@@ -235,9 +235,9 @@ func backupDirect(w io.Writer, cfg *gateway.Config, parent *backup.Index) (*back
 	return backup.Write(w, srcs, opt)
 }
 
-// keepOwner gives every file in dir the owner of dir, when run as root
-// (files a writable open created belong to root otherwise, and the service
-// user could not write them).
+// keepOwner gives everything under dir the owner of dir, when run as
+// root: files a writable open or a restore created belong to root
+// otherwise, and the service's user could not write them.
 func keepOwner(dir string) {
 	st, err := os.Stat(dir)
 	if err != nil || os.Geteuid() != 0 {
@@ -247,10 +247,12 @@ func keepOwner(dir string) {
 	if !ok {
 		return
 	}
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		os.Lchown(filepath.Join(dir, e.Name()), int(sys.Uid), int(sys.Gid))
-	}
+	filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err == nil {
+			os.Lchown(path, int(sys.Uid), int(sys.Gid))
+		}
+		return nil
+	})
 }
 
 // backupRemote asks the gateway at base for the archive and writes it to
@@ -260,7 +262,9 @@ func backupRemote(w io.Writer, base, token string, parent *backup.Index) (*backu
 		base = "http://" + base
 	}
 	u := strings.TrimSuffix(base, "/") + "/v1/admin/backup?version=" + versionString()
-	req, err := http.NewRequestWithContext(context.Background(), "POST", u, bytes.NewReader(gateway.MarshalBackupRequest(parent)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", u, bytes.NewReader(gateway.MarshalBackupRequest(parent)))
 	if err != nil {
 		return nil, err
 	}
@@ -277,11 +281,35 @@ func backupRemote(w io.Writer, base, token string, parent *backup.Index) (*backu
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("%s answered %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
 	}
-	idx, err := backup.Read(io.TeeReader(resp.Body, w), nil)
+	// A gateway that stops sending for backupIdle is given up on.
+	idle := time.AfterFunc(backupIdle, cancel)
+	body := &idleReader{r: resp.Body, t: idle}
+	idx, err := backup.Read(io.TeeReader(body, w), nil)
+	idle.Stop()
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no data for %s: %w", backupIdle, err)
+		}
 		return nil, fmt.Errorf("the archive from %s: %w", base, err)
 	}
 	return idx, nil
+}
+
+// backupIdle is how long backupRemote waits for the next bytes.
+const backupIdle = 2 * time.Minute
+
+// idleReader pushes its timer back on every read that returns data.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.t.Reset(backupIdle)
+	}
+	return n, err
 }
 
 // dialable turns a listen address into one to dial (an unspecified host
@@ -374,6 +402,7 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "optgate restore:", err)
 		return 1
 	}
+	keepOwner(*to) // restoring into the service's existing state folder
 	for i, idx := range idxs {
 		fmt.Fprintf(stdout, "loaded %s (%s, %s)\n", files[i], idx.Kind, idx.Created.Format(time.RFC3339))
 	}

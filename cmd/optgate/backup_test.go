@@ -301,6 +301,32 @@ func TestBackupOfflineAfterCrash(t *testing.T) {
 		t.Fatalf("restore: %d %s", code, out)
 	}
 	startChild(t, bin, filepath.Join(dir, "restored"), "").requireBlocked(numbers, "after crash", `"new":"opted_out"`)
+
+	// Run as root into a service's (emptied) state folder: the restored
+	// files get the folder's owner, so the service can write them.
+	if os.Geteuid() == 0 {
+		state := filepath.Join(dir, "state")
+		os.Mkdir(state, 0o700)
+		if err := os.Chown(state, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := optgateCmd(t, bin, "restore", "-from", archive, "-to", state); code != 0 {
+			t.Fatalf("restore into a state folder: %d %s", code, out)
+		}
+		n := 0
+		filepath.WalkDir(state, func(path string, _ os.DirEntry, err error) error {
+			if st, e := os.Lstat(path); e == nil {
+				if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 65534 || sys.Gid != 65534 {
+					t.Errorf("%s owned by %d:%d, want the folder's 65534", path, sys.Uid, sys.Gid)
+				}
+				n++
+			}
+			return nil
+		})
+		if n < 5 {
+			t.Fatalf("only %d entries restored", n)
+		}
+	}
 }
 
 // Usage: -h prints the command's help to stdout and exits 0; a usage error
