@@ -12,7 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-func openDB(t *testing.T, dir string) *badger.DB {
+func openDB(t testing.TB, dir string) *badger.DB {
 	t.Helper()
 	db, err := badger.Open(openOptions(dir))
 	if err != nil {
@@ -21,7 +21,7 @@ func openDB(t *testing.T, dir string) *badger.DB {
 	return db
 }
 
-func put(t *testing.T, db *badger.DB, k, v string) {
+func put(t testing.TB, db *badger.DB, k, v string) {
 	t.Helper()
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(k), []byte(v)) }); err != nil {
 		t.Fatal(err)
