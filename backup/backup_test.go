@@ -122,7 +122,16 @@ func TestFullAndIncrementalRestore(t *testing.T) {
 	if gotA["optout/100"] != "stop" {
 		t.Fatal("the commit right after the full backup is lost")
 	}
-	_ = inc2
+	// The restored folder's history continues from the last archive loaded.
+	if err := CheckParent(out, inc2.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckParent(out, inc1.SHA256); !errors.Is(err, ErrNotHead) {
+		t.Fatalf("an incremental after an older archive: %v", err)
+	}
+	if err := CheckParent(t.TempDir(), full.SHA256); !errors.Is(err, ErrNotHead) {
+		t.Fatalf("an incremental of a fresh folder: %v", err)
+	}
 
 	// Only the full one: the state at its snapshot.
 	out2 := filepath.Join(dir, "restored2")

@@ -32,6 +32,14 @@
 // plus one" advice of DB.Backup would skip the commit right after a backup;
 // Write passes the returned version itself.)
 //
+// Versions are numbers local to a store's history. A data folder restored
+// from an older archive, or started afresh, reuses numbers a newer archive
+// already covers, and an incremental backup since that archive would miss
+// its new commits. So the data folder records its last archive (HeadFile,
+// written by every backup and by Restore), and an incremental backup must
+// name that archive as its parent (CheckParent); otherwise a full backup is
+// needed.
+//
 // # Format
 //
 // An archive is the magic line "OPTGATE-BACKUP 1\n" followed by frames: one

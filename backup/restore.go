@@ -195,7 +195,8 @@ func Restore(dir string, files []string) ([]*Index, error) {
 	if err := os.Remove(staging); err != nil {
 		return nil, err
 	}
-	return idxs, syncDir(dir)
+	// The restored history continues from the last archive loaded.
+	return idxs, WriteHead(dir, idxs[len(idxs)-1].SHA256)
 }
 
 func validStoreName(s string) bool {

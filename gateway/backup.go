@@ -42,12 +42,23 @@ func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backu
 		return nil, errShuttingDown
 	default:
 	}
+	if req.Parent != "" {
+		if err := backup.CheckParent(g.cfg.Store.Dir, req.Parent); err != nil {
+			return nil, err
+		}
+	}
 	srcs := []backup.Source{{Name: BackupStores[0], DB: g.consent.BadgerDB()}, {Name: BackupStores[1], DB: g.db}}
 	start := time.Now()
 	idx, err := backup.Write(stopWriter{w: w, stop: g.stop}, srcs, backup.Options{Since: req.Since, Parent: req.Parent, Version: version})
 	if err != nil {
 		g.log.Error("backup failed", "err", err)
 		return nil, err
+	}
+	// The next incremental backup must follow this one. (If the client
+	// fails to keep this archive, its next incremental is refused and it
+	// takes a full one: never a gap.)
+	if err := backup.WriteHead(g.cfg.Store.Dir, idx.SHA256); err != nil {
+		g.log.Error("backup taken, but its record in the data folder failed: the next incremental backup will be refused", "err", err)
 	}
 	attrs := []any{"kind", idx.Kind, "took", time.Since(start).Round(time.Millisecond).String()}
 	for _, s := range idx.Sections {
@@ -105,6 +116,12 @@ func (g *Gateway) apiBackup(ctx *fasthttp.RequestCtx) {
 	if g.backupBusy.Load() {
 		writeErr(ctx, 409, "backup_running", "", errBackupBusy.Error())
 		return
+	}
+	if req.Parent != "" {
+		if err := backup.CheckParent(g.cfg.Store.Dir, req.Parent); err != nil {
+			writeErr(ctx, 409, "full_backup_needed", "parent", err.Error())
+			return
+		}
 	}
 	version := string(ctx.QueryArgs().Peek("version"))
 	conn := ctx.Conn()

@@ -226,13 +226,23 @@ func backupDirect(w io.Writer, cfg *gateway.Config, parent *backup.Index) (*back
 	}
 	opt := backup.Options{Version: versionString()}
 	if parent != nil {
+		if err := backup.CheckParent(cfg.Store.Dir, parent.SHA256); err != nil {
+			return nil, err
+		}
 		opt.Parent = parent.SHA256
 		opt.Since = map[string]uint64{}
 		for _, s := range parent.Sections {
 			opt.Since[s.Store] = s.Until
 		}
 	}
-	return backup.Write(w, srcs, opt)
+	idx, err := backup.Write(w, srcs, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := backup.WriteHead(cfg.Store.Dir, idx.SHA256); err != nil {
+		return nil, fmt.Errorf("recording the backup in %s: %w", cfg.Store.Dir, err)
+	}
+	return idx, nil
 }
 
 // keepOwner gives everything under dir the owner of dir, when run as

@@ -225,6 +225,16 @@ func TestBackupRestoreDuringSTOPs(t *testing.T) {
 	}
 	g2 := startChild(t, bin, r1, "")
 	g2.requireBlocked(beforeFull, "full")
+	// Its history continues from the full archive: an incremental backup
+	// after the newer archives would miss its new commits (their versions
+	// are numbers those archives already cover), so it is refused; one
+	// after the full archive it was restored from is taken.
+	if code, out := optgateCmd(t, bin, "backup", "-url", g2.http, "-token", backupAdminToken, "-to", bk, "-incremental"); code != 1 || !strings.Contains(out, "take a full backup") {
+		t.Fatalf("incremental after a newer archive, on a gateway restored from an older one: %d %s", code, out)
+	}
+	if code, out := optgateCmd(t, bin, "backup", "-url", g2.http, "-token", backupAdminToken, "-to", filepath.Join(work, "after-restore.ogbak"), "-since", archives[0]); code != 0 {
+		t.Fatalf("incremental after the archive it was restored from: %d %s", code, out)
+	}
 	g2.stop()
 
 	// full + first incremental: also the STOPs before the incremental.
