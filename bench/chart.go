@@ -302,8 +302,12 @@ func (r *Report) WriteChart(path string) error {
 			panels = append(panels, p)
 		}
 	}
-	if len(panels) == 0 {
-		return fmt.Errorf("bench: nothing to chart in %s", r.Scenario)
+	if len(panels) == 0 { // a run that ended before a whole second: an empty panel says so
+		p, err := newPanel(fmt.Sprintf("optgate-bench %s: no whole second measured", r.Scenario), "messages/s", nil)
+		if err != nil {
+			return err
+		}
+		panels = append(panels, p)
 	}
 	const w, legendW, rowH = 24 * vg.Centimeter, 5 * vg.Centimeter, 9 * vg.Centimeter
 	img := vgimg.New(w, rowH*vg.Length(len(panels)))

@@ -141,6 +141,15 @@ func TestFullSecondsAndGroups(t *testing.T) {
 	}
 }
 
+// A run that ended before a whole second still gets a chart.
+func TestChartWithoutSamples(t *testing.T) {
+	r := &Report{Scenario: "mt-throughput", Phases: []*Phase{{Name: "optgate", Series: []Sample{{T: 0.4, Answered: 10}}}}}
+	out := filepath.Join(t.TempDir(), "c.png")
+	if err := r.WriteChart(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The committed report files redraw without running anything.
 func TestChartFromStoredReports(t *testing.T) {
 	files, _ := filepath.Glob("../docs/benchmarks/*.json")
