@@ -227,9 +227,9 @@ func snapshot(db *badger.DB, w io.Writer, since uint64) (uint64, error) {
 
 // Errors Read reports.
 var (
-	ErrNotArchive = errors.New("not an optgate backup archive")
-	ErrTruncated  = errors.New("archive is truncated (no index trailer): the backup did not complete")
-	ErrChecksum   = errors.New("checksum mismatch: the archive is corrupted")
+	ErrNotArchive = errors.New("backup: not an optgate backup archive")
+	ErrTruncated  = errors.New("backup: archive is truncated (no index trailer): the backup did not complete")
+	ErrChecksum   = errors.New("backup: checksum mismatch: the archive is corrupted")
 )
 
 // frameReader reads frames and hashes every byte it reads.

@@ -18,7 +18,7 @@ const HeadFile = "backup-head"
 
 // ErrNotHead refuses an incremental backup whose parent is not the data
 // folder's last archive.
-var ErrNotHead = errors.New("incremental backup refused")
+var ErrNotHead = errors.New("backup: incremental backup refused")
 
 // CheckParent returns nil when parent is the archive the data folder's
 // history continues from (see HeadFile), else an ErrNotHead error saying
