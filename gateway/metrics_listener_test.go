@@ -9,7 +9,7 @@ import (
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
-func get(t *testing.T, url, token string) (int, string) {
+func metricsGet(t *testing.T, url, token string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	if token != "" {
@@ -34,13 +34,13 @@ func TestMetricsListener(t *testing.T) {
 		y := configYAML(dir, smsc.Addr(), "", "") + "metrics: {listen: \"127.0.0.1:0\", pprof: " + map[bool]string{false: "false", true: "true"}[pprofOn] + "}\n"
 		env := startEnv(t, y, smsc, dir)
 		m := "http://" + env.g.MetricsAddr()
-		if code, body := get(t, m+"/metrics", ""); code != 200 || !strings.Contains(body, "optgate_") {
+		if code, body := metricsGet(t, m+"/metrics", ""); code != 200 || !strings.Contains(body, "optgate_") {
 			t.Fatalf("metrics listener /metrics: %d %.200s", code, body)
 		}
-		if code, _ := get(t, "http://"+env.g.HTTPAddr()+"/metrics", adminTok); code != 404 {
+		if code, _ := metricsGet(t, "http://"+env.g.HTTPAddr()+"/metrics", adminTok); code != 404 {
 			t.Fatalf("API port /metrics with metrics.listen set: %d, want 404", code)
 		}
-		code, body := get(t, m+"/debug/pprof/", "")
+		code, body := metricsGet(t, m+"/debug/pprof/", "")
 		if pprofOn && (code != 200 || !strings.Contains(body, "goroutine")) {
 			t.Fatalf("pprof on: %d %.200s", code, body)
 		}
@@ -51,7 +51,7 @@ func TestMetricsListener(t *testing.T) {
 	}
 	// Without metrics.listen, /metrics stays on the API port.
 	env := newEnv(t)
-	if code, body := get(t, "http://"+env.g.HTTPAddr()+"/metrics", ""); code != 200 || !strings.Contains(body, "optgate_") {
+	if code, body := metricsGet(t, "http://"+env.g.HTTPAddr()+"/metrics", ""); code != 200 || !strings.Contains(body, "optgate_") {
 		t.Fatalf("API port /metrics: %d", code)
 	}
 	if env.g.MetricsAddr() != "" {

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// checkFor polls fn until it is true or total has passed.
-func checkFor(t *testing.T, total time.Duration, what string, fn func() bool) {
+// pollFor polls fn until it is true or total has passed.
+func pollFor(t *testing.T, total time.Duration, what string, fn func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(total)
 	for !fn() {
@@ -35,7 +35,7 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "optgate.log")
 	g := startChild(t, bin, filepath.Join(dir, "data"), fmt.Sprintf("log: {file: %q}\n", logPath))
-	checkFor(t, 10*time.Second, "no start-up line in the log file", func() bool { return fileHas(logPath, "optgate started") })
+	pollFor(t, 10*time.Second, "no start-up line in the log file", func() bool { return fileHas(logPath, "optgate started") })
 	if g.stderr.String() != "" {
 		t.Fatalf("logs went to stderr too: %s", g.stderr.String())
 	}
@@ -44,7 +44,7 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.cmd.Process.Signal(syscall.SIGHUP)
-	checkFor(t, 10*time.Second, "no new log file after SIGHUP", func() bool { return fileHas(logPath, "log file reopened") })
+	pollFor(t, 10*time.Second, "no new log file after SIGHUP", func() bool { return fileHas(logPath, "log file reopened") })
 	before, _ := os.ReadFile(rotated)
 	g.stop()
 	if g.cmd.ProcessState.ExitCode() != 0 {
@@ -61,7 +61,7 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 	// stderr logging: SIGHUP is logged and the gateway keeps serving.
 	g2 := startChild(t, bin, filepath.Join(dir, "data2"), "")
 	g2.cmd.Process.Signal(syscall.SIGHUP)
-	checkFor(t, 10*time.Second, "SIGHUP not acknowledged", func() bool { return strings.Contains(g2.stderr.String(), "nothing to reopen") })
+	pollFor(t, 10*time.Second, "SIGHUP not acknowledged", func() bool { return strings.Contains(g2.stderr.String(), "nothing to reopen") })
 	if code, _ := g2.call("GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("after SIGHUP: /healthz %d", code)
 	}
