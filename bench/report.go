@@ -257,16 +257,22 @@ func num(v float64) string {
 	if neg {
 		v = -v
 	}
-	s := fmt.Sprintf("%.0f", v)
+	s := thousands(fmt.Sprintf("%.0f", v))
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// thousands puts a comma between each group of three digits of an
+// unsigned integer's digits.
+func thousands(digits string) string {
 	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
+	for i, c := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
 			b.WriteByte(',')
 		}
 		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
 	}
 	return b.String()
 }

@@ -41,7 +41,8 @@ type Config struct {
 	// a well-known dev secret, the SMSC simulator (and its
 	// /v1/simulator/mo route) or the WhatsApp mock. Default false: such a
 	// configuration is refused (see checkExposure).
-	AllowInsecureDefaults bool `yaml:"allow_insecure_defaults"`
+	AllowInsecureDefaults bool          `yaml:"allow_insecure_defaults"`
+	Metrics               MetricsConfig `yaml:"metrics"`
 
 	// lines maps a field path ("tenants[0].id") to its line in the file,
 	// for errors. Filled by ParseConfig.
@@ -53,6 +54,18 @@ type Config struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // text (default) or json
+	// File, when set, receives the logs (appended) instead of stderr;
+	// serve reopens it on SIGHUP, so logrotate can move it away.
+	File string `yaml:"file"`
+}
+
+// MetricsConfig is the optional separate listener for /metrics and
+// /debug/pprof (metrics_listener.go).
+type MetricsConfig struct {
+	// Listen, when set, serves /metrics (and /debug/pprof with Pprof) on
+	// this address, without a token, and takes /metrics off the API port.
+	Listen string `yaml:"listen"`
+	Pprof  bool   `yaml:"pprof"` // serve /debug/pprof on Listen; default off
 }
 
 // StoreConfig places the embedded Badger stores.
@@ -669,6 +682,12 @@ func (c *Config) validate() ConfigErrors {
 	c.SMPP.validateGuard(add)
 	if !validAddr(c.HTTP.Listen) {
 		add("http.listen", "not a host:port: %q", c.HTTP.Listen)
+	}
+	if c.Metrics.Listen != "" && !validAddr(c.Metrics.Listen) {
+		add("metrics.listen", "not a host:port: %q", c.Metrics.Listen)
+	}
+	if c.Metrics.Pprof && c.Metrics.Listen == "" {
+		add("metrics.pprof", "needs metrics.listen (pprof is served only on the metrics listener; http.pprof serves it on the API port behind the admin token)")
 	}
 	if c.HTTP.AdminToken != "" && len(c.HTTP.AdminToken) < 8 {
 		add("http.admin_token", "too short (at least 8 characters)")

@@ -43,4 +43,12 @@
 // callers; ownSender holds a consent request's sender to the tenant's own
 // numbers; checkExposure (config.go) refuses dev secrets and mocks on a
 // listener that is not loopback.
+//
+// # Backups
+//
+// Backup (backup.go, POST /v1/admin/backup) streams an archive of the
+// consent and gateway stores while the gateway serves; package backup
+// defines the format and what consistency it gives. metrics.listen moves
+// /metrics (and, with metrics.pprof, /debug/pprof) to a listener of its
+// own (metrics_listener.go).
 package gateway

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,6 +97,12 @@ type Gateway struct {
 	replying sync.Map // consent reply ids being sent
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
+
+	backupBusy atomic.Bool  // one backup at a time (backup.go)
+	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
+
+	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
+	metricsLn  net.Listener
 
 	ready    atomic.Bool
 	stop     chan struct{}
@@ -371,6 +378,11 @@ func (g *Gateway) Start() error {
 	if g.httpTLS != nil {
 		g.httpLn = tls.NewListener(g.httpLn, g.httpTLS)
 	}
+	if err := g.startMetricsListener(); err != nil {
+		g.smppLn.Close()
+		g.httpLn.Close()
+		return err
+	}
 	g.outbox.start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
@@ -479,12 +491,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.httpLn != nil {
 			g.httpLn.Close()
 		}
+		g.stopMetricsListener(ctx)
 		g.stopLinks(ctx)
 		g.stopWhatsApp()
 		if g.sim != nil {
 			g.sim.Close()
 		}
 		g.bg.Wait()
+		g.backupMu.Lock() // a running backup fails its next write (stop is closed) and ends
 		g.closeStores()
 	})
 	return err

@@ -198,7 +198,7 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			ctx.SetBodyString("ok\n")
 		case path == "/readyz":
 			g.readyz(ctx)
-		case path == "/metrics":
+		case path == "/metrics" && g.cfg.Metrics.Listen == "": // else on the metrics listener only
 			metricsH(ctx)
 		case strings.HasPrefix(path, "/webhooks/whatsapp"):
 			g.waWebhook(ctx)
@@ -215,6 +215,8 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			}
 		case path == "/v1/admin/deadletter" && method == "GET":
 			g.apiDeadLetters(ctx)
+		case path == "/v1/admin/backup" && method == "POST":
+			g.apiBackup(ctx)
 		case path == "/v1/messages" && method == "POST":
 			g.apiSend(ctx)
 		case path == "/v1/simulator/mo" && method == "POST":

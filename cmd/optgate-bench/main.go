@@ -5,6 +5,7 @@
 //	optgate-bench relay [flags]           the null SMPP relay alone
 //	optgate-bench run SCENARIO [flags]    simulator + optgate + load, with a report
 //	optgate-bench scenarios               list the scenarios
+//	optgate-bench chart REPORT.json [-o OUT.png]   redraw a stored report's chart
 //
 // Everything runs on 127.0.0.1. Each subcommand's -h lists its flags.
 package main
@@ -51,6 +52,7 @@ commands:
   relay      run the null SMPP relay (passthrough's hop) on its own
   run        run a scenario end to end: optgate-bench run SCENARIO [flags]
   scenarios  list the scenarios
+  chart      redraw the chart of a stored report: optgate-bench chart REPORT.json [-o OUT.png]
 
 Run "optgate-bench COMMAND -h" for a command's flags.
 `)
@@ -77,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%-14s %s\n", s.Name, s.Doc)
 		}
 		return exitOK
+	case "chart":
+		return cmdChart(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
@@ -472,5 +476,34 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *strict && !rep.GoalsMet() {
 		return exitMissed
 	}
+	return exitOK
+}
+
+// cmdChart redraws the chart of a stored report (REPORT.json gives
+// REPORT.png unless -o names another file) without running anything.
+func cmdChart(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("chart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "PNG to write (default: the report's path with .png instead of .json)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: optgate-bench chart REPORT.json [-o OUT.png]")
+		return exitUsage
+	}
+	dst := *out
+	if dst == "" {
+		dst = strings.TrimSuffix(pos[0], ".json") + ".png"
+	}
+	if err := bench.ChartFromFile(pos[0], dst); err != nil {
+		fmt.Fprintln(stderr, "optgate-bench chart:", err)
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, dst)
 	return exitOK
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,25 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("OPTGATE_BENCH_AS_MAIN", "1")
 	os.Exit(m.Run())
+}
+
+// chart redraws a stored report without running anything; bad input is an
+// error, not a crash.
+func TestChartCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "k.png")
+	var o, e bytes.Buffer
+	if code := run([]string{"chart", "../../docs/benchmarks/kannel.json", "-o", out}, &o, &e); code != exitOK {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	if b, err := os.ReadFile(out); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("no PNG at %s: %v", out, err)
+	}
+	if code := run([]string{"chart"}, &o, &e); code != exitUsage {
+		t.Fatalf("no report: exit %d", code)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte("{not json"), 0o644)
+	if code := run([]string{"chart", bad}, &o, &e); code != exitFailed {
+		t.Fatalf("bad report: exit %d", code)
+	}
 }

@@ -17,12 +17,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +71,10 @@ there is any.`, run: checkConfig},
 version. Also: optgate --version.`, run: versionCmd},
 		{name: "consent", synopsis: "optgate consent COMMAND [flags] ...", summary: "consent admin commands over the HTTP API",
 			help: consentHelp, run: consentCmd},
+		{name: "backup", synopsis: "optgate backup -to FILE|DIR [-incremental]", summary: "back up every store (online through a running gateway); backup verify ARCHIVE...",
+			help: backupUsage, run: backupCmd},
+		{name: "restore", synopsis: "optgate restore -from ARCHIVE|DIR -to DATADIR", summary: "rebuild a data folder from backup archives",
+			help: restoreUsage, run: restoreCmd},
 		{name: "help", synopsis: "optgate help [COMMAND]", summary: "what a command does", run: helpCmd},
 	}
 }
@@ -379,7 +381,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	log := newLogger(cfg, stderr)
+	sig := stopSignals()
+	logw, lf, lerr := logOutput(cfg, stderr)
+	if lerr != nil {
+		fmt.Fprintln(stderr, "optgate: log.file:", lerr)
+		return 1
+	}
+	if lf != nil {
+		defer lf.Close()
+	}
+	log := newLogger(cfg, logw)
 	slog.SetDefault(log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -398,9 +409,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.Simulator.Enabled {
 		fmt.Fprintf(stdout, simulatorBanner, g.SMPPAddr(), g.HTTPAddr(), tryLoop(g.HTTPAddr()))
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	s := waitForStop(sig, log, lf)
 	log.Info("signal received, shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -110,7 +110,6 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-
 // startOptgate runs bin serve on cfgPath and returns once /healthz at
 // httpAddr answers; the caller stops the process.
 func startOptgate(t *testing.T, bin, cfgPath, httpAddr string) *exec.Cmd {
