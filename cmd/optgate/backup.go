@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,7 +272,7 @@ func backupRemote(w io.Writer, base, token string, parent *backup.Index) (*backu
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	u := strings.TrimSuffix(base, "/") + "/v1/admin/backup?version=" + versionString()
+	u := strings.TrimSuffix(base, "/") + "/v1/admin/backup?version=" + url.QueryEscape(versionString())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", u, bytes.NewReader(gateway.MarshalBackupRequest(parent)))
