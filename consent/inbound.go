@@ -32,7 +32,8 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		return Result{}, err
 	}
 	if err := errors.Join(checkChannel(m.Channel), checkSender(m.Sender),
-		checkField("MessageID", m.MessageID, 128), ctxErr(ctx)); err != nil {
+		checkField("MessageID", m.MessageID, 128), checkField("WaID", m.WaID, 64), checkField("UserID", m.UserID, 128),
+		ctxErr(ctx)); err != nil {
 		return Result{}, err
 	}
 	if len(m.Text) > MaxText {
@@ -76,6 +77,7 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
 			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
 			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
+			WaID: m.WaID, UserID: m.UserID,
 		}},
 	}
 	if matched {
@@ -86,6 +88,11 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		return Result{}, err
 	}
 	pending := rt.r.state == StatePending
+	if (match.Class == keyword.OptIn || match.Class == keyword.Yes && pending) && !m.NotBefore.IsZero() &&
+		!m.ReceivedAt.IsZero() && m.ReceivedAt.Before(m.NotBefore) {
+		res.Stale, res.Old, res.New = true, rt.r.state, rt.r.state
+		return res, nil
+	}
 	switch match.Class {
 	case keyword.OptOut:
 		err = c.optOut(&res, tr, kindAll)

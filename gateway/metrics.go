@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -167,4 +168,47 @@ func (m *metrics) pduObserver(side string) func(dir string, h smpp.Header) {
 		tp.Store(&nt)
 		mu.Unlock()
 	}
+}
+
+// inboundUnkeyed registers (once per registry) and returns
+// optgate_inbound_unkeyed_total{channel,reason}: inbound messages whose
+// sender could not be keyed, kept (dead letter), logged and counted
+// instead of being acknowledged and forgotten. Every channel's code calls
+// it; a second registration of the same series shares the first, so the
+// channels' code can be merged in any order. The WhatsApp reasons (and
+// channel="sms") start at 0.
+func inboundUnkeyed(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Name: "inbound_unkeyed_total",
+		Help: "Inbound messages whose sender could not be keyed (kept as dead letters), by channel and reason."},
+		[]string{"channel", "reason"})
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				panic(err)
+			}
+			c = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	for _, r := range []string{unkeyedNoSender, unkeyedBadWaID, unkeyedUnmapped} {
+		c.WithLabelValues(ChannelWhatsApp, r)
+	}
+	c.WithLabelValues(ChannelSMS, "invalid_address")
+	return c
+}
+
+// whatsappIdentityMetrics are the WhatsApp identity and status counters of
+// waperson.go.
+func whatsappIdentityMetrics(reg prometheus.Registerer) (numberChanges prometheus.Counter, statusIgnored *prometheus.CounterVec) {
+	numberChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "whatsapp",
+		Name: "number_changes_total", Help: "user_changed_number notifications applied (consent moved to the new number)."})
+	statusIgnored = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "whatsapp",
+		Name: "statuses_ignored_total", Help: "Status webhooks ignored: unknown_status (undocumented value) or not_tenant " +
+			"(biz_opaque not a message of the business number's tenant)."}, []string{"reason"})
+	statusIgnored.WithLabelValues("unknown_status")
+	statusIgnored.WithLabelValues("not_tenant")
+	if reg != nil {
+		reg.MustRegister(numberChanges, statusIgnored)
+	}
+	return numberChanges, statusIgnored
 }

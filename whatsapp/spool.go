@@ -75,6 +75,9 @@ type workQueue struct {
 func (e *Event) sender() string {
 	switch {
 	case e.Kind == KindMessage && e.Message != nil:
+		if e.Message.From == "" {
+			return e.Message.UserID // a user known by the business-scoped id only
+		}
 		return e.Message.From
 	case e.Kind == KindPreference && e.Preference != nil:
 		return e.Preference.WaID
@@ -840,7 +843,11 @@ func (r *Receiver) process(batch []*spoolItem) {
 		default:
 			fin.dead = append(fin.dead, it)
 			r.metrics.spoolDead.Inc()
-			r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
+			if errors.Is(err, ErrDeadLetter) {
+				r.log.Warn("whatsapp: body kept in dead letters", "seq", it.seq, "err", err)
+			} else {
+				r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
+			}
 		}
 	}
 	if len(fin.seen) == 0 && len(fin.done) == 0 && len(fin.dead) == 0 {
@@ -972,6 +979,9 @@ func (r *Receiver) handle(ev *Event) error {
 		if err = r.callHandler(ev); err == nil {
 			r.metrics.events.WithLabelValues(ev.Kind.String()).Inc()
 			return nil
+		}
+		if errors.Is(err, ErrDeadLetter) {
+			return err // kept, not retried: see ErrDeadLetter
 		}
 		r.metrics.handlerErrs.Inc()
 		if r.hctx.Err() != nil {
