@@ -94,3 +94,16 @@ func TestConsentTenantsRepeatWindowAndMarketingTemplate(t *testing.T) {
 		t.Fatalf("want the bad window reported at line 4, got %v", err)
 	}
 }
+
+// whatsapp.dedup_ttl may not be shorter than Meta's 7-day retry horizon.
+func TestConfigWhatsAppDedupTTL(t *testing.T) {
+	base := "tenants:\n  - {id: a, default_region: US}\nwhatsapp: {dedup_ttl: %s}\nsimulator: {enabled: true}\n"
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(base, "240h")), "c.yaml", nil)
+	if err != nil || cfg.WhatsApp.DedupTTL != 240*time.Hour {
+		t.Fatalf("240h: %v", err)
+	}
+	_, err = ParseConfig([]byte(fmt.Sprintf(base, "24h")), "c.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "whatsapp.dedup_ttl") {
+		t.Fatalf("24h: want a whatsapp.dedup_ttl error, got %v", err)
+	}
+}
