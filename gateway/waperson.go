@@ -107,7 +107,9 @@ func (wa *waChannel) userKey(t *Tenant, userID string) (string, bool, error) {
 }
 
 // learnUserID records user_id → key durably when it is new or changed,
-// and then replays the dead letters if some wait for a user_id's number.
+// and then asks replayUnmapped to run, if some bodies wait for a
+// user_id's number (wa.unmapped: set at start, since dead letters of an
+// earlier run may).
 func (wa *waChannel) learnUserID(t *Tenant, userID, key string) error {
 	if len(userID) > 128 {
 		return nil // not an id Meta makes; nothing to learn
@@ -119,14 +121,11 @@ func (wa *waChannel) learnUserID(t *Tenant, userID, key string) error {
 	if err := wa.g.commit.write(kv{key: bsuidKey(t, userID), val: []byte(key)}); err != nil {
 		return err
 	}
-	if wa.unmapped.CompareAndSwap(true, false) && wa.recv != nil {
-		go func() {
-			if n, err := wa.recv.Replay(); err != nil {
-				wa.g.log.Error("whatsapp: replaying dead letters failed", "err", err)
-			} else if n > 0 {
-				wa.g.log.Info("whatsapp: dead letters replayed after a user id was mapped", "bodies", n)
-			}
-		}()
+	if wa.unmapped.Load() {
+		select {
+		case wa.replayCh <- struct{}{}:
+		default: // a replay is already wanted
+		}
 	}
 	return nil
 }
@@ -421,4 +420,59 @@ func truncateLabel(s string) string {
 		return s[:32]
 	}
 	return s
+}
+
+// unmappedRetry is how often replayUnmapped looks again at the dead letters
+// while some wait for a user_id's number: a body whose user_id was mapped
+// while it was being moved to the dead letters is not missed for longer.
+const unmappedRetry = time.Minute
+
+// replayUnmapped runs until quit: when asked (a user_id was mapped) and
+// every unmappedRetry while wa.unmapped is set, it moves back to the spool
+// the dead-letter bodies holding a message from a user known only by a
+// user_id that now has a number; the receiver then handles them as that
+// person's. Bodies that still cannot be keyed stay (and set wa.unmapped
+// again when handled).
+func (wa *waChannel) replayUnmapped(quit <-chan struct{}) {
+	t := time.NewTicker(unmappedRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-wa.replayCh:
+		case <-t.C:
+		}
+		if !wa.unmapped.Load() || wa.recv == nil {
+			continue
+		}
+		wa.unmapped.Store(false)
+		n, err := wa.recv.ReplayIf(wa.mappedNow)
+		switch {
+		case err != nil:
+			wa.unmapped.Store(true)
+			wa.g.log.Error("whatsapp: replaying dead letters failed", "err", err)
+		case n > 0:
+			wa.g.log.Info("whatsapp: dead letters replayed after a user id was mapped", "bodies", n)
+		}
+	}
+}
+
+// mappedNow reports whether a dead-letter body holds a message from a user
+// known only by a user_id that now has a number.
+func (wa *waChannel) mappedNow(body []byte) bool {
+	evs, _, err := whatsapp.ParseWebhook(body, whatsapp.ParseOptions{})
+	if err != nil {
+		return false
+	}
+	for _, ev := range evs {
+		n := wa.numbers[ev.PhoneNumberID]
+		if ev.Message == nil || ev.Message.From != "" || ev.Message.UserID == "" || n == nil || n.tenant == nil {
+			continue
+		}
+		if _, ok, err := wa.userKey(n.tenant, ev.Message.UserID); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }

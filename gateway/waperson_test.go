@@ -183,9 +183,15 @@ func TestWhatsAppUserChangedNumber(t *testing.T) {
 func TestWhatsAppUserIDOnly(t *testing.T) {
 	env := newWAEnv(t)
 	meta := whatsapptest.Meta{PhoneNumberID: mockPhoneID}
-	postSigned(t, env, whatsapptest.InboundTextUser(meta, "447700900311", "US.1311", "wamid.U1", "hello", time.Now()))
+	postSigned(t, env, whatsapptest.InboundTextUser(meta, "447700900311", "US.1311", "wamid.U1", "hello", time.Now().Add(-30*time.Hour)))
+	env.g.WhatsAppMock().OpenWindow(mockPhoneID, "447700900311", time.Now()) // Meta's side of the STOP below
 	postSigned(t, env, whatsapptest.InboundTextUser(meta, "", "US.1311", "wamid.U2", "STOP", time.Now()))
 	waitBlocked(t, env, "+447700900311")
+	// The user_id-only message opened the window of the person's number.
+	if !env.g.wa.window.Open(mockPhoneID, "447700900311", time.Now()) {
+		at, ok, err := env.g.wa.window.LastInbound(mockPhoneID, "447700900311")
+		t.Fatalf("window not opened by a message from a mapped user_id: last inbound %v %v %v, dead %d", at, ok, err, len(deadLetters(t, env)))
+	}
 	if ev := lastEvidence(t, env, "+447700900311"); ev["user_id"] != "US.1311" || ev["wa_id"] != nil {
 		t.Fatalf("evidence: %v (user_id as received, no wa_id)", ev)
 	}

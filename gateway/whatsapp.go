@@ -54,8 +54,10 @@ type waChannel struct {
 	prefSeed maphash.Seed
 
 	// Identity (waperson.go).
-	unmapped      atomic.Bool // a body waits in dead letters for a user_id's number
-	opaqueKey     []byte      // MAC key of biz_opaque_callback_data
+	unmapped      atomic.Bool   // a body waits in dead letters for a user_id's number
+	replayCh      chan struct{} // cap 1: replayUnmapped is wanted
+	quit          chan struct{} // closed by stopWhatsApp
+	opaqueKey     []byte        // MAC key of biz_opaque_callback_data
 	unkeyedC      *prometheus.CounterVec
 	numberChanges prometheus.Counter
 	statusIgnored *prometheus.CounterVec
@@ -139,6 +141,7 @@ func (g *Gateway) newWhatsApp() error {
 	wa.unkeyedC = inboundUnkeyed(g.registererOrNil())
 	wa.numberChanges, wa.statusIgnored = whatsappIdentityMetrics(g.registererOrNil())
 	wa.unmapped.Store(true) // dead letters of an earlier run may wait for a user_id's number
+	wa.replayCh, wa.quit = make(chan struct{}, 1), make(chan struct{})
 	g.wa = wa
 	return nil
 }
@@ -195,6 +198,7 @@ func (g *Gateway) startWhatsApp() error {
 		return fmt.Errorf("whatsapp receiver: %w", err)
 	}
 	wa.recv = recv
+	go wa.replayUnmapped(wa.quit)
 	return nil
 }
 
@@ -206,6 +210,7 @@ func (g *Gateway) stopWhatsApp() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if wa.recv != nil {
+		close(wa.quit)
 		wa.recv.Shutdown(ctx)
 	}
 	for _, n := range wa.numbers {
@@ -459,6 +464,16 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 		}
 		if reason != "" {
 			return wa.unkeyed(t, ev, reason)
+		}
+		if msg.From == "" {
+			// The receiver opens windows by wa_id; a user known by user_id only opens it here.
+			at := msg.Timestamp
+			if at.IsZero() {
+				at = time.Now()
+			}
+			if err := wa.window.Record(ev.PhoneNumberID, p.key, at); err != nil {
+				return err
+			}
 		}
 		if p.key != "+"+strings.TrimPrefix(msg.From, "+") {
 			// Consent and the rest see the canonical key (the wa_id is kept in the evidence).

@@ -1015,7 +1015,11 @@ func (r *Receiver) callHandler(ev *Event) (err error) {
 
 // Replay moves every dead-letter body back into the spool and queues a sweep; it returns how
 // many were moved. Events of those bodies already handled are dropped as duplicates.
-func (r *Receiver) Replay() (int, error) {
+func (r *Receiver) Replay() (int, error) { return r.ReplayIf(nil) }
+
+// ReplayIf is Replay for the dead-letter bodies for which keep returns true (every body when
+// keep is nil); keep sees the raw body and must not retain it.
+func (r *Receiver) ReplayIf(keep func(body []byte) bool) (int, error) {
 	n := 0
 	err := r.db.Update(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -1030,6 +1034,9 @@ func (r *Receiver) Replay() (int, error) {
 			body, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
+			}
+			if keep != nil && !keep(body) {
+				continue
 			}
 			if err := txn.Set(spoolKey(spoolPrefix, seq), body); err != nil {
 				return err
