@@ -410,3 +410,31 @@ func TestWhatsAppReplayAfterSevenDays(t *testing.T) {
 		t.Fatalf("a replayed STOP was applied again: %d %v", code, m)
 	}
 }
+
+// What the identity books hold survives a restart: the STOP under the
+// canonical key, the user_id's number, and the biz_opaque key (statuses
+// come for days after a send).
+func TestWhatsAppIdentitySurvivesRestart(t *testing.T) {
+	env := newWAEnv(t)
+	meta := whatsapptest.Meta{PhoneNumberID: mockPhoneID}
+	postSigned(t, env, whatsapptest.InboundText(meta, "5215512345611", "wamid.RS1", "STOP", time.Now()))
+	postSigned(t, env, whatsapptest.InboundTextUser(meta, "447700900351", "US.1351", "wamid.RS2", "hello", time.Now()))
+	waitBlocked(t, env, "+525512345611")
+	waitFor(t, 20*time.Second, func() error {
+		if _, ok, err := env.g.wa.userKey(env.g.tenants["acme"], "US.1351"); !ok || err != nil {
+			return fmt.Errorf("user id not mapped yet: %v", err)
+		}
+		return nil
+	})
+	opaque := env.g.wa.opaque("acme", "18eeda079969781f")
+	env.stop()
+	env2 := startEnv(t, env.yaml, env.smsc, env.dir)
+	if got := env2.g.wa.opaque("acme", "18eeda079969781f"); got != opaque {
+		t.Fatalf("biz_opaque key changed across a restart: %s, was %s", got, opaque)
+	}
+	if code, m := marketingTemplate(env2, "+5215512345611"); code != 403 {
+		t.Fatalf("after restart: %d %v", code, m)
+	}
+	postSigned(t, env2, whatsapptest.InboundTextUser(meta, "", "US.1351", "wamid.RS3", "STOP", time.Now()))
+	waitBlocked(t, env2, "+447700900351")
+}
