@@ -55,6 +55,10 @@ func consentTimeKey(t *Tenant, key string) []byte {
 	return []byte("wk/" + t.ID + "/" + key)
 }
 
+// maxUserID bounds a business-scoped user id ("US.13491208655302741918"
+// is 23 bytes); a longer one is ignored.
+const maxUserID = 128
+
 // waPerson is the sender of an inbound WhatsApp event.
 type waPerson struct {
 	key    string // canonical E.164: the consent key
@@ -67,6 +71,9 @@ type waPerson struct {
 // acknowledged) and the wa_id form to send to. reason is set (and key
 // empty) when the sender cannot be keyed.
 func (wa *waChannel) resolve(t *Tenant, waID, userID string) (p waPerson, reason string, err error) {
+	if len(userID) > maxUserID {
+		userID = "" // not an id Meta makes: unusable as a key
+	}
 	p = waPerson{waID: waID, userID: userID}
 	if waID != "" {
 		if key, e := consent.NormalizeRecipient(ChannelWhatsApp, t.cfg.DefaultRegion, waID); e == nil {
@@ -111,7 +118,7 @@ func (wa *waChannel) userKey(t *Tenant, userID string) (string, bool, error) {
 // user_id's number (wa.unmapped: set at start, since dead letters of an
 // earlier run may).
 func (wa *waChannel) learnUserID(t *Tenant, userID, key string) error {
-	if len(userID) > 128 {
+	if len(userID) > maxUserID {
 		return nil // not an id Meta makes; nothing to learn
 	}
 	old, ok, err := wa.userKey(t, userID)
