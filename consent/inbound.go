@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/optgate/optgate/consent/keyword"
 )
@@ -90,7 +91,18 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 	pending := rt.r.state == StatePending
 	if (match.Class == keyword.OptIn || match.Class == keyword.Yes && pending) && !m.NotBefore.IsZero() &&
 		!m.ReceivedAt.IsZero() && m.ReceivedAt.Before(m.NotBefore) {
+		// Not applied, but in the evidence log: what came, and why it changed nothing.
 		res.Stale, res.Old, res.New = true, rt.r.state, rt.r.state
+		org := tr.org
+		org.Detail = "no change: dated before the last consent change applied from this source (" +
+			m.NotBefore.UTC().Format(time.RFC3339) + ")"
+		c.record(rt, rt.r.state, rt.r.state, "all", org)
+		if m.MessageID != "" {
+			c.setTTL(dedupeKey(t.cfg.ID, m.Channel, sender, m.MessageID), []byte{1}, s.cfg.DedupeTTL)
+		}
+		if err := c.commit(); err != nil {
+			return Result{}, err
+		}
 		return res, nil
 	}
 	switch match.Class {

@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,6 +49,10 @@ func TestInboundNotBefore(t *testing.T) {
 		t.Fatalf("old START: %+v", res)
 	}
 	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, rcpt, CategoryTransactional).Action, ActionBlock, "after old START")
+	if hist, _ := h.s.History("acme", ChannelWhatsApp, rcpt, 1); len(hist) != 1 || hist[0].MessageID != "m2" ||
+		hist[0].Old != hist[0].New || !strings.Contains(hist[0].Detail, "no change") {
+		t.Fatalf("the ignored START is not in the evidence: %+v", hist)
+	}
 	if res := in("STOP", "m3", stopAt.AddDate(-3, 0, 0)); res.Stale {
 		t.Fatalf("an old STOP is applied whatever its time: %+v", res)
 	}
