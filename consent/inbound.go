@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/optgate/optgate/consent/keyword"
 )
@@ -32,7 +33,8 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		return Result{}, err
 	}
 	if err := errors.Join(checkChannel(m.Channel), checkSender(m.Sender),
-		checkField("MessageID", m.MessageID, 128), ctxErr(ctx)); err != nil {
+		checkField("MessageID", m.MessageID, 128), checkField("WaID", m.WaID, 64), checkField("UserID", m.UserID, 128),
+		ctxErr(ctx)); err != nil {
 		return Result{}, err
 	}
 	if len(m.Text) > MaxText {
@@ -76,6 +78,7 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
 			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
 			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
+			WaID: m.WaID, UserID: m.UserID,
 		}},
 	}
 	if matched {
@@ -90,6 +93,22 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		return Result{}, err
 	}
 	pending := rt.r.state == StatePending
+	if (match.Class == keyword.OptIn || match.Class == keyword.Yes && pending) && !m.NotBefore.IsZero() &&
+		!m.ReceivedAt.IsZero() && m.ReceivedAt.Before(m.NotBefore) {
+		// Not applied, but in the evidence log: what came, and why it changed nothing.
+		res.Stale, res.Old, res.New = true, rt.r.state, rt.r.state
+		org := tr.org
+		org.Detail = "no change: dated before the last consent change applied from this source (" +
+			m.NotBefore.UTC().Format(time.RFC3339) + ")"
+		c.record(rt, rt.r.state, rt.r.state, "all", org)
+		if m.MessageID != "" {
+			c.setTTL(dedupeKey(t.cfg.ID, m.Channel, sender, m.MessageID), []byte{1}, s.cfg.DedupeTTL)
+		}
+		if err := c.commit(); err != nil {
+			return Result{}, err
+		}
+		return res, nil
+	}
 	switch match.Class {
 	case keyword.OptOut:
 		err = c.optOut(&res, tr, kindAll)

@@ -10,7 +10,9 @@ import (
 // maxNumberInput bounds what NormalizeRecipient accepts before parsing.
 const maxNumberInput = 64
 
-// NormalizeRecipient returns the E.164 form ("+" and digits) of a recipient.
+// NormalizeRecipient returns the E.164 form ("+" and digits) of a recipient:
+// the one key under which a person's consent, WhatsApp window, last channel
+// and marketing preference are stored and checked, on every channel.
 // SMS numbers may be in any format phonenumbers parses, national numbers
 // being read in defaultRegion (e.g. "US"). WhatsApp recipients are wa_ids
 // (digits with the country code, no "+"); a leading "+" is accepted too.
@@ -23,6 +25,10 @@ const maxNumberInput = 64
 // from such a number must still be honoured. Input already in canonical
 // E.164 (see canonicalDigits) is returned as is without calling
 // phonenumbers, which is also what Check's fast path relies on.
+//
+// Numbers with two E.164 forms for one line (the WhatsApp ids of Mexico,
+// Argentina and Brazil, whatsapp.md §14) map to one of them, see
+// equivalentForm; the result is a fixed point.
 func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
@@ -49,6 +55,14 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	num, err := phonenumbers.Parse(in, region)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidNumber, s, err)
+	}
+	// A form WhatsApp (or an old directory) writes for a number that has
+	// another E.164 form today is keyed under that one (see equivalentForm),
+	// before the length check refuses it (Mexico's "+521…" is too long).
+	if eq, ok := equivalentForm(phonenumbers.Format(num, phonenumbers.E164)[1:]); ok {
+		if num, err = phonenumbers.Parse("+"+eq, "ZZ"); err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrInvalidNumber, s, err)
+		}
 	}
 	if why := phonenumbers.IsPossibleNumberWithReason(num); why != phonenumbers.IS_POSSIBLE {
 		return "", fmt.Errorf("%w: %q: not a possible number (%s)", ErrInvalidNumber, s, impossibleReason(why))
@@ -176,6 +190,9 @@ var callingCodes = func() (t [1000]ccInfo) {
 // the slow path through phonenumbers, which refuses impossible numbers; so
 // Check on an impossible number returns an ErrInvalidNumber error (never
 // "allow"): its caller must not send.
+// Numbers of the codes that have equivalent forms (equivalentForm) never
+// take the fast path, whatever the metadata says, so that a STOP stored
+// under the canonical form is found from either form.
 // It does not validate number ranges: nothing can be suppressed under an
 // invalid number, so such a number is simply not found.
 func canonicalDigits(channel, s string) (string, bool) {
@@ -202,6 +219,9 @@ func canonicalDigits(channel, s string) (string, bool) {
 			return "", false
 		}
 		nat := d[l:]
+		if cc == 54 || cc == 55 || cc == 52 && len(nat) == 11 {
+			return "", false // may be an equivalent form: see equivalentForm
+		}
 		if len(nat) < 4 || nat[0] == '0' || info.lengths&(1<<len(nat)) == 0 {
 			return "", false // impossible lengths go to phonenumbers, which refuses them
 		}
@@ -213,4 +233,83 @@ func canonicalDigits(channel, s string) (string, bool) {
 		return d, true
 	}
 	return "", false
+}
+
+// equivalentForm maps the digits (country code first, no "+") of a number
+// written in a form that stands for the same line as another E.164 number
+// onto that canonical form, and reports whether it did. It returns ("",
+// false) for every number that is already canonical, which is almost all
+// of them: only codes 52, 54 and 55 are looked at. The forms:
+//
+//   - Mexico (52): until 2019 mobiles were dialled from abroad as
+//     "+52 1" + 10 digits; Mexico dropped the "1" (IFT's 2019 numbering
+//     plan: every number is 10 digits, +52 + 10 digits in E.164), but
+//     WhatsApp still writes the wa_id of many Mexican mobiles as
+//     "521" + 10 digits. "521" + 10 digits maps to "52" + the 10 digits;
+//     "52" + 11 digits has no other meaning (phonenumbers: too long).
+//   - Argentina (54): a mobile's international form is "+54 9" + area code +
+//     subscriber (10 digits), and that is its wa_id ("549…"); the same
+//     subscriber written without the 9 ("+54" + 10 digits) is what national
+//     directories and many platforms store. Both are valid for phonenumbers
+//     (the second as a fixed line: a 10-digit Argentine number is either,
+//     the ranges are shared), so "54" + 10 digits maps to "549" + the 10
+//     digits when phonenumbers says that form is a valid mobile. The key of
+//     an Argentine landline is then its mobile form, which no other line
+//     can have: the subscriber number is the same.
+//   - Brazil (55): mobiles gained a ninth digit "9" (ANATEL, 2012–2016) in
+//     front of the 8 digits they had, which began with 6–9 (landlines begin
+//     with 2–5 and kept 8 digits). WhatsApp ids of accounts made before the
+//     change still have the old 8 digits. "55" + 2-digit area code +
+//     8 digits beginning with 6–9 maps to "55" + area + "9" + the 8 digits
+//     when phonenumbers says the result is a valid mobile.
+//
+// The canonical forms are what the country's numbering plan uses today
+// and what the WhatsApp ids of new accounts are, except Mexico, where the
+// canonical form is the plan's (the "521" wa_id is the legacy one).
+func equivalentForm(d string) (string, bool) {
+	if len(d) < 12 || d[0] != '5' {
+		return "", false
+	}
+	switch {
+	case len(d) == 13 && d[1] == '2' && d[2] == '1' && allDigits(d):
+		// 52 1 + 10 digits.
+		return "52" + d[3:], true
+	case len(d) == 12 && d[1] == '4' && d[2] != '9' && d[2] != '0' && allDigits(d):
+		// 54 + 10 digits without the mobile 9.
+		if eq := "549" + d[2:]; validMobile(eq) {
+			return eq, true
+		}
+	case len(d) == 12 && d[1] == '5' && d[2] != '0' && d[3] != '0' && d[4] >= '6' && d[4] <= '9' && allDigits(d):
+		// 55 + area + 8-digit mobile of before the ninth digit.
+		if eq := d[:4] + "9" + d[4:]; validMobile(eq) {
+			return eq, true
+		}
+	}
+	return "", false
+}
+
+// validMobile reports whether phonenumbers says "+"+d is a valid mobile
+// number (or one that may be mobile or fixed).
+func validMobile(d string) bool {
+	num, err := phonenumbers.Parse("+"+d, "ZZ")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return false
+	}
+	t := phonenumbers.GetNumberType(num)
+	return t == phonenumbers.MOBILE || t == phonenumbers.FIXED_LINE_OR_MOBILE
+}
+
+// PersonDigits returns the canonical digits (no "+") of a WhatsApp id or
+// E.164 number for keys outside the consent store (the WhatsApp window,
+// the wa_id book): d itself, without a leading "+", unless it is one of the
+// equivalent forms of equivalentForm. It does not validate d; it allocates
+// only when it rewrites.
+func PersonDigits(d string) string {
+	if len(d) > 0 && d[0] == '+' {
+		d = d[1:]
+	}
+	if eq, ok := equivalentForm(d); ok {
+		return eq
+	}
+	return d
 }

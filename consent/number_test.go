@@ -44,6 +44,19 @@ func TestNormalizeRecipient(t *testing.T) {
 		{ChannelSMS, "US", "+4915123456789", "+4915123456789", false},
 		{ChannelSMS, "US", "+447911123456", "+447911123456", false},
 		{ChannelWhatsApp, "US", "4915123456789", "+4915123456789", false},
+		// Equivalent forms (equivalentForm): one key per line.
+		{ChannelWhatsApp, "US", "5215512345678", "+525512345678", false},
+		{ChannelSMS, "US", "+5215512345678", "+525512345678", false},
+		{ChannelSMS, "US", "+525512345678", "+525512345678", false},
+		{ChannelSMS, "MX", "55 1234 5678", "+525512345678", false},
+		{ChannelWhatsApp, "US", "5491123456789", "+5491123456789", false},
+		{ChannelSMS, "US", "+541123456789", "+5491123456789", false},
+		{ChannelSMS, "US", "+54 11 2345-6789", "+5491123456789", false},
+		{ChannelSMS, "AR", "011 15 2345-6789", "+5491123456789", false},
+		{ChannelWhatsApp, "US", "551187654321", "+5511987654321", false},
+		{ChannelSMS, "US", "+5511987654321", "+5511987654321", false},
+		{ChannelSMS, "US", "+551123456789", "+551123456789", false}, // Brazilian landline: no ninth digit
+		{ChannelWhatsApp, "US", "552187654321", "+5521987654321", false},
 	} {
 		got, err := NormalizeRecipient(tc.ch, tc.region, tc.in)
 		if tc.err {
@@ -101,8 +114,12 @@ func TestCanonicalFastPath(t *testing.T) {
 			if _, ok := canonicalDigits(ChannelSMS, e164); !ok {
 				slow++
 			}
+			want := e164
+			if eq, ok := equivalentForm(e164[1:]); ok {
+				want = "+" + eq // e.g. an Argentine fixed line keyed in its "+549" form
+			}
 			got, err := NormalizeRecipient(ChannelSMS, "US", e164)
-			if err != nil || got != e164 {
+			if err != nil || got != want {
 				t.Errorf("%s %s: %q, %v", region, e164, got, err)
 			}
 		}
@@ -112,7 +129,8 @@ func TestCanonicalFastPath(t *testing.T) {
 
 func FuzzNormalizeRecipient(f *testing.F) {
 	for _, s := range []string{"+12025550123", "(202) 555-0123", "447700900123", "+4407700900123", "", "+", "++1",
-		"+1 202 555 0123 ext. 5", "tel:+1-202-555-0123", "\xff\xfe", "+" + strconv.Itoa(1<<30)} {
+		"+1 202 555 0123 ext. 5", "tel:+1-202-555-0123", "\xff\xfe", "+" + strconv.Itoa(1<<30),
+		"5215512345678", "+525512345678", "541123456789", "5491123456789", "551187654321", "5511987654321"} {
 		f.Add(ChannelSMS, s)
 		f.Add(ChannelWhatsApp, s)
 	}
@@ -130,7 +148,7 @@ func FuzzNormalizeRecipient(f *testing.F) {
 		if len(got) < 2 || got[0] != '+' || !allDigits(got[1:]) {
 			t.Fatalf("%q: not E.164: %q", s, got)
 		}
-		// Normalising is idempotent, and the result takes the same path in Check.
+		// Normalising is idempotent (a fixed point), whatever form came in.
 		again, err := NormalizeRecipient(ch, "US", got)
 		if err != nil || again != got {
 			t.Fatalf("%q: not idempotent: %q -> %q, %v", s, got, again, err)
@@ -138,7 +156,64 @@ func FuzzNormalizeRecipient(f *testing.F) {
 		if d, ok := canonicalDigits(ch, got); ok && "+"+d != got {
 			t.Fatalf("%q: fast path digits %q", got, d)
 		}
+		// The other channel agrees, and the equivalent forms of the key give
+		// the key back: a STOP stored under one is checked under the other.
+		other := ChannelSMS
+		if ch == ChannelSMS {
+			other = ChannelWhatsApp
+		}
+		if o, err := NormalizeRecipient(other, "US", got); err != nil || o != got {
+			t.Fatalf("%q: %s gives %q, %v; %s gave %q", s, other, o, err, ch, got)
+		}
+		if PersonDigits(got) != got[1:] {
+			t.Fatalf("%q: key %q is not canonical for PersonDigits (%q)", s, got, PersonDigits(got))
+		}
+		for _, alt := range equivalentsOf(got[1:]) {
+			if k, err := NormalizeRecipient(ChannelWhatsApp, "US", alt); err != nil || k != got {
+				t.Fatalf("%q: equivalent form %s gives %q, %v; want %q", s, alt, k, err, got)
+			}
+		}
 	})
+}
+
+// equivalentsOf lists the non-canonical forms that equivalentForm maps onto
+// the canonical digits d (for the fuzz test's check of the other direction).
+func equivalentsOf(d string) []string {
+	var out []string
+	switch {
+	case strings.HasPrefix(d, "52") && len(d) == 12:
+		out = append(out, "521"+d[2:])
+	case strings.HasPrefix(d, "549") && len(d) == 13:
+		out = append(out, "54"+d[3:])
+	case strings.HasPrefix(d, "55") && len(d) == 13 && d[4] == '9':
+		out = append(out, d[:4]+d[5:])
+	}
+	var keep []string
+	for _, o := range out {
+		if eq, ok := equivalentForm(o); ok && eq == d {
+			keep = append(keep, o)
+		}
+	}
+	return keep
+}
+
+// TestEquivalentFormsFastPath: no number of a code with equivalent forms
+// takes Check's fast path (it would skip the mapping), and ordinary
+// numbers still do.
+func TestEquivalentFormsFastPath(t *testing.T) {
+	for _, s := range []string{"+5215512345678", "+541123456789", "+5491123456789", "+551187654321", "+5511987654321"} {
+		if _, ok := canonicalDigits(ChannelSMS, s); ok {
+			t.Errorf("%s takes the fast path", s)
+		}
+		if _, ok := canonicalDigits(ChannelWhatsApp, s[1:]); ok {
+			t.Errorf("%s (wa_id) takes the fast path", s[1:])
+		}
+	}
+	for _, s := range []string{"+525512345678", "+12025550123", "+447911123456"} {
+		if _, ok := canonicalDigits(ChannelSMS, s); !ok {
+			t.Errorf("%s does not take the fast path", s)
+		}
+	}
 }
 
 // TestImpossibleNumbersRefused: every write path refuses a number whose

@@ -227,6 +227,15 @@ type InboundMessage struct {
 	// its changes are recorded with SourceSimulator, never as a keyword or
 	// attestation a handset sent.
 	Simulated bool
+	// WaID and UserID are the WhatsApp sender as Meta wrote it (wa_id,
+	// business-scoped user id), kept in the evidence as received.
+	WaID, UserID string
+	// NotBefore, when set, is the event time of the last consent change
+	// applied to the recipient from the same source of webhooks: an opt-in
+	// (START, YES) with ReceivedAt before it changes nothing (Result.Stale),
+	// so that webhooks delivered out of order cannot undo a newer opt-out.
+	// Opt-outs are applied whatever their time.
+	NotBefore time.Time
 }
 
 // Result is what Inbound (and the operator calls) did.
@@ -246,6 +255,9 @@ type Result struct {
 	// Forward is true when the message is not consent traffic and should
 	// reach the tenant's application.
 	Forward bool
+	// Stale is true when an opt-in was older than InboundMessage.NotBefore
+	// and was not applied.
+	Stale bool
 }
 
 // Evidence is one entry of the append-only evidence log.
@@ -270,6 +282,8 @@ type Evidence struct {
 	ProofRef      string    `json:"proof_ref,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 	Received      time.Time `json:"received,omitzero"` // MO receive time (carrier/WhatsApp)
+	WaID          string    `json:"wa_id,omitempty"`   // WhatsApp sender id as Meta sent it
+	UserID        string    `json:"user_id,omitempty"` // WhatsApp business-scoped user id, as sent
 	// MatchMode says how the keyword was recognised (source keyword or
 	// attestation): "exact", "first-word", "reasonable-means" (the whole
 	// message was a keyword) or "per-se" (reasonable-means: a per-se

@@ -179,6 +179,10 @@ type WhatsAppConfig struct {
 	Numbers     []WANumberConfig `yaml:"numbers"`
 	// Timeout bounds one Graph API request (the client retries after it). Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// DedupTTL is how long webhook events are remembered to drop Meta's
+	// redeliveries: at least 7 days (Meta retries for up to 7 days).
+	// Default 8 days (192h).
+	DedupTTL time.Duration `yaml:"dedup_ttl"`
 }
 
 // WANumberConfig is one WhatsApp business phone number.
@@ -885,6 +889,9 @@ func (c *Config) validate() ConfigErrors {
 		if !validE164(n.Number) {
 			add(p+".number", "not an E.164 number: %q", n.Number)
 		}
+	}
+	if d := c.WhatsApp.DedupTTL; d != 0 && (d < 7*24*time.Hour || d > 90*24*time.Hour) {
+		add("whatsapp.dedup_ttl", "must be between 168h (Meta retries for 7 days) and 2160h, not %s", d)
 	}
 	if len(c.WhatsApp.Numbers) > 0 && !c.WhatsAppSimulator.Enabled && (c.WhatsApp.Token == "" || c.WhatsApp.AppSecret == "") {
 		add("whatsapp", "token and app_secret are required for WhatsApp numbers")

@@ -117,3 +117,16 @@ func TestParseConfigRegionsAndSenderIDs(t *testing.T) {
 		t.Fatalf("default regions: %q %q", cfg.SMSCs[0].Region, cfg.Tenants[0].DefaultRegion)
 	}
 }
+
+// whatsapp.dedup_ttl may not be shorter than Meta's 7-day retry horizon.
+func TestConfigWhatsAppDedupTTL(t *testing.T) {
+	base := "tenants:\n  - {id: a, default_region: US}\nwhatsapp: {dedup_ttl: %s}\nsimulator: {enabled: true}\n"
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(base, "240h")), "c.yaml", nil)
+	if err != nil || cfg.WhatsApp.DedupTTL != 240*time.Hour {
+		t.Fatalf("240h: %v", err)
+	}
+	_, err = ParseConfig([]byte(fmt.Sprintf(base, "24h")), "c.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "whatsapp.dedup_ttl") {
+		t.Fatalf("24h: want a whatsapp.dedup_ttl error, got %v", err)
+	}
+}

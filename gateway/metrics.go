@@ -123,6 +123,9 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 	m.unkeyed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "inbound_unkeyed_total",
 		Help: "Inbound messages whose sender or destination address could not be keyed, by channel and reason (dead-lettered unless the reason is deadletter_failed)."},
 		[]string{"channel", "reason"})
+	for _, r := range []string{unkeyedNoSender, unkeyedBadWaID, unkeyedUnmapped} {
+		m.unkeyed.WithLabelValues(ChannelWhatsApp, r) // exist at 0 from the start
+	}
 	for _, r := range unkeyedReasons {
 		m.unkeyed.WithLabelValues(ChannelSMS, r) // exist at 0 from the start
 	}
@@ -251,4 +254,20 @@ func (g *Gateway) initSeries() {
 	for _, dir := range []string{"in", "out"} {
 		m.pdus.WithLabelValues("upstream", dir, "submit_sm", "ok")
 	}
+}
+
+// whatsappIdentityMetrics are the WhatsApp identity and status counters of
+// waperson.go.
+func whatsappIdentityMetrics(reg prometheus.Registerer) (numberChanges prometheus.Counter, statusIgnored *prometheus.CounterVec) {
+	numberChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "whatsapp",
+		Name: "number_changes_total", Help: "user_changed_number notifications applied (consent moved to the new number)."})
+	statusIgnored = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "whatsapp",
+		Name: "statuses_ignored_total", Help: "Status webhooks ignored: unknown_status (undocumented value) or not_tenant " +
+			"(biz_opaque not a message of the business number's tenant)."}, []string{"reason"})
+	statusIgnored.WithLabelValues("unknown_status")
+	statusIgnored.WithLabelValues("not_tenant")
+	if reg != nil {
+		reg.MustRegister(numberChanges, statusIgnored)
+	}
+	return numberChanges, statusIgnored
 }

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/nyaruka/phonenumbers"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
@@ -50,6 +52,15 @@ type waChannel struct {
 	// locks; nothing else is taken under it.
 	prefMu   [64]sync.Mutex
 	prefSeed maphash.Seed
+
+	// Identity (waperson.go).
+	unmapped      atomic.Bool   // a body waits in dead letters for a user_id's number
+	replayCh      chan struct{} // cap 1: replayUnmapped is wanted
+	quit          chan struct{} // closed by stopWhatsApp
+	opaqueKey     []byte        // MAC key of biz_opaque_callback_data
+	unkeyedC      *prometheus.CounterVec
+	numberChanges prometheus.Counter
+	statusIgnored *prometheus.CounterVec
 }
 
 type waSender struct{ tenant, number string }
@@ -122,6 +133,15 @@ func (g *Gateway) newWhatsApp() error {
 		}
 	}
 	wa.window = whatsapp.NewWindow(g.db, g.log.With("component", "whatsapp"))
+	key, err := loadOpaqueKey(g.db)
+	if err != nil {
+		return fmt.Errorf("whatsapp: biz_opaque key: %w", err)
+	}
+	wa.opaqueKey = key
+	wa.unkeyedC = g.metrics.unkeyed
+	wa.numberChanges, wa.statusIgnored = whatsappIdentityMetrics(g.registererOrNil())
+	wa.unmapped.Store(true) // dead letters of an earlier run may wait for a user_id's number
+	wa.replayCh, wa.quit = make(chan struct{}, 1), make(chan struct{})
 	g.wa = wa
 	return nil
 }
@@ -173,11 +193,12 @@ func (g *Gateway) startWhatsApp() error {
 	}
 	recv, err := whatsapp.NewReceiver(g.db, whatsapp.ReceiverConfig{AppSecret: cfg.AppSecret, VerifyToken: cfg.VerifyToken,
 		PhoneNumberIDs: ids, Handler: wa, MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes, Logger: log, Metrics: wa.metrics,
-		Window: wa.window})
+		Window: wa.window, DedupTTL: cfg.DedupTTL})
 	if err != nil {
 		return fmt.Errorf("whatsapp receiver: %w", err)
 	}
 	wa.recv = recv
+	go wa.replayUnmapped(wa.quit)
 	return nil
 }
 
@@ -189,6 +210,7 @@ func (g *Gateway) stopWhatsApp() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if wa.recv != nil {
+		close(wa.quit)
 		wa.recv.Shutdown(ctx)
 	}
 	for _, n := range wa.numbers {
@@ -304,9 +326,11 @@ func windowStatus(a *Account) smpp.CommandStatus {
 	return smpp.StatusWhatsAppWindow
 }
 
-// waMessage builds the Cloud API message for m.
-func waMessage(n *waNumber, m *Message) whatsapp.Message {
-	wm := whatsapp.Message{PhoneNumberID: n.cfg.PhoneNumberID, To: m.To, BizOpaqueCallbackData: m.ID}
+// waMessage builds the Cloud API message for m: to the wa_id the person
+// last wrote from (see sendTo), with an authenticated biz_opaque (opaque).
+func (wa *waChannel) waMessage(n *waNumber, m *Message) whatsapp.Message {
+	wm := whatsapp.Message{PhoneNumberID: n.cfg.PhoneNumberID, To: wa.sendTo(m.Tenant, m.To),
+		BizOpaqueCallbackData: wa.opaque(m.Tenant.ID, m.ID)}
 	if m.WA != nil && m.WA.Interactive != nil {
 		in := m.WA.Interactive
 		b := &whatsapp.Buttons{Body: in.Body, Buttons: make([]whatsapp.Button, 0, len(in.Buttons))}
@@ -377,7 +401,7 @@ func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
 		return
 	}
-	wm := waMessage(n, m)
+	wm := g.wa.waMessage(n, m)
 	if err := wm.Validate(); err != nil {
 		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidTemplate, Status: smpp.StatusInvMsgLen, Err: err})
 		return
@@ -427,6 +451,40 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 	if sender == "" {
 		sender = "+" + strings.TrimPrefix(ev.DisplayPhoneNumber, "+")
 	}
+	if msg := ev.Message; msg != nil {
+		if msg.Type == "system" && msg.SystemType == "user_changed_number" {
+			return wa.numberChanged(ctx, n, sender, ev)
+		}
+		if msg.From == "" && msg.Type == "system" {
+			return nil // a system notice about no user (e.g. user_changed_user_id alone): nothing to key
+		}
+		p, reason, err := wa.resolve(t, msg.From, msg.UserID)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			return wa.unkeyed(t, ev, reason)
+		}
+		if msg.From == "" {
+			// The receiver opens windows by wa_id; a user known by user_id only opens it here.
+			at := msg.Timestamp
+			if at.IsZero() {
+				at = time.Now()
+			}
+			if err := wa.window.Record(ev.PhoneNumberID, p.key, at); err != nil {
+				return err
+			}
+		}
+		if p.key != "+"+strings.TrimPrefix(msg.From, "+") {
+			// Consent and the rest see the canonical key (the wa_id is kept in the evidence).
+			m := *msg
+			m.From = p.key[1:]
+			ev.Message, msg = &m, &m
+		}
+		if ev.Signal() == whatsapp.SignalKeyword {
+			return wa.inboundKeyword(ctx, n, sender, p, msg)
+		}
+	}
 	switch ev.Signal() {
 	case whatsapp.SignalMarketingStop, whatsapp.SignalMarketingResume:
 		if err := wa.marketingPreference(ctx, n, sender, ev); err != nil {
@@ -442,44 +500,34 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 			g.log.Warn("whatsapp: Meta reported an error", "tenant", t.ID, "phone_number_id", ev.PhoneNumberID,
 				"code", e.Code, "title", e.Title, "details", e.Details)
 		}
-	case ev.Message != nil && ev.Signal() == whatsapp.SignalKeyword:
-		msg := ev.Message
-		res, err := g.consent.Inbound(ctx, consent.InboundMessage{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender,
-			Recipient: msg.From, Text: msg.KeywordText(), MessageID: msg.ID, ReceivedAt: msg.Timestamp})
-		if err != nil {
-			if errors.Is(err, consent.ErrInvalidNumber) {
-				return nil
-			}
-			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-			return err // retried by the receiver
-		}
-		if err := g.forwardMO(t, ChannelWhatsApp, "+"+strings.TrimPrefix(msg.From, "+"), sender, msg.KeywordText(), res); err != nil {
-			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-			return err
-		}
-		g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
-		g.noteWhatsApp(t, res.Recipient, n)
-		g.sendReplies(nil, t, res)
 	case ev.Status != nil:
-		st := ev.Status
-		state := st.Status
-		if st.Status == "failed" {
-			state = "undeliverable"
-		}
-		reason := ""
-		if len(st.Errors) > 0 {
-			reason = fmt.Sprintf("err:%d", st.Errors[0].Code)
-		}
-		if st.BizOpaque != "" {
-			g.statuses.update(st.BizOpaque, state, reason)
-		}
-		if t.cfg.Webhook.URL != "" && st.BizOpaque != "" {
-			if err := g.emit(t, "message.status", map[string]any{"id": st.BizOpaque, "channel": ChannelWhatsApp, "state": state,
-				"error": reason}); err != nil {
-				return err
-			}
-		}
+		return wa.status(t, ev)
 	}
+	return nil
+}
+
+// inboundKeyword screens a user message for consent keywords (ordered by
+// event time, see keyword), forwards it and sends the replies.
+func (wa *waChannel) inboundKeyword(ctx context.Context, n *waNumber, sender string, p waPerson, msg *whatsapp.InboundMessage) error {
+	g, t := wa.g, n.tenant
+	res, err := wa.keyword(ctx, n, sender, p, msg)
+	if err != nil {
+		if errors.Is(err, consent.ErrInvalidNumber) {
+			return wa.unkeyed(t, whatsapp.Event{PhoneNumberID: n.cfg.PhoneNumberID, Message: msg}, unkeyedBadWaID)
+		}
+		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+		return err // retried by the receiver
+	}
+	if res.Stale {
+		return nil
+	}
+	if err := g.forwardMO(t, ChannelWhatsApp, p.key, sender, msg.KeywordText(), res); err != nil {
+		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
+		return err
+	}
+	g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
+	g.noteWhatsApp(t, res.Recipient, n)
+	g.sendReplies(nil, t, res)
 	return nil
 }
 

@@ -48,7 +48,7 @@ func TestWhatsAppInteractiveAPI(t *testing.T) {
 		t.Fatalf("Meta got %d requests (%+v), want one interactive", len(reqs), reqs)
 	}
 	want := `{"messaging_product":"whatsapp","recipient_type":"individual","to":"` + user + `","type":"interactive",` +
-		`"biz_opaque_callback_data":"` + id + `","interactive":{"type":"button","body":{"text":"Can you make Tuesday 10:00?"},` +
+		`"biz_opaque_callback_data":"` + env.g.wa.opaque("acme", id) + `","interactive":{"type":"button","body":{"text":"Can you make Tuesday 10:00?"},` +
 		`"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}},{"type":"reply","reply":{"id":"no","title":"No"}}]}}}`
 	if got := string(reqs[0].Body); got != want {
 		t.Fatalf("request to Meta:\n got %s\nwant %s", got, want)

@@ -518,10 +518,11 @@ func TestE2EWhatsAppStatusesOutOfOrder(t *testing.T) {
 	id, _ := m["id"].(string)
 	waitEvents(t, env, "status", before, 2) // the mock's own sent and delivered
 	wamid := waRequestsTo(env, user)[0].WamID
+	opaque := sentOpaque(t, waRequestsTo(env, user)[0])
 	meta := whatsapptest.Meta{PhoneNumberID: mockPhoneID}
 	now := time.Now()
 	for _, st := range []string{"read", "delivered", "sent"} {
-		body := whatsapptest.StatusWebhook(meta, whatsapptest.Status{ID: wamid, Status: st, RecipientID: user[1:], BizOpaque: id, Timestamp: now})
+		body := whatsapptest.StatusWebhook(meta, whatsapptest.Status{ID: wamid, Status: st, RecipientID: user[1:], BizOpaque: opaque, Timestamp: now})
 		if code, err := mock.PostWebhook(body); err != nil || code != 200 {
 			t.Fatalf("status %s: %d %v", st, code, err)
 		}
@@ -866,4 +867,16 @@ func TestE2EWhatsAppHeldTemplateReleased(t *testing.T) {
 		}
 		return fmt.Errorf("the held template was not released")
 	})
+}
+
+// sentOpaque is the biz_opaque_callback_data optgate sent Meta in r.
+func sentOpaque(t *testing.T, r whatsapptest.Request) string {
+	t.Helper()
+	var b struct {
+		Opaque string `json:"biz_opaque_callback_data"`
+	}
+	if err := json.Unmarshal(r.Body, &b); err != nil || b.Opaque == "" {
+		t.Fatalf("no biz_opaque in %s: %v", r.Body, err)
+	}
+	return b.Opaque
 }

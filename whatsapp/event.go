@@ -2,6 +2,9 @@ package whatsapp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +18,11 @@ import (
 type Handler interface {
 	HandleEvent(ctx context.Context, ev Event) error
 }
+
+// ErrDeadLetter, returned (possibly wrapped) by a Handler, means the event cannot be handled as
+// it is (e.g. a sender that cannot be keyed) and must be kept rather than retried: its body
+// goes at once to the dead letters ("wa/dead/", durable, see Replay), not after MaxAttempts.
+var ErrDeadLetter = errors.New("whatsapp: event kept as a dead letter")
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, ev Event) error
@@ -222,7 +230,20 @@ func (e *Event) dedupKey() []byte {
 	switch e.Kind {
 	case KindMessage:
 		k = append(k, "m/"...)
-		k = append(k, e.Message.ID...)
+		if m := e.Message; m.ID != "" {
+			k = append(k, m.ID...)
+		} else {
+			// No wamid (malformed, kept as a dead letter by the handler): the content.
+			h := sha256.New()
+			for _, s := range []string{m.From, m.UserID, m.Type, m.KeywordText(), m.SystemType, m.NewWaID} {
+				h.Write([]byte(s))
+				h.Write([]byte{0})
+			}
+			k = append(k, "noid:"...)
+			k = strconv.AppendInt(k, m.Timestamp.Unix(), 10)
+			k = append(k, ':')
+			k = hex.AppendEncode(k, h.Sum(nil))
+		}
 	case KindStatus:
 		k = append(k, "s/"...)
 		k = append(k, e.Status.ID...)

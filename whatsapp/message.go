@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"github.com/optgate/optgate/consent"
+
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -301,12 +303,9 @@ func (m *Message) MarshalJSON() ([]byte, error) {
 }
 
 // recipientKey normalises a recipient or wa_id for keys: the leading "+" is dropped so that
-// "+16505551234" and the wa_id "16505551234" share state. Meta warns that wa_id may differ from
-// the number sent to (Brazil's ninth digit, Mexico 521, Argentina 549, whatsapp.md §14); such
-// recipients get separate state.
+// "+16505551234" and the wa_id "16505551234" share state, and the wa_id forms that stand for
+// another E.164 number (Mexico 521, Argentina 54/549, Brazil's ninth digit, whatsapp.md §14)
+// map to the same digits as consent.NormalizeRecipient's key (consent.PersonDigits).
 func recipientKey(s string) string {
-	if len(s) > 0 && s[0] == '+' {
-		return s[1:]
-	}
-	return s
+	return consent.PersonDigits(s)
 }

@@ -281,13 +281,12 @@ func appendChange(evs []Event, st *ParseStats, entryID, field string, v *wireVal
 	base := Event{WABAID: entryID, PhoneNumberID: pid, DisplayPhoneNumber: v.Metadata.DisplayPhoneNumber}
 	for i := range v.Messages {
 		m := &v.Messages[i]
-		if m.ID == "" || (m.From == "" && m.Type != "system") {
-			st.Skipped++
-			continue
-		}
+		// A message whose sender has neither a wa_id nor a user id (or no wamid) is still an
+		// event: the handler keeps it as a dead letter instead of it being acknowledged and
+		// forgotten (dedupKey stands in for a missing wamid).
 		im := &InboundMessage{ID: m.ID, From: m.From, UserID: m.UserID, Timestamp: m.Timestamp.time(), Type: m.Type}
 		for _, c := range v.Contacts {
-			if c.WaID == m.From || len(v.Contacts) == 1 {
+			if c.WaID == m.From && m.From != "" || len(v.Contacts) == 1 {
 				im.ProfileName = c.Profile.Name
 				if im.UserID == "" {
 					im.UserID = c.UserID

@@ -71,6 +71,11 @@ func FuzzWebhook(f *testing.F) {
 	f.Add(whatsapptest.StatusWebhook(meta, whatsapptest.Status{ID: "wamid.s", Status: "failed", RecipientID: "1", ErrorCode: 131050, Timestamp: time.Unix(1751142888, 0)}))
 	f.Add([]byte(`{"entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":1}}}]}]}`))
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[]}`))
+	// Sender forms: a Mexican 521 wa_id, a user_id only, neither, a number change.
+	f.Add(whatsapptest.InboundText(meta, "5215512345678", "wamid.mx", "STOP", time.Unix(1749416383, 0)))
+	f.Add(whatsapptest.InboundTextUser(meta, "", "US.13491208655302741918", "wamid.u", "STOP", time.Unix(1749416383, 0)))
+	f.Add(whatsapptest.InboundTextUser(meta, "", "", "", "STOP", time.Unix(1749416383, 0)))
+	f.Add(whatsapptest.InboundWebhook(meta, whatsapptest.SystemNumberChange("16505551234", "wamid.c", "16505559999", time.Unix(1749416383, 0))))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, known := range []map[string]struct{}{nil, {testPID: {}}} {
 			evs, _, err := ParseWebhook(body, ParseOptions{Known: known})
@@ -85,6 +90,11 @@ func FuzzWebhook(f *testing.F) {
 				}
 				if ev.Kind == KindMessage {
 					_ = ev.Message.KeywordText()
+					// A message is never dropped for its sender: it reaches the handler, which keys
+					// it or keeps it as a dead letter; its dedup key names it.
+					if len(ev.dedupKey()) <= len(dedupPrefix)+len("m/") {
+						t.Fatalf("message without a dedup key: %+v", ev.Message)
+					}
 				}
 			}
 		}
@@ -100,6 +110,20 @@ func TestFuzzCorpusCommitted(t *testing.T) {
 	for _, f := range files {
 		if _, err := os.ReadFile(f); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A message whose sender has only a user_id, or nothing, is an event (the
+// handler keys it or keeps it), not a skipped item acknowledged and forgotten.
+func TestParseSenderForms(t *testing.T) {
+	for _, tc := range []struct{ waID, userID string }{{"", "US.1"}, {"", ""}, {"5215512345678", "MX.2"}} {
+		evs, st, err := ParseWebhook(whatsapptest.InboundTextUser(meta, tc.waID, tc.userID, "wamid.p", "STOP", time.Unix(1749416383, 0)), ParseOptions{})
+		if err != nil || st.Skipped != 0 || len(evs) != 1 || evs[0].Message == nil {
+			t.Fatalf("%+v: %v %+v %v", tc, evs, st, err)
+		}
+		if m := evs[0].Message; m.From != tc.waID || m.UserID != tc.userID || m.Text != "STOP" {
+			t.Fatalf("%+v: message %+v", tc, m)
 		}
 	}
 }

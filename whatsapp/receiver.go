@@ -46,8 +46,9 @@ type ReceiverConfig struct {
 	MaxRequestBodySize int
 	// MaxGroupCommit bounds the bodies made durable by one synced commit. Default 1024.
 	MaxGroupCommit int
-	// DedupTTL is how long event ids are remembered. Default 7 days (Meta redelivers for up to
-	// 7 days, whatsapp.md §7).
+	// DedupTTL is how long event ids are remembered. Default DefaultDedupTTL, 8 days: Meta
+	// redelivers for up to 7 days (whatsapp.md §7), plus a day's margin for clock skew and late
+	// retries. The memory is one small Badger key per event, expiring with the TTL.
 	DedupTTL time.Duration
 	// MaxAttempts bounds the Handler calls for one event before its body is moved to the
 	// dead-letter prefix "wa/dead/" (see Replay). Default 12.
@@ -149,7 +150,7 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	setDefault(&cfg.MaxGroupCommit, 1024)
 	setDefault(&cfg.MaxAttempts, 12)
 	setDefault(&cfg.Concurrency, 4096)
-	setDefault(&cfg.DedupTTL, 7*24*time.Hour)
+	setDefault(&cfg.DedupTTL, DefaultDedupTTL)
 	setDefault(&cfg.RetryBase, 200*time.Millisecond)
 	setDefault(&cfg.RetryMax, time.Minute)
 	setDefault(&cfg.SweepInterval, 30*time.Second)
@@ -232,6 +233,9 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 	}
 	return r, nil
 }
+
+// DefaultDedupTTL is ReceiverConfig.DedupTTL's default: Meta's 7-day retry horizon plus a day.
+const DefaultDedupTTL = 8 * 24 * time.Hour
 
 // DefaultPath is the webhook path, ReceiverConfig.Path's default.
 const DefaultPath = "/webhooks/whatsapp"

@@ -75,6 +75,9 @@ type workQueue struct {
 func (e *Event) sender() string {
 	switch {
 	case e.Kind == KindMessage && e.Message != nil:
+		if e.Message.From == "" {
+			return e.Message.UserID // a user known by the business-scoped id only
+		}
 		return e.Message.From
 	case e.Kind == KindPreference && e.Preference != nil:
 		return e.Preference.WaID
@@ -840,7 +843,11 @@ func (r *Receiver) process(batch []*spoolItem) {
 		default:
 			fin.dead = append(fin.dead, it)
 			r.metrics.spoolDead.Inc()
-			r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
+			if errors.Is(err, ErrDeadLetter) {
+				r.log.Warn("whatsapp: body kept in dead letters", "seq", it.seq, "err", err)
+			} else {
+				r.log.Error("whatsapp: handler kept failing; body moved to dead letters", "seq", it.seq, "err", err)
+			}
 		}
 	}
 	if len(fin.seen) == 0 && len(fin.done) == 0 && len(fin.dead) == 0 {
@@ -973,6 +980,9 @@ func (r *Receiver) handle(ev *Event) error {
 			r.metrics.events.WithLabelValues(ev.Kind.String()).Inc()
 			return nil
 		}
+		if errors.Is(err, ErrDeadLetter) {
+			return err // kept, not retried: see ErrDeadLetter
+		}
 		r.metrics.handlerErrs.Inc()
 		if r.hctx.Err() != nil {
 			return context.Canceled
@@ -1005,7 +1015,11 @@ func (r *Receiver) callHandler(ev *Event) (err error) {
 
 // Replay moves every dead-letter body back into the spool and queues a sweep; it returns how
 // many were moved. Events of those bodies already handled are dropped as duplicates.
-func (r *Receiver) Replay() (int, error) {
+func (r *Receiver) Replay() (int, error) { return r.ReplayIf(nil) }
+
+// ReplayIf is Replay for the dead-letter bodies for which keep returns true (every body when
+// keep is nil); keep sees the raw body and must not retain it.
+func (r *Receiver) ReplayIf(keep func(body []byte) bool) (int, error) {
 	n := 0
 	err := r.db.Update(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -1020,6 +1034,9 @@ func (r *Receiver) Replay() (int, error) {
 			body, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
+			}
+			if keep != nil && !keep(body) {
+				continue
 			}
 			if err := txn.Set(spoolKey(spoolPrefix, seq), body); err != nil {
 				return err

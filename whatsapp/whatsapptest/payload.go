@@ -131,6 +131,26 @@ func InboundText(meta Meta, from, id, body string, ts time.Time) []byte {
 	return InboundWebhook(meta, Text(from, id, body, ts))
 }
 
+// InboundTextUser builds a webhook with one text message from a user named by wa_id and/or
+// business-scoped user id (either may be empty, as for a user with a username and no phone
+// number, whatsapp.md §14): contacts[].wa_id and .user_id, messages[].from and .from_user_id,
+// each present only when set.
+func InboundTextUser(meta Meta, waID, userID, id, body string, ts time.Time) []byte {
+	meta = meta.withDefaults()
+	contact := map[string]any{"profile": map[string]any{"name": "Test User"}}
+	m := Text(waID, id, body, ts)
+	if waID == "" {
+		delete(m, "from")
+	} else {
+		contact["wa_id"] = waID
+	}
+	if userID != "" {
+		contact["user_id"] = userID
+		m["from_user_id"] = userID
+	}
+	return envelope(meta, "messages", map[string]any{"contacts": []any{contact}, "messages": []any{m}})
+}
+
 // UserPreference builds a user_preferences webhook (value "stop" or "resume"); its timestamp
 // is an integer, unlike those of messages (whatsapp.md §6.6).
 func UserPreference(meta Meta, waID, value string, ts time.Time) []byte {
