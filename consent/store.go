@@ -286,8 +286,25 @@ func truncate(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// recipient normalises rcpt for tenant t.
+// recipient normalises rcpt for tenant t. An SMS recipient not written
+// with "+" is read as NormalizeAddress reads an SMPP address of unknown
+// type in the tenant's region (00/011 prefixes, national forms that must be
+// valid there), so an operator's or an import's "0612345601" for a US
+// tenant is refused instead of being keyed as +10612345601; an ambiguous
+// one is refused too (the error matches ErrInvalidNumber as well).
 func (t *tenant) recipient(ch, rcpt string) (string, error) {
+	if ch == ChannelSMS && !strings.HasPrefix(strings.TrimSpace(rcpt), "+") {
+		n, kind, err := NormalizeAddress(rcpt, TONUnknown, 0, t.cfg.DefaultRegion)
+		switch {
+		case errors.Is(err, ErrAmbiguousNumber):
+			return "", fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+		case err != nil:
+			return "", err
+		case kind != AddressNumber:
+			return "", fmt.Errorf("%w: %q is not a phone number", ErrInvalidNumber, truncate(rcpt, 32))
+		}
+		return n, nil
+	}
 	return NormalizeRecipient(ch, t.cfg.DefaultRegion, rcpt)
 }
 

@@ -215,7 +215,7 @@ func TestUnkeyedMODeadLettered(t *testing.T) {
 const twoMoreTenants = `  - id: beta
     brand: Beta
     help_contact: help@beta.example
-    api_token: beta-test-token
+    api_token: beta-test-api-token
     numbers: ["+15145550288"]
   - id: nonum
     brand: NoNum
@@ -362,10 +362,16 @@ func TestUnkeyedMONotStoredIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	series := 0
+	series := 0 // the SMS channel's
 	for _, mf := range mfs {
 		if mf.GetName() == "optgate_inbound_unkeyed_total" {
-			series = len(mf.GetMetric())
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "channel" && l.GetValue() == ChannelSMS {
+						series++
+					}
+				}
+			}
 		}
 	}
 	if series != len(unkeyedReasons) {

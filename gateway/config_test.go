@@ -109,7 +109,7 @@ func TestParseConfigRegionsAndSenderIDs(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), "sender_ids[0]") {
 		t.Errorf("a good sender id refused:\n%v", err)
 	}
-	cfg, err := ParseConfig([]byte("tenants:\n  - id: a\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"), "c.yaml", nil)
+	cfg, err := ParseConfig([]byte("tenants:\n  - {id: a, brand: A, help_contact: help@a.example}\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"), "c.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestParseConfigRegionsAndSenderIDs(t *testing.T) {
 
 // whatsapp.dedup_ttl may not be shorter than Meta's 7-day retry horizon.
 func TestConfigWhatsAppDedupTTL(t *testing.T) {
-	base := "tenants:\n  - {id: a, default_region: US}\nwhatsapp: {dedup_ttl: %s}\nsimulator: {enabled: true}\n"
+	base := "tenants:\n  - {id: a, brand: A, help_contact: help@a.example, default_region: US}\nwhatsapp: {dedup_ttl: %s}\nsimulator: {enabled: true}\n"
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(base, "240h")), "c.yaml", nil)
 	if err != nil || cfg.WhatsApp.DedupTTL != 240*time.Hour {
 		t.Fatalf("240h: %v", err)

@@ -69,7 +69,7 @@ store: {lock_wait: -1s}
 	}
 	for _, want := range []string{
 		"c.yaml:2: tenants[0].brand: required",
-		`c.yaml:4: tenants[0].default_region: "ZZ" is not a supported region code`,
+		`c.yaml:4: tenants[0].default_region: must be a known two-letter region code (such as US or FR), not "ZZ"`,
 		"c.yaml:5: tenants[0].held_ttl: 10s must be at least 1m",
 		"c.yaml:6: tenants[0].max_length: 100 must be 160–10000",
 		"c.yaml:8: tenants[0].keywords_add[0].class",

@@ -217,14 +217,16 @@ func (g *Gateway) authFailedFrom(addr string) {
 // that tenant. It returns the normalised number, or an API error code and
 // message.
 func (g *Gateway) ownSender(t *Tenant, channel, sender string) (string, string, string) {
-	n, err := consent.NormalizeRecipient(ChannelSMS, t.cfg.DefaultRegion, sender)
-	if err != nil {
+	// Read as a platform writes a number (any form, national in the
+	// tenant's region), then held to the one sender-ownership rule.
+	n, kind, err := consent.NormalizeAddress(sender, consent.TONUnknown, 0, t.cfg.DefaultRegion)
+	if err != nil || kind != consent.AddressNumber {
 		return "", "invalid_sender", fmt.Sprintf("sender %q is not a phone number", truncateForError(sender))
 	}
-	if g.byNumber[n] == t {
+	if channel == ChannelWhatsApp && g.wa != nil && g.wa.bySender[waSender{t.ID, n}] != nil {
 		return n, "", ""
 	}
-	if channel == ChannelWhatsApp && g.wa != nil && g.wa.bySender[waSender{t.ID, n}] != nil {
+	if own, err := g.senderFor(t, n, consent.TONInternational, 1); err == nil && own == n {
 		return n, "", ""
 	}
 	return "", "sender_not_allowed", "the sender is not one of this tenant's numbers"

@@ -223,7 +223,7 @@ func TestPDUStatusSeriesBounded(t *testing.T) {
 // The bind-protection settings have their documented defaults, and bad
 // values are reported with file:line.
 func TestSMPPGuardConfig(t *testing.T) {
-	cfg, err := ParseConfig([]byte("tenants: [{id: acme}]\nsimulator: {enabled: true}\n"), "g.yaml", nil)
+	cfg, err := ParseConfig([]byte("tenants: [{id: acme, brand: Acme, help_contact: help@acme.example}]\nsimulator: {enabled: true}\n"), "g.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
