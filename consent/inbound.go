@@ -42,7 +42,18 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if len(m.AltText) > MaxText {
+		m.AltText = ""
+	}
 	match, matched := t.matcher.Match(m.Text)
+	screened, reading := m.Text, m.Reading
+	if !matched && m.AltText != "" {
+		// The octets read another way (a mislabelled charset) may hold the
+		// keyword the labelled reading hides.
+		if match, matched = t.matcher.Match(m.AltText); matched {
+			screened, reading = m.AltText, m.AltReading
+		}
+	}
 	if !matched {
 		match = keyword.Match{}
 	} else {
@@ -73,13 +84,14 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		reply:  true,
 		lang:   t.replyLang(match),
 		org: origin{Evidence{
-			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
-			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
+			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(screened), 64),
+			Normalized: truncate(string(keyword.Normalize(nil, truncate(screened, 256))), 64),
 			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
 		}},
 	}
 	if matched {
-		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, m.Text)
+		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, screened)
+		tr.org.Decoding = reading
 	}
 	rt, err := c.rec(m.Channel, rcpt, "")
 	if err != nil {

@@ -252,6 +252,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	}
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)
+	var ex moExtra
 	var text string
 	var finish func(ok bool) // for the part that completed a stored set
 	// held hands a part of a concatenated MO to addPart: answered (and
@@ -285,27 +286,53 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		}
 		if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
-			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: dc, data: rest}) {
+			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
 				return
 			}
 		} else {
-			text, _ = coding.Decode(dc, rest)
+			text, _ = coding.Decode(l.readAs(dc), rest)
+			ex.readings(l, dc, rest)
 		}
 	default:
 		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
-			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: dc, data: body}) {
+			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
 				return
 			}
 		} else {
 			var err error
-			text, err = coding.Decode(dc, body)
+			text, err = coding.Decode(l.readAs(dc), body)
 			if err != nil {
 				text = ""
 			}
+			ex.readings(l, dc, body)
 		}
 	}
 	msgID := moID(l, sm, from, text)
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish)
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish, ex)
+}
+
+// moExtra is what handleMO knows of a single-part MO beyond its text: how
+// its octets were read, for the keyword screen and the evidence.
+type moExtra struct {
+	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
+	alt        string // another reading of the octets, screened when text has no keyword
+	altReading string
+}
+
+// readings fills e for octets b that link l labelled dc: the reading used
+// (with the SMSC's override, if any) and, when the octets make sense only
+// in another alphabet (coding.AltReading: GSM 03.38 labelled IA5, Latin-1
+// labelled GSM), that other reading.
+func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
+	read := l.readAs(dc)
+	e.reading = coding.CharsetName(read)
+	if read != dc {
+		e.reading += " (data_coding " + strconv.Itoa(int(dc)) + " read as " + e.reading + ")"
+	}
+	if alt, ok := coding.AltReading(read, b); ok {
+		e.alt, _ = coding.Decode(alt, b)
+		e.altReading = coding.CharsetName(alt) + " (data_coding " + strconv.Itoa(int(dc)) + " holds " + coding.CharsetName(alt) + " octets)"
+	}
 }
 
 // moID makes a stable id for an MO so that a retried deliver_sm is seen as
@@ -326,7 +353,7 @@ func moID(l *smscLink, sm *smpp.SM, from, text string) string {
 //
 // finish, if not nil, is told whether the SMSC was answered ESME_ROK (the
 // stored parts of a concatenated MO are removed, or restored for the retry).
-func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool)) {
+func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool), ex moExtra) {
 	answered := false
 	respond := func(st smpp.CommandStatus) {
 		answered = true
@@ -352,6 +379,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	}
 	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
 		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
+		Reading: ex.reading, AltText: ex.alt, AltReading: ex.altReading,
 	})
 	if err != nil {
 		if errors.Is(err, consent.ErrInvalidNumber) {
