@@ -181,3 +181,32 @@ func matchEvidence(mode keyword.Mode, m keyword.Match, text string) (matchMode, 
 		return mode.String(), kw
 	}
 }
+
+// RememberMessage records msgID as an MO already applied for (tenant,
+// channel, sender), durably and for Config.DedupeTTL, exactly as Inbound
+// records the MessageID of a message it applies: a later Inbound with the
+// same MessageID is a Duplicate (no second change, no second reply).
+//
+// It is for an MO that was applied without an id (most SMSCs give none)
+// whose answer may not have reached the SMSC: the gateway names it
+// afterwards, so that the SMSC's retry, given the same name, is known.
+func (s *Store) RememberMessage(ctx context.Context, tenant, channel, sender, msgID string) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	t, err := s.tenant(tenant)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(checkChannel(channel), checkSender(sender), checkField("MessageID", msgID, 128), ctxErr(ctx)); err != nil {
+		return err
+	}
+	if msgID == "" {
+		return fmt.Errorf("%w: empty message id", ErrInvalidInput)
+	}
+	c := s.newChange(t)
+	defer c.discard()
+	c.setTTL(dedupeKey(t.cfg.ID, channel, senderKey(sender), msgID), []byte{1}, s.cfg.DedupeTTL)
+	return c.commit()
+}

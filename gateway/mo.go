@@ -308,6 +308,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		}
 	}
 	msgID := moID(l, sm, from, text)
+	ex.track = msgID == "" && ex.reading != "" // single part (readings was called), no SMSC id
 	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish, ex)
 }
 
@@ -317,6 +318,12 @@ type moExtra struct {
 	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
 	alt        string // another reading of the octets, screened when text has no keyword
 	altReading string
+	// track: a single-part MO without user_message_reference, whose
+	// SMSC retry only its content can tell (moretry.go); body and dc are
+	// its octets and data_coding as received.
+	track bool
+	body  []byte
+	dc    uint8
 }
 
 // readings fills e for octets b that link l labelled dc: the reading used
@@ -324,6 +331,7 @@ type moExtra struct {
 // in another alphabet (coding.AltReading: GSM 03.38 labelled IA5, Latin-1
 // labelled GSM), that other reading.
 func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
+	e.body, e.dc = b, uint8(dc)
 	read := l.readAs(dc)
 	e.reading = coding.CharsetName(read)
 	if read != dc {
@@ -355,12 +363,40 @@ func moID(l *smscLink, sm *smpp.SM, from, text string) string {
 // stored parts of a concatenated MO are removed, or restored for the retry).
 func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool), ex moExtra) {
 	answered := false
+	// An MO the SMSC gives no id for is followed (moretry.go): if its
+	// answer may not reach the SMSC, what was done is remembered so that
+	// the retry does not do it again.
+	var try moAttempt
+	tracked := ex.track && g.retries != nil
+	if tracked {
+		g.beginAttempt(&try, l, from, to, ex)
+		if try.retried && try.prior.ID != "" {
+			msgID = try.prior.ID // the consent store knows it: a Duplicate
+		}
+	}
 	respond := func(st smpp.CommandStatus) {
 		answered = true
 		if finish != nil && st != smpp.StatusOK {
 			finish(false) // the parts wait again before the SMSC is told to retry
 		}
-		r.Respond(st, nil)
+		switch {
+		case !tracked:
+			r.Respond(st, nil)
+		case st != smpp.StatusOK:
+			g.unanswered(l, t, channel, from, to, ex, &try) // before the SMSC learns it must retry
+			r.Respond(st, nil)
+		default:
+			r.RespondNotify(st, nil, func(written bool) {
+				switch {
+				case !written:
+					go g.unanswered(l, t, channel, from, to, ex, &try)
+				case try.retried:
+					if err := g.retries.forget(try.key); err != nil {
+						g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
+					}
+				}
+			})
+		}
 		if finish != nil && st == smpp.StatusOK {
 			finish(true)
 		}
@@ -394,16 +430,25 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		respond(smpp.StatusXTAppn)
 		return
 	}
+	try.changed = res.Changed || len(res.Replies) > 0
 	// Forward to the tenant before acknowledging, so the platform's copy
 	// is durable too. The confirmation itself was stored pending by the
-	// consent engine in the same synced change as the opt-out.
-	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
+	// consent engine in the same synced change as the opt-out. A retry
+	// whose first attempt stored its copy is not forwarded again; one
+	// whose first attempt did not is, although the consent store calls it
+	// a Duplicate.
+	fres := res
+	if try.retried {
+		fres.Duplicate = try.fwd
+	}
+	if ferr := g.forwardMO(t, channel, from, to, text, fres); ferr != nil {
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
 		respond(smpp.StatusXTAppn)
 		return
 	}
+	try.fwd = true
 	respond(smpp.StatusOK)
 	outcome := "forwarded"
 	if res.Matched {
@@ -413,6 +458,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	received := "received" // as the WhatsApp channel counts its MOs
 	if res.Duplicate {
 		outcome = "duplicate"
+		received = "duplicate"
+	}
+	if try.retried {
+		outcome = "retry" // the SMSC's retry of an MO whose answer it may not have had
 		received = "duplicate"
 	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()

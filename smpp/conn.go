@@ -139,6 +139,37 @@ func (r *Request) Respond(status CommandStatus, resp PDU) error {
 	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp})
 }
 
+// WrittenFunc learns whether an answer left us: written is true once the
+// whole response was handed to the operating system (a successful write to
+// the socket: in the TCP send buffer, which is as far as a sender can
+// know), false when the session closed or a write failed before that.
+type WrittenFunc func(written bool)
+
+// RespondNotify is Respond that also reports, through written, whether the
+// response was written. written is called exactly once: on the session's
+// writer goroutine, or on the caller's when the response could not be
+// queued (the session was closing, or the request was already answered:
+// then false). It must not block; hand slow work to a goroutine.
+func (r *Request) RespondNotify(status CommandStatus, resp PDU, written WrittenFunc) error {
+	if !r.answered.CompareAndSwap(false, true) {
+		written(false)
+		return errors.New("smpp: request answered twice")
+	}
+	r.release()
+	if resp == nil {
+		resp = Response(r.Header.ID)
+		if resp == nil {
+			written(true) // no response exists: nothing to lose
+			return nil
+		}
+	}
+	err := r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp, written: written})
+	if err != nil {
+		written(false)
+	}
+	return err
+}
+
 // Nack answers the request with generic_nack and status instead of its
 // own response type. Only the first answer has an effect.
 func (r *Request) Nack(status CommandStatus) error {
@@ -235,6 +266,8 @@ type outFrame struct {
 	pdu    PDU
 	raw    []byte // a pre-encoded PDU, written as is
 	close  bool   // close the connection once everything before it is written
+	// written, if set, is told whether the frame was written (RespondNotify).
+	written WrittenFunc
 }
 
 // outQueue holds what is to be written: PDUs are encoded by the goroutine
@@ -249,6 +282,9 @@ type outQueue struct {
 	drained    chan struct{} // guarded by mu; closed when the writer takes buf while producers wait
 	wake       chan struct{} // cap 1: buf went from empty to not, or a close was queued
 	max        int           // bytes queued before producers wait
+	// notes are the WrittenFuncs of the frames in buf, in order; guarded
+	// by mu, taken by the writer with buf.
+	notes []WrittenFunc
 }
 
 // Conn is one SMPP session over a net.Conn, with one read and one write
@@ -453,10 +489,11 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 func (c *Conn) finish(unsentTail []byte) {
 	q := &c.q
 	q.mu.Lock()
-	rest := q.buf
-	q.buf = nil
+	rest, notes := q.buf, q.notes
+	q.buf, q.notes = nil, nil
 	q.closeAfter = true // nothing is queued from now on
 	q.mu.Unlock()
+	tellWritten(notes, false)
 	unsent := requestSeqs(nil, unsentTail)
 	unsent = requestSeqs(unsent, rest)
 	reason, err := c.CloseReason()
@@ -472,6 +509,13 @@ func (c *Conn) finish(unsentTail []byte) {
 	c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
 	if c.cfg.OnClose != nil {
 		go c.cfg.OnClose(c, reason, err)
+	}
+}
+
+// tellWritten calls each of fns with written.
+func tellWritten(fns []WrittenFunc, written bool) {
+	for _, fn := range fns {
+		fn(written)
 	}
 }
 
@@ -552,6 +596,9 @@ func (c *Conn) enqueue(f outFrame) error {
 		q.closeAfter = true
 	} else {
 		q.buf = c.appendFrame(q.buf, f)
+		if f.written != nil {
+			q.notes = append(q.notes, f.written)
+		}
 	}
 	q.mu.Unlock()
 	if wasEmpty || f.close {
@@ -919,8 +966,8 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		q.mu.Lock()
-		buf, closeAfter := q.buf, q.closeAfter
-		q.buf = spare[:0]
+		buf, closeAfter, notes := q.buf, q.closeAfter, q.notes
+		q.buf, q.notes = spare[:0], nil
 		if q.drained != nil && q.waiting > 0 {
 			close(q.drained)
 			q.drained = nil
@@ -930,6 +977,7 @@ func (c *Conn) writeLoop() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 			if n, err := c.nc.Write(buf); err != nil {
 				tail = unwritten(buf, n)
+				tellWritten(notes, false)
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					c.closeWith(CloseSlowPeer, err)
@@ -939,6 +987,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		}
+		tellWritten(notes, true)
 		if closeAfter {
 			c.closeWith(CloseUnbound, nil)
 			return
