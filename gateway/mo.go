@@ -431,6 +431,9 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		return
 	}
 	try.changed = res.Changed || len(res.Replies) > 0
+	if h := testHookAfterConsent.Load(); h != nil {
+		(*h)()
+	}
 	// Forward to the tenant before acknowledging, so the platform's copy
 	// is durable too. The confirmation itself was stored pending by the
 	// consent engine in the same synced change as the opt-out. A retry
@@ -472,6 +475,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 
 // testHookInbound, if set, runs at the start of every inbound (tests).
 var testHookInbound atomic.Pointer[func()]
+
+// testHookAfterConsent, if set, runs in inbound once the consent store
+// applied the MO, before it is forwarded (tests).
+var testHookAfterConsent atomic.Pointer[func()]
 
 // heldActions releases or fails the held messages a consent change
 // decided.
