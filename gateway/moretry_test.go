@@ -93,3 +93,35 @@ func TestMOSameTextTwiceHealthy(t *testing.T) {
 		t.Fatal("an MO answered over a healthy connection was remembered")
 	}
 }
+
+// An SMSC configured with data_coding_0: latin1 gets MT text we encode for
+// data_coding 0 in Latin-1; text Latin-1 cannot hold goes as UCS-2. The
+// default SMSC gets GSM 03.38 under data_coding 0.
+func TestMTDataCoding0Override(t *testing.T) {
+	for _, c := range []struct {
+		override, text string
+		dc             uint8
+		octets         string
+	}{
+		{"", "Café à 10h", 0, "Caf\x05 \x7f 10h"},
+		{", data_coding_0: latin1", "Café à 10h", 0, "Caf\xe9 \xe0 10h"},
+		{", data_coding_0: ia5", "Meet at 10", 0, "Meet at 10"},
+		{", data_coding_0: latin1", "Ciao €", 8, "\x00C\x00i\x00a\x00o\x00 \x20\xac"},
+	} {
+		t.Run(c.override+c.text, func(t *testing.T) {
+			smsc := smpptest.NewServer(smpptest.Config{})
+			t.Cleanup(smsc.Close)
+			dir := t.TempDir()
+			y := strings.Replace(configYAML(dir, smsc.Addr(), "", ""), "timeout: 3s}", "timeout: 3s"+c.override+"}", 1)
+			env := startEnv(t, y, smsc, dir)
+			code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+handset+`","text":"`+c.text+`"}`)
+			if code != 202 {
+				t.Fatalf("POST: %d %v", code, m)
+			}
+			s, _ := env.nextSubmitTo(handset)
+			if s.PDU.DataCoding != c.dc || string(s.PDU.ShortMessage) != c.octets {
+				t.Fatalf("submit_sm data_coding %d octets %q, want %d %q", s.PDU.DataCoding, s.PDU.ShortMessage, c.dc, c.octets)
+			}
+		})
+	}
+}
