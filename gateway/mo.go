@@ -391,9 +391,11 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 				case !written:
 					go g.unanswered(l, t, channel, from, to, ex, &try)
 				case try.retried:
-					if err := g.retries.forget(try.key); err != nil {
-						g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
-					}
+					go func() { // the callback must not wait for the store
+						if err := g.retries.forget(try.key); err != nil {
+							g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
+						}
+					}()
 				}
 			})
 		}
