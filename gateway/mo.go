@@ -389,7 +389,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 			r.RespondNotify(st, nil, func(written bool) {
 				switch {
 				case !written:
-					go g.unanswered(l, t, channel, from, to, ex, &try)
+					g.lostAnswer(l, t, channel, from, to, ex, &try)
 				case try.retried:
 					go func() { // the callback must not wait for the store
 						if err := g.retries.forget(try.key); err != nil {

@@ -58,13 +58,17 @@ type moRetries struct {
 
 	mu  sync.Mutex
 	mem map[retryKey]moRetry // guarded by mu
-	n   atomic.Int32         // len(mem): the healthy path's only cost
+	// writing are the MOs being remembered: their answer was just found
+	// lost and the memory is not stored yet. A retry of one (on another
+	// bind of the SMSC) waits for it. Guarded by mu; closed when done.
+	writing map[retryKey]chan struct{}
+	n       atomic.Int32 // len(mem) + len(writing): the healthy path's only cost
 }
 
 // openRetries loads the hash key (made on first use) and the entries that
 // have not expired.
 func openRetries(db *badger.DB, c *committer) (*moRetries, error) {
-	m := &moRetries{db: db, commit: c, mem: map[retryKey]moRetry{}}
+	m := &moRetries{db: db, commit: c, mem: map[retryKey]moRetry{}, writing: map[retryKey]chan struct{}{}}
 	if _, err := readKey(db, []byte(retrySecretKey), func(v []byte) { m.secret = append([]byte(nil), v...) }); err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func openRetries(db *badger.DB, c *committer) (*moRetries, error) {
 		}
 		return nil
 	})
-	m.n.Store(int32(len(m.mem)))
+	m.count()
 	return m, err
 }
 
@@ -120,17 +124,51 @@ func (m *moRetries) key(smsc, from, to string, dc uint8, body []byte) retryKey {
 // active reports whether any MO is remembered (no lock).
 func (m *moRetries) active() bool { return m.n.Load() > 0 }
 
-// lookup returns the memory of k, if any and not expired.
+// count updates n; mu is held (or m not shared yet).
+func (m *moRetries) count() { m.n.Store(int32(len(m.mem) + len(m.writing))) }
+
+// lookup returns the memory of k, if any and not expired. When k is being
+// remembered, it waits (at most 10 seconds) for that first.
 func (m *moRetries) lookup(k retryKey, now time.Time) (moRetry, bool) {
 	m.mu.Lock()
+	if ch := m.writing[k]; ch != nil {
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+		}
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	e, ok := m.mem[k]
 	if ok && !now.Before(e.expires) {
 		delete(m.mem, k)
-		m.n.Store(int32(len(m.mem)))
+		m.count()
 		return moRetry{}, false
 	}
 	return e, ok
+}
+
+// begin marks k as being remembered (no I/O: it may run on a session's
+// writer goroutine); done must follow.
+func (m *moRetries) begin(k retryKey) {
+	m.mu.Lock()
+	if m.writing[k] == nil {
+		m.writing[k] = make(chan struct{})
+	}
+	m.count()
+	m.mu.Unlock()
+}
+
+// done ends begin.
+func (m *moRetries) done(k retryKey) {
+	m.mu.Lock()
+	if ch := m.writing[k]; ch != nil {
+		close(ch)
+		delete(m.writing, k)
+	}
+	m.count()
+	m.mu.Unlock()
 }
 
 // remember stores e for k for window, synced.
@@ -142,7 +180,7 @@ func (m *moRetries) remember(k retryKey, e moRetry, window time.Duration) error 
 	e.expires = time.Now().Add(window)
 	m.mu.Lock()
 	m.mem[k] = e
-	m.n.Store(int32(len(m.mem)))
+	m.count()
 	m.mu.Unlock()
 	return nil
 }
@@ -152,7 +190,7 @@ func (m *moRetries) remember(k retryKey, e moRetry, window time.Duration) error 
 func (m *moRetries) forget(k retryKey) error {
 	m.mu.Lock()
 	delete(m.mem, k)
-	m.n.Store(int32(len(m.mem)))
+	m.count()
 	m.mu.Unlock()
 	return m.commit.writeLazy(kv{key: append([]byte(retryPrefix), k[:]...), del: true})
 }
@@ -180,6 +218,21 @@ func (g *Gateway) beginAttempt(a *moAttempt, l *smscLink, from, to string, ex mo
 	}
 }
 
+// lostAnswer is unanswered for an answer the connection closed before
+// writing, called on the session's writer goroutine: it marks the MO as
+// being remembered at once, so that a retry arriving on another bind
+// meanwhile waits for the memory, and hands the writes to a goroutine.
+func (g *Gateway) lostAnswer(l *smscLink, t *Tenant, channel, from, to string, ex moExtra, a *moAttempt) {
+	if !a.changed && !a.fwd && !a.retried {
+		return
+	}
+	if !a.retried {
+		a.key = g.retries.key(l.name, from, to, ex.dc, ex.body)
+	}
+	g.retries.begin(a.key)
+	go g.unanswered(l, t, channel, from, to, ex, a)
+}
+
 // unanswered remembers, synced, what of the MO is done when its answer may
 // not reach the SMSC (an error answer, or the connection closed before the
 // answer was written), so that the SMSC's retry does not do it again. An
@@ -188,9 +241,10 @@ func (g *Gateway) unanswered(l *smscLink, t *Tenant, channel, from, to string, e
 	if !a.changed && !a.fwd && !a.retried {
 		return
 	}
-	if !a.retried {
+	if !a.retried && a.key == (retryKey{}) {
 		a.key = g.retries.key(l.name, from, to, ex.dc, ex.body)
 	}
+	defer g.retries.done(a.key)
 	e := moRetry{ID: a.prior.ID, Forwarded: a.fwd}
 	if a.changed && e.ID == "" {
 		id := retryMsgID(a.key)
