@@ -125,3 +125,33 @@ func TestMTDataCoding0Override(t *testing.T) {
 		})
 	}
 }
+
+// A lookup of an MO being remembered (its answer just found lost, the
+// memory not stored yet) waits for the memory, and the memory expires.
+func TestRetryMemoryWaitsAndExpires(t *testing.T) {
+	env := newEnv(t)
+	m := env.g.retries
+	k := m.key("carrier", handset, ourNumber, 0, []byte("STOP"))
+	m.begin(k)
+	got := make(chan bool, 1)
+	go func() { _, ok := m.lookup(k, time.Now()); got <- ok }()
+	select {
+	case <-got:
+		t.Fatal("lookup did not wait for the memory being written")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := m.remember(k, moRetry{Forwarded: true}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	m.done(k)
+	if !<-got {
+		t.Fatal("lookup after the memory was written: not found")
+	}
+	if _, ok := m.lookup(k, time.Now().Add(2*time.Minute)); ok {
+		t.Fatal("found after mo_retry_window")
+	}
+	other := m.key("carrier", handset, ourNumber, 1, []byte("STOP")) // another data_coding: another MO
+	if other == k {
+		t.Fatal("data_coding not part of the key")
+	}
+}
