@@ -226,7 +226,7 @@ func (g *Gateway) lostAnswer(l *smscLink, t *Tenant, channel, from, to string, e
 	if !a.changed && !a.fwd && !a.retried {
 		return
 	}
-	if !a.retried {
+	if a.key == (retryKey{}) {
 		a.key = g.retries.key(l.name, from, to, ex.dc, ex.body)
 	}
 	g.retries.begin(a.key)
@@ -241,7 +241,7 @@ func (g *Gateway) unanswered(l *smscLink, t *Tenant, channel, from, to string, e
 	if !a.changed && !a.fwd && !a.retried {
 		return
 	}
-	if !a.retried && a.key == (retryKey{}) {
+	if a.key == (retryKey{}) {
 		a.key = g.retries.key(l.name, from, to, ex.dc, ex.body)
 	}
 	defer g.retries.done(a.key)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -104,6 +105,9 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1,
 		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name),
 		dc0:     charsetOr(cfg.DataCoding0, coding.GSM7), dc1: charsetOr(cfg.DataCoding1, coding.IA5)}
+	if l.cfg.MORetryWindow <= 0 { // a link not built from a checked config (the simulator's)
+		l.cfg.MORetryWindow = 10 * time.Minute
+	}
 	if cfg.SourceTON != nil {
 		l.srcTON = *cfg.SourceTON
 	}
