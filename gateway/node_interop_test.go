@@ -353,3 +353,41 @@ func flushFirstConfirmation(t *testing.T, env *testEnv, node *nodeSMSC, handset 
 		return errors.New("no STOP confirmation yet")
 	})
 }
+
+// node-smpp as the SMSC gets ESME_RX_T_APPN for a STOP whose handling
+// failed after the opt-out was stored, and resends it: the resend gets
+// ESME_ROK, the STOP is confirmed once (repeat_confirm_window: off) and
+// the platform gets it once.
+func TestNodeSMSCErrorAnswerRetry(t *testing.T) {
+	env, node := startNodeEnv(t, "", "    repeat_confirm_window: off")
+	var once sync.Once
+	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
+	testHookAfterConsent.Store(&hook)
+	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+	handset := "+15145550151"
+	node.send(deliverMO(handset, 1, "STOP"))
+	if r := node.wait("error answer", isPDU("in", "deliver_sm_resp"), 1); r.Status != int(smpp.StatusXTAppn) {
+		t.Fatalf("first answer %#x, want ESME_RX_T_APPN", r.Status)
+	}
+	node.send(deliverMO(handset, 1, "STOP"))
+	if r := node.wait("retry answer", isPDU("in", "deliver_sm_resp"), 2); r.Status != 0 {
+		t.Fatalf("retry answered %#x, want ESME_ROK", r.Status)
+	}
+	flushFirstConfirmation(t, env, node, handset)
+	node.send(deliverMO(handset, 1, "HELP"))
+	node.wait("help reply", func(l nodeLine) bool {
+		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("Help at"))
+	}, 1)
+	if got := node.matching(submitsTo(handset)); len(got) != 2 {
+		t.Fatalf("%d replies to the handset, want 2 (one STOP confirmation, one HELP)", len(got))
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if env.esme.Pending() < 2 {
+			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
+		}
+		return nil
+	})
+	if n := delivered(env, handset); n != 2 {
+		t.Fatalf("platform got %d MOs from the handset, want 2 (STOP once, HELP)", n)
+	}
+}
