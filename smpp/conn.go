@@ -139,17 +139,31 @@ func (r *Request) Respond(status CommandStatus, resp PDU) error {
 	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp})
 }
 
-// WrittenFunc learns whether an answer left us: written is true once the
-// whole response was handed to the operating system (a successful write to
-// the socket: in the TCP send buffer, which is as far as a sender can
-// know), false when the session closed or a write failed before that.
+// WrittenFunc learns whether an answer reached the peer, as far as a sender
+// can tell. written is true once the whole response was written to the
+// socket and the session then stayed up for WrittenGrace, or ended in
+// order (unbind, or closed by us); false when the session closed or a write
+// failed before the response was written, or the peer closed the
+// connection (or it failed) within WrittenGrace of the write: a peer that
+// drops the link right after sending a request has not read the answer,
+// although the socket accepted it.
 type WrittenFunc func(written bool)
 
+// WrittenGrace is how long a session must stay up after a response was
+// written for RespondNotify to count it as received.
+const WrittenGrace = time.Second
+
+type settlingNote struct {
+	at time.Time
+	fn WrittenFunc
+}
+
 // RespondNotify is Respond that also reports, through written, whether the
-// response was written. written is called exactly once: on the session's
-// writer goroutine, or on the caller's when the response could not be
-// queued (the session was closing, or the request was already answered:
-// then false). It must not block; hand slow work to a goroutine.
+// response reached the peer (see WrittenFunc). written is called exactly
+// once: on one of the session's goroutines, or on the caller's when the
+// response could not be queued (the session was closing, or the request
+// was already answered: then false). It must not block; hand slow work to
+// a goroutine.
 func (r *Request) RespondNotify(status CommandStatus, resp PDU, written WrittenFunc) error {
 	if !r.answered.CompareAndSwap(false, true) {
 		written(false)
@@ -311,6 +325,11 @@ type Conn struct {
 	inflight atomic.Int32
 	lastRead atomic.Int64 // unix nanos
 	expired  atomic.Int32 // requests expired in a row (CloseAfterExpiries)
+
+	// settling are the WrittenFuncs of responses written less than
+	// WrittenGrace ago (RespondNotify); guarded by settleMu, a leaf.
+	settleMu sync.Mutex
+	settling []settlingNote
 
 	closeOnce   sync.Once
 	mu          sync.Mutex
@@ -497,6 +516,7 @@ func (c *Conn) finish(unsentTail []byte) {
 	unsent := requestSeqs(nil, unsentTail)
 	unsent = requestSeqs(unsent, rest)
 	reason, err := c.CloseReason()
+	c.settled(time.Time{}, reason)
 	lost := c.win.drainClosed(reason, unsent)
 	c.mu.Lock()
 	c.lost = lost
@@ -509,6 +529,54 @@ func (c *Conn) finish(unsentTail []byte) {
 	c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
 	if c.cfg.OnClose != nil {
 		go c.cfg.OnClose(c, reason, err)
+	}
+}
+
+// settle holds the WrittenFuncs of responses just written until they have
+// WrittenGrace behind them (settled); when the write was the last before
+// an orderly close, they are told at once.
+func (c *Conn) settle(notes []WrittenFunc, closing bool) {
+	if closing {
+		tellWritten(notes, true)
+		return
+	}
+	now := time.Now()
+	c.settleMu.Lock()
+	for _, fn := range notes {
+		c.settling = append(c.settling, settlingNote{at: now, fn: fn})
+	}
+	c.settleMu.Unlock()
+}
+
+// settled tells the settling WrittenFuncs written at or before now minus
+// WrittenGrace that their response was received; with a zero now (the
+// session ended for reason), it tells all of them: received when we ended
+// the session in order, not when the peer dropped it or it failed.
+func (c *Conn) settled(now time.Time, reason CloseReason) {
+	c.settleMu.Lock()
+	var done []settlingNote
+	if now.IsZero() {
+		done, c.settling = c.settling, nil
+	} else {
+		n := 0
+		for n < len(c.settling) && now.Sub(c.settling[n].at) >= WrittenGrace {
+			n++
+		}
+		if n == 0 {
+			c.settleMu.Unlock()
+			return
+		}
+		done = append([]settlingNote(nil), c.settling[:n]...)
+		c.settling = append(c.settling[:0], c.settling[n:]...)
+	}
+	c.settleMu.Unlock()
+	ok := !now.IsZero()
+	switch reason {
+	case CloseLocal, CloseUnbound, CloseShutdown:
+		ok = true // we closed it after the write: the peer gets the data before our FIN
+	}
+	for _, s := range done {
+		s.fn(ok)
 	}
 }
 
@@ -987,7 +1055,9 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		}
-		tellWritten(notes, true)
+		if len(notes) > 0 {
+			c.settle(notes, closeAfter)
+		}
 		if closeAfter {
 			c.closeWith(CloseUnbound, nil)
 			return
@@ -1041,6 +1111,7 @@ func (c *Conn) timerLoop() {
 		case <-c.closing:
 			return
 		case now := <-t.C:
+			c.settled(now, CloseNone)
 			if n := c.win.Expire(now); n > 0 && c.cfg.CloseAfterExpiries > 0 {
 				if run := c.expired.Add(int32(n)); int(run) >= c.cfg.CloseAfterExpiries {
 					c.closeWith(CloseResponseTimeout, fmt.Errorf("smpp: %d requests in a row got no response", run))

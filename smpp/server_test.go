@@ -148,9 +148,11 @@ func mustSeqPDU(t testing.TB, seq uint32, p PDU) []byte {
 	return b
 }
 
-// RespondNotify tells whether the response was written: true when it went
-// out (and the peer reads it), false when the peer closed the connection
-// before we answered; exactly once either way.
+// RespondNotify tells whether the response reached the peer: true when it
+// was written and the session stayed up for WrittenGrace, false when the
+// peer closed the connection before we answered, or right after our answer
+// was written (the socket accepted it, but a peer that drops the link at
+// once may not have read it); exactly once either way.
 func TestRespondNotify(t *testing.T) {
 	held := make(chan *Request, 2)
 	_, addr := testServer(t, func(s *Server) {
@@ -199,4 +201,14 @@ func TestRespondNotify(t *testing.T) {
 		return nil
 	})
 	requireEqual(t, once(answer(req)), false)
+
+	// The answer is written, then the peer drops the connection at once.
+	r3 := dialRaw(t, addr)
+	r3.bind()
+	r3.send(0, 12, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
+	got = answer(<-held)
+	_, _, err = r3.read()
+	requireNoErr(t, err)
+	r3.nc.Close()
+	requireEqual(t, once(got), false)
 }
