@@ -280,7 +280,7 @@ type Evidence struct {
 	MatchMode string `json:"match_mode,omitempty"`
 	// Decoding is the reading of the carrier's octets the keyword was
 	// matched in (InboundMessage.Reading or AltReading), e.g. "ia5" or
-	// "gsm7 (data_coding 1 holds GSM 03.38)"; empty when not known.
+	// "gsm7 (data_coding 1 holds gsm7 octets)"; empty when not known.
 	Decoding string `json:"decoding,omitempty"`
 }
 
