@@ -34,7 +34,7 @@ import (
 var (
 	suppressionHeader = []string{"tenant", "channel", "recipient", "scope", "class", "state", "since"}
 	evidenceHeader    = []string{"time", "tenant", "channel", "sender", "scope", "recipient", "old", "new", "class",
-		"source", "keyword", "normalized", "lang", "text", "message_id", "operator", "consent_source", "proof_ref", "detail", "received", "match_mode"}
+		"source", "keyword", "normalized", "lang", "text", "message_id", "operator", "consent_source", "proof_ref", "detail", "received", "match_mode", "decoding"}
 )
 
 // ErrImportRejected is returned by a Strict import with malformed rows:
@@ -556,7 +556,7 @@ func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOpti
 			}
 			writeNeutral(cw, []string{ts(e.Time), e.Tenant, e.Channel, e.Sender, e.Scope, e.Recipient, e.Old, e.New, e.Class,
 				string(e.Source), e.Keyword, e.Normalized, e.Lang, e.Text, e.MessageID, e.Operator, e.ConsentSource,
-				e.ProofRef, e.Detail, ts(e.Received), e.MatchMode})
+				e.ProofRef, e.Detail, ts(e.Received), e.MatchMode, e.Decoding})
 			n++
 			if n%4096 == 0 {
 				cw.Flush()

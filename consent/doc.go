@@ -48,8 +48,12 @@
 // It then takes the recipient's stripe lock (one of 1024 mutexes keyed by
 // tenant and recipient), so that concurrent messages of the same person are
 // applied one after the other, and opens a Badger read snapshot. A message
-// id already seen (a retried deliver_sm) ends here with Result.Duplicate and
-// no reply. Otherwise the transition is computed: the record at the
+// id already seen (a retried deliver_sm; or an MO applied without an id
+// that the gateway named afterwards with RememberMessage because its
+// answer may have been lost) ends here with Result.Duplicate and no reply.
+// A text without a keyword is screened in InboundMessage.AltText, another
+// reading of the carrier's octets, and the evidence's Decoding says which
+// reading matched. Otherwise the transition is computed: the record at the
 // tenant's scope (the sender's own record for scope "sender", the
 // tenant-wide one for scope "tenant" and always for STOPALL) gets the
 // opted-out flag, on every channel if the tenant is cross-channel; held

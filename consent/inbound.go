@@ -44,7 +44,18 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if len(m.AltText) > MaxText {
+		m.AltText = ""
+	}
 	match, matched := t.matcher.Match(m.Text)
+	screened, reading := m.Text, m.Reading
+	if !matched && m.AltText != "" {
+		// The octets read another way (a mislabelled charset) may hold the
+		// keyword the labelled reading hides.
+		if match, matched = t.matcher.Match(m.AltText); matched {
+			screened, reading = m.AltText, m.AltReading
+		}
+	}
 	if !matched {
 		match = keyword.Match{}
 	} else {
@@ -75,14 +86,15 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		reply:  true,
 		lang:   t.replyLang(match),
 		org: origin{Evidence{
-			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(m.Text), 64),
-			Normalized: truncate(string(keyword.Normalize(nil, truncate(m.Text, 256))), 64),
+			Source: SourceKeyword, Sender: m.Sender, Keyword: truncate(strings.TrimSpace(screened), 64),
+			Normalized: truncate(string(keyword.Normalize(nil, truncate(screened, 256))), 64),
 			Lang:       match.Lang, Text: m.Text, MessageID: m.MessageID, Received: m.ReceivedAt,
 			WaID: m.WaID, UserID: m.UserID,
 		}},
 	}
 	if matched {
-		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, m.Text)
+		tr.org.MatchMode, tr.org.Detail = matchEvidence(t.matcher.Mode(), match, screened)
+		tr.org.Decoding = reading
 	}
 	attested := SourceAttestation
 	if m.Simulated {
@@ -191,4 +203,33 @@ func matchEvidence(mode keyword.Mode, m keyword.Match, text string) (matchMode, 
 	default:
 		return mode.String(), kw
 	}
+}
+
+// RememberMessage records msgID as an MO already applied for (tenant,
+// channel, sender), durably and for Config.DedupeTTL, exactly as Inbound
+// records the MessageID of a message it applies: a later Inbound with the
+// same MessageID is a Duplicate (no second change, no second reply).
+//
+// It is for an MO that was applied without an id (most SMSCs give none)
+// whose answer may not have reached the SMSC: the gateway names it
+// afterwards, so that the SMSC's retry, given the same name, is known.
+func (s *Store) RememberMessage(ctx context.Context, tenant, channel, sender, msgID string) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	t, err := s.tenant(tenant)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(checkChannel(channel), checkSender(sender), checkField("MessageID", msgID, 128), ctxErr(ctx)); err != nil {
+		return err
+	}
+	if msgID == "" {
+		return fmt.Errorf("%w: empty message id", ErrInvalidInput)
+	}
+	c := s.newChange(t)
+	defer c.discard()
+	c.setTTL(dedupeKey(t.cfg.ID, channel, senderKey(sender), msgID), []byte{1}, s.cfg.DedupeTTL)
+	return c.commit()
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/smpp/coding"
 )
 
 const (
@@ -107,7 +109,7 @@ func TestReplyLanguage(t *testing.T) {
 		}
 		requireEqual(t, len(res.Replies), 1, tc.text)
 		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
-		if n, ok := gsm7Septets(res.Replies[0].Text); ok && n > 160 {
+		if n, ok := coding.SeptetLen(res.Replies[0].Text); ok && n > 160 {
 			t.Fatalf("reply longer than one segment: %q", res.Replies[0].Text)
 		}
 	}

@@ -236,6 +236,16 @@ type InboundMessage struct {
 	// so that webhooks delivered out of order cannot undo a newer opt-out.
 	// Opt-outs are applied whatever their time.
 	NotBefore time.Time
+	// Reading names how Text was decoded from the carrier's octets, for the
+	// evidence (for SMS: "gsm7", "ia5", "latin1", "ucs2", with the label
+	// when an SMSC override changed it); empty when not known.
+	Reading string
+	// AltText, when not empty, is a second reading of the same octets
+	// (GSM 03.38 octets labelled IA5, Latin-1 labelled GSM, ...), named by
+	// AltReading. It is screened for a keyword only when Text has none;
+	// Text stays what is forwarded and logged.
+	AltText    string
+	AltReading string
 }
 
 // Result is what Inbound (and the operator calls) did.
@@ -289,6 +299,10 @@ type Evidence struct {
 	// message was a keyword) or "per-se" (reasonable-means: a per-se
 	// revocation word inside a short message; Detail quotes the message).
 	MatchMode string `json:"match_mode,omitempty"`
+	// Decoding is the reading of the carrier's octets the keyword was
+	// matched in (InboundMessage.Reading or AltReading), e.g. "ia5" or
+	// "gsm7 (data_coding 1 holds gsm7 octets)"; empty when not known.
+	Decoding string `json:"decoding,omitempty"`
 }
 
 // Status is the stored consent of one recipient on one channel of a tenant.

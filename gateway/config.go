@@ -18,6 +18,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
 )
 
 // Config is the gateway's configuration, as read from YAML by cmd/optgate.
@@ -313,6 +314,18 @@ type SMSCConfig struct {
 	// the sources and destinations of its MOs: a region code such as US or
 	// FR. Default US.
 	Region string `yaml:"region"`
+
+	// DataCoding0 and DataCoding1 say what this SMSC means by data_coding 0
+	// and 1, like Kannel's alt-charset: gsm7, ia5 or latin1 (defaults gsm7
+	// and ia5). MOs are decoded with them, and an MT we encode for
+	// data_coding 0 is written in DataCoding0's alphabet.
+	DataCoding0 string `yaml:"data_coding_0"`
+	DataCoding1 string `yaml:"data_coding_1"`
+	// MORetryWindow is how long an MO whose answer may not have reached
+	// this SMSC (answered with an error, or its connection closed first) is
+	// remembered, so that the SMSC's retry of it is not taken for a new
+	// message (default 10m, at most 24h).
+	MORetryWindow time.Duration `yaml:"mo_retry_window"`
 }
 
 // RouteConfig sends destinations with a prefix to SMSCs, in failover order.
@@ -608,6 +621,15 @@ func (c *Config) applyDefaults() {
 		if s.Region == "" {
 			s.Region = "US"
 		}
+		if s.DataCoding0 == "" {
+			s.DataCoding0 = "gsm7"
+		}
+		if s.DataCoding1 == "" {
+			s.DataCoding1 = "ia5"
+		}
+		if s.MORetryWindow == 0 {
+			s.MORetryWindow = 10 * time.Minute
+		}
 	}
 	if c.Queue.MaxAge == 0 {
 		c.Queue.MaxAge = 24 * time.Hour
@@ -849,6 +871,14 @@ func (c *Config) validate() ConfigErrors {
 		}
 		if !consent.KnownRegion(s.Region) {
 			add(p+".region", "must be a known two-letter region code (such as US or FR), not %q", s.Region)
+		}
+		for j, v := range []string{s.DataCoding0, s.DataCoding1} {
+			if _, err := coding.ParseCharset(v); err != nil {
+				add(fmt.Sprintf("%s.data_coding_%d", p, j), "must be gsm7, ia5 or latin1, not %q", v)
+			}
+		}
+		if s.MORetryWindow < 0 || s.MORetryWindow > 24*time.Hour {
+			add(p+".mo_retry_window", "must be between 0 and 24h")
 		}
 	}
 	if len(c.SMSCs) == 0 && !c.Simulator.Enabled {

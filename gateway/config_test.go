@@ -130,3 +130,30 @@ func TestConfigWhatsAppDedupTTL(t *testing.T) {
 		t.Fatalf("24h: want a whatsapp.dedup_ttl error, got %v", err)
 	}
 }
+
+// An SMSC's data_coding overrides and MO retry window are checked with
+// their place; defaults are gsm7, ia5 and 10 minutes.
+func TestParseConfigSMSCCharsets(t *testing.T) {
+	y := "tenants: [{id: a}]\nsmscs:\n  - name: x\n    address: 127.0.0.1:1\n    system_id: s\n    data_coding_0: %s\n    data_coding_1: %s\n    mo_retry_window: %s\nroutes: [{prefix: \"+\", smscs: [x]}]\n"
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(y, "latin1", "gsm7", "30s")), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.SMSCs[0]; s.DataCoding0 != "latin1" || s.DataCoding1 != "gsm7" || s.MORetryWindow != 30*time.Second {
+		t.Fatalf("parsed %+v", s)
+	}
+	cfg, err = ParseConfig([]byte("tenants: [{id: a}]\nsmscs: [{name: x, address: \"127.0.0.1:1\", system_id: s}]\nroutes: [{prefix: \"+\", smscs: [x]}]\n"), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.SMSCs[0]; s.DataCoding0 != "gsm7" || s.DataCoding1 != "ia5" || s.MORetryWindow != 10*time.Minute {
+		t.Fatalf("defaults %+v", s)
+	}
+	_, err = ParseConfig([]byte(fmt.Sprintf(y, "utf8", "ucs2", "48h")), "c.yaml", nil)
+	for _, want := range []string{"c.yaml:6: smscs[0].data_coding_0: must be gsm7, ia5 or latin1", "c.yaml:7: smscs[0].data_coding_1",
+		"c.yaml:8: smscs[0].mo_retry_window"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}

@@ -35,6 +35,14 @@
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
 // webhooks kept on disk until delivered).
 //
+// The text is decoded by data_coding, as the SMSC's data_coding_0 and
+// data_coding_1 say it means them; octets that make sense only in another
+// alphabet (GSM 03.38 labelled IA5, as node-smpp sends) are screened in
+// that reading too. An MO whose answer may not have reached the SMSC (an
+// error answer, a connection closed before the answer was written) is
+// remembered for the SMSC's mo_retry_window, so that its retry is answered
+// without a second confirmation or copy (moretry.go).
+//
 // # Who may do what
 //
 // SECURITY.md is the model. In code: auth and authHTTP (http.go) check a

@@ -60,6 +60,7 @@ type Gateway struct {
 	dirLock *dirLock // store.dir, held from New to closeStores
 	commit  *committer
 	outbox  *outbox
+	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
 	tenants    map[string]*Tenant
 	tenantList []*Tenant  // by idx-1
@@ -260,6 +261,9 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	if g.retries, err = openRetries(g.db, g.commit); err != nil {
+		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
+	}
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {

@@ -246,6 +246,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	}
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)
+	var ex moExtra
 	var text string
 	var finish func(ok bool) // for the part that completed a stored set
 	// held hands a part of a concatenated MO to addPart: answered (and
@@ -279,27 +280,61 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		}
 		if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
-			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: dc, data: rest}) {
+			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
 				return
 			}
 		} else {
-			text, _ = coding.Decode(dc, rest)
+			text, _ = coding.Decode(l.readAs(dc), rest)
+			ex.readings(l, dc, rest)
 		}
 	default:
 		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
-			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: dc, data: body}) {
+			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
 				return
 			}
 		} else {
 			var err error
-			text, err = coding.Decode(dc, body)
+			text, err = coding.Decode(l.readAs(dc), body)
 			if err != nil {
 				text = ""
 			}
+			ex.readings(l, dc, body)
 		}
 	}
 	msgID := moID(l, sm, from, text)
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish)
+	ex.track = msgID == "" && ex.reading != "" // single part (readings was called), no SMSC id
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish, ex)
+}
+
+// moExtra is what handleMO knows of a single-part MO beyond its text: how
+// its octets were read, for the keyword screen and the evidence.
+type moExtra struct {
+	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
+	alt        string // another reading of the octets, screened when text has no keyword
+	altReading string
+	// track: a single-part MO without user_message_reference, whose
+	// SMSC retry only its content can tell (moretry.go); body and dc are
+	// its octets and data_coding as received.
+	track bool
+	body  []byte
+	dc    uint8
+}
+
+// readings fills e for octets b that link l labelled dc: the reading used
+// (with the SMSC's override, if any) and, when the octets make sense only
+// in another alphabet (coding.AltReading: GSM 03.38 labelled IA5, Latin-1
+// labelled GSM), that other reading.
+func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
+	e.body, e.dc = b, uint8(dc)
+	read := l.readAs(dc)
+	e.reading = coding.CharsetName(read)
+	if read != dc {
+		e.reading += " (data_coding " + strconv.Itoa(int(dc)) + " read as " + e.reading + ")"
+	}
+	if alt, ok := coding.AltReading(read, b); ok {
+		e.alt, _ = coding.Decode(alt, b)
+		e.altReading = coding.CharsetName(alt) + " (data_coding " + strconv.Itoa(int(dc)) + " holds " + coding.CharsetName(alt) + " octets)"
+	}
 }
 
 // moID makes a stable id for an MO so that a retried deliver_sm is seen as
@@ -320,14 +355,44 @@ func moID(l *smscLink, sm *smpp.SM, from, text string) string {
 //
 // finish, if not nil, is told whether the SMSC was answered ESME_ROK (the
 // stored parts of a concatenated MO are removed, or restored for the retry).
-func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool)) {
+func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool), ex moExtra) {
 	answered := false
+	// An MO the SMSC gives no id for is followed (moretry.go): if its
+	// answer may not reach the SMSC, what was done is remembered so that
+	// the retry does not do it again.
+	var try moAttempt
+	tracked := ex.track && g.retries != nil
+	if tracked {
+		g.beginAttempt(&try, l, from, to, ex)
+		if try.retried && try.prior.ID != "" {
+			msgID = try.prior.ID // the consent store knows it: a Duplicate
+		}
+	}
 	respond := func(st smpp.CommandStatus) {
 		answered = true
 		if finish != nil && st != smpp.StatusOK {
 			finish(false) // the parts wait again before the SMSC is told to retry
 		}
-		r.Respond(st, nil)
+		switch {
+		case !tracked:
+			r.Respond(st, nil)
+		case st != smpp.StatusOK:
+			g.unanswered(l, t, channel, from, to, ex, &try) // before the SMSC learns it must retry
+			r.Respond(st, nil)
+		default:
+			r.RespondNotify(st, nil, func(written bool) {
+				switch {
+				case !written:
+					g.lostAnswer(l, t, channel, from, to, ex, &try)
+				case try.retried:
+					go func() { // the callback must not wait for the store
+						if err := g.retries.forget(try.key); err != nil {
+							g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
+						}
+					}()
+				}
+			})
+		}
 		if finish != nil && st == smpp.StatusOK {
 			finish(true)
 		}
@@ -347,6 +412,7 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
 		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
 		Simulated: g.fromSimulator(l),
+		Reading:   ex.reading, AltText: ex.alt, AltReading: ex.altReading,
 	})
 	if err != nil {
 		if errors.Is(err, consent.ErrInvalidNumber) {
@@ -361,16 +427,28 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		respond(smpp.StatusXTAppn)
 		return
 	}
+	try.changed = res.Changed || len(res.Replies) > 0
+	if h := testHookAfterConsent.Load(); h != nil {
+		(*h)()
+	}
 	// Forward to the tenant before acknowledging, so the platform's copy
 	// is durable too. The confirmation itself was stored pending by the
-	// consent engine in the same synced change as the opt-out.
-	if ferr := g.forwardMO(t, channel, from, to, text, res); ferr != nil {
+	// consent engine in the same synced change as the opt-out. A retry
+	// whose first attempt stored its copy is not forwarded again; one
+	// whose first attempt did not is, although the consent store calls it
+	// a Duplicate.
+	fres := res
+	if try.retried {
+		fres.Duplicate = try.fwd
+	}
+	if ferr := g.forwardMO(t, channel, from, to, text, fres); ferr != nil {
 		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
 		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
 		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
 		respond(smpp.StatusXTAppn)
 		return
 	}
+	try.fwd = true
 	respond(smpp.StatusOK)
 	outcome := "forwarded"
 	if res.Matched {
@@ -381,6 +459,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 		outcome = "duplicate"
 		received = "duplicate"
 	}
+	if try.retried {
+		outcome = "retry" // the SMSC's retry of an MO whose answer it may not have had
+		received = "duplicate"
+	}
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
 	g.metrics.messages.WithLabelValues("mo", channel, received).Inc()
 	g.noteChannel(t, res.Recipient, channel)
@@ -389,6 +471,10 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 
 // testHookInbound, if set, runs at the start of every inbound (tests).
 var testHookInbound atomic.Pointer[func()]
+
+// testHookAfterConsent, if set, runs in inbound once the consent store
+// applied the MO, before it is forwarded (tests).
+var testHookAfterConsent atomic.Pointer[func()]
 
 // heldActions releases or fails the held messages a consent change
 // decided.

@@ -357,7 +357,17 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 		Dest:               smpp.Address{TON: 1, NPI: 1, Addr: []byte(m.To[1:])},
 		RegisteredDelivery: m.RegisteredDelivery,
 	}}
-	parts, err := coding.Split(m.Text, coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))})
+	opt := coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))}
+	if l.dc0 != coding.GSM7 {
+		// This SMSC reads data_coding 0 as IA5 or Latin-1: write text
+		// in that alphabet under data_coding 0 when it can be, else UCS-2.
+		opt.Coding = l.dc0
+	}
+	parts, err := coding.Split(m.Text, opt)
+	if err != nil && opt.Coding != coding.GSM7 && errors.Is(err, coding.ErrUnrepresentable) {
+		opt.Coding = coding.UCS2
+		parts, err = coding.Split(m.Text, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +375,9 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 	for i, p := range parts {
 		sm := base
 		sm.DataCoding = uint8(p.Coding)
+		if p.Coding == l.dc0 {
+			sm.DataCoding = uint8(coding.GSM7) // data_coding 0 in this SMSC's meaning
+		}
 		sm.ShortMessage = p.Data
 		if p.UDHI {
 			sm.ESMClass |= smpp.ESMClassUDHI

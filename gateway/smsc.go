@@ -11,8 +11,10 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"
 )
 
@@ -28,6 +30,31 @@ type smscLink struct {
 	idx    int          // position in Gateway.linkList; bit idx of Message.tried
 
 	latency prometheus.Observer // submit latency, resolved once
+
+	// dc0 and dc1 are what this SMSC means by data_coding 0 and 1
+	// (SMSCConfig.DataCoding0/1): GSM7, IA5 or Latin1.
+	dc0, dc1 coding.DataCoding
+}
+
+// readAs is the data_coding whose alphabet the octets this SMSC labels dc
+// are in: its data_coding 0 and 1 overrides, dc itself otherwise.
+func (l *smscLink) readAs(dc coding.DataCoding) coding.DataCoding {
+	switch dc {
+	case coding.GSM7:
+		return l.dc0
+	case coding.IA5:
+		return l.dc1
+	}
+	return dc
+}
+
+// charsetOr parses an SMSCConfig charset name, def when it is empty or
+// not one (the config check reports a bad one).
+func charsetOr(name string, def coding.DataCoding) coding.DataCoding {
+	if dc, err := coding.ParseCharset(name); err == nil {
+		return dc
+	}
+	return def
 }
 
 func parseIDBase(s string) dlr.IDBase {
@@ -76,7 +103,11 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 		return nil, fmt.Errorf("smsc %s: tls: %w", cfg.Name, err)
 	}
 	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1,
-		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name)}
+		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name),
+		dc0:     charsetOr(cfg.DataCoding0, coding.GSM7), dc1: charsetOr(cfg.DataCoding1, coding.IA5)}
+	if l.cfg.MORetryWindow <= 0 { // a link not built from a checked config (the simulator's)
+		l.cfg.MORetryWindow = 10 * time.Minute
+	}
 	if cfg.SourceTON != nil {
 		l.srcTON = *cfg.SourceTON
 	}

@@ -37,8 +37,8 @@ func marketingTemplate(env *testEnv, rcpt string) (int, map[string]any) {
 		`"template":{"name":"spring_sale","language":"en_US"}}`)
 }
 
-// lastEvidence is the newest evidence entry of rcpt.
-func lastEvidence(t *testing.T, env *testEnv, rcpt string) map[string]any {
+// lastWAEvidence is the newest WhatsApp evidence entry of rcpt, as the API shows it.
+func lastWAEvidence(t *testing.T, env *testEnv, rcpt string) map[string]any {
 	t.Helper()
 	code, m := env.http("GET", "/v1/consent/"+rcpt+"/history?channel=whatsapp", acmeToken, "")
 	ev, _ := m["evidence"].([]any)
@@ -105,7 +105,7 @@ func TestWhatsAppWaIDForms(t *testing.T) {
 			if code != 403 || errCode(m) != "recipient_opted_out" {
 				t.Fatalf("SMS to %s after WhatsApp STOP: %d %v", tc.sendTo[0], code, m)
 			}
-			ev := lastEvidence(t, env, tc.key)
+			ev := lastWAEvidence(t, env, tc.key)
 			if ev["wa_id"] != tc.waID || ev["recipient"] != tc.key || ev["keyword"] != "STOP" {
 				t.Fatalf("evidence %v: want wa_id %s as received, recipient %s", ev, tc.waID, tc.key)
 			}
@@ -164,7 +164,7 @@ func TestWhatsAppUserChangedNumber(t *testing.T) {
 	}
 	postSigned(t, env, whatsapptest.InboundWebhook(meta, whatsapptest.SystemNumberChange(oldID, "wamid.CHG2", newID, time.Now())))
 	waitBlocked(t, env, "+"+newID)
-	ev := lastEvidence(t, env, "+"+newID)
+	ev := lastWAEvidence(t, env, "+"+newID)
 	if ev["source"] != "whatsapp_number_change" || !strings.Contains(fmt.Sprint(ev["detail"]), oldID) {
 		t.Fatalf("evidence of the move: %v", ev)
 	}
@@ -192,7 +192,7 @@ func TestWhatsAppUserIDOnly(t *testing.T) {
 		at, ok, err := env.g.wa.window.LastInbound(mockPhoneID, "447700900311")
 		t.Fatalf("window not opened by a message from a mapped user_id: last inbound %v %v %v, dead %d", at, ok, err, len(waDeadLetters(t, env)))
 	}
-	if ev := lastEvidence(t, env, "+447700900311"); ev["user_id"] != "US.1311" || ev["wa_id"] != nil {
+	if ev := lastWAEvidence(t, env, "+447700900311"); ev["user_id"] != "US.1311" || ev["wa_id"] != nil {
 		t.Fatalf("evidence: %v (user_id as received, no wa_id)", ev)
 	}
 
@@ -343,7 +343,7 @@ func TestWhatsAppStartBeforeStop(t *testing.T) {
 	postSigned(t, env, whatsapptest.InboundText(meta, user, "wamid.ORD2", "START", time.Date(2020, 5, 1, 12, 0, 0, 0, time.UTC)))
 	// The START is in the evidence as received and ignored.
 	waitFor(t, 20*time.Second, func() error {
-		ev := lastEvidence(t, env, "+"+user)
+		ev := lastWAEvidence(t, env, "+"+user)
 		if ev["message_id"] != "wamid.ORD2" {
 			return fmt.Errorf("START not handled yet: %v", ev)
 		}

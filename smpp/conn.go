@@ -139,6 +139,51 @@ func (r *Request) Respond(status CommandStatus, resp PDU) error {
 	return r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp})
 }
 
+// WrittenFunc learns whether an answer reached the peer, as far as a sender
+// can tell. written is true once the whole response was written to the
+// socket and the session then stayed up for WrittenGrace, or ended in
+// order (unbind, or closed by us); false when the session closed or a write
+// failed before the response was written, or the peer closed the
+// connection (or it failed) within WrittenGrace of the write: a peer that
+// drops the link right after sending a request has not read the answer,
+// although the socket accepted it.
+type WrittenFunc func(written bool)
+
+// WrittenGrace is how long a session must stay up after a response was
+// written for RespondNotify to count it as received.
+const WrittenGrace = time.Second
+
+type settlingNote struct {
+	at time.Time
+	fn WrittenFunc
+}
+
+// RespondNotify is Respond that also reports, through written, whether the
+// response reached the peer (see WrittenFunc). written is called exactly
+// once: on one of the session's goroutines, or on the caller's when the
+// response could not be queued (the session was closing, or the request
+// was already answered: then false). It must not block; hand slow work to
+// a goroutine.
+func (r *Request) RespondNotify(status CommandStatus, resp PDU, written WrittenFunc) error {
+	if !r.answered.CompareAndSwap(false, true) {
+		written(false)
+		return errors.New("smpp: request answered twice")
+	}
+	r.release()
+	if resp == nil {
+		resp = Response(r.Header.ID)
+		if resp == nil {
+			written(true) // no response exists: nothing to lose
+			return nil
+		}
+	}
+	err := r.Conn.enqueue(outFrame{status: status, seq: r.Header.Sequence, pdu: resp, written: written})
+	if err != nil {
+		written(false)
+	}
+	return err
+}
+
 // Nack answers the request with generic_nack and status instead of its
 // own response type. Only the first answer has an effect.
 func (r *Request) Nack(status CommandStatus) error {
@@ -235,6 +280,8 @@ type outFrame struct {
 	pdu    PDU
 	raw    []byte // a pre-encoded PDU, written as is
 	close  bool   // close the connection once everything before it is written
+	// written, if set, is told whether the frame was written (RespondNotify).
+	written WrittenFunc
 }
 
 // outQueue holds what is to be written: PDUs are encoded by the goroutine
@@ -249,6 +296,9 @@ type outQueue struct {
 	drained    chan struct{} // guarded by mu; closed when the writer takes buf while producers wait
 	wake       chan struct{} // cap 1: buf went from empty to not, or a close was queued
 	max        int           // bytes queued before producers wait
+	// notes are the WrittenFuncs of the frames in buf, in order; guarded
+	// by mu, taken by the writer with buf.
+	notes []WrittenFunc
 }
 
 // Conn is one SMPP session over a net.Conn, with one read and one write
@@ -275,6 +325,11 @@ type Conn struct {
 	inflight atomic.Int32
 	lastRead atomic.Int64 // unix nanos
 	expired  atomic.Int32 // requests expired in a row (CloseAfterExpiries)
+
+	// settling are the WrittenFuncs of responses written less than
+	// WrittenGrace ago (RespondNotify); guarded by settleMu, a leaf.
+	settleMu sync.Mutex
+	settling []settlingNote
 
 	closeOnce   sync.Once
 	mu          sync.Mutex
@@ -453,13 +508,15 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 func (c *Conn) finish(unsentTail []byte) {
 	q := &c.q
 	q.mu.Lock()
-	rest := q.buf
-	q.buf = nil
+	rest, notes := q.buf, q.notes
+	q.buf, q.notes = nil, nil
 	q.closeAfter = true // nothing is queued from now on
 	q.mu.Unlock()
+	tellWritten(notes, false)
 	unsent := requestSeqs(nil, unsentTail)
 	unsent = requestSeqs(unsent, rest)
 	reason, err := c.CloseReason()
+	c.settled(time.Time{}, reason)
 	lost := c.win.drainClosed(reason, unsent)
 	c.mu.Lock()
 	c.lost = lost
@@ -472,6 +529,61 @@ func (c *Conn) finish(unsentTail []byte) {
 	c.log.Log(context.Background(), lvl, "smpp: session closed", "reason", reason.String(), "system_id", sys, "err", err)
 	if c.cfg.OnClose != nil {
 		go c.cfg.OnClose(c, reason, err)
+	}
+}
+
+// settle holds the WrittenFuncs of responses just written until they have
+// WrittenGrace behind them (settled); when the write was the last before
+// an orderly close, they are told at once.
+func (c *Conn) settle(notes []WrittenFunc, closing bool) {
+	if closing {
+		tellWritten(notes, true)
+		return
+	}
+	now := time.Now()
+	c.settleMu.Lock()
+	for _, fn := range notes {
+		c.settling = append(c.settling, settlingNote{at: now, fn: fn})
+	}
+	c.settleMu.Unlock()
+}
+
+// settled tells the settling WrittenFuncs written at or before now minus
+// WrittenGrace that their response was received; with a zero now (the
+// session ended for reason), it tells all of them: received when we ended
+// the session in order, not when the peer dropped it or it failed.
+func (c *Conn) settled(now time.Time, reason CloseReason) {
+	c.settleMu.Lock()
+	var done []settlingNote
+	if now.IsZero() {
+		done, c.settling = c.settling, nil
+	} else {
+		n := 0
+		for n < len(c.settling) && now.Sub(c.settling[n].at) >= WrittenGrace {
+			n++
+		}
+		if n == 0 {
+			c.settleMu.Unlock()
+			return
+		}
+		done = append([]settlingNote(nil), c.settling[:n]...)
+		c.settling = append(c.settling[:0], c.settling[n:]...)
+	}
+	c.settleMu.Unlock()
+	ok := !now.IsZero()
+	switch reason {
+	case CloseLocal, CloseUnbound, CloseShutdown:
+		ok = true // we closed it after the write: the peer gets the data before our FIN
+	}
+	for _, s := range done {
+		s.fn(ok)
+	}
+}
+
+// tellWritten calls each of fns with written.
+func tellWritten(fns []WrittenFunc, written bool) {
+	for _, fn := range fns {
+		fn(written)
 	}
 }
 
@@ -552,6 +664,9 @@ func (c *Conn) enqueue(f outFrame) error {
 		q.closeAfter = true
 	} else {
 		q.buf = c.appendFrame(q.buf, f)
+		if f.written != nil {
+			q.notes = append(q.notes, f.written)
+		}
 	}
 	q.mu.Unlock()
 	if wasEmpty || f.close {
@@ -919,8 +1034,8 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		q.mu.Lock()
-		buf, closeAfter := q.buf, q.closeAfter
-		q.buf = spare[:0]
+		buf, closeAfter, notes := q.buf, q.closeAfter, q.notes
+		q.buf, q.notes = spare[:0], nil
 		if q.drained != nil && q.waiting > 0 {
 			close(q.drained)
 			q.drained = nil
@@ -930,6 +1045,7 @@ func (c *Conn) writeLoop() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 			if n, err := c.nc.Write(buf); err != nil {
 				tail = unwritten(buf, n)
+				tellWritten(notes, false)
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					c.closeWith(CloseSlowPeer, err)
@@ -938,6 +1054,9 @@ func (c *Conn) writeLoop() {
 				}
 				return
 			}
+		}
+		if len(notes) > 0 {
+			c.settle(notes, closeAfter)
 		}
 		if closeAfter {
 			c.closeWith(CloseUnbound, nil)
@@ -992,6 +1111,7 @@ func (c *Conn) timerLoop() {
 		case <-c.closing:
 			return
 		case now := <-t.C:
+			c.settled(now, CloseNone)
 			if n := c.win.Expire(now); n > 0 && c.cfg.CloseAfterExpiries > 0 {
 				if run := c.expired.Add(int32(n)); int(run) >= c.cfg.CloseAfterExpiries {
 					c.closeWith(CloseResponseTimeout, fmt.Errorf("smpp: %d requests in a row got no response", run))

@@ -26,6 +26,10 @@
 // commands, ESME_RINVBNDSTS for the wrong bind state, ESME_RTHROTTLED past
 // MaxInflight), answers enquire_link and unbind itself, and hands other
 // requests to a Handler. The writer coalesces queued PDUs into few writes.
+// A handler that must know whether its answer left us (an SMSC resends a
+// deliver_sm whose response it did not get) answers with
+// Request.RespondNotify: its WrittenFunc learns whether the response was
+// written to the socket or the session closed first.
 // Requests we send go through a Window: bounded, keyed by sequence number,
 // each expiring after RequestExpiry.
 //

@@ -147,3 +147,68 @@ func mustSeqPDU(t testing.TB, seq uint32, p PDU) []byte {
 	requireNoErr(t, err)
 	return b
 }
+
+// RespondNotify tells whether the response reached the peer: true when it
+// was written and the session stayed up for WrittenGrace, false when the
+// peer closed the connection before we answered, or right after our answer
+// was written (the socket accepted it, but a peer that drops the link at
+// once may not have read it); exactly once either way.
+func TestRespondNotify(t *testing.T) {
+	held := make(chan *Request, 2)
+	_, addr := testServer(t, func(s *Server) {
+		s.Handler = HandlerFunc(func(r *Request) { held <- r })
+	})
+	answer := func(req *Request) <-chan bool {
+		got := make(chan bool, 2)
+		req.RespondNotify(StatusOK, &SubmitSMResp{MessageID: []byte("1")}, func(w bool) { got <- w })
+		return got
+	}
+	once := func(got <-chan bool) bool {
+		t.Helper()
+		select {
+		case w := <-got:
+			select {
+			case <-got:
+				t.Fatal("WrittenFunc called twice")
+			case <-time.After(50 * time.Millisecond):
+			}
+			return w
+		case <-time.After(5 * time.Second):
+			t.Fatal("WrittenFunc not called")
+		}
+		return false
+	}
+
+	r := dialRaw(t, addr)
+	r.bind()
+	r.send(0, 10, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
+	got := answer(<-held)
+	h, _, err := r.read()
+	requireNoErr(t, err)
+	requireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(10), StatusOK})
+	requireEqual(t, once(got), true)
+
+	// The peer writes a request and drops the connection at once.
+	r2 := dialRaw(t, addr)
+	r2.bind()
+	r2.send(0, 11, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
+	req := <-held
+	r2.nc.Close()
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if req.Conn.State() != StateClosed {
+			return errors.New("session still open")
+		}
+		return nil
+	})
+	requireEqual(t, once(answer(req)), false)
+
+	// The answer is written, then the peer drops the connection at once.
+	r3 := dialRaw(t, addr)
+	r3.bind()
+	r3.send(0, 12, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
+	got = answer(<-held)
+	_, _, err = r3.read()
+	requireNoErr(t, err)
+	r3.nc.Close()
+	requireEqual(t, once(got), false)
+}

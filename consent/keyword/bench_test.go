@@ -1,6 +1,10 @@
 package keyword
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/optgate/optgate/smpp/coding"
+)
 
 // BenchmarkMatchKeyword measures Match on typical short replies; the budget
 // is 300 ns/op and 0 allocs/op for ASCII text.
@@ -39,6 +43,37 @@ func BenchmarkMatchKeyword(b *testing.B) {
 			m.MatchBytes(text)
 		}
 	})
+	// The extra decoding path of an SMS (gateway handleMO, consent
+	// Inbound): octets labelled IA5 are checked for GSM-only codes, and
+	// when they hold some (node-smpp's D\x1FSABONNER), their GSM 03.38
+	// reading is screened too.
+	for _, c := range []struct{ name, octets string }{
+		{"sms-ascii", "Thanks, see you then"},
+		{"sms-mislabelled-gsm", "D\x1fSABONNER"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m := Default()
+			octets := []byte(c.octets)
+			screen := func() bool {
+				if _, ok := m.MatchBytes(octets); ok {
+					return true
+				}
+				if alt, ok := coding.AltReading(coding.IA5, octets); ok && alt == coding.GSM7 {
+					var buf [160]byte
+					_, ok := m.MatchBytes(coding.AppendDecodeGSM7(buf[:0], octets))
+					return ok
+				}
+				return false
+			}
+			if screen() != (c.name == "sms-mislabelled-gsm") {
+				b.Fatalf("%q: screen result wrong", c.octets)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				screen()
+			}
+		})
+	}
 	for _, mode := range []Mode{FirstWord, ReasonableMeans} {
 		b.Run(mode.String(), func(b *testing.B) {
 			m := mustNew(b, Config{Mode: mode})

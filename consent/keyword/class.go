@@ -136,7 +136,7 @@ type Entry struct {
 var (
 	ErrMandatory = errors.New("keyword: STOP, HELP and START cannot be removed")
 	ErrUnknown   = errors.New("keyword: not a keyword of the table")
-	ErrNotOff    = errors.New("keyword: not an off-by-default keyword (TD, NO, FIN, ENDE, ALTO)")
+	ErrNotOff    = errors.New("keyword: not an off-by-default keyword (TD, NO, ALTO)")
 	ErrConflict  = errors.New("keyword: keyword already in the table with another class or language")
 	ErrInvalid   = errors.New("keyword: invalid configuration")
 )

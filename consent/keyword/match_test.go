@@ -54,6 +54,7 @@ var defaultWants = []want{
 	{"ANNULER", OptOut, "ANNULER", "fr", false},
 	{"DÉSABONNER", OptOut, "DESABONNER", "fr", false},
 	{"DESABONNER", OptOut, "DESABONNER", "fr", false},
+	{"FIN", OptOut, "FIN", "fr", false},
 	{"REPRENDRE", OptIn, "REPRENDRE", "fr", false},
 	{"ABONNER", OptIn, "ABONNER", "fr", false},
 	{"AIDE", Help, "AIDE", "fr", false},
@@ -64,6 +65,7 @@ var defaultWants = []want{
 	{"BEENDEN", OptOut, "BEENDEN", "de", false},
 	{"ABBRECHEN", OptOut, "ABBRECHEN", "de", false},
 	{"ABMELDEN", OptOut, "ABMELDEN", "de", false},
+	{"ENDE", OptOut, "ENDE", "de", false},
 	{"ANMELDEN", OptIn, "ANMELDEN", "de", false},
 	{"HILFE", Help, "HILFE", "de", false},
 	{"JA", Yes, "JA", "de", false},
@@ -229,7 +231,8 @@ func TestExactNegatives(t *testing.T) {
 		"Unstoppable", "helpful", "Helpless", "information", "yesterday", "ja ja",
 		"STOP PLEASE", "please stop", "PLEASE CANCEL", "Cancel my order 42",
 		"S T O P", "S.T.O.P", "STO P", "STOP STOP", "stop all messages please",
-		"TD", "NO", "No", "FIN", "Ende", "alto", // off by default
+		"TD", "NO", "No", "alto", // off by default
+		"FIN DU MOIS", "Ende gut", // seed keywords, but not the whole message
 		"YES PLEASE", "oui merci", "Arrêt de bus", "endless", "quite", "remove me from the list",
 		"help me please", "STOP2", "2STOP", "stop-it",
 		strings.Repeat("STOP ", 100),
@@ -459,7 +462,7 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	t.Run("enable", func(t *testing.T) {
-		m, err := New(Config{Enable: []string{"td", "No", "FIN", "ende", "alto"}})
+		m, err := New(Config{Enable: []string{"td", "No", "FIN", "ende", "alto"}}) // FIN, ENDE: on already, accepted
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -607,4 +610,41 @@ func TestKeywordIn(t *testing.T) {
 	// The match itself still names the first language listed.
 	r, _ := m.Match("parar")
 	requireEqual(t, r.Lang, "es", "PARAR language")
+}
+
+// TestSeedListsOnByDefault: every keyword of the seed documents' lists
+// (Grayscale's French and German pages, consent.md §2) opts out in Exact
+// mode with no tenant configuration, FIN and ENDE included, and a tenant
+// may still switch them off.
+func TestSeedListsOnByDefault(t *testing.T) {
+	m := Default()
+	for lang, words := range map[string][]string{
+		"fr": {"STOP", "QUITTER", "ANNULER", "STOPALL", "DÉSABONNER", "FIN"},
+		"de": {"Stopp", "Stopall", "Beenden", "Abbrechen", "Abmelden", "Ende"},
+	} {
+		for _, w := range words {
+			got, ok := m.Match(w)
+			if !ok || (got.Class != OptOut && got.Class != OptOutAll) {
+				t.Errorf("%s %q: Match = %+v, %v; want an opt-out", lang, w, got, ok)
+				continue
+			}
+			if !got.Universal && !m.KeywordIn(got.Keyword, lang) {
+				t.Errorf("%s %q: keyword %s is not listed as %s", lang, w, got.Keyword, lang)
+			}
+		}
+	}
+	for _, w := range []string{"STOPALL", "Stopall"} {
+		if got, _ := m.Match(w); got.Class != OptOutAll {
+			t.Errorf("%q: class %v, want opt_out_all", w, got.Class)
+		}
+	}
+	off, err := New(Config{Remove: []string{"fin", "Ende"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"FIN", "ende"} {
+		if got, ok := off.Match(w); ok {
+			t.Errorf("removed %q still matches: %+v", w, got)
+		}
+	}
 }

@@ -38,7 +38,8 @@ type Config struct {
 	// Remove lists default keywords to drop; removing STOP, HELP or START
 	// is an error, as is removing a word that is not in the table.
 	Remove []string
-	// Enable switches on off-by-default keywords: TD, NO, FIN, ENDE, ALTO.
+	// Enable switches on off-by-default keywords: TD, NO, ALTO. FIN and
+	// ENDE, on by default now, are accepted and change nothing.
 	Enable []string
 }
 
@@ -104,6 +105,9 @@ func New(cfg Config) (*Matcher, error) {
 	for _, w := range cfg.Enable {
 		key := normString(w)
 		i := slices.IndexFunc(offByDefault, func(d def) bool { return d.word == key })
+		if i < 0 && slices.Contains(formerlyOff, key) {
+			continue
+		}
 		if i < 0 {
 			errs = append(errs, fmt.Errorf("enable %q: %w", w, ErrNotOff))
 			continue

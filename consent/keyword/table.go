@@ -57,7 +57,11 @@ var defaults = []def{
 	{"INFO", Help, "en", true},
 	{"STOP PROMOTIONS", MarketingOptOut, "en", false},
 
-	// French.
+	// French. STOP, STOPALL, QUITTER, ANNULER, DÉSABONNER and FIN are the
+	// Grayscale French list (consent.md §2); STOP and STOPALL rows mark the
+	// shared words as French too (KeywordIn).
+	{"STOP", OptOut, "fr", false},
+	{"STOPALL", OptOutAll, "fr", false},
 	{"ARRET", OptOut, "fr", false},
 	{"ARRÊT", OptOut, "fr", false},
 	{"ARRETE", OptOut, "fr", false},
@@ -66,17 +70,22 @@ var defaults = []def{
 	{"ANNULER", OptOut, "fr", false},
 	{"DÉSABONNER", OptOut, "fr", false},
 	{"DESABONNER", OptOut, "fr", false},
+	{"FIN", OptOut, "fr", false},
 	{"REPRENDRE", OptIn, "fr", false},
 	{"ABONNER", OptIn, "fr", false},
 	{"AIDE", Help, "fr", false},
 	{"OUI", Yes, "fr", false},
 	{"ARRÊTER LES PROMOTIONS", MarketingOptOut, "fr", false},
 
-	// German.
+	// German: the Grayscale German list (consent.md §2), STOP and STOPALL
+	// included.
 	{"STOPP", OptOut, "de", false},
+	{"STOP", OptOut, "de", false},
+	{"STOPALL", OptOutAll, "de", false},
 	{"BEENDEN", OptOut, "de", false},
 	{"ABBRECHEN", OptOut, "de", false},
 	{"ABMELDEN", OptOut, "de", false},
+	{"ENDE", OptOut, "de", false},
 	{"ANMELDEN", OptIn, "de", false},
 	{"HILFE", Help, "de", false},
 	{"JA", Yes, "de", false},
@@ -134,16 +143,24 @@ var defaults = []def{
 }
 
 // offByDefault are the keywords a tenant can switch on with Config.Enable:
-// TD (AWS) and NO (Sinch) are risky in conversation, FIN and ENDE belong to
-// French and German traffic only, and Spanish ALTO also means "tall"
-// (consent.md §12 notes).
+// TD (AWS) and NO (Sinch) are risky in conversation and Spanish ALTO also
+// means "tall" (consent.md §12 notes); none of them is in a seed list.
+//
+// FIN and ENDE were here too. They are on by default now: every keyword of
+// the seed lists (Grayscale's French and German pages) opts out, and the
+// risk of a word that is also conversation ("fin", "Ende") is handled by
+// Exact matching of the whole message, not by leaving the word out. A
+// tenant may still Remove them.
 var offByDefault = []def{
 	{"TD", OptOut, "en", false},
 	{"NO", OptOut, "en", false},
-	{"FIN", OptOut, "fr", false},
-	{"ENDE", OptOut, "de", false},
 	{"ALTO", OptOut, "es", false},
 }
+
+// formerlyOff are keywords that were off by default and are now on:
+// Config.Enable accepts them (a no-op) so that older configurations keep
+// loading.
+var formerlyOff = []string{"FIN", "ENDE"}
 
 // mandatory keywords cannot be removed (as with Twilio Advanced Opt-Out).
 var mandatory = []string{"STOP", "HELP", "START"}

@@ -14,7 +14,10 @@
 //
 // Commands, one JSON object a line on stdin, act on the most recently bound
 // session (or "session": n, counting binds from 1):
-//   {"cmd":"deliver_sm","pdu":{...}}  push a deliver_sm (MO or receipt)
+//   {"cmd":"deliver_sm","pdu":{...}}  push a deliver_sm (MO or receipt); with
+//                                     "drop_after_write":true, destroy the connection
+//                                     as soon as the PDU is written (an SMSC that
+//                                     loses the link before our answer: it resends)
 //   {"cmd":"enquire_link"}            send enquire_link
 //   {"cmd":"unbind"}                  send unbind; close after unbind_resp
 //   {"cmd":"raw","hex":"..."}         write octets as they are
@@ -119,7 +122,19 @@ function run(cmd) {
 	switch (cmd.cmd) {
 	case 'deliver_sm': {
 		const s = pick(cmd);
-		send(s, new smpp.PDU('deliver_sm', lib.buildOptions(cmd.pdu || {})));
+		const pdu = new smpp.PDU('deliver_sm', lib.buildOptions(cmd.pdu || {}));
+		if (cmd.drop_after_write) {
+			if (!s.send(pdu, null, () => {
+				s.destroy();
+				emit({ev: 'dropped', session: sessions.indexOf(s) + 1});
+			})) {
+				emit({ev: 'error', error: 'socket not writable', command: pdu.command});
+				return;
+			}
+			emit(describe(pdu, 'out'));
+			return;
+		}
+		send(s, pdu);
 		return;
 	}
 	case 'enquire_link':

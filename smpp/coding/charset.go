@@ -1,0 +1,74 @@
+package coding
+
+import "fmt"
+
+// ParseCharset parses the name of what an SMSC means by data_coding 0 or 1
+// (an alt-charset setting, as Kannel has): "gsm7" (GSM 03.38, one septet an
+// octet), "ia5" (ASCII) or "latin1" (ISO-8859-1). It returns the
+// DataCoding whose decoder and encoder read and write that alphabet.
+func ParseCharset(s string) (DataCoding, error) {
+	switch s {
+	case "gsm7":
+		return GSM7, nil
+	case "ia5":
+		return IA5, nil
+	case "latin1":
+		return Latin1, nil
+	}
+	return GSM7, fmt.Errorf("coding: unknown charset %q (want gsm7, ia5 or latin1)", s)
+}
+
+// CharsetName is the inverse of ParseCharset for GSM7, IA5 and Latin1, and
+// the lower-case String of dc otherwise ("ucs2", "binary", ...).
+func CharsetName(dc DataCoding) string {
+	switch alphabetOf(dc) {
+	case alphGSM7:
+		return "gsm7"
+	case alphIA5:
+		return "ia5"
+	case alphLatin1:
+		return "latin1"
+	case alphUCS2:
+		return "ucs2"
+	case alph8Bit:
+		return "binary"
+	}
+	return "dc" + fmt.Sprint(uint8(dc))
+}
+
+// AltReading reports the other alphabet octets read as read (GSM7, IA5 or
+// Latin1) make sense in when they make little sense in read, for screening
+// both readings of text from SMSCs that mislabel it:
+//
+//   - read as IA5 or Latin-1, octets that are all 7-bit and hold a GSM
+//     03.38 code that is a control character in ASCII (0x00–0x1F other than
+//     LF and CR: 0x1F is É, 0x1B the escape to the extension table) or one
+//     of 0x7B–0x7F (ä ö ñ ü à in GSM 03.38) are GSM-7 mislabelled, as
+//     node-smpp sends data_coding 1;
+//   - read as GSM-7 or IA5, an octet above 0x7F (no septet is) means
+//     Latin-1 mislabelled, as some SMSCs send data_coding 0.
+//
+// ok is false when b reads well as read (the usual case). It does not
+// allocate and looks at each octet once.
+func AltReading(read DataCoding, b []byte) (alt DataCoding, ok bool) {
+	a := alphabetOf(read)
+	if a != alphGSM7 && a != alphIA5 && a != alphLatin1 {
+		return read, false
+	}
+	gsmOnly, high := false, false
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			high = true
+		case c < 0x20 && c != '\n' && c != '\r', c >= 0x7B:
+			gsmOnly = true
+		}
+	}
+	switch {
+	case high && a != alphLatin1:
+		return Latin1, true
+	case gsmOnly && !high && a != alphGSM7:
+		return GSM7, true
+	}
+	return read, false
+}

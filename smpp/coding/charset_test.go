@@ -1,0 +1,56 @@
+package coding
+
+import "testing"
+
+func TestAltReading(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		read DataCoding
+		in   []byte
+		alt  DataCoding
+		ok   bool
+		text string // Decode(alt, in) when ok
+	}{
+		{"ascii", IA5, []byte("STOP"), IA5, false, ""},
+		{"ia5-holding-gsm", IA5, []byte("D\x1fSABONNER"), GSM7, true, "DÉSABONNER"},
+		{"ia5-gsm-escape", IA5, []byte("\x1b\x65uro"), GSM7, true, "€uro"},
+		{"ia5-gsm-umlaut", IA5, []byte("K\x7frz"), GSM7, true, "Kàrz"},
+		{"newline-only", IA5, []byte("STOP\r\n"), IA5, false, ""},
+		{"latin1-holding-gsm", Latin1, []byte("D\x1fSABONNER"), GSM7, true, "DÉSABONNER"},
+		{"gsm-holding-latin1", GSM7, []byte("D\xc9SABONNER"), Latin1, true, "DÉSABONNER"},
+		{"ia5-holding-latin1", IA5, []byte("ARR\xcaT"), Latin1, true, "ARRÊT"},
+		{"gsm-fine", GSM7, []byte("D\x1fSABONNER"), GSM7, false, ""},
+		{"latin1-fine", Latin1, []byte("D\xc9SABONNER"), Latin1, false, ""},
+		{"ucs2-never", UCS2, []byte{0, 0x1f}, UCS2, false, ""},
+		{"empty", IA5, nil, IA5, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			alt, ok := AltReading(c.read, c.in)
+			if alt != c.alt || ok != c.ok {
+				t.Fatalf("AltReading(%v, %q) = %v, %v; want %v, %v", c.read, c.in, alt, ok, c.alt, c.ok)
+			}
+			if ok {
+				if got, _ := Decode(alt, c.in); got != c.text {
+					t.Fatalf("Decode(%v) = %q, want %q", alt, got, c.text)
+				}
+			}
+		})
+	}
+	if n := testing.AllocsPerRun(100, func() { AltReading(IA5, []byte("D\x1fSABONNER")) }); n != 0 {
+		t.Fatalf("AltReading allocates %v times", n)
+	}
+}
+
+func TestParseCharset(t *testing.T) {
+	for name, want := range map[string]DataCoding{"gsm7": GSM7, "ia5": IA5, "latin1": Latin1} {
+		got, err := ParseCharset(name)
+		if err != nil || got != want || CharsetName(got) != name {
+			t.Errorf("ParseCharset(%q) = %v, %v (name %q)", name, got, err, CharsetName(got))
+		}
+	}
+	for _, bad := range []string{"", "GSM7", "utf8", "ucs2"} {
+		if _, err := ParseCharset(bad); err == nil {
+			t.Errorf("ParseCharset(%q) accepted", bad)
+		}
+	}
+}
