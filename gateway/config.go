@@ -35,6 +35,10 @@ type Config struct {
 	Queue             QueueConfig     `yaml:"queue"`
 	Webhooks          WebhookDefaults `yaml:"webhooks"`
 	Receipts          ReceiptsConfig  `yaml:"receipts"`
+	// ShutdownTimeout bounds a graceful stop (default 30s): after it,
+	// serve gives up on draining and on closing the stores and exits 1
+	// (see Gateway.Shutdown).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// lines maps a field path ("tenants[0].id") to its line in the file,
 	// for errors. Filled by ParseConfig.
@@ -51,6 +55,17 @@ type LogConfig struct {
 // StoreConfig places the embedded Badger stores.
 type StoreConfig struct {
 	Dir string `yaml:"dir"` // default ./data
+	// LowMemory gives the consent store small memtables (8 MiB instead of
+	// 64 MiB), so its preallocated write-ahead log takes 16 MiB of disk.
+	LowMemory bool `yaml:"low_memory"`
+	// ProbeInterval is how often the store health probe runs (default 1s);
+	// MinFreeBytes the free space below which the stores count as full
+	// (default 256 MiB: room for the next write-ahead logs and a memtable
+	// flush); SlowFsync the probe fsync time above which they count as
+	// unhealthy (default 5s). See diskfault.go.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	MinFreeBytes  int64         `yaml:"min_free_bytes"`
+	SlowFsync     time.Duration `yaml:"slow_fsync"`
 }
 
 // SMPPConfig is the SMPP server upstream platforms bind to.
@@ -445,6 +460,18 @@ func (c *Config) applyDefaults() {
 	if c.Store.Dir == "" {
 		c.Store.Dir = "./data"
 	}
+	if c.Store.ProbeInterval == 0 {
+		c.Store.ProbeInterval = time.Second
+	}
+	if c.Store.MinFreeBytes == 0 {
+		c.Store.MinFreeBytes = 256 << 20
+	}
+	if c.Store.SlowFsync == 0 {
+		c.Store.SlowFsync = 5 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
 	if c.SMPP.Listen == "" {
 		c.SMPP.Listen = "127.0.0.1:2775"
 	}
@@ -597,6 +624,12 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if (c.SMPP.TLS.Cert == "") != (c.SMPP.TLS.Key == "") {
 		add("smpp.tls", "cert and key go together")
+	}
+	if c.ShutdownTimeout < 0 {
+		add("shutdown_timeout", "must not be negative")
+	}
+	if c.Store.ProbeInterval < 0 || c.Store.SlowFsync < 0 || c.Store.MinFreeBytes < 0 {
+		add("store", "probe_interval, slow_fsync and min_free_bytes must not be negative")
 	}
 	if c.SMPP.MaxConnections < 0 {
 		add("smpp.max_connections", "must not be negative")

@@ -92,6 +92,7 @@ type Gateway struct {
 
 	replying sync.Map // consent reply ids being sent
 
+	disk     *diskGuard // store health: gates writes while a disk fails (diskfault.go)
 	ready    atomic.Bool
 	stop     chan struct{}
 	bg       sync.WaitGroup
@@ -220,7 +221,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		return nil, err
 	}
 	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
-		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent})
+		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent, BadgerLowMemory: cfg.Store.LowMemory})
 	if err != nil {
 		return nil, fmt.Errorf("consent store: %w", err)
 	}
@@ -337,6 +338,10 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 // open; errors after that are logged.
 func (g *Gateway) Start() error {
 	var err error
+	// Before anything that serves: a store already unhealthy refuses
+	// writes from the first message.
+	g.disk = g.newDiskGuard()
+	g.disk.check()
 	if g.sim != nil {
 		if err := g.sim.Start(); err != nil {
 			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
@@ -361,7 +366,8 @@ func (g *Gateway) Start() error {
 	if err := g.startWhatsApp(); err != nil {
 		return err
 	}
-	g.bg.Add(3)
+	g.bg.Add(4)
+	go func() { defer g.bg.Done(); g.disk.run() }()
 	go func() {
 		defer g.bg.Done()
 		if err := g.smppSrv.Serve(g.smppLn); err != nil && !errors.Is(err, smpp.ErrServerClosed) {
@@ -444,34 +450,69 @@ func (g *Gateway) Simulator() *smpptest.Server { return g.sim }
 // Consent returns the consent store.
 func (g *Gateway) Consent() *consent.Store { return g.consent }
 
+// ErrShutdownTimeout is returned by Shutdown when ctx ended before the
+// gateway had stopped: it gave up waiting (for the stores to close, most
+// often) and left the rest running.
+var ErrShutdownTimeout = errors.New("gateway: shutdown did not complete in time")
+
 // Shutdown stops ingress, drains the windows, unbinds, and syncs and
-// closes the stores.
+// closes the stores, and returns by ctx's deadline whatever they do. When
+// ctx ends first it returns an error matching ErrShutdownTimeout that says
+// which step it abandoned; that step goes on in the background and the
+// caller is expected to exit.
+//
+// Abandoning a hung store close loses nothing acknowledged: every consent
+// change and every gateway-store write was fsynced (group commit, Badger
+// SyncWrites) before anyone was told it was stored; what a close adds is
+// a memtable flush and compaction, which Badger redoes from its
+// write-ahead log at the next open. A store whose directory vanished, for
+// one, retries its memtable flush every second forever.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var err error
 	g.shutOnce.Do(func() {
-		g.ready.Store(false)
-		g.log.Info("optgate shutting down")
-		close(g.stop)
-		if e := g.smppSrv.Shutdown(ctx); e != nil {
-			err = errors.Join(err, e)
+		var step atomic.Pointer[string]
+		setStep := func(s string) { step.Store(&s) }
+		setStep("stopping ingress")
+		done := make(chan error, 1)
+		go func() { done <- g.shutdown(ctx, setStep) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("%w: gave up while %s: %v", ErrShutdownTimeout, *step.Load(), context.Cause(ctx))
+			g.log.Error("shutdown abandoned: exiting without waiting further; every acknowledged write was already synced",
+				"step", *step.Load(), "err", context.Cause(ctx))
 		}
-		if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
-			err = errors.Join(err, e)
-		}
-		// fasthttp's Shutdown closes only the listeners Serve registered:
-		// right after Start, Serve may not have yet, and would then serve
-		// on forever.
-		if g.httpLn != nil {
-			g.httpLn.Close()
-		}
-		g.stopLinks(ctx)
-		g.stopWhatsApp()
-		if g.sim != nil {
-			g.sim.Close()
-		}
-		g.bg.Wait()
-		g.closeStores()
 	})
+	return err
+}
+
+func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
+	var err error
+	g.ready.Store(false)
+	g.log.Info("optgate shutting down")
+	close(g.stop)
+	if e := g.smppSrv.Shutdown(ctx); e != nil {
+		err = errors.Join(err, e)
+	}
+	if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
+		err = errors.Join(err, e)
+	}
+	// fasthttp's Shutdown closes only the listeners Serve registered:
+	// right after Start, Serve may not have yet, and would then serve
+	// on forever.
+	if g.httpLn != nil {
+		g.httpLn.Close()
+	}
+	step("draining the SMSC binds")
+	g.stopLinks(ctx)
+	g.stopWhatsApp()
+	if g.sim != nil {
+		g.sim.Close()
+	}
+	step("waiting for background work")
+	g.bg.Wait()
+	step("closing the stores")
+	g.closeStores()
 	return err
 }
 

@@ -161,6 +161,13 @@ func (g *Gateway) screen(next Handler) Handler {
 			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
 			return
 		}
+		if d.Action != consent.ActionBlock && !g.storesOK() {
+			// diskfault.go: an opted-out recipient is still refused for
+			// good (above the memory index answers); anything else waits
+			// until the stores take writes again.
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Status: smpp.StatusXTAppn, Err: ErrStoreUnhealthy})
+			return
+		}
 		switch d.Action {
 		case consent.ActionSend:
 			next.Handle(ctx, m)
