@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+// syncBuffer is a log sink the test reads while the gateway writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// mountTmpfs mounts a tmpfs of size on a fresh directory (unmounted in
+// the test's cleanup, after the gateway's), or skips the test when
+// mounting is not permitted.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("needs root to mount a tmpfs for real disk faults: mount: %v: %s", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// startFaultEnv starts a gateway on dir with a fast store probe and its
+// log captured.
+func startFaultEnv(t *testing.T, dir string) (*testEnv, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	smsc := smpptest.NewServer(smpptest.Config{Receipts: true})
+	t.Cleanup(smsc.Close)
+	y := configYAML(dir, smsc.Addr(), "", "")
+	y = strings.Replace(y, fmt.Sprintf("store: {dir: %q}", dir),
+		fmt.Sprintf("store: {dir: %q, low_memory: true, probe_interval: 50ms, min_free_bytes: 1048576, slow_fsync: 2s}", dir), 1)
+	env := startEnv(t, y, smsc, dir)
+	return env, logs
+}
+
+// fill writes a filler file until the filesystem is full.
+func fill(t *testing.T, name string) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for i := 0; i < 1<<14; i++ { // at most 1 GiB
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filler: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatal("filesystem never filled")
+}
+
+func (e *testEnv) readyCode() int {
+	code, _ := e.http("GET", "/readyz", "", "")
+	return code
+}
+
+// A full disk under a running gateway (a real tmpfs filled to the brim):
+// STOPs are answered ESME_RX_T_APPN (the SMSC retries) and the API 503,
+// nothing is lost or half-stored; submits to someone who opted out before
+// are still refused for good from memory, other submits get a temporary
+// refusal; /readyz is 503 and optgate_store_healthy 0; "store unhealthy"
+// is logged once per store, however many messages were refused. Deleting
+// the filler, the gateway recovers by itself and the next STOP is stored.
+func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
+	dir := mountTmpfs(t, "64m")
+	env, logs := startFaultEnv(t, dir)
+	const before, during = "+15145550401", "+15145550402"
+	if err := env.mo(before, "STOP"); err != nil {
+		t.Fatalf("STOP on a healthy disk: %v", err)
+	}
+	if code := env.readyCode(); code != 200 {
+		t.Fatalf("readyz on a healthy disk: %d", code)
+	}
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	waitFor(t, 5*time.Second, func() error {
+		if code := env.readyCode(); code != 503 {
+			return fmt.Errorf("readyz %d on a full disk, want 503", code)
+		}
+		return nil
+	})
+	for _, p := range env.g.disk.stores {
+		if v := testutil.ToFloat64(p.gauge); v != 0 {
+			t.Fatalf("optgate_store_healthy{store=%q} = %v on a full disk, want 0", p.name, v)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if err := env.mo(during, "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+			t.Fatalf("STOP %d on a full disk: %v, want ESME_RX_T_APPN", i, err)
+		}
+	}
+	if code, m := env.http("POST", "/v1/consent/"+during+"/opt-out", acmeToken, ""); code != 503 || errCode(m) != ReasonStoreUnavailable {
+		t.Fatalf("API opt-out on a full disk: %d %v, want 503 store_unavailable", code, m)
+	}
+	if code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+during+`","text":"hi"}`); code != 503 {
+		t.Fatalf("API send on a full disk: %d %v, want 503", code, m)
+	}
+	// Screening from memory goes on: the earlier opt-out is still refused
+	// for good, anything else is refused for now.
+	if _, err := env.submit(before, "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("submit to an opted-out recipient on a full disk: %v, want 0x401", err)
+	}
+	if _, err := env.submit(during, "x"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("submit on a full disk: %v, want ESME_RX_T_APPN", err)
+	}
+	if code, m := env.http("GET", "/v1/consent/"+during, acmeToken, ""); code != 200 || !strings.Contains(fmt.Sprint(m), "state:none") {
+		t.Fatalf("consent read on a full disk: %d %v, want 200 and no opt-out stored", code, m)
+	}
+	time.Sleep(200 * time.Millisecond) // several probe rounds while still full
+	if n := logs.count("store unhealthy"); n != 2 {
+		t.Fatalf(`"store unhealthy" logged %d times for two stores, want once each`, n)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if code := env.readyCode(); code != 200 {
+			return fmt.Errorf("readyz %d after the disk came back", code)
+		}
+		return nil
+	})
+	if err := env.mo(during, "STOP"); err != nil {
+		t.Fatalf("STOP after the disk came back: %v", err)
+	}
+	if _, err := env.submit(during, "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("submit after the recovered STOP: %v, want 0x401", err)
+	}
+	if n := logs.count("store healthy again"); n != 2 {
+		t.Fatalf(`"store healthy again" logged %d times, want once per store`, n)
+	}
+	for _, p := range env.g.disk.stores {
+		if v := testutil.ToFloat64(p.gauge); v != 1 {
+			t.Fatalf("optgate_store_healthy{store=%q} = %v after recovery, want 1", p.name, v)
+		}
+	}
+}
