@@ -455,6 +455,11 @@ func (g *Gateway) Consent() *consent.Store { return g.consent }
 // often) and left the rest running.
 var ErrShutdownTimeout = errors.New("gateway: shutdown did not complete in time")
 
+// ErrStoresNotClosed is returned by Shutdown when a store was unhealthy
+// (diskfault.go) and so was left open rather than closed: nothing
+// acknowledged is lost, the next start replays the write-ahead logs.
+var ErrStoresNotClosed = errors.New("gateway: stores left open on a failing disk")
+
 // Shutdown stops ingress, drains the windows, unbinds, and syncs and
 // closes the stores, and returns by ctx's deadline whatever they do. When
 // ctx ends first it returns an error matching ErrShutdownTimeout that says
@@ -511,6 +516,15 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 	}
 	step("waiting for background work")
 	g.bg.Wait()
+	if why := g.storeProblem(); why != "" {
+		// diskfault.go: a close flushes the memtables to new table files,
+		// which on a full or failed disk Badger retries forever or, its
+		// tables being written through memory maps, dies of SIGBUS.
+		// Everything acknowledged is in the synced write-ahead logs, which
+		// the next start replays.
+		g.log.Error("stores left open: the disk is failing; their synced write-ahead logs are replayed at the next start", "reason", why)
+		return errors.Join(err, fmt.Errorf("%w: %s", ErrStoresNotClosed, why))
+	}
 	step("closing the stores")
 	g.closeStores()
 	return err

@@ -186,7 +186,8 @@ Stop with Ctrl-C.
 
 // shutdown stops g within timeout (config shutdown_timeout) and returns the
 // exit status: 1, with the reason logged, when it had to give up (a store
-// that does not close, say, on a vanished disk). Giving up loses nothing
+// that does not close, say, on a vanished disk) or left the stores open
+// because their disk was failing. Giving up loses nothing
 // acknowledged: every consent change was fsynced before it was confirmed
 // (see gateway.Shutdown).
 func shutdown(g *gateway.Gateway, timeout time.Duration, log *slog.Logger) int {
@@ -197,6 +198,9 @@ func shutdown(g *gateway.Gateway, timeout time.Duration, log *slog.Logger) int {
 	switch {
 	case errors.Is(err, gateway.ErrShutdownTimeout):
 		log.Error("shutdown timed out; exiting with status 1", "err", err)
+		return 1
+	case errors.Is(err, gateway.ErrStoresNotClosed):
+		log.Error("shutdown left the stores open on a failing disk; exiting with status 1", "err", err)
 		return 1
 	case err != nil:
 		log.Warn("shutdown", "err", err)

@@ -36,9 +36,13 @@ func (l *lockedBuffer) String() string {
 
 // TestShutdownBoundedWhenStoreVanishes runs the real binary with
 // shutdown_timeout 3s, records an opt-out (so both Badger memtables have
-// something to flush), removes the store directory and sends SIGTERM:
-// Badger's close retries its memtable flush forever, and optgate must still
-// exit within the bound plus slack, with status 1 and a log line saying why.
+// something to flush), removes the store directory and sends SIGTERM. It
+// must exit within the bound plus slack, with status 1 and a log line
+// saying why, on both paths: the store probe has not run since (probing
+// once an hour), so the close is tried and hangs (Badger retries its
+// memtable flush every second, forever) and is abandoned at the bound; or
+// the probe saw the directory vanish (/readyz 503), so the stores are left
+// open without trying.
 func TestShutdownBoundedWhenStoreVanishes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -48,17 +52,27 @@ func TestShutdownBoundedWhenStoreVanishes(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	t.Run("close hangs", func(t *testing.T) {
+		vanishAndStop(t, bin, "1h", false, "shutdown timed out", "closing the stores")
+	})
+	t.Run("probe saw it", func(t *testing.T) {
+		vanishAndStop(t, bin, "50ms", true, "stores left open", "store files missing")
+	})
+}
+
+func vanishAndStop(t *testing.T, bin, probe string, waitUnready bool, wantLog ...string) {
+	dir := t.TempDir()
 	httpAddr := freePort(t)
 	data := filepath.Join(dir, "data")
 	cfg := fmt.Sprintf(`
-store: {dir: %q}
+store: {dir: %q, probe_interval: %s}
 shutdown_timeout: 3s
 smpp: {listen: %q}
 http: {listen: %q, admin_token: shutdown-admin-token}
 simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
 tenants:
   - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: acme-shutdown-token, numbers: ["+15145550199"]}
-`, data, freePort(t), httpAddr, freePort(t))
+`, data, probe, freePort(t), httpAddr, freePort(t))
 	cfgPath := filepath.Join(dir, "optgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -75,10 +89,10 @@ tenants:
 		cmd.Process.Kill()
 		<-exited
 	})
-	post := func(path string) (int, error) {
+	call := func(method, path string) (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+httpAddr+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+httpAddr+path, nil)
 		req.Header.Set("Authorization", "Bearer acme-shutdown-token")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -89,7 +103,7 @@ tenants:
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, err := post("/v1/consent/+15145550301/opt-out")
+		code, err := call("POST", "/v1/consent/+15145550301/opt-out")
 		if err == nil && code == 200 {
 			break
 		}
@@ -100,6 +114,15 @@ tenants:
 	}
 	if err := os.RemoveAll(data); err != nil {
 		t.Fatal(err)
+	}
+	for waitUnready {
+		if code, _ := call("GET", "/readyz"); code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 503 after the store vanished\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -114,8 +137,11 @@ tenants:
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("exit after %s: %v, want status 1\n%s", took, err, stderr.String())
 		}
-		if log := stderr.String(); !strings.Contains(log, "shutdown timed out") || !strings.Contains(log, "closing the stores") {
-			t.Fatalf("exit status 1 after %s but no log line naming the reason:\n%s", took, log)
+		log := stderr.String()
+		for _, w := range wantLog {
+			if !strings.Contains(log, w) {
+				t.Fatalf("exit status 1 after %s but no log line with %q:\n%s", took, w, log)
+			}
 		}
 		t.Logf("exited 1 after %s", took.Round(time.Millisecond))
 	case <-time.After(bound + slack):
