@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,16 +81,21 @@ func fill(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for i := 0; i < 1<<14; i++ { // at most 1 GiB
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filler: %v", err)
+	// Big writes, then page-sized ones: not one free page is left.
+	for _, size := range []int{64 << 10, 4 << 10, 512} {
+		buf := make([]byte, size)
+		for i := 0; ; i++ {
+			if i == 1<<20 {
+				t.Fatal("filesystem never filled")
 			}
-			return
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("filler: %v", err)
+				}
+				break
+			}
 		}
 	}
-	t.Fatal("filesystem never filled")
 }
 
 func (e *testEnv) readyCode() int {
@@ -177,4 +183,95 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 			t.Fatalf("optgate_store_healthy{store=%q} = %v after recovery, want 1", p.name, v)
 		}
 	}
+}
+
+// Shutdown with the disk still full does not try to close the stores (a
+// close flushes the memtables into new table files written through memory
+// maps, which on a full disk may retry for ever or die of SIGBUS); it
+// returns at once with ErrStoresNotClosed, and the STOP taken before the
+// disk filled is there when the store is opened again. (Here a close
+// would happen to succeed: closing the gateway store first frees its
+// preallocated write-ahead log. The test checks the contract, not a crash.)
+func TestShutdownOnFullDiskLeavesStoresOpen(t *testing.T) {
+	dir := mountTmpfs(t, "64m")
+	env, _ := startFaultEnv(t, dir)
+	if err := env.mo(handset, "STOP"); err != nil {
+		t.Fatalf("STOP on a healthy disk: %v", err)
+	}
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	waitFor(t, 5*time.Second, func() error {
+		if env.g.storesOK() {
+			return errors.New("stores still healthy on a full disk")
+		}
+		return nil
+	})
+	env.esme.Close()
+	env.esme = nil
+	g := env.g
+	env.g = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); !errors.Is(err, ErrStoresNotClosed) {
+		t.Fatalf("Shutdown on a full disk: %v, want ErrStoresNotClosed", err)
+	}
+	if g.db.IsClosed() {
+		t.Fatal("gateway store closed on a full disk")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	g.closeStores() // what a restart would find: the synced logs
+	cfg, err := ParseConfig([]byte(env.yaml), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer g2.closeStores()
+	d, err := g2.consent.Check("acme", ChannelSMS, ourNumber, handset, 0)
+	if err != nil || d.Allow {
+		t.Fatalf("after a shutdown on a full disk: %+v %v, want the STOP kept", d, err)
+	}
+}
+
+// The store directory vanishing under a running gateway: the probe sees
+// the Badger files gone, STOPs are answered ESME_RX_T_APPN, /readyz says
+// why, and the gateway does not "recover" by starting an empty store even
+// once the directory exists again.
+func TestVanishedStoreFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	env, logs := startFaultEnv(t, dir)
+	if err := env.mo("+15145550411", "STOP"); err != nil {
+		t.Fatalf("STOP: %v", err)
+	}
+	consentDir := filepath.Join(dir, "consent")
+	if err := os.RemoveAll(consentDir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if code, m := env.http("GET", "/readyz", "", ""); code != 503 || !strings.Contains(fmt.Sprint(m), "store files missing") {
+			return fmt.Errorf("readyz %d %v, want 503 naming the missing files", code, m)
+		}
+		return nil
+	})
+	if err := env.mo("+15145550412", "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("STOP with the store gone: %v, want ESME_RX_T_APPN", err)
+	}
+	if _, err := env.submit("+15145550411", "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+		t.Fatalf("submit to an opted-out recipient with the store gone: %v, want 0x401 from memory", err)
+	}
+	if err := os.MkdirAll(consentDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // several probe rounds
+	if env.g.storesOK() {
+		t.Fatal("healthy again on an empty directory: every opt-out would be forgotten")
+	}
+	if n := logs.count("store unhealthy"); n != 1 {
+		t.Fatalf(`"store unhealthy" logged %d times, want once`, n)
+	}
+	// The test's cleanup shuts down: the stores are left open (unhealthy).
 }

@@ -518,8 +518,9 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 	g.bg.Wait()
 	if why := g.storeProblem(); why != "" {
 		// diskfault.go: a close flushes the memtables to new table files,
-		// which on a full or failed disk Badger retries forever or, its
-		// tables being written through memory maps, dies of SIGBUS.
+		// which on a failed disk Badger retries for ever (a vanished
+		// directory) and on a full one may die of SIGBUS (tables are
+		// written through memory maps of sparse files).
 		// Everything acknowledged is in the synced write-ahead logs, which
 		// the next start replays.
 		g.log.Error("stores left open: the disk is failing; their synced write-ahead logs are replayed at the next start", "reason", why)
