@@ -275,3 +275,40 @@ func TestVanishedStoreFailsClosed(t *testing.T) {
 	}
 	// The test's cleanup shuts down: the stores are left open (unhealthy).
 }
+
+// A store whose fsync is slower than store.slow_fsync counts as unhealthy.
+// Without a device that can be slowed down (device-mapper's delay target
+// is not available here), slow_fsync: 1ns makes every real fsync of the
+// probe "slow": the gate closes from the start, STOPs get ESME_RX_T_APPN
+// and /readyz names the slow fsync.
+func TestSlowFsyncFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	y := strings.Replace(configYAML(dir, smsc.Addr(), "", ""), fmt.Sprintf("store: {dir: %q}", dir),
+		fmt.Sprintf("store: {dir: %q, probe_interval: 50ms, min_free_bytes: 1, slow_fsync: 1ns}", dir), 1)
+	env := startEnv(t, y, smsc, dir)
+	if code, m := env.http("GET", "/readyz", "", ""); code != 503 || !strings.Contains(fmt.Sprint(m), "fsync slow") {
+		t.Fatalf("readyz with slow fsyncs: %d %v, want 503 naming the slow fsync", code, m)
+	}
+	if err := env.mo(handset, "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("STOP with slow fsyncs: %v, want ESME_RX_T_APPN", err)
+	}
+	if n := logs.count("store unhealthy"); n != 2 {
+		t.Fatalf(`"store unhealthy" logged %d times, want once per store`, n)
+	}
+	env.esme.Close()
+	env.esme = nil
+	g := env.g
+	env.g = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); !errors.Is(err, ErrStoresNotClosed) {
+		t.Fatalf("Shutdown with slow fsyncs: %v, want ErrStoresNotClosed", err)
+	}
+	g.closeStores() // the disk is fine really
+}
