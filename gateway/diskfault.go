@@ -247,7 +247,7 @@ func (p *storeProbe) probe(minFree int64, slow time.Duration, stop <-chan struct
 	case <-stop:
 		return p.reason
 	case <-wait.C:
-		return fmt.Sprintf("write and fsync probe not done after %s (store.slow_fsync %s)",
+		return fmt.Sprintf("fsync slow: write and fsync probe not done after %s (store.slow_fsync %s)",
 			time.Since(p.started).Round(time.Millisecond), slow)
 	}
 }
