@@ -125,5 +125,8 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 	if s.closed {
 		return ErrClosed
 	}
+	if s.db.IsClosed() {
+		return ErrStoreFailed // a Reopen closed it and could not open it again
+	}
 	return s.db.View(fn)
 }

@@ -199,6 +199,9 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	close(s.quit)
 	s.wg.Wait()
+	if s.db.IsClosed() {
+		return nil // a Reopen closed it and could not open it again
+	}
 	err := s.db.Sync()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
