@@ -162,9 +162,10 @@ func (g *Gateway) screen(next Handler) Handler {
 			return
 		}
 		if d.Action != consent.ActionBlock && !g.storesOK() {
-			// diskfault.go: an opted-out recipient is still refused for
-			// good (above the memory index answers); anything else waits
-			// until the stores take writes again.
+			// diskfault.go: while a store refuses writes, the memory
+			// index still refuses an opted-out recipient for good (the
+			// Block below); anything else is refused for now, to be
+			// retried once the stores take writes again.
 			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Status: smpp.StatusXTAppn, Err: ErrStoreUnhealthy})
 			return
 		}
