@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -120,6 +121,34 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	if code := env.readyCode(); code != 200 {
 		t.Fatalf("readyz on a healthy disk: %d", code)
 	}
+	// Load: STOPs from four handsets at once while the disk fills. Each is
+	// either acknowledged (stored before the gate closed) or asked to
+	// retry; none may be acknowledged and lost, none may crash us.
+	var (
+		mu         sync.Mutex
+		acked      []string
+		unexpected []error
+		stopLoad   atomic.Bool
+		load       sync.WaitGroup
+	)
+	for w := 0; w < 4; w++ {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for i := 0; i < 500 && !stopLoad.Load(); i++ {
+				n := fmt.Sprintf("+1514556%d%03d", w, i)
+				err := env.mo(n, "STOP")
+				mu.Lock()
+				switch {
+				case err == nil:
+					acked = append(acked, n)
+				case smpp.StatusOf(err) != smpp.StatusXTAppn:
+					unexpected = append(unexpected, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)
 	waitFor(t, 5*time.Second, func() error {
@@ -128,6 +157,12 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 		}
 		return nil
 	})
+	stopLoad.Store(true)
+	load.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("STOPs under load while the disk filled: %v, want only ESME_ROK or ESME_RX_T_APPN", unexpected[0])
+	}
+	t.Logf("%d STOPs acknowledged under load before the gate closed", len(acked))
 	for _, p := range env.g.disk.stores {
 		if v := testutil.ToFloat64(p.gauge); v != 0 {
 			t.Fatalf("optgate_store_healthy{store=%q} = %v on a full disk, want 0", p.name, v)
@@ -174,6 +209,11 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	}
 	if _, err := env.submit(during, "x"); smpp.StatusOf(err) != smpp.StatusOptedOut {
 		t.Fatalf("submit after the recovered STOP: %v, want 0x401", err)
+	}
+	for _, n := range acked {
+		if d, err := env.g.consent.Check("acme", ChannelSMS, ourNumber, n, 0); err != nil || d.Allow {
+			t.Fatalf("STOP from %s acknowledged under load, then: %+v %v", n, d, err)
+		}
 	}
 	if n := logs.count("store healthy again"); n != 2 {
 		t.Fatalf(`"store healthy again" logged %d times, want once per store`, n)
