@@ -338,6 +338,10 @@ func TestSlowFsyncFailsClosed(t *testing.T) {
 	if err := env.mo(handset, "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
 		t.Fatalf("STOP with slow fsyncs: %v, want ESME_RX_T_APPN", err)
 	}
+	// WhatsApp's inbound messages too: Meta retries a 503.
+	if code, m := env.http("POST", "/webhooks/whatsapp", "", `{"object":"whatsapp_business_account"}`); code != 503 || errCode(m) != ReasonStoreUnavailable {
+		t.Fatalf("WhatsApp webhook with slow fsyncs: %d %v, want 503 store_unavailable", code, m)
+	}
 	if n := logs.count("store unhealthy"); n != 2 {
 		t.Fatalf(`"store unhealthy" logged %d times, want once per store`, n)
 	}
