@@ -483,7 +483,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (in
 	cw := csv.NewWriter(w)
 	cw.Write(suppressionHeader)
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
 		it := txn.NewIterator(o)
@@ -544,7 +544,7 @@ func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOpti
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
 		it := txn.NewIterator(o)

@@ -248,7 +248,7 @@ func (s *Store) Get(tenant, channel, recipient string) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Recipient: rcpt, Senders: map[string]Record{}}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = recordPrefix(tenant, channel, rcpt)
 		it := txn.NewIterator(o)
@@ -288,7 +288,7 @@ func (s *Store) History(tenant, channel, recipient string, limit int) ([]Evidenc
 		return nil, err
 	}
 	var out []Evidence
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Reverse = true
 		o.Prefix = evidencePrefix(tenant, channel, rcpt)

@@ -25,6 +25,7 @@ type Store struct {
 	cfg     Config
 	log     *slog.Logger
 	db      *badger.DB
+	opts    badger.Options // what Open opened db with; Reopen uses it again
 	clock   func() time.Time
 	tenants map[string]*tenant // read-only after Open
 	idx     *memIndex
@@ -134,6 +135,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrStorage, cfg.Dir, err)
 	}
 	s.db = db
+	s.opts = opts
 	clearSpool(cfg.Dir)
 	s.commitTxn = func(txn *badger.Txn) error { return txn.Commit() }
 	s.seq.Store(uint64(time.Now().UnixNano()))
@@ -197,6 +199,9 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	close(s.quit)
 	s.wg.Wait()
+	if s.db.IsClosed() {
+		return nil // a Reopen closed it and could not open it again
+	}
 	err := s.db.Sync()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
@@ -365,7 +370,7 @@ func (s *Store) readPair(tenant, ch string, plus bool, num, sender string) (vs u
 	if plus {
 		rcpt = "+" + num
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		var e1, e2 error
 		var r rec
 		if okS, e1 = getRec(txn, recordKey(tenant, ch, rcpt, sender), &r); okS {

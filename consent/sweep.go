@@ -65,7 +65,7 @@ func (s *Store) Sweep(now time.Time) (SweepReport, error) {
 func (s *Store) dueKeys(pfx byte, now time.Time) ([][]byte, error) {
 	var keys [][]byte
 	limit := binary.BigEndian.AppendUint64([]byte{pfx, 0}, uint64(now.UnixNano()))
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
 		o.Prefix = []byte{pfx, 0}

@@ -44,6 +44,10 @@ type Config struct {
 	// configuration is refused (see checkExposure).
 	AllowInsecureDefaults bool          `yaml:"allow_insecure_defaults"`
 	Metrics               MetricsConfig `yaml:"metrics"`
+	// ShutdownTimeout bounds a graceful stop (default 30s): after it,
+	// serve gives up on draining and on closing the stores and exits 1
+	// (see Gateway.Shutdown).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// lines maps a field path ("tenants[0].id") to its line in the file,
 	// for errors. Filled by ParseConfig.
@@ -75,6 +79,17 @@ type StoreConfig struct {
 	// LockWait is how long serve waits for a data directory another
 	// process holds (an instance still exiting) before failing. Default 10s.
 	LockWait time.Duration `yaml:"lock_wait"`
+	// LowMemory gives the consent store small memtables (8 MiB instead of
+	// 64 MiB), so its preallocated write-ahead log takes 16 MiB of disk.
+	LowMemory bool `yaml:"low_memory"`
+	// ProbeInterval is how often the store health probe runs (default 1s);
+	// MinFreeBytes the free space below which the stores count as full
+	// (default 256 MiB: room for the next write-ahead logs and a memtable
+	// flush); SlowFsync the probe fsync time above which they count as
+	// unhealthy (default 5s). See diskfault.go.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	MinFreeBytes  int64         `yaml:"min_free_bytes"`
+	SlowFsync     time.Duration `yaml:"slow_fsync"`
 }
 
 // SMPPConfig is the SMPP server upstream platforms bind to.
@@ -516,6 +531,18 @@ func (c *Config) applyDefaults() {
 	if c.Store.LockWait == 0 {
 		c.Store.LockWait = 10 * time.Second
 	}
+	if c.Store.ProbeInterval == 0 {
+		c.Store.ProbeInterval = time.Second
+	}
+	if c.Store.MinFreeBytes == 0 {
+		c.Store.MinFreeBytes = 256 << 20
+	}
+	if c.Store.SlowFsync == 0 {
+		c.Store.SlowFsync = 5 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
 	if c.SMPP.Listen == "" {
 		c.SMPP.Listen = "127.0.0.1:2775"
 	}
@@ -701,6 +728,12 @@ func (c *Config) validate() ConfigErrors {
 	}
 	if (c.SMPP.TLS.Cert == "") != (c.SMPP.TLS.Key == "") {
 		add("smpp.tls", "cert and key go together")
+	}
+	if c.ShutdownTimeout < 0 {
+		add("shutdown_timeout", "must not be negative")
+	}
+	if c.Store.ProbeInterval < 0 || c.Store.SlowFsync < 0 || c.Store.MinFreeBytes < 0 {
+		add("store", "probe_interval, slow_fsync and min_free_bytes must not be negative")
 	}
 	if c.SMPP.MaxConnections < 0 {
 		add("smpp.max_connections", "must not be negative")

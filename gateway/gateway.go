@@ -105,6 +105,7 @@ type Gateway struct {
 	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
 	metricsLn  net.Listener
 
+	disk     *diskGuard // store health: gates writes while a disk fails (diskfault.go)
 	ready    atomic.Bool
 	stop     chan struct{}
 	bg       sync.WaitGroup
@@ -239,7 +240,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		return nil, err
 	}
 	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
-		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent})
+		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent, BadgerLowMemory: cfg.Store.LowMemory})
 	if err != nil {
 		return nil, fmt.Errorf("consent store: %w", err)
 	}
@@ -360,6 +361,10 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 // open; errors after that are logged.
 func (g *Gateway) Start() error {
 	var err error
+	// Before anything that serves: a store already unhealthy refuses
+	// writes from the first message.
+	g.disk = g.newDiskGuard()
+	g.disk.check()
 	if g.sim != nil {
 		if err := g.sim.Start(); err != nil {
 			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
@@ -392,7 +397,8 @@ func (g *Gateway) Start() error {
 	if err := g.startWhatsApp(); err != nil {
 		return err
 	}
-	g.bg.Add(3)
+	g.bg.Add(4)
+	go func() { defer g.bg.Done(); g.disk.run() }()
 	go func() {
 		defer g.bg.Done()
 		if err := g.smppSrv.Serve(g.smppLn); err != nil && !errors.Is(err, smpp.ErrServerClosed) {
@@ -475,36 +481,87 @@ func (g *Gateway) Simulator() *smpptest.Server { return g.sim }
 // Consent returns the consent store.
 func (g *Gateway) Consent() *consent.Store { return g.consent }
 
+// ErrShutdownTimeout is returned by Shutdown when ctx ended before the
+// gateway had stopped: it gave up waiting (for the stores to close, most
+// often) and left the rest running.
+var ErrShutdownTimeout = errors.New("gateway: shutdown did not complete in time")
+
+// ErrStoresNotClosed is returned by Shutdown when a store was unhealthy
+// (diskfault.go) and so was left open rather than closed: nothing
+// acknowledged is lost, the next start replays the write-ahead logs.
+var ErrStoresNotClosed = errors.New("gateway: stores left open on a failing disk")
+
 // Shutdown stops ingress, drains the windows, unbinds, and syncs and
-// closes the stores.
+// closes the stores, and returns by ctx's deadline whatever they do. When
+// ctx ends first it returns an error matching ErrShutdownTimeout that says
+// which step it abandoned; that step goes on in the background and the
+// caller is expected to exit.
+//
+// Abandoning a hung store close loses nothing acknowledged: every consent
+// change and every gateway-store write was fsynced (group commit, Badger
+// SyncWrites) before anyone was told it was stored; what a close adds is
+// a memtable flush and compaction, which Badger redoes from its
+// write-ahead log at the next open. A store whose directory vanished, for
+// one, retries its memtable flush every second forever.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var err error
 	g.shutOnce.Do(func() {
-		g.ready.Store(false)
-		g.log.Info("optgate shutting down")
-		close(g.stop)
-		if e := g.smppSrv.Shutdown(ctx); e != nil {
-			err = errors.Join(err, e)
+		var step atomic.Pointer[string]
+		setStep := func(s string) { step.Store(&s) }
+		setStep("stopping ingress")
+		done := make(chan error, 1)
+		go func() { done <- g.shutdown(ctx, setStep) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("%w: gave up while %s: %v", ErrShutdownTimeout, *step.Load(), context.Cause(ctx))
+			g.log.Error("shutdown abandoned: exiting without waiting further; every acknowledged write was already synced",
+				"step", *step.Load(), "err", context.Cause(ctx))
 		}
-		if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
-			err = errors.Join(err, e)
-		}
-		// fasthttp's Shutdown closes only the listeners Serve registered:
-		// right after Start, Serve may not have yet, and would then serve
-		// on forever.
-		if g.httpLn != nil {
-			g.httpLn.Close()
-		}
-		g.stopMetricsListener(ctx)
-		g.stopLinks(ctx)
-		g.stopWhatsApp()
-		if g.sim != nil {
-			g.sim.Close()
-		}
-		g.bg.Wait()
-		g.backupMu.Lock() // a running backup fails its next write (stop is closed) and ends
-		g.closeStores()
 	})
+	return err
+}
+
+func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
+	var err error
+	g.ready.Store(false)
+	g.log.Info("optgate shutting down")
+	close(g.stop)
+	if e := g.smppSrv.Shutdown(ctx); e != nil {
+		err = errors.Join(err, e)
+	}
+	if e := g.httpSrv.ShutdownWithContext(ctx); e != nil {
+		err = errors.Join(err, e)
+	}
+	// fasthttp's Shutdown closes only the listeners Serve registered:
+	// right after Start, Serve may not have yet, and would then serve
+	// on forever.
+	if g.httpLn != nil {
+		g.httpLn.Close()
+	}
+	g.stopMetricsListener(ctx)
+	step("draining the SMSC binds")
+	g.stopLinks(ctx)
+	g.stopWhatsApp()
+	if g.sim != nil {
+		g.sim.Close()
+	}
+	step("waiting for background work")
+	g.bg.Wait()
+	if why := g.storeProblem(); why != "" {
+		// diskfault.go: a close flushes the memtables to new table files,
+		// which on a failed disk Badger retries for ever (a vanished
+		// directory) and on a full one may die of SIGBUS (tables are
+		// written through memory maps of sparse files).
+		// Everything acknowledged is in the synced write-ahead logs, which
+		// the next start replays.
+		g.log.Error("stores left open: the disk is failing; their synced write-ahead logs are replayed at the next start", "reason", why)
+		return errors.Join(err, fmt.Errorf("%w: %s", ErrStoresNotClosed, why))
+	}
+	step("waiting for a running backup")
+	g.backupMu.Lock() // a running backup fails its next write (stop is closed) and ends
+	step("closing the stores")
+	g.closeStores()
 	return err
 }
 

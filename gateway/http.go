@@ -192,6 +192,9 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		if path != "/v1/consent/import" && !g.readBody(ctx) {
 			return
 		}
+		if g.refuseHTTPWhileUnhealthy(ctx, method, path) {
+			return
+		}
 		switch {
 		case path == "/healthz":
 			ctx.SetStatusCode(200)
@@ -352,6 +355,10 @@ func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if ok, why := g.linksReady(); !ok {
+		writeErr(ctx, 503, "not_ready", "", why)
+		return
+	}
+	if why := g.storeProblem(); why != "" {
 		writeErr(ctx, 503, "not_ready", "", why)
 		return
 	}

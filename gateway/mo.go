@@ -21,6 +21,9 @@ import (
 // synced to disk, a receipt forwarded or durably queued. A storage failure
 // answers ESME_RX_T_APPN so the SMSC retries.
 func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
+	if g.refuseSMSCWhileUnhealthy(r) {
+		return // diskfault.go: the SMSC retries
+	}
 	switch p := r.PDU.(type) {
 	case *smpp.DeliverSM:
 		if p.IsReceipt() {

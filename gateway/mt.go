@@ -162,6 +162,14 @@ func (g *Gateway) screen(next Handler) Handler {
 			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
 			return
 		}
+		if d.Action != consent.ActionBlock && !g.storesOK() {
+			// diskfault.go: while a store refuses writes, the memory
+			// index still refuses an opted-out recipient for good (the
+			// Block below); anything else is refused for now, to be
+			// retried once the stores take writes again.
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Status: smpp.StatusXTAppn, Err: ErrStoreUnhealthy})
+			return
+		}
 		switch d.Action {
 		case consent.ActionSend:
 			next.Handle(ctx, m)

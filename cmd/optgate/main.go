@@ -411,10 +411,30 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	s := waitForStop(sig, log, lf)
 	log.Info("signal received, shutting down", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return shutdown(g, cfg.ShutdownTimeout, log)
+}
+
+// shutdown stops g within timeout (config shutdown_timeout) and returns the
+// exit status: 1, with the reason logged, when it had to give up (a store
+// that does not close, say, on a vanished disk) or left the stores open
+// because their disk was failing. Giving up loses nothing
+// acknowledged: every consent change was fsynced before it was confirmed
+// (see gateway.Shutdown).
+func shutdown(g *gateway.Gateway, timeout time.Duration, log *slog.Logger) int {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), timeout,
+		fmt.Errorf("shutdown_timeout %s reached", timeout))
 	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
+	err := g.Shutdown(ctx)
+	switch {
+	case errors.Is(err, gateway.ErrShutdownTimeout):
+		log.Error("shutdown timed out; exiting with status 1", "err", err)
+		return 1
+	case errors.Is(err, gateway.ErrStoresNotClosed):
+		log.Error("shutdown left the stores open on a failing disk; exiting with status 1", "err", err)
+		return 1
+	case err != nil:
 		log.Warn("shutdown", "err", err)
 	}
+	log.Info("optgate stopped")
 	return 0
 }
