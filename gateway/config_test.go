@@ -134,7 +134,7 @@ func TestConfigWhatsAppDedupTTL(t *testing.T) {
 // An SMSC's data_coding overrides and MO retry window are checked with
 // their place; defaults are gsm7, ia5 and 10 minutes.
 func TestParseConfigSMSCCharsets(t *testing.T) {
-	y := "tenants: [{id: a}]\nsmscs:\n  - name: x\n    address: 127.0.0.1:1\n    system_id: s\n    data_coding_0: %s\n    data_coding_1: %s\n    mo_retry_window: %s\nroutes: [{prefix: \"+\", smscs: [x]}]\n"
+	y := "tenants: [{id: a, brand: A, help_contact: help@a.example}]\nsmscs:\n  - name: x\n    address: 127.0.0.1:1\n    system_id: s\n    data_coding_0: %s\n    data_coding_1: %s\n    mo_retry_window: %s\nroutes: [{prefix: \"+\", smscs: [x]}]\n"
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(y, "latin1", "gsm7", "30s")), "c.yaml", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -178,12 +178,15 @@ func ConsentTenants(cfg *Config) ([]consent.TenantConfig, error) {
 }
 
 // New opens the stores and builds the gateway; Start runs it.
-func New(cfg *Config, opt Options) (g *Gateway, err error) {
+func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	log := opt.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	g = &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
+	// g is a local, not the named result: goroutines started below (the
+	// committer's callback) capture it, and a failed New returns nil
+	// without touching it.
+	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
 	g.statuses = newStatusBook(g, 1<<20)
@@ -226,10 +229,9 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 	}
 	// Every return below that fails closes what was opened so far. The
 	// cleanup holds its own reference: the named result is nil by then.
-	built := g
 	defer func() {
 		if err != nil {
-			built.closeStores()
+			g.closeStores()
 		}
 	}()
 	ct, err := ConsentTenants(cfg)
