@@ -142,7 +142,7 @@ func TestParseConfigSMSCCharsets(t *testing.T) {
 	if s := cfg.SMSCs[0]; s.DataCoding0 != "latin1" || s.DataCoding1 != "gsm7" || s.MORetryWindow != 30*time.Second {
 		t.Fatalf("parsed %+v", s)
 	}
-	cfg, err = ParseConfig([]byte("tenants: [{id: a}]\nsmscs: [{name: x, address: \"127.0.0.1:1\", system_id: s}]\nroutes: [{prefix: \"+\", smscs: [x]}]\n"), "c.yaml", nil)
+	cfg, err = ParseConfig([]byte("tenants: [{id: a, brand: A, help_contact: help@a.example}]\nsmscs: [{name: x, address: \"127.0.0.1:1\", system_id: s}]\nroutes: [{prefix: \"+\", smscs: [x]}]\n"), "c.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
