@@ -272,9 +272,11 @@ func TestAttestationHoldAndRelease(t *testing.T) {
 // The quick start's loop with the built-in simulator: an MO STOP injected
 // through /v1/simulator/mo blocks the next message.
 func TestBuiltInSimulatorLoop(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // held, not closed: another test could take a closed port
+	if err != nil {
+		t.Fatal(err)
+	}
 	simAddr := ln.Addr().String()
-	ln.Close()
 	dir := t.TempDir()
 	y := fmt.Sprintf(`
 store: {dir: %q}
@@ -284,7 +286,7 @@ tenants:
 accounts:
   - {system_id: acme, password: acmepw, tenant: acme}
 `, dir, simAddr, acmeToken, ourNumber)
-	env := startEnv(t, y, nil, dir)
+	env := startEnvOpt(t, y, nil, dir, Options{SimulatorListener: ln})
 	send := `{"to":"` + handset + `","text":"Interview at 10"}`
 	if code, m := env.http("POST", "/v1/messages", acmeToken, send); code != 202 {
 		t.Fatalf("send: %d %v", code, m)

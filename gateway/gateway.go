@@ -43,6 +43,10 @@ type Options struct {
 	// configured addresses (tests pass 127.0.0.1:0 listeners).
 	SMPPListener net.Listener
 	HTTPListener net.Listener
+	// SimulatorListener, if set with simulator.enabled, is where the
+	// built-in SMSC simulator serves instead of simulator.listen (tests
+	// hold a port this way rather than closing and re-listening on it).
+	SimulatorListener net.Listener
 }
 
 // Gateway is the running gateway: the SMPP server platforms bind to, the
@@ -102,6 +106,7 @@ type Gateway struct {
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
 
+	simLn      net.Listener // Options.SimulatorListener
 	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
 	metricsLn  net.Listener
 
@@ -294,6 +299,10 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 
 	if cfg.Simulator.Enabled {
+		if opt.SimulatorListener != nil {
+			cfg.Simulator.Listen = opt.SimulatorListener.Addr().String()
+			g.simLn = opt.SimulatorListener
+		}
 		g.sim = smpptest.NewUnstartedServer(smpptest.Config{Addr: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
 			Password: cfg.Simulator.Password, Receipts: cfg.Simulator.Receipts, Logger: log.With("component", "simulator")})
 		if lat := cfg.Simulator.Latency; lat > 0 {
@@ -367,7 +376,11 @@ func (g *Gateway) Start() error {
 	// writes from the first message.
 	g.disk = g.newDiskGuard()
 	g.disk.check()
-	if g.sim != nil {
+	if g.sim != nil && g.simLn != nil {
+		if err := g.sim.StartListener(g.simLn); err != nil {
+			return fmt.Errorf("simulator: %w", err)
+		}
+	} else if g.sim != nil {
 		if err := g.sim.Start(); err != nil {
 			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
 		}

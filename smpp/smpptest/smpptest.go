@@ -134,6 +134,12 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	return s.StartListener(ln)
+}
+
+// StartListener serves on ln (Config.Addr is then not used); the server
+// closes ln when it is closed.
+func (s *Server) StartListener(ln net.Listener) error {
 	s.ln = ln
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.srv.Serve(ln) }()
