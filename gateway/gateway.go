@@ -98,6 +98,8 @@ type Gateway struct {
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
 
+	idem idemInflight // Idempotency-Key requests running (idempotency.go)
+
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
 
