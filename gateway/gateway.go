@@ -262,6 +262,7 @@ func New(cfg *Config, opt Options) (g *Gateway, err error) {
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	g.statuses.openStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {
@@ -511,6 +512,7 @@ func (g *Gateway) closeStores() {
 	if g.outbox != nil {
 		g.outbox.close()
 	}
+	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {
 		g.commit.close()
 	}
