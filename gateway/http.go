@@ -689,19 +689,7 @@ func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
 		}
 		writeJSON(ctx, 200, statusJSON(st, channel))
 	case action == "history" && method == "GET":
-		limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
-		if limit <= 0 || limit > 1000 {
-			limit = 100
-		}
-		h, err := g.consent.History(t.ID, channel, rcpt, limit)
-		if err != nil {
-			g.consentErr(ctx, err)
-			return
-		}
-		if h == nil {
-			h = []consent.Evidence{}
-		}
-		writeJSON(ctx, 200, map[string]any{"recipient": rcpt, "channel": channel, "evidence": h})
+		g.apiHistory(ctx, t, channel, rcpt)
 	case (action == "opt-out" || action == "opt-in") && method == "POST":
 		var body struct {
 			Sender    string `json:"sender"`
@@ -884,6 +872,23 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	evidence := string(ctx.QueryArgs().Peek("what")) == "evidence"
+	q, ok := parsePage(ctx, exportPageMax)
+	if !ok {
+		return
+	}
+	opt := consent.ExportOptions{Tenant: t.ID, Channel: string(ctx.QueryArgs().Peek("channel")), Since: q.since, Until: q.until,
+		Limit: q.limit, Cursor: q.cursor}
+	if opt.Channel != "" && opt.Channel != ChannelSMS && opt.Channel != ChannelWhatsApp {
+		writeErr(ctx, 400, "invalid_request", "channel", "channel must be sms or whatsapp")
+		return
+	}
+	if q.limit > 0 || q.cursor != nil {
+		if opt.Limit == 0 {
+			opt.Limit = exportPageMax
+		}
+		g.exportPage(ctx, opt, evidence)
+		return
+	}
 	rid := requestID(ctx) // the writer runs after the handler: ctx is not to be used there
 	ctx.SetContentType("text/csv; charset=utf-8")
 	ctx.SetStatusCode(200)
@@ -901,7 +906,6 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 			(*h)()
 		}
 		var err error
-		opt := consent.ExportOptions{Tenant: t.ID}
 		if evidence {
 			_, err = g.consent.ExportEvidence(context.Background(), w, opt)
 		} else {
