@@ -162,6 +162,12 @@ func (g *Gateway) idemFinish(ctx *fasthttp.RequestCtx, c *idemClaim) {
 	if !c.reserved {
 		return
 	}
+	if ctx.Response.StatusCode() == 200 || len(ctx.Response.Body()) == 0 {
+		// No answer was written (a panic on the way: the send never
+		// answers 200): the reservation stays, so a retry learns that the
+		// outcome is unknown instead of getting an empty answer.
+		return
+	}
 	rec := idemRecord{Hash: c.hash[:], Done: true, ID: c.msgID, Status: ctx.Response.StatusCode(),
 		Type: string(ctx.Response.Header.ContentType()), Body: ctx.Response.Body(), Created: time.Now().UTC()}
 	v, err := json.Marshal(rec)
