@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -204,4 +206,25 @@ func TestHTTPRequestIDAllowAuthenticate(t *testing.T) {
 	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="optgate"` || r.header.Get("X-Request-Id") == "" {
 		t.Fatalf("401: %d WWW-Authenticate=%q X-Request-Id=%q", r.status, r.header.Get("WWW-Authenticate"), r.header.Get("X-Request-Id"))
 	}
+}
+
+// An error line logged for a request carries its X-Request-Id.
+func TestHTTPErrorLogHasRequestID(t *testing.T) {
+	smsc := newSMSC(t)
+	dir := t.TempDir()
+	var logs syncBuf
+	env := startEnvOpt(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	hook := func() { panic("test panic in export") }
+	testHookExport.Store(&hook)
+	defer testHookExport.Store(nil)
+	r := env.do("GET", "/v1/consent/export", acmeToken, "", "X-Request-Id", "export-req-42")
+	if r.header.Get("X-Request-Id") != "export-req-42" {
+		t.Fatalf("X-Request-Id %q", r.header.Get("X-Request-Id"))
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if !strings.Contains(logs.String(), "request_id=export-req-42") {
+			return fmt.Errorf("no request_id in the log: %s", logs.String())
+		}
+		return nil
+	})
 }
