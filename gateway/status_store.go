@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,7 +29,10 @@ import (
 // statusQueueMax queued records, further changes are dropped and counted
 // (optgate_gateway_status_dropped_total): they live in memory only.
 //
-// Keys: "ms/" and the id as 8 bytes big-endian. Values: encodeStatus.
+// Keys: "ms/" and id >> statusBucketBits as 8 bytes big-endian: one entry
+// holds the records of statusBucket consecutive ids. Values: for each
+// record, the id's low bits (a byte) and encodeStatus's form. An entry's
+// TTL starts again at each write, so a record lives at least receipts.ttl.
 type statusStore struct {
 	g      *Gateway
 	db     *badger.DB
@@ -48,7 +53,7 @@ type statusStore struct {
 const (
 	statusLinger   = time.Second
 	statusQueueMax = 1 << 18
-	statusChunk    = 1024 // records per committer request
+	statusChunk    = 256 // store entries (buckets) per committer request
 )
 
 // openStore starts persisting the book's records.
@@ -56,7 +61,7 @@ func (b *statusBook) openStore(db *badger.DB, c *committer, ttl time.Duration, r
 	const ns, sub = "optgate", "gateway"
 	s := &statusStore{g: b.g, db: db, commit: c, ttl: ttl, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "status_writes_total",
-		Help: "Message statuses written to the store (for GET /v1/messages/{id} after a restart)."})
+		Help: "Store entries of message statuses written (each holds the statuses of up to 64 consecutive message ids; for GET /v1/messages/{id} after a restart)."})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "status_dropped_total",
 		Help: "Message status changes not written to the store, by reason (queue_full, store_error); they are kept in memory only."},
 		[]string{"reason"})
@@ -140,9 +145,20 @@ func (s *statusStore) writer() {
 type statusWriter struct {
 	s    *statusStore
 	last map[uint64]int // id → index of its last version in the batch
-	buf  []byte
+	recs []statusRec    // the last versions, by id
+	old  []byte         // a bucket's stored value
+	enc  []byte         // a bucket's new records, encoded
 	ops  []kv
 }
+
+// Store entries hold statusBucket consecutive ids each (our ids are
+// sequential), so a batch of new messages costs a few Badger entries, not
+// one per message: Badger's cost is per entry (about a dozen allocations
+// and a key copy each), and the writer's batches are mostly ids in a row.
+const (
+	statusBucketBits = 6
+	statusBucket     = 1 << statusBucketBits
+)
 
 func (w *statusWriter) write(batch []statusRec) {
 	if len(batch) == 0 {
@@ -153,40 +169,23 @@ func (w *statusWriter) write(batch []statusRec) {
 	for i := range batch {
 		w.last[batch[i].id] = i
 	}
-	w.buf, w.ops = w.buf[:0], w.ops[:0]
-	// Keys and values go in one buffer; it must not move while ops point
-	// into it, so it is sized first (a key is 11 bytes, a value at most
-	// 13+4*255).
-	need := 0
+	w.recs, w.ops = w.recs[:0], w.ops[:0]
 	for i := range batch {
 		if w.last[batch[i].id] == i {
-			need += 11 + statusValueMax
+			w.recs = append(w.recs, batch[i])
 		}
 	}
-	if cap(w.buf) < need {
-		w.buf = make([]byte, 0, need)
-	}
-	for i := range batch {
-		r := batch[i]
-		if w.last[r.id] != i {
-			continue
+	slices.SortFunc(w.recs, func(a, b statusRec) int { return cmp.Compare(a.id, b.id) })
+	for recs := w.recs; len(recs) > 0; {
+		bucket := recs[0].id >> statusBucketBits
+		n := 1
+		for n < len(recs) && recs[n].id>>statusBucketBits == bucket {
+			n++
 		}
-		if r.tenant == 0 {
-			// A state change for a message this process never saw (a
-			// receipt after a restart): who and where are in the store.
-			stored, found := s.read(r.id)
-			if !found {
-				continue
-			}
-			mergeState(&stored, r)
-			r = stored
+		if op, ok := w.bucket(bucket, recs[:n]); ok {
+			w.ops = append(w.ops, op)
 		}
-		start := len(w.buf)
-		w.buf = appendStatusKey(w.buf, r.id)
-		key := w.buf[start:len(w.buf):len(w.buf)]
-		start = len(w.buf)
-		w.buf = s.g.encodeStatus(w.buf, r)
-		w.ops = append(w.ops, kv{key: key, val: w.buf[start:len(w.buf):len(w.buf)], ttl: s.ttl})
+		recs = recs[n:]
 	}
 	for ops := w.ops; len(ops) > 0; {
 		n := min(len(ops), statusChunk)
@@ -200,7 +199,72 @@ func (w *statusWriter) write(batch []statusRec) {
 		}
 		ops = ops[n:]
 	}
-	clear(w.ops) // let the buffer's slices go
+	clear(w.ops) // let the values go
+}
+
+// bucket makes the store write of one bucket: its stored records, with
+// recs (of that bucket) replacing theirs. A record with no tenant is a
+// state change for a message this process never saw (a receipt after a
+// restart): it is merged into the stored one, and dropped when there is
+// none (nobody could be told about it).
+func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (kv, bool) {
+	s := w.s
+	var mask, partial uint64 // by id & (statusBucket-1)
+	for _, r := range recs {
+		mask |= 1 << (r.id & (statusBucket - 1))
+		if r.tenant == 0 {
+			partial |= 1 << (r.id & (statusBucket - 1))
+		}
+	}
+	key := appendStatusKey(make([]byte, 0, 11), bucket)
+	w.old = w.old[:0]
+	if _, err := readKey(s.db, key, func(v []byte) { w.old = append(w.old, v...) }); err != nil {
+		s.log.Error("message status read", "err", err)
+		if partial != 0 {
+			return kv{}, false // the stored records cannot be kept
+		}
+	}
+	// The partial records take who and where from the stored ones.
+	if partial != 0 {
+		for rest := w.old; len(rest) > 0; {
+			n, ok := statusEntryLen(rest)
+			if !ok {
+				break
+			}
+			if low := uint64(rest[0]); partial&(1<<low) != 0 {
+				id := bucket<<statusBucketBits | low
+				if stored, ok := s.g.decodeStatus(id, rest[1:n]); ok {
+					i, _ := slices.BinarySearchFunc(recs, id, func(r statusRec, id uint64) int { return cmp.Compare(r.id, id) })
+					mergeState(&stored, recs[i])
+					recs[i] = stored
+				}
+			}
+			rest = rest[n:]
+		}
+	}
+	w.enc = w.enc[:0]
+	for _, r := range recs {
+		if r.tenant != 0 {
+			w.enc = s.g.encodeStatus(append(w.enc, byte(r.id&(statusBucket-1))), r)
+		}
+	}
+	// The stored records recs does not replace, then recs.
+	val := make([]byte, 0, len(w.old)+len(w.enc))
+	for rest := w.old; len(rest) > 0; {
+		n, ok := statusEntryLen(rest)
+		if !ok {
+			break // a damaged tail: the records before it are kept
+		}
+		if mask&(1<<uint64(rest[0])) == 0 {
+			val = append(val, rest[:n]...)
+		}
+		rest = rest[n:]
+	}
+	val = append(val, w.enc...)
+	if len(val) == 0 {
+		return kv{}, false
+	}
+	return kv{key: key, val: val, ttl: s.ttl}, true
 }
 
 // read returns the stored record of id.
@@ -208,20 +272,45 @@ func (s *statusStore) read(id uint64) (statusRec, bool) {
 	var key [11]byte
 	var r statusRec
 	ok := false
-	found, err := readKey(s.db, appendStatusKey(key[:0], id), func(v []byte) { r, ok = s.g.decodeStatus(id, v) })
+	_, err := readKey(s.db, appendStatusKey(key[:0], id>>statusBucketBits), func(v []byte) {
+		for len(v) > 0 {
+			n, valid := statusEntryLen(v)
+			if !valid {
+				return
+			}
+			if uint64(v[0]) == id&(statusBucket-1) {
+				r, ok = s.g.decodeStatus(id, v[1:n])
+				return
+			}
+			v = v[n:]
+		}
+	})
 	if err != nil {
 		s.log.Error("message status read", "err", err)
 	}
-	return r, found && ok
+	return r, ok
 }
 
-func appendStatusKey(b []byte, id uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(b, "ms/"...), id)
+// appendStatusKey appends the store key of a bucket (id >> statusBucketBits).
+func appendStatusKey(b []byte, bucket uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, "ms/"...), bucket)
 }
 
-// statusValueMax bounds an encoded status: version, time, channel and
-// four strings of at most 255 bytes with their lengths.
-const statusValueMax = 1 + 8 + 1 + 4*256
+// statusEntryLen is the length of a bucket's first entry (the id's low
+// byte, then encodeStatus's form); false when it is cut short.
+func statusEntryLen(v []byte) (int, bool) {
+	n := 1 + 10
+	if len(v) < n {
+		return 0, false
+	}
+	for range 4 {
+		if len(v) < n+1 || len(v) < n+1+int(v[n]) {
+			return 0, false
+		}
+		n += 1 + int(v[n])
+	}
+	return n, true
+}
 
 // encodeStatus appends r's stored form: version 1, the time (8 bytes),
 // the channel, then the tenant id, state, reason and recipient, each a

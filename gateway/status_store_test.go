@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"testing"
@@ -77,6 +78,51 @@ func TestMessageStatusSurvivesRestart(t *testing.T) {
 	env = startEnv(t, y, smsc, dir)
 	if code, st := env.http("GET", "/v1/messages/"+id2, acmeToken, ""); code != 200 || st["state"] != "undeliverable" || st["to"] != "+15145550183" {
 		t.Fatalf("merged state after a second restart: %d %v", code, st)
+	}
+}
+
+// Many messages in a row (several store entries, each holding a run of
+// ids) and later changes to some of them all come back after a restart.
+func TestMessageStatusesManySurviveRestart(t *testing.T) {
+	smsc := smpptest.NewServer(smpptest.Config{})
+	t.Cleanup(smsc.Close)
+	dir := t.TempDir()
+	y := configYAML(dir, smsc.Addr(), "", "")
+	env := startEnv(t, y, smsc, dir)
+	const n = 300
+	base := env.g.ids.next()
+	first, _ := parseID(base)
+	id := func(i int) string { return strconv.FormatUint(first+uint64(i), 16) }
+	at := time.Now()
+	for i := 0; i < n; i++ {
+		env.g.statuses.put(MessageStatus{ID: id(i), Tenant: "acme", Channel: ChannelSMS, To: fmt.Sprintf("+1514555%04d", i),
+			State: "accepted", Updated: at})
+	}
+	// Let the writer store them, then change every third one: its entry
+	// is written again with the others kept.
+	waitFor(t, 10*time.Second, func() error {
+		if _, ok := env.g.statuses.store.read(first + n - 1); !ok {
+			return fmt.Errorf("not stored yet")
+		}
+		return nil
+	})
+	for i := 0; i < n; i += 3 {
+		env.g.statuses.update(id(i), "delivered", "")
+	}
+	env.stop()
+	env = startEnv(t, y, smsc, dir)
+	for i := 0; i < n; i++ {
+		want := "accepted"
+		if i%3 == 0 {
+			want = "delivered"
+		}
+		code, st := env.http("GET", "/v1/messages/"+id(i), acmeToken, "")
+		if code != 200 || st["state"] != want || st["to"] != fmt.Sprintf("+1514555%04d", i) {
+			t.Fatalf("message %d after the restart: %d %v, want %s", i, code, st, want)
+		}
+	}
+	if code, _ := env.http("GET", "/v1/messages/"+id(n), acmeToken, ""); code != 404 {
+		t.Fatalf("a message never sent: %d", code)
 	}
 }
 
