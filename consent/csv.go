@@ -2,6 +2,7 @@ package consent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -465,38 +466,97 @@ func (s *Store) applyRows(ctx context.Context, opts ImportOptions, rep *ImportRe
 // ExportOptions select what Export and ExportEvidence write.
 type ExportOptions struct {
 	Tenant string // only this tenant; empty for all
+
+	// Channel, if set, keeps that channel's entries only.
+	Channel string
+	// Since and Until, if set, keep entries of that time range [Since,
+	// Until): the opt-out time of a suppression entry (entries without
+	// one are left out), the time of an evidence entry.
+	Since, Until time.Time
+	// Limit, if above 0, ends a page after that many store entries (a
+	// suppression record can make more than one row); Cursor, a previous
+	// page's next cursor, starts the page after it. Pages follow the key
+	// order, so entries written meanwhile after the cursor appear on later
+	// pages and nothing is listed twice.
+	Limit  int
+	Cursor []byte
+}
+
+// inRange reports whether t is in [since, until) (zero bounds are open).
+func inRange(t, since, until time.Time) bool {
+	return (since.IsZero() || !t.Before(since)) && (until.IsZero() || t.Before(until))
+}
+
+// pageStart checks a cursor against the scan's prefix and returns where a
+// forward scan starts.
+func pageStart(pfx, cursor []byte) ([]byte, error) {
+	if cursor == nil {
+		return pfx, nil
+	}
+	if !bytes.HasPrefix(cursor, pfx) || len(cursor) == len(pfx) {
+		return nil, fmt.Errorf("%w: cursor is not from this listing", ErrInvalidInput)
+	}
+	return cursor, nil
 }
 
 // Export writes the suppression entries (records with an opt-out) as CSV
 // (see suppressionHeader), streaming from a consistent snapshot.
 func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (int, error) {
+	n, _, err := s.ExportPage(ctx, w, opts)
+	return n, err
+}
+
+// ExportPage is Export with the page's next cursor: nil on the last page.
+func (s *Store) ExportPage(ctx context.Context, w io.Writer, opts ExportOptions) (n int, next []byte, err error) {
 	if err := s.failedErr(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	pfx := []byte{pfxRecord, 0}
 	if opts.Tenant != "" {
 		if _, err := s.tenant(opts.Tenant); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		pfx = append(append(pfx, opts.Tenant...), 0)
 	}
+	start, err := pageStart(pfx, opts.Cursor)
+	if err != nil {
+		return 0, nil, err
+	}
 	cw := csv.NewWriter(w)
 	cw.Write(suppressionHeader)
-	n := 0
-	err := s.view(func(txn *badger.Txn) error {
+	entries := 0
+	var last []byte // key of the page's last entry
+	err = s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
 		it := txn.NewIterator(o)
 		defer it.Close()
 		var r rec
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(start); it.Valid(); it.Next() {
+			if opts.Cursor != nil && bytes.Equal(it.Item().Key(), opts.Cursor) {
+				continue
+			}
 			tn, ch, rcpt, scope, err := parseRecordKey(it.Item().Key())
 			if err != nil {
 				return err
 			}
+			if opts.Channel != "" && ch != opts.Channel {
+				continue
+			}
 			if err := it.Item().Value(r.unmarshal); err != nil {
 				return fmt.Errorf("%w: record: %v", ErrStorage, err)
 			}
+			if (!opts.Since.IsZero() || !opts.Until.IsZero()) && (r.optedOutAt == 0 || !inRange(time.Unix(0, r.optedOutAt), opts.Since, opts.Until)) {
+				continue
+			}
+			if opts.Limit > 0 {
+				if entries == opts.Limit {
+					next = last // more follow
+					return nil
+				}
+				last = it.Item().KeyCopy(last[:0])
+			}
+			entries++
 			since := ""
 			if r.optedOutAt != 0 {
 				since = time.Unix(0, r.optedOutAt).UTC().Format(time.RFC3339)
@@ -519,40 +579,64 @@ func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (in
 		return nil
 	})
 	cw.Flush()
-	return n, errors.Join(err, cw.Error())
+	return n, next, errors.Join(err, cw.Error())
 }
 
 // ExportEvidence writes the evidence log as CSV (see evidenceHeader), per
 // tenant, channel and recipient, oldest first.
 func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOptions) (int, error) {
+	n, _, err := s.ExportEvidencePage(ctx, w, opts)
+	return n, err
+}
+
+// ExportEvidencePage is ExportEvidence with the page's next cursor: nil
+// on the last page.
+func (s *Store) ExportEvidencePage(ctx context.Context, w io.Writer, opts ExportOptions) (n int, next []byte, err error) {
 	if err := s.failedErr(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	pfx := []byte{pfxEvidence, 0}
 	if opts.Tenant != "" {
 		if _, err := s.tenant(opts.Tenant); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		pfx = append(append(pfx, opts.Tenant...), 0)
 	}
+	start, err := pageStart(pfx, opts.Cursor)
+	if err != nil {
+		return 0, nil, err
+	}
 	cw := csv.NewWriter(w)
 	cw.Write(evidenceHeader)
-	n := 0
+	var last []byte // key of the page's last entry
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
-	err := s.view(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
 		it := txn.NewIterator(o)
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(start); it.Valid(); it.Next() {
+			if opts.Cursor != nil && bytes.Equal(it.Item().Key(), opts.Cursor) {
+				continue
+			}
 			var e Evidence
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
 				return fmt.Errorf("%w: evidence: %v", ErrStorage, err)
+			}
+			if opts.Channel != "" && e.Channel != opts.Channel || !inRange(e.Time, opts.Since, opts.Until) {
+				continue
+			}
+			if opts.Limit > 0 {
+				if n == opts.Limit {
+					next = last // more follow
+					return nil
+				}
+				last = it.Item().KeyCopy(last[:0])
 			}
 			writeNeutral(cw, []string{ts(e.Time), e.Tenant, e.Channel, e.Sender, e.Scope, e.Recipient, e.Old, e.New, e.Class,
 				string(e.Source), e.Keyword, e.Normalized, e.Lang, e.Text, e.MessageID, e.Operator, e.ConsentSource,
@@ -568,5 +652,5 @@ func (s *Store) ExportEvidence(ctx context.Context, w io.Writer, opts ExportOpti
 		return nil
 	})
 	cw.Flush()
-	return n, errors.Join(err, cw.Error())
+	return n, next, errors.Join(err, cw.Error())
 }

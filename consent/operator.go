@@ -1,7 +1,9 @@
 package consent
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,38 +275,79 @@ func (s *Store) Get(tenant, channel, recipient string) (Status, error) {
 // History returns up to limit evidence entries of a recipient on a channel,
 // newest first (limit <= 0 means all).
 func (s *Store) History(tenant, channel, recipient string, limit int) ([]Evidence, error) {
+	out, _, err := s.HistoryPage(tenant, channel, recipient, HistoryQuery{Limit: limit})
+	return out, err
+}
+
+// HistoryQuery selects a page of a recipient's evidence.
+type HistoryQuery struct {
+	Limit        int       // entries per page; <= 0: all
+	Since, Until time.Time // entries of [Since, Until); zero bounds are open
+	// Cursor, a previous page's next cursor, starts the page after it.
+	// Entries are listed newest first, so evidence written meanwhile is
+	// before the cursor: later pages neither skip nor repeat an entry.
+	Cursor []byte
+}
+
+// HistoryPage returns one page of a recipient's evidence on a channel,
+// newest first, and the cursor of the next page (nil on the last one).
+func (s *Store) HistoryPage(tenant, channel, recipient string, q HistoryQuery) (out []Evidence, next []byte, err error) {
 	if err := s.failedErr(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t, err := s.tenant(tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkChannel(channel); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rcpt, err := t.recipient(channel, recipient)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Evidence
+	pfx := evidencePrefix(tenant, channel, rcpt)
+	start := append(append([]byte{}, pfx...), 0xff)
+	if !q.Until.IsZero() {
+		// Reverse seeks land on the last key at or before: the prefix and
+		// Until's 8 bytes come before every key of that nanosecond.
+		start = binary.BigEndian.AppendUint64(append([]byte{}, pfx...), uint64(q.Until.UnixNano()))
+	}
+	if q.Cursor != nil {
+		if !bytes.HasPrefix(q.Cursor, pfx) || len(q.Cursor) != len(pfx)+16 {
+			return nil, nil, fmt.Errorf("%w: cursor is not from this history", ErrInvalidInput)
+		}
+		if bytes.Compare(q.Cursor, start) < 0 {
+			start = q.Cursor
+		}
+	}
+	var last []byte // key of the page's last entry
 	err = s.view(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Reverse = true
-		o.Prefix = evidencePrefix(tenant, channel, rcpt)
+		o.Prefix = pfx
 		it := txn.NewIterator(o)
 		defer it.Close()
-		for it.Seek(append(append([]byte{}, o.Prefix...), 0xff)); it.Valid(); it.Next() {
+		for it.Seek(start); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if q.Cursor != nil && bytes.Equal(k, q.Cursor) {
+				continue
+			}
+			if len(k) == len(pfx)+16 && !q.Since.IsZero() && int64(binary.BigEndian.Uint64(k[len(pfx):])) < q.Since.UnixNano() {
+				break // older entries follow
+			}
+			if q.Limit > 0 && len(out) == q.Limit {
+				next = last // more follow
+				break
+			}
 			var e Evidence
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
 				return fmt.Errorf("%w: evidence: %v", ErrStorage, err)
 			}
 			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				break
-			}
+			last = it.Item().KeyCopy(last[:0])
 		}
 		return nil
 	})
-	return out, err
+	return out, next, err
 }

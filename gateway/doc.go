@@ -59,4 +59,15 @@
 // defines the format and what consistency it gives. metrics.listen moves
 // /metrics (and, with metrics.pprof, /debug/pprof) to a listener of its
 // own (metrics_listener.go).
+//
+// # The HTTP API's contract
+//
+// api/openapi.yaml describes the API (served at GET /v1/openapi.yaml; the
+// tests validate answers against it). Idempotency-Key on POST /v1/messages
+// (idempotency.go) is reserved in the gateway store, synced, before the
+// message reaches the chain, and the answer stored after, so a retry is
+// replayed and a crash cannot send twice. Every answer has an X-Request-Id
+// (requestid.go); listings page with opaque cursors (api_page.go). The
+// status book's records are written to the gateway store asynchronously
+// (status_store.go) so GET /v1/messages/{id} answers after a restart.
 package gateway

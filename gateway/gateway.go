@@ -103,6 +103,8 @@ type Gateway struct {
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
 
+	idem idemInflight // Idempotency-Key requests running (idempotency.go)
+
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
 
@@ -272,6 +274,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
+	g.statuses.openStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {
@@ -585,6 +588,7 @@ func (g *Gateway) closeStores() {
 	if g.outbox != nil {
 		g.outbox.close()
 	}
+	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {
 		g.commit.close()
 	}

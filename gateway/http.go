@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/optgate/optgate/api"
 	"github.com/optgate/optgate/consent"
 )
 
@@ -70,6 +71,7 @@ func (g *Gateway) auth(ctx *fasthttp.RequestCtx) (caller, bool) {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		writeErr(ctx, 429, "auth_locked", "", msg)
 	default:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="optgate"`)
 		writeErr(ctx, 401, "unauthorized", "", msg)
 	}
 	return caller{}, false
@@ -121,7 +123,7 @@ func (g *Gateway) authHTTP(ctx *fasthttp.RequestCtx) (c caller, status int, msg 
 // authedPath reports whether a path's callers authenticate with a bearer
 // token (before their body is read).
 func (g *Gateway) authedPath(path string) bool {
-	return strings.HasPrefix(path, "/v1/") || g.cfg.HTTP.Pprof && strings.HasPrefix(path, "/debug/pprof")
+	return strings.HasPrefix(path, "/v1/") && path != "/v1/openapi.yaml" || g.cfg.HTTP.Pprof && strings.HasPrefix(path, "/debug/pprof")
 }
 
 // expect answers "Expect: 100-continue": a client that waits for it sends
@@ -171,10 +173,11 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		defer func() {
 			if v := recover(); v != nil {
 				g.metrics.panics.Inc()
-				g.log.Error("panic in HTTP handler", "path", string(ctx.Path()), "panic", fmt.Sprint(v))
+				g.log.Error("panic in HTTP handler", "path", string(ctx.Path()), "panic", fmt.Sprint(v), "request_id", requestID(ctx))
 				writeErr(ctx, 500, "internal_error", "", "internal error")
 			}
 		}()
+		setRequestID(ctx)
 		path := string(ctx.Path())
 		method := string(ctx.Method())
 		// The API's callers authenticate before their body is read: at
@@ -238,8 +241,11 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 			g.apiExport(ctx)
 		case strings.HasPrefix(path, "/v1/consent/"):
 			g.apiConsent(ctx, method, strings.TrimPrefix(path, "/v1/consent/"))
+		case path == "/v1/openapi.yaml" && method == "GET":
+			ctx.SetContentType("application/yaml")
+			ctx.SetBody(api.OpenAPI)
 		default:
-			writeErr(ctx, 404, "not_found", "", "no such endpoint: "+method+" "+path)
+			notFound(ctx, method, path)
 		}
 	}
 	return &fasthttp.Server{
@@ -471,6 +477,13 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	ik, ok := g.idemBegin(ctx, t)
+	if !ok {
+		return
+	}
+	if ik != nil {
+		defer g.idemFinish(ctx, ik)
+	}
 	var req sendRequest
 	if field, err := decodeStrict(ctx.PostBody(), &req); err != nil {
 		writeErr(ctx, 400, "invalid_request", field, err.Error())
@@ -549,6 +562,13 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		Category: cat, Bulk: req.Bulk, Received: time.Now(), WA: req.Template, Template: req.Template != nil}
 	if req.Interactive != nil {
 		m.WA = &WAContent{Interactive: req.Interactive}
+	}
+	if ik != nil {
+		if err := g.idemReserve(ik, m.ID); err != nil {
+			g.log.Error("idempotency key not stored", "err", err, "request_id", requestID(ctx))
+			writeErr(ctx, 503, "store_unavailable", "", "the Idempotency-Key could not be stored; nothing was sent")
+			return
+		}
 	}
 	if req.Receipt == nil && t.cfg.Webhook.URL != "" || req.Receipt != nil && *req.Receipt {
 		m.RegisteredDelivery = 1
@@ -676,19 +696,7 @@ func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
 		}
 		writeJSON(ctx, 200, statusJSON(st, channel))
 	case action == "history" && method == "GET":
-		limit, _ := strconv.Atoi(string(ctx.QueryArgs().Peek("limit")))
-		if limit <= 0 || limit > 1000 {
-			limit = 100
-		}
-		h, err := g.consent.History(t.ID, channel, rcpt, limit)
-		if err != nil {
-			g.consentErr(ctx, err)
-			return
-		}
-		if h == nil {
-			h = []consent.Evidence{}
-		}
-		writeJSON(ctx, 200, map[string]any{"recipient": rcpt, "channel": channel, "evidence": h})
+		g.apiHistory(ctx, t, channel, rcpt)
 	case (action == "opt-out" || action == "opt-in") && method == "POST":
 		var body struct {
 			Sender    string `json:"sender"`
@@ -747,7 +755,7 @@ func (g *Gateway) apiConsent(ctx *fasthttp.RequestCtx, method, rest string) {
 		writeJSON(ctx, 200, map[string]any{"recipient": res.Recipient, "channel": channel, "old": res.Old.String(),
 			"new": res.New.String(), "changed": res.Changed, "stored": true})
 	default:
-		writeErr(ctx, 404, "not_found", "", "no such endpoint: "+method+" /v1/consent/"+rest)
+		notFound(ctx, method, "/v1/consent/"+rest)
 	}
 }
 
@@ -782,7 +790,7 @@ func (g *Gateway) consentErr(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, consent.ErrUnknownTenant):
 		writeErr(ctx, 404, "not_found", "tenant", err.Error())
 	default:
-		g.log.Error("consent store error", "err", err)
+		g.log.Error("consent store error", "err", err, "request_id", requestID(ctx))
 		writeErr(ctx, 503, "store_unavailable", "", "the consent store could not complete the request; nothing was changed")
 	}
 }
@@ -871,6 +879,24 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	evidence := string(ctx.QueryArgs().Peek("what")) == "evidence"
+	q, ok := parsePage(ctx, exportPageMax)
+	if !ok {
+		return
+	}
+	opt := consent.ExportOptions{Tenant: t.ID, Channel: string(ctx.QueryArgs().Peek("channel")), Since: q.since, Until: q.until,
+		Limit: q.limit, Cursor: q.cursor}
+	if opt.Channel != "" && opt.Channel != ChannelSMS && opt.Channel != ChannelWhatsApp {
+		writeErr(ctx, 400, "invalid_request", "channel", "channel must be sms or whatsapp")
+		return
+	}
+	if q.limit > 0 || q.cursor != nil {
+		if opt.Limit == 0 {
+			opt.Limit = exportPageMax
+		}
+		g.exportPage(ctx, opt, evidence)
+		return
+	}
+	rid := requestID(ctx) // the writer runs after the handler: ctx is not to be used there
 	ctx.SetContentType("text/csv; charset=utf-8")
 	ctx.SetStatusCode(200)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -879,7 +905,7 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 		defer func() {
 			if v := recover(); v != nil {
 				g.metrics.panics.Inc()
-				g.log.Error("panic in export", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				g.log.Error("panic in export", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "request_id", rid)
 				io.WriteString(w, "\n# export failed: see server log\n")
 			}
 		}()
@@ -887,14 +913,13 @@ func (g *Gateway) apiExport(ctx *fasthttp.RequestCtx) {
 			(*h)()
 		}
 		var err error
-		opt := consent.ExportOptions{Tenant: t.ID}
 		if evidence {
 			_, err = g.consent.ExportEvidence(context.Background(), w, opt)
 		} else {
 			_, err = g.consent.Export(context.Background(), w, opt)
 		}
 		if err != nil {
-			g.log.Error("export failed", "tenant", t.ID, "err", err)
+			g.log.Error("export failed", "tenant", t.ID, "err", err, "request_id", rid)
 			io.WriteString(w, "\n# export failed: see server log\n")
 		}
 	})

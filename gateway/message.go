@@ -171,6 +171,7 @@ type statusBook struct {
 	mask  uint64
 	locks [64]sync.Mutex // ring[i] is guarded by locks[i%64]
 	late  lateStatuses
+	store *statusStore // nil: memory only (status_store.go)
 }
 
 // lateStatuses is the map part of the book, bounded by two generations
@@ -292,8 +293,11 @@ func (b *statusBook) put(s MessageStatus) {
 		*e = r
 	default:
 		mu.Unlock()
-		b.late.put(r)
+		b.late.put(r, b.store)
 		return
+	}
+	if b.store != nil {
+		b.store.enqueue(r)
 	}
 	mu.Unlock()
 }
@@ -320,10 +324,13 @@ func (b *statusBook) update(idStr string, state, reason string) bool {
 		*e = statusRec{id: id}
 	default:
 		mu.Unlock()
-		b.late.update(id, state, reason)
+		b.late.update(id, state, reason, b.store)
 		return true
 	}
 	setState(e, state, reason)
+	if b.store != nil {
+		b.store.enqueue(*e)
+	}
 	mu.Unlock()
 	return true
 }
@@ -376,7 +383,7 @@ func (l *lateStatuses) rotate() {
 	}
 }
 
-func (l *lateStatuses) put(r statusRec) {
+func (l *lateStatuses) put(r statusRec, store *statusStore) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, ok := l.cur[r.id]
@@ -388,9 +395,12 @@ func (l *lateStatuses) put(r statusRec) {
 		keepLater(&r, prev)
 	}
 	l.cur[r.id] = r
+	if store != nil {
+		store.enqueue(r)
+	}
 }
 
-func (l *lateStatuses) update(id uint64, state, reason string) {
+func (l *lateStatuses) update(id uint64, state, reason string, store *statusStore) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r, ok := l.cur[id]
@@ -403,6 +413,9 @@ func (l *lateStatuses) update(id uint64, state, reason string) {
 	}
 	setState(&r, state, reason)
 	l.cur[id] = r
+	if store != nil {
+		store.enqueue(r)
+	}
 }
 
 func (l *lateStatuses) get(id uint64) (statusRec, bool) {
@@ -424,9 +437,21 @@ func (b *statusBook) get(idStr string) (MessageStatus, bool) {
 	r, ok := *e, e.id == id && id != 0
 	mu.Unlock()
 	if !ok {
-		if r, ok = b.late.get(id); !ok {
-			return MessageStatus{}, false
+		r, ok = b.late.get(id)
+	}
+	if (!ok || r.tenant == 0) && b.store != nil && id != 0 {
+		// Not in memory (from before a restart, or older than the book
+		// keeps), or only a state change of such a message: the store
+		// knows the rest.
+		if stored, found := b.store.read(id); found {
+			if ok {
+				mergeState(&stored, r)
+			}
+			r, ok = stored, true
 		}
+	}
+	if !ok {
+		return MessageStatus{}, false
 	}
 	ms := MessageStatus{ID: idStr, Channel: ChannelSMS, To: string(r.to[:r.toLen]), State: interned(r.state),
 		Reason: interned(r.reason), Updated: time.Unix(0, r.at).UTC()}
