@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,6 +131,16 @@ func TestImportConcurrencyLimits(t *testing.T) {
 	fmt.Fprintf(held, "POST /v1/consent/import?source=crm HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1000000\r\n\r\nrecipient\n%s",
 		acmeToken, strings.Repeat("+14385550001\n", 1000))
 	small := "recipient\n+14385550002\n"
+	// Only once the held import has its slot: a small import sent before
+	// could take the slot first and make the held one the refused one.
+	waitFor(t, 10*time.Second, func() error {
+		env.g.sec.mu.Lock()
+		defer env.g.sec.mu.Unlock()
+		if env.g.sec.imports["acme"] == 0 {
+			return errors.New("the held import has no slot yet")
+		}
+		return nil
+	})
 	busy := func(token string) error {
 		code, m := env.http("POST", "/v1/consent/import?source=crm", token, small)
 		if code != 429 || errCode(m) != "import_busy" {
