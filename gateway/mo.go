@@ -48,8 +48,11 @@ func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
 func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM) {
 	pr, ok := parseReceipt(d)
 	if !ok {
+		// Flagged a receipt but carrying none (no id in its text or
+		// TLVs): read as the MO it may be, so a STOP an SMSC mislabelled
+		// is still screened, and kept and forwarded like any MO.
 		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
-		r.Respond(smpp.StatusOK, nil) // nothing to correlate; retrying will not help
+		g.handleMO(l, r, &d.SM)
 		return
 	}
 	final := pr.state.Final()
@@ -325,18 +328,31 @@ type moExtra struct {
 
 // readings fills e for octets b that link l labelled dc: the reading used
 // (with the SMSC's override, if any) and, when the octets make sense only
-// in another alphabet (coding.AltReading: GSM 03.38 labelled IA5, Latin-1
-// labelled GSM), that other reading.
+// in another alphabet or form (coding.PackedGSM7Reading: packed septets
+// labelled GSM or IA5; coding.AltReading: GSM 03.38 labelled IA5, Latin-1
+// labelled GSM; coding.LittleEndianUCS2: UTF-16LE labelled UCS-2), that
+// other reading.
 func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
 	e.body, e.dc = b, uint8(dc)
 	read := l.readAs(dc)
-	e.reading = coding.CharsetName(read)
+	name := coding.CharsetName(read)
+	e.reading = name
 	if read != dc {
 		e.reading += " (data_coding " + strconv.Itoa(int(dc)) + " read as " + e.reading + ")"
+	}
+	if name == "gsm7" || name == "ia5" {
+		if pk, ok := coding.PackedGSM7Reading(b); ok {
+			e.alt, e.altReading = pk, "gsm7 packed (data_coding "+strconv.Itoa(int(dc))+" holds packed GSM 03.38 septets)"
+			return
+		}
 	}
 	if alt, ok := coding.AltReading(read, b); ok {
 		e.alt, _ = coding.Decode(alt, b)
 		e.altReading = coding.CharsetName(alt) + " (data_coding " + strconv.Itoa(int(dc)) + " holds " + coding.CharsetName(alt) + " octets)"
+	} else if read == coding.UCS2 {
+		if le, ok := coding.LittleEndianUCS2(b); ok {
+			e.alt, e.altReading = le, "ucs2 little-endian (data_coding 8 holds UTF-16LE octets)"
+		}
 	}
 }
 

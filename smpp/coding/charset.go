@@ -72,3 +72,59 @@ func AltReading(read DataCoding, b []byte) (alt DataCoding, ok bool) {
 	}
 	return read, false
 }
+
+// LittleEndianUCS2 reports whether UCS-2 octets b, with no byte order
+// mark, are UTF-16LE, as some SMSCs send data_coding 8: an even number of
+// them, every second octet zero and no first one. Read big-endian, such
+// octets are only characters U+xx00, which no text is made of; read
+// little-endian they are Latin-1 text ("S\x00T\x00O\x00P\x00" is STOP).
+// It then returns that text. It does not allocate when ok is false.
+func LittleEndianUCS2(b []byte) (text string, ok bool) {
+	if len(b) < 2 || len(b)%2 != 0 {
+		return "", false
+	}
+	for i := 0; i < len(b); i += 2 {
+		if b[i] == 0 || b[i+1] != 0 {
+			return "", false
+		}
+	}
+	return DecodeUCS2(append([]byte{0xFF, 0xFE}, b...)), true
+}
+
+// PackedGSM7Reading reports whether octets labelled data_coding 0 or 1
+// (one septet an octet) are GSM 03.38 septets packed eight to seven
+// octets, as some SMSCs send: their Latin-1 reading holds a control
+// character and an octet above 0x7F (no septet is one), and unpacked they
+// are letters, digits, blanks and ASCII punctuation only. It then returns
+// the unpacked text ("\x53\xEA\x13\x0A" is STOP). It does not allocate when
+// the octets read well one to an octet.
+func PackedGSM7Reading(b []byte) (text string, ok bool) {
+	ctrl, high := false, false
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			high = true
+			if c <= 0x9F {
+				ctrl = true
+			}
+		case c < 0x20 && c != '\n' && c != '\r', c == 0x7F:
+			ctrl = true
+		}
+	}
+	if !ctrl || !high {
+		return "", false
+	}
+	septets := UnpackSeptets(make([]byte, 0, len(b)*8/7), b, -1)
+	if n := len(septets); n > 0 && len(b)%7 == 0 && septets[n-1] == 0 {
+		septets = septets[:n-1] // zero fill of 7 spare bits, not an '@'
+	}
+	for _, s := range septets {
+		switch {
+		case s >= 'a' && s <= 'z', s >= 'A' && s <= 'Z', s >= '0' && s <= '9', s == '\n', s == '\r':
+		case s >= 0x20 && s <= 0x3F && s != 0x24: // blank and punctuation as in ASCII (0x24 is ¤)
+		default:
+			return "", false
+		}
+	}
+	return DecodeGSM7(septets), true
+}

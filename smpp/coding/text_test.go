@@ -51,6 +51,22 @@ func TestDecodeUCS2Invalid(t *testing.T) {
 	}
 }
 
+// A leading FF FE is a little-endian byte order mark: the rest is read as
+// UTF-16LE (a STOP so sent was read as U+FFFE and CJK ideographs).
+func TestDecodeUCS2LittleEndianBOM(t *testing.T) {
+	for _, tt := range []struct{ name, hex, want string }{
+		{"STOP", "fffe 5300 5400 4f00 5000", "STOP"},
+		{"surrogate pair", "fffe 3dd8 00de 2100", "😀!"},
+		{"mark only", "fffe", ""},
+		{"odd octet", "fffe 4100 42", "A\uFFFD"},
+		{"big-endian mark kept", "feff 0041", "\uFEFFA"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			requireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
+		})
+	}
+}
+
 func TestLatin1(t *testing.T) {
 	s := "Crème brûlée ÿ ©"
 	enc, err := AppendLatin1(nil, s)

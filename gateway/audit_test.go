@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/coding"
+)
+
+// ucs2LE is s in UTF-16 little-endian, as some SMSCs send data_coding 8.
+func ucs2LE(s string) []byte {
+	be := coding.EncodeUCS2(s)
+	for i := 0; i+1 < len(be); i += 2 {
+		be[i], be[i+1] = be[i+1], be[i]
+	}
+	return be
+}
+
+// TestAuditStopWireForms sends STOP in the wire forms real SMSCs use and
+// checks each is honoured: answered ESME_ROK, and a later submit_sm to the
+// handset is refused 0x401.
+func TestAuditStopWireForms(t *testing.T) {
+	env := addrEnv(t, "", "")
+	packed, _ := coding.EncodeGSM7Packed("STOP")
+	payload := func(b []byte) smpp.TLVs {
+		var v smpp.TLVs
+		_ = v.Set(smpp.TagMessagePayload, b)
+		return v
+	}
+	type pdu struct {
+		esm, dc uint8
+		sm      []byte
+		tlvs    smpp.TLVs
+	}
+	for i, c := range []struct {
+		name string
+		p    pdu
+		data bool // as data_sm
+	}{
+		{"ucs2 BE", pdu{dc: 8, sm: coding.EncodeUCS2("STOP")}, false},
+		{"ucs2 BE with BOM", pdu{dc: 8, sm: append([]byte{0xFE, 0xFF}, coding.EncodeUCS2("STOP")...)}, false},
+		{"ucs2 LE with BOM", pdu{dc: 8, sm: append([]byte{0xFF, 0xFE}, ucs2LE("STOP")...)}, false},
+		{"ucs2 LE without BOM", pdu{dc: 8, sm: ucs2LE("STOP")}, false},
+		{"ucs2 full width", pdu{dc: 8, sm: coding.EncodeUCS2("ＳＴＯＰ")}, false},
+		{"gsm7 packed under dc 0", pdu{dc: 0, sm: packed}, false},
+		{"Stop.", pdu{sm: []byte("Stop.")}, false},
+		{"spaces", pdu{sm: []byte(" STOP ")}, false},
+		{"crlf", pdu{sm: []byte("stop\r\n")}, false},
+		{"latin1 dc 3", pdu{dc: 3, sm: []byte("STOP")}, false},
+		{"dc 0xF0 class 0", pdu{dc: 0xF0, sm: []byte("STOP")}, false},
+		{"dc 0x18 ucs2 class", pdu{dc: 0x18, sm: coding.EncodeUCS2("STOP")}, false},
+		{"message_payload", pdu{tlvs: payload([]byte("STOP"))}, false},
+		{"message_payload ucs2", pdu{dc: 8, tlvs: payload(coding.EncodeUCS2("STOP"))}, false},
+		{"esm 0x08 SME ack", pdu{esm: 0x08, sm: []byte("STOP")}, false},
+		{"esm 0x10 user ack", pdu{esm: 0x10, sm: []byte("STOP")}, false},
+		{"esm 0x04 receipt flag, text STOP", pdu{esm: 0x04, sm: []byte("STOP")}, false},
+		{"udhi with a port header only", pdu{esm: 0x40, sm: append([]byte{6, 5, 4, 0x0B, 0x84, 0x23, 0xF0}, "STOP"...)}, false},
+		{"udhi concat 1 of 1", pdu{esm: 0x40, sm: append([]byte{5, 0, 3, 9, 1, 1}, "STOP"...)}, false},
+		{"data_sm payload", pdu{tlvs: payload([]byte("STOP"))}, true},
+		{"data_sm ucs2 payload", pdu{dc: 8, tlvs: payload(coding.EncodeUCS2("STOP"))}, true},
+		{"data_sm esm 0x08", pdu{esm: 0x08, tlvs: payload([]byte("STOP"))}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := fmt.Sprintf("1514555%04d", 7000+i)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			src, dst := addr(1, h), ours
+			var err error
+			if c.data {
+				_, _, err = env.smsc.SMPP().Deliver(ctx, "optgate", &smpp.DataSM{Source: src, Dest: dst, ESMClass: c.p.esm, DataCoding: c.p.dc, TLVs: c.p.tlvs})
+			} else {
+				err = env.smsc.SendDeliver(ctx, "optgate", &smpp.DeliverSM{SM: smpp.SM{Source: src, Dest: dst, ESMClass: c.p.esm, DataCoding: c.p.dc, ShortMessage: c.p.sm, TLVs: c.p.tlvs}})
+			}
+			if err != nil {
+				t.Fatalf("STOP: %v, want ESME_ROK", err)
+			}
+			waitFor(t, 5*time.Second, func() error {
+				if _, err := submitAddr(env.esme, ours, addr(1, h), "hello"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+					return fmt.Errorf("submit after STOP: %v, want 0x401", err)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestAuditStopAddressForms: STOP sources and destinations in the forms
+// SMSCs write them; then the same person written every way on the send
+// side (submit_sm and data_sm with each TON, HTTP "to" with separators and
+// prefixes) is refused.
+func TestAuditStopAddressForms(t *testing.T) {
+	env := addrEnv(t, "", "")
+	npi0 := func(ton uint8, s string) smpp.Address { return smpp.Address{TON: ton, NPI: 0, Addr: []byte(s)} }
+	for i, c := range []struct {
+		name     string
+		src, dst smpp.Address
+	}{
+		{"TON 1 with + inside", addr(1, "+1514555%04d"), ours},
+		{"TON 1 NPI 0", npi0(1, "1514555%04d"), ours},
+		{"TON 0 NPI 0 national", npi0(0, "514555%04d"), ours},
+		{"dest our number TON 0 with 1", addr(1, "1514555%04d"), addr(0, "15145550199")},
+		{"dest our number TON 0 national", addr(1, "1514555%04d"), addr(0, "5145550199")},
+		{"dest our number NPI 0 TON 0", addr(1, "1514555%04d"), npi0(0, "15145550199")},
+		{"dest our number with + TON 1", addr(1, "1514555%04d"), addr(1, "+15145550199")},
+		{"dest our number 011 TON 0", addr(1, "1514555%04d"), addr(0, "01115145550199")},
+		{"source TON 0 with 1", addr(0, "1514555%04d"), ours},
+		{"source TON 0 with +1 and spaces", addr(0, "+1 514555%04d"), ours},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := 7100 + i
+			src := c.src
+			src.Addr = []byte(fmt.Sprintf(string(src.Addr), n))
+			if err := env.deliver(src, c.dst, "STOP"); err != nil {
+				t.Fatalf("STOP: %v", err)
+			}
+			canon := fmt.Sprintf("+1514555%04d", n)
+			env.nextSubmitTo(canon)
+			for _, to := range []smpp.Address{addr(0, canon[2:]), addr(0, canon[1:]), addr(1, canon[1:]), addr(2, canon[2:]), addr(4, canon[2:]), addr(0, canon), addr(1, canon), addr(0, "011"+canon[1:]), addr(0, "00"+canon[1:]), npi0(1, canon[1:]), npi0(0, canon[2:])} {
+				if _, err := submitAddr(env.esme, ours, to, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+					t.Errorf("submit_sm to TON %d NPI %d %q: %v, want 0x401", to.TON, to.NPI, to.Addr, err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				var pl smpp.TLVs
+				_ = pl.Set(smpp.TagMessagePayload, []byte("hi"))
+				_, _, err := env.esme.Send(ctx, &smpp.DataSM{Source: ours, Dest: to, TLVs: pl})
+				cancel()
+				if smpp.StatusOf(err) != smpp.StatusOptedOut {
+					t.Errorf("data_sm to TON %d %q: %v, want 0x401", to.TON, to.Addr, err)
+				}
+			}
+			d := canon[2:]
+			for _, to := range []string{d, canon[1:], "1-" + d[:3] + "-" + d[3:6] + "-" + d[6:], "(" + d[:3] + ") " + d[3:6] + "-" + d[6:], "+1 " + d[:3] + " " + d[3:6] + " " + d[6:], "00" + canon[1:], "011" + canon[1:], "+1." + d[:3] + "." + d[3:6] + "." + d[6:], " " + canon + " "} {
+				code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+to+`","text":"x"}`)
+				if code == 202 || errCode(m) != "recipient_opted_out" {
+					t.Errorf("HTTP to %q after STOP: %d %v, want recipient_opted_out", to, code, m)
+				}
+			}
+		})
+	}
+}
