@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,5 +141,129 @@ func TestAuditStopAddressForms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditStopConcatenated: a STOP split over parts that arrive out of
+// order, repeated, on both binds, with the source written differently in
+// each part, as SAR TLVs or a 16-bit UDH reference, is honoured once.
+func TestAuditStopConcatenated(t *testing.T) {
+	env := addrEnv(t, "", "")
+	udh8 := func(ref, total, seq byte, s string) ([]byte, smpp.TLVs, uint8) {
+		return append([]byte{5, 0, 3, ref, total, seq}, s...), smpp.TLVs{}, smpp.ESMClassUDHI
+	}
+	udh16 := func(ref, total, seq byte, s string) ([]byte, smpp.TLVs, uint8) {
+		return append([]byte{6, 8, 4, 0x12, ref, total, seq}, s...), smpp.TLVs{}, smpp.ESMClassUDHI
+	}
+	sar := func(ref, total, seq byte, s string) ([]byte, smpp.TLVs, uint8) {
+		var v smpp.TLVs
+		_ = v.SetUint16(smpp.TagSarMsgRefNum, uint16(ref))
+		_ = v.SetUint8(smpp.TagSarTotalSegments, total)
+		_ = v.SetUint8(smpp.TagSarSegmentSeqnum, seq)
+		return []byte(s), v, 0
+	}
+	type part struct {
+		seq  byte
+		text string
+		src  string // fmt with the handset's last four digits
+		ton  uint8
+	}
+	for i, c := range []struct {
+		name  string
+		form  func(ref, total, seq byte, s string) ([]byte, smpp.TLVs, uint8)
+		parts []part
+	}{
+		{"udh8 out of order", udh8, []part{{2, "OP", "1514555%04d", 1}, {1, "ST", "1514555%04d", 1}}},
+		{"udh8 part repeated", udh8, []part{{1, "ST", "1514555%04d", 1}, {1, "ST", "1514555%04d", 1}, {2, "OP", "1514555%04d", 1}}},
+		{"udh8 source forms differ", udh8, []part{{1, "ST", "1514555%04d", 1}, {2, "OP", "514555%04d", 0}}},
+		{"udh16 out of order", udh16, []part{{2, "OP", "1514555%04d", 1}, {1, "ST", "1514555%04d", 1}}},
+		{"sar out of order", sar, []part{{2, "OP", "1514555%04d", 1}, {1, "ST", "1514555%04d", 1}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := 7200 + i
+			for _, p := range c.parts {
+				sm, tlvs, esm := c.form(byte(0x60+i), 2, p.seq, p.text)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := env.smsc.SendDeliver(ctx, "optgate", &smpp.DeliverSM{SM: smpp.SM{
+					Source: addr(p.ton, fmt.Sprintf(p.src, n)), Dest: ours, ESMClass: esm, ShortMessage: sm, TLVs: tlvs}})
+				cancel()
+				if err != nil {
+					t.Fatalf("part %d: %v", p.seq, err)
+				}
+			}
+			canon := fmt.Sprintf("+1514555%04d", n)
+			env.nextSubmitTo(canon)
+			if _, err := submitAddr(env.esme, ours, addr(1, canon[1:]), "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+				t.Fatalf("submit after STOP: %v, want 0x401", err)
+			}
+		})
+	}
+}
+
+// TestAuditStopUserMessageReference: user_message_reference is the
+// handset's message reference (TP-MR, 0–255, cycling; some SMSCs send a
+// constant): two different MOs may carry the same one. A STOP must not be
+// taken for a retry of an earlier, different MO with the same reference,
+// nor a STOP after START for the retry of the first STOP; a real retry
+// (same MO, error answered) is still confirmed once.
+func TestAuditStopUserMessageReference(t *testing.T) {
+	env := addrEnv(t, "    repeat_confirm_window: off", "")
+	send := func(h, text string, umr uint16) error {
+		var v smpp.TLVs
+		_ = v.SetUint16(smpp.TagUserMessageReference, umr)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return env.smsc.SendDeliver(ctx, "optgate", &smpp.DeliverSM{SM: smpp.SM{Source: addr(1, h[1:]), Dest: ours, ShortMessage: []byte(text), TLVs: v}})
+	}
+	blocked := func(h string) bool {
+		_, err := submitAddr(env.esme, ours, addr(1, h[1:]), "hi")
+		return smpp.StatusOf(err) == smpp.StatusOptedOut
+	}
+	// HELP then STOP, same length, same reference.
+	h := "+15145557300"
+	if err := send(h, "HELP", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(h, "STOP", 0); err != nil {
+		t.Fatal(err)
+	}
+	if !blocked(h) {
+		t.Fatal("STOP with the reference of an earlier HELP was taken for its retry: not applied")
+	}
+	// STOP, START, STOP again with the first STOP's reference.
+	h = "+15145557301"
+	for _, m := range []struct {
+		text string
+		umr  uint16
+	}{{"STOP", 17}, {"START", 18}, {"STOP", 17}} {
+		if err := send(h, m.text, m.umr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !blocked(h) {
+		t.Fatal("the second STOP (reference reused) was taken for a retry of the first: the handset stays subscribed")
+	}
+	// A real retry: answered ESME_RX_T_APPN after the opt-out was stored,
+	// resent with the same reference: ESME_ROK, one confirmation.
+	h = "+15145557302"
+	var once sync.Once
+	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
+	testHookAfterConsent.Store(&hook)
+	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+	if err := send(h, "STOP", 9); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("first attempt: %v, want ESME_RX_T_APPN", err)
+	}
+	if err := send(h, "STOP", 9); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	env.g.resendPendingReplies(time.Now().Add(time.Minute))
+	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("first reply %q, want the confirmation", text)
+	}
+	if err := send(h, "HELP", 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "Help at") {
+		t.Fatalf("next reply %q, want the HELP answer (no second confirmation)", text)
 	}
 }

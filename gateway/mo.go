@@ -307,9 +307,13 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, body)
 		}
 	}
-	msgID := moID(l, sm, from, text)
-	ex.track = msgID == "" && ex.reading != "" // single part (readings was called), no SMSC id
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish, ex)
+	// user_message_reference is no id to deduplicate by: it is the
+	// handset's message reference (TP-MR, 8 bits, cycling; constant from
+	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
+	// STOP) may carry the same one. A single-part MO's retry is told by
+	// the retry memory (moretry.go) instead.
+	ex.track = ex.reading != "" // single part: readings was called
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
 }
 
 // moExtra is what handleMO knows of a single-part MO beyond its text: how
@@ -318,8 +322,8 @@ type moExtra struct {
 	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
 	alt        string // another reading of the octets, screened when text has no keyword
 	altReading string
-	// track: a single-part MO without user_message_reference, whose
-	// SMSC retry only its content can tell (moretry.go); body and dc are
+	// track: a single-part MO, whose SMSC retry only its content can
+	// tell (moretry.go); body and dc are
 	// its octets and data_coding as received.
 	track bool
 	body  []byte
@@ -354,15 +358,6 @@ func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
 			e.alt, e.altReading = le, "ucs2 little-endian (data_coding 8 holds UTF-16LE octets)"
 		}
 	}
-}
-
-// moID makes a stable id for an MO so that a retried deliver_sm is seen as
-// a duplicate: the SMSC's id when it gives one, else a hash of the parts.
-func moID(l *smscLink, sm *smpp.SM, from, text string) string {
-	if v, ok := sm.TLVs.UserMessageReference(); ok {
-		return l.name + ":" + from + ":" + strconv.Itoa(int(v)) + ":" + strconv.Itoa(len(text))
-	}
-	return ""
 }
 
 // inbound runs an MO through the consent engine, answers the SMSC, sends
