@@ -280,11 +280,13 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	case sm.ESMClass&smpp.ESMClassUDHI != 0:
 		udh, rest, err := coding.ParseUDH(body)
 		if err != nil {
-			r.Respond(smpp.StatusOK, nil)
+			// UDHI set over octets that hold no header (an SMSC copying
+			// esm_class carelessly): all of them are the text, so a STOP
+			// is still screened, and the MO kept and forwarded.
 			g.metrics.mo.WithLabelValues(t.ID, "bad_udh").Inc()
-			return
-		}
-		if udh.Concat && udh.Total > 1 {
+			text, _ = coding.Decode(l.readAs(dc), body)
+			ex.readings(l, dc, body)
+		} else if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
 			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
 				return

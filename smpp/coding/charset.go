@@ -36,9 +36,10 @@ func CharsetName(dc DataCoding) string {
 	return "dc" + fmt.Sprint(uint8(dc))
 }
 
-// AltReading reports the other alphabet octets read as read (GSM7, IA5 or
-// Latin1) make sense in when they make little sense in read, for screening
-// both readings of text from SMSCs that mislabel it:
+// AltReading reports the other alphabet octets read as read (GSM7, IA5,
+// Latin1, 8-bit data or a coding Decode does not implement) make sense in
+// when they make little sense in read, for screening both readings of text
+// from SMSCs that mislabel it:
 //
 //   - read as IA5 or Latin-1, octets that are all 7-bit and hold a GSM
 //     03.38 code that is a control character in ASCII (0x00–0x1F other than
@@ -46,12 +47,26 @@ func CharsetName(dc DataCoding) string {
 //     of 0x7B–0x7F (ä ö ñ ü à in GSM 03.38) are GSM-7 mislabelled, as
 //     node-smpp sends data_coding 1;
 //   - read as GSM-7 or IA5, an octet above 0x7F (no septet is) means
-//     Latin-1 mislabelled, as some SMSCs send data_coding 0.
+//     Latin-1 mislabelled, as some SMSCs send data_coding 0;
+//   - labelled 8-bit data (2, 4, 0xF4...) or a coding Decode does not
+//     implement (5, 9, 13, 14...), octets that are all printable ASCII
+//     are text, as some SMSCs label it: IA5.
 //
 // ok is false when b reads well as read (the usual case). It does not
 // allocate and looks at each octet once.
 func AltReading(read DataCoding, b []byte) (alt DataCoding, ok bool) {
 	a := alphabetOf(read)
+	if a == alph8Bit || a == alphUnsupported {
+		if len(b) == 0 {
+			return read, false
+		}
+		for _, c := range b {
+			if (c < 0x20 && c != '\n' && c != '\r') || c >= 0x7F {
+				return read, false
+			}
+		}
+		return IA5, true
+	}
 	if a != alphGSM7 && a != alphIA5 && a != alphLatin1 {
 		return read, false
 	}

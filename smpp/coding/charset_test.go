@@ -23,6 +23,12 @@ func TestAltReading(t *testing.T) {
 		{"latin1-fine", Latin1, []byte("D\xc9SABONNER"), Latin1, false, ""},
 		{"ucs2-never", UCS2, []byte{0, 0x1f}, UCS2, false, ""},
 		{"empty", IA5, nil, IA5, false, ""},
+		{"binary-holding-ascii", BinaryUnspecified, []byte("STOP\r\n"), IA5, true, "STOP\r\n"},
+		{"binary-class0-holding-ascii", 0xF4, []byte("Stop."), IA5, true, "Stop."},
+		{"ksc5601-holding-ascii", KSC5601, []byte("stop"), IA5, true, "stop"},
+		{"binary-data", Binary, []byte{0x0B, 0x05, 0x04}, Binary, false, ""},
+		{"binary-high", BinaryUnspecified, []byte("ST\xd0P"), BinaryUnspecified, false, ""},
+		{"binary-empty", Binary, nil, Binary, false, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			alt, ok := AltReading(c.read, c.in)

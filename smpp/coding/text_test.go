@@ -2,6 +2,7 @@ package coding
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -219,8 +220,8 @@ func FuzzUCS2(f *testing.F) {
 		if len(enc) != 2*UCS2Len(s) {
 			t.Fatalf("len(enc)=%d, UCS2Len=%d", len(enc), UCS2Len(s))
 		}
-		if !utf8.ValidString(s) {
-			return
+		if !utf8.ValidString(s) || strings.HasPrefix(s, "\uFFFE") {
+			return // U+FFFE first encodes as FF FE, read back as a little-endian mark
 		}
 		if got := DecodeUCS2(enc); got != s {
 			t.Fatalf("round trip: %q -> %q", s, got)
