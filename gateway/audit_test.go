@@ -59,6 +59,7 @@ func TestAuditStopWireForms(t *testing.T) {
 		{"esm 0x08 SME ack", pdu{esm: 0x08, sm: []byte("STOP")}, false},
 		{"esm 0x10 user ack", pdu{esm: 0x10, sm: []byte("STOP")}, false},
 		{"esm 0x04 receipt flag, text STOP", pdu{esm: 0x04, sm: []byte("STOP")}, false},
+		{"esm 0x20 intermediate flag, text Stop.", pdu{esm: 0x20, sm: []byte("Stop.")}, false},
 		{"udhi with a port header only", pdu{esm: 0x40, sm: append([]byte{6, 5, 4, 0x0B, 0x84, 0x23, 0xF0}, "STOP"...)}, false},
 		{"udhi concat 1 of 1", pdu{esm: 0x40, sm: append([]byte{5, 0, 3, 9, 1, 1}, "STOP"...)}, false},
 		{"dc 4 8-bit unspecified", pdu{dc: 4, sm: []byte("STOP")}, false},

@@ -48,11 +48,15 @@ func (g *Gateway) serveSMSC(l *smscLink, r *smpp.Request) {
 func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM) {
 	pr, ok := parseReceipt(d)
 	if !ok {
-		// Flagged a receipt but carrying none (no id in its text or
-		// TLVs): read as the MO it may be, so a STOP an SMSC mislabelled
-		// is still screened, and kept and forwarded like any MO.
 		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
-		g.handleMO(l, r, &d.SM)
+		if pr.id == "" && pr.stat == "" {
+			// Flagged a receipt but carrying none (no id, no state in
+			// its text or TLVs): read as the MO it may be, so a STOP an
+			// SMSC mislabelled is still screened, kept and forwarded.
+			g.handleMO(l, r, &d.SM)
+			return
+		}
+		r.Respond(smpp.StatusOK, nil) // half a receipt: nothing to correlate; retrying will not help
 		return
 	}
 	final := pr.state.Final()
