@@ -62,6 +62,15 @@ func TestAuditStopWireForms(t *testing.T) {
 		{"esm 0x20 intermediate flag, text Stop.", pdu{esm: 0x20, sm: []byte("Stop.")}, false},
 		{"udhi with a port header only", pdu{esm: 0x40, sm: append([]byte{6, 5, 4, 0x0B, 0x84, 0x23, 0xF0}, "STOP"...)}, false},
 		{"udhi concat 1 of 1", pdu{esm: 0x40, sm: append([]byte{5, 0, 3, 9, 1, 1}, "STOP"...)}, false},
+		{"udhi concat part 0 of 2 (IE to ignore, TS 23.040)", pdu{esm: 0x40, sm: append([]byte{5, 0, 3, 10, 2, 0}, "STOP"...)}, false},
+		{"udhi concat part 3 of 2 (IE to ignore)", pdu{esm: 0x40, sm: append([]byte{5, 0, 3, 11, 2, 3}, "STOP"...)}, false},
+		{"sar part 0 of 2 (to ignore)", pdu{sm: []byte("STOP"), tlvs: func() smpp.TLVs {
+			var v smpp.TLVs
+			_ = v.SetUint16(smpp.TagSarMsgRefNum, 12)
+			_ = v.SetUint8(smpp.TagSarTotalSegments, 2)
+			_ = v.SetUint8(smpp.TagSarSegmentSeqnum, 0)
+			return v
+		}()}, false},
 		{"dc 4 8-bit unspecified", pdu{dc: 4, sm: []byte("STOP")}, false},
 		{"dc 2 8-bit binary", pdu{dc: 2, sm: []byte("Stop")}, false},
 		{"dc 0xF4 8-bit class 0", pdu{dc: 0xF4, sm: []byte("STOP")}, false},

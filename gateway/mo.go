@@ -284,12 +284,20 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	case sm.ESMClass&smpp.ESMClassUDHI != 0:
 		udh, rest, err := coding.ParseUDH(body)
 		if err != nil {
-			// UDHI set over octets that hold no header (an SMSC copying
-			// esm_class carelessly): all of them are the text, so a STOP
-			// is still screened, and the MO kept and forwarded.
+			// A header that cannot be used (a concatenation element
+			// numbering its part 0 or beyond the total, which TS 23.040
+			// 9.2.3.24.1 says to ignore; a malformed element) is skipped
+			// when its length fits, and the rest is the text; UDHI set
+			// over octets that hold no header (an SMSC copying esm_class
+			// carelessly) leaves them all the text. Either way a STOP is
+			// still screened, and the MO kept and forwarded.
 			g.metrics.mo.WithLabelValues(t.ID, "bad_udh").Inc()
-			text, _ = coding.Decode(l.readAs(dc), body)
-			ex.readings(l, dc, body)
+			rest = body
+			if len(body) > 0 && 1+int(body[0]) <= len(body) {
+				rest = body[1+int(body[0]):]
+			}
+			text, _ = coding.Decode(l.readAs(dc), rest)
+			ex.readings(l, dc, rest)
 		} else if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
 			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
@@ -300,7 +308,9 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, rest)
 		}
 	default:
-		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
+		// sar_* numbering part 0 or beyond the total is ignored, like the
+		// UDH element (the part is a message of its own).
+		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 && seq >= 1 && seq <= total {
 			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
 				return
 			}
