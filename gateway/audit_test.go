@@ -283,3 +283,37 @@ func TestAuditStopUserMessageReference(t *testing.T) {
 		t.Fatalf("next reply %q, want the HELP answer (no second confirmation)", text)
 	}
 }
+
+// TestAuditConcatenatedStopRetriedAfterConsent: the part completing a
+// concatenated STOP is answered ESME_RX_T_APPN after the opt-out was
+// stored (a failure before the platform's copy); the SMSC's retry of that
+// part gets ESME_ROK and no second confirmation (repeat_confirm_window:
+// off would confirm every STOP).
+func TestAuditConcatenatedStopRetriedAfterConsent(t *testing.T) {
+	smsc := newSMSC(t)
+	dir := t.TempDir()
+	env := startEnv(t, configYAML(dir, smsc.Addr(), "    repeat_confirm_window: off", ""), smsc, dir)
+	var once sync.Once
+	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
+	testHookAfterConsent.Store(&hook)
+	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+	if err := env.sendPart(0x71, 1, "ST"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.sendPart(0x71, 2, "OP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
+		t.Fatalf("last part: %v, want ESME_RX_T_APPN", err)
+	}
+	if err := env.sendPart(0x71, 2, "OP"); err != nil {
+		t.Fatalf("retried last part: %v", err)
+	}
+	env.g.resendPendingReplies(time.Now().Add(time.Minute))
+	if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("first reply %q", text)
+	}
+	if err := env.mo(handset, "HELP"); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "Help at") {
+		t.Fatalf("next reply %q, want the HELP answer, not a second confirmation", text)
+	}
+}

@@ -329,6 +329,12 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	// STOP) may carry the same one. A single-part MO's retry is told by
 	// the retry memory (moretry.go) instead.
 	ex.track = ex.reading != "" // single part: readings was called
+	if finish != nil {
+		// The part that completed a stored set: the SMSC's retry of it
+		// (its answer lost) completes the set again, and is known by
+		// that part's octets (with its UDH and reference, if any).
+		ex.track, ex.body, ex.dc = true, body, uint8(dc)
+	}
 	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
 }
 
@@ -338,8 +344,8 @@ type moExtra struct {
 	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
 	alt        string // another reading of the octets, screened when text has no keyword
 	altReading string
-	// track: a single-part MO, whose SMSC retry only its content can
-	// tell (moretry.go); body and dc are
+	// track: a single-part MO or the part completing a set, whose SMSC
+	// retry only its content can tell (moretry.go); body and dc are
 	// its octets and data_coding as received.
 	track bool
 	body  []byte

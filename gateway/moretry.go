@@ -199,7 +199,7 @@ func (m *moRetries) forget(k retryKey) error {
 func retryMsgID(k retryKey) string { return "mo-retry:" + hex.EncodeToString(k[:16]) }
 
 // moAttempt follows one attempt at an MO that may be retried: a
-// single-part MO.
+// single-part MO, or the part that completed a concatenated one.
 type moAttempt struct {
 	key     retryKey
 	prior   moRetry
