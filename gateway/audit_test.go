@@ -262,26 +262,14 @@ func TestAuditStopUserMessageReference(t *testing.T) {
 	// A real retry: answered ESME_RX_T_APPN after the opt-out was stored,
 	// resent with the same reference: ESME_ROK, one confirmation.
 	h = "+15145557302"
-	var once sync.Once
-	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
-	testHookAfterConsent.Store(&hook)
-	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+	failOnceAfterConsent(t)
 	if err := send(h, "STOP", 9); smpp.StatusOf(err) != smpp.StatusXTAppn {
 		t.Fatalf("first attempt: %v, want ESME_RX_T_APPN", err)
 	}
 	if err := send(h, "STOP", 9); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	env.g.resendPendingReplies(time.Now().Add(time.Minute))
-	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "unsubscribed") {
-		t.Fatalf("first reply %q, want the confirmation", text)
-	}
-	if err := send(h, "HELP", 10); err != nil {
-		t.Fatal(err)
-	}
-	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "Help at") {
-		t.Fatalf("next reply %q, want the HELP answer (no second confirmation)", text)
-	}
+	wantOneConfirmation(t, env, h, func() error { return send(h, "HELP", 10) })
 }
 
 // TestAuditConcatenatedStopRetriedAfterConsent: the part completing a
@@ -293,10 +281,7 @@ func TestAuditConcatenatedStopRetriedAfterConsent(t *testing.T) {
 	smsc := newSMSC(t)
 	dir := t.TempDir()
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "    repeat_confirm_window: off", ""), smsc, dir)
-	var once sync.Once
-	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
-	testHookAfterConsent.Store(&hook)
-	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+	failOnceAfterConsent(t)
 	if err := env.sendPart(0x71, 1, "ST"); err != nil {
 		t.Fatal(err)
 	}
@@ -306,14 +291,32 @@ func TestAuditConcatenatedStopRetriedAfterConsent(t *testing.T) {
 	if err := env.sendPart(0x71, 2, "OP"); err != nil {
 		t.Fatalf("retried last part: %v", err)
 	}
+	wantOneConfirmation(t, env, handset, func() error { return env.mo(handset, "HELP") })
+}
+
+// failOnceAfterConsent makes the next inbound fail (a panic) once the
+// consent store applied it, before the platform's copy: the SMSC is
+// answered ESME_RX_T_APPN with the opt-out stored.
+func failOnceAfterConsent(t *testing.T) {
+	var once sync.Once
+	hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
+	testHookAfterConsent.Store(&hook)
+	t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+}
+
+// wantOneConfirmation sends the replies left pending, wants the handset's
+// next reply to be the STOP confirmation, then has help send a HELP and
+// wants its answer next: no second confirmation in between.
+func wantOneConfirmation(t *testing.T, env *testEnv, h string, help func() error) {
+	t.Helper()
 	env.g.resendPendingReplies(time.Now().Add(time.Minute))
-	if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "unsubscribed") {
-		t.Fatalf("first reply %q", text)
+	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "unsubscribed") {
+		t.Fatalf("first reply %q, want the STOP confirmation", text)
 	}
-	if err := env.mo(handset, "HELP"); err != nil {
+	if err := help(); err != nil {
 		t.Fatal(err)
 	}
-	if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "Help at") {
+	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "Help at") {
 		t.Fatalf("next reply %q, want the HELP answer, not a second confirmation", text)
 	}
 }

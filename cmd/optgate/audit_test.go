@@ -20,17 +20,7 @@ func TestCrashKeepsAcknowledgedSTOP(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath, httpAddr := simulatorConfig(t, dir, "acme-crash-token")
 	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+httpAddr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer acme-crash-token")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiCall(t, httpAddr, "acme-crash-token", method, path, body)
 	}
 	const rounds = 3
 	for i := 0; i < rounds; i++ {
@@ -63,4 +53,21 @@ func TestCrashKeepsAcknowledgedSTOP(t *testing.T) {
 			}
 		}
 	}
+}
+
+// apiCall makes one HTTP API request to the binary with a bearer token and
+// returns the status and body.
+func apiCall(t *testing.T, httpAddr, token, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+httpAddr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
