@@ -10,6 +10,7 @@ import (
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
+	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 // ucs2LE is s in UTF-16 little-endian, as some SMSCs send data_coding 8.
@@ -318,5 +319,41 @@ func wantOneConfirmation(t *testing.T, env *testEnv, h string, help func() error
 	}
 	if _, text := env.nextSubmitTo(h); !strings.Contains(text, "Help at") {
 		t.Fatalf("next reply %q, want the HELP answer, not a second confirmation", text)
+	}
+}
+
+// TestAuditWhatsAppStopBlocksSMPPForms: after a WhatsApp STOP from a wa_id
+// form (cross-channel tenant), the platform's SMPP submit_sm and data_sm to
+// the same line in every form (wa_id digits, E.164, national, spaced) are
+// refused 0x401, and an SMS STOP blocks WhatsApp templates to the wa_id
+// forms.
+func TestAuditWhatsAppStopBlocksSMPPForms(t *testing.T) {
+	env := newWAEnvWith(t, "    cross_channel: true\n", "", "")
+	meta := whatsapptest.Meta{PhoneNumberID: mockPhoneID}
+	for i, c := range []struct {
+		waID  string
+		forms []smpp.Address
+	}{
+		{"5215512345690", []smpp.Address{addr(1, "5215512345690"), addr(1, "525512345690"), addr(0, "+52 1 55 1234 5690"), addr(0, "00525512345690"), addr(0, "0115215512345690")}},
+		{"5491123456790", []smpp.Address{addr(1, "541123456790"), addr(1, "5491123456790"), addr(0, "+54 9 11 2345-6790")}},
+		{"551187654390", []smpp.Address{addr(1, "5511987654390"), addr(1, "551187654390")}},
+	} {
+		postSigned(t, env, whatsapptest.InboundText(meta, c.waID, fmt.Sprintf("wamid.AUDIT%d", i), "STOP", time.Now()))
+		for _, to := range c.forms {
+			waitFor(t, 10*time.Second, func() error {
+				if _, err := submitAddr(env.esme, ours, to, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
+					return fmt.Errorf("submit_sm to TON %d %q after a WhatsApp STOP from %s: %v, want 0x401", to.TON, to.Addr, c.waID, err)
+				}
+				return nil
+			})
+		}
+	}
+	// The other way: an SMS STOP from the E.164 number blocks WhatsApp
+	// templates to the wa_id form.
+	if err := env.deliver(addr(1, "525512345691"), ours, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"+5215512345691", "+525512345691"} {
+		waitBlocked(t, env, to)
 	}
 }
