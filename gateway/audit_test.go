@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
@@ -81,6 +83,7 @@ func TestAuditStopWireForms(t *testing.T) {
 		{"data_sm payload", pdu{tlvs: payload([]byte("STOP"))}, true},
 		{"data_sm ucs2 payload", pdu{dc: 8, tlvs: payload(coding.EncodeUCS2("STOP"))}, true},
 		{"data_sm esm 0x08", pdu{esm: 0x08, tlvs: payload([]byte("STOP"))}, true},
+		{"data_sm esm 0x04 receipt flag, payload STOP", pdu{esm: 0x04, tlvs: payload([]byte("STOP"))}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := fmt.Sprintf("1514555%04d", 7000+i)
@@ -355,5 +358,19 @@ func TestAuditWhatsAppStopBlocksSMPPForms(t *testing.T) {
 	}
 	for _, to := range []string{"+5215512345691", "+525512345691"} {
 		waitBlocked(t, env, to)
+	}
+}
+
+// TestAuditUnkeyedSources: a STOP from an empty source or a 20-digit one
+// cannot be keyed: answered ESME_ROK only once dead-lettered, and counted.
+func TestAuditUnkeyedSources(t *testing.T) {
+	env := addrEnv(t, "", "")
+	for i, src := range []smpp.Address{addr(1, ""), addr(0, ""), addr(1, "12345678901234567890"), addr(0, "+1234567890123456789")} {
+		if err := env.deliver(src, ours, "STOP"); err != nil {
+			t.Fatalf("source TON %d %q: %v, want ESME_ROK once dead-lettered", src.TON, src.Addr, err)
+		}
+		if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedInvalidSource)); got != float64(i+1) {
+			t.Fatalf("source TON %d %q: invalid_source counted %v, want %d", src.TON, src.Addr, got, i+1)
+		}
 	}
 }
