@@ -49,7 +49,14 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM)
 	pr, ok := parseReceipt(d)
 	if !ok {
 		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
-		r.Respond(smpp.StatusOK, nil) // nothing to correlate; retrying will not help
+		if pr.id == "" && pr.stat == "" {
+			// Flagged a receipt but carrying none (no id, no state in
+			// its text or TLVs): read as the MO it may be, so a STOP an
+			// SMSC mislabelled is still screened, kept and forwarded.
+			g.handleMO(l, r, &d.SM)
+			return
+		}
+		r.Respond(smpp.StatusOK, nil) // half a receipt: nothing to correlate; retrying will not help
 		return
 	}
 	final := pr.state.Final()
@@ -277,11 +284,21 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	case sm.ESMClass&smpp.ESMClassUDHI != 0:
 		udh, rest, err := coding.ParseUDH(body)
 		if err != nil {
-			r.Respond(smpp.StatusOK, nil)
+			// A header that cannot be used (a concatenation element
+			// numbering its part 0 or beyond the total, which TS 23.040
+			// 9.2.3.24.1 says to ignore; a malformed element) is skipped
+			// when its length fits, and the rest is the text; UDHI set
+			// over octets that hold no header (an SMSC copying esm_class
+			// carelessly) leaves them all the text. Either way a STOP is
+			// still screened, and the MO kept and forwarded.
 			g.metrics.mo.WithLabelValues(t.ID, "bad_udh").Inc()
-			return
-		}
-		if udh.Concat && udh.Total > 1 {
+			rest = body
+			if len(body) > 0 && 1+int(body[0]) <= len(body) {
+				rest = body[1+int(body[0]):]
+			}
+			text, _ = coding.Decode(l.readAs(dc), rest)
+			ex.readings(l, dc, rest)
+		} else if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
 			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
 				return
@@ -291,7 +308,9 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, rest)
 		}
 	default:
-		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 {
+		// sar_* numbering part 0 or beyond the total is ignored, like the
+		// UDH element (the part is a message of its own).
+		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 && seq >= 1 && seq <= total {
 			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
 				return
 			}
@@ -304,9 +323,19 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, body)
 		}
 	}
-	msgID := moID(l, sm, from, text)
-	ex.track = msgID == "" && ex.reading != "" // single part (readings was called), no SMSC id
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, msgID, finish, ex)
+	// user_message_reference is no id to deduplicate by: it is the
+	// handset's message reference (TP-MR, 8 bits, cycling; constant from
+	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
+	// STOP) may carry the same one. A single-part MO's retry is told by
+	// the retry memory (moretry.go) instead.
+	ex.track = ex.reading != "" // single part: readings was called
+	if finish != nil {
+		// The part that completed a stored set: the SMSC's retry of it
+		// (its answer lost) completes the set again, and is known by
+		// that part's octets (with its UDH and reference, if any).
+		ex.track, ex.body, ex.dc = true, body, uint8(dc)
+	}
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
 }
 
 // moExtra is what handleMO knows of a single-part MO beyond its text: how
@@ -315,8 +344,8 @@ type moExtra struct {
 	reading    string // how text was decoded: "gsm7", "ia5 (data_coding 0 read as ia5)", ...
 	alt        string // another reading of the octets, screened when text has no keyword
 	altReading string
-	// track: a single-part MO without user_message_reference, whose
-	// SMSC retry only its content can tell (moretry.go); body and dc are
+	// track: a single-part MO or the part completing a set, whose SMSC
+	// retry only its content can tell (moretry.go); body and dc are
 	// its octets and data_coding as received.
 	track bool
 	body  []byte
@@ -325,28 +354,32 @@ type moExtra struct {
 
 // readings fills e for octets b that link l labelled dc: the reading used
 // (with the SMSC's override, if any) and, when the octets make sense only
-// in another alphabet (coding.AltReading: GSM 03.38 labelled IA5, Latin-1
-// labelled GSM), that other reading.
+// in another alphabet or form (coding.PackedGSM7Reading: packed septets
+// labelled GSM or IA5; coding.AltReading: GSM 03.38 labelled IA5, Latin-1
+// labelled GSM; coding.LittleEndianUCS2: UTF-16LE labelled UCS-2), that
+// other reading.
 func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
 	e.body, e.dc = b, uint8(dc)
 	read := l.readAs(dc)
-	e.reading = coding.CharsetName(read)
+	name := coding.CharsetName(read)
+	e.reading = name
 	if read != dc {
 		e.reading += " (data_coding " + strconv.Itoa(int(dc)) + " read as " + e.reading + ")"
+	}
+	if name == "gsm7" || name == "ia5" {
+		if pk, ok := coding.PackedGSM7Reading(b); ok {
+			e.alt, e.altReading = pk, "gsm7 packed (data_coding "+strconv.Itoa(int(dc))+" holds packed GSM 03.38 septets)"
+			return
+		}
 	}
 	if alt, ok := coding.AltReading(read, b); ok {
 		e.alt, _ = coding.Decode(alt, b)
 		e.altReading = coding.CharsetName(alt) + " (data_coding " + strconv.Itoa(int(dc)) + " holds " + coding.CharsetName(alt) + " octets)"
+	} else if read == coding.UCS2 {
+		if le, ok := coding.LittleEndianUCS2(b); ok {
+			e.alt, e.altReading = le, "ucs2 little-endian (data_coding 8 holds UTF-16LE octets)"
+		}
 	}
-}
-
-// moID makes a stable id for an MO so that a retried deliver_sm is seen as
-// a duplicate: the SMSC's id when it gives one, else a hash of the parts.
-func moID(l *smscLink, sm *smpp.SM, from, text string) string {
-	if v, ok := sm.TLVs.UserMessageReference(); ok {
-		return l.name + ":" + from + ":" + strconv.Itoa(int(v)) + ":" + strconv.Itoa(len(text))
-	}
-	return ""
 }
 
 // inbound runs an MO through the consent engine, answers the SMSC, sends

@@ -20,6 +20,7 @@ func FuzzDecodeScreen(f *testing.F) {
 	}{
 		{1, "D\x1fSABONNER"}, {0, "D\x1fSABONNER"}, {0, "D\xc9SABONNER"}, {1, "STOP"}, {3, "ARR\xcaT"},
 		{8, "\x00S\x00T\x00O\x00P"}, {0, "\x1b\x1b\x1b"}, {1, "\x1b"}, {0xf0, "STOP"}, {0xf4, "\xff"}, {2, "STOP"},
+		{0, "\x53\xea\x13\x0a"}, {8, "S\x00T\x00O\x00P\x00"}, {8, "\xff\xfeS\x00T\x00O\x00P\x00"}, {14, "stop"}, {4, "Stop.\r\n"},
 	} {
 		for ov := uint8(0); ov < 9; ov++ {
 			f.Add(s.dc, ov, []byte(s.b))
@@ -44,12 +45,22 @@ func FuzzDecodeScreen(f *testing.F) {
 		if !ok && ex.alt != "" {
 			got, ok = m.Match(ex.alt)
 			screened = ex.alt
-			alt, isAlt := coding.AltReading(read, b)
-			if !isAlt {
-				t.Fatalf("an alternative reading %q for octets AltReading finds none in", ex.altReading)
+			var again string
+			name := coding.CharsetName(read)
+			pk, isPacked := coding.PackedGSM7Reading(b)
+			le, isLE := coding.LittleEndianUCS2(b)
+			switch alt, isAlt := coding.AltReading(read, b); {
+			case isPacked && (name == "gsm7" || name == "ia5"):
+				again = pk
+			case isAlt:
+				again, _ = coding.Decode(alt, b)
+			case isLE && read == coding.UCS2:
+				again = le
+			default:
+				t.Fatalf("an alternative reading %q for octets no reading finds", ex.altReading)
 			}
-			if again, _ := coding.Decode(alt, b); again != ex.alt {
-				t.Fatalf("alternative reading %v: %q, decoded again %q", alt, ex.alt, again)
+			if again != ex.alt {
+				t.Fatalf("alternative reading %q: %q, read again %q", ex.altReading, ex.alt, again)
 			}
 		}
 		if ok {

@@ -18,10 +18,10 @@ import (
 
 // An SMSC sends a deliver_sm again when it did not get our ESME_ROK: we
 // answered an error, or the connection dropped after it wrote the PDU and
-// before our answer reached it. With user_message_reference the retry
-// carries the SMSC's id and the consent store knows it (moID). Most SMSCs
-// send none, and a handset may really send the same text twice, so an MO
-// without an id is not deduplicated by its content in general: only the
+// before our answer reached it. user_message_reference is no id (it is
+// the handset's cycling TP-MR, constant from some SMSCs), and a handset
+// may really send the same text twice, so an MO is not deduplicated by
+// its reference or its content in general: only the
 // MOs whose answer may not have arrived are remembered, for the SMSC's
 // mo_retry_window, keyed by a keyed hash of (SMSC, from, to, data_coding,
 // octets). An identical MO within that time is the retry: what the first
@@ -199,7 +199,7 @@ func (m *moRetries) forget(k retryKey) error {
 func retryMsgID(k retryKey) string { return "mo-retry:" + hex.EncodeToString(k[:16]) }
 
 // moAttempt follows one attempt at an MO that may be retried: a
-// single-part MO without user_message_reference.
+// single-part MO, or the part that completed a concatenated one.
 type moAttempt struct {
 	key     retryKey
 	prior   moRetry

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +24,7 @@ func TestMORetryAfterErrorAnswer(t *testing.T) {
 			t.Cleanup(smsc.Close)
 			dir := t.TempDir()
 			env := startEnv(t, configYAML(dir, smsc.Addr(), "    repeat_confirm_window: off", ""), smsc, dir)
-			var once sync.Once
-			hook := func() { once.Do(func() { panic("injected failure after the consent change") }) }
-			testHookAfterConsent.Store(&hook)
-			t.Cleanup(func() { testHookAfterConsent.Store(nil) })
+			failOnceAfterConsent(t)
 
 			if err := env.mo(handset, "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
 				t.Fatalf("first attempt: %v, want ESME_RX_T_APPN", err)
@@ -42,19 +38,9 @@ func TestMORetryAfterErrorAnswer(t *testing.T) {
 			}
 			// The confirmation stored with the opt-out goes out once: the
 			// first attempt failed before sending it, so it waits for the
-			// resend of pending replies, run now.
-			env.g.resendPendingReplies(time.Now().Add(time.Minute))
-			if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "unsubscribed") {
-				t.Fatalf("first reply %q, want the STOP confirmation", text)
-			}
-			// The next reply to the handset is the HELP answer, not a
-			// second confirmation.
-			if err := env.mo(handset, "HELP"); err != nil {
-				t.Fatal(err)
-			}
-			if _, text := env.nextSubmitTo(handset); !strings.Contains(text, "Help at") {
-				t.Fatalf("second reply %q, want the HELP answer", text)
-			}
+			// resend of pending replies. The next reply to the handset is
+			// the HELP answer, not a second confirmation.
+			wantOneConfirmation(t, env, handset, func() error { return env.mo(handset, "HELP") })
 			var texts []string
 			waitFor(t, 10*time.Second, func() error {
 				for env.esme.Pending() > 0 {

@@ -265,11 +265,24 @@ func delivered(env *testEnv, handset string) int {
 // the retry is answered ESME_ROK, the STOP is confirmed once (with
 // repeat_confirm_window: off, where every STOP would be confirmed) and the
 // platform gets the MO once. Then the same text twice over the healthy
-// connection is two messages: forwarded twice.
+// connection is two messages: forwarded twice. With user_message_reference
+// (the same one on the STOP, its retry and the later HELP, as an SMSC that
+// sends a constant one does) the same holds.
 func TestNodeSMSCDropAfterWriteRetry(t *testing.T) {
+	for _, umr := range []bool{false, true} {
+		t.Run(fmt.Sprintf("user_message_reference=%v", umr), func(t *testing.T) { nodeDropAfterWriteRetry(t, umr) })
+	}
+}
+
+func nodeDropAfterWriteRetry(t *testing.T, umr bool) {
 	env, node := startNodeEnv(t, "", "    repeat_confirm_window: off")
 	handset := "+15145550141"
 	stop := deliverMO(handset, 1, "STOP")
+	help := deliverMO(handset, 1, "HELP")
+	if umr {
+		stop["pdu"].(map[string]any)["user_message_reference"] = 7
+		help["pdu"].(map[string]any)["user_message_reference"] = 7
+	}
 	drop := map[string]any{"drop_after_write": true}
 	for k, v := range stop {
 		drop[k] = v
@@ -293,7 +306,7 @@ func TestNodeSMSCDropAfterWriteRetry(t *testing.T) {
 	flushFirstConfirmation(t, env, node, handset)
 	// A HELP from the same handset is answered after anything the retry
 	// could have sent.
-	node.send(deliverMO(handset, 1, "HELP"))
+	node.send(help)
 	node.wait("help reply", func(l nodeLine) bool {
 		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("Help at"))
 	}, 1)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -164,17 +163,7 @@ func TestCrashKeepsAcknowledgedOptOut(t *testing.T) {
 	cfgPath, httpAddr := simulatorConfig(t, dir, "acme-crash-token")
 	start := func() *exec.Cmd { return startOptgate(t, bin, cfgPath, httpAddr) }
 	call := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+httpAddr+path, nil)
-		req.Header.Set("Authorization", "Bearer acme-crash-token")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiCall(t, httpAddr, "acme-crash-token", method, path, "")
 	}
 	const rounds = 3
 	for i := 0; i < rounds; i++ {

@@ -40,12 +40,17 @@ func EncodeUCS2(s string) []byte {
 }
 
 // AppendDecodeUCS2 appends the UTF-8 text of the UTF-16BE octets b to dst.
-// It never fails: a lone surrogate and a trailing odd octet each become
-// U+FFFD.
+// Octets that start with the byte order mark FF FE (U+FFFE is no
+// character, so this is a little-endian BOM, as some handsets and SMSCs
+// send) are read as UTF-16LE, without the mark. It never fails: a lone
+// surrogate and a trailing odd octet each become U+FFFD.
 func AppendDecodeUCS2(dst, b []byte) []byte {
-	i := 0
+	i, hi, lo := 0, 0, 1
+	if len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE {
+		i, hi, lo = 2, 1, 0
+	}
 	for ; i+1 < len(b); i += 2 {
-		u := rune(b[i])<<8 | rune(b[i+1])
+		u := rune(b[i+hi])<<8 | rune(b[i+lo])
 		switch {
 		case u < utf8.RuneSelf:
 			dst = append(dst, byte(u))
@@ -53,7 +58,7 @@ func AppendDecodeUCS2(dst, b []byte) []byte {
 		case !utf16.IsSurrogate(u):
 		case u < 0xDC00 && i+3 < len(b):
 			// High surrogate: combine with a following low surrogate.
-			r := utf16.DecodeRune(u, rune(b[i+2])<<8|rune(b[i+3]))
+			r := utf16.DecodeRune(u, rune(b[i+2+hi])<<8|rune(b[i+2+lo]))
 			if r != utf8.RuneError {
 				u = r
 				i += 2

@@ -2,6 +2,7 @@ package coding
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -45,6 +46,22 @@ func TestDecodeUCS2Invalid(t *testing.T) {
 		{"high then odd octet", "d83d de", "\uFFFD\uFFFD"},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			requireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
+		})
+	}
+}
+
+// A leading FF FE is a little-endian byte order mark: the rest is read as
+// UTF-16LE (a STOP so sent was read as U+FFFE and CJK ideographs).
+func TestDecodeUCS2LittleEndianBOM(t *testing.T) {
+	for _, tt := range []struct{ name, hex, want string }{
+		{"STOP", "fffe 5300 5400 4f00 5000", "STOP"},
+		{"surrogate pair", "fffe 3dd8 00de 2100", "😀!"},
+		{"mark only", "fffe", ""},
+		{"odd octet", "fffe 4100 42", "A\uFFFD"},
+		{"big-endian mark kept", "feff 0041", "\uFEFFA"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			requireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
 		})
@@ -203,8 +220,8 @@ func FuzzUCS2(f *testing.F) {
 		if len(enc) != 2*UCS2Len(s) {
 			t.Fatalf("len(enc)=%d, UCS2Len=%d", len(enc), UCS2Len(s))
 		}
-		if !utf8.ValidString(s) {
-			return
+		if !utf8.ValidString(s) || strings.HasPrefix(s, "\uFFFE") {
+			return // U+FFFE first encodes as FF FE, read back as a little-endian mark
 		}
 		if got := DecodeUCS2(enc); got != s {
 			t.Fatalf("round trip: %q -> %q", s, got)
