@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -372,5 +373,40 @@ func TestAuditUnkeyedSources(t *testing.T) {
 		if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedInvalidSource)); got != float64(i+1) {
 			t.Fatalf("source TON %d %q: invalid_source counted %v, want %d", src.TON, src.Addr, got, i+1)
 		}
+	}
+}
+
+// A part of a concatenated MO the reassembler refuses (here: its total
+// disagrees with the one its set started with) cannot be joined, and a retry
+// cannot fix it; it may hold part of a STOP, so it is dead-lettered with its
+// raw PDU and counted before it is answered ESME_ROK, not answered and
+// dropped.
+func TestRefusedPartDeadLettered(t *testing.T) {
+	env := addrEnv(t, "", "")
+	src := addr(1, "15145557301")
+	send := func(total, seq byte, s string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err := env.smsc.SendDeliver(ctx, "optgate", &smpp.DeliverSM{SM: smpp.SM{Source: src, Dest: ours,
+			ESMClass: smpp.ESMClassUDHI, ShortMessage: append([]byte{5, 0, 3, 0x77, total, seq}, s...)}})
+		if err != nil {
+			t.Fatalf("part %d of %d: %v, want ESME_ROK", seq, total, err)
+		}
+	}
+	send(3, 1, "ST")
+	send(2, 2, "OP") // the same set (source, destination, reference) said 3 parts
+	if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedRefusedPart)); got != 1 {
+		t.Fatalf("optgate_inbound_unkeyed_total{reason=%q} = %v, want 1", unkeyedRefusedPart, got)
+	}
+	var kept []DeadLetter
+	if err := env.g.DeadLetters(func(d DeadLetter) bool { kept = append(kept, d); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || kept[0].Reason != unkeyedRefusedPart || len(kept[0].PDU) == 0 {
+		t.Fatalf("dead letters: %+v", kept)
+	}
+	if _, p, err := smpp.Decode(kept[0].PDU); err != nil || !bytes.HasSuffix(p.(*smpp.DeliverSM).ShortMessage, []byte("OP")) {
+		t.Fatalf("kept PDU %x: %v", kept[0].PDU, err)
 	}
 }

@@ -41,10 +41,14 @@ const (
 	unkeyedAmbiguousDest   = "ambiguous_destination"
 	unkeyedUnknownDest     = "unknown_destination" // a number no tenant owns
 	unkeyedStoreFailed     = "deadletter_failed"   // not stored either: the SMSC was asked to retry
+	// unkeyedRefusedPart is a part of a concatenated MO the reassembler
+	// refuses (its total disagrees with its set's, or the sets in memory
+	// are over their bound): keyed, but its text cannot be joined.
+	unkeyedRefusedPart = "refused_part"
 )
 
 var unkeyedReasons = []string{unkeyedInvalidSource, unkeyedAmbiguousSource, unkeyedNotANumber, unkeyedInvalidDest,
-	unkeyedAmbiguousDest, unkeyedUnknownDest, unkeyedStoreFailed}
+	unkeyedAmbiguousDest, unkeyedUnknownDest, unkeyedStoreFailed, unkeyedRefusedPart}
 
 // DeadLetter is one kept inbound message, as stored and as listed.
 type DeadLetter struct {

@@ -265,8 +265,10 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		msg, done, err := g.addPart(p)
 		switch {
 		case errors.Is(err, errBadPart):
+			// A retry cannot fix it, and it may hold part of a STOP: it is
+			// kept with its raw PDU, logged and counted, then answered.
 			g.metrics.mo.WithLabelValues(t.ID, "bad_part").Inc()
-			r.Respond(smpp.StatusOK, nil) // a retry cannot fix it
+			g.deadLetterMO(l, r, sm, unkeyedRefusedPart, err)
 			return false
 		case err != nil:
 			g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
