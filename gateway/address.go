@@ -35,11 +35,24 @@ func (g *Gateway) smppNumber(a smpp.Address, region string) (string, consent.Add
 		if n, ok := g.ourNumbers[string(a.Addr)]; ok {
 			return n, consent.AddressNumber, nil
 		}
-		if a.TON == consent.TONInternational {
-			return consent.NormalizeAddress("+"+string(a.Addr), a.TON, a.NPI, region)
+		if a.TON == consent.TONInternational && digitsOnly(a.Addr) {
+			// What NormalizeAddress does with TON 1 digits that start with
+			// no 0, without its trimming and separator scans: the hot path.
+			n, err := consent.NormalizeRecipient(ChannelSMS, "", "+"+string(a.Addr))
+			return n, consent.AddressNumber, err
 		}
 	}
 	return consent.NormalizeAddress(string(a.Addr), a.TON, a.NPI, region)
+}
+
+// digitsOnly reports whether b is all ASCII digits.
+func digitsOnly(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ourForm reports whether an address of type ton may be written as the
