@@ -171,9 +171,14 @@ func TestWhatsAppUserChangedNumber(t *testing.T) {
 	if code, m := marketingTemplate(env, "+"+oldID); code != 403 {
 		t.Fatalf("old number after the move: %d %v (its opt-out is kept)", code, m)
 	}
-	if got := metricValue(env, "optgate_whatsapp_number_changes_total", ""); got != 1 {
-		t.Fatalf("number changes counted: %v", got)
-	}
+	// Counted once the handler returns, which may be just after the move
+	// is visible.
+	waitFor(t, 10*time.Second, func() error {
+		if got := metricValue(env, "optgate_whatsapp_number_changes_total", ""); got != 1 {
+			return fmt.Errorf("number changes counted: %v", got)
+		}
+		return nil
+	})
 }
 
 // A user known by business-scoped user id: the id's number is learnt from
@@ -187,11 +192,16 @@ func TestWhatsAppUserIDOnly(t *testing.T) {
 	env.g.WhatsAppMock().OpenWindow(mockPhoneID, "447700900311", time.Now()) // Meta's side of the STOP below
 	postSigned(t, env, whatsapptest.InboundTextUser(meta, "", "US.1311", "wamid.U2", "STOP", time.Now()))
 	waitBlocked(t, env, "+447700900311")
-	// The user_id-only message opened the window of the person's number.
-	if !env.g.wa.window.Open(mockPhoneID, "447700900311", time.Now()) {
-		at, ok, err := env.g.wa.window.LastInbound(mockPhoneID, "447700900311")
-		t.Fatalf("window not opened by a message from a mapped user_id: last inbound %v %v %v, dead %d", at, ok, err, len(waDeadLetters(t, env)))
-	}
+	// The user_id-only message opened the window of the person's number
+	// (recorded by the handler, which may finish just after the opt-out is
+	// visible).
+	waitFor(t, 10*time.Second, func() error {
+		if !env.g.wa.window.Open(mockPhoneID, "447700900311", time.Now()) {
+			at, ok, err := env.g.wa.window.LastInbound(mockPhoneID, "447700900311")
+			return fmt.Errorf("window not opened by a message from a mapped user_id: last inbound %v %v %v, dead %d", at, ok, err, len(waDeadLetters(t, env)))
+		}
+		return nil
+	})
 	if ev := lastWAEvidence(t, env, "+447700900311"); ev["user_id"] != "US.1311" || ev["wa_id"] != nil {
 		t.Fatalf("evidence: %v (user_id as received, no wa_id)", ev)
 	}
