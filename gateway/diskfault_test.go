@@ -163,11 +163,16 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 		t.Fatalf("STOPs under load while the disk filled: %v, want only ESME_ROK or ESME_RX_T_APPN", unexpected[0])
 	}
 	t.Logf("%d STOPs acknowledged under load before the gate closed", len(acked))
-	for _, p := range env.g.disk.stores {
-		if v := testutil.ToFloat64(p.gauge); v != 0 {
-			t.Fatalf("optgate_store_healthy{store=%q} = %v on a full disk, want 0", p.name, v)
+	// /readyz turns 503 with the first store the probe finds unhealthy;
+	// the probe goes on to the next store just after.
+	waitFor(t, 10*time.Second, func() error {
+		for _, p := range env.g.disk.stores {
+			if v := testutil.ToFloat64(p.gauge); v != 0 {
+				return fmt.Errorf("optgate_store_healthy{store=%q} = %v on a full disk, want 0", p.name, v)
+			}
 		}
-	}
+		return nil
+	})
 	for i := 0; i < 20; i++ {
 		if err := env.mo(during, "STOP"); smpp.StatusOf(err) != smpp.StatusXTAppn {
 			t.Fatalf("STOP %d on a full disk: %v, want ESME_RX_T_APPN", i, err)
@@ -191,6 +196,13 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 		t.Fatalf("consent read on a full disk: %d %v, want 200 and no opt-out stored", code, m)
 	}
 	time.Sleep(200 * time.Millisecond) // several probe rounds while still full
+	// Each store logs just after its gauge is set.
+	waitFor(t, 10*time.Second, func() error {
+		if n := logs.count("store unhealthy"); n < 2 {
+			return fmt.Errorf(`"store unhealthy" logged %d times`, n)
+		}
+		return nil
+	})
 	if n := logs.count("store unhealthy"); n != 2 {
 		t.Fatalf(`"store unhealthy" logged %d times for two stores, want once each`, n)
 	}

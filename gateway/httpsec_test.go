@@ -180,10 +180,17 @@ func TestImportLineTooLong(t *testing.T) {
 // "simulator", never as a handset's keyword; and the route exists only on
 // a loopback listener.
 func TestSimulatorMOEvidenceAndLoopback(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	simAddr := ln.Addr().String()
-	ln.Close()
-	y := func(dir string) string {
+	// Each gateway gets its simulator's listener held open, not an
+	// address closed before it listens: another test could take it.
+	simListener := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	ln := simListener()
+	y := func(dir, simAddr string) string {
 		return fmt.Sprintf(`
 store: {dir: %q}
 http: {admin_token: %q}
@@ -196,7 +203,7 @@ accounts:
 `, dir, adminTok, simAddr, acmeToken, ourNumber)
 	}
 	dir := t.TempDir()
-	env := startEnv(t, y(dir), nil, dir)
+	env := startEnvOpt(t, y(dir, ln.Addr().String()), nil, dir, Options{SimulatorListener: ln})
 	for _, text := range []string{"STOP", "START"} {
 		if code, m := env.http("POST", "/v1/simulator/mo", acmeToken, `{"from":"`+handset+`","to":"`+ourNumber+`","text":"`+text+`"}`); code != 200 {
 			t.Fatalf("simulated %s: %d %v", text, code, m)
@@ -226,7 +233,8 @@ accounts:
 	}
 	_, port, _ := net.SplitHostPort(wild.Addr().String())
 	dir = t.TempDir()
-	env2 := startEnvOpt(t, y(dir), nil, dir, Options{HTTPListener: wild})
+	ln2 := simListener()
+	env2 := startEnvOpt(t, y(dir, ln2.Addr().String()), nil, dir, Options{HTTPListener: wild, SimulatorListener: ln2})
 	code, _, body := doReq(t, http.DefaultClient, "POST", "http://127.0.0.1:"+port+"/v1/simulator/mo", acmeToken,
 		`{"from":"`+handset+`","to":"`+ourNumber+`","text":"STOP"}`)
 	if code != 404 {

@@ -248,9 +248,11 @@ func TestTenantIsolation(t *testing.T) {
 
 // /v1/simulator/mo takes a tenant token only for the tenant's own numbers.
 func TestSimulatorMOChecksTenant(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // held, not closed: another test could take a closed port
+	if err != nil {
+		t.Fatal(err)
+	}
 	simAddr := ln.Addr().String()
-	ln.Close()
 	dir := t.TempDir()
 	y := fmt.Sprintf(`
 store: {dir: %q}
@@ -262,7 +264,7 @@ tenants:
 accounts:
   - {system_id: acme, password: acmepw, tenant: acme}
 `, dir, adminTok, simAddr, acmeToken, ourNumber, betaToken)
-	env := startEnv(t, y, nil, dir)
+	env := startEnvOpt(t, y, nil, dir, Options{SimulatorListener: ln})
 	stop := `{"from":"` + handset + `","to":"` + ourNumber + `","text":"STOP"}`
 	if code, m := env.http("POST", "/v1/simulator/mo", betaToken, stop); code != 403 {
 		t.Fatalf("beta injects an MO to acme's number: %d %v", code, m)

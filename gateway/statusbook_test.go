@@ -105,16 +105,20 @@ func TestStatusBookUpdateBeforePut(t *testing.T) {
 }
 
 func TestStatusBookConcurrent(t *testing.T) {
-	b := newTestStatusBook(1 << 12)
+	// The book holds every id the test writes: it keeps only the latest
+	// len(ring) ids, and a goroutine descheduled between its put and its
+	// get could otherwise see its id evicted by the others' newer ones.
+	const workers, each = 4, 2000
+	b := newTestStatusBook(workers * each)
 	base := uint64(time.Now().UnixNano())
 	var next sync.Mutex
 	n := base
 	var wg sync.WaitGroup
-	for range 4 {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 2000 {
+			for range each {
 				next.Lock()
 				n++
 				id := hexID(n)

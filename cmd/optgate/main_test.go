@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,13 +101,33 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// handedOut holds every address freePort returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freePort returns a 127.0.0.1 address free a moment ago, for a child
+// process to listen on. It never returns one it returned before: the
+// addresses of one config are picked before the child listens on any, and
+// a port closed by the test can come back from the kernel at once.
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no port not handed out before in 100 tries")
+	return ""
 }
 
 // startOptgate runs bin serve on cfgPath and returns once /healthz at

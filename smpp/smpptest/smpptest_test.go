@@ -14,11 +14,14 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// esme binds an ESME to s. Its requests expire after a second: long enough
+// for an answer on a loaded machine (only Ignore's request may expire),
+// short for the test that waits for that expiry.
 func esme(t *testing.T, s *Server) *ESME {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e, err := NewESME(ctx, smpp.ClientConfig{Addr: s.Addr(), SystemID: "acct", Password: "pw", Logger: quiet(),
-		ThrottlePause: time.Millisecond, MaxRetries: 1, Conn: smpp.ConnConfig{RequestExpiry: 300 * time.Millisecond, Logger: quiet()}})
+		ThrottlePause: time.Millisecond, MaxRetries: 1, Conn: smpp.ConnConfig{RequestExpiry: time.Second, Logger: quiet()}})
 	if err != nil {
 		t.Fatal(err)
 	}
