@@ -94,12 +94,7 @@ func (s stopWriter) Write(p []byte) (int, error) {
 // half-way ends the body without the archive's trailer: the client detects
 // it (backup.ErrTruncated) and keeps nothing.
 func (g *Gateway) apiBackup(ctx *fasthttp.RequestCtx) {
-	c, ok := g.auth(ctx)
-	if !ok {
-		return
-	}
-	if !c.admin {
-		writeErr(ctx, 403, "forbidden", "", "admin token required")
+	if !g.authAdmin(ctx) {
 		return
 	}
 	var req BackupRequest

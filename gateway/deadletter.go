@@ -203,12 +203,7 @@ func (g *Gateway) DeadLetters(fn func(DeadLetter) bool) error {
 // dead letters, oldest first, at most ?limit= (default 100, at most 1000),
 // with the total count.
 func (g *Gateway) apiDeadLetters(ctx *fasthttp.RequestCtx) {
-	c, ok := g.auth(ctx)
-	if !ok {
-		return
-	}
-	if !c.admin {
-		writeErr(ctx, 403, "forbidden", "", "admin token required")
+	if !g.authAdmin(ctx) {
 		return
 	}
 	limit := 100

@@ -57,6 +57,17 @@ type caller struct {
 	tenant *Tenant
 }
 
+// authAdmin is auth for the admin-only routes: it answers 401 (no or a
+// wrong token) or 403 (a tenant's token) itself and reports whether the
+// caller is the admin.
+func (g *Gateway) authAdmin(ctx *fasthttp.RequestCtx) bool {
+	c, ok := g.auth(ctx)
+	if ok && !c.admin {
+		writeErr(ctx, 403, "forbidden", "", "admin token required")
+	}
+	return ok && c.admin
+}
+
 // auth authenticates a request by its bearer token, once per request (the
 // caller is kept as a user value), and answers the refusals: 429
 // auth_locked to an address locked out after repeated failures, whatever
@@ -209,15 +220,13 @@ func (g *Gateway) newHTTPServer() *fasthttp.Server {
 		case strings.HasPrefix(path, "/webhooks/whatsapp"):
 			g.waWebhook(ctx)
 		case strings.HasPrefix(path, "/debug/pprof") && pprofH != nil:
-			if c, ok := g.auth(ctx); ok && c.admin {
+			if g.authAdmin(ctx) {
 				switch path {
 				case "/debug/pprof/profile":
 					fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)(ctx)
 				default:
 					pprofH(ctx)
 				}
-			} else if ok {
-				writeErr(ctx, 403, "forbidden", "", "admin token required")
 			}
 		case path == "/v1/admin/deadletter" && method == "GET":
 			g.apiDeadLetters(ctx)

@@ -307,21 +307,7 @@ func nodeDropAfterWriteRetry(t *testing.T, umr bool) {
 	// A HELP from the same handset is answered after anything the retry
 	// could have sent.
 	node.send(help)
-	node.wait("help reply", func(l nodeLine) bool {
-		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("Help at"))
-	}, 1)
-	if got := node.matching(submitsTo(handset)); len(got) != 2 {
-		t.Fatalf("%d replies to the handset, want 2 (one STOP confirmation, one HELP)", len(got))
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if env.esme.Pending() < 2 {
-			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
-		}
-		return nil
-	})
-	if n := delivered(env, handset); n != 2 {
-		t.Fatalf("platform got %d MOs from the handset, want 2 (STOP once, HELP)", n)
-	}
+	wantStopOnceThenHelp(t, env, node, handset)
 
 	// The same text twice on a healthy connection: two messages.
 	other := "+15145550142"
@@ -342,6 +328,29 @@ func nodeDropAfterWriteRetry(t *testing.T, umr bool) {
 }
 
 func hexOf(s string) string { return fmt.Sprintf("%x", s) }
+
+// wantStopOnceThenHelp, once a HELP was sent after a STOP and its retry,
+// waits for the HELP's reply and checks that the handset got exactly one
+// STOP confirmation and one HELP reply, and the platform the STOP once and
+// the HELP.
+func wantStopOnceThenHelp(t *testing.T, env *testEnv, node *nodeSMSC, handset string) {
+	t.Helper()
+	node.wait("help reply", func(l nodeLine) bool {
+		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("Help at"))
+	}, 1)
+	if got := node.matching(submitsTo(handset)); len(got) != 2 {
+		t.Fatalf("%d replies to the handset, want 2 (one STOP confirmation, one HELP)", len(got))
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if env.esme.Pending() < 2 {
+			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
+		}
+		return nil
+	})
+	if n := delivered(env, handset); n != 2 {
+		t.Fatalf("platform got %d MOs from the handset, want 2 (STOP once, HELP)", n)
+	}
+}
 
 // flushFirstConfirmation waits for the STOP confirmation of the first
 // attempt. Its send failed if it ran while the bind was down; it then
@@ -392,19 +401,5 @@ func TestNodeSMSCErrorAnswerRetry(t *testing.T) {
 	env.g.resendPendingReplies(time.Now().Add(time.Minute))
 	node.wait("confirmation", submitsTo(handset), 1)
 	node.send(deliverMO(handset, 1, "HELP"))
-	node.wait("help reply", func(l nodeLine) bool {
-		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("Help at"))
-	}, 1)
-	if got := node.matching(submitsTo(handset)); len(got) != 2 {
-		t.Fatalf("%d replies to the handset, want 2 (one STOP confirmation, one HELP)", len(got))
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if env.esme.Pending() < 2 {
-			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
-		}
-		return nil
-	})
-	if n := delivered(env, handset); n != 2 {
-		t.Fatalf("platform got %d MOs from the handset, want 2 (STOP once, HELP)", n)
-	}
+	wantStopOnceThenHelp(t, env, node, handset)
 }
