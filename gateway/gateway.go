@@ -21,6 +21,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -62,7 +63,7 @@ type Gateway struct {
 	consent *consent.Store
 	db      *badger.DB
 	dirLock *dirLock // store.dir, held from New to closeStores
-	commit  *committer
+	commit  *groupcommit.Committer
 	outbox  *outbox
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
@@ -266,7 +267,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway store: %w", err)
 	}
 	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
-	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
+	g.commit = groupcommit.New(g.db, func(n int, d time.Duration) {
 		g.metrics.storeBatch.Observe(float64(n))
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
@@ -590,7 +591,7 @@ func (g *Gateway) closeStores() {
 	}
 	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {
-		g.commit.close()
+		g.commit.Close()
 	}
 	if g.db != nil {
 		if err := g.db.Close(); err != nil {
