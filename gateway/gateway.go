@@ -259,7 +259,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	// covers only the active memtable's WAL (db.go DB.Sync), so a memtable
 	// rotation in between (ensureRoomForWrite) loses what was told stored.
 	// The committer keeps fsyncs few by putting each group-commit batch in
-	// one transaction; see committer.apply.
+	// one transaction; see internal/groupcommit.
 	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(true).
 		WithNumVersionsToKeep(1).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20)
 	g.db, err = badger.Open(bopt)
@@ -267,10 +267,10 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway store: %w", err)
 	}
 	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
-	g.commit = groupcommit.New(g.db, func(n int, d time.Duration) {
-		g.metrics.storeBatch.Observe(float64(n))
-		g.metrics.storeSync.Observe(d.Seconds())
-	})
+	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
+		g.metrics.storeBatch.Observe(float64(b.Ops))
+		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
