@@ -219,7 +219,6 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
 	// A failed commit fences the committer; the store probe lifts the
 	// fence once the disk passes it again (diskfault.go, gatewayFence).
 	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
@@ -231,6 +230,7 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 		}
 		return txn.Commit()
 	}})
+	g.receipts.openStore(g.db, g.commit, reg, log.With("component", "receipts"))
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)
