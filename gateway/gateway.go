@@ -21,6 +21,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -90,7 +91,7 @@ type Gateway struct {
 	ids         *idGen
 	ref         atomic.Uint32
 	statuses    *statusBook
-	receipts    *receiptBook
+	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -197,7 +198,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
 	g.statuses = newStatusBook(g, 1<<20)
-	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
+	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -265,7 +266,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
+	g.receipts.OpenStore(g.db, reg)
 	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
 		g.metrics.storeBatch.Observe(float64(n))
 		g.metrics.storeSync.Observe(d.Seconds())
@@ -453,7 +454,7 @@ func (g *Gateway) housekeeping() {
 				}
 				g.metrics.windowUsed.WithLabelValues(l.name).Set(float64(used))
 			}
-			if n := g.receipts.expireParked(now); n > 0 {
+			if n := g.receipts.ExpireParked(now); n > 0 {
 				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
 			}
 			g.reasm.Expire(now)
@@ -584,7 +585,7 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 }
 
 func (g *Gateway) closeStores() {
-	g.receipts.closeStore() // before the store: it writes what is queued
+	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
 		g.outbox.close()
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -134,11 +135,11 @@ func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
 	var p heldPayload
 	_ = json.Unmarshal(h.Payload, &p)
 	g.statuses.update(h.ID, "failed", reason)
-	target := receiptTarget{msgID: h.ID, tenant: t, account: g.accounts[p.Account], origin: p.Origin, from: p.From, to: p.To, part: 1, parts: 1}
-	if target.origin == OriginSMPP && target.account == nil {
+	target := receiptTargetOf(&Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, From: p.From, To: p.To}, 1, 1)
+	if Origin(target.Origin) == OriginSMPP && target.Account == 0 {
 		return
 	}
-	g.forwardReceipt(nil, target, parsedReceipt{id: h.ID, state: 8, stat: "REJECTD", err: threeDigits(uint32(smpp.StatusNoConsent)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardReceipt(target, receipt.Report{ID: h.ID, State: 8, Stat: "REJECTD", Err: threeDigits(uint32(smpp.StatusNoConsent)), Done: time.Now()}, func(smpp.CommandStatus) {})
 }
 
 func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }

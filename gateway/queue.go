@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // queue makes messages of ack: store accounts durable before they are
@@ -121,7 +123,8 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if o.Reason == "expired" {
 		stat, state = "EXPIRED", 3
 	}
-	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
-		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: dlrState(state), stat: stat,
-		err: threeDigits(uint32(o.Status)), done: time.Now()}, func(smpp.CommandStatus) {})
+	t := receiptTargetOf(m, 1, 1)
+	t.Origin = uint8(OriginSMPP)
+	g.forwardReceipt(t, receipt.Report{ID: m.ID, State: dlr.State(state), Stat: stat,
+		Err: threeDigits(uint32(o.Status)), Done: time.Now()}, func(smpp.CommandStatus) {})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -200,9 +201,10 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 // rejectReceipt sends the upstream a receipt stat:REJECTD for a blocked
 // message accepted under reject: receipt.
 func (g *Gateway) rejectReceipt(m *Message, o Outcome) {
-	t := receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From, to: m.To, part: 1, parts: 1}
+	t := receiptTargetOf(m, 1, 1)
+	t.Origin = uint8(OriginSMPP)
 	code := uint32(o.Status)
-	g.forwardReceipt(nil, t, parsedReceipt{id: m.ID, state: 8, stat: "REJECTD", err: threeDigits(code), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardReceipt(t, receipt.Report{ID: m.ID, State: 8, Stat: "REJECTD", Err: threeDigits(code), Done: time.Now()}, func(smpp.CommandStatus) {})
 }
 
 // threeDigits is the receipt err: field for a status: its low three hex

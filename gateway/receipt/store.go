@@ -1,9 +1,8 @@
-package gateway
+package receipt
 
 import (
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -69,11 +68,10 @@ const (
 //
 // A receipt the book does not know is looked up here by a small pool of
 // workers (lookupStored), off the SMSC session's read goroutine.
-type receiptStore struct {
-	g   *Gateway
+type store struct {
+	b   *Book
 	db  *badger.DB
 	ttl time.Duration
-	log *slog.Logger
 
 	mu     sync.Mutex
 	queue  []storeOp // guarded by mu
@@ -135,16 +133,18 @@ type storeOp struct {
 
 // storeLookup is a receipt waiting for a store lookup.
 type storeLookup struct {
-	l             *smscLink
+	s             SMSC
 	r             *smpp.Request
-	pr            parsedReceipt
+	pr            Report
 	final, parked bool
 }
 
-// openStore starts persisting the book's mappings in db.
-func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *slog.Logger) {
+// OpenStore starts persisting the book's mappings in db and registers the
+// store's metrics with reg (if not nil). CloseStore must run before db
+// closes.
+func (b *Book) OpenStore(db *badger.DB, reg prometheus.Registerer) {
 	const ns, sub = "optgate", "gateway"
-	s := &receiptStore{g: b.g, db: db, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
+	s := &store{b: b, db: db, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups),
 		pending: make(map[storeKey]pendingPut), pendingMax: receiptPendingMax}
 	s.delay.Store(int64(receiptPersistDelay))
@@ -185,10 +185,10 @@ func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *s
 	b.store = s
 }
 
-// closeStore finishes the lookups waiting, writes what is queued and
+// CloseStore finishes the lookups waiting, writes what is queued and
 // stops; the Badger store stays open. It must run before the store
 // closes, after the SMSC binds are down.
-func (b *receiptBook) closeStore() {
+func (b *Book) CloseStore() {
 	s := b.store
 	if s == nil {
 		return
@@ -209,16 +209,16 @@ func (b *receiptBook) closeStore() {
 
 // put queues a mapping. It never blocks: when the queue is full the
 // mapping is dropped (and counted) and stays in the memory book only.
-func (s *receiptStore) put(smsc, canon string, p packedTarget) {
+func (s *store) put(smsc, canon string, p packedTarget) {
 	s.enqueue(storeOp{smsc: smsc, canon: canon, p: p})
 }
 
 // del queues the removal of a mapping (its final receipt came).
-func (s *receiptStore) del(smsc, canon string) {
+func (s *store) del(smsc, canon string) {
 	s.enqueue(storeOp{smsc: smsc, canon: canon, del: true})
 }
 
-func (s *receiptStore) enqueue(op storeOp) {
+func (s *store) enqueue(op storeOp) {
 	s.mu.Lock()
 	if s.closed || len(s.queue) >= s.max {
 		closed := s.closed
@@ -243,7 +243,7 @@ func (s *receiptStore) enqueue(op storeOp) {
 
 // writer writes the queue in batches until the store closes, then writes
 // what is left, pending puts included.
-func (s *receiptStore) writer() {
+func (s *store) writer() {
 	defer s.wg.Done()
 	var batch, out []storeOp
 	due := time.NewTimer(time.Hour)
@@ -304,7 +304,7 @@ func (s *receiptStore) writer() {
 // what is to be written now: dels whose put was already written, and the
 // pending puts that are due (all of them when flush is set). It runs on
 // the writer.
-func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) []storeOp {
+func (s *store) settle(out, batch []storeOp, now time.Time, flush bool) []storeOp {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	for _, op := range batch {
@@ -346,7 +346,7 @@ func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) [
 
 // write commits a batch in one transaction, or more if it exceeds
 // Badger's limits for one.
-func (s *receiptStore) write(batch []storeOp, now time.Time) {
+func (s *store) write(batch []storeOp, now time.Time) {
 	// One buffer for every key and value of the batch: Badger keeps the
 	// slices until the commit. Just over 100 bytes each in the usual case.
 	buf := make([]byte, 0, len(batch)*112)
@@ -373,7 +373,7 @@ func (s *receiptStore) write(batch []storeOp, now time.Time) {
 				continue // expired while it waited: as if written and expired
 			}
 			start = len(buf)
-			buf = s.appendTarget(buf, op.p)
+			buf = appendTarget(buf, op.p, s.b.names)
 			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(ttl)
 		}
 		for try := 0; ; try++ {
@@ -401,17 +401,17 @@ func (s *receiptStore) write(batch []storeOp, now time.Time) {
 }
 
 // logErr logs a store error at most once every 10 seconds.
-func (s *receiptStore) logErr(msg string, err error) {
+func (s *store) logErr(msg string, err error) {
 	now := time.Now().Unix()
 	if last := s.lastErrLog.Load(); now-last >= 10 && s.lastErrLog.CompareAndSwap(last, now) {
-		s.log.Error(msg, "err", err)
+		s.b.log.Error(msg, "err", err)
 	}
 }
 
 // get returns the stored mapping of (smsc, canonical id). found is false
 // when there is none, it expired, or it names a tenant or account the
 // configuration no longer has.
-func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err error) {
+func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 	s.pmu.RLock()
 	e, ok := s.pending[storeKey{smsc, canon}]
 	s.pmu.RUnlock()
@@ -419,10 +419,19 @@ func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err
 		if time.Since(e.at) >= s.ttl {
 			return t, false, nil
 		}
-		t, found = s.decodeTarget(s.appendTarget(nil, e.p))
+		t, found = decodeTarget(appendTarget(nil, e.p, s.b.names), s.b.names)
 		return t, found, nil
 	}
-	_, err = readKey(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = s.decodeTarget(v) })
+	err = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(appendStoreKey(nil, smsc, canon))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { t, found = decodeTarget(v, s.b.names); return nil })
+	})
 	return t, found, err
 }
 
@@ -441,7 +450,7 @@ const receiptFormat = 1
 // system_id, from and to, each as a uvarint length and its bytes.
 // Tenants and accounts are stored by name, not by index, so a mapping
 // survives a restart with a reordered configuration.
-func (s *receiptStore) appendTarget(dst []byte, p packedTarget) []byte {
+func appendTarget(dst []byte, p packedTarget, names Names) []byte {
 	dst = append(dst, receiptFormat)
 	dst = binary.AppendUvarint(dst, p.msgID)
 	dst = append(dst, byte(p.origin), p.part, p.parts)
@@ -449,13 +458,7 @@ func (s *receiptStore) appendTarget(dst []byte, p packedTarget) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		dst = append(dst, v...)
 	}
-	tenant, account := "", ""
-	if t := s.g.tenantAt(p.tenant); t != nil {
-		tenant = t.ID
-	}
-	if a := s.g.accountAt(p.account); a != nil {
-		account = a.ID()
-	}
+	tenant, account := names.Names(p.tenant, p.account)
 	str(tenant)
 	str(account)
 	dst = binary.AppendUvarint(dst, uint64(p.fromLen))
@@ -466,7 +469,7 @@ func (s *receiptStore) appendTarget(dst []byte, p packedTarget) []byte {
 
 // decodeTarget reads appendTarget's form; ok is false for a malformed
 // value or one whose tenant or account is unknown now.
-func (s *receiptStore) decodeTarget(v []byte) (t receiptTarget, ok bool) {
+func decodeTarget(v []byte, names Names) (t Target, ok bool) {
 	if len(v) < 1 || v[0] != receiptFormat {
 		return t, false
 	}
@@ -476,8 +479,8 @@ func (s *receiptStore) decodeTarget(v []byte) (t receiptTarget, ok bool) {
 		return t, false
 	}
 	v = v[n:]
-	t.msgID = strconv.FormatUint(id, 16)
-	t.origin, t.part, t.parts = Origin(v[0]), int(v[1]), int(v[2])
+	t.MsgID = strconv.FormatUint(id, 16)
+	t.Origin, t.Part, t.Parts = v[0], int(v[1]), int(v[2])
 	v = v[3:]
 	var fields [4]string
 	for i := range fields {
@@ -488,32 +491,23 @@ func (s *receiptStore) decodeTarget(v []byte) (t receiptTarget, ok bool) {
 		fields[i] = string(v[n : n+int(l)])
 		v = v[n+int(l):]
 	}
-	t.from, t.to = fields[2], fields[3]
-	t.tenant = s.g.tenants[fields[0]]
-	if fields[1] != "" {
-		t.account = s.g.accounts[fields[1]]
-	}
-	switch t.origin {
-	case OriginSMPP:
-		return t, t.account != nil && t.tenant != nil
-	case OriginHTTP:
-		return t, t.tenant != nil
-	}
-	return t, true
+	t.From, t.To = fields[2], fields[3]
+	t.Tenant, t.Account, ok = names.Resolve(t.Origin, fields[0], fields[1])
+	return t, ok
 }
 
 // lookupStored takes a receipt the memory book did not know (parked says
 // whether lookupOrPark parked it) and looks it up in the store on a
 // worker, which forwards it and answers r. It returns false, leaving r to
 // the caller, when there is no store.
-func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceipt, final, parked bool) bool {
+func (b *Book) lookupStored(sm SMSC, r *smpp.Request, pr Report, final, parked bool) bool {
 	s := b.store
 	if s == nil {
 		return false
 	}
-	k := b.key(l, pr.id, true)
+	k := b.key(sm, pr.ID, true)
 	if parked && !b.markLookup(k, true) { // before a worker can see it
-		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
+		b.count(sm.Name, "parked")
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
 	}
@@ -526,7 +520,7 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 		return false
 	}
 	select {
-	case s.lookups <- storeLookup{l: l, r: r, pr: pr, final: final, parked: parked}:
+	case s.lookups <- storeLookup{s: sm, r: r, pr: pr, final: final, parked: parked}:
 		s.lookMu.RUnlock()
 		return true
 	default:
@@ -536,7 +530,7 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 	// rather than give it up.
 	s.busy.Inc()
 	if parked && !b.unpark(k) {
-		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
+		b.count(sm.Name, "parked")
 		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
 		return true
 	}
@@ -550,21 +544,21 @@ func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceip
 // delivers it and resolve only answers (a parked receipt being looked up
 // does not expire, so a receipt gone from the lot was delivered). On a
 // miss it stays parked for the rest of its grace period.
-func (b *receiptBook) resolve(q storeLookup) {
-	g, s := b.g, b.store
+func (b *Book) resolve(q storeLookup) {
+	s := b.store
 	if h := s.lookHook.Load(); h != nil {
 		(*h)()
 	}
-	canon := dlr.CanonicalKey(q.pr.id, q.l.idBase, true)
-	k := b.keyOf(q.l, canon)
+	canon := dlr.CanonicalKey(q.pr.ID, q.s.IDBase, true)
+	k := b.keyOf(q.s, canon)
 	answer := func(st smpp.CommandStatus) { q.r.Respond(st, nil) }
-	t, found, err := s.get(q.l.name, canon)
+	t, found, err := s.get(q.s.Name, canon)
 	switch {
 	case err != nil:
 		s.lookErr.Inc()
 		s.logErr("receipt store lookup", err)
 		if q.parked && !b.unpark(k) {
-			g.metrics.receipts.WithLabelValues(q.l.name, "parked").Inc()
+			b.count(q.s.Name, "parked")
 			answer(smpp.StatusOK) // add delivered it meanwhile
 			return
 		}
@@ -577,20 +571,20 @@ func (b *receiptBook) resolve(q storeLookup) {
 			outcome = "parked" // add may still deliver it within the grace period
 			b.markLookup(k, false)
 		}
-		g.metrics.receipts.WithLabelValues(q.l.name, outcome).Inc()
+		b.count(q.s.Name, outcome)
 		answer(smpp.StatusOK)
 		return
 	}
 	s.hit.Inc()
-	g.metrics.receipts.WithLabelValues(q.l.name, "correlated").Inc()
+	b.count(q.s.Name, "correlated")
 	if q.parked && !b.unpark(k) {
 		answer(smpp.StatusOK) // add delivered it meanwhile
 		return
 	}
 	if q.final {
-		s.del(q.l.name, canon)
+		s.del(q.s.Name, canon)
 	} else {
-		b.remember(k, b.pack(t)) // its final receipt will take the fast path
+		b.remember(k, pack(t)) // its final receipt will take the fast path
 	}
-	g.forwardReceipt(q.l, t, q.pr, answer)
+	b.deliver(t, q.pr, answer)
 }
