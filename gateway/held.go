@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
-	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // heldPayload is what we keep of a held message to send it later.
@@ -135,11 +135,11 @@ func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
 	var p heldPayload
 	_ = json.Unmarshal(h.Payload, &p)
 	g.statuses.update(h.ID, "failed", reason)
-	target := receiptTargetOf(&Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, From: p.From, To: p.To}, 1, 1)
-	if Origin(target.Origin) == OriginSMPP && target.Account == 0 {
+	m := &Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], From: p.From, To: p.To}
+	if p.Origin == OriginSMPP && m.Account == nil {
 		return
 	}
-	g.forwardReceipt(target, receipt.Report{ID: h.ID, State: 8, Stat: "REJECTD", Err: threeDigits(uint32(smpp.StatusNoConsent)), Done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, p.Origin, dlr.Rejected, smpp.StatusNoConsent)
 }
 
 func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/optgate/optgate/consent"
-	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -116,15 +114,12 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if m.Account == nil {
 		return
 	}
-	stat, state := "UNDELIV", uint8(5)
+	state := dlr.Undeliverable
 	if o.Kind == Blocked {
-		stat, state = "REJECTD", 8
+		state = dlr.Rejected
 	}
 	if o.Reason == "expired" {
-		stat, state = "EXPIRED", 3
+		state = dlr.Expired
 	}
-	t := receiptTargetOf(m, 1, 1)
-	t.Origin = uint8(OriginSMPP)
-	g.forwardReceipt(t, receipt.Report{ID: m.ID, State: dlr.State(state), Stat: stat,
-		Err: threeDigits(uint32(o.Status)), Done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, OriginSMPP, state, o.Status)
 }

@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // newReceiptBook builds the receipt book: receipts go to forwardReceipt,
@@ -27,6 +30,16 @@ func receiptTargetOf(m *Message, part, parts int) receipt.Target {
 		t.Account = m.Account.idx
 	}
 	return t
+}
+
+// forwardSynthetic forwards the receipt optgate makes itself
+// (receipt.Synthetic) for message m, sent as from origin, that it will not
+// deliver; nobody waits for its answer.
+func (g *Gateway) forwardSynthetic(m *Message, origin Origin, state dlr.State, status smpp.CommandStatus) {
+	t := receiptTargetOf(m, 1, 1)
+	t.Origin = uint8(origin)
+	t, r := receipt.Synthetic(t, state, status, time.Now())
+	g.forwardReceipt(t, r, func(smpp.CommandStatus) {})
 }
 
 // receiptNames lets the receipt store keep tenants and accounts by id.
