@@ -23,10 +23,14 @@ import (
 //
 // The book is only the fast path for recent messages: at a high rate it
 // rotates long before ttl, and it is empty after a restart. Every mapping
-// is also written, asynchronously, to the gateway store (store, see
-// receiptStore) with a TTL of ttl, and a receipt the book does not know is
+// is also written, asynchronously, to the gateway's Badger store (see
+// store) with a TTL of ttl, and a receipt the book does not know is
 // looked up there (lookupStored) before it is given up. A final receipt
 // removes its mapping from both.
+//
+// A Book is safe for concurrent use. Add runs on the MT path and Receive
+// on the SMSC session's read goroutine: neither waits for a disk or a
+// peer.
 type Book struct {
 	seed     maphash.Seed
 	mu       sync.Mutex
@@ -37,7 +41,7 @@ type Book struct {
 	ttl      time.Duration
 
 	parked map[uint64]parkedReceipt // guarded by mu (one lock with the maps: a
-	// lookup that misses and the park that follows must not race with add)
+	// lookup that misses and the park that follows must not race with Add)
 	grace time.Duration
 
 	store *store // nil until OpenStore (and in tests without one)
@@ -64,7 +68,7 @@ type parkedReceipt struct {
 	r     Report
 	// lookup is set while the store is being asked (lookupStored): the
 	// receipt does not expire then, so a lookup that finds the mapping
-	// and no longer finds the receipt parked knows add delivered it.
+	// and no longer finds the receipt parked knows Add delivered it.
 	lookup bool
 }
 

@@ -62,7 +62,7 @@ type Config struct {
 	// must not wait for a peer.
 	Deliver func(t Target, r Report, answer func(smpp.CommandStatus))
 	// Count counts one receipt of an SMSC by outcome: correlated, parked
-	// (it waits for its mapping, or add delivered it meanwhile) or
+	// (it waits for its mapping, or Add delivered it meanwhile) or
 	// uncorrelated.
 	Count func(smsc, outcome string)
 	Log   *slog.Logger // store errors, rate-limited

@@ -1,18 +1,13 @@
 package receipt
 
 import (
-	"encoding/binary"
 	"errors"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/optgate/optgate/smpp"
-	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // Limits of the receipt store.
@@ -40,11 +35,11 @@ const (
 	receiptPendingMax   = 1 << 19
 )
 
-// receiptStore keeps the mappings of a receiptBook in the gateway's Badger
-// store, with a TTL of receipts.ttl, so a receipt is correlated however
-// late it comes within the TTL, and after a restart.
+// store keeps the mappings of a Book in the gateway's Badger store, with
+// a TTL of receipts.ttl, so a receipt is correlated however late it comes
+// within the TTL, and after a restart.
 //
-// Keys: "rc/" smsc NUL canonical-id → encodeTarget. The id is the
+// Keys: "rc/" smsc NUL canonical-id → appendTarget. The id is the
 // dlr.CanonicalKey of the SMSC's id for the link's id_base, the form the
 // book hashes, so the two sides of a correlation meet in the store too.
 //
@@ -129,14 +124,6 @@ type storeOp struct {
 	p           packedTarget
 	del         bool
 	at          time.Time
-}
-
-// storeLookup is a receipt waiting for a store lookup.
-type storeLookup struct {
-	s             SMSC
-	r             *smpp.Request
-	pr            Report
-	final, parked bool
 }
 
 // OpenStore starts persisting the book's mappings in db and registers the
@@ -433,158 +420,4 @@ func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 		return it.Value(func(v []byte) error { t, found = decodeTarget(v, s.b.names); return nil })
 	})
 	return t, found, err
-}
-
-func appendStoreKey(dst []byte, smsc, canon string) []byte {
-	dst = append(dst, "rc/"...)
-	dst = append(dst, smsc...)
-	dst = append(dst, 0)
-	return append(dst, canon...)
-}
-
-// receiptFormat is the first byte of a stored mapping.
-const receiptFormat = 1
-
-// appendTarget appends the stored form of a mapping: receiptFormat, our
-// id (uvarint), origin, part, parts, then the tenant's id, the account's
-// system_id, from and to, each as a uvarint length and its bytes.
-// Tenants and accounts are stored by name, not by index, so a mapping
-// survives a restart with a reordered configuration.
-func appendTarget(dst []byte, p packedTarget, names Names) []byte {
-	dst = append(dst, receiptFormat)
-	dst = binary.AppendUvarint(dst, p.msgID)
-	dst = append(dst, byte(p.origin), p.part, p.parts)
-	str := func(v string) {
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
-	}
-	tenant, account := names.Names(p.tenant, p.account)
-	str(tenant)
-	str(account)
-	dst = binary.AppendUvarint(dst, uint64(p.fromLen))
-	dst = append(dst, p.from[:p.fromLen]...)
-	dst = binary.AppendUvarint(dst, uint64(p.toLen))
-	return append(dst, p.to[:p.toLen]...)
-}
-
-// decodeTarget reads appendTarget's form; ok is false for a malformed
-// value or one whose tenant or account is unknown now.
-func decodeTarget(v []byte, names Names) (t Target, ok bool) {
-	if len(v) < 1 || v[0] != receiptFormat {
-		return t, false
-	}
-	v = v[1:]
-	id, n := binary.Uvarint(v)
-	if n <= 0 || len(v) < n+3 {
-		return t, false
-	}
-	v = v[n:]
-	t.MsgID = strconv.FormatUint(id, 16)
-	t.Origin, t.Part, t.Parts = v[0], int(v[1]), int(v[2])
-	v = v[3:]
-	var fields [4]string
-	for i := range fields {
-		l, n := binary.Uvarint(v)
-		if n <= 0 || uint64(len(v)-n) < l {
-			return t, false
-		}
-		fields[i] = string(v[n : n+int(l)])
-		v = v[n+int(l):]
-	}
-	t.From, t.To = fields[2], fields[3]
-	t.Tenant, t.Account, ok = names.Resolve(t.Origin, fields[0], fields[1])
-	return t, ok
-}
-
-// lookupStored takes a receipt the memory book did not know (parked says
-// whether lookupOrPark parked it) and looks it up in the store on a
-// worker, which forwards it and answers r. It returns false, leaving r to
-// the caller, when there is no store.
-func (b *Book) lookupStored(sm SMSC, r *smpp.Request, pr Report, final, parked bool) bool {
-	s := b.store
-	if s == nil {
-		return false
-	}
-	k := b.key(sm, pr.ID, true)
-	if parked && !b.markLookup(k, true) { // before a worker can see it
-		b.count(sm.Name, "parked")
-		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
-		return true
-	}
-	s.lookMu.RLock() // a leaf: no other lock is taken while it is held
-	if s.lookClosed {
-		s.lookMu.RUnlock()
-		if parked {
-			b.markLookup(k, false)
-		}
-		return false
-	}
-	select {
-	case s.lookups <- storeLookup{s: sm, r: r, pr: pr, final: final, parked: parked}:
-		s.lookMu.RUnlock()
-		return true
-	default:
-	}
-	s.lookMu.RUnlock()
-	// Too many lookups waiting: ask the SMSC to send it again later
-	// rather than give it up.
-	s.busy.Inc()
-	if parked && !b.unpark(k) {
-		b.count(sm.Name, "parked")
-		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
-		return true
-	}
-	r.Respond(smpp.StatusXTAppn, nil)
-	return true
-}
-
-// resolve looks a receipt up in the store and forwards it if found; it
-// runs on a lookup worker. A receipt still parked is taken from the lot
-// only when the store has its mapping: if add takes it first, add
-// delivers it and resolve only answers (a parked receipt being looked up
-// does not expire, so a receipt gone from the lot was delivered). On a
-// miss it stays parked for the rest of its grace period.
-func (b *Book) resolve(q storeLookup) {
-	s := b.store
-	if h := s.lookHook.Load(); h != nil {
-		(*h)()
-	}
-	canon := dlr.CanonicalKey(q.pr.ID, q.s.IDBase, true)
-	k := b.keyOf(q.s, canon)
-	answer := func(st smpp.CommandStatus) { q.r.Respond(st, nil) }
-	t, found, err := s.get(q.s.Name, canon)
-	switch {
-	case err != nil:
-		s.lookErr.Inc()
-		s.logErr("receipt store lookup", err)
-		if q.parked && !b.unpark(k) {
-			b.count(q.s.Name, "parked")
-			answer(smpp.StatusOK) // add delivered it meanwhile
-			return
-		}
-		answer(smpp.StatusXTAppn) // the SMSC sends it again
-		return
-	case !found:
-		s.miss.Inc()
-		outcome := "uncorrelated"
-		if q.parked {
-			outcome = "parked" // add may still deliver it within the grace period
-			b.markLookup(k, false)
-		}
-		b.count(q.s.Name, outcome)
-		answer(smpp.StatusOK)
-		return
-	}
-	s.hit.Inc()
-	b.count(q.s.Name, "correlated")
-	if q.parked && !b.unpark(k) {
-		answer(smpp.StatusOK) // add delivered it meanwhile
-		return
-	}
-	if q.final {
-		s.del(q.s.Name, canon)
-	} else {
-		b.remember(k, pack(t)) // its final receipt will take the fast path
-	}
-	b.deliver(t, q.pr, answer)
 }
