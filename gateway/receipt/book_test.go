@@ -1,6 +1,7 @@
 package receipt
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -168,5 +169,28 @@ func TestBookParkBound(t *testing.T) {
 	b.mu.Unlock()
 	if _, found, parked := b.lookupOrPark(carrier, report("x", dlr.Delivered), true); found || parked {
 		t.Fatalf("a full lot: found %v parked %v", found, parked)
+	}
+}
+
+// BenchmarkBookAddLookup: the book's share of a message with a receipt:
+// the mapping made on the MT path and found by its final receipt (no
+// store). The lookup's allocations are the target's strings.
+func BenchmarkBookAddLookup(b *testing.B) {
+	book, _ := newBook(1<<20, time.Minute)
+	ids := make([]string, 4096)
+	for i := range ids {
+		ids[i] = strconv.Itoa(1000000 + i)
+	}
+	tg := target("18c2f0a1b2c3d4e5")
+	r := report("", dlr.Delivered)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := ids[i%len(ids)]
+		book.Add(carrier, id, tg)
+		r.ID = id
+		if _, found, _ := book.lookupOrPark(carrier, r, true); !found {
+			b.Fatal("mapping not found")
+		}
 	}
 }
