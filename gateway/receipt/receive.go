@@ -5,6 +5,32 @@ import (
 	"github.com/optgate/optgate/smpp/dlr"
 )
 
+// Receive correlates a carrier's receipt r that came on req from SMSC s
+// and delivers it (Config.Deliver), which answers req. A receipt whose
+// mapping is not in memory is looked up in the store off this goroutine;
+// one found nowhere waits parked for the grace period (its mapping may
+// come: some SMSCs send a receipt before the submit_sm_resp is read) and
+// is answered ESME_ROK at once.
+func (b *Book) Receive(s SMSC, req *smpp.Request, r Report) {
+	final := r.State.Final()
+	t, found, parked := b.lookupOrPark(s, r, final)
+	if !found && b.lookupStored(s, req, r, final, parked) {
+		return // not in memory: a store lookup, off this goroutine, forwards and answers
+	}
+	answer := func(st smpp.CommandStatus) { req.Respond(st, nil) }
+	if !found {
+		if parked {
+			b.count(s.Name, "parked")
+		} else {
+			b.count(s.Name, "uncorrelated")
+		}
+		answer(smpp.StatusOK)
+		return
+	}
+	b.count(s.Name, "correlated")
+	b.deliver(t, r, answer)
+}
+
 // storeLookup is a receipt waiting for a store lookup.
 type storeLookup struct {
 	s             SMSC
