@@ -59,7 +59,8 @@ func (n receiptNames) Names(tenant, account uint16) (tenantID, accountID string)
 // Resolve implements receipt.Names: a receipt for an SMPP message needs
 // its tenant and account, one for an HTTP message its tenant.
 func (n receiptNames) Resolve(origin uint8, tenantID, accountID string) (tenant, account uint16, ok bool) {
-	t, a := n.g.tenants[tenantID], (*Account)(nil)
+	t := n.g.tenants[tenantID]
+	var a *Account
 	if accountID != "" {
 		a = n.g.accounts[accountID]
 	}
