@@ -74,6 +74,9 @@ type parkedReceipt struct {
 
 // New returns an empty book; OpenStore makes it durable.
 func New(c Config) *Book {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
 	return &Book{seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
 		curSince: time.Now(), oldSince: time.Now(), max: c.Max, ttl: c.TTL, parked: map[uint64]parkedReceipt{}, grace: c.Grace,
 		names: c.Names, deliver: c.Deliver, count: c.Count, log: c.Log}

@@ -49,7 +49,7 @@ type Names interface {
 	Resolve(origin uint8, tenantID, accountID string) (tenant, account uint16, ok bool)
 }
 
-// Config is what a Book is built with. Every field is required.
+// Config is what a Book is built with. Every field but Log is required.
 type Config struct {
 	Max   int           // mappings kept in memory (two generations of Max/2)
 	TTL   time.Duration // how long a mapping is kept (receipts.ttl)
@@ -65,5 +65,5 @@ type Config struct {
 	// (it waits for its mapping, or Add delivered it meanwhile) or
 	// uncorrelated.
 	Count func(smsc, outcome string)
-	Log   *slog.Logger // store errors, rate-limited
+	Log   *slog.Logger // store errors, rate-limited (default slog.Default())
 }
