@@ -21,6 +21,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -90,7 +91,7 @@ type Gateway struct {
 
 	ids         *idGen
 	ref         atomic.Uint32
-	statuses    *statusBook
+	statuses    *status.Book
 	receipts    *receiptBook
 	reasm       *coding.Reassembler
 	metrics     *metrics
@@ -197,7 +198,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
-	g.statuses = newStatusBook(g, 1<<20)
+	g.statuses = status.NewBook(bookTenants{g}, 1<<20)
 	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
 	reg := opt.Registerer
 	if reg == nil {
@@ -275,7 +276,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
-	g.statuses.openStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
+	g.statuses.OpenStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {
@@ -473,7 +474,7 @@ func (g *Gateway) housekeeping() {
 func (g *Gateway) onConsentEvent(ev consent.Event) error {
 	t := g.tenants[ev.Tenant]
 	if ev.Type == consent.EventHeldExpired && ev.Held != nil && t != nil {
-		g.failHeld(t, *ev.Held, "held_expired")
+		g.failHeld(t, *ev.Held, status.ReasonHeldExpired)
 	}
 	return g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 }
@@ -589,7 +590,7 @@ func (g *Gateway) closeStores() {
 	if g.outbox != nil {
 		g.outbox.close()
 	}
-	g.statuses.closeStore() // before the committer: it writes what is queued
+	g.statuses.CloseStore() // before the committer: it writes what is queued
 	if g.commit != nil {
 		g.commit.Close()
 	}

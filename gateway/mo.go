@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -83,12 +84,12 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM)
 // forwardReceipt sends a receipt to where its message came from and calls
 // answer with the status for the SMSC.
 func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt, answer func(smpp.CommandStatus)) {
-	state := receiptStateName(pr.state)
-	reason := ""
+	state := status.FromReceipt(pr.state)
+	reason := status.ReasonNone
 	if pr.err != "" && pr.err != "000" {
-		reason = "err:" + pr.err
+		reason = status.CarrierReason("err:" + pr.err)
 	}
-	g.statuses.update(t.msgID, state, reason)
+	g.statuses.Update(t.msgID, state, reason)
 	switch t.origin {
 	case OriginSMPP:
 		d := upstreamReceipt(t, pr)
@@ -119,7 +120,7 @@ func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt,
 		}
 	case OriginHTTP:
 		err := g.emit(t.tenant, "message.status", map[string]any{
-			"id": t.msgID, "to": t.to, "from": t.from, "state": state, "error": pr.err, "part": t.part, "parts": t.parts,
+			"id": t.msgID, "to": t.to, "from": t.from, "state": state.String(), "error": pr.err, "part": t.part, "parts": t.parts,
 		})
 		if err != nil {
 			answer(smpp.StatusXTAppn)
@@ -176,43 +177,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func receiptStateName(s dlr.State) string {
-	switch s {
-	case dlr.Delivered:
-		return "delivered"
-	case dlr.Expired:
-		return "expired"
-	case dlr.Deleted:
-		return "deleted"
-	case dlr.Undeliverable:
-		return "undeliverable"
-	case dlr.Accepted:
-		return "accepted_by_carrier"
-	case dlr.Rejected:
-		return "rejected"
-	case dlr.Enroute:
-		return "enroute"
-	}
-	return "unknown"
-}
-
-// messageState maps our state names to message_state for query_sm.
-func messageState(s string) uint8 {
-	switch s {
-	case "delivered":
-		return uint8(dlr.Delivered)
-	case "expired":
-		return uint8(dlr.Expired)
-	case "undeliverable", "failed":
-		return uint8(dlr.Undeliverable)
-	case "blocked", "rejected":
-		return uint8(dlr.Rejected)
-	case "accepted", "queued", "held", "enroute", "accepted_by_carrier":
-		return uint8(dlr.Enroute)
-	}
-	return uint8(dlr.Unknown)
 }
 
 // spoolDeliver keeps a deliver_sm for an upstream ESME that is not bound
@@ -521,7 +485,7 @@ func (g *Gateway) heldActions(t *Tenant, res consent.Result) {
 		g.releaseHeld(t, h)
 	}
 	for _, h := range res.Dropped {
-		g.failHeld(t, h, "recipient_opted_out")
+		g.failHeld(t, h, status.ReasonRecipientOptedOut)
 	}
 }
 
