@@ -253,5 +253,3 @@ func parseReceipt(d *smpp.DeliverSM) (parsedReceipt, bool) {
 	r, ok := d.Receipt()
 	return parsedReceipt{id: r.ID, state: r.State, stat: r.Stat, err: r.Err, done: r.DoneDate}, ok
 }
-
-func dlrState(v uint8) dlr.State { return dlr.State(v) }

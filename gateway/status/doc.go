@@ -8,7 +8,9 @@
 // Outcome; the SMPP edge (the gateway's answerSubmit) turns it into a
 // command_status, the HTTP API into a status code and error code, and the
 // status book into a State. Nothing here knows SMPP command statuses or
-// HTTP codes: Outcome is channel-neutral. Where a status code depends on
+// HTTP codes: Outcome is channel-neutral. (States do read and give SMPP
+// receipt states, smpp/dlr: an SMSC receipt is the main source of a
+// message's later states, and query_sm asks for one.) Where a status code depends on
 // what only the carrier knew (an SMSC's own command_status, relayed to the
 // platform), the Outcome carries it as CarrierCode, which the edge
 // passes on untouched.
