@@ -58,10 +58,6 @@ import (
 // blocks; the free-space threshold keeps room for the next log, created
 // when a memtable fills.
 
-// ErrStoreUnhealthy is the error of a message or request refused while a
-// store is unhealthy.
-var ErrStoreUnhealthy = errors.New("gateway: store unhealthy (disk full, read-only, missing or slow); writes refused, retry later")
-
 const probeFile = ".optgate-probe"
 
 // storeProbe is the health of one store directory. Only the guard's loop

@@ -45,10 +45,6 @@ const (
 	ReasonStoreUnavailable = status.ReasonStoreUnavailable
 )
 
-// errNotQueued wraps the error of a message of an ack: store account that
-// could not be queued: the platform gets ESME_RMSGQFUL.
-var errNotQueued = errors.New("gateway: message not queued")
-
 // smppStatus is the command_status for outcome o of a message of account
 // a (nil: the defaults): the one mapping from Outcome to SMPP, used for
 // submit_sm_resp and data_sm_resp, for the err: of the receipts that

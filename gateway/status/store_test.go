@@ -18,7 +18,7 @@ func openTestStore(tb testing.TB, dir string) (*Book, func()) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := groupcommit.New(db, nil)
+	c := groupcommit.New(db, groupcommit.Options{})
 	b := NewBook(acme{}, 1024)
 	b.OpenStore(db, c, time.Hour, nil, slog.New(slog.DiscardHandler))
 	closed := false
