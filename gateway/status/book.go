@@ -63,10 +63,16 @@ type rec struct {
 	tenant  uint16
 	reason  Reason
 	state   State
-	channel uint8 // 0 SMS, 1 WhatsApp
+	channel uint8 // chanSMS or chanWhatsApp
 	toLen   uint8
 	to      [16]byte
 }
+
+// A record's channel (rec.channel; stored as is).
+const (
+	chanSMS      = 0
+	chanWhatsApp = 1
+)
 
 // NewBook returns a book that keeps at least the latest size messages
 // (size is rounded up to a power of two).
@@ -106,7 +112,7 @@ func (b *Book) Put(s MessageStatus) {
 	}
 	r := rec{id: id, at: s.Updated.UnixNano(), state: s.State, reason: s.Reason, tenant: b.tenants.TenantIndex(s.Tenant)}
 	if s.Channel == consent.ChannelWhatsApp {
-		r.channel = 1
+		r.channel = chanWhatsApp
 	}
 	r.toLen = uint8(copy(r.to[:], s.To))
 	e, mu := b.slot(id)
@@ -273,7 +279,7 @@ func (b *Book) Get(idStr string) (MessageStatus, bool) {
 func (b *Book) status(id string, r rec) MessageStatus {
 	ms := MessageStatus{ID: id, Channel: consent.ChannelSMS, To: string(r.to[:r.toLen]), State: r.state, Reason: r.reason,
 		Tenant: b.tenants.TenantID(r.tenant), Updated: time.Unix(0, r.at).UTC()}
-	if r.channel == 1 {
+	if r.channel == chanWhatsApp {
 		ms.Channel = consent.ChannelWhatsApp
 	}
 	return ms

@@ -87,7 +87,7 @@ func TestStoreRoundTrip(t *testing.T) {
 }
 
 func TestDecodeBadBytes(t *testing.T) {
-	r := rec{id: 7, at: 42, tenant: 1, state: StateDelivered, reason: ReasonCarrier, channel: 1, toLen: 12}
+	r := rec{id: 7, at: 42, tenant: 1, state: StateDelivered, reason: ReasonCarrier, channel: chanWhatsApp, toLen: 12}
 	copy(r.to[:], "+15145550100")
 	good := encode(acme{}, nil, r)
 	if got, ok := decode(acme{}, 7, good); !ok || got != r {
