@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -102,12 +103,24 @@ func newBook(max int, grace time.Duration) (*Book, *recorder) {
 // openDB opens a Badger store in dir, closed when the test ends.
 func openDB(t *testing.T, dir string) *badger.DB {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// openStore makes b durable in db through a group committer of its own,
+// as the gateway's; b's store and then the committer close when the test
+// ends, before db.
+func openStore(t *testing.T, b *Book, db *badger.DB) *groupcommit.Committer {
+	t.Helper()
+	c := groupcommit.New(db, groupcommit.Options{})
+	t.Cleanup(c.Close)
+	t.Cleanup(b.CloseStore)
+	b.OpenStore(db, c, nil)
+	return c
 }
 
 // target is an SMPP message's target for tenant acme, account acme-esme.

@@ -1,13 +1,14 @@
 package receipt
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Limits of the receipt store.
@@ -48,14 +49,15 @@ const (
 // the whole queue, after at most receiptLinger for it to fill. A put waits
 // in the writer's pending set for receiptPersistDelay; a del that finds
 // its put still pending cancels both, so a message whose final receipt
-// came within that delay costs the store nothing. The writer commits the
-// puts that are due and the other dels in one Badger transaction (more
-// only past Badger's transaction limits). Nobody waits for these writes
+// came within that delay costs the store nothing. The writer hands the
+// puts that are due and the other dels to the gateway store's group
+// committer (internal/groupcommit), in requests that share its synced
+// transactions with the store's other writes. No MT waits for these writes
 // to reach the disk: a crash or power cut loses the mappings of the last
 // receiptPersistDelay and a batch (about a second of traffic), whose
 // receipts then go uncorrelated; that is accepted so the MT path never
-// waits for a disk. On a clean shutdown everything pending is written. On a store opened
-// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// waits for a disk. On a clean shutdown everything pending is written. Each
+// committed batch costs one fsync, which is why the writer's batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
 // dropped and counted (optgate_gateway_receipt_map_dropped_total), and
@@ -64,9 +66,10 @@ const (
 // A receipt the book does not know is looked up here by a small pool of
 // workers (lookupStored), off the SMSC session's read goroutine.
 type store struct {
-	b   *Book
-	db  *badger.DB
-	ttl time.Duration
+	b      *Book
+	db     *badger.DB
+	commit *groupcommit.Committer
+	ttl    time.Duration
 
 	mu     sync.Mutex
 	queue  []storeOp // guarded by mu
@@ -126,12 +129,13 @@ type storeOp struct {
 	at          time.Time
 }
 
-// OpenStore starts persisting the book's mappings in db and registers the
-// store's metrics with reg (if not nil). CloseStore must run before db
-// closes.
-func (b *Book) OpenStore(db *badger.DB, reg prometheus.Registerer) {
+// OpenStore starts persisting the book's mappings in db, written through
+// the gateway store's group committer c, and registers the store's
+// metrics with reg (if not nil). CloseStore must run before c and db
+// close.
+func (b *Book) OpenStore(db *badger.DB, c *groupcommit.Committer, reg prometheus.Registerer) {
 	const ns, sub = "optgate", "gateway"
-	s := &store{b: b, db: db, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
+	s := &store{b: b, db: db, commit: c, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups),
 		pending: make(map[storeKey]pendingPut), pendingMax: receiptPendingMax}
 	s.delay.Store(int64(receiptPersistDelay))
@@ -331,60 +335,36 @@ func (s *store) settle(out, batch []storeOp, now time.Time, flush bool) []storeO
 	return out
 }
 
-// write commits a batch in one transaction, or more if it exceeds
-// Badger's limits for one.
+// write hands a batch to the gateway store's group committer (WriteAll):
+// its mappings share synced transactions with the store's other writes.
 func (s *store) write(batch []storeOp, now time.Time) {
 	// One buffer for every key and value of the batch: Badger keeps the
 	// slices until the commit. Just over 100 bytes each in the usual case.
 	buf := make([]byte, 0, len(batch)*112)
-	txn := s.db.NewTransaction(true)
-	n := 0 // ops in txn
-	commit := func() {
-		if err := txn.Commit(); err != nil {
-			s.dropErr.Add(float64(n))
-			s.logErr("receipt store write", err)
-		} else {
-			s.written.Add(float64(n))
-		}
-		n = 0
-	}
+	ops := make([]groupcommit.Op, 0, len(batch))
 	for i := range batch {
 		op := &batch[i]
 		start := len(buf)
 		buf = appendStoreKey(buf, op.smsc, op.canon)
 		key := buf[start:len(buf):len(buf)]
-		var e *badger.Entry
-		if !op.del {
-			ttl := s.ttl - now.Sub(op.at)
-			if ttl <= 0 {
-				continue // expired while it waited: as if written and expired
-			}
-			start = len(buf)
-			buf = appendTarget(buf, op.p, s.b.names)
-			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(ttl)
+		if op.del {
+			ops = append(ops, groupcommit.Op{Key: key, Delete: true})
+			continue
 		}
-		for try := 0; ; try++ {
-			var err error
-			if op.del {
-				err = txn.Delete(key)
-			} else {
-				err = txn.SetEntry(e)
-			}
-			if err == nil {
-				n++
-				break
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) && try == 0 && n > 0 {
-				commit()
-				txn = s.db.NewTransaction(true)
-				continue
-			}
-			s.dropErr.Inc()
-			s.logErr("receipt store write", err)
-			break
+		ttl := s.ttl - now.Sub(op.at)
+		if ttl <= 0 {
+			continue // expired while it waited: as if written and expired
 		}
+		start = len(buf)
+		buf = appendTarget(buf, op.p, s.b.names)
+		ops = append(ops, groupcommit.Op{Key: key, Value: buf[start:len(buf):len(buf)], TTL: ttl})
 	}
-	commit()
+	n, err := s.commit.WriteAll(ops)
+	s.written.Add(float64(n))
+	if err != nil {
+		s.dropErr.Add(float64(len(ops) - n))
+		s.logErr("receipt store write", err)
+	}
 }
 
 // logErr logs a store error at most once every 10 seconds.
@@ -409,15 +389,6 @@ func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 		t, found = decodeTarget(appendTarget(nil, e.p, s.b.names), s.b.names)
 		return t, found, nil
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(appendStoreKey(nil, smsc, canon))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { t, found = decodeTarget(v, s.b.names); return nil })
-	})
+	_, err = groupcommit.Read(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = decodeTarget(v, s.b.names) })
 	return t, found, err
 }
