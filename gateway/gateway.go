@@ -21,6 +21,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -64,7 +65,7 @@ type Gateway struct {
 	db      *badger.DB
 	dirLock *dirLock // store.dir, held from New to closeStores
 	commit  *groupcommit.Committer
-	outbox  *outbox
+	outbox  *outbox.Store
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
 	tenants    map[string]*Tenant
@@ -271,7 +272,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		g.metrics.storeBatch.Observe(float64(n))
 		g.metrics.storeSync.Observe(d.Seconds())
 	})
-	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	g.outbox = outbox.New(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
@@ -283,9 +284,14 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	} else if n > 0 {
 		log.Info("stored parts of concatenated MOs restored", "parts", n)
 	}
-	expired := func(q string) func() {
+	expired := func(q string, then func(*outbox.Item)) func(*outbox.Item, error) {
 		c := g.metrics.queueExpired.WithLabelValues(q)
-		return c.Inc
+		return func(it *outbox.Item, _ error) {
+			if then != nil {
+				then(it)
+			}
+			c.Inc()
+		}
 	}
 	depth := func(q string) func(int) {
 		gauge := g.metrics.queueDepth.WithLabelValues(q)
@@ -294,11 +300,11 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	// One tenant's webhooks hold at most half the workers, so a dead or
 	// hanging endpoint (each attempt waits webhooks.timeout) cannot delay
 	// the other tenants' deliveries.
-	g.outbox.register(&outKind{name: "webhook", work: g.deliverWebhook, workers: cfg.Webhooks.Workers,
-		perTenant: max(1, cfg.Webhooks.Workers/2), maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff,
-		depth: depth("webhook"), expired: expired("webhook")})
-	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
-		maxBackoff: time.Minute, depth: depth("deliver"), expired: expired("deliver")})
+	g.outbox.Register(outbox.Kind{Name: "webhook", Deliver: g.deliverWebhook, Workers: cfg.Webhooks.Workers,
+		PerTenant: max(1, cfg.Webhooks.Workers/2), MaxAge: cfg.Webhooks.MaxAge, MaxBackoff: cfg.Webhooks.MaxBackoff,
+		Depth: depth("webhook"), GiveUp: expired("webhook", nil)})
+	g.outbox.Register(outbox.Kind{Name: "deliver", Deliver: g.deliverSpooled, Workers: 2, MaxAge: cfg.Receipts.TTL,
+		MaxBackoff: time.Minute, Depth: depth("deliver"), GiveUp: expired("deliver", nil)})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 
@@ -333,8 +339,8 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	for _, l := range g.links {
 		inflight += l.cfg.Window * l.cfg.Binds
 	}
-	g.outbox.register(&outKind{name: "mt", async: g.sendQueued, inflight: max(inflight, 16), maxAge: cfg.Queue.MaxAge,
-		maxBackoff: cfg.Queue.MaxBackoff, depth: depth("mt"), onExpire: g.queuedExpired, expired: expired("mt")})
+	g.outbox.Register(outbox.Kind{Name: "mt", DeliverAsync: g.sendQueued, Inflight: max(inflight, 16), MaxAge: cfg.Queue.MaxAge,
+		MaxBackoff: cfg.Queue.MaxBackoff, Depth: depth("mt"), GiveUp: expired("mt", g.queuedExpired)})
 	g.mt, g.afterScreen = g.mtChain()
 	g.initSeries()
 
@@ -411,7 +417,7 @@ func (g *Gateway) Start() error {
 		g.httpLn.Close()
 		return err
 	}
-	g.outbox.start()
+	g.outbox.Start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
 		return err
@@ -587,7 +593,7 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 func (g *Gateway) closeStores() {
 	g.receipts.closeStore() // before the store: it writes what is queued
 	if g.outbox != nil {
-		g.outbox.close()
+		g.outbox.Close()
 	}
 	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -223,7 +224,7 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 		answer(smpp.StatusSysErr)
 		return
 	}
-	if err := g.outbox.put(&outItem{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+	if err := g.outbox.Put(&outbox.Item{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
 		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
 		answer(smpp.StatusXTAppn)
 		return
@@ -232,14 +233,14 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 }
 
 // deliverSpooled is the outbox worker for spooled deliver_sm.
-func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
+func (g *Gateway) deliverSpooled(ctx context.Context, it *outbox.Item) error {
 	raw, err := unjsonBytes(it.Payload)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, p, err := smpp.Decode(raw)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, _, err = g.smppSrv.Deliver(ctx, it.Account, p)
 	if err == nil {
@@ -604,7 +605,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 	if res.Duplicate {
 		return nil
 	}
-	var items []*outItem
+	var items []*outbox.Item
 	for _, ev := range res.Events {
 		it, err := g.eventItem(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 		if err != nil {
@@ -628,7 +629,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 		items = append(items, it)
 	}
 	if len(items) > 0 {
-		if err := g.outbox.put(items...); err != nil {
+		if err := g.outbox.Put(items...); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -105,23 +106,14 @@ func TestStoreAckQueueSendsAsync(t *testing.T) {
 	t.Logf("at most %d in flight", maxSeen.Load())
 }
 
-// queued counts the items of a kind in the outbox.
 // queuedFor counts the queued items of kind that belong to tenant.
 func queuedFor(g *Gateway, kind, tenant string) int {
-	n := 0
-	g.outbox.scan(g.outbox.kinds[kind], time.Now().Add(24*time.Hour*365), func(it *outItem, _ []byte) bool {
-		if it.Tenant == tenant {
-			n++
-		}
-		return true
-	})
-	return n
+	return g.outbox.Count(kind, func(it *outbox.Item) bool { return it.Tenant == tenant })
 }
 
+// queued counts the items of a kind in the outbox.
 func queued(g *Gateway, kind string) int {
-	n := 0
-	g.outbox.scan(g.outbox.kinds[kind], time.Now().Add(24*time.Hour*365), func(*outItem, []byte) bool { n++; return true })
-	return n
+	return g.outbox.Count(kind, nil)
 }
 
 // BenchmarkGatewayMTStore: BenchmarkGatewayMT's path for an ack: store
