@@ -55,6 +55,11 @@
 // an interface on the gateway, so the gateway's parts (the SMSC links,
 // the webhook client, the upstream SMPP server) stay out of this package.
 //
+// The gateway holds a *Store, not a Queue: through an interface call the
+// compiler cannot keep Put's variadic slice on the caller's stack, which
+// would add an allocation to every message on the ack: store and MO
+// paths; the issue that adds a second implementation changes that field.
+//
 // Store keeps its items under the "ob/" prefix of a Badger store shared
 // with the gateway's other data, keyed by kind and due time so that a scan
 // of a kind reads its due items first; the stored JSON of an Item is the
