@@ -32,7 +32,7 @@ func openStore(t *testing.T, dir string) *testStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := groupcommit.New(db, nil)
+	c := groupcommit.New(db, groupcommit.Options{})
 	s := &testStore{Store: New(db, c, slog.New(slog.NewTextHandler(io.Discard, nil))), db: db, commit: c}
 	t.Cleanup(s.close)
 	return s
@@ -483,7 +483,7 @@ func BenchmarkPutDeliver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := groupcommit.New(db, nil)
+	c := groupcommit.New(db, groupcommit.Options{})
 	s := New(db, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var delivered atomic.Int64
 	var depth atomic.Int64

@@ -1,13 +1,8 @@
-// Package groupcommit writes to a Badger store in group commits: many
-// concurrent writers share one transaction and so one fsync, and each
-// learns "stored" only after the sync that holds its writes.
-//
-// The store must be opened WithSyncWrites(true): see Committer.apply for
-// why one db.Sync per batch is not durable.
 package groupcommit
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,182 +10,229 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// ErrClosed is returned for writes after Close.
-var ErrClosed = errors.New("groupcommit: store closed")
+var (
+	// ErrClosed is returned for writes after Close.
+	ErrClosed = errors.New("groupcommit: store closed")
+	// ErrFenced is matched by every write refused because an earlier commit
+	// failed (see Committer.Fenced); the error also wraps that failure.
+	ErrFenced = errors.New("groupcommit: store fenced after a failed commit; reopen required")
+)
 
-// Op is one write: a set of Key to Value (expiring after TTL if it is
-// positive), or a delete of Key when Delete is true.
 type Op struct {
 	Key, Value []byte
 	TTL        time.Duration
 	Delete     bool
 }
 
-type request struct {
-	ops  []Op
-	done chan error
+type Batch struct {
+	Requests, Ops int
+	Took          time.Duration // building and committing (fsync) the transaction
+	Err           error         // nil, or why the batch's requests failed
 }
 
-// Committer batches concurrent writes into Badger transactions (group
-// commit). It is safe for concurrent use.
+type Options struct {
+	// MaxBatch bounds the requests of one batch (one transaction). Default 4096.
+	MaxBatch int
+	// Queue is how many requests may wait for the committer. Default 1024.
+	Queue int
+	// OnBatch, if not nil, is called on the committer goroutine after each
+	// batch (metrics: batch size, sync time, errors).
+	OnBatch func(Batch)
+	// OnFence, if not nil, is called once on the committer goroutine when a
+	// failed commit fences the committer, before any writer of that batch
+	// is answered.
+	OnFence func(error)
+	// Commit, if not nil, commits a batch's transaction instead of
+	// txn.Commit: a fault-injection point for tests. It is called on the
+	// committer goroutine only, and must commit or discard txn.
+	Commit func(*badger.Txn) error
+}
+
+type request struct {
+	ops     []Op
+	applied func()
+	done    chan error
+}
+
 type Committer struct {
 	db      *badger.DB
+	opt     Options
 	reqs    chan request
 	wg      sync.WaitGroup
 	closeMu sync.RWMutex
-	closed  bool // guarded by closeMu
-	onBatch func(n int, d time.Duration)
-	txns    atomic.Int64 // transactions committed
+	closed  bool                  // guarded by closeMu
+	fence   atomic.Pointer[error] // ErrFenced wrapping the first failure; nil while healthy
+	txns    atomic.Int64          // transactions committed
+
+	// Transaction limits, with room for our estimate of entry sizes.
+	maxCount, maxSize int64
 }
 
-// New starts a committer on db. onBatch, if not nil, is called after each
-// batch with its number of ops and how long it took.
-func New(db *badger.DB, onBatch func(ops int, took time.Duration)) *Committer {
-	c := &Committer{db: db, reqs: make(chan request, 4096), onBatch: onBatch}
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+func New(db *badger.DB, opt Options) *Committer {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 4096
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = 1024
+	}
+	if opt.Commit == nil {
+		opt.Commit = (*badger.Txn).Commit
+	}
+	c := &Committer{db: db, opt: opt, reqs: make(chan request, opt.Queue),
+		maxCount: db.MaxBatchCount() * 3 / 4, maxSize: db.MaxBatchSize() * 3 / 4}
 	c.wg.Add(1)
 	go c.loop()
 	return c
 }
 
-// Write stores ops durably, all in one transaction, and returns once they
-// are synced.
-func (c *Committer) Write(ops ...Op) error { return c.submit(ops) }
+func (c *Committer) Write(ops ...Op) error { return c.submit(ops, nil) }
 
-// WriteLazy is Write for writes whose loss in a crash would be harmless
-// (a queue redoing work it had finished, at least once). Every write to
-// the store is synced (see apply), so it is Write under another name:
-// these writes share the batches of the others, which is what keeps their
-// fsyncs few.
-func (c *Committer) WriteLazy(ops ...Op) error { return c.submit(ops) }
+func (c *Committer) WriteLazy(ops ...Op) error { return c.submit(ops, nil) }
 
-// Transactions is the number of transactions committed so far.
+func (c *Committer) Apply(ops []Op, applied func()) error { return c.submit(ops, applied) }
+
 func (c *Committer) Transactions() int64 { return c.txns.Load() }
 
-func (c *Committer) submit(ops []Op) error {
+func (c *Committer) Fenced() error {
+	if p := c.fence.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Committer) Unfence() { c.fence.Store(nil) }
+
+func (c *Committer) submit(ops []Op, applied func()) error {
+	if err := c.Fenced(); err != nil {
+		return err
+	}
 	c.closeMu.RLock()
 	if c.closed {
 		c.closeMu.RUnlock()
 		return ErrClosed
 	}
-	r := request{ops: ops, done: make(chan error, 1)}
-	c.reqs <- r
+	done := doneChans.Get().(chan error)
+	c.reqs <- request{ops: ops, applied: applied, done: done}
 	c.closeMu.RUnlock()
-	return <-r.done
+	err := <-done
+	doneChans.Put(done)
+	return err
 }
 
 func (c *Committer) loop() {
 	defer c.wg.Done()
-	const maxOps = 2048
-	for first := range c.reqs {
-		batch := []request{first}
-		n := len(first.ops)
-	more:
-		for n < maxOps {
+	batch := make([]request, 0, 64)
+	var carry request
+	for {
+		r := carry
+		carry = request{}
+		if r.done == nil {
+			var ok bool
+			if r, ok = <-c.reqs; !ok {
+				return
+			}
+		}
+		batch = append(batch[:0], r)
+		count, size := c.estimate(r.ops)
+	fill:
+		for len(batch) < c.opt.MaxBatch {
 			select {
 			case r, ok := <-c.reqs:
 				if !ok {
-					break more
+					break fill
+				}
+				n, s := c.estimate(r.ops)
+				if count+n > c.maxCount || size+s > c.maxSize {
+					carry = r // first in the next batch
+					break fill
 				}
 				batch = append(batch, r)
-				n += len(r.ops)
+				count += n
+				size += s
 			default:
-				break more
+				break fill
 			}
 		}
-		start := time.Now()
-		c.apply(batch)
-		if c.onBatch != nil {
-			c.onBatch(n, time.Since(start))
-		}
+		c.commit(batch)
+		clear(batch)
 	}
 }
 
-// apply writes a batch in as few Badger transactions as its size allows
-// and answers each request once the transaction holding its writes has
-// committed. The store is opened WithSyncWrites(true), so each commit
-// returns only after its WAL and value-log writes are fsynced.
-//
-// Why not unsynced writes and one db.Sync per batch: in badger v4.9.6
-// DB.Sync syncs only the active memtable's WAL and the value log (db.go,
-// DB.Sync). A memtable rotation (ensureRoomForWrite, db.go) between a
-// commit and the Sync, caused by a batch split over several transactions
-// or by any other write to the same DB, leaves the earlier entries in a
-// WAL nobody syncs, while their callers were told "stored". With
-// SyncWrites every write request is synced into the memtable WAL it went
-// to (db.go writeToLSM, memtable.go doneWriting), whatever rotates.
-//
-// The cost is one fsync per transaction, so the batch is cut only at
-// Badger's transaction limits (maxOps keeps a batch well below them);
-// one request's writes are never split over two transactions.
-func (c *Committer) apply(batch []request) {
-	txn := c.db.NewTransaction(true)
-	var pending []request // requests whose writes are in txn
-	var count, size int64
-	maxCount, maxSize := c.db.MaxBatchCount()/2, c.db.MaxBatchSize()/2
-	flush := func() {
-		err := txn.Commit()
-		c.txns.Add(1)
-		for _, r := range pending {
-			r.done <- err
-		}
-		pending = pending[:0]
-		count, size = 0, 0
-		txn = c.db.NewTransaction(true)
+func (c *Committer) estimate(ops []Op) (count, size int64) {
+	for _, op := range ops {
+		size += int64(len(op.Key) + len(op.Value) + 64) // generous per-entry overhead
 	}
-	// redo starts a new transaction holding the pending requests' writes.
-	redo := func() error {
-		txn.Discard()
-		txn = c.db.NewTransaction(true)
-		var err error
-		for _, p := range pending {
-			if e := setOps(txn, p.ops); e != nil {
-				err = e
-			}
+	return int64(len(ops)), size
+}
+
+func (c *Committer) commit(batch []request) {
+	for len(batch) > 0 {
+		start := time.Now()
+		if err := c.Fenced(); err != nil {
+			c.answer(batch, err, start)
+			return
 		}
-		return err
-	}
-	for _, r := range batch {
-		var rc, rs int64
-		for _, op := range r.ops {
-			rc++
-			rs += int64(len(op.Key) + len(op.Value) + 64) // generous per-entry overhead
-		}
-		if len(pending) > 0 && (count+rc > maxCount || size+rs > maxSize) {
-			flush()
-		}
-		err := setOps(txn, r.ops)
-		if errors.Is(err, badger.ErrTxnTooBig) && len(pending) > 0 {
-			// Our estimate was short: commit what came before (this
-			// request's partial writes are discarded with the
-			// transaction) and retry it alone.
-			if e := redo(); e != nil {
-				err = e
-			}
-			flush()
-			err = setOps(txn, r.ops)
-		}
-		if err != nil {
-			r.done <- err
-			// The failed request may have left writes in txn: start
-			// over with the others.
-			if perr := redo(); perr != nil {
-				for _, p := range pending {
-					p.done <- perr
-				}
-				pending = pending[:0]
-				txn.Discard()
-				txn = c.db.NewTransaction(true)
-			}
+		txn := c.db.NewTransaction(true)
+		n, err := c.fill(&txn, batch)
+		if err != nil { // batch[n] alone is refused by Badger
+			txn.Discard()
+			c.answer(batch[n:n+1], err, start)
+			batch = append(batch[:n:n], batch[n+1:]...)
 			continue
 		}
-		pending = append(pending, r)
-		count += rc
-		size += rs
+		err = c.opt.Commit(txn)
+		c.txns.Add(1)
+		if err != nil {
+			err = fmt.Errorf("groupcommit: commit: %w", err)
+			fenced := fmt.Errorf("%w: %w", ErrFenced, err)
+			if c.fence.CompareAndSwap(nil, &fenced) && c.opt.OnFence != nil {
+				c.opt.OnFence(err)
+			}
+		}
+		c.answer(batch[:n], err, start)
+		batch = batch[n:]
 	}
-	if len(pending) > 0 {
-		flush()
+}
+
+func (c *Committer) fill(txn **badger.Txn, batch []request) (n int, err error) {
+	for i, r := range batch {
+		err := setOps(*txn, r.ops)
+		if err == nil {
+			continue
+		}
+		// The request may have left writes in the transaction: rebuild it
+		// with the requests before it.
+		(*txn).Discard()
+		*txn = c.db.NewTransaction(true)
+		for _, p := range batch[:i] {
+			if err := setOps(*txn, p.ops); err != nil {
+				return 0, err // cannot happen: they fitted a moment ago
+			}
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) && i > 0 {
+			return i, nil
+		}
+		return i, err
 	}
-	txn.Discard()
+	return len(batch), nil
+}
+
+func (c *Committer) answer(reqs []request, err error, start time.Time) {
+	if c.opt.OnBatch != nil {
+		ops := 0
+		for _, r := range reqs {
+			ops += len(r.ops)
+		}
+		c.opt.OnBatch(Batch{Requests: len(reqs), Ops: ops, Took: time.Since(start), Err: err})
+	}
+	for _, r := range reqs {
+		if err == nil && r.applied != nil {
+			r.applied()
+		}
+		r.done <- err
+	}
 }
 
 func setOps(txn *badger.Txn, ops []Op) error {
@@ -212,8 +254,6 @@ func setOps(txn *badger.Txn, ops []Op) error {
 	return nil
 }
 
-// Close refuses further writes, waits for the queued ones to be written
-// and stops the committer.
 func (c *Committer) Close() {
 	c.closeMu.Lock()
 	if !c.closed {
@@ -224,8 +264,6 @@ func (c *Committer) Close() {
 	c.wg.Wait()
 }
 
-// Read reads key from db: fn, if not nil, sees its value (valid only
-// during the call). A missing key is found == false, not an error.
 func Read(db *badger.DB, key []byte, fn func(v []byte)) (found bool, err error) {
 	err = db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)
