@@ -33,6 +33,10 @@ type kind struct {
 	// must not be dispatched again. Guarded by mu.
 	finished   map[string]struct{}
 	tenantBusy map[string]int // items being worked per tenant; guarded by mu
+	// held holds the ids whose result the store refused to write (see
+	// release); they are not handed out while the committer is fenced.
+	// Guarded by mu.
+	held map[string]struct{}
 }
 
 // take marks it as being worked unless it is already, was settled during
@@ -41,6 +45,9 @@ func (k *kind) take(it *Item) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, fin := k.finished[it.ID]; fin || k.busy[it.ID] {
+		return false
+	}
+	if _, held := k.held[it.ID]; held {
 		return false
 	}
 	if k.PerTenant > 0 && k.tenantBusy[it.Tenant] >= k.PerTenant {
@@ -61,22 +68,34 @@ func (k *kind) untake(it *Item) {
 	k.mu.Unlock()
 }
 
-// release ends the work on it (after its result was written).
-func (k *kind) release(it *Item) {
+// release ends the work on it. written tells whether its result was
+// written: if not (the store refuses writes: a committer fenced after a
+// failed commit), it is held: not handed out again while the committer
+// stays fenced (a delivered item would be delivered again every scan); it
+// waits, stored, for the fence to be lifted or for the next run.
+func (k *kind) release(it *Item, written bool) {
 	k.mu.Lock()
 	delete(k.busy, it.ID)
-	k.finished[it.ID] = struct{}{}
+	if written {
+		k.finished[it.ID] = struct{}{}
+	} else {
+		k.held[it.ID] = struct{}{}
+	}
 	if k.tenantBusy[it.Tenant]--; k.tenantBusy[it.Tenant] <= 0 {
 		delete(k.tenantBusy, it.Tenant)
 	}
 	k.mu.Unlock()
 }
 
-// newScan forgets the ids settled before a scan starts: their writes
-// committed before its snapshot was taken.
-func (k *kind) newScan() {
+// newScan forgets the ids settled before a scan starts (their writes
+// committed before its snapshot was taken) and, when the store takes
+// writes again (healthy), the held ones.
+func (k *kind) newScan(healthy bool) {
 	k.mu.Lock()
 	clear(k.finished)
+	if healthy && len(k.held) > 0 {
+		clear(k.held)
+	}
 	k.mu.Unlock()
 }
 
@@ -101,8 +120,7 @@ func (s *Store) dispatchAsync(k *kind) {
 			defer settlers.Done()
 			for r := range results {
 				r.cancel()
-				s.settle(k, r.it, r.err)
-				k.release(r.it)
+				k.release(r.it, s.settle(k, r.it, r.err))
 				<-sem
 			}
 		}()
@@ -150,7 +168,7 @@ func (s *Store) poll(k *kind, hand func(it *Item) bool) {
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
-		k.newScan()
+		k.newScan(s.commit.Fenced() == nil)
 		s.scan(k.Name, time.Now(), func(it *Item, _ []byte) bool {
 			if !k.take(it) {
 				return true
@@ -218,16 +236,15 @@ func (s *Store) worker(k *kind, work <-chan *Item) {
 		ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
 		err := k.Deliver(ctx, it)
 		cancel()
-		s.settle(k, it, err)
-		k.release(it)
+		k.release(it, s.settle(k, it, err))
 	}
 }
 
 // settle writes the result of one attempt: delivered items are removed,
 // items given up are removed after GiveUp, anything else is rescheduled
 // with back-off. It returns once the write committed (k.release relies
-// on it).
-func (s *Store) settle(k *kind, it *Item, err error) {
+// on it), and whether it did.
+func (s *Store) settle(k *kind, it *Item, err error) bool {
 	oldKey := itemKey(k.Name, it.Due, it.ID)
 	switch {
 	case err == nil:
@@ -235,10 +252,10 @@ func (s *Store) settle(k *kind, it *Item, err error) {
 		// in a crash the work is redone (at least once).
 		if werr := s.commit.WriteLazy(groupcommit.Op{Key: oldKey, Delete: true}); werr != nil {
 			s.log.Error("outbox: cannot remove done item", "kind", k.Name, "id", it.ID, "err", werr)
-			return
+			return false
 		}
 		k.Depth(-1)
-		return
+		return true
 	case IsPermanent(err) || (k.MaxAge > 0 && time.Since(it.Created) > k.MaxAge):
 		s.log.Warn("outbox: giving up", "kind", k.Name, "id", it.ID, "attempts", it.Attempts+1, "err", err)
 		if k.GiveUp != nil {
@@ -247,10 +264,12 @@ func (s *Store) settle(k *kind, it *Item, err error) {
 			}
 			k.GiveUp(it, err)
 		}
-		if werr := s.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}); werr == nil {
-			k.Depth(-1)
+		if werr := s.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}); werr != nil {
+			s.log.Error("outbox: cannot remove an item given up", "kind", k.Name, "id", it.ID, "err", werr)
+			return false
 		}
-		return
+		k.Depth(-1)
+		return true
 	}
 	it.Attempts++
 	it.LastErr = err.Error()
@@ -263,6 +282,8 @@ func (s *Store) settle(k *kind, it *Item, err error) {
 	v, _ := json.Marshal(it)
 	if werr := s.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}, groupcommit.Op{Key: itemKey(k.Name, it.Due, it.ID), Value: v}); werr != nil {
 		s.log.Error("outbox: cannot reschedule", "kind", k.Name, "id", it.ID, "err", werr)
+		return false
 	}
 	s.log.Debug("outbox: retry scheduled", "kind", k.Name, "id", it.ID, "attempt", it.Attempts, "in", back, "err", err)
+	return true
 }

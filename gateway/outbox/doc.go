@@ -13,21 +13,26 @@
 //
 //   - Durable before Put returns: Put returns only after the items are
 //     synced to disk (one group commit through internal/groupcommit,
-//     shared with the store's other writers); an error means nothing is
-//     to be assumed stored and the caller must say so upstream.
+//     shared with the store's other writers); an error means none of
+//     them is stored and the caller must say so upstream. A committer
+//     fenced after a failed commit refuses every Put until the store is
+//     reopened.
 //   - At least once: an item is removed only after its handler returned
-//     nil; a crash, or a Close that cannot write a result, between a
-//     delivery and its removal delivers the item again on the next run. Handlers (and the parties
-//     they deliver to) must therefore tolerate duplicates: webhooks carry
-//     X-Optgate-Event-Id for this, queued MT reuses its message id.
+//     nil. A crash between a delivery and its removal delivers the item
+//     again on the next run; so does a result the store refuses to write,
+//     once the committer's fence is lifted or on the next run (not while
+//     it is fenced: a failing store must not repeat a delivery every
+//     scan). Handlers (and the parties they deliver to) must
+//     therefore tolerate duplicates: webhooks carry X-Optgate-Event-Id
+//     for this, queued MT reuses its message id.
 //   - Retries: a temporary error (any error not wrapped by Permanent)
 //     reschedules the item after a capped exponential back-off with
 //     jitter (2 s doubling per attempt, at most Kind.MaxBackoff, half of
 //     it taken off at random); the item's Attempts and LastErr record it.
 //   - Ordering: none promised. A kind's due items are handed out in due
-//     order (oldest first, as stored), but Workers or Inflight of them run
-//     at once and a retried item waits out its back-off behind newer ones; callers that need an
-//     order must carry it in the payload.
+//     order (oldest first, as stored), but Workers or Inflight of them
+//     run at once and a retried item waits out its back-off behind newer
+//     ones; callers that need an order must carry it in the payload.
 //   - Giving up: a Permanent error, or a temporary one when the item is
 //     older than Kind.MaxAge, ends the item: Kind.GiveUp is called with
 //     the item and its error (ErrExpired wraps the last one for an expiry)

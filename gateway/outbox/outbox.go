@@ -161,7 +161,7 @@ func (s *Store) Register(k Kind) {
 		k.Depth = func(int) {}
 	}
 	s.kinds[k.Name] = &kind{Kind: k, kick: make(chan struct{}, 1), busy: map[string]bool{},
-		finished: map[string]struct{}{}, tenantBusy: map[string]int{}}
+		finished: map[string]struct{}{}, tenantBusy: map[string]int{}, held: map[string]struct{}{}}
 }
 
 func itemKey(kind string, due time.Time, id string) []byte {

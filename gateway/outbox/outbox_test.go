@@ -27,12 +27,17 @@ type testStore struct {
 }
 
 func openStore(t *testing.T, dir string) *testStore {
+	return openStoreWith(t, dir, groupcommit.Options{})
+}
+
+// openStoreWith is openStore with the committer's options.
+func openStoreWith(t *testing.T, dir string, opt groupcommit.Options) *testStore {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := groupcommit.New(db, groupcommit.Options{})
+	c := groupcommit.New(db, opt)
 	s := &testStore{Store: New(db, c, slog.New(slog.NewTextHandler(io.Discard, nil))), db: db, commit: c}
 	t.Cleanup(s.close)
 	return s
@@ -138,9 +143,14 @@ func TestPutDeliver(t *testing.T) {
 	if n := len(rec.got()); n != 3 {
 		t.Errorf("%d attempts for 3 items", n)
 	}
-	if d := depth.Load(); d != 0 {
-		t.Errorf("depth %d after every item was delivered", d)
-	}
+	// Depth hears of a removal after it committed, when Count already
+	// misses the item.
+	checkFor(t, 10*time.Second, func() error {
+		if d := depth.Load(); d != 0 {
+			return fmt.Errorf("depth %d after every item was delivered", d)
+		}
+		return nil
+	})
 }
 
 // Put refuses an item it could not find again, and reports a store that
@@ -300,14 +310,64 @@ func TestSurvivesCloseReopen(t *testing.T) {
 			break
 		}
 	}
-	if d := depth.Load(); d != 0 {
-		t.Errorf("depth %d after the left items were delivered", d)
-	}
+	checkFor(t, 10*time.Second, func() error {
+		if d := depth.Load(); d != 0 {
+			return fmt.Errorf("depth %d after the left items were delivered", d)
+		}
+		return nil
+	})
 	// The retry is due within the hour's back-off at most; it is not due
 	// yet, so it stays stored and undelivered.
 	if n := len(retry.got()); n != 0 || s.Count("retry", nil) != 1 {
 		t.Errorf("an item not due was delivered (%d) or lost", n)
 	}
+}
+
+// A delivered item whose removal cannot be written (the commit fails and
+// fences the committer) is not delivered again while the committer stays
+// fenced, which would repeat it every scan; it stays stored, and once the
+// fence is lifted it is delivered again (at least once) and removed.
+func TestUnwritableResultNotRedelivered(t *testing.T) {
+	var failing atomic.Bool
+	s := openStoreWith(t, t.TempDir(), groupcommit.Options{Commit: func(txn *badger.Txn) error {
+		if failing.Load() {
+			txn.Discard()
+			return errors.New("injected: disk full")
+		}
+		return txn.Commit()
+	}})
+	var attempts atomic.Int32
+	rec := recorder{result: func(*Item) error {
+		if attempts.Add(1) == 1 { // the first delivery's removal fails
+			failing.Store(true)
+		}
+		return nil
+	}}
+	s.Register(Kind{Name: "mt", Deliver: rec.deliver})
+	s.Start()
+	if err := s.Put(&Item{ID: "m1", Kind: "mt"}); err != nil {
+		t.Fatal(err)
+	}
+	rec.delivered(t, 1)
+	checkFor(t, 10*time.Second, func() error {
+		if s.commit.Fenced() == nil {
+			return errors.New("the committer is not fenced")
+		}
+		return nil
+	})
+	// A negative: nothing to poll for. Each of five scan periods would
+	// have delivered the item again.
+	time.Sleep(5 * pollEvery)
+	if n := len(rec.got()); n != 1 {
+		t.Fatalf("delivered %d times while its removal could not be written", n)
+	}
+	if n := s.Count("mt", nil); n != 1 {
+		t.Fatalf("%d items stored while the store refused the removal, want 1", n)
+	}
+	failing.Store(false)
+	s.commit.Unfence()
+	rec.delivered(t, 2)
+	emptied(t, s, "mt")
 }
 
 // Kinds run independently: a kind whose every worker is stuck does not
