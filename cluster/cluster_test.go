@@ -8,11 +8,19 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -20,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -397,6 +406,14 @@ func TestFollowerResumesFromAppliedSequence(t *testing.T) {
 	if err := f.Healthy(0); err != nil {
 		t.Errorf("Healthy: %v", err)
 	}
+	// Idle, the heartbeat keeps the lag small: without it the lag would be
+	// the time since the last change (1.5 s at the end of this loop). The
+	// bound is loose for a busy machine; max_lag holds in production.
+	for idle := time.Now(); time.Since(idle) < 1500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
+		if lag := f.Status().Lag; lag > time.Second {
+			t.Fatalf("idle for %v, lag %v", time.Since(idle), lag)
+		}
+	}
 
 	// An Apply that fails stops the feed without skipping the record: it
 	// is offered again, and the node is unhealthy meanwhile.
@@ -567,5 +584,73 @@ func TestAppendGenerations(t *testing.T) {
 	}
 	if _, err := l.generations([]Record{{Tenant: "a", Data: make([]byte, maxRecordSize+1)}}); !errors.Is(err, ErrBadRecord) {
 		t.Errorf("oversized record: %v, want ErrBadRecord", err)
+	}
+}
+
+// writeTestCerts writes a CA and a certificate for 127.0.0.1, good as
+// server and client, to dir.
+func writeTestCerts(t *testing.T, dir string) (cert, key, ca string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "optgate test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+func TestClusterTLSAndAuth(t *testing.T) {
+	cert, key, ca := writeTestCerts(t, t.TempDir())
+	tc := newTestCluster(t, func(c *Config) {
+		c.Embedded.TLS = TLSConfig{Cert: cert, Key: key, CA: ca}
+		c.Embedded.Auth = AuthConfig{User: "optgate", Password: "s3cret"}
+	})
+	var a applied
+	f, err := tc.conns[2].Follow(context.Background(), 0, a.apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := optOuts(0, 3)
+	if err := tc.conns[0].Log().Append(context.Background(), want...); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error { return wantApplied(&a, 0, want, true) })
+	if n := tc.srvs[0].Routes(); n == 0 {
+		t.Errorf("n1 has no routes")
+	}
+	// The client listener refuses a plain connection without credentials.
+	if _, err := nats.Connect(tc.srvs[0].ClientURL(), nats.Timeout(time.Second), nats.MaxReconnects(0)); err == nil {
+		t.Error("a client without TLS or credentials connected")
 	}
 }

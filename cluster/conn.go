@@ -118,8 +118,9 @@ func natsOptions(cfg *Config, srv *Server, log *slog.Logger) (string, []nats.Opt
 		if e.Auth.User != "" {
 			opts = append(opts, nats.UserInfo(e.Auth.User, e.Auth.Password))
 		}
+		// An in-process pipe needs no TLS (the server does not ask for it).
 		opts = append(opts, nats.InProcessServer(srv.ns))
-		return srv.ClientURL(), opts
+		return strings.Replace(srv.ClientURL(), "tls://", "nats://", 1), opts
 	}
 	n := cfg.NATS
 	if n.Credentials != "" {

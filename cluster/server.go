@@ -95,9 +95,14 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 			return nil, fmt.Errorf("cluster: embedded.tls: %w", err)
 		}
 		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
-		rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.Cert, KeyFile: e.TLS.Key, CaFile: e.TLS.CA, Verify: e.TLS.CA != ""})
+		// Routes verify strictly both ways, as nats-server's own cluster
+		// tls block does: each side is client and server, one CA for both.
+		rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLS.Cert, KeyFile: e.TLS.Key, CaFile: e.TLS.CA, Verify: true})
 		if err != nil {
 			return nil, fmt.Errorf("cluster: embedded.tls: %w", err)
+		}
+		if rc.ClientCAs != nil {
+			rc.RootCAs = rc.ClientCAs
 		}
 		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, 2
 	}
