@@ -646,8 +646,8 @@ func TestClusterTLSAndAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFor(t, 10*time.Second, func() error { return wantApplied(&a, 0, want, true) })
-	if n := tc.srvs[0].Routes(); n == 0 {
-		t.Errorf("n1 has no routes")
+	if n := tc.srvs[0].Peers(); n != 2 {
+		t.Errorf("n1 has routes to %d peers, want 2", n)
 	}
 	// The client listener refuses a plain connection without credentials.
 	if _, err := nats.Connect(tc.srvs[0].ClientURL(), nats.Timeout(time.Second), nats.MaxReconnects(0)); err == nil {

@@ -28,6 +28,7 @@ type Options struct {
 // created. Log and Follow use it; Close closes it.
 type Conn struct {
 	cfg     *Config
+	srv     *Server // nil with an external cluster
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	log     *slog.Logger
@@ -68,7 +69,7 @@ func Connect(ctx context.Context, cfg *Config, srv *Server, o Options) (*Conn, e
 		nc.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	c := &Conn{cfg: cfg, nc: nc, js: js, log: log, metrics: m}
+	c := &Conn{cfg: cfg, srv: srv, nc: nc, js: js, log: log, metrics: m}
 	err = retry(ctx, func() error {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()

@@ -319,15 +319,18 @@ func (f *Follower) heartbeat() {
 
 // probed records a probe's answer (or its failure: no quorum known).
 func (f *Follower) probed(t0 time.Time, info *jetstream.StreamInfo, err error) {
+	routed := f.routedQuorum()
 	if err != nil {
 		f.mu.Lock()
 		f.state.quorum = false
 		f.mu.Unlock()
 		return
 	}
-	st := streamState{last: info.State.LastSeq, msgs: info.State.Msgs, bytes: info.State.Bytes, quorum: true}
+	st := streamState{last: info.State.LastSeq, msgs: info.State.Msgs, bytes: info.State.Bytes, quorum: routed}
 	if ci := info.Cluster; ci != nil {
-		st.peers, st.quorum = peersOf(ci)
+		var q bool
+		st.peers, q = peersOf(ci)
+		st.quorum = q && routed
 	}
 	applied := f.applied.Load()
 	f.mu.Lock()
@@ -346,6 +349,16 @@ func (f *Follower) probed(t0 time.Time, info *jetstream.StreamInfo, err error) {
 		f.advance(t0)
 		f.ready.Store(true)
 	}
+}
+
+// routedQuorum says whether this node's embedded server has routes to
+// enough peers to be in a majority of the configured servers; true with an
+// external cluster, where the stream info is all we know.
+func (f *Follower) routedQuorum() bool {
+	if f.c.srv == nil {
+		return true
+	}
+	return f.c.srv.Peers()+1 >= f.c.cfg.Servers()/2+1
 }
 
 // peersOf lists the stream's replicas and says whether a leader and a

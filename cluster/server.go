@@ -137,8 +137,11 @@ func (s *Server) ClusterAddr() string {
 	return ""
 }
 
-// Routes is the number of routes to peers this server has now.
-func (s *Server) Routes() int { return s.ns.NumRoutes() }
+// Peers is the number of peer servers this server has routes to now. A
+// peer process that dies closes its routes at once (on one host, or with a
+// TCP reset), so this sees a cut-off before JetStream's own view does
+// (which marks a silent replica offline after 10 s).
+func (s *Server) Peers() int { return s.ns.NumRemotes() }
 
 // Shutdown stops the server gracefully: a stream leader hands leadership
 // over first (tens of milliseconds instead of seconds of election).
