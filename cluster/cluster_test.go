@@ -547,6 +547,15 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 		t.Errorf("Append without quorum failed after %v, want about ack_timeout %v", d, tc.cfgs[0].AckTimeout)
 	}
 	t.Logf("Append without quorum: %v", err)
+	// A follower started now cannot prove it is current: Follow refuses.
+	fctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if g, err := tc.conns[0].Follow(fctx, 0, new(applied).apply); !errors.Is(err, ErrNotReady) {
+		if g != nil {
+			g.Close()
+		}
+		t.Errorf("Follow without quorum: %v, want ErrNotReady", err)
+	}
 
 	tc.start(1)
 	tc.start(2)
