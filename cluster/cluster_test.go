@@ -521,6 +521,12 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFor(t, 10*time.Second, func() error { return f.Healthy(maxLag) })
+	checkFor(t, 10*time.Second, func() error {
+		if !f.Current(maxLag) {
+			return errors.New("n1 healthy but not Current")
+		}
+		return nil
+	})
 
 	for _, i := range []int{1, 2} {
 		tc.conns[i].Close()
@@ -531,8 +537,8 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 	tc.stop(2)
 	// Healthy must fail within max_lag + 1 s of losing the quorum.
 	checkFor(t, maxLag+time.Second-time.Since(cut), func() error {
-		if err := f.Healthy(maxLag); err == nil {
-			return errors.New("n1 alone still reports healthy")
+		if err := f.Healthy(maxLag); err == nil || f.Current(maxLag) {
+			return fmt.Errorf("n1 alone still reports healthy (%v) or current (%v)", err, f.Current(maxLag))
 		}
 		return nil
 	})
@@ -561,7 +567,12 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 	tc.start(2)
 	// Recovers by itself: appends acknowledged again, the feed healthy.
 	checkFor(t, 30*time.Second, func() error { return log.Append(ctx, optOuts(200, 1)...) })
-	checkFor(t, 10*time.Second, func() error { return f.Healthy(maxLag) })
+	checkFor(t, 10*time.Second, func() error {
+		if err := f.Healthy(maxLag); err != nil || !f.Current(maxLag) {
+			return fmt.Errorf("after the peers' return: healthy %v, current %v", err, f.Current(maxLag))
+		}
+		return nil
+	})
 }
 
 func TestAppendGenerations(t *testing.T) {

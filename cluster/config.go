@@ -87,7 +87,8 @@ type EmbeddedConfig struct {
 	// ClusterListen is the route address the peers connect to (host:port).
 	ClusterListen string `yaml:"cluster_listen"`
 	// Routes are the peers' route addresses (host:port or
-	// nats-route://host:port); a node may list itself.
+	// nats-route://host:port). A node may list itself, spelled exactly as
+	// its cluster_listen (else it counts as one more server).
 	Routes []string `yaml:"routes"`
 	// StoreDir is JetStream's store. Default <data dir>/nats.
 	StoreDir string `yaml:"store_dir"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,10 @@ type Follower struct {
 	asOf    atomic.Int64 // unix ns; 0 until the first proof
 	ready   atomic.Bool
 	running atomic.Bool // a consumer is delivering
+	// ok caches Healthy's verdict but for the lag, refreshed every
+	// heartbeat and cleared at once when the consumer stops; Current adds
+	// the live lag.
+	ok atomic.Bool
 
 	mu     sync.Mutex // guards the fields below
 	probes []probe    // unconfirmed probes, seq ascending
@@ -163,6 +168,7 @@ func (f *Follower) consume() {
 	for {
 		err := f.consumeOnce()
 		f.running.Store(false)
+		f.ok.Store(false)
 		f.mu.Lock()
 		if errors.Is(err, ErrLogBroken) {
 			f.fatal = err
@@ -313,6 +319,8 @@ func (f *Follower) heartbeat() {
 		}
 		cancel()
 		f.probed(t0, info, err)
+		err = f.Healthy(time.Duration(math.MaxInt64))
+		f.ok.Store(err == nil)
 		f.c.metrics.sampleLag(f.Status().Lag)
 	}
 }
@@ -352,13 +360,13 @@ func (f *Follower) probed(t0 time.Time, info *jetstream.StreamInfo, err error) {
 }
 
 // routedQuorum says whether this node's embedded server has routes to
-// enough peers to be in a majority of the configured servers; true with an
+// enough peers to be in a majority of the stream's replicas; true with an
 // external cluster, where the stream info is all we know.
 func (f *Follower) routedQuorum() bool {
 	if f.c.srv == nil {
 		return true
 	}
-	return f.c.srv.Peers()+1 >= f.c.cfg.Servers()/2+1
+	return f.c.srv.Peers()+1 >= f.c.cfg.Replicas/2+1
 }
 
 // peersOf lists the stream's replicas and says whether a leader and a
@@ -406,6 +414,16 @@ func (f *Follower) Status() Status {
 	}
 	f.mu.Unlock()
 	return s
+}
+
+// Current is Healthy(maxLag) == nil for the MT hot path: no lock, no
+// allocation. The verdict but for the lag is the one of the last heartbeat
+// (at most cfg.Heartbeat old, and cleared at once when the feed stops);
+// the lag is measured now, so a stalled heartbeat cannot keep a node
+// current past maxLag.
+func (f *Follower) Current(maxLag time.Duration) bool {
+	ns := f.asOf.Load()
+	return f.ok.Load() && ns != 0 && time.Now().UnixNano()-ns <= int64(maxLag)
 }
 
 // Healthy returns nil when this node may screen MT against its local
