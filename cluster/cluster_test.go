@@ -343,6 +343,12 @@ optgate_cluster_stream_messages 61
 	if n := testutil.ToFloat64(tc.conns[0].metrics.okRecs); n != 61 {
 		t.Errorf("n1 append_records_total{result=ok} %v, want 61", n)
 	}
+
+	// A closed connection refuses at once, as a temporary failure.
+	tc.conns[2].Close()
+	if err := tc.conns[2].Log().Append(ctx, optOuts(0, 1)...); !errors.Is(err, ErrNotAcknowledged) {
+		t.Errorf("Append on a closed connection: %v, want ErrNotAcknowledged", err)
+	}
 }
 
 func TestSubjectHidesTheNumber(t *testing.T) {

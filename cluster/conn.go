@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -162,4 +161,4 @@ func (c *Conn) Close() {
 }
 
 // errClosed is returned by Append on a closed connection.
-var errClosed = errors.New("cluster: connection closed")
+var errClosed = fmt.Errorf("%w: connection closed", ErrNotAcknowledged)

@@ -153,12 +153,13 @@ func (f *Follower) Close() {
 	default:
 	}
 	close(f.stop)
-	if f.iter != nil {
-		f.iter.Stop()
-	}
+	it := f.iter
 	f.mu.Unlock()
+	if it != nil {
+		it.Stop()
+	}
 	f.wg.Wait()
-	f.c.metrics.follow(nil)
+	f.c.metrics.unfollow(f)
 }
 
 // consume runs ordered consumers from the last applied sequence, one at a

@@ -133,15 +133,17 @@ func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) error {
 	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 250*time.Millisecond) {
 		var failed []*nats.Msg
 		futures = futures[:0]
-		for _, m := range msgs {
+		for i, m := range msgs {
 			if l.c.nc.IsClosed() {
 				return errClosed
 			}
 			f, err := l.c.js.PublishMsgAsync(m, stream)
 			if err != nil {
+				// The window stayed full for the stall wait, or the
+				// connection is down: retry the rest after the acks.
 				lastErr = err
-				failed = append(failed, m)
-				continue
+				failed = append(failed, msgs[i:]...)
+				break
 			}
 			futures = append(futures, f)
 		}

@@ -105,7 +105,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m *metrics) follow(f *Follower) { m.follower.Store(f) }
+// follow makes f the follower the gauges report; unfollow stops that if
+// f is still the one.
+func (m *metrics) follow(f *Follower)   { m.follower.Store(f) }
+func (m *metrics) unfollow(f *Follower) { m.follower.CompareAndSwap(f, nil) }
 
 func (m *metrics) sampleLag(d time.Duration) { m.lag.Observe(d.Seconds()) }
 
