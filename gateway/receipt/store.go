@@ -50,14 +50,15 @@ const (
 // the whole queue, after at most receiptLinger for it to fill. A put waits
 // in the writer's pending set for receiptPersistDelay; a del that finds
 // its put still pending cancels both, so a message whose final receipt
-// came within that delay costs the store nothing. The writer commits the
-// puts that are due and the other dels in one Badger transaction (more
-// only past Badger's transaction limits). Nobody waits for these writes
+// came within that delay costs the store nothing. The writer hands the
+// puts that are due and the other dels to the gateway store's group
+// committer (internal/groupcommit), in requests that share its synced
+// transactions with the store's other writes. No MT waits for these writes
 // to reach the disk: a crash or power cut loses the mappings of the last
 // receiptPersistDelay and a batch (about a second of traffic), whose
 // receipts then go uncorrelated; that is accepted so the MT path never
-// waits for a disk. On a clean shutdown everything pending is written. On a store opened
-// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// waits for a disk. On a clean shutdown everything pending is written. Each
+// committed batch costs one fsync, which is why the writer's batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
 // dropped and counted (optgate_gateway_receipt_map_dropped_total), and
