@@ -61,10 +61,6 @@ import (
 // blocks; the free-space threshold keeps room for the next log, created
 // when a memtable fills.
 
-// ReasonStoreUnavailable is the Outcome.Reason of a message refused while
-// a store is unhealthy.
-const ReasonStoreUnavailable = "store_unavailable"
-
 const probeFile = ".optgate-probe"
 
 // storeProbe is the health of one store directory. Only the guard's loop
@@ -150,7 +146,7 @@ func (g *Gateway) refuseHTTPWhileUnhealthy(ctx *fasthttp.RequestCtx, method, pat
 		return false
 	}
 	ctx.Response.Header.Set("Retry-After", "30")
-	writeErr(ctx, 503, ReasonStoreUnavailable, "", "the store cannot take writes right now ("+g.storeProblem()+"); nothing was changed or sent, retry later")
+	writeErr(ctx, 503, ReasonStoreUnavailable.String(), "", "the store cannot take writes right now ("+g.storeProblem()+"); nothing was changed or sent, retry later")
 	return true
 }
 

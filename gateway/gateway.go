@@ -18,6 +18,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -83,7 +84,7 @@ type Gateway struct {
 
 	ids         *idGen
 	ref         atomic.Uint32
-	statuses    *statusBook
+	statuses    *status.Book
 	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
@@ -131,7 +132,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
-	g.statuses = newStatusBook(g, 1<<20)
+	g.statuses = status.NewBook(bookTenants{g}, 1<<20)
 	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
@@ -236,7 +237,7 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
-	g.statuses.openStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
+	g.statuses.OpenStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {

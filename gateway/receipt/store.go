@@ -1,7 +1,6 @@
 package receipt
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,8 +130,9 @@ type storeOp struct {
 }
 
 // OpenStore starts persisting the book's mappings in db, written through
-// the store's group committer c, and registers the store's metrics with
-// reg (if not nil). CloseStore must run before c and db close.
+// the gateway store's group committer c, and registers the store's
+// metrics with reg (if not nil). CloseStore must run before c and db
+// close.
 func (b *Book) OpenStore(db *badger.DB, c *groupcommit.Committer, reg prometheus.Registerer) {
 	const ns, sub = "optgate", "gateway"
 	s := &store{b: b, db: db, commit: c, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
@@ -389,15 +389,6 @@ func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 		t, found = decodeTarget(appendTarget(nil, e.p, s.b.names), s.b.names)
 		return t, found, nil
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(appendStoreKey(nil, smsc, canon))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { t, found = decodeTarget(v, s.b.names); return nil })
-	})
+	_, err = groupcommit.Read(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = decodeTarget(v, s.b.names) })
 	return t, found, err
 }
