@@ -56,6 +56,10 @@ type Gateway struct {
 	outbox  *outbox
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
+	// commitFault, when set, commits the gateway store's transactions
+	// instead of txn.Commit: fault injection for tests (diskfault_test.go).
+	commitFault atomic.Pointer[func(*badger.Txn) error]
+
 	tenants    map[string]*Tenant
 	tenantList []*Tenant  // by idx-1
 	acctList   []*Account // by idx-1
@@ -216,11 +220,18 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
+	// A failed commit fences the committer; the store probe lifts the
+	// fence once the disk passes it again (diskfault.go, gatewayFence).
 	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
 		g.metrics.storeBatch.Observe(float64(b.Ops))
 		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}, Commit: func(txn *badger.Txn) error {
+		if f := g.commitFault.Load(); f != nil {
+			return (*f)(txn)
+		}
+		return txn.Commit()
 	}})
+	g.receipts.openStore(g.db, g.commit, reg, log.With("component", "receipts"))
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -54,14 +54,15 @@ const (
 // the whole queue, after at most receiptLinger for it to fill. A put waits
 // in the writer's pending set for receiptPersistDelay; a del that finds
 // its put still pending cancels both, so a message whose final receipt
-// came within that delay costs the store nothing. The writer commits the
-// puts that are due and the other dels in one Badger transaction (more
-// only past Badger's transaction limits). Nobody waits for these writes
+// came within that delay costs the store nothing. The writer hands the
+// puts that are due and the other dels to the gateway store's group
+// committer (internal/groupcommit), in requests that share its synced
+// transactions with the store's other writes. No MT waits for these writes
 // to reach the disk: a crash or power cut loses the mappings of the last
 // receiptPersistDelay and a batch (about a second of traffic), whose
 // receipts then go uncorrelated; that is accepted so the MT path never
-// waits for a disk. On a clean shutdown everything pending is written. On a store opened
-// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// waits for a disk. On a clean shutdown everything pending is written. Each
+// committed batch costs one fsync, which is why the writer's batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
 // dropped and counted (optgate_gateway_receipt_map_dropped_total), and
@@ -70,10 +71,11 @@ const (
 // A receipt the book does not know is looked up here by a small pool of
 // workers (lookupStored), off the SMSC session's read goroutine.
 type receiptStore struct {
-	g   *Gateway
-	db  *badger.DB
-	ttl time.Duration
-	log *slog.Logger
+	g      *Gateway
+	db     *badger.DB
+	commit *groupcommit.Committer
+	ttl    time.Duration
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	queue  []storeOp // guarded by mu
@@ -142,9 +144,9 @@ type storeLookup struct {
 }
 
 // openStore starts persisting the book's mappings in db.
-func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *slog.Logger) {
+func (b *receiptBook) openStore(db *badger.DB, c *groupcommit.Committer, reg prometheus.Registerer, log *slog.Logger) {
 	const ns, sub = "optgate", "gateway"
-	s := &receiptStore{g: b.g, db: db, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
+	s := &receiptStore{g: b.g, db: db, commit: c, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups),
 		pending: make(map[storeKey]pendingPut), pendingMax: receiptPendingMax}
 	s.delay.Store(int64(receiptPersistDelay))
@@ -344,60 +346,36 @@ func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) [
 	return out
 }
 
-// write commits a batch in one transaction, or more if it exceeds
-// Badger's limits for one.
+// write hands a batch to the gateway store's group committer (WriteAll):
+// its mappings share synced transactions with the store's other writes.
 func (s *receiptStore) write(batch []storeOp, now time.Time) {
 	// One buffer for every key and value of the batch: Badger keeps the
 	// slices until the commit. Just over 100 bytes each in the usual case.
 	buf := make([]byte, 0, len(batch)*112)
-	txn := s.db.NewTransaction(true)
-	n := 0 // ops in txn
-	commit := func() {
-		if err := txn.Commit(); err != nil {
-			s.dropErr.Add(float64(n))
-			s.logErr("receipt store write", err)
-		} else {
-			s.written.Add(float64(n))
-		}
-		n = 0
-	}
+	ops := make([]groupcommit.Op, 0, len(batch))
 	for i := range batch {
 		op := &batch[i]
 		start := len(buf)
 		buf = appendStoreKey(buf, op.smsc, op.canon)
 		key := buf[start:len(buf):len(buf)]
-		var e *badger.Entry
-		if !op.del {
-			ttl := s.ttl - now.Sub(op.at)
-			if ttl <= 0 {
-				continue // expired while it waited: as if written and expired
-			}
-			start = len(buf)
-			buf = s.appendTarget(buf, op.p)
-			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(ttl)
+		if op.del {
+			ops = append(ops, groupcommit.Op{Key: key, Delete: true})
+			continue
 		}
-		for try := 0; ; try++ {
-			var err error
-			if op.del {
-				err = txn.Delete(key)
-			} else {
-				err = txn.SetEntry(e)
-			}
-			if err == nil {
-				n++
-				break
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) && try == 0 && n > 0 {
-				commit()
-				txn = s.db.NewTransaction(true)
-				continue
-			}
-			s.dropErr.Inc()
-			s.logErr("receipt store write", err)
-			break
+		ttl := s.ttl - now.Sub(op.at)
+		if ttl <= 0 {
+			continue // expired while it waited: as if written and expired
 		}
+		start = len(buf)
+		buf = s.appendTarget(buf, op.p)
+		ops = append(ops, groupcommit.Op{Key: key, Value: buf[start:len(buf):len(buf)], TTL: ttl})
 	}
-	commit()
+	n, err := s.commit.WriteAll(ops)
+	s.written.Add(float64(n))
+	if err != nil {
+		s.dropErr.Add(float64(len(ops) - n))
+		s.logErr("receipt store write", err)
+	}
 }
 
 // logErr logs a store error at most once every 10 seconds.
