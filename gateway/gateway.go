@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
@@ -84,7 +85,7 @@ type Gateway struct {
 	ids         *idGen
 	ref         atomic.Uint32
 	statuses    *status.Book
-	receipts    *receiptBook
+	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -132,7 +133,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
 	g.statuses = status.NewBook(bookTenants{g}, 1<<20)
-	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
+	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -231,7 +232,7 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 		}
 		return txn.Commit()
 	}})
-	g.receipts.openStore(g.db, g.commit, reg, log.With("component", "receipts"))
+	g.receipts.OpenStore(g.db, g.commit, reg)
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)

@@ -136,11 +136,11 @@ func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason status.Reaso
 	var p heldPayload
 	_ = json.Unmarshal(h.Payload, &p)
 	g.statuses.Update(h.ID, status.StateFailed, reason)
-	target := receiptTarget{msgID: h.ID, tenant: t, account: g.accounts[p.Account], origin: p.Origin, from: p.From, to: p.To, part: 1, parts: 1}
-	if target.origin == OriginSMPP && target.account == nil {
+	m := &Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], From: p.From, To: p.To}
+	if p.Origin == OriginSMPP && m.Account == nil {
 		return
 	}
-	g.forwardReceipt(nil, target, parsedReceipt{id: h.ID, state: dlr.Rejected, stat: "REJECTD", err: threeDigits(uint32(smpp.StatusNoConsent)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, p.Origin, dlr.Rejected, smpp.StatusNoConsent)
 }
 
 func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/status"
@@ -116,14 +115,12 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if m.Account == nil {
 		return
 	}
-	stat, state := "UNDELIV", dlr.Undeliverable
+	state := dlr.Undeliverable
 	if o.Kind == Blocked {
-		stat, state = "REJECTD", dlr.Rejected
+		state = dlr.Rejected
 	}
 	if o.Reason == status.ReasonExpired {
-		stat, state = "EXPIRED", dlr.Expired
+		state = dlr.Expired
 	}
-	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
-		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: state, stat: stat,
-		err: threeDigits(uint32(smppStatus(m.Account, o))), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, OriginSMPP, state, smppStatus(m.Account, o))
 }

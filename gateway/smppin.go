@@ -194,13 +194,5 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 // status st it would have been refused with, for a blocked message
 // accepted under reject: receipt.
 func (g *Gateway) rejectReceipt(m *Message, st smpp.CommandStatus) {
-	t := receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From, to: m.To, part: 1, parts: 1}
-	g.forwardReceipt(nil, t, parsedReceipt{id: m.ID, state: dlr.Rejected, stat: "REJECTD", err: threeDigits(uint32(st)), done: time.Now()}, func(smpp.CommandStatus) {})
-}
-
-// threeDigits is the receipt err: field for a status: its low three hex
-// digits, so 0x00000401 reads err:401.
-func threeDigits(code uint32) string {
-	const hexd = "0123456789ABCDEF"
-	return string([]byte{hexd[code>>8&0xF], hexd[code>>4&0xF], hexd[code&0xF]})
+	g.forwardSynthetic(m, OriginSMPP, dlr.Rejected, st)
 }
