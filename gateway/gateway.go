@@ -18,6 +18,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/outbox"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -56,6 +57,10 @@ type Gateway struct {
 	outbox  *outbox.Store
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
+	// commitFault, when set, commits the gateway store's transactions
+	// instead of txn.Commit: fault injection for tests (diskfault_test.go).
+	commitFault atomic.Pointer[func(*badger.Txn) error]
+
 	tenants    map[string]*Tenant
 	tenantList []*Tenant  // by idx-1
 	acctList   []*Account // by idx-1
@@ -80,7 +85,7 @@ type Gateway struct {
 	ids         *idGen
 	ref         atomic.Uint32
 	statuses    *statusBook
-	receipts    *receiptBook
+	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -128,7 +133,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
 	g.statuses = newStatusBook(g, 1<<20)
-	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
+	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -216,11 +221,18 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
+	// A failed commit fences the committer; the store probe lifts the
+	// fence once the disk passes it again (diskfault.go, gatewayFence).
 	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
 		g.metrics.storeBatch.Observe(float64(b.Ops))
 		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}, Commit: func(txn *badger.Txn) error {
+		if f := g.commitFault.Load(); f != nil {
+			return (*f)(txn)
+		}
+		return txn.Commit()
 	}})
+	g.receipts.OpenStore(g.db, g.commit, reg)
 	g.outbox = outbox.New(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)

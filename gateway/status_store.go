@@ -55,7 +55,6 @@ type statusStore struct {
 const (
 	statusLinger   = time.Second
 	statusQueueMax = 1 << 18
-	statusChunk    = 256 // store entries (buckets) per committer request
 )
 
 // openStore starts persisting the book's records.
@@ -189,17 +188,13 @@ func (w *statusWriter) write(batch []statusRec) {
 		}
 		recs = recs[n:]
 	}
-	for ops := w.ops; len(ops) > 0; {
-		n := min(len(ops), statusChunk)
-		if err := s.commit.Write(ops[:n]...); err != nil {
-			s.dropErr.Add(float64(n))
-			if !errors.Is(err, ErrStoreClosed) {
-				s.log.Error("message status write", "err", err)
-			}
-		} else {
-			s.written.Add(float64(n))
+	n, err := s.commit.WriteAll(w.ops)
+	s.written.Add(float64(n))
+	if err != nil {
+		s.dropErr.Add(float64(len(w.ops) - n))
+		if !errors.Is(err, ErrStoreClosed) {
+			s.log.Error("message status write", "err", err)
 		}
-		ops = ops[n:]
 	}
 	clear(w.ops) // let the values go
 }
