@@ -21,6 +21,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/gateway/api"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -81,7 +82,7 @@ type Gateway struct {
 	smppLn        net.Listener
 	httpSrv       *fasthttp.Server
 	httpTLS       *tls.Config // http.tls; nil for plain HTTP
-	sec           *httpSec    // HTTP auth lockout and import slots
+	api           *api.Server // the HTTP API (apicore.go)
 	httpLn        net.Listener
 	webhookClient *fasthttp.Client
 	sim           *smpptest.Server
@@ -102,8 +103,6 @@ type Gateway struct {
 	replying sync.Map // consent reply ids being sent
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
-
-	idem idemInflight // Idempotency-Key requests running (idempotency.go)
 
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
@@ -344,7 +343,6 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	if g.httpTLS, err = loadServerTLS(cfg.HTTP.TLS); err != nil {
 		return nil, fmt.Errorf("http tls: %w", err)
 	}
-	g.sec = newHTTPSec(cfg.HTTP, g.byToken, reg)
 	g.smppSrv = &smpp.Server{
 		Authenticate:       g.authenticate,
 		Handler:            smpp.HandlerFunc(g.serveUpstream),

@@ -138,17 +138,6 @@ func blockStatus(a *Account, r consent.Reason) smpp.CommandStatus {
 	return st
 }
 
-// APICode is the HTTP error code for a block reason.
-func APICode(r consent.Reason) string {
-	switch r {
-	case consent.ReasonMarketingOptOut:
-		return "marketing_opt_out"
-	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
-		return "no_consent"
-	}
-	return "recipient_opted_out"
-}
-
 func (g *Gateway) screen(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
 		if m.Origin == OriginInternal {
