@@ -18,9 +18,9 @@ import (
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
-// dispatcherRoutes are the routes newHTTPServer's dispatcher answers, in
-// the document's path form: a route added there must be added here and to
-// api/openapi.yaml.
+// dispatcherRoutes are the routes the API's routing table
+// (gateway/api's Server.route) answers, in the document's path form: a
+// route added there must be added here and to api/openapi.yaml.
 var dispatcherRoutes = []string{
 	"GET /healthz",
 	"GET /readyz",

@@ -85,7 +85,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 	if v := recover(); v != nil {
-		s.cfg.Panics.Inc()
+		s.countPanic()
 		s.log.Error("panic in HTTP handler", "path", string(ctx.Path()), "panic", fmt.Sprint(v), "request_id", requestID(ctx))
 		WriteError(ctx, 500, "internal_error", "", "internal error")
 	}
@@ -96,9 +96,15 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 // stream with line, not the process.
 func (s *Server) recoverStream(w io.Writer, what, tenant, rid, line string) {
 	if v := recover(); v != nil {
-		s.cfg.Panics.Inc()
+		s.countPanic()
 		s.log.Error("panic in "+what, "tenant", tenant, "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "request_id", rid)
 		_, _ = io.WriteString(w, line)
+	}
+}
+
+func (s *Server) countPanic() {
+	if s.cfg.Panics != nil {
+		s.cfg.Panics.Inc()
 	}
 }
 

@@ -64,9 +64,6 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Panics == nil {
-		cfg.Panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "unused_panics_total"})
-	}
 	s := &Server{cfg: cfg, log: cfg.Logger, tenants: make(map[string]*Tenant, len(cfg.Tenants))}
 	for _, t := range cfg.Tenants {
 		s.tenants[t.ID] = t
