@@ -17,6 +17,7 @@ import (
 	"github.com/optgate/optgate/backup"
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/api"
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // apiCore is the core as the HTTP API (package api) sees it: it
@@ -225,7 +226,7 @@ func (c apiCore) StoreProblem() string { return c.g.storeProblem() }
 // Read and Write are api.Store over the gateway store.
 func (c apiCore) Read(key []byte, fn func(v []byte)) (bool, error) { return readKey(c.g.db, key, fn) }
 func (c apiCore) Write(key, val []byte, ttl time.Duration) error {
-	return c.g.commit.write(kv{key: key, val: val, ttl: ttl})
+	return c.g.commit.Write(groupcommit.Op{Key: key, Value: val, TTL: ttl})
 }
 
 func (c apiCore) Backup(w io.Writer, req api.BackupRequest, version string) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -168,7 +169,7 @@ func (g *Gateway) putDeadLetter(d *DeadLetter) error {
 		return err
 	}
 	key := []byte(deadLetterPrefix + fmt.Sprintf("%020d", d.Received.UnixNano()) + "/" + d.ID)
-	if err := g.commit.write(kv{key: key, val: val, ttl: deadLetterTTL}); err != nil {
+	if err := g.commit.Write(groupcommit.Op{Key: key, Value: val, TTL: deadLetterTTL}); err != nil {
 		return err
 	}
 	count.Add(1)

@@ -22,6 +22,7 @@ import (
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/consent/keyword"
 	"github.com/optgate/optgate/gateway/api"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -63,7 +64,7 @@ type Gateway struct {
 	consent *consent.Store
 	db      *badger.DB
 	dirLock *dirLock // store.dir, held from New to closeStores
-	commit  *committer
+	commit  *groupcommit.Committer
 	outbox  *outbox
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
@@ -257,7 +258,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	// covers only the active memtable's WAL (db.go DB.Sync), so a memtable
 	// rotation in between (ensureRoomForWrite) loses what was told stored.
 	// The committer keeps fsyncs few by putting each group-commit batch in
-	// one transaction; see committer.apply.
+	// one transaction; see internal/groupcommit.
 	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(true).
 		WithNumVersionsToKeep(1).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20)
 	g.db, err = badger.Open(bopt)
@@ -265,10 +266,10 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway store: %w", err)
 	}
 	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
-	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
-		g.metrics.storeBatch.Observe(float64(n))
-		g.metrics.storeSync.Observe(d.Seconds())
-	})
+	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
+		g.metrics.storeBatch.Observe(float64(b.Ops))
+		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}})
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return nil, fmt.Errorf("gateway store: reading remembered MOs: %w", err)
@@ -588,7 +589,7 @@ func (g *Gateway) closeStores() {
 	}
 	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {
-		g.commit.close()
+		g.commit.Close()
 	}
 	if g.db != nil {
 		if err := g.db.Close(); err != nil {

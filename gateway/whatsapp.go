@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/whatsapp"
@@ -584,7 +585,7 @@ func (wa *waChannel) marketingPreference(ctx context.Context, n *waNumber, sende
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
-	if err := g.commit.write(kv{key: key, val: v[:]}); err != nil {
+	if err := g.commit.Write(groupcommit.Op{Key: key, Value: v[:]}); err != nil {
 		return err
 	}
 	if ev.Message != nil {
@@ -707,7 +708,7 @@ func (g *Gateway) noteChannel(t *Tenant, recipient, channel string) {
 	if g.wa == nil || recipient == "" {
 		return // with one channel there is nothing to choose
 	}
-	if err := g.commit.writeLazy(kv{key: lastChannelKey(t, recipient), val: []byte(channel)}); err != nil {
+	if err := g.commit.WriteLazy(groupcommit.Op{Key: lastChannelKey(t, recipient), Value: []byte(channel)}); err != nil {
 		g.log.Debug("last channel not recorded", "err", err)
 	}
 }
