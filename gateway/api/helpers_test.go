@@ -30,6 +30,8 @@ type testCore struct {
 	sent   Sent     // what Send answers
 	refuse *Refusal // what Send refuses with, if set
 	kv     map[string][]byte
+	// problem is why the stores refuse writes ("" when they do not).
+	problem string
 }
 
 func (c *testCore) Send(t *Tenant, d Draft, res Reserver) (Sent, *Refusal) {
@@ -61,8 +63,8 @@ func (c *testCore) ChangeConsent(context.Context, *Tenant, consent.OperatorChang
 }
 func (c *testCore) OwnSender(_ *Tenant, _, s string) (string, *Refusal) { return s, nil }
 func (c *testCore) Ready() (bool, string)                               { return true, "" }
-func (c *testCore) StoresOK() bool                                      { return true }
-func (c *testCore) StoreProblem() string                                { return "" }
+func (c *testCore) StoresOK() bool                                      { return c.problem == "" }
+func (c *testCore) StoreProblem() string                                { return c.problem }
 
 func (c *testCore) Read(key []byte, fn func([]byte)) (bool, error) {
 	c.mu.Lock()

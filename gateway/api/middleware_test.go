@@ -154,3 +154,26 @@ func TestRequestIDAndRouting(t *testing.T) {
 	// Without a simulator the route does not exist.
 	requireEqual(t, do(t, addr, "POST", "/v1/simulator/mo", adminToken, "{}").status, 404)
 }
+
+// While a store refuses writes, a request that would write is 503 with
+// Retry-After before it reaches the core; reads go on.
+func TestRefuseWritesWhileUnhealthy(t *testing.T) {
+	core := &testCore{problem: "consent store: disk full"}
+	addr := startServer(t, core, false, nil)
+	a := do(t, addr, "POST", "/v1/messages", acmeToken, `{"to":"+15145550100","text":"hi"}`)
+	if a.status != 503 || a.errCode() != "store_unavailable" || a.header.Get("Retry-After") != "30" {
+		t.Fatalf("send while unhealthy: %d Retry-After=%q %v", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	requireEqual(t, len(core.sendsTo()), 0)
+	requireEqual(t, do(t, addr, "GET", "/v1/admin/deadletter", adminToken, "").status, 200)
+}
+
+// A body over max_body_bytes is 413 before any handler runs.
+func TestBodyLimit(t *testing.T) {
+	core := &testCore{}
+	addr := startServer(t, core, false, func(c *Config) { c.MaxBodyBytes = 64 })
+	a := do(t, addr, "POST", "/v1/messages", acmeToken, `{"to":"+15145550100","text":"`+strings.Repeat("x", 100)+`"}`)
+	requireEqual(t, a.status, 413)
+	requireEqual(t, a.errCode(), "body_too_large")
+	requireEqual(t, len(core.sendsTo()), 0)
+}
