@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -75,10 +74,6 @@ func (g *Gateway) smppDest(t *Tenant, a smpp.Address) (string, error) {
 	}
 	return n, nil
 }
-
-// ErrSenderNotOwned is returned by senderFor for a source the tenant may
-// not send from.
-var ErrSenderNotOwned = errors.New("gateway: sender not the tenant's")
 
 // senderFor is the one sender-ownership rule for SMS, over SMPP and HTTP:
 // it reads addr (with its SMPP TON and NPI; HTTP passes TON 5 for a "from"

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"time"
 
@@ -60,11 +59,6 @@ func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backu
 	g.log.Info("backup taken", attrs...)
 	return idx, nil
 }
-
-var (
-	errBackupBusy   = errors.New("a backup is already running")
-	errShuttingDown = errors.New("the gateway is shutting down")
-)
 
 // stopWriter fails every write once stop is closed, which ends a backup's
 // stream early when the gateway shuts down.

@@ -60,10 +60,6 @@ import (
 // a store is unhealthy.
 const ReasonStoreUnavailable = "store_unavailable"
 
-// ErrStoreUnhealthy is the error of a message or request refused while a
-// store is unhealthy.
-var ErrStoreUnhealthy = errors.New("gateway: store unhealthy (disk full, read-only, missing or slow); writes refused, retry later")
-
 const probeFile = ".optgate-probe"
 
 // storeProbe is the health of one store directory. Only the guard's loop

@@ -103,10 +103,6 @@ func indexNUL(s string) int {
 	return -1
 }
 
-// errBadPart wraps the reassembler's refusal of a part (invalid numbers,
-// a set over the memory bound): retrying the same part cannot help.
-var errBadPart = errors.New("gateway: MO part refused")
-
 // addPart gives a part to the reassembler. A part that does not complete
 // its set is stored (synced) before addPart returns; err is then the
 // store's error (or errBadPart), and the caller asks the SMSC to retry (the part is a

@@ -162,9 +162,6 @@ func buildRoutes(cfg []RouteConfig, links map[string]*smscLink) []route {
 	return rs
 }
 
-// ErrNoRoute is returned for a destination no route covers.
-var ErrNoRoute = errors.New("gateway: no route to destination")
-
 // pickLink returns the first SMSC of the destination's route with a bound
 // session that can submit, failing over in configured order. With none
 // bound it returns the first, so the submit waits for a rebind within its
