@@ -37,8 +37,9 @@ type Core interface {
 	StoreProblem() string
 }
 
-// Consents is the part of the consent store the API reads directly
-// (*consent.Store implements it).
+// Consents is the part of the consent store the API uses directly:
+// reads, imports and exports, which set nothing else off (*consent.Store
+// implements it). A change that does goes through Core.ChangeConsent.
 type Consents interface {
 	Get(tenant, channel, recipient string) (consent.Status, error)
 	HistoryPage(tenant, channel, recipient string, q consent.HistoryQuery) ([]consent.Evidence, []byte, error)

@@ -1,4 +1,6 @@
-// Package api is optgate's HTTP API: routing, the middleware every request
+// Package api is optgate's HTTP API (fasthttp): its one job is to turn
+// HTTP requests into calls on the core and their results into answers.
+// It holds the routing table (routes.go), the middleware every request
 // goes through once (request id, panic recovery, bearer-token auth before
 // the body is read, the per-address lockout, the body limit, the refusal
 // of writes while a store is unhealthy, the admin check and the tenant
@@ -29,6 +31,11 @@
 //     handset, the WhatsApp webhook receiver, /metrics) are smaller
 //     interfaces or handlers in Config, nil when absent, so that a test
 //     (or a gateway without them) implements only what it serves.
+//
+// The WhatsApp content of POST /v1/messages (WAContent, WAInteractive)
+// is defined here, as the API's wire types; the root keeps them as
+// aliases and carries them on its messages, so that a send is decoded
+// once, into what the chain sends.
 //
 // Tenants are plain values (Tenant) made by the root from its
 // configuration; the core finds its own tenant by Tenant.ID.
