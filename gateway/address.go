@@ -8,10 +8,6 @@ import (
 	"github.com/optgate/optgate/smpp"
 )
 
-// ReasonAmbiguousNumber is the Outcome.Reason of a destination refused
-// because it reads as two different numbers (consent.ErrAmbiguousNumber).
-const ReasonAmbiguousNumber = "ambiguous_number"
-
 // defaultRegion is the region of an SMSC link or a tenant that names none.
 const defaultRegion = "US"
 

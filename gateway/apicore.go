@@ -17,6 +17,7 @@ import (
 	"github.com/optgate/optgate/backup"
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/api"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 )
 
@@ -91,14 +92,15 @@ func (c apiCore) Send(at *api.Tenant, d api.Draft, res api.Reserver) (api.Sent, 
 	s := api.Sent{ID: m.ID, Channel: m.Channel, To: m.To}
 	select {
 	case o := <-done:
-		s.Outcome = api.Outcome{State: o.Kind.String(), Reason: o.Reason, Parts: o.Parts, Err: o.Err}
+		s.Outcome = o
 	case <-time.After(sendWait):
 		// The send goes on (a submit written to the SMSC cannot be called
 		// back), so the honest answer is "accepted, outcome pending" with
 		// the id to ask GET /v1/messages/{id} about, not an error the
 		// platform would retry into a duplicate. Stamped like record's, so
 		// the real outcome replaces it.
-		g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: "pending", Updated: m.Received})
+		g.statuses.Put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: status.StatePending,
+			Updated: m.Received})
 		s.Pending = true
 	}
 	return s, nil
@@ -145,7 +147,7 @@ func (c apiCore) message(t *Tenant, d *api.Draft) (*Message, *api.Refusal) {
 }
 
 func (c apiCore) MessageStatus(id string) (any, string, bool) {
-	st, found := c.g.statuses.get(id)
+	st, found := c.g.statuses.Get(id)
 	return st, st.Tenant, found
 }
 

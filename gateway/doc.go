@@ -71,7 +71,17 @@
 // message reaches the chain, and the answer stored after, so a retry is
 // replayed and a crash cannot send twice. Every answer has an X-Request-Id
 // (gateway/api/requestid.go); listings page with opaque cursors
-// (gateway/api/page.go). The
-// status book's records are written to the gateway store asynchronously
-// (status_store.go) so GET /v1/messages/{id} answers after a restart.
+// (gateway/api/page.go). The status book (gateway/status) records every
+// outcome and receipt as a message State by one ranking; its records are
+// written to the gateway store asynchronously so GET /v1/messages/{id}
+// answers after a restart.
+//
+// # Outcomes at the edges
+//
+// The chain finishes every message with a channel-neutral status.Outcome
+// (Kind, typed Reason, Retry, the carrier's own code). The SMPP edge maps
+// it to a command_status in one function (outcome.go, smppStatus: 0x401
+// to 0x404 for consent refusals, the account's overrides, ESME_RX_T_APPN
+// for what may be retried); the HTTP API maps it to a status and error
+// code in one function too (gateway/api/answer.go).
 package gateway

@@ -40,6 +40,10 @@ var (
 	// the data directory.
 	errDirInUse = errors.New("in use by another process")
 
+	// errNotQueued wraps the error of a message of an ack: store account
+	// that could not be queued: the platform gets ESME_RMSGQFUL (smppStatus).
+	errNotQueued = errors.New("gateway: message not queued")
+
 	// errBackupBusy and errShuttingDown refuse a backup (backup.go).
 	errBackupBusy   = errors.New("a backup is already running")
 	errShuttingDown = errors.New("the gateway is shutting down")

@@ -18,6 +18,8 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/api"
+	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -56,6 +58,10 @@ type Gateway struct {
 	outbox  *outbox
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
+	// commitFault, when set, commits the gateway store's transactions
+	// instead of txn.Commit: fault injection for tests (diskfault_test.go).
+	commitFault atomic.Pointer[func(*badger.Txn) error]
+
 	tenants    map[string]*Tenant
 	tenantList []*Tenant  // by idx-1
 	acctList   []*Account // by idx-1
@@ -79,8 +85,8 @@ type Gateway struct {
 
 	ids         *idGen
 	ref         atomic.Uint32
-	statuses    *statusBook
-	receipts    *receiptBook
+	statuses    *status.Book
+	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -125,8 +131,8 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
 		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
-	g.statuses = newStatusBook(g, 1<<20)
-	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
+	g.statuses = status.NewBook(bookTenants{g}, 1<<20)
+	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -214,16 +220,23 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
+	// A failed commit fences the committer; the store probe lifts the
+	// fence once the disk passes it again (diskfault.go, gatewayFence).
 	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
 		g.metrics.storeBatch.Observe(float64(b.Ops))
 		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}, Commit: func(txn *badger.Txn) error {
+		if f := g.commitFault.Load(); f != nil {
+			return (*f)(txn)
+		}
+		return txn.Commit()
 	}})
+	g.receipts.OpenStore(g.db, g.commit, reg)
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
-	g.statuses.openStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
+	g.statuses.OpenStore(g.db, g.commit, cfg.Receipts.TTL, reg, log.With("component", "statuses"))
 	// Parts of concatenated MOs acknowledged before a crash wait for the
 	// rest of their set again (multipart.go).
 	if n, err := g.restoreParts(); err != nil {

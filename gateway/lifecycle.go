@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -95,7 +96,7 @@ func (g *Gateway) housekeeping() {
 				}
 				g.metrics.windowUsed.WithLabelValues(l.name).Set(float64(used))
 			}
-			if n := g.receipts.expireParked(now); n > 0 {
+			if n := g.receipts.ExpireParked(now); n > 0 {
 				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
 			}
 			g.reasm.Expire(now)
@@ -114,7 +115,7 @@ func (g *Gateway) housekeeping() {
 func (g *Gateway) onConsentEvent(ev consent.Event) error {
 	t := g.tenants[ev.Tenant]
 	if ev.Type == consent.EventHeldExpired && ev.Held != nil && t != nil {
-		g.failHeld(t, *ev.Held, "held_expired")
+		g.failHeld(t, *ev.Held, status.ReasonHeldExpired)
 	}
 	return g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 }
@@ -194,11 +195,11 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 }
 
 func (g *Gateway) closeStores() {
-	g.receipts.closeStore() // before the store: it writes what is queued
+	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
 		g.outbox.close()
 	}
-	g.statuses.closeStore() // before the committer: it writes what is queued
+	g.statuses.CloseStore() // before the committer: it writes what is queued
 	if g.commit != nil {
 		g.commit.Close()
 	}

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // queue makes messages of ack: store accounts durable before they are
@@ -30,7 +31,7 @@ func (g *Gateway) queue(next Handler) Handler {
 			err = g.outbox.put(&outItem{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
 		if err != nil {
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusMsgQFul, Err: err})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: fmt.Errorf("%w: %w", errNotQueued, err)})
 			return
 		}
 		m.Finish(Outcome{Kind: Queued})
@@ -85,7 +86,7 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error))
 // message is retried even when the outcome is unknown (sent, unanswered):
 // ack: store is at least once.
 func queueRetryable(o Outcome) bool {
-	return o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
+	return smppStatus(nil, o).Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
 		errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) || errors.Is(o.Err, smpp.ErrClientClosed)
 }
 
@@ -105,7 +106,7 @@ func (g *Gateway) queuedExpired(it *outItem) {
 		return
 	}
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, From: p.From, To: p.To, Channel: p.Channel}
-	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: "expired", Status: smpp.StatusDeliveryFailure})
+	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: status.ReasonExpired})
 }
 
 // queuedExpiredMsg tells the upstream, by a receipt, that a message it was
@@ -114,14 +115,12 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if m.Account == nil {
 		return
 	}
-	stat, state := "UNDELIV", uint8(5)
+	state := dlr.Undeliverable
 	if o.Kind == Blocked {
-		stat, state = "REJECTD", 8
+		state = dlr.Rejected
 	}
-	if o.Reason == "expired" {
-		stat, state = "EXPIRED", 3
+	if o.Reason == status.ReasonExpired {
+		state = dlr.Expired
 	}
-	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
-		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: dlrState(state), stat: stat,
-		err: threeDigits(uint32(o.Status)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, OriginSMPP, state, smppStatus(m.Account, o))
 }

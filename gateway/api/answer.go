@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // apiError is the JSON error body.
@@ -63,21 +64,9 @@ func statusOf(code string) int {
 	return 400 // invalid_request, invalid_number, invalid_sender, the rejection reasons...
 }
 
-// reasonWindowClosed is the block reason of a free-form WhatsApp message
-// outside the 24-hour window; it is its own API code.
-const reasonWindowClosed = "whatsapp_window_closed"
-
-// Outcome is a message's outcome as the API answers it: its state (the
-// core's outcome kind: accepted, queued, held, blocked, rejected or
-// failed), the block reason (a consent.Reason's name or
-// reasonWindowClosed) or the rejection or failure code, its parts and the
-// error.
-type Outcome struct {
-	State  string
-	Reason string
-	Parts  int
-	Err    error
-}
+// reasonWindowClosed is the API code of a free-form WhatsApp message
+// blocked outside the 24-hour window: the reason's own name.
+var reasonWindowClosed = status.ReasonWindowClosed.String()
 
 // answerSent answers POST /v1/messages with the message's outcome: the one
 // mapping from an outcome to an HTTP status and body. interactive says
@@ -90,34 +79,35 @@ func answerSent(ctx *fasthttp.RequestCtx, s Sent, interactive bool) {
 		return
 	}
 	o := s.Outcome
-	switch o.State {
-	case "accepted", "queued", "held":
-		body := map[string]any{"id": s.ID, "status": o.State, "channel": s.Channel, "to": s.To}
+	switch o.Kind {
+	case status.Accepted, status.Queued, status.Held:
+		body := map[string]any{"id": s.ID, "status": o.Kind.String(), "channel": s.Channel, "to": s.To}
 		if o.Parts > 1 {
 			body["parts"] = o.Parts
 		}
-		if o.State == "held" {
+		if o.Kind == status.Held {
 			body["reason"] = "attestation_pending"
 		}
 		writeJSON(ctx, 202, body)
-	case "blocked":
+	case status.Blocked:
 		code := blockCode(o.Reason)
 		writeJSON(ctx, statusOf(code), apiError{Error: apiErrorBody{Code: code, ID: s.ID, Message: blockMessage(code)}})
-	case "rejected":
-		WriteError(ctx, statusOf(o.Reason), o.Reason, rejectedField(o.Reason, interactive), errString(o.Err))
+	case status.Rejected:
+		code := o.Reason.String()
+		WriteError(ctx, statusOf(code), code, rejectedField(o.Reason, interactive), errString(o.Err))
 	default:
 		writeJSON(ctx, statusOf("carrier_error"), apiError{Error: apiErrorBody{Code: "carrier_error", ID: s.ID, Message: errString(o.Err)}})
 	}
 }
 
 // rejectedField is the request field a rejection reason is about.
-func rejectedField(reason string, interactive bool) string {
-	switch reason {
-	case "invalid_number", "no_route":
+func rejectedField(r status.Reason, interactive bool) string {
+	switch r {
+	case status.ReasonInvalidNumber, status.ReasonNoRoute:
 		return "to"
-	case "invalid_sender":
+	case status.ReasonInvalidSender:
 		return "from"
-	case "invalid_template":
+	case status.ReasonInvalidTemplate:
 		if interactive {
 			return "interactive"
 		}
@@ -126,26 +116,16 @@ func rejectedField(reason string, interactive bool) string {
 }
 
 // blockCode is the API code of a block reason.
-func blockCode(reason string) string {
-	if reason == reasonWindowClosed {
+func blockCode(r status.Reason) string {
+	switch r {
+	case status.ReasonMarketingOptOut:
+		return "marketing_opt_out"
+	case status.ReasonAttestationPending, status.ReasonNoConsent:
+		return "no_consent"
+	case status.ReasonWindowClosed:
 		return reasonWindowClosed
 	}
-	switch reasonFromName(reason) {
-	case consent.ReasonMarketingOptOut:
-		return "marketing_opt_out"
-	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
-		return "no_consent"
-	}
 	return "recipient_opted_out"
-}
-
-func reasonFromName(s string) consent.Reason {
-	for r := consent.ReasonOptedOut; r <= consent.ReasonNoConsent; r++ {
-		if r.String() == s {
-			return r
-		}
-	}
-	return consent.ReasonOptedOut
 }
 
 func blockMessage(code string) string {

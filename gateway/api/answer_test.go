@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // The one mapping from a message's outcome to the answer of POST
@@ -19,21 +21,21 @@ func TestAnswerSent(t *testing.T) {
 		state, code string // the body's "status", or its error code
 		field       string
 	}{
-		{"accepted", Sent{Outcome: Outcome{State: "accepted", Parts: 2}}, false, 202, "accepted", "", ""},
-		{"queued", Sent{Outcome: Outcome{State: "queued"}}, false, 202, "queued", "", ""},
-		{"held", Sent{Outcome: Outcome{State: "held"}}, false, 202, "held", "", ""},
+		{"accepted", Sent{Outcome: status.Outcome{Kind: status.Accepted, Parts: 2}}, false, 202, "accepted", "", ""},
+		{"queued", Sent{Outcome: status.Outcome{Kind: status.Queued}}, false, 202, "queued", "", ""},
+		{"held", Sent{Outcome: status.Outcome{Kind: status.Held}}, false, 202, "held", "", ""},
 		{"pending", Sent{Pending: true}, false, 202, "pending", "", ""},
-		{"opted out", Sent{Outcome: Outcome{State: "blocked", Reason: "opted_out"}}, false, 403, "", "recipient_opted_out", ""},
-		{"marketing", Sent{Outcome: Outcome{State: "blocked", Reason: "marketing_opt_out"}}, false, 403, "", "marketing_opt_out", ""},
-		{"attestation", Sent{Outcome: Outcome{State: "blocked", Reason: "attestation_pending"}}, false, 403, "", "no_consent", ""},
-		{"window", Sent{Outcome: Outcome{State: "blocked", Reason: reasonWindowClosed}}, false, 403, "", reasonWindowClosed, ""},
-		{"invalid number", Sent{Outcome: Outcome{State: "rejected", Reason: "invalid_number"}}, false, 400, "", "invalid_number", "to"},
-		{"no route", Sent{Outcome: Outcome{State: "rejected", Reason: "no_route"}}, false, 400, "", "no_route", "to"},
-		{"invalid sender", Sent{Outcome: Outcome{State: "rejected", Reason: "invalid_sender"}}, false, 400, "", "invalid_sender", "from"},
-		{"too long", Sent{Outcome: Outcome{State: "rejected", Reason: "too_long"}}, false, 400, "", "too_long", "text"},
-		{"template", Sent{Outcome: Outcome{State: "rejected", Reason: "invalid_template"}}, false, 400, "", "invalid_template", "text"},
-		{"interactive", Sent{Outcome: Outcome{State: "rejected", Reason: "invalid_template"}}, true, 400, "", "invalid_template", "interactive"},
-		{"failed", Sent{Outcome: Outcome{State: "failed", Reason: "carrier_error", Err: errors.New("ESME_RSYSERR")}}, false, 502, "", "carrier_error", ""},
+		{"opted out", Sent{Outcome: status.Outcome{Kind: status.Blocked, Reason: status.ReasonOptedOut}}, false, 403, "", "recipient_opted_out", ""},
+		{"marketing", Sent{Outcome: status.Outcome{Kind: status.Blocked, Reason: status.ReasonMarketingOptOut}}, false, 403, "", "marketing_opt_out", ""},
+		{"attestation", Sent{Outcome: status.Outcome{Kind: status.Blocked, Reason: status.ReasonAttestationPending}}, false, 403, "", "no_consent", ""},
+		{"window", Sent{Outcome: status.Outcome{Kind: status.Blocked, Reason: status.ReasonWindowClosed}}, false, 403, "", reasonWindowClosed, ""},
+		{"invalid number", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonInvalidNumber}}, false, 400, "", "invalid_number", "to"},
+		{"no route", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonNoRoute}}, false, 400, "", "no_route", "to"},
+		{"invalid sender", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonInvalidSender}}, false, 400, "", "invalid_sender", "from"},
+		{"too long", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonTooLong}}, false, 400, "", "too_long", "text"},
+		{"template", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonInvalidTemplate}}, false, 400, "", "invalid_template", "text"},
+		{"interactive", Sent{Outcome: status.Outcome{Kind: status.Rejected, Reason: status.ReasonInvalidTemplate}}, true, 400, "", "invalid_template", "interactive"},
+		{"failed", Sent{Outcome: status.Outcome{Kind: status.Failed, Reason: status.ReasonCarrier, Err: errors.New("ESME_RSYSERR")}}, false, 502, "", "carrier_error", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.sent.ID = "m1"

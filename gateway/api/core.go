@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // Core is what the API needs from the gateway's core. Its methods are
@@ -112,7 +113,7 @@ type Sent struct {
 	// Pending is set when the outcome did not come within the send wait:
 	// the send goes on and Outcome is empty.
 	Pending bool
-	Outcome Outcome
+	Outcome status.Outcome
 }
 
 // Reserver durably reserves an Idempotency-Key for message id.

@@ -40,7 +40,7 @@
 // Tenants are plain values (Tenant) made by the root from its
 // configuration; the core finds its own tenant by Tenant.ID.
 //
-// Outcomes arrive as Outcome, a channel-neutral view (state, reason
-// name, parts, error) of the core's outcome; answer.go maps it to the
-// status code and body in one place.
+// Outcomes arrive as the core's own status.Outcome (channel-neutral: a
+// Kind and a typed Reason); answer.go maps it to the status code and body
+// in one place, as the SMPP edge maps it to a command_status in its own.
 package api

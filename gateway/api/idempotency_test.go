@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // doKey is do with an Idempotency-Key.
@@ -30,7 +32,7 @@ func doKey(t *testing.T, addr, key, body string) (answer, string) {
 // answer stored after it, and a retry gets the stored answer replayed
 // without a second Send; another body with the key is 422.
 func TestIdempotencyReplay(t *testing.T) {
-	core := &testCore{sent: Sent{ID: "m1", Outcome: Outcome{State: "accepted"}}}
+	core := &testCore{sent: Sent{ID: "m1", Outcome: status.Outcome{Kind: status.Accepted}}}
 	addr := startServer(t, core, false, nil)
 	const body = `{"to":"+15145550100","text":"hi"}`
 	first, firstBody := doKey(t, addr, "k-1", body)

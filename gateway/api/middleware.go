@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // caller is who made an API request.
@@ -230,7 +232,7 @@ func (s *Server) refuseWhileUnhealthy(ctx *fasthttp.RequestCtx, method, path str
 		return false
 	}
 	ctx.Response.Header.Set("Retry-After", "30")
-	WriteError(ctx, 503, "store_unavailable", "", "the store cannot take writes right now ("+s.cfg.Core.StoreProblem()+
+	WriteError(ctx, 503, status.ReasonStoreUnavailable.String(), "", "the store cannot take writes right now ("+s.cfg.Core.StoreProblem()+
 		"); nothing was changed or sent, retry later")
 	return true
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // A refused token is answered before the body is read: a client that
@@ -63,7 +65,7 @@ func TestAuthBeforeBody(t *testing.T) {
 // After http.auth_failures refused tokens an address is locked out, good
 // token or not, with a Retry-After; the routes without a token are not.
 func TestAuthLockout(t *testing.T) {
-	core := &testCore{sent: Sent{ID: "m1", Outcome: Outcome{State: "accepted"}}}
+	core := &testCore{sent: Sent{ID: "m1", Outcome: status.Outcome{Kind: status.Accepted}}}
 	addr := startServer(t, core, false, func(c *Config) { c.AuthFailures, c.AuthLockout = 3, time.Minute })
 	for i := range 3 {
 		a := do(t, addr, "GET", "/v1/admin/deadletter", "wrong-token-0123456789", "")
@@ -100,7 +102,7 @@ func TestTenantResolution(t *testing.T) {
 		{"admin with one tenant", adminToken, "", true, 202, "", "", "acme"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			core := &testCore{sent: Sent{ID: "m1", Outcome: Outcome{State: "accepted"}}}
+			core := &testCore{sent: Sent{ID: "m1", Outcome: status.Outcome{Kind: status.Accepted}}}
 			addr := startServer(t, core, tc.one, nil)
 			a := do(t, addr, "POST", "/v1/messages"+tc.query, tc.token, body)
 			if a.status != tc.status || a.errCode() != tc.code || a.errField() != tc.field {

@@ -319,3 +319,43 @@ func TestCloseDrains(t *testing.T) {
 		t.Fatalf("write after Close: %v, want ErrClosed", err)
 	}
 }
+
+// WriteAll stores more ops than one transaction takes, in requests that
+// share batches, and counts what it stored; after a failed commit it
+// stores nothing and says why.
+func TestWriteAll(t *testing.T) {
+	db := openDB(t, func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20).WithValueThreshold(1 << 10) })
+	var fail atomic.Bool
+	c := New(db, Options{Commit: func(txn *badger.Txn) error {
+		if fail.Load() {
+			txn.Discard()
+			return errors.New("fsync: no space left on device")
+		}
+		return txn.Commit()
+	}})
+	defer c.Close()
+	ops := make([]Op, 3*int(db.MaxBatchCount()))
+	for i := range ops {
+		ops[i] = Op{Key: fmt.Appendf(nil, "all/%06d", i), Value: []byte("v")}
+	}
+	n, err := c.WriteAll(ops)
+	if err != nil || n != len(ops) {
+		t.Fatalf("WriteAll: %d of %d stored, %v", n, len(ops), err)
+	}
+	if !has(t, db, "all/000000") || !has(t, db, fmt.Sprintf("all/%06d", len(ops)-1)) {
+		t.Fatal("WriteAll said stored, entries missing")
+	}
+	// Requests of a quarter of a transaction, batched three or four to a
+	// transaction: far fewer transactions than requests.
+	if got := c.Transactions(); got < 4 || got > 8 {
+		t.Fatalf("%d transactions for %d ops (Badger's limit %d per transaction)", got, len(ops), db.MaxBatchCount())
+	}
+	fail.Store(true)
+	n, err = c.WriteAll(ops[:10])
+	if err == nil || n != 0 {
+		t.Fatalf("WriteAll through a failing commit: %d stored, %v", n, err)
+	}
+	if n, err = c.WriteAll(ops[:10]); !errors.Is(err, ErrFenced) || n != 0 {
+		t.Fatalf("WriteAll when fenced: %d stored, %v, want ErrFenced", n, err)
+	}
+}
