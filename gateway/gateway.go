@@ -19,7 +19,6 @@ import (
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
-	"github.com/optgate/optgate/smpp/smpptest"
 )
 
 // Options are the run-time dependencies cmd/optgate (or a test) injects.
@@ -35,6 +34,16 @@ type Options struct {
 	// built-in SMSC simulator serves instead of simulator.listen (tests
 	// hold a port this way rather than closing and re-listening on it).
 	SimulatorListener net.Listener
+
+	// StartSMSCSimulator starts the built-in SMSC simulator of
+	// simulator.enabled on l with c's system_id, password, receipts and
+	// latency; it is required when the simulator is enabled. cmd/optgate
+	// sets it to the smpp/smpptest server (internal/simulators); the
+	// gateway never imports a test double.
+	StartSMSCSimulator func(l net.Listener, c SimulatorConfig, log *slog.Logger) (SMSCSimulator, error)
+	// StartWhatsAppMock starts the built-in WhatsApp Graph API mock of
+	// whatsapp_simulator.enabled (required when it is enabled).
+	StartWhatsAppMock func(c WhatsAppMockConfig) (WhatsAppMock, error)
 }
 
 // Gateway is the running gateway: the SMPP server platforms bind to, the
@@ -72,7 +81,9 @@ type Gateway struct {
 	sec           *httpSec    // HTTP auth lockout and import slots
 	httpLn        net.Listener
 	webhookClient *fasthttp.Client
-	sim           *smpptest.Server
+	sim           SMSCSimulator // set by Start when simulator.enabled
+	startSim      func(net.Listener, SimulatorConfig, *slog.Logger) (SMSCSimulator, error)
+	startWAMock   func(WhatsAppMockConfig) (WhatsAppMock, error)
 	wa            *waChannel
 
 	ids         *idGen
@@ -142,6 +153,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		g.metrics.mo.WithLabelValues("", "incomplete_multipart").Inc()
 	}}
 	g.addTenants(cfg)
+	g.startSim, g.startWAMock = opt.StartSMSCSimulator, opt.StartWhatsAppMock
 	// Every return below that fails closes what was opened so far. The
 	// cleanup holds its own reference: the named result is nil by then.
 	defer func() {
@@ -261,19 +273,14 @@ func (g *Gateway) registerOutKinds(cfg *Config) {
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 }
 
-// addSimulatorSMSC prepares the built-in SMSC simulator and, when no SMSC
-// is configured, a link and a catch-all route to it.
+// addSimulatorSMSC takes the built-in SMSC simulator's listener (Start
+// starts it) and, when no SMSC is configured, adds a link and a catch-all
+// route to it.
 func (g *Gateway) addSimulatorSMSC(cfg *Config, opt Options) {
-	log := g.log
 	if cfg.Simulator.Enabled {
 		if opt.SimulatorListener != nil {
 			cfg.Simulator.Listen = opt.SimulatorListener.Addr().String()
 			g.simLn = opt.SimulatorListener
-		}
-		g.sim = smpptest.NewUnstartedServer(smpptest.Config{Addr: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
-			Password: cfg.Simulator.Password, Receipts: cfg.Simulator.Receipts, Logger: log.With("component", "simulator")})
-		if lat := cfg.Simulator.Latency; lat > 0 {
-			g.sim.SetLatency(func() time.Duration { return lat })
 		}
 		if len(cfg.SMSCs) == 0 {
 			cfg.SMSCs = []SMSCConfig{{Name: "simulator", Address: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
@@ -330,9 +337,6 @@ func (g *Gateway) HTTPAddr() string {
 	}
 	return g.httpLn.Addr().String()
 }
-
-// Simulator returns the built-in SMSC simulator, if enabled.
-func (g *Gateway) Simulator() *smpptest.Server { return g.sim }
 
 // Consent returns the consent store.
 func (g *Gateway) Consent() *consent.Store { return g.consent }
