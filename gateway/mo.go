@@ -50,9 +50,34 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	}
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)
-	var ex moExtra
-	var text string
-	var finish func(ok bool) // for the part that completed a stored set
+	text, finish, ex, ok := g.moText(l, r, sm, t, from, to)
+	if !ok {
+		return // a part stored until its set completes, or refused: answered
+	}
+	// user_message_reference is no id to deduplicate by: it is the
+	// handset's message reference (TP-MR, 8 bits, cycling; constant from
+	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
+	// STOP) may carry the same one. A single-part MO's retry is told by
+	// the retry memory (moretry.go) instead.
+	ex.track = ex.reading != "" // single part: readings was called
+	if finish != nil {
+		// The part that completed a stored set: the SMSC's retry of it
+		// (its answer lost) completes the set again, and is known by
+		// that part's octets (with its UDH and reference, if any).
+		ex.track, ex.body, ex.dc = true, body, uint8(dc)
+	}
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
+}
+
+// moText reads an MO's text: a single part's as link l reads its octets
+// (ex says how, for the keyword screen and the evidence), or a
+// concatenated set's once its last part arrived (finish is then set, for
+// the part that completed the stored set). It returns false when it
+// answered the SMSC itself: a part stored until its set completes, or a
+// part refused.
+func (g *Gateway) moText(l *smscLink, r *smpp.Request, sm *smpp.SM, t *Tenant, from, to string) (text string, finish func(ok bool), ex moExtra, ok bool) {
+	body := sm.Text()
+	dc := coding.DataCoding(sm.DataCoding)
 	// held hands a part of a concatenated MO to addPart: answered (and
 	// false returned) unless it completed its set.
 	held := func(p part) bool {
@@ -97,7 +122,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		} else if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
 			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
-				return
+				return text, nil, ex, false
 			}
 		} else {
 			text, _ = coding.Decode(l.readAs(dc), rest)
@@ -108,7 +133,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		// UDH element (the part is a message of its own).
 		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 && seq >= 1 && seq <= total {
 			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
-				return
+				return text, nil, ex, false
 			}
 		} else {
 			var err error
@@ -119,19 +144,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, body)
 		}
 	}
-	// user_message_reference is no id to deduplicate by: it is the
-	// handset's message reference (TP-MR, 8 bits, cycling; constant from
-	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
-	// STOP) may carry the same one. A single-part MO's retry is told by
-	// the retry memory (moretry.go) instead.
-	ex.track = ex.reading != "" // single part: readings was called
-	if finish != nil {
-		// The part that completed a stored set: the SMSC's retry of it
-		// (its answer lost) completes the set again, and is known by
-		// that part's octets (with its UDH and reference, if any).
-		ex.track, ex.body, ex.dc = true, body, uint8(dc)
-	}
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
+	return text, finish, ex, true
 }
 
 // moExtra is what handleMO knows of a single-part MO beyond its text: how
