@@ -12,6 +12,13 @@ import (
 // because it reads as two different numbers (consent.ErrAmbiguousNumber).
 const ReasonAmbiguousNumber = "ambiguous_number"
 
+// SMPP numbering-plan indicators (SMPP 3.4 §5.2.6) the gateway writes;
+// the type-of-number values are consent.TON*.
+const (
+	npiUnknown uint8 = 0
+	npiISDN    uint8 = 1 // E.163/E.164: every number the gateway writes
+)
+
 // defaultRegion is the region of an SMSC link or a tenant that names none.
 const defaultRegion = "US"
 

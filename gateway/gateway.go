@@ -284,7 +284,7 @@ func (g *Gateway) addSimulatorSMSC(cfg *Config, opt Options) {
 		}
 		if len(cfg.SMSCs) == 0 {
 			cfg.SMSCs = []SMSCConfig{{Name: "simulator", Address: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
-				Password: cfg.Simulator.Password, Mode: "transceiver", Binds: 2, Window: 256, Timeout: 30 * time.Second, IDBase: "same"}}
+				Password: cfg.Simulator.Password, Mode: "transceiver", Binds: 2, Window: defaultWindow, Timeout: 30 * time.Second, IDBase: "same"}}
 			cfg.Routes = []RouteConfig{{Prefix: "+", SMSCs: []string{"simulator"}}}
 		}
 	}
@@ -316,7 +316,7 @@ func (g *Gateway) newSMPPServer(cfg *Config, reg prometheus.Registerer) error {
 		OnGuard:            newGuardMetrics(reg),
 		TLSConfig:          srvTLS,
 		Logger:             log.With("component", "smpp-server"),
-		Conn: smpp.ConnConfig{Window: 256, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,
+		Conn: smpp.ConnConfig{Window: defaultWindow, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,
 			OnPDU: g.metrics.pduObserver("upstream")},
 	}
 	return nil

@@ -167,7 +167,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 		return nil
 	}
 	for _, a := range t.accounts {
-		d := &smpp.DeliverSM{SM: smpp.SM{Source: addrOf(from, 1, 1), Dest: addrOf(to, 1, 1)}}
+		d := &smpp.DeliverSM{SM: smpp.SM{Source: addrOf(from, consent.TONInternational, npiISDN), Dest: addrOf(to, consent.TONInternational, npiISDN)}}
 		enc, dc := encodeText(text)
 		d.DataCoding = dc
 		if len(enc) <= smpp.MaxShortMessage {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -117,8 +118,8 @@ func upstreamReceipt(t receiptTarget, pr parsedReceipt) *smpp.DeliverSM {
 	body := dlr.Format(dlr.Receipt{ID: t.msgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
 		SubmitDate: done, DoneDate: done, Stat: stat, State: st, Err: errField})
 	d := &smpp.DeliverSM{SM: smpp.SM{
-		Source:       addrOf(t.to, 1, 1),
-		Dest:         addrOf(t.from, 1, 1),
+		Source:       addrOf(t.to, consent.TONInternational, npiISDN),
+		Dest:         addrOf(t.from, consent.TONInternational, npiISDN),
 		ESMClass:     smpp.ESMClassReceipt,
 		ShortMessage: []byte(body),
 	}}

@@ -6,13 +6,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -102,7 +104,7 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smsc %s: tls: %w", cfg.Name, err)
 	}
-	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1,
+	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: consent.TONInternational, srcNPI: npiISDN,
 		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name),
 		dc0:     charsetOr(cfg.DataCoding0, coding.GSM7), dc1: charsetOr(cfg.DataCoding1, coding.IA5)}
 	if l.cfg.MORetryWindow <= 0 { // a link not built from a checked config (the simulator's)
@@ -230,7 +232,7 @@ func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
 		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
 	}
 	// An alphanumeric sender.
-	return smpp.Address{TON: 5, NPI: 0, Addr: append(buf, num...)}
+	return smpp.Address{TON: consent.TONAlphanumeric, NPI: npiUnknown, Addr: append(buf, num...)}
 }
 
 func (g *Gateway) startLinks() {
