@@ -6,6 +6,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/whatsapp"
@@ -98,7 +99,7 @@ func (g *Gateway) noteChannel(t *Tenant, recipient, channel string) {
 	if g.wa == nil || recipient == "" {
 		return // with one channel there is nothing to choose
 	}
-	if err := g.commit.writeLazy(kv{key: lastChannelKey(t, recipient), val: []byte(channel)}); err != nil {
+	if err := g.commit.WriteLazy(groupcommit.Op{Key: lastChannelKey(t, recipient), Value: []byte(channel)}); err != nil {
 		g.log.Debug("last channel not recorded", "err", err)
 	}
 }

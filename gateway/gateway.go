@@ -17,6 +17,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 )
@@ -59,9 +61,13 @@ type Gateway struct {
 	consent *consent.Store
 	db      *badger.DB
 	dirLock *dirLock // store.dir, held from New to closeStores
-	commit  *committer
+	commit  *groupcommit.Committer
 	outbox  *outbox
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
+
+	// commitFault, when set, commits the gateway store's transactions
+	// instead of txn.Commit: fault injection for tests (diskfault_test.go).
+	commitFault atomic.Pointer[func(*badger.Txn) error]
 
 	tenants    map[string]*Tenant
 	tenantList []*Tenant  // by idx-1
@@ -89,7 +95,7 @@ type Gateway struct {
 	ids         *idGen
 	ref         atomic.Uint32
 	statuses    *statusBook
-	receipts    *receiptBook
+	receipts    *receipt.Book
 	reasm       *coding.Reassembler
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -135,7 +141,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	// without touching it.
 	g := newGateway(cfg, log)
 	g.statuses = newStatusBook(g, 1<<20)
-	g.receipts = newReceiptBook(g, 4<<20, cfg.Receipts.TTL, cfg.Receipts.Grace)
+	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
 	if reg == nil {
 		g.registry = prometheus.NewRegistry()
@@ -227,18 +233,25 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	// covers only the active memtable's WAL (db.go DB.Sync), so a memtable
 	// rotation in between (ensureRoomForWrite) loses what was told stored.
 	// The committer keeps fsyncs few by putting each group-commit batch in
-	// one transaction; see committer.apply.
+	// one transaction; see internal/groupcommit.
 	bopt := badger.DefaultOptions(filepath.Join(cfg.Store.Dir, "gateway")).WithLogger(nil).WithSyncWrites(true).
 		WithNumVersionsToKeep(1).WithMemTableSize(16 << 20).WithValueLogFileSize(64 << 20)
 	g.db, err = badger.Open(bopt)
 	if err != nil {
 		return fmt.Errorf("gateway store: %w", err)
 	}
-	g.receipts.openStore(g.db, reg, log.With("component", "receipts"))
-	g.commit = newCommitter(g.db, func(n int, d time.Duration) {
-		g.metrics.storeBatch.Observe(float64(n))
-		g.metrics.storeSync.Observe(d.Seconds())
-	})
+	// A failed commit fences the committer; the store probe lifts the
+	// fence once the disk passes it again (diskfault.go, gatewayFence).
+	g.commit = groupcommit.New(g.db, groupcommit.Options{Queue: 4096, OnBatch: func(b groupcommit.Batch) {
+		g.metrics.storeBatch.Observe(float64(b.Ops))
+		g.metrics.storeSync.Observe(b.Took.Seconds())
+	}, Commit: func(txn *badger.Txn) error {
+		if f := g.commitFault.Load(); f != nil {
+			return (*f)(txn)
+		}
+		return txn.Commit()
+	}})
+	g.receipts.OpenStore(g.db, g.commit, reg)
 	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)

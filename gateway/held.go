@@ -9,6 +9,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // heldPayload is what we keep of a held message to send it later.
@@ -155,11 +156,11 @@ func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
 func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
 	p, _ := decodeHeld(h.Payload) // unreadable: the zero payload, whose receipt goes nowhere
 	g.statuses.update(h.ID, "failed", reason)
-	target := receiptTarget{msgID: h.ID, tenant: t, account: g.accounts[p.Account], origin: p.Origin, from: p.From, to: p.To, part: 1, parts: 1}
-	if target.origin == OriginSMPP && target.account == nil {
+	m := &Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], From: p.From, To: p.To}
+	if p.Origin == OriginSMPP && m.Account == nil {
 		return
 	}
-	g.forwardReceipt(nil, target, parsedReceipt{id: h.ID, state: 8, stat: "REJECTD", err: threeDigits(uint32(smpp.StatusNoConsent)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, p.Origin, dlr.Rejected, smpp.StatusNoConsent)
 }
 
 func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }

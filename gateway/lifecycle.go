@@ -89,7 +89,7 @@ func (g *Gateway) housekeeping() {
 				}
 				g.metrics.windowUsed.WithLabelValues(l.name).Set(float64(used))
 			}
-			if n := g.receipts.expireParked(now); n > 0 {
+			if n := g.receipts.ExpireParked(now); n > 0 {
 				g.metrics.receipts.WithLabelValues("", "uncorrelated").Add(float64(n))
 			}
 			g.reasm.Expire(now)
@@ -188,13 +188,13 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 }
 
 func (g *Gateway) closeStores() {
-	g.receipts.closeStore() // before the store: it writes what is queued
+	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
 		g.outbox.close()
 	}
 	g.statuses.closeStore() // before the committer: it writes what is queued
 	if g.commit != nil {
-		g.commit.close()
+		g.commit.Close()
 	}
 	if g.db != nil {
 		if err := g.db.Close(); err != nil {

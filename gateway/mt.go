@@ -326,8 +326,7 @@ func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error, ag
 	}
 	for i, id := range ids {
 		if id != "" {
-			g.receipts.add(l, id, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: m.Origin,
-				from: m.From, to: m.To, part: i + 1, parts: len(ids)})
+			g.receipts.Add(l.receiptSMSC(), id, receiptTargetOf(m, i+1, len(ids)))
 		}
 	}
 }

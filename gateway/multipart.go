@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp/coding"
 )
 
@@ -114,7 +115,7 @@ func (g *Gateway) addPart(p part) (msg *coding.Message, done func(ok bool), err 
 		return nil, nil, fmt.Errorf("%w: %w", errBadPart, err)
 	}
 	if !complete {
-		if err := g.commit.write(kv{key: p.key(), val: p.value(), ttl: g.reasm.Timeout + time.Minute}); err != nil {
+		if err := g.commit.Write(groupcommit.Op{Key: p.key(), Value: p.value(), TTL: g.reasm.Timeout + time.Minute}); err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, nil
@@ -138,12 +139,12 @@ func (g *Gateway) finishParts(last part, ok bool) {
 		return
 	}
 	if ok {
-		ops := make([]kv, len(keys))
+		ops := make([]groupcommit.Op, len(keys))
 		for i, k := range keys {
-			ops[i] = kv{key: k, del: true}
+			ops[i] = groupcommit.Op{Key: k, Delete: true}
 		}
 		if len(ops) > 0 {
-			if err := g.commit.writeLazy(ops...); err != nil && !errors.Is(err, ErrStoreClosed) {
+			if err := g.commit.WriteLazy(ops...); err != nil && !errors.Is(err, ErrStoreClosed) {
 				g.log.Warn("stored MO parts not removed (they expire)", "err", err)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // outbox is a durable queue in the gateway's Badger store: work that must
@@ -23,7 +25,7 @@ import (
 // Keys: "ob/" kind "/" due(8 bytes, big-endian unix nanos) id → item JSON.
 type outbox struct {
 	db     *badger.DB
-	commit *committer
+	commit *groupcommit.Committer
 	log    *slog.Logger
 	kinds  map[string]*outKind
 	wg     sync.WaitGroup
@@ -123,7 +125,7 @@ type errPermanent struct{ error }
 
 func (e errPermanent) Unwrap() error { return e.error }
 
-func newOutbox(db *badger.DB, c *committer, log *slog.Logger) *outbox {
+func newOutbox(db *badger.DB, c *groupcommit.Committer, log *slog.Logger) *outbox {
 	return &outbox{db: db, commit: c, log: log, kinds: map[string]*outKind{}, stop: make(chan struct{})}
 }
 
@@ -155,7 +157,7 @@ func itemKey(kind string, due time.Time, id string) []byte {
 
 // put stores items durably (one group-committed sync) and wakes workers.
 func (o *outbox) put(items ...*outItem) error {
-	ops := make([]kv, 0, len(items))
+	ops := make([]groupcommit.Op, 0, len(items))
 	for _, it := range items {
 		if it.Created.IsZero() {
 			it.Created = time.Now()
@@ -167,9 +169,9 @@ func (o *outbox) put(items ...*outItem) error {
 		if err != nil {
 			return err
 		}
-		ops = append(ops, kv{key: itemKey(it.Kind, it.Due, it.ID), val: v})
+		ops = append(ops, groupcommit.Op{Key: itemKey(it.Kind, it.Due, it.ID), Value: v})
 	}
-	if err := o.commit.write(ops...); err != nil {
+	if err := o.commit.Write(ops...); err != nil {
 		return err
 	}
 	for _, it := range items {
@@ -366,7 +368,7 @@ func (o *outbox) settle(k *outKind, it *outItem, err error) {
 	case err == nil:
 		// Removing done work need not be synced: if the removal is lost
 		// in a crash the work is redone (at least once).
-		if werr := o.commit.writeLazy(kv{key: oldKey, del: true}); werr != nil {
+		if werr := o.commit.WriteLazy(groupcommit.Op{Key: oldKey, Delete: true}); werr != nil {
 			o.log.Error("outbox: cannot remove done item", "kind", k.name, "id", it.ID, "err", werr)
 			return
 		}
@@ -380,7 +382,7 @@ func (o *outbox) settle(k *outKind, it *outItem, err error) {
 		if k.expired != nil {
 			k.expired()
 		}
-		if werr := o.commit.write(kv{key: oldKey, del: true}); werr == nil {
+		if werr := o.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}); werr == nil {
 			k.depth(-1)
 		}
 		return
@@ -394,7 +396,7 @@ func (o *outbox) settle(k *outKind, it *outItem, err error) {
 	back = back/2 + rand.N(back/2+1)
 	it.Due = time.Now().Add(back)
 	v, _ := json.Marshal(it)
-	if werr := o.commit.write(kv{key: oldKey, del: true}, kv{key: itemKey(k.name, it.Due, it.ID), val: v}); werr != nil {
+	if werr := o.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}, groupcommit.Op{Key: itemKey(k.name, it.Due, it.ID), Value: v}); werr != nil {
 		o.log.Error("outbox: cannot reschedule", "kind", k.name, "id", it.ID, "err", werr)
 	}
 	o.log.Debug("outbox: retry scheduled", "kind", k.name, "id", it.ID, "attempt", it.Attempts, "in", back, "err", err)

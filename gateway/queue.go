@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // queue makes messages of ack: store accounts durable before they are
@@ -110,14 +110,12 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if m.Account == nil {
 		return
 	}
-	stat, state := "UNDELIV", uint8(5)
+	state := dlr.Undeliverable
 	if o.Kind == Blocked {
-		stat, state = "REJECTD", 8
+		state = dlr.Rejected
 	}
 	if o.Reason == "expired" {
-		stat, state = "EXPIRED", 3
+		state = dlr.Expired
 	}
-	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
-		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: dlrState(state), stat: stat,
-		err: threeDigits(uint32(o.Status)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, OriginSMPP, state, o.Status)
 }

@@ -6,15 +6,16 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
 
 func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM) {
-	pr, ok := parseReceipt(d)
+	pr, ok := receipt.Parse(d)
 	if !ok {
 		g.metrics.receipts.WithLabelValues(l.name, "unparsable").Inc()
-		if pr.id == "" && pr.stat == "" {
+		if pr.ID == "" && pr.Stat == "" {
 			// Flagged a receipt but carrying none (no id, no state in
 			// its text or TLVs): read as the MO it may be, so a STOP an
 			// SMSC mislabelled is still screened, kept and forwarded.
@@ -24,38 +25,21 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM)
 		r.Respond(smpp.StatusOK, nil) // half a receipt: nothing to correlate; retrying will not help
 		return
 	}
-	final := pr.state.Final()
-	t, found, parked := g.receipts.lookupOrPark(l, pr.id, final, func(t receiptTarget) {
-		g.forwardReceipt(l, t, pr, func(smpp.CommandStatus) {})
-	})
-	if !found && g.receipts.lookupStored(l, r, pr, final, parked) {
-		return // not in memory: a store lookup, off this goroutine, forwards and answers
-	}
-	answer := func(st smpp.CommandStatus) { r.Respond(st, nil) }
-	if !found {
-		if parked {
-			g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
-		} else {
-			g.metrics.receipts.WithLabelValues(l.name, "uncorrelated").Inc()
-		}
-		answer(smpp.StatusOK)
-		return
-	}
-	g.metrics.receipts.WithLabelValues(l.name, "correlated").Inc()
-	g.forwardReceipt(l, t, pr, answer)
+	g.receipts.Receive(l.receiptSMSC(), r, pr) // forwardReceipt answers r
 }
 
 // forwardReceipt sends a receipt to where its message came from and calls
 // answer with the status for the SMSC.
-func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt, answer func(smpp.CommandStatus)) {
-	state := receiptStateName(pr.state)
+func (g *Gateway) forwardReceipt(t receipt.Target, pr receipt.Report, answer func(smpp.CommandStatus)) {
+	state := receiptStateName(pr.State)
 	reason := ""
-	if pr.err != "" && pr.err != "000" {
-		reason = "err:" + pr.err
+	if pr.Err != "" && pr.Err != "000" {
+		reason = "err:" + pr.Err
 	}
-	g.statuses.update(t.msgID, state, reason)
-	switch t.origin {
+	g.statuses.update(t.MsgID, state, reason)
+	switch Origin(t.Origin) {
 	case OriginSMPP:
+		account := g.accountAt(t.Account)
 		d := upstreamReceipt(t, pr)
 		done := func(res smpp.Result) {
 			if res.Err == nil {
@@ -63,28 +47,28 @@ func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt,
 				answer(smpp.StatusOK)
 				return
 			}
-			g.spoolDeliver(t.account, d, answer)
+			g.spoolDeliver(account, d, answer)
 		}
 		// This runs on the SMSC session's read goroutine: never wait for
 		// the upstream's window here (that would stall the SMSC's
 		// responses). Try a free slot now; else wait on a goroutine.
-		err := g.smppSrv.DeliverAsync(doneCtx, t.account.ID(), d, done)
+		err := g.smppSrv.DeliverAsync(doneCtx, account.ID(), d, done)
 		if errors.Is(err, context.Canceled) { // every receiver's window is full
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if err := g.smppSrv.DeliverAsync(ctx, t.account.ID(), d, done); err != nil {
-					g.spoolDeliver(t.account, d, answer)
+				if err := g.smppSrv.DeliverAsync(ctx, account.ID(), d, done); err != nil {
+					g.spoolDeliver(account, d, answer)
 				}
 			}()
 			return
 		}
 		if err != nil {
-			g.spoolDeliver(t.account, d, answer)
+			g.spoolDeliver(account, d, answer)
 		}
 	case OriginHTTP:
-		err := g.emit(t.tenant, "message.status", map[string]any{
-			"id": t.msgID, "to": t.to, "from": t.from, "state": state, "error": pr.err, "part": t.part, "parts": t.parts,
+		err := g.emit(g.tenantAt(t.Tenant), "message.status", map[string]any{
+			"id": t.MsgID, "to": t.To, "from": t.From, "state": state, "error": pr.Err, "part": t.Part, "parts": t.Parts,
 		})
 		if err != nil {
 			answer(smpp.StatusXTAppn)
@@ -98,32 +82,32 @@ func (g *Gateway) forwardReceipt(_ *smscLink, t receiptTarget, pr parsedReceipt,
 
 // upstreamReceipt is the deliver_sm receipt for an upstream ESME, with
 // our message id in both the text and the TLV form.
-func upstreamReceipt(t receiptTarget, pr parsedReceipt) *smpp.DeliverSM {
-	done := pr.done
+func upstreamReceipt(t receipt.Target, pr receipt.Report) *smpp.DeliverSM {
+	done := pr.Done
 	if done.IsZero() {
 		done = time.Now()
 	}
-	st := pr.state
+	st := pr.State
 	if st == 0 {
-		st = dlr.StateFromStat(pr.stat)
+		st = dlr.StateFromStat(pr.Stat)
 	}
-	stat := pr.stat
+	stat := pr.Stat
 	if stat == "" {
 		stat = st.Stat()
 	}
-	errField := pr.err
+	errField := pr.Err
 	if errField == "" {
 		errField = "000"
 	}
-	body := dlr.Format(dlr.Receipt{ID: t.msgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
+	body := dlr.Format(dlr.Receipt{ID: t.MsgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
 		SubmitDate: done, DoneDate: done, Stat: stat, State: st, Err: errField})
 	d := &smpp.DeliverSM{SM: smpp.SM{
-		Source:       addrOf(t.to, consent.TONInternational, npiISDN),
-		Dest:         addrOf(t.from, consent.TONInternational, npiISDN),
+		Source:       addrOf(t.To, consent.TONInternational, npiISDN),
+		Dest:         addrOf(t.From, consent.TONInternational, npiISDN),
 		ESMClass:     smpp.ESMClassReceipt,
 		ShortMessage: []byte(body),
 	}}
-	_ = d.TLVs.SetCString(smpp.TagReceiptedMessageID, t.msgID)
+	_ = d.TLVs.SetCString(smpp.TagReceiptedMessageID, t.MsgID)
 	_ = d.TLVs.SetUint8(smpp.TagMessageState, uint8(st))
 	return d
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // Account is an upstream ESME account at run time.
@@ -209,14 +210,5 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 // rejectReceipt sends the upstream a receipt stat:REJECTD for a blocked
 // message accepted under reject: receipt.
 func (g *Gateway) rejectReceipt(m *Message, o Outcome) {
-	t := receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From, to: m.To, part: 1, parts: 1}
-	code := uint32(o.Status)
-	g.forwardReceipt(nil, t, parsedReceipt{id: m.ID, state: 8, stat: "REJECTD", err: threeDigits(code), done: time.Now()}, func(smpp.CommandStatus) {})
-}
-
-// threeDigits is the receipt err: field for a status: its low three hex
-// digits, so 0x00000401 reads err:401.
-func threeDigits(code uint32) string {
-	const hexd = "0123456789ABCDEF"
-	return string([]byte{hexd[code>>8&0xF], hexd[code>>4&0xF], hexd[code&0xF]})
+	g.forwardSynthetic(m, OriginSMPP, dlr.Rejected, o.Status)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // statusStore keeps the status book's records in the gateway store for
@@ -36,7 +38,7 @@ import (
 type statusStore struct {
 	g      *Gateway
 	db     *badger.DB
-	commit *committer
+	commit *groupcommit.Committer
 	ttl    time.Duration
 	log    *slog.Logger
 
@@ -53,11 +55,10 @@ type statusStore struct {
 const (
 	statusLinger   = time.Second
 	statusQueueMax = 1 << 18
-	statusChunk    = 256 // store entries (buckets) per committer request
 )
 
 // openStore starts persisting the book's records.
-func (b *statusBook) openStore(db *badger.DB, c *committer, ttl time.Duration, reg prometheus.Registerer, log *slog.Logger) {
+func (b *statusBook) openStore(db *badger.DB, c *groupcommit.Committer, ttl time.Duration, reg prometheus.Registerer, log *slog.Logger) {
 	const ns, sub = "optgate", "gateway"
 	s := &statusStore{g: b.g, db: db, commit: c, ttl: ttl, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "status_writes_total",
@@ -148,7 +149,7 @@ type statusWriter struct {
 	recs []statusRec    // the last versions, by id
 	old  []byte         // a bucket's stored value
 	enc  []byte         // a bucket's new records, encoded
-	ops  []kv
+	ops  []groupcommit.Op
 }
 
 // Store entries hold statusBucket consecutive ids each (our ids are
@@ -187,17 +188,13 @@ func (w *statusWriter) write(batch []statusRec) {
 		}
 		recs = recs[n:]
 	}
-	for ops := w.ops; len(ops) > 0; {
-		n := min(len(ops), statusChunk)
-		if err := s.commit.write(ops[:n]...); err != nil {
-			s.dropErr.Add(float64(n))
-			if !errors.Is(err, ErrStoreClosed) {
-				s.log.Error("message status write", "err", err)
-			}
-		} else {
-			s.written.Add(float64(n))
+	n, err := s.commit.WriteAll(w.ops)
+	s.written.Add(float64(n))
+	if err != nil {
+		s.dropErr.Add(float64(len(w.ops) - n))
+		if !errors.Is(err, ErrStoreClosed) {
+			s.log.Error("message status write", "err", err)
 		}
-		ops = ops[n:]
 	}
 	clear(w.ops) // let the values go
 }
@@ -207,7 +204,7 @@ func (w *statusWriter) write(batch []statusRec) {
 // state change for a message this process never saw (a receipt after a
 // restart): it is merged into the stored one, and dropped when there is
 // none (nobody could be told about it).
-func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (kv, bool) {
+func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, bool) {
 	s := w.s
 	var mask, partial uint64 // by id & (statusBucket-1)
 	for _, r := range recs {
@@ -221,7 +218,7 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (kv, bool) {
 	if _, err := readKey(s.db, key, func(v []byte) { w.old = append(w.old, v...) }); err != nil {
 		s.log.Error("message status read", "err", err)
 		if partial != 0 {
-			return kv{}, false // the stored records cannot be kept
+			return groupcommit.Op{}, false // the stored records cannot be kept
 		}
 	}
 	// The partial records take who and where from the stored ones.
@@ -262,9 +259,9 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (kv, bool) {
 	}
 	val = append(val, w.enc...)
 	if len(val) == 0 {
-		return kv{}, false
+		return groupcommit.Op{}, false
 	}
-	return kv{key: key, val: val, ttl: s.ttl}, true
+	return groupcommit.Op{Key: key, Value: val, TTL: s.ttl}, true
 }
 
 // read returns the stored record of id.

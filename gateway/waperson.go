@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/whatsapp"
 )
 
@@ -125,7 +126,7 @@ func (wa *waChannel) learnUserID(t *Tenant, userID, key string) error {
 	if err != nil || ok && old == key {
 		return err
 	}
-	if err := wa.g.commit.write(kv{key: bsuidKey(t, userID), val: []byte(key)}); err != nil {
+	if err := wa.g.commit.Write(groupcommit.Op{Key: bsuidKey(t, userID), Value: []byte(key)}); err != nil {
 		return err
 	}
 	if wa.unmapped.Load() {
@@ -146,7 +147,7 @@ func (wa *waChannel) noteWaID(t *Tenant, key, waID string) {
 	if err != nil || (!found && waID == key[1:]) || old == waID {
 		return
 	}
-	if err := wa.g.commit.writeLazy(kv{key: waIDKey(t, key), val: []byte(waID)}); err != nil {
+	if err := wa.g.commit.WriteLazy(groupcommit.Op{Key: waIDKey(t, key), Value: []byte(waID)}); err != nil {
 		wa.g.log.Debug("wa_id not recorded", "err", err)
 	}
 }
@@ -194,7 +195,7 @@ func (g *Gateway) readTime(key []byte) (int64, error) { return g.lastPreference(
 func (g *Gateway) writeTime(key []byte, at int64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(at))
-	return g.commit.write(kv{key: key, val: v[:]})
+	return g.commit.Write(groupcommit.Op{Key: key, Value: v[:]})
 }
 
 // apply is the WhatsApp channel's consent step of the MO consent core

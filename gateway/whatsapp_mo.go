@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/whatsapp"
 )
 
@@ -149,7 +150,7 @@ func (wa *waChannel) marketingPreference(ctx context.Context, n *waNumber, sende
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
-	if err := g.commit.write(kv{key: key, val: v[:]}); err != nil {
+	if err := g.commit.Write(groupcommit.Op{Key: key, Value: v[:]}); err != nil {
 		return err
 	}
 	if ev.Message != nil {
