@@ -211,3 +211,16 @@ func validSenderID(s string) bool {
 	}
 	return letter
 }
+
+// addrOf is the SMPP address the gateway writes for num: a "+" number as
+// its digits with ton and npi, anything else as an alphanumeric id.
+func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
+
+// addrInto is addrOf with the address bytes appended to buf.
+func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
+	if strings.HasPrefix(num, "+") {
+		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
+	}
+	// An alphanumeric sender.
+	return smpp.Address{TON: consent.TONAlphanumeric, NPI: npiUnknown, Addr: append(buf, num...)}
+}

@@ -224,17 +224,6 @@ func failoverable(err error) bool {
 		errors.Is(err, smpp.ErrWindowFull)
 }
 
-func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
-
-// addrInto is addrOf with the address bytes appended to buf.
-func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
-	if strings.HasPrefix(num, "+") {
-		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
-	}
-	// An alphanumeric sender.
-	return smpp.Address{TON: consent.TONAlphanumeric, NPI: npiUnknown, Addr: append(buf, num...)}
-}
-
 func (g *Gateway) startLinks() {
 	for _, l := range g.links {
 		l.client.Start()
