@@ -7,6 +7,11 @@
 //	err = g.Start()
 //	defer g.Shutdown(ctx)
 //
+// The built-in SMSC simulator and WhatsApp mock are started through
+// Options.StartSMSCSimulator and Options.StartWhatsAppMock (simulators.go):
+// cmd/optgate wires the test doubles in (internal/simulators), so this
+// package imports none.
+//
 // # The life of an outbound message
 //
 // A submit_sm from a bound platform (or a POST /v1/messages) becomes a
@@ -35,6 +40,13 @@
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
 // webhooks kept on disk until delivered, gateway/outbox).
 //
+// Both channels go through one MO consent core, moConsent (mo_core.go):
+// the consent call, the tenant's durable copy, the counting, the
+// last-channel note and the replies (replies.go). Its adapters are the
+// SMS one (mo.go: reads the text, answers the SMSC, keeps the retry
+// memory) and the WhatsApp one (whatsapp_mo.go, waperson.go: keys the
+// person, orders keywords by event time).
+//
 // The text is decoded by data_coding, as the SMSC's data_coding_0 and
 // data_coding_1 say it means them; octets that make sense only in another
 // alphabet (GSM 03.38 labelled IA5, as node-smpp sends) are screened in
@@ -50,7 +62,7 @@
 // body is read, and its httpSec (sec.go) locks out addresses that keep
 // failing, counts imports and keeps the callers; apiCore.OwnSender
 // (apicore.go) holds a consent request's sender to the tenant's own
-// numbers; checkExposure (config.go) refuses dev secrets and mocks on a
+// numbers; checkExposure (config_validate.go) refuses dev secrets and mocks on a
 // listener that is not loopback.
 //
 // # Backups
