@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestNormalizeRecipient(t *testing.T) {
@@ -242,16 +243,17 @@ func TestImpossibleNumbersRefused(t *testing.T) {
 	rep, err := h.s.Import(ctx, strings.NewReader("recipient\n+1202555\n+12025550\n+120255501234\n+44123456\n+447911123456\n"),
 		ImportOptions{Tenant: "acme", Source: "test", Operator: "ops"})
 	requireNoErr(t, err)
-	requireEqual(t, rep.ErrorCount, 4, "import errors")
-	requireEqual(t, rep.Applied, 1, "import applied")
+	testutil.RequireEqual(t, rep.ErrorCount, 4, "import errors")
+	testutil.RequireEqual(t, rep.Applied, 1, "import applied")
 	for i, e := range rep.Errors {
-		requireEqual(t, e.Line, i+2, "error line")
+		testutil.RequireEqual(t, e.Line, i+2, "error line")
 		if !errors.Is(e.Err, ErrInvalidNumber) {
 			t.Errorf("line %d: %v", e.Line, e.Err)
 		}
 	}
 	for _, n := range []string{"+15145550100", "+33612345678", "+4915123456789", "+447911123456"} {
 		h.mo("acme", ChannelSMS, senderA, n, "STOP")
-		requireEqual(t, h.check("acme", ChannelSMS, senderA, n, 0).Reason, ReasonOptedOut, n)
+		testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, n, 0).Reason, ReasonOptedOut, n)
 	}
 }
+

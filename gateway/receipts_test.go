@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/optgate/optgate/internal/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -66,7 +67,7 @@ func (e *testEnv) stored(s smpptest.Submit) (receiptTarget, bool) {
 // waitStored waits until the mapping of s is in the store.
 func (e *testEnv) waitStored(s smpptest.Submit) {
 	e.t.Helper()
-	waitFor(e.t, 10*time.Second, func() error {
+	testutil.CheckFor(e.t, 10*time.Second, func() error {
 		if _, ok := e.stored(s); !ok {
 			return fmt.Errorf("mapping of %s not stored", s.MessageID)
 		}
@@ -105,8 +106,8 @@ func (e *testEnv) nextReceipt(id, stat string) {
 // receiptCount is the receipts counted with outcome (parked receipts that
 // expire are counted without an SMSC).
 func (e *testEnv) receiptCount(outcome string) float64 {
-	return testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("carrier", outcome)) +
-		testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("", outcome))
+	return promtest.ToFloat64(e.g.metrics.receipts.WithLabelValues("carrier", outcome)) +
+		promtest.ToFloat64(e.g.metrics.receipts.WithLabelValues("", outcome))
 }
 
 // A receipt that comes after the memory book rotated its mapping out (here
@@ -126,12 +127,12 @@ func TestReceiptAfterBookRotation(t *testing.T) {
 	if env.inBook(first) {
 		t.Fatal("the book still holds the first mapping: it did not rotate")
 	}
-	hits := testutil.ToFloat64(b.store.hit)
+	hits := promtest.ToFloat64(b.store.hit)
 	if err := env.sendReceipt(first, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := testutil.ToFloat64(b.store.hit); got != hits+1 {
+	if got := promtest.ToFloat64(b.store.hit); got != hits+1 {
 		t.Fatalf("store hits %v, want %v", got, hits+1)
 	}
 	code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
@@ -139,7 +140,7 @@ func TestReceiptAfterBookRotation(t *testing.T) {
 		t.Fatalf("status: %d %v", code, m)
 	}
 	// The final receipt removed the mapping from the store.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if _, ok := env.stored(first); ok {
 			return fmt.Errorf("mapping of a delivered message still stored")
 		}
@@ -164,12 +165,12 @@ func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
 	if !env.inBook(s) {
 		t.Fatal("a mapping found in the store was not put back in the book")
 	}
-	hits := testutil.ToFloat64(b.store.hit)
+	hits := promtest.ToFloat64(b.store.hit)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatal(err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := testutil.ToFloat64(b.store.hit); got != hits {
+	if got := promtest.ToFloat64(b.store.hit); got != hits {
 		t.Fatalf("the final receipt went to the store (%v hits, want %v)", got, hits)
 	}
 }
@@ -268,7 +269,7 @@ func TestReceiptAfterRestartWebhook(t *testing.T) {
 	if err := env2.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ev := range events {
@@ -290,7 +291,7 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 	sent := time.Now()
 	_, s := env.submitRecorded("too late")
 	env.waitStored(s)
-	waitFor(t, 15*time.Second, func() error {
+	testutil.CheckFor(t, 15*time.Second, func() error {
 		if time.Since(sent) <= 2*time.Second {
 			return fmt.Errorf("the mapping is not older than its TTL yet")
 		}
@@ -300,17 +301,17 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 		return nil
 	})
 	correlated, uncorrelated := env.receiptCount("correlated"), env.receiptCount("uncorrelated")
-	misses := testutil.ToFloat64(env.g.receipts.store.miss)
+	misses := promtest.ToFloat64(env.g.receipts.store.miss)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	testutil.CheckFor(t, 15*time.Second, func() error {
 		if n := env.receiptCount("uncorrelated"); n != uncorrelated+1 {
 			return fmt.Errorf("uncorrelated %v, want %v", n, uncorrelated+1)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(env.g.receipts.store.miss); n != misses+1 {
+	if n := promtest.ToFloat64(env.g.receipts.store.miss); n != misses+1 {
 		t.Fatalf("store misses %v, want %v", n, misses+1)
 	}
 	if n := env.receiptCount("correlated"); n != correlated {
@@ -350,7 +351,7 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never took the first mapping")
 	}
-	dropped := testutil.ToFloat64(st.dropFull)
+	dropped := promtest.ToFloat64(st.dropFull)
 	const more = 40
 	var subs []smpptest.Submit
 	var ids []string
@@ -359,19 +360,19 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 		ids, subs = append(ids, id), append(subs, s)
 	}
 	// A submit is answered before its mapping is queued: wait for the last.
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.dropFull) - dropped; n < more-bound {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.dropFull) - dropped; n < more-bound {
 			return fmt.Errorf("dropped %v mappings, want %d", n, more-bound)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.dropFull) - dropped; n != more-bound {
+	if n := promtest.ToFloat64(st.dropFull) - dropped; n != more-bound {
 		t.Fatalf("dropped %v mappings, want %d", n, more-bound)
 	}
-	written := testutil.ToFloat64(st.written)
+	written := promtest.ToFloat64(st.written)
 	unstall()
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.written) - written; n < 1+bound {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.written) - written; n < 1+bound {
 			return fmt.Errorf("%v of %d mappings written", n, 1+bound)
 		}
 		return nil
@@ -484,7 +485,7 @@ routes:
 		}
 	}
 	wg.Wait()
-	waitFor(b, 60*time.Second, func() error {
+	testutil.CheckFor(b, 60*time.Second, func() error {
 		if n := receipts.Load(); n < int64(b.N) {
 			return fmt.Errorf("%d of %d receipts", n, b.N)
 		}
@@ -526,10 +527,10 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
 	st := env.g.receipts.store
 	st.delay.Store(int64(time.Hour)) // nothing becomes due during the test
-	written, avoided := testutil.ToFloat64(st.written), testutil.ToFloat64(st.avoided)
+	written, avoided := promtest.ToFloat64(st.written), promtest.ToFloat64(st.avoided)
 	id, s := env.submitRecorded("quick receipt")
 	if _, ok := env.stored(s); !ok { // pending mappings are found too
-		waitFor(t, 10*time.Second, func() error {
+		testutil.CheckFor(t, 10*time.Second, func() error {
 			if _, ok := env.stored(s); !ok {
 				return fmt.Errorf("mapping of %s not pending", s.MessageID)
 			}
@@ -540,13 +541,13 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.avoided); n != avoided+1 {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.avoided); n != avoided+1 {
 			return fmt.Errorf("unwritten %v, want %v", n, avoided+1)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.written); n != written {
+	if n := promtest.ToFloat64(st.written); n != written {
 		t.Fatalf("%v store writes for a message whose receipt came at once", n-written)
 	}
 	if env.onDisk(s) {
@@ -556,13 +557,13 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	// A late receipt: the mapping is written once due.
 	st.delay.Store(int64(20 * time.Millisecond))
 	_, late := env.submitRecorded("late receipt")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !env.onDisk(late) {
 			return fmt.Errorf("mapping of %s not written", late.MessageID)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.written); n != written+1 {
+	if n := promtest.ToFloat64(st.written); n != written+1 {
 		t.Fatalf("store writes %v, want %v", n-written, 1)
 	}
 }
@@ -579,7 +580,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
 	st := env.g.receipts.store
 	st.delay.Store(int64(time.Hour))
-	written := testutil.ToFloat64(st.written)
+	written := promtest.ToFloat64(st.written)
 	// A receipt that overtook its submit_sm_resp is parked, then delivered
 	// when the mapping comes.
 	correlated := env.receiptCount("correlated") + env.receiptCount("parked")
@@ -606,7 +607,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 		defer st.pmu.RUnlock()
 		return len(st.pending)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := env.receiptCount("correlated") + env.receiptCount("parked") - correlated; got != n {
 			return fmt.Errorf("%v of %d receipts correlated (correlated %v, parked %v, uncorrelated %v, unparsable %v, smsc receipts %d)", got, n,
 				env.receiptCount("correlated"), env.receiptCount("parked"), env.receiptCount("uncorrelated"), env.receiptCount("unparsable"), smsc.Receipts())
@@ -626,7 +627,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 		}
 		return nil
 	})
-	if w := testutil.ToFloat64(st.written) - written; w != 0 {
+	if w := promtest.ToFloat64(st.written) - written; w != 0 {
 		t.Fatalf("%v store writes for receipts that all came at once", w)
 	}
 }

@@ -2,52 +2,24 @@ package whatsapp
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv("WHATSAPP_TEST_LOG") == "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails when goroutines of this package outlive the tests.
-func checkLeaks() error {
-	var leaked []string
-	for range 50 {
-		leaked = leaked[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "optgate/whatsapp.(*") && !strings.Contains(g, "TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
+	lc := testutil.StartLeakCheck()
+	os.Exit(lc.Exit(m.Run()))
 }
 
 // openDB opens a small Badger in dir.
@@ -69,26 +41,6 @@ func openDB(t testing.TB, dir string) *badger.DB {
 		t.Fatalf("open badger: %v", err)
 	}
 	return db
-}
-
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("condition not met after %v: %v", total, err)
-}
-
-func requireEqual[T comparable](t testing.TB, got, want T, what string) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: got %v, want %v", what, got, want)
-	}
 }
 
 func requireNoErr(t testing.TB, err error) {
@@ -136,7 +88,7 @@ const (
 )
 
 // startReceiver starts a Receiver on db served on 127.0.0.1:0 and returns it with its URL.
-// The receiver is closed at cleanup (closing twice is harmless).
+// The receiver is shut down at cleanup (after a test's own Close or Shutdown, that is harmless).
 func startReceiver(t testing.TB, db *badger.DB, h Handler, mutate func(*ReceiverConfig)) (*Receiver, string) {
 	t.Helper()
 	cfg := ReceiverConfig{
@@ -153,7 +105,13 @@ func startReceiver(t testing.TB, db *badger.DB, h Handler, mutate func(*Receiver
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ln) }()
 	t.Cleanup(func() {
-		_ = r.Close()
+		// Shutdown with time, not Close: Close's expired context makes fasthttp's
+		// ShutdownWithContext give up after one pass over the idle connections,
+		// and a connection that was between requests at that instant keeps
+		// serving for up to IdleTimeout (a goroutine the leak check reports).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
