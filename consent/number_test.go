@@ -257,3 +257,32 @@ func TestImpossibleNumbersRefused(t *testing.T) {
 	}
 }
 
+// ValidE164 is the module's one E.164 form check: "+", 7 to 15 digits,
+// the first not 0. The edges: 6 and 16 digits are refused, 7 and 15 taken.
+func TestValidE164(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"+6831234", true},           // 7 digits: Niue, the shortest in service
+		{"+683123", false},           // 6
+		{"+123456789012345", true},   // 15: E.164's maximum
+		{"+1234567890123456", false}, // 16
+		{"+15145550100", true},
+		{"+05145550100", false}, // no country code starts with 0
+		{"15145550100", false},  // no "+"
+		{"+1514555010a", false},
+		{"+1 514 555 0100", false}, // the form, not a written number
+		{"+", false},
+		{"", false},
+		{"+12", false}, // the config's old minimum (2 digits) no longer passes
+	} {
+		testutil.RequireEqual(t, ValidE164(tt.in), tt.want, tt.in)
+		if tt.in != "" {
+			_, fast := canonicalDigits(ChannelSMS, tt.in)
+			if fast && !tt.want {
+				t.Fatalf("%q: canonicalDigits takes what ValidE164 refuses", tt.in)
+			}
+		}
+	}
+}

@@ -702,18 +702,6 @@ func oneOf(v string, opts ...string) bool {
 	return false
 }
 
-func validE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for _, c := range s[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func (c *Config) validate() ConfigErrors {
 	var errs ConfigErrors
 	add := func(path, f string, a ...any) { errs = append(errs, c.errAt(path, f, a...)) }
@@ -817,7 +805,7 @@ func (c *Config) validate() ConfigErrors {
 		}
 		for j, n := range t.Numbers {
 			np := fmt.Sprintf("%s.numbers[%d]", p, j)
-			if !validE164(n) {
+			if !consent.ValidE164(n) {
 				add(np, "not an E.164 number: %q", n)
 			} else if other, dup := numbers[n]; dup {
 				add(np, "%s already belongs to tenant %q", n, other)
@@ -949,7 +937,7 @@ func (c *Config) validate() ConfigErrors {
 		if !tenants[n.Tenant] {
 			add(p+".tenant", "unknown tenant %q", n.Tenant)
 		}
-		if !validE164(n.Number) {
+		if !consent.ValidE164(n.Number) {
 			add(p+".number", "not an E.164 number: %q", n.Number)
 		}
 	}

@@ -959,7 +959,7 @@ func (g *Gateway) apiSimulatorMO(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, 400, "invalid_request", field, err.Error())
 		return
 	}
-	if !validE164Digits(req.From) {
+	if !consent.ValidE164(req.From) {
 		writeErr(ctx, 400, "invalid_number", "from", "from must be an E.164 number")
 		return
 	}
