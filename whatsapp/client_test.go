@@ -215,7 +215,6 @@ func TestClientExpiredToken(t *testing.T) {
 
 func TestClientWindow(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	mock := whatsapptest.NewServer(whatsapptest.Config{EnforceWindow: true})
 	defer mock.Close()

@@ -15,7 +15,6 @@ import (
 // the 200 is sent, while the only worker is still busy with an earlier body.
 func TestWindowRecordedWithTheBody(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	h := HandlerFunc(func(ctx context.Context, ev Event) error {
 		if ev.Kind == KindMessage && ev.Message.From == "16505550001" {
@@ -89,7 +88,6 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	requireNoErr(t, db.Close())
 
 	db = openDB(t, dir)
-	defer db.Close()
 	rec2 := &recorder{}
 	r2, url := startReceiver(t, db, rec2, nil)
 	for _, b := range bodies[:5] {

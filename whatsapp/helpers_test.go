@@ -22,7 +22,6 @@ func TestMain(m *testing.M) {
 	os.Exit(lc.Exit(m.Run()))
 }
 
-// openDB opens a small Badger in dir.
 // openDB opens a spool store as the gateway does: WithSyncWrites(true),
 // so every commit is fsynced before it returns.
 func openDB(t testing.TB, dir string) *badger.DB {
@@ -40,6 +39,9 @@ func openDB(t testing.TB, dir string) *badger.DB {
 	if err != nil {
 		t.Fatalf("open badger: %v", err)
 	}
+	// Closed at cleanup, after the Receivers started on it (a deferred close
+	// would run first and pull the store from under their sweeper).
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 
@@ -88,7 +90,7 @@ const (
 )
 
 // startReceiver starts a Receiver on db served on 127.0.0.1:0 and returns it with its URL.
-// The receiver is shut down at cleanup (after a test's own Close or Shutdown, that is harmless).
+// The receiver is closed at cleanup (closing twice is harmless).
 func startReceiver(t testing.TB, db *badger.DB, h Handler, mutate func(*ReceiverConfig)) (*Receiver, string) {
 	t.Helper()
 	cfg := ReceiverConfig{
@@ -105,13 +107,7 @@ func startReceiver(t testing.TB, db *badger.DB, h Handler, mutate func(*Receiver
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ln) }()
 	t.Cleanup(func() {
-		// Shutdown with time, not Close: Close's expired context makes fasthttp's
-		// ShutdownWithContext give up after one pass over the idle connections,
-		// and a connection that was between requests at that instant keeps
-		// serving for up to IdleTimeout (a goroutine the leak check reports).
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
+		_ = r.Close()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):

@@ -61,7 +61,6 @@ func TestReceiverSenderOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, t.TempDir())
-			defer db.Close()
 			rec := &seqRecorder{seq: map[string][]string{}, delay: true}
 			r, url := startReceiver(t, db, rec, func(c *ReceiverConfig) {
 				c.Workers = 3
@@ -134,7 +133,6 @@ func TestReceiverSenderOrder(t *testing.T) {
 // time.
 func TestReceiverSendersConcurrent(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	const senders = 6
 	release := make(chan struct{})
 	var active, maxActive, perSenderMax atomic.Int32

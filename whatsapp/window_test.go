@@ -10,7 +10,6 @@ import (
 
 func TestWindowEdges(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -51,7 +50,6 @@ func TestWindowEdges(t *testing.T) {
 // recorded from a webhook is open at 23 h 59 m and closed at 24 h 01 m.
 func TestWindowReceiverClock(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	rec := &recorder{}
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	r, url := startReceiver(t, db, rec, func(c *ReceiverConfig) { c.Now = func() time.Time { return t0.Add(time.Minute) } })
@@ -70,7 +68,6 @@ func TestWindowReceiverClock(t *testing.T) {
 // user reopened; one at or after it does.
 func TestWindowLateClose(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	requireNoErr(t, w.Record(testPID, "16505551234", t0))
