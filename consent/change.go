@@ -92,11 +92,11 @@ func (c *change) exists(key []byte) (bool, error) {
 	return true, nil
 }
 
-func (c *change) set(key, val []byte) { c.ops = append(c.ops, op{key: key, val: val}) }
+func (c *change) set(key, val []byte) { c.ops = append(c.ops, op{Key: key, Value: val}) }
 func (c *change) setTTL(key, val []byte, d time.Duration) {
-	c.ops = append(c.ops, op{key: key, val: val, ttl: d})
+	c.ops = append(c.ops, op{Key: key, Value: val, TTL: d})
 }
-func (c *change) del(key []byte) { c.ops = append(c.ops, op{key: key, del: true}) }
+func (c *change) del(key []byte) { c.ops = append(c.ops, op{Key: key, Delete: true}) }
 
 // evidence appends one evidence entry.
 func (c *change) evidence(e Evidence) uint64 {

@@ -65,16 +65,18 @@
 // keyword's language (the tenant's default for universal words) is added to
 // the result.
 //
-// All these writes go to the committer as one request. The committer is a
-// single goroutine that takes every request queued at that moment (group
-// commit, as many as fit in one Badger transaction), writes them in that
-// one transaction and commits it; Badger runs with SyncWrites on, so the
-// commit returns once the transaction is fsynced in its memtable's WAL.
-// Only then does it update the in-memory suppression index and wake the
-// waiting callers. A thousand concurrent STOPs thus share one fsync. If the write or the fsync
-// fails, every caller of the batch gets an error wrapping ErrStorage,
-// nothing reaches the memory index, and the store refuses further writes
-// (ErrStoreFailed) until reopened, since what reached the disk is unknown.
+// All these writes go to the committer (internal/groupcommit) as one
+// request. The committer is a single goroutine that takes every request
+// queued at that moment (group commit, as many as fit in one Badger
+// transaction), writes them in that one transaction and commits it; Badger
+// runs with SyncWrites on, so the commit returns once the transaction is
+// fsynced in its memtable's WAL. Only then does it update the in-memory
+// suppression index and wake the waiting callers. A thousand concurrent
+// STOPs thus share one fsync. If the fsync fails, every caller of the
+// batch gets an error wrapping ErrStorage, nothing reaches the memory
+// index, and the store refuses further writes (ErrStoreFailed) until
+// reopened, since what reached the disk is unknown. A change too big for
+// a transaction fails alone (ErrStorage) without fencing the store.
 //
 // Inbound returns after the sync: the gateway sends the confirmation at
 // once (well inside the FCC's 5 minutes) and acknowledges the deliver_sm.
@@ -88,7 +90,7 @@
 //
 // Key layout, suppression index, group commit, import semantics and the
 // evidence log are described on keys.go (layout), memIndex (index),
-// Store.committer (group commit), Store.Import (CSV) and Evidence.
+// commit.go and internal/groupcommit (group commit), Store.Import (CSV) and Evidence.
 // Recipients are E.164; WhatsApp wa_ids are stored as "+" and the digits.
 // Senders are stored as given, minus the "+" of an all-digit number.
 //

@@ -73,9 +73,7 @@ func (s *Store) Reopen() error {
 		// open for reads; the next Reopen closes it again.
 		return err
 	}
-	s.wg.Add(2)
-	go s.committer()
-	go s.replyReaper()
+	s.start()
 	s.failed.Store(false)
 	s.log.Info("consent store reopened; writes accepted again", "records", n, "index_updates", changed,
 		"took", time.Since(start).Round(time.Millisecond))

@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Store is the consent engine: suppression index, state machine, evidence
@@ -39,13 +40,14 @@ type Store struct {
 	stripes    [nStripes]sync.Mutex
 	stripeSeed maphash.Seed
 
-	reqs   chan *commitReq
+	commit *groupcommit.Committer // replaced by Reopen (closeMu held for writing)
 	quit   chan struct{}
 	sent   chan string // reply ids reported sent, removed in batches by replyReaper
 	wg     sync.WaitGroup
 	failed atomic.Bool
 	// commitTxn commits a batch's transaction (synced: SyncWrites is on);
-	// replaced by fault-injection tests. Only the committer calls it.
+	// replaced by fault-injection tests. Only the committer calls it (its
+	// groupcommit.Options.Commit).
 	commitTxn func(*badger.Txn) error
 
 	// closeMu is held for reading by every writer from before it submits
@@ -86,7 +88,6 @@ func Open(cfg Config) (*Store, error) {
 		tenants:    make(map[string]*tenant, len(cfg.Tenants)),
 		idx:        newMemIndex(),
 		stripeSeed: maphash.MakeSeed(),
-		reqs:       make(chan *commitReq, 1024),
 		quit:       make(chan struct{}),
 		sent:       make(chan string, 8192),
 	}
@@ -146,9 +147,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.log.Info("consent store open", "dir", cfg.Dir, "records", n, "load", time.Since(start).Round(time.Millisecond))
-	s.wg.Add(2)
-	go s.committer()
-	go s.replyReaper()
+	s.start()
 	return s, nil
 }
 
@@ -508,8 +507,8 @@ func (b badgerLogger) Debugf(f string, a ...any) {
 }
 
 // ReplySent records that a reply was accepted by the carrier, removing it
-// from the pending replies. Removals are batched (up to 1024 in one synced
-// transaction) and ReplySent does not wait for them: one lost in a crash
+// from the pending replies. Removals are batched (up to 1024 at a time,
+// through the committer) and ReplySent does not wait for them: one lost in a crash
 // means the reply is sent again (at least once).
 func (s *Store) ReplySent(id string) error {
 	if err := s.begin(); err != nil {
@@ -522,25 +521,30 @@ func (s *Store) ReplySent(id string) error {
 	default:
 		// The reaper is behind: hand the removal to the committer, which
 		// batches it with concurrent changes (no synced write of its own).
-		return s.submit([]op{{key: replyKey(id), del: true}}, nil)
+		return s.submit([]op{{Key: replyKey(id), Delete: true}}, nil)
 	}
 }
 
-// replyReaper removes sent replies in batches until Close.
-func (s *Store) replyReaper() {
+// replyReaper removes sent replies in batches until Close, through the
+// committer (so a fenced store refuses them too), then closes the
+// committer: it is its last writer.
+func (s *Store) replyReaper(c *groupcommit.Committer) {
 	defer s.wg.Done()
+	defer c.Close()
+	var ops []op
 	flush := func(ids []string) {
-		if len(ids) == 0 {
-			return
-		}
-		wb := s.db.NewWriteBatch()
-		for _, id := range ids {
-			if err := wb.Delete(replyKey(id)); err != nil {
-				break
+		// Chunks keep each request well inside the smallest transaction.
+		for len(ids) > 0 {
+			n := min(len(ids), 128)
+			ops = ops[:0]
+			for _, id := range ids[:n] {
+				ops = append(ops, op{Key: replyKey(id), Delete: true})
 			}
-		}
-		if err := wb.Flush(); err != nil {
-			s.log.Warn("consent: cannot remove sent replies (they may be sent again)", "err", err)
+			if err := c.WriteLazy(ops...); err != nil {
+				s.log.Warn("consent: cannot remove sent replies (they may be sent again)", "err", err)
+				return
+			}
+			ids = ids[n:]
 		}
 	}
 	tick := time.NewTicker(20 * time.Millisecond)

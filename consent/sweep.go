@@ -109,7 +109,7 @@ func (s *Store) archiveOne(k []byte) (bool, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if t == nil { // tenant removed from the configuration: drop its schedule
-		return false, s.submit([]op{{key: k, del: true}}, nil)
+		return false, s.submit([]op{{Key: k, Delete: true}}, nil)
 	}
 	c := s.newChange(t)
 	defer c.discard()
@@ -151,7 +151,7 @@ func (s *Store) expireOne(k []byte) (bool, error) {
 	defer mu.Unlock()
 	hk := heldKey(tn, ch, rcpt, id)
 	if t == nil {
-		return false, s.submit([]op{{key: k, del: true}, {key: hk, del: true}}, nil)
+		return false, s.submit([]op{{Key: k, Delete: true}, {Key: hk, Delete: true}}, nil)
 	}
 	c := s.newChange(t)
 	defer c.discard()

@@ -1,17 +1,12 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 )
-
-// ReasonAmbiguousNumber is the Outcome.Reason of a destination refused
-// because it reads as two different numbers (consent.ErrAmbiguousNumber).
-const ReasonAmbiguousNumber = "ambiguous_number"
 
 // defaultRegion is the region of an SMSC link or a tenant that names none.
 const defaultRegion = "US"
@@ -75,10 +70,6 @@ func (g *Gateway) smppDest(t *Tenant, a smpp.Address) (string, error) {
 	}
 	return n, nil
 }
-
-// ErrSenderNotOwned is returned by senderFor for a source the tenant may
-// not send from.
-var ErrSenderNotOwned = errors.New("gateway: sender not the tenant's")
 
 // senderFor is the one sender-ownership rule for SMS, over SMPP and HTTP:
 // it reads addr (with its SMPP TON and NPI; HTTP passes TON 5 for a "from"

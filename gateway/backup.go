@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"io"
 	"time"
 
@@ -67,11 +66,6 @@ func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backu
 	g.log.Info("backup taken", attrs...)
 	return idx, nil
 }
-
-var (
-	errBackupBusy   = errors.New("a backup is already running")
-	errShuttingDown = errors.New("the gateway is shutting down")
-)
 
 // stopWriter fails every write once stop is closed, which ends a backup's
 // stream early when the gateway shuts down.

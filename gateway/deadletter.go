@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -170,7 +171,7 @@ func (g *Gateway) putDeadLetter(d *DeadLetter) error {
 		return err
 	}
 	key := []byte(deadLetterPrefix + fmt.Sprintf("%020d", d.Received.UnixNano()) + "/" + d.ID)
-	if err := g.commit.write(kv{key: key, val: val, ttl: deadLetterTTL}); err != nil {
+	if err := g.commit.Write(groupcommit.Op{Key: key, Value: val, TTL: deadLetterTTL}); err != nil {
 		return err
 	}
 	count.Add(1)

@@ -17,10 +17,6 @@ import (
 // exclusive flock on while it uses the directory; it contains the pid.
 const lockFileName = "optgate.lock"
 
-// errDirInUse is wrapped by lockDataDir's error when another process holds
-// the data directory.
-var errDirInUse = errors.New("in use by another process")
-
 // dirLock is a held data-directory lock.
 type dirLock struct{ f *os.File }
 

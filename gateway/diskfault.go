@@ -21,7 +21,7 @@ import (
 // A store is unhealthy while its filesystem has less than
 // store.min_free_bytes free, a probe write and fsync in its directory
 // fails (ENOSPC, a read-only filesystem, a vanished directory) or takes
-// longer than store.slow_fsync, its Badger files are gone, or (consent) its
+// longer than store.slow_fsync, its Badger files are gone, or its
 // committer fenced itself after a failed commit. The probe runs every
 // store.probe_interval. While any store is unhealthy:
 //
@@ -47,7 +47,10 @@ import (
 // Recovery needs nobody: once the probe passes again the gate opens. A
 // consent store that fenced itself (a commit failed) is reopened by the
 // probe loop (consent.Store.Reopen) once its filesystem passes the probe;
-// writes are refused until then. A store whose files vanished stays
+// writes are refused until then. The gateway store's committer fences
+// itself too (internal/groupcommit); the probe loop lifts that fence once
+// the filesystem passes the probe (gatewayFence says why it is not
+// reopened), reporting the store unhealthy for that round. A store whose files vanished stays
 // unhealthy: reopening would start an empty store and forget every
 // opt-out, so it needs a restart on a restored directory.
 //
@@ -57,14 +60,6 @@ import (
 // .mem file it finds, so writes into the current log never need new disk
 // blocks; the free-space threshold keeps room for the next log, created
 // when a memtable fills.
-
-// ReasonStoreUnavailable is the Outcome.Reason of a message refused while
-// a store is unhealthy.
-const ReasonStoreUnavailable = "store_unavailable"
-
-// ErrStoreUnhealthy is the error of a message or request refused while a
-// store is unhealthy.
-var ErrStoreUnhealthy = errors.New("gateway: store unhealthy (disk full, read-only, missing or slow); writes refused, retry later")
 
 const probeFile = ".optgate-probe"
 
@@ -151,7 +146,7 @@ func (g *Gateway) refuseHTTPWhileUnhealthy(ctx *fasthttp.RequestCtx, method, pat
 		return false
 	}
 	ctx.Response.Header.Set("Retry-After", "30")
-	writeErr(ctx, 503, ReasonStoreUnavailable, "", "the store cannot take writes right now ("+g.storeProblem()+"); nothing was changed or sent, retry later")
+	writeErr(ctx, 503, ReasonStoreUnavailable.String(), "", "the store cannot take writes right now ("+g.storeProblem()+"); nothing was changed or sent, retry later")
 	return true
 }
 
@@ -174,8 +169,12 @@ func (dg *diskGuard) check() {
 	cfg := dg.g.cfg.Store
 	for _, p := range dg.stores {
 		reason := p.probe(cfg.MinFreeBytes, cfg.SlowFsync, dg.g.stop)
-		if p.name == "consent" && reason == "" {
+		switch {
+		case reason != "":
+		case p.name == "consent":
 			reason = dg.consentFence()
+		case p.name == "gateway":
+			reason = dg.gatewayFence()
 		}
 		dg.set(p, reason)
 	}
@@ -204,6 +203,32 @@ func (dg *diskGuard) consentFence() string {
 	dg.reopening = ch
 	go func() { ch <- c.Reopen() }()
 	return "fenced after a failed commit; reopening"
+}
+
+// gatewayFence returns why the gateway store refused writes, when its
+// committer fenced itself after a failed commit, and lifts the fence: its
+// disk has just passed the probe. The round that finds the fence reports
+// the store unhealthy (readyz, optgate_store_healthy, one log line), the
+// next one healthy unless a commit failed again.
+//
+// Unlike consent's, the gateway store is not reopened: its Badger is read
+// and written by the outbox, receipts, statuses and remembered MOs while
+// they run. Nor need it be: a write of theirs reported failed that did
+// land after all is only redone (an outbox item delivered again, a
+// receipt or status written again, an MO answered from the retry record),
+// and while the disk fails the probe the fence stays and the gate is shut.
+func (dg *diskGuard) gatewayFence() string {
+	c := dg.g.commit
+	if c == nil {
+		return ""
+	}
+	err := c.Fenced()
+	if err == nil {
+		return ""
+	}
+	c.Unfence()
+	dg.g.log.Warn("gateway store: writes refused after a failed commit; the disk passed the probe, writes resume", "err", err)
+	return "fenced after a failed commit (" + err.Error() + "); writes resume after the next probe"
 }
 
 func (dg *diskGuard) set(p *storeProbe, reason string) {

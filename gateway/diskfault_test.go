@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/optgate/optgate/internal/testutil"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -179,7 +181,7 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 			t.Fatalf("STOP %d on a full disk: %v, want ESME_RX_T_APPN", i, err)
 		}
 	}
-	if code, m := env.http("POST", "/v1/consent/"+during+"/opt-out", acmeToken, ""); code != 503 || errCode(m) != ReasonStoreUnavailable {
+	if code, m := env.http("POST", "/v1/consent/"+during+"/opt-out", acmeToken, ""); code != 503 || errCode(m) != ReasonStoreUnavailable.String() {
 		t.Fatalf("API opt-out on a full disk: %d %v, want 503 store_unavailable", code, m)
 	}
 	if code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+during+`","text":"hi"}`); code != 503 {
@@ -353,7 +355,7 @@ func TestSlowFsyncFailsClosed(t *testing.T) {
 		t.Fatalf("STOP with slow fsyncs: %v, want ESME_RX_T_APPN", err)
 	}
 	// WhatsApp's inbound messages too: Meta retries a 503.
-	if code, m := env.http("POST", "/webhooks/whatsapp", "", `{"object":"whatsapp_business_account"}`); code != 503 || errCode(m) != ReasonStoreUnavailable {
+	if code, m := env.http("POST", "/webhooks/whatsapp", "", `{"object":"whatsapp_business_account"}`); code != 503 || errCode(m) != ReasonStoreUnavailable.String() {
 		t.Fatalf("WhatsApp webhook with slow fsyncs: %d %v, want 503 store_unavailable", code, m)
 	}
 	if n := logs.count("store unhealthy"); n != 2 {
@@ -369,4 +371,49 @@ func TestSlowFsyncFailsClosed(t *testing.T) {
 		t.Fatalf("Shutdown with slow fsyncs: %v, want ErrStoresNotClosed", err)
 	}
 	g.closeStores() // the disk is fine really
+}
+
+// A failed commit of the gateway store (an fsync error injected in its
+// committer) fences its writes: they are refused with ErrFenced, the
+// store shows unhealthy for a probe round (/readyz 503 naming the fence,
+// one "store unhealthy" line), and since its disk passes the probe the
+// fence is lifted by itself: the next writes and STOPs are stored.
+func TestGatewayStoreFenceLiftedByProbe(t *testing.T) {
+	dir := t.TempDir()
+	env, logs := startFaultEnv(t, dir)
+	fsync := errors.New("fsync: input/output error")
+	fail := func(txn *badger.Txn) error { txn.Discard(); return fsync }
+	env.g.commitFault.Store(&fail)
+	if err := env.g.commit.Write(groupcommit.Op{Key: []byte("t/fence"), Value: []byte("x")}); !errors.Is(err, fsync) {
+		t.Fatalf("write through a failing commit: %v, want the commit's error", err)
+	}
+	env.g.commitFault.Store(nil)
+	if err := env.g.commit.Write(groupcommit.Op{Key: []byte("t/fenced"), Value: []byte("x")}); err != nil &&
+		!errors.Is(err, groupcommit.ErrFenced) {
+		t.Fatalf("write after a failed commit: %v, want ErrFenced (or nil once the probe lifted it)", err)
+	}
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if n := logs.count("store unhealthy"); n != 1 {
+			return fmt.Errorf(`"store unhealthy" logged %d times, want once`, n)
+		}
+		return nil
+	})
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if code := env.readyCode(); code != 200 {
+			return fmt.Errorf("readyz %d after the fence was lifted", code)
+		}
+		return nil
+	})
+	if err := env.g.commit.Write(groupcommit.Op{Key: []byte("t/after"), Value: []byte("x")}); err != nil {
+		t.Fatalf("write after the probe lifted the fence: %v", err)
+	}
+	if err := env.mo("+15145550421", "STOP"); err != nil {
+		t.Fatalf("STOP after the probe lifted the fence: %v", err)
+	}
+	if n := logs.count("store healthy again"); n != 1 {
+		t.Fatalf(`"store healthy again" logged %d times, want once`, n)
+	}
+	if n := logs.count("fenced after a failed commit"); n == 0 {
+		t.Fatal("the fence was not named in the log")
+	}
 }

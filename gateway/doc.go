@@ -14,7 +14,7 @@
 // checked by the one ownership rule (address.go, senderFor), and enters the MT chain (chain.go, where the order is written
 // down): validate, the consent screen against the suppression index, the
 // bulk footer and length rules, the WhatsApp window, the durable queue for
-// ack: store accounts, and send. A refused message is answered at once:
+// ack: store accounts (queue.go over gateway/outbox), and send. A refused message is answered at once:
 // submit_sm_resp 0x00000401..0x00000404 or HTTP 403/409. An accepted one is
 // routed by destination prefix to an SMSC (failing over within its group),
 // and the platform is answered with our message id when the SMSC accepted
@@ -33,7 +33,7 @@
 // SMSC retries. The confirmation is then sent from the number that
 // received the keyword, through the SMSC it came from, and the MO and the
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
-// webhooks kept on disk until delivered).
+// webhooks kept on disk until delivered, gateway/outbox).
 //
 // The text is decoded by data_coding, as the SMSC's data_coding_0 and
 // data_coding_1 say it means them; octets that make sense only in another
@@ -68,6 +68,16 @@
 // message reaches the chain, and the answer stored after, so a retry is
 // replayed and a crash cannot send twice. Every answer has an X-Request-Id
 // (requestid.go); listings page with opaque cursors (api_page.go). The
-// status book's records are written to the gateway store asynchronously
-// (status_store.go) so GET /v1/messages/{id} answers after a restart.
+// status book (gateway/status) records every outcome and receipt as a
+// message State by one ranking; its records are written to the gateway
+// store asynchronously so GET /v1/messages/{id} answers after a restart.
+//
+// # Outcomes at the edges
+//
+// The chain finishes every message with a channel-neutral status.Outcome
+// (Kind, typed Reason, Retry, the carrier's own code). The SMPP edge maps
+// it to a command_status in one function (outcome.go, smppStatus: 0x401
+// to 0x404 for consent refusals, the account's overrides, ESME_RX_T_APPN
+// for what may be retried); the HTTP API maps it to a status and error
+// code.
 package gateway

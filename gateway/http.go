@@ -22,6 +22,7 @@ import (
 
 	"github.com/optgate/optgate/api"
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // apiError is the JSON error body.
@@ -594,7 +595,7 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		// the id to ask GET /v1/messages/{id} about, not an error the
 		// platform would retry into a duplicate. Stamped like record's, so
 		// the real outcome replaces it.
-		g.statuses.put(MessageStatus{ID: m.ID, Tenant: t.ID, Channel: channel, To: to, State: "pending", Updated: m.Received})
+		g.statuses.Put(MessageStatus{ID: m.ID, Tenant: t.ID, Channel: channel, To: to, State: status.StatePending, Updated: m.Received})
 		writeJSON(ctx, 202, map[string]any{"id": m.ID, "status": "pending", "channel": channel, "to": to,
 			"message": "the carrier has not answered yet; GET /v1/messages/" + m.ID + " tells the outcome"})
 		return
@@ -610,11 +611,7 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 		body["reason"] = "attestation_pending"
 		writeJSON(ctx, 202, body)
 	case Blocked:
-		r := reasonFromName(o.Reason)
-		code := APICode(r)
-		if o.Reason == ReasonWindowClosed {
-			code = ReasonWindowClosed
-		}
+		code := APICode(o.Reason)
 		writeJSON(ctx, 403, apiError{Error: apiErrorBody{Code: code, ID: m.ID, Message: blockMessage(code)}})
 	case Rejected:
 		field := "text"
@@ -628,7 +625,7 @@ func (g *Gateway) apiSend(ctx *fasthttp.RequestCtx) {
 				field = "interactive"
 			}
 		}
-		writeErr(ctx, 400, o.Reason, field, errString(o.Err))
+		writeErr(ctx, 400, o.Reason.String(), field, errString(o.Err))
 	default:
 		writeJSON(ctx, 502, apiError{Error: apiErrorBody{Code: "carrier_error", ID: m.ID, Message: errString(o.Err)}})
 	}
@@ -641,15 +638,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func reasonFromName(s string) consent.Reason {
-	for r := consent.ReasonOptedOut; r <= consent.ReasonNoConsent; r++ {
-		if r.String() == s {
-			return r
-		}
-	}
-	return consent.ReasonOptedOut
-}
-
 func blockMessage(code string) string {
 	switch code {
 	case "recipient_opted_out":
@@ -658,7 +646,7 @@ func blockMessage(code string) string {
 		return "The recipient opted out of marketing messages; send a transactional message or nothing."
 	case "no_consent":
 		return "The recipient has not given consent yet (attestation pending or required); nothing was sent."
-	case ReasonWindowClosed:
+	case ReasonWindowClosed.String():
 		return "The WhatsApp 24-hour customer service window is closed; send an approved template."
 	}
 	return "blocked"
@@ -669,7 +657,7 @@ func (g *Gateway) apiMessage(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	st, found := g.statuses.get(id)
+	st, found := g.statuses.Get(id)
 	if !found || (!c.admin && st.Tenant != c.tenant.ID) {
 		writeErr(ctx, 404, "not_found", "id", "no such message (or no longer remembered)")
 		return

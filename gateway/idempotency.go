@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Idempotency-Key on POST /v1/messages.
@@ -148,7 +150,7 @@ func (g *Gateway) idemReserve(c *idemClaim, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := g.commit.write(kv{key: []byte(c.key), val: v, ttl: idemTTL}); err != nil {
+	if err := g.commit.Write(groupcommit.Op{Key: []byte(c.key), Value: v, TTL: idemTTL}); err != nil {
 		return err
 	}
 	c.msgID, c.reserved = id, true
@@ -172,7 +174,7 @@ func (g *Gateway) idemFinish(ctx *fasthttp.RequestCtx, c *idemClaim) {
 		Type: string(ctx.Response.Header.ContentType()), Body: ctx.Response.Body(), Created: time.Now().UTC()}
 	v, err := json.Marshal(rec)
 	if err == nil {
-		err = g.commit.write(kv{key: []byte(c.key), val: v, ttl: idemTTL})
+		err = g.commit.Write(groupcommit.Op{Key: []byte(c.key), Value: v, TTL: idemTTL})
 	}
 	if err != nil {
 		// The reservation stays: a retry is told the outcome is unknown

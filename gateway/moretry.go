@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // An SMSC sends a deliver_sm again when it did not get our ESME_ROK: we
@@ -53,7 +55,7 @@ type retryKey [sha256.Size]byte
 // made only when an answer may have been lost).
 type moRetries struct {
 	db     *badger.DB
-	commit *committer
+	commit *groupcommit.Committer
 	secret []byte
 
 	mu  sync.Mutex
@@ -67,7 +69,7 @@ type moRetries struct {
 
 // openRetries loads the hash key (made on first use) and the entries that
 // have not expired.
-func openRetries(db *badger.DB, c *committer) (*moRetries, error) {
+func openRetries(db *badger.DB, c *groupcommit.Committer) (*moRetries, error) {
 	m := &moRetries{db: db, commit: c, mem: map[retryKey]moRetry{}, writing: map[retryKey]chan struct{}{}}
 	if _, err := readKey(db, []byte(retrySecretKey), func(v []byte) { m.secret = append([]byte(nil), v...) }); err != nil {
 		return nil, err
@@ -77,7 +79,7 @@ func openRetries(db *badger.DB, c *committer) (*moRetries, error) {
 		if _, err := rand.Read(m.secret); err != nil {
 			return nil, err
 		}
-		if err := c.write(kv{key: []byte(retrySecretKey), val: m.secret}); err != nil {
+		if err := c.Write(groupcommit.Op{Key: []byte(retrySecretKey), Value: m.secret}); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +176,7 @@ func (m *moRetries) done(k retryKey) {
 // remember stores e for k for window, synced.
 func (m *moRetries) remember(k retryKey, e moRetry, window time.Duration) error {
 	v, _ := json.Marshal(e)
-	if err := m.commit.write(kv{key: append([]byte(retryPrefix), k[:]...), val: v, ttl: window}); err != nil {
+	if err := m.commit.Write(groupcommit.Op{Key: append([]byte(retryPrefix), k[:]...), Value: v, TTL: window}); err != nil {
 		return err
 	}
 	e.expires = time.Now().Add(window)
@@ -192,7 +194,7 @@ func (m *moRetries) forget(k retryKey) error {
 	delete(m.mem, k)
 	m.count()
 	m.mu.Unlock()
-	return m.commit.writeLazy(kv{key: append([]byte(retryPrefix), k[:]...), del: true})
+	return m.commit.WriteLazy(groupcommit.Op{Key: append([]byte(retryPrefix), k[:]...), Delete: true})
 }
 
 // retryMsgID is the consent message id of a remembered MO.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp/coding"
 )
 
@@ -102,10 +103,6 @@ func indexNUL(s string) int {
 	return -1
 }
 
-// errBadPart wraps the reassembler's refusal of a part (invalid numbers,
-// a set over the memory bound): retrying the same part cannot help.
-var errBadPart = errors.New("gateway: MO part refused")
-
 // addPart gives a part to the reassembler. A part that does not complete
 // its set is stored (synced) before addPart returns; err is then the
 // store's error (or errBadPart), and the caller asks the SMSC to retry (the part is a
@@ -118,7 +115,7 @@ func (g *Gateway) addPart(p part) (msg *coding.Message, done func(ok bool), err 
 		return nil, nil, fmt.Errorf("%w: %w", errBadPart, err)
 	}
 	if !complete {
-		if err := g.commit.write(kv{key: p.key(), val: p.value(), ttl: g.reasm.Timeout + time.Minute}); err != nil {
+		if err := g.commit.Write(groupcommit.Op{Key: p.key(), Value: p.value(), TTL: g.reasm.Timeout + time.Minute}); err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, nil
@@ -142,12 +139,12 @@ func (g *Gateway) finishParts(last part, ok bool) {
 		return
 	}
 	if ok {
-		ops := make([]kv, len(keys))
+		ops := make([]groupcommit.Op, len(keys))
 		for i, k := range keys {
-			ops[i] = kv{key: k, del: true}
+			ops[i] = groupcommit.Op{Key: k, Delete: true}
 		}
 		if len(ops) > 0 {
-			if err := g.commit.writeLazy(ops...); err != nil && !errors.Is(err, ErrStoreClosed) {
+			if err := g.commit.WriteLazy(ops...); err != nil && !errors.Is(err, ErrStoreClosed) {
 				g.log.Warn("stored MO parts not removed (they expire)", "err", err)
 			}
 		}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // queue makes messages of ack: store accounts durable before they are
@@ -27,10 +29,10 @@ func (g *Gateway) queue(next Handler) Handler {
 			DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
 			Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
 		if err == nil {
-			err = g.outbox.put(&outItem{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
+			err = g.outbox.Put(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
 		if err != nil {
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusMsgQFul, Err: err})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: fmt.Errorf("%w: %w", errNotQueued, err)})
 			return
 		}
 		m.Finish(Outcome{Kind: Queued})
@@ -44,15 +46,15 @@ func (g *Gateway) queue(next Handler) Handler {
 // Temporary failures are retried by the outbox; permanent ones end the
 // message with a failure receipt. The item is removed only after the SMSC
 // accepted it, so a crash in between resends it (at least once).
-func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error)) {
+func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(error)) {
 	var p heldPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		done(errPermanent{err})
+		done(outbox.Permanent(err))
 		return
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
-		done(errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)})
+		done(outbox.Permanent(fmt.Errorf("unknown tenant %q", it.Tenant)))
 		return
 	}
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, Channel: p.Channel,
@@ -85,7 +87,7 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error))
 // message is retried even when the outcome is unknown (sent, unanswered):
 // ack: store is at least once.
 func queueRetryable(o Outcome) bool {
-	return o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
+	return smppStatus(nil, o).Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
 		errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) || errors.Is(o.Err, smpp.ErrClientClosed)
 }
 
@@ -95,7 +97,7 @@ func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
 }
 
 // queuedExpired fails a message that stayed queued past queue.max_age.
-func (g *Gateway) queuedExpired(it *outItem) {
+func (g *Gateway) queuedExpired(it *outbox.Item) {
 	var p heldPayload
 	if json.Unmarshal(it.Payload, &p) != nil {
 		return
@@ -105,7 +107,7 @@ func (g *Gateway) queuedExpired(it *outItem) {
 		return
 	}
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, From: p.From, To: p.To, Channel: p.Channel}
-	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: "expired", Status: smpp.StatusDeliveryFailure})
+	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: status.ReasonExpired})
 }
 
 // queuedExpiredMsg tells the upstream, by a receipt, that a message it was
@@ -114,14 +116,12 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if m.Account == nil {
 		return
 	}
-	stat, state := "UNDELIV", uint8(5)
+	state := dlr.Undeliverable
 	if o.Kind == Blocked {
-		stat, state = "REJECTD", 8
+		state = dlr.Rejected
 	}
-	if o.Reason == "expired" {
-		stat, state = "EXPIRED", 3
+	if o.Reason == status.ReasonExpired {
+		state = dlr.Expired
 	}
-	g.forwardReceipt(nil, receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From,
-		to: m.To, part: 1, parts: 1}, parsedReceipt{id: m.ID, state: dlrState(state), stat: stat,
-		err: threeDigits(uint32(o.Status)), done: time.Now()}, func(smpp.CommandStatus) {})
+	g.forwardSynthetic(m, OriginSMPP, state, smppStatus(m.Account, o))
 }

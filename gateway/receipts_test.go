@@ -18,6 +18,7 @@ import (
 	"github.com/optgate/optgate/internal/testutil"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -54,10 +55,9 @@ func (e *testEnv) sendReceipt(s smpptest.Submit, stat string) error {
 }
 
 // stored reports whether the gateway store holds the mapping of s.
-func (e *testEnv) stored(s smpptest.Submit) (receiptTarget, bool) {
+func (e *testEnv) stored(s smpptest.Submit) (receipt.Target, bool) {
 	e.t.Helper()
-	l := e.g.links["carrier"]
-	t, ok, err := e.g.receipts.store.get(l.name, dlr.CanonicalKey(s.MessageID, l.idBase, false))
+	t, ok, err := e.g.receipts.Stored(e.g.links["carrier"].receiptSMSC(), s.MessageID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -77,13 +77,7 @@ func (e *testEnv) waitStored(s smpptest.Submit) {
 
 // inBook reports whether the memory book holds the mapping of s.
 func (e *testEnv) inBook(s smpptest.Submit) bool {
-	b, l := e.g.receipts, e.g.links["carrier"]
-	k := b.key(l, s.MessageID, false)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_, cur := b.cur[k]
-	_, old := b.old[k]
-	return cur || old
+	return e.g.receipts.Remembers(e.g.links["carrier"].receiptSMSC(), s.MessageID)
 }
 
 // nextReceipt waits for a receipt at the upstream ESME and checks that it
@@ -116,9 +110,7 @@ func (e *testEnv) receiptCount(outcome string) float64 {
 func TestReceiptAfterBookRotation(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
 	b := env.g.receipts
-	b.mu.Lock()
-	b.max = 4
-	b.mu.Unlock()
+	b.SetMax(4)
 	id, first := env.submitRecorded("the first")
 	env.waitStored(first)
 	for i := range 5 {
@@ -127,12 +119,12 @@ func TestReceiptAfterBookRotation(t *testing.T) {
 	if env.inBook(first) {
 		t.Fatal("the book still holds the first mapping: it did not rotate")
 	}
-	hits := promtest.ToFloat64(b.store.hit)
+	hits := promtest.ToFloat64(b.Counters().Hit)
 	if err := env.sendReceipt(first, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := promtest.ToFloat64(b.store.hit); got != hits+1 {
+	if got := promtest.ToFloat64(b.Counters().Hit); got != hits+1 {
 		t.Fatalf("store hits %v, want %v", got, hits+1)
 	}
 	code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
@@ -155,9 +147,7 @@ func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
 	id, s := env.submitRecorded("twice")
 	env.waitStored(s)
 	b := env.g.receipts
-	b.mu.Lock()
-	b.cur, b.old = map[uint64]packedTarget{}, map[uint64]packedTarget{} // as after two rotations
-	b.mu.Unlock()
+	b.Forget() // as after two rotations
 	if err := env.sendReceipt(s, "ACCEPTD"); err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +155,12 @@ func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
 	if !env.inBook(s) {
 		t.Fatal("a mapping found in the store was not put back in the book")
 	}
-	hits := promtest.ToFloat64(b.store.hit)
+	hits := promtest.ToFloat64(b.Counters().Hit)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatal(err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := promtest.ToFloat64(b.store.hit); got != hits {
+	if got := promtest.ToFloat64(b.Counters().Hit); got != hits {
 		t.Fatalf("the final receipt went to the store (%v hits, want %v)", got, hits)
 	}
 }
@@ -182,9 +172,7 @@ func TestReceiptSlowLookupOutlivesGrace(t *testing.T) {
 	id, s := env.submitRecorded("slow disk")
 	env.waitStored(s)
 	b := env.g.receipts
-	b.mu.Lock()
-	b.cur, b.old = map[uint64]packedTarget{}, map[uint64]packedTarget{}
-	b.mu.Unlock()
+	b.Forget()
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	hook := func() {
@@ -194,7 +182,7 @@ func TestReceiptSlowLookupOutlivesGrace(t *testing.T) {
 		}
 		<-release
 	}
-	b.store.lookHook.Store(&hook)
+	b.SetLookupHook(hook)
 	answered := make(chan error, 1)
 	go func() { answered <- env.sendReceipt(s, "DELIVRD") }()
 	select {
@@ -203,17 +191,17 @@ func TestReceiptSlowLookupOutlivesGrace(t *testing.T) {
 		close(release)
 		t.Fatal("no store lookup for a receipt the book does not know")
 	}
-	if n := b.expireParked(time.Now().Add(time.Hour)); n != 0 {
+	if n := b.ExpireParked(time.Now().Add(time.Hour)); n != 0 {
 		close(release)
 		t.Fatalf("%d receipts expired while their lookup was pending", n)
 	}
-	b.store.lookHook.Store(nil)
+	b.SetLookupHook(nil)
 	close(release)
 	if err := <-answered; err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if n := b.expireParked(time.Now().Add(time.Hour)); n != 0 {
+	if n := b.ExpireParked(time.Now().Add(time.Hour)); n != 0 {
 		t.Fatalf("%d receipts left parked after their lookup", n)
 	}
 }
@@ -301,7 +289,7 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 		return nil
 	})
 	correlated, uncorrelated := env.receiptCount("correlated"), env.receiptCount("uncorrelated")
-	misses := promtest.ToFloat64(env.g.receipts.store.miss)
+	misses := promtest.ToFloat64(env.g.receipts.Counters().Miss)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
@@ -311,7 +299,7 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 		}
 		return nil
 	})
-	if n := promtest.ToFloat64(env.g.receipts.store.miss); n != misses+1 {
+	if n := promtest.ToFloat64(env.g.receipts.Counters().Miss); n != misses+1 {
 		t.Fatalf("store misses %v, want %v", n, misses+1)
 	}
 	if n := env.receiptCount("correlated"); n != correlated {
@@ -327,11 +315,9 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 // the memory book.
 func TestReceiptStoreQueueBound(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
-	st := env.g.receipts.store
+	st := env.g.receipts
 	const bound = 8
-	st.mu.Lock()
-	st.max = bound
-	st.mu.Unlock()
+	st.SetQueueMax(bound)
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var once sync.Once
@@ -344,14 +330,14 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 		}
 		<-release
 	}
-	st.hook.Store(&hook)
+	st.SetWriterHook(hook)
 	_, first := env.submitRecorded("first")
 	select {
 	case <-entered: // the writer holds the first mapping and is stalled
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never took the first mapping")
 	}
-	dropped := promtest.ToFloat64(st.dropFull)
+	dropped := promtest.ToFloat64(st.Counters().DroppedFull)
 	const more = 40
 	var subs []smpptest.Submit
 	var ids []string
@@ -361,18 +347,18 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 	}
 	// A submit is answered before its mapping is queued: wait for the last.
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		if n := promtest.ToFloat64(st.dropFull) - dropped; n < more-bound {
+		if n := promtest.ToFloat64(st.Counters().DroppedFull) - dropped; n < more-bound {
 			return fmt.Errorf("dropped %v mappings, want %d", n, more-bound)
 		}
 		return nil
 	})
-	if n := promtest.ToFloat64(st.dropFull) - dropped; n != more-bound {
+	if n := promtest.ToFloat64(st.Counters().DroppedFull) - dropped; n != more-bound {
 		t.Fatalf("dropped %v mappings, want %d", n, more-bound)
 	}
-	written := promtest.ToFloat64(st.written)
+	written := promtest.ToFloat64(st.Counters().Written)
 	unstall()
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		if n := promtest.ToFloat64(st.written) - written; n < 1+bound {
+		if n := promtest.ToFloat64(st.Counters().Written) - written; n < 1+bound {
 			return fmt.Errorf("%v of %d mappings written", n, 1+bound)
 		}
 		return nil
@@ -404,21 +390,21 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 // accounts found by name.
 func TestReceiptStoredFormRoundTrip(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
-	st, g := env.g.receipts.store, env.g
-	in := receiptTarget{msgID: "18c2f0a1b2c3d4e5", tenant: g.tenants["acme"], account: g.accounts["acme"], origin: OriginSMPP,
-		from: ourNumber, to: handset, part: 2, parts: 3}
-	v := st.appendTarget(nil, g.receipts.pack(in))
-	out, ok := st.decodeTarget(v)
+	b, g := env.g.receipts, env.g
+	in := receipt.Target{MsgID: "18c2f0a1b2c3d4e5", Tenant: g.tenants["acme"].idx, Account: g.accounts["acme"].idx, Origin: uint8(OriginSMPP),
+		From: ourNumber, To: handset, Part: 2, Parts: 3}
+	v := b.Encode(in)
+	out, ok := b.Decode(v)
 	if !ok || out != in {
 		t.Fatalf("round trip: %+v (%v), want %+v", out, ok, in)
 	}
 	for n := range len(v) {
-		if _, ok := st.decodeTarget(v[:n]); ok {
+		if _, ok := b.Decode(v[:n]); ok {
 			t.Fatalf("a value cut to %d of %d bytes decoded", n, len(v))
 		}
 	}
-	in.account = nil
-	if _, ok := st.decodeTarget(st.appendTarget(nil, g.receipts.pack(in))); ok {
+	in.Account = 0
+	if _, ok := b.Decode(b.Encode(in)); ok {
 		t.Fatal("an SMPP mapping without its account decoded")
 	}
 }
@@ -503,8 +489,7 @@ routes:
 // set) holds the mapping of s.
 func (e *testEnv) onDisk(s smpptest.Submit) bool {
 	e.t.Helper()
-	l := e.g.links["carrier"]
-	key := appendStoreKey(nil, l.name, dlr.CanonicalKey(s.MessageID, l.idBase, false))
+	key := receipt.StoreKey(e.g.links["carrier"].receiptSMSC(), s.MessageID)
 	found := false
 	err := e.g.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(key)
@@ -525,9 +510,9 @@ func (e *testEnv) onDisk(s smpptest.Submit) bool {
 // deleted. One whose receipt is late is written once the delay is over.
 func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
-	st := env.g.receipts.store
-	st.delay.Store(int64(time.Hour)) // nothing becomes due during the test
-	written, avoided := promtest.ToFloat64(st.written), promtest.ToFloat64(st.avoided)
+	st := env.g.receipts
+	st.SetPersistDelay(time.Hour) // nothing becomes due during the test
+	written, avoided := promtest.ToFloat64(st.Counters().Written), promtest.ToFloat64(st.Counters().Unwritten)
 	id, s := env.submitRecorded("quick receipt")
 	if _, ok := env.stored(s); !ok { // pending mappings are found too
 		testutil.CheckFor(t, 10*time.Second, func() error {
@@ -542,12 +527,12 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	}
 	env.nextReceipt(id, "DELIVRD")
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		if n := promtest.ToFloat64(st.avoided); n != avoided+1 {
+		if n := promtest.ToFloat64(st.Counters().Unwritten); n != avoided+1 {
 			return fmt.Errorf("unwritten %v, want %v", n, avoided+1)
 		}
 		return nil
 	})
-	if n := promtest.ToFloat64(st.written); n != written {
+	if n := promtest.ToFloat64(st.Counters().Written); n != written {
 		t.Fatalf("%v store writes for a message whose receipt came at once", n-written)
 	}
 	if env.onDisk(s) {
@@ -555,7 +540,7 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	}
 
 	// A late receipt: the mapping is written once due.
-	st.delay.Store(int64(20 * time.Millisecond))
+	st.SetPersistDelay(20 * time.Millisecond)
 	_, late := env.submitRecorded("late receipt")
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !env.onDisk(late) {
@@ -563,7 +548,7 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 		}
 		return nil
 	})
-	if n := promtest.ToFloat64(st.written); n != written+1 {
+	if n := promtest.ToFloat64(st.Counters().Written); n != written+1 {
 		t.Fatalf("store writes %v, want %v", n-written, 1)
 	}
 }
@@ -578,9 +563,9 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 	t.Cleanup(smsc.Close)
 	dir := t.TempDir()
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
-	st := env.g.receipts.store
-	st.delay.Store(int64(time.Hour))
-	written := promtest.ToFloat64(st.written)
+	st := env.g.receipts
+	st.SetPersistDelay(time.Hour)
+	written := promtest.ToFloat64(st.Counters().Written)
 	// A receipt that overtook its submit_sm_resp is parked, then delivered
 	// when the mapping comes.
 	correlated := env.receiptCount("correlated") + env.receiptCount("parked")
@@ -602,19 +587,12 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 	if f := failed.Load(); f > 0 {
 		t.Fatalf("%d submits failed", f)
 	}
-	pending := func() int {
-		st.pmu.RLock()
-		defer st.pmu.RUnlock()
-		return len(st.pending)
-	}
 	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := env.receiptCount("correlated") + env.receiptCount("parked") - correlated; got != n {
 			return fmt.Errorf("%v of %d receipts correlated (correlated %v, parked %v, uncorrelated %v, unparsable %v, smsc receipts %d)", got, n,
 				env.receiptCount("correlated"), env.receiptCount("parked"), env.receiptCount("uncorrelated"), env.receiptCount("unparsable"), smsc.Receipts())
 		}
-		st.mu.Lock()
-		queued := len(st.queue)
-		st.mu.Unlock()
+		queued, left := st.Backlog()
 		if queued > 0 {
 			return fmt.Errorf("%d store ops queued", queued)
 		}
@@ -622,12 +600,12 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 		// batch's dels may still be on their way to their puts. With the
 		// hour's delay a del queued before its put leaves the put pending
 		// for good.
-		if left := pending(); left != 0 {
+		if left != 0 {
 			return fmt.Errorf("%d mappings left pending after every receipt came (a del queued before its put)", left)
 		}
 		return nil
 	})
-	if w := promtest.ToFloat64(st.written) - written; w != 0 {
+	if w := promtest.ToFloat64(st.Counters().Written) - written; w != 0 {
 		t.Fatalf("%v store writes for receipts that all came at once", w)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/dlr"
 )
 
 // Account is an upstream ESME account at run time.
@@ -55,7 +56,7 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 		if errors.Is(err, consent.ErrAmbiguousNumber) {
 			reason = ReasonAmbiguousNumber
 		}
-		m.Finish(Outcome{Kind: Rejected, Reason: reason, Status: smpp.StatusInvDstAdr, Err: err})
+		m.Finish(Outcome{Kind: Rejected, Reason: reason, Err: err})
 		return false
 	}
 	m.To = to
@@ -70,8 +71,7 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 	}
 	if err != nil {
 		m.From = string(src.Addr)
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
-			Err: fmt.Errorf("source (TON %d, NPI %d): %w", src.TON, src.NPI, err)})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Err: fmt.Errorf("source (TON %d, NPI %d): %w", src.TON, src.NPI, err)})
 		return false
 	}
 	m.From = from
@@ -143,12 +143,12 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 		}
 		g.mt.Handle(context.Background(), m)
 	case *smpp.QuerySM:
-		st, ok := g.statuses.get(string(p.MessageID))
+		st, ok := g.statuses.Get(string(p.MessageID))
 		if !ok || st.Tenant != acct.tenant.ID {
 			r.Respond(smpp.StatusQueryFail, nil)
 			return
 		}
-		r.Respond(smpp.StatusOK, &smpp.QuerySMResp{MessageID: p.MessageID, MessageState: messageState(st.State)})
+		r.Respond(smpp.StatusOK, &smpp.QuerySMResp{MessageID: p.MessageID, MessageState: uint8(st.State.MessageState())})
 	case *smpp.CancelSM:
 		r.Respond(smpp.StatusCancelFail, nil)
 	case *smpp.ReplaceSM:
@@ -178,36 +178,21 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 		one.resp.MessageID = append(one.id[:0], id...)
 		r.Respond(st, &one.resp)
 	}
-	switch o.Kind {
-	case Accepted, Queued, Held:
+	st := smppStatus(m.Account, o)
+	switch {
+	case st == smpp.StatusOK:
 		respond(smpp.StatusOK, m.ID)
-	case Blocked:
-		if m.Account != nil && m.Account.cfg.Reject == "receipt" {
-			respond(smpp.StatusOK, m.ID)
-			go g.rejectReceipt(m, o)
-			return
-		}
-		respond(o.Status, "")
+	case o.Kind == Blocked && m.Account != nil && m.Account.cfg.Reject == "receipt":
+		respond(smpp.StatusOK, m.ID)
+		go g.rejectReceipt(m, st)
 	default:
-		st := o.Status
-		if st == smpp.StatusOK {
-			st = smpp.StatusSysErr
-		}
 		respond(st, "")
 	}
 }
 
-// rejectReceipt sends the upstream a receipt stat:REJECTD for a blocked
-// message accepted under reject: receipt.
-func (g *Gateway) rejectReceipt(m *Message, o Outcome) {
-	t := receiptTarget{msgID: m.ID, tenant: m.Tenant, account: m.Account, origin: OriginSMPP, from: m.From, to: m.To, part: 1, parts: 1}
-	code := uint32(o.Status)
-	g.forwardReceipt(nil, t, parsedReceipt{id: m.ID, state: 8, stat: "REJECTD", err: threeDigits(code), done: time.Now()}, func(smpp.CommandStatus) {})
-}
-
-// threeDigits is the receipt err: field for a status: its low three hex
-// digits, so 0x00000401 reads err:401.
-func threeDigits(code uint32) string {
-	const hexd = "0123456789ABCDEF"
-	return string([]byte{hexd[code>>8&0xF], hexd[code>>4&0xF], hexd[code&0xF]})
+// rejectReceipt sends the upstream a receipt stat:REJECTD, err: the
+// status st it would have been refused with, for a blocked message
+// accepted under reject: receipt.
+func (g *Gateway) rejectReceipt(m *Message, st smpp.CommandStatus) {
+	g.forwardSynthetic(m, OriginSMPP, dlr.Rejected, st)
 }

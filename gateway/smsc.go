@@ -6,12 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -161,9 +162,6 @@ func buildRoutes(cfg []RouteConfig, links map[string]*smscLink) []route {
 	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
 	return rs
 }
-
-// ErrNoRoute is returned for a destination no route covers.
-var ErrNoRoute = errors.New("gateway: no route to destination")
 
 // pickLink returns the first SMSC of the destination's route with a bound
 // session that can submit, failing over in configured order. With none

@@ -15,6 +15,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/whatsapp"
 )
 
@@ -125,7 +127,7 @@ func (wa *waChannel) learnUserID(t *Tenant, userID, key string) error {
 	if err != nil || ok && old == key {
 		return err
 	}
-	if err := wa.g.commit.write(kv{key: bsuidKey(t, userID), val: []byte(key)}); err != nil {
+	if err := wa.g.commit.Write(groupcommit.Op{Key: bsuidKey(t, userID), Value: []byte(key)}); err != nil {
 		return err
 	}
 	if wa.unmapped.Load() {
@@ -146,7 +148,7 @@ func (wa *waChannel) noteWaID(t *Tenant, key, waID string) {
 	if err != nil || (!found && waID == key[1:]) || old == waID {
 		return
 	}
-	if err := wa.g.commit.writeLazy(kv{key: waIDKey(t, key), val: []byte(waID)}); err != nil {
+	if err := wa.g.commit.WriteLazy(groupcommit.Op{Key: waIDKey(t, key), Value: []byte(waID)}); err != nil {
 		wa.g.log.Debug("wa_id not recorded", "err", err)
 	}
 }
@@ -194,7 +196,7 @@ func (g *Gateway) readTime(key []byte) (int64, error) { return g.lastPreference(
 func (g *Gateway) writeTime(key []byte, at int64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(at))
-	return g.commit.write(kv{key: key, val: v[:]})
+	return g.commit.Write(groupcommit.Op{Key: key, Value: v[:]})
 }
 
 // keyword screens an inbound message for consent keywords, ordered by event
@@ -393,7 +395,7 @@ func (wa *waChannel) status(t *Tenant, ev whatsapp.Event) error {
 	if ok {
 		// A record the send filled in (To set) must be this tenant's WhatsApp message; a status
 		// that overtook the send's own answer finds an empty record.
-		if ms, found := g.statuses.get(id); found && ms.To != "" && (ms.Tenant != t.ID || ms.Channel != ChannelWhatsApp) {
+		if ms, found := g.statuses.Get(id); found && ms.To != "" && (ms.Tenant != t.ID || ms.Channel != ChannelWhatsApp) {
 			ok = false
 		}
 	}
@@ -403,20 +405,20 @@ func (wa *waChannel) status(t *Tenant, ev whatsapp.Event) error {
 			"phone_number_id", ev.PhoneNumberID)
 		return nil
 	}
-	state := st.Status
-	switch state {
+	state, _ := status.ParseState(st.Status) // sent, delivered or read
+	switch st.Status {
 	case "failed":
-		state = "undeliverable"
+		state = status.StateUndeliverable
 	case "played":
-		state = "read" // a voice message listened to
+		state = status.StateRead // a voice message listened to
 	}
-	reason := ""
+	reason := status.ReasonNone
 	if len(st.Errors) > 0 {
-		reason = fmt.Sprintf("err:%d", st.Errors[0].Code)
+		reason = status.CarrierReason(fmt.Sprintf("err:%d", st.Errors[0].Code))
 	}
-	g.statuses.update(id, state, reason)
+	g.statuses.Update(id, state, reason)
 	if t.cfg.Webhook.URL != "" {
-		return g.emit(t, "message.status", map[string]any{"id": id, "channel": ChannelWhatsApp, "state": state, "error": reason})
+		return g.emit(t, "message.status", map[string]any{"id": id, "channel": ChannelWhatsApp, "state": state.String(), "error": reason.String()})
 	}
 	return nil
 }

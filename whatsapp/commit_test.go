@@ -2,11 +2,15 @@ package whatsapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
@@ -15,6 +19,7 @@ import (
 // the 200 is sent, while the only worker is still busy with an earlier body.
 func TestWindowRecordedWithTheBody(t *testing.T) {
 	db := openDB(t, t.TempDir())
+	defer db.Close()
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	h := HandlerFunc(func(ctx context.Context, ev Event) error {
 		if ev.Kind == KindMessage && ev.Message.From == "16505550001" {
@@ -88,6 +93,7 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	requireNoErr(t, db.Close())
 
 	db = openDB(t, dir)
+	defer db.Close()
 	rec2 := &recorder{}
 	r2, url := startReceiver(t, db, rec2, nil)
 	for _, b := range bodies[:5] {
@@ -101,4 +107,43 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	})
 	requireNoErr(t, r2.Shutdown(context.Background()))
 	testutil.RequireEqual(t, rec2.count(), 0, "events handled after redelivery")
+}
+
+// The spool writes through the group committer it is given, and so follows its failure
+// policy: a failed commit answers 500 (Meta retries), and later bodies are refused too while
+// the committer is fenced, although the disk would take them; once the fence is lifted, a body
+// is spooled and handled again.
+func TestSpoolFencedAfterFailedCommit(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	var fail atomic.Bool
+	c := groupcommit.New(db, groupcommit.Options{Commit: func(txn *badger.Txn) error {
+		if fail.Load() {
+			txn.Discard()
+			return errors.New("fsync: input/output error")
+		}
+		return txn.Commit()
+	}})
+	defer c.Close()
+	rec := &recorder{}
+	_, url := startReceiver(t, db, rec, func(cfg *ReceiverConfig) { cfg.Committer = c })
+	now := time.Now()
+	fail.Store(true)
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.f1", "hi", now)), 500,
+		"status of a body whose commit failed")
+	fail.Store(false)
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.f2", "hi", now)), 500,
+		"status of a body while the committer is fenced")
+	if err := c.Fenced(); !errors.Is(err, groupcommit.ErrFenced) {
+		t.Fatalf("committer not fenced after the failed commit: %v", err)
+	}
+	c.Unfence()
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550003", "wamid.f3", "hi", now)), 200,
+		"status once the fence is lifted")
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if rec.count() != 1 {
+			return fmt.Errorf("%d events handled, want the one spooled after the fence", rec.count())
+		}
+		return nil
+	})
 }

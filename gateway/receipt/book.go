@@ -1,7 +1,8 @@
-package gateway
+package receipt
 
 import (
 	"hash/maphash"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -10,19 +11,7 @@ import (
 	"github.com/optgate/optgate/smpp/dlr"
 )
 
-// receiptTarget is where a carrier's delivery receipt for one part goes.
-type receiptTarget struct {
-	msgID   string
-	tenant  *Tenant
-	account *Account
-	origin  Origin
-	from    string
-	to      string
-	part    int
-	parts   int
-}
-
-// receiptBook maps (SMSC, normalised carrier id) to our message. It is
+// Book maps (SMSC, normalised carrier id) to our message. It is
 // written for every message that asks for a receipt, so it is built for
 // the hot path: the key is a 64-bit hash and the records hold no pointers
 // (tenants and accounts by index, numbers inline), so the garbage
@@ -34,62 +23,78 @@ type receiptTarget struct {
 //
 // The book is only the fast path for recent messages: at a high rate it
 // rotates long before ttl, and it is empty after a restart. Every mapping
-// is also written, asynchronously, to the gateway store (store, see
-// receiptStore) with a TTL of ttl, and a receipt the book does not know is
+// is also written, asynchronously, to the gateway's Badger store (see
+// store) with a TTL of ttl, and a receipt the book does not know is
 // looked up there (lookupStored) before it is given up. A final receipt
 // removes its mapping from both.
-type receiptBook struct {
-	g        *Gateway
+//
+// A Book is safe for concurrent use. Add runs on the MT path and Receive
+// on the SMSC session's read goroutine: neither waits for a disk or a
+// peer.
+type Book struct {
 	seed     maphash.Seed
 	mu       sync.Mutex
 	cur, old map[uint64]packedTarget // guarded by mu
 	curSince time.Time               // guarded by mu: when cur started
 	oldSince time.Time               // guarded by mu: when old started
-	max      int
+	max      int                     // guarded by mu
 	ttl      time.Duration
 
 	parked map[uint64]parkedReceipt // guarded by mu (one lock with the maps: a
-	// lookup that misses and the park that follows must not race with add)
+	// lookup that misses and the park that follows must not race with Add)
 	grace time.Duration
 
-	store *receiptStore // nil until openStore (and in tests without one)
+	store *store // nil until OpenStore (and in tests without one)
+
+	names   Names
+	deliver func(Target, Report, func(smpp.CommandStatus))
+	count   func(smsc, outcome string)
+	log     *slog.Logger
 }
 
-// packedTarget is a receiptTarget without pointers.
+// packedTarget is a Target without pointers.
 type packedTarget struct {
 	msgID           uint64
 	tenant, account uint16
-	origin          Origin
+	origin          uint8
 	part, parts     uint8
 	fromLen, toLen  uint8
 	from, to        [20]byte
 }
 
 type parkedReceipt struct {
-	at      time.Time
-	final   bool
-	deliver func(receiptTarget)
+	at    time.Time
+	final bool
+	r     Report
 	// lookup is set while the store is being asked (lookupStored): the
 	// receipt does not expire then, so a lookup that finds the mapping
-	// and no longer finds the receipt parked knows add delivered it.
+	// and no longer finds the receipt parked knows Add delivered it.
 	lookup bool
 }
 
-func newReceiptBook(g *Gateway, max int, ttl, grace time.Duration) *receiptBook {
-	return &receiptBook{g: g, seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
-		curSince: time.Now(), oldSince: time.Now(), max: max, ttl: ttl, parked: map[uint64]parkedReceipt{}, grace: grace}
+// New returns an empty book; OpenStore makes it durable.
+func New(c Config) *Book {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return &Book{seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
+		curSince: time.Now(), oldSince: time.Now(), max: c.Max, ttl: c.TTL, parked: map[uint64]parkedReceipt{}, grace: c.Grace,
+		names: c.Names, deliver: c.Deliver, count: c.Count, log: c.Log}
 }
 
-func (b *receiptBook) key(l *smscLink, id string, fromReceipt bool) uint64 {
-	return b.keyOf(l, dlr.CanonicalKey(id, l.idBase, fromReceipt))
+// noAnswer is the answer of a receipt already answered.
+func noAnswer(smpp.CommandStatus) {}
+
+func (b *Book) key(s SMSC, id string, fromReceipt bool) uint64 {
+	return b.keyOf(s, dlr.CanonicalKey(id, s.IDBase, fromReceipt))
 }
 
 // keyOf is the book's key for an id already in canonical form
 // (dlr.CanonicalKey): the store keeps the same form, so both meet.
-func (b *receiptBook) keyOf(l *smscLink, canon string) uint64 {
+func (b *Book) keyOf(s SMSC, canon string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(b.seed)
-	h.WriteString(l.name)
+	h.WriteString(s.Name)
 	h.WriteByte('|')
 	h.WriteString(canon)
 	return h.Sum64()
@@ -99,7 +104,7 @@ func (b *receiptBook) keyOf(l *smscLink, canon string) uint64 {
 // older than ttl/2, and forgets the old one once it started more than ttl
 // ago, so the book never answers for a mapping older than ttl (it may
 // forget one sooner: the store still has it). b.mu must be held.
-func (b *receiptBook) rotateLocked(now time.Time) {
+func (b *Book) rotateLocked(now time.Time) {
 	if len(b.cur) >= b.max/2 || now.Sub(b.curSince) > b.ttl/2 {
 		b.old, b.oldSince = b.cur, b.curSince
 		b.cur, b.curSince = make(map[uint64]packedTarget), now
@@ -109,29 +114,28 @@ func (b *receiptBook) rotateLocked(now time.Time) {
 	}
 }
 
-func (b *receiptBook) pack(t receiptTarget) packedTarget {
-	p := packedTarget{origin: t.origin, part: uint8(min(t.part, 255)), parts: uint8(min(t.parts, 255))}
-	p.msgID, _ = parseID(t.msgID)
-	if t.tenant != nil {
-		p.tenant = t.tenant.idx
-	}
-	if t.account != nil {
-		p.account = t.account.idx
-	}
-	p.fromLen = uint8(copy(p.from[:], t.from))
-	p.toLen = uint8(copy(p.to[:], t.to))
+// pack keeps what the book needs of t: numbers past 20 bytes and parts
+// past 255 are cut, and an id that is not hex is kept as 0.
+func pack(t Target) packedTarget {
+	p := packedTarget{tenant: t.Tenant, account: t.Account, origin: t.Origin, part: uint8(min(t.Part, 255)), parts: uint8(min(t.Parts, 255))}
+	p.msgID, _ = strconv.ParseUint(t.MsgID, 16, 64)
+	p.fromLen = uint8(copy(p.from[:], t.From))
+	p.toLen = uint8(copy(p.to[:], t.To))
 	return p
 }
 
-func (b *receiptBook) unpack(p packedTarget) receiptTarget {
-	return receiptTarget{msgID: strconv.FormatUint(p.msgID, 16), tenant: b.g.tenantAt(p.tenant), account: b.g.accountAt(p.account),
-		origin: p.origin, from: string(p.from[:p.fromLen]), to: string(p.to[:p.toLen]), part: int(p.part), parts: int(p.parts)}
+func unpack(p packedTarget) Target {
+	return Target{MsgID: strconv.FormatUint(p.msgID, 16), Tenant: p.tenant, Account: p.account,
+		Origin: p.origin, From: string(p.from[:p.fromLen]), To: string(p.to[:p.toLen]), Part: int(p.part), Parts: int(p.parts)}
 }
 
-func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
-	canon := dlr.CanonicalKey(smscID, l.idBase, false)
-	k := b.keyOf(l, canon)
-	p := b.pack(t)
+// Add maps the id an SMSC gave one part of our message (its
+// submit_sm_resp's message_id) to where the part's receipts go. A receipt
+// that came first and is parked is delivered now, on this goroutine.
+func (b *Book) Add(s SMSC, smscID string, t Target) {
+	canon := dlr.CanonicalKey(smscID, s.IDBase, false)
+	k := b.keyOf(s, canon)
+	p := pack(t)
 	b.mu.Lock()
 	b.rotateLocked(time.Now())
 	pr, parked := b.parked[k]
@@ -148,21 +152,21 @@ func (b *receiptBook) add(l *smscLink, smscID string, t receiptTarget) {
 		// del) can do so only after this put is queued, so the writer never
 		// sees the del first and keeps a stale mapping. Never blocks: a full
 		// queue drops and counts.
-		b.store.put(l.name, canon, p)
+		b.store.put(s.Name, canon, p)
 	}
 	b.mu.Unlock()
 	if parked {
-		pr.deliver(t)
+		b.deliver(t, pr.r, noAnswer)
 	}
 }
 
 // lookupOrPark finds the target of a receipt (final receipts remove the
-// mapping); when it is not known yet it parks deliver, under the same
-// lock, to run when the mapping arrives within the grace period. parked is
-// false when the receipt was neither found nor parked (the lot is full).
-func (b *receiptBook) lookupOrPark(l *smscLink, id string, final bool, deliver func(receiptTarget)) (t receiptTarget, found, parked bool) {
-	canon := dlr.CanonicalKey(id, l.idBase, true)
-	k := b.keyOf(l, canon)
+// mapping); when it is not known yet it parks r, under the same lock, to
+// be delivered when the mapping arrives within the grace period. parked
+// is false when the receipt was neither found nor parked (the lot is full).
+func (b *Book) lookupOrPark(s SMSC, r Report, final bool) (t Target, found, parked bool) {
+	canon := dlr.CanonicalKey(r.ID, s.IDBase, true)
+	k := b.keyOf(s, canon)
 	b.mu.Lock()
 	b.rotateLocked(time.Now())
 	p, ok := b.cur[k]
@@ -177,22 +181,22 @@ func (b *receiptBook) lookupOrPark(l *smscLink, id string, final bool, deliver f
 	}
 	if !ok {
 		if len(b.parked) < 100000 {
-			b.parked[k] = parkedReceipt{at: time.Now(), final: final, deliver: deliver}
+			b.parked[k] = parkedReceipt{at: time.Now(), final: final, r: r}
 			parked = true
 		}
 		b.mu.Unlock()
-		return receiptTarget{}, false, parked
+		return Target{}, false, parked
 	}
 	b.mu.Unlock()
 	if final && b.store != nil {
-		b.store.del(l.name, canon)
+		b.store.del(s.Name, canon)
 	}
-	return b.unpack(p), true, false
+	return unpack(p), true, false
 }
 
 // unpark removes the receipt parked under k and reports whether it was
 // still there (false: add has delivered it, or it expired).
-func (b *receiptBook) unpark(k uint64) bool {
+func (b *Book) unpark(k uint64) bool {
 	b.mu.Lock()
 	_, ok := b.parked[k]
 	if ok {
@@ -204,7 +208,7 @@ func (b *receiptBook) unpark(k uint64) bool {
 
 // markLookup sets or clears the lookup mark of the receipt parked under k
 // and reports whether it is still parked.
-func (b *receiptBook) markLookup(k uint64, on bool) bool {
+func (b *Book) markLookup(k uint64, on bool) bool {
 	b.mu.Lock()
 	p, ok := b.parked[k]
 	if ok {
@@ -217,16 +221,16 @@ func (b *receiptBook) markLookup(k uint64, on bool) bool {
 
 // remember puts a mapping found in the store back in the book, so later
 // receipts for the same message take the fast path.
-func (b *receiptBook) remember(k uint64, p packedTarget) {
+func (b *Book) remember(k uint64, p packedTarget) {
 	b.mu.Lock()
 	b.rotateLocked(time.Now())
 	b.cur[k] = p
 	b.mu.Unlock()
 }
 
-// expireParked drops parked receipts older than the grace period and
-// returns how many.
-func (b *receiptBook) expireParked(now time.Time) int {
+// ExpireParked drops parked receipts older than the grace period and
+// returns how many (they go uncorrelated).
+func (b *Book) ExpireParked(now time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
@@ -239,19 +243,10 @@ func (b *receiptBook) expireParked(now time.Time) int {
 	return n
 }
 
-// parsedReceipt is what a carrier receipt says.
-type parsedReceipt struct {
-	id    string
-	state dlr.State
-	stat  string
-	err   string
-	done  time.Time
+// Parse reads a carrier receipt (TLV form first, then text, as
+// smpp.DeliverSM.Receipt does); ok is false when it gives no id or no
+// state.
+func Parse(d *smpp.DeliverSM) (r Report, ok bool) {
+	dr, ok := d.Receipt()
+	return Report{ID: dr.ID, State: dr.State, Stat: dr.Stat, Err: dr.Err, Done: dr.DoneDate}, ok
 }
-
-// parseReceipt reads a carrier receipt (TLV form first, then text).
-func parseReceipt(d *smpp.DeliverSM) (parsedReceipt, bool) {
-	r, ok := d.Receipt()
-	return parsedReceipt{id: r.ID, state: r.State, stat: r.Stat, err: r.Err, done: r.DoneDate}, ok
-}
-
-func dlrState(v uint8) dlr.State { return dlr.State(v) }

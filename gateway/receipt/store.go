@@ -1,10 +1,6 @@
-package gateway
+package receipt
 
 import (
-	"encoding/binary"
-	"errors"
-	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +8,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/optgate/optgate/smpp"
-	"github.com/optgate/optgate/smpp/dlr"
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Limits of the receipt store.
@@ -41,11 +36,11 @@ const (
 	receiptPendingMax   = 1 << 19
 )
 
-// receiptStore keeps the mappings of a receiptBook in the gateway's Badger
-// store, with a TTL of receipts.ttl, so a receipt is correlated however
-// late it comes within the TTL, and after a restart.
+// store keeps the mappings of a Book in the gateway's Badger store, with
+// a TTL of receipts.ttl, so a receipt is correlated however late it comes
+// within the TTL, and after a restart.
 //
-// Keys: "rc/" smsc NUL canonical-id → encodeTarget. The id is the
+// Keys: "rc/" smsc NUL canonical-id → appendTarget. The id is the
 // dlr.CanonicalKey of the SMSC's id for the link's id_base, the form the
 // book hashes, so the two sides of a correlation meet in the store too.
 //
@@ -54,14 +49,15 @@ const (
 // the whole queue, after at most receiptLinger for it to fill. A put waits
 // in the writer's pending set for receiptPersistDelay; a del that finds
 // its put still pending cancels both, so a message whose final receipt
-// came within that delay costs the store nothing. The writer commits the
-// puts that are due and the other dels in one Badger transaction (more
-// only past Badger's transaction limits). Nobody waits for these writes
+// came within that delay costs the store nothing. The writer hands the
+// puts that are due and the other dels to the gateway store's group
+// committer (internal/groupcommit), in requests that share its synced
+// transactions with the store's other writes. No MT waits for these writes
 // to reach the disk: a crash or power cut loses the mappings of the last
 // receiptPersistDelay and a batch (about a second of traffic), whose
 // receipts then go uncorrelated; that is accepted so the MT path never
-// waits for a disk. On a clean shutdown everything pending is written. On a store opened
-// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// waits for a disk. On a clean shutdown everything pending is written. Each
+// committed batch costs one fsync, which is why the writer's batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
 // dropped and counted (optgate_gateway_receipt_map_dropped_total), and
@@ -69,11 +65,11 @@ const (
 //
 // A receipt the book does not know is looked up here by a small pool of
 // workers (lookupStored), off the SMSC session's read goroutine.
-type receiptStore struct {
-	g   *Gateway
-	db  *badger.DB
-	ttl time.Duration
-	log *slog.Logger
+type store struct {
+	b      *Book
+	db     *badger.DB
+	commit *groupcommit.Committer
+	ttl    time.Duration
 
 	mu     sync.Mutex
 	queue  []storeOp // guarded by mu
@@ -133,18 +129,13 @@ type storeOp struct {
 	at          time.Time
 }
 
-// storeLookup is a receipt waiting for a store lookup.
-type storeLookup struct {
-	l             *smscLink
-	r             *smpp.Request
-	pr            parsedReceipt
-	final, parked bool
-}
-
-// openStore starts persisting the book's mappings in db.
-func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *slog.Logger) {
+// OpenStore starts persisting the book's mappings in db, written through
+// the gateway store's group committer c, and registers the store's
+// metrics with reg (if not nil). CloseStore must run before c and db
+// close.
+func (b *Book) OpenStore(db *badger.DB, c *groupcommit.Committer, reg prometheus.Registerer) {
 	const ns, sub = "optgate", "gateway"
-	s := &receiptStore{g: b.g, db: db, ttl: b.ttl, log: log, max: receiptQueueMax, kick: make(chan struct{}, 1),
+	s := &store{b: b, db: db, commit: c, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), lookups: make(chan storeLookup, receiptLookups),
 		pending: make(map[storeKey]pendingPut), pendingMax: receiptPendingMax}
 	s.delay.Store(int64(receiptPersistDelay))
@@ -185,10 +176,10 @@ func (b *receiptBook) openStore(db *badger.DB, reg prometheus.Registerer, log *s
 	b.store = s
 }
 
-// closeStore finishes the lookups waiting, writes what is queued and
+// CloseStore finishes the lookups waiting, writes what is queued and
 // stops; the Badger store stays open. It must run before the store
 // closes, after the SMSC binds are down.
-func (b *receiptBook) closeStore() {
+func (b *Book) CloseStore() {
 	s := b.store
 	if s == nil {
 		return
@@ -209,16 +200,16 @@ func (b *receiptBook) closeStore() {
 
 // put queues a mapping. It never blocks: when the queue is full the
 // mapping is dropped (and counted) and stays in the memory book only.
-func (s *receiptStore) put(smsc, canon string, p packedTarget) {
+func (s *store) put(smsc, canon string, p packedTarget) {
 	s.enqueue(storeOp{smsc: smsc, canon: canon, p: p})
 }
 
 // del queues the removal of a mapping (its final receipt came).
-func (s *receiptStore) del(smsc, canon string) {
+func (s *store) del(smsc, canon string) {
 	s.enqueue(storeOp{smsc: smsc, canon: canon, del: true})
 }
 
-func (s *receiptStore) enqueue(op storeOp) {
+func (s *store) enqueue(op storeOp) {
 	s.mu.Lock()
 	if s.closed || len(s.queue) >= s.max {
 		closed := s.closed
@@ -243,7 +234,7 @@ func (s *receiptStore) enqueue(op storeOp) {
 
 // writer writes the queue in batches until the store closes, then writes
 // what is left, pending puts included.
-func (s *receiptStore) writer() {
+func (s *store) writer() {
 	defer s.wg.Done()
 	var batch, out []storeOp
 	due := time.NewTimer(time.Hour)
@@ -304,7 +295,7 @@ func (s *receiptStore) writer() {
 // what is to be written now: dels whose put was already written, and the
 // pending puts that are due (all of them when flush is set). It runs on
 // the writer.
-func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) []storeOp {
+func (s *store) settle(out, batch []storeOp, now time.Time, flush bool) []storeOp {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	for _, op := range batch {
@@ -344,74 +335,50 @@ func (s *receiptStore) settle(out, batch []storeOp, now time.Time, flush bool) [
 	return out
 }
 
-// write commits a batch in one transaction, or more if it exceeds
-// Badger's limits for one.
-func (s *receiptStore) write(batch []storeOp, now time.Time) {
+// write hands a batch to the gateway store's group committer (WriteAll):
+// its mappings share synced transactions with the store's other writes.
+func (s *store) write(batch []storeOp, now time.Time) {
 	// One buffer for every key and value of the batch: Badger keeps the
 	// slices until the commit. Just over 100 bytes each in the usual case.
 	buf := make([]byte, 0, len(batch)*112)
-	txn := s.db.NewTransaction(true)
-	n := 0 // ops in txn
-	commit := func() {
-		if err := txn.Commit(); err != nil {
-			s.dropErr.Add(float64(n))
-			s.logErr("receipt store write", err)
-		} else {
-			s.written.Add(float64(n))
-		}
-		n = 0
-	}
+	ops := make([]groupcommit.Op, 0, len(batch))
 	for i := range batch {
 		op := &batch[i]
 		start := len(buf)
 		buf = appendStoreKey(buf, op.smsc, op.canon)
 		key := buf[start:len(buf):len(buf)]
-		var e *badger.Entry
-		if !op.del {
-			ttl := s.ttl - now.Sub(op.at)
-			if ttl <= 0 {
-				continue // expired while it waited: as if written and expired
-			}
-			start = len(buf)
-			buf = s.appendTarget(buf, op.p)
-			e = badger.NewEntry(key, buf[start:len(buf):len(buf)]).WithTTL(ttl)
+		if op.del {
+			ops = append(ops, groupcommit.Op{Key: key, Delete: true})
+			continue
 		}
-		for try := 0; ; try++ {
-			var err error
-			if op.del {
-				err = txn.Delete(key)
-			} else {
-				err = txn.SetEntry(e)
-			}
-			if err == nil {
-				n++
-				break
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) && try == 0 && n > 0 {
-				commit()
-				txn = s.db.NewTransaction(true)
-				continue
-			}
-			s.dropErr.Inc()
-			s.logErr("receipt store write", err)
-			break
+		ttl := s.ttl - now.Sub(op.at)
+		if ttl <= 0 {
+			continue // expired while it waited: as if written and expired
 		}
+		start = len(buf)
+		buf = appendTarget(buf, op.p, s.b.names)
+		ops = append(ops, groupcommit.Op{Key: key, Value: buf[start:len(buf):len(buf)], TTL: ttl})
 	}
-	commit()
+	n, err := s.commit.WriteAll(ops)
+	s.written.Add(float64(n))
+	if err != nil {
+		s.dropErr.Add(float64(len(ops) - n))
+		s.logErr("receipt store write", err)
+	}
 }
 
 // logErr logs a store error at most once every 10 seconds.
-func (s *receiptStore) logErr(msg string, err error) {
+func (s *store) logErr(msg string, err error) {
 	now := time.Now().Unix()
 	if last := s.lastErrLog.Load(); now-last >= 10 && s.lastErrLog.CompareAndSwap(last, now) {
-		s.log.Error(msg, "err", err)
+		s.b.log.Error(msg, "err", err)
 	}
 }
 
 // get returns the stored mapping of (smsc, canonical id). found is false
 // when there is none, it expired, or it names a tenant or account the
 // configuration no longer has.
-func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err error) {
+func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 	s.pmu.RLock()
 	e, ok := s.pending[storeKey{smsc, canon}]
 	s.pmu.RUnlock()
@@ -419,178 +386,9 @@ func (s *receiptStore) get(smsc, canon string) (t receiptTarget, found bool, err
 		if time.Since(e.at) >= s.ttl {
 			return t, false, nil
 		}
-		t, found = s.decodeTarget(s.appendTarget(nil, e.p))
+		t, found = decodeTarget(appendTarget(nil, e.p, s.b.names), s.b.names)
 		return t, found, nil
 	}
-	_, err = readKey(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = s.decodeTarget(v) })
+	_, err = groupcommit.Read(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = decodeTarget(v, s.b.names) })
 	return t, found, err
-}
-
-func appendStoreKey(dst []byte, smsc, canon string) []byte {
-	dst = append(dst, "rc/"...)
-	dst = append(dst, smsc...)
-	dst = append(dst, 0)
-	return append(dst, canon...)
-}
-
-// receiptFormat is the first byte of a stored mapping.
-const receiptFormat = 1
-
-// appendTarget appends the stored form of a mapping: receiptFormat, our
-// id (uvarint), origin, part, parts, then the tenant's id, the account's
-// system_id, from and to, each as a uvarint length and its bytes.
-// Tenants and accounts are stored by name, not by index, so a mapping
-// survives a restart with a reordered configuration.
-func (s *receiptStore) appendTarget(dst []byte, p packedTarget) []byte {
-	dst = append(dst, receiptFormat)
-	dst = binary.AppendUvarint(dst, p.msgID)
-	dst = append(dst, byte(p.origin), p.part, p.parts)
-	str := func(v string) {
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
-	}
-	tenant, account := "", ""
-	if t := s.g.tenantAt(p.tenant); t != nil {
-		tenant = t.ID
-	}
-	if a := s.g.accountAt(p.account); a != nil {
-		account = a.ID()
-	}
-	str(tenant)
-	str(account)
-	dst = binary.AppendUvarint(dst, uint64(p.fromLen))
-	dst = append(dst, p.from[:p.fromLen]...)
-	dst = binary.AppendUvarint(dst, uint64(p.toLen))
-	return append(dst, p.to[:p.toLen]...)
-}
-
-// decodeTarget reads appendTarget's form; ok is false for a malformed
-// value or one whose tenant or account is unknown now.
-func (s *receiptStore) decodeTarget(v []byte) (t receiptTarget, ok bool) {
-	if len(v) < 1 || v[0] != receiptFormat {
-		return t, false
-	}
-	v = v[1:]
-	id, n := binary.Uvarint(v)
-	if n <= 0 || len(v) < n+3 {
-		return t, false
-	}
-	v = v[n:]
-	t.msgID = strconv.FormatUint(id, 16)
-	t.origin, t.part, t.parts = Origin(v[0]), int(v[1]), int(v[2])
-	v = v[3:]
-	var fields [4]string
-	for i := range fields {
-		l, n := binary.Uvarint(v)
-		if n <= 0 || uint64(len(v)-n) < l {
-			return t, false
-		}
-		fields[i] = string(v[n : n+int(l)])
-		v = v[n+int(l):]
-	}
-	t.from, t.to = fields[2], fields[3]
-	t.tenant = s.g.tenants[fields[0]]
-	if fields[1] != "" {
-		t.account = s.g.accounts[fields[1]]
-	}
-	switch t.origin {
-	case OriginSMPP:
-		return t, t.account != nil && t.tenant != nil
-	case OriginHTTP:
-		return t, t.tenant != nil
-	}
-	return t, true
-}
-
-// lookupStored takes a receipt the memory book did not know (parked says
-// whether lookupOrPark parked it) and looks it up in the store on a
-// worker, which forwards it and answers r. It returns false, leaving r to
-// the caller, when there is no store.
-func (b *receiptBook) lookupStored(l *smscLink, r *smpp.Request, pr parsedReceipt, final, parked bool) bool {
-	s := b.store
-	if s == nil {
-		return false
-	}
-	k := b.key(l, pr.id, true)
-	if parked && !b.markLookup(k, true) { // before a worker can see it
-		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
-		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
-		return true
-	}
-	s.lookMu.RLock() // a leaf: no other lock is taken while it is held
-	if s.lookClosed {
-		s.lookMu.RUnlock()
-		if parked {
-			b.markLookup(k, false)
-		}
-		return false
-	}
-	select {
-	case s.lookups <- storeLookup{l: l, r: r, pr: pr, final: final, parked: parked}:
-		s.lookMu.RUnlock()
-		return true
-	default:
-	}
-	s.lookMu.RUnlock()
-	// Too many lookups waiting: ask the SMSC to send it again later
-	// rather than give it up.
-	s.busy.Inc()
-	if parked && !b.unpark(k) {
-		b.g.metrics.receipts.WithLabelValues(l.name, "parked").Inc()
-		r.Respond(smpp.StatusOK, nil) // add delivered it meanwhile
-		return true
-	}
-	r.Respond(smpp.StatusXTAppn, nil)
-	return true
-}
-
-// resolve looks a receipt up in the store and forwards it if found; it
-// runs on a lookup worker. A receipt still parked is taken from the lot
-// only when the store has its mapping: if add takes it first, add
-// delivers it and resolve only answers (a parked receipt being looked up
-// does not expire, so a receipt gone from the lot was delivered). On a
-// miss it stays parked for the rest of its grace period.
-func (b *receiptBook) resolve(q storeLookup) {
-	g, s := b.g, b.store
-	if h := s.lookHook.Load(); h != nil {
-		(*h)()
-	}
-	canon := dlr.CanonicalKey(q.pr.id, q.l.idBase, true)
-	k := b.keyOf(q.l, canon)
-	answer := func(st smpp.CommandStatus) { q.r.Respond(st, nil) }
-	t, found, err := s.get(q.l.name, canon)
-	switch {
-	case err != nil:
-		s.lookErr.Inc()
-		s.logErr("receipt store lookup", err)
-		if q.parked && !b.unpark(k) {
-			g.metrics.receipts.WithLabelValues(q.l.name, "parked").Inc()
-			answer(smpp.StatusOK) // add delivered it meanwhile
-			return
-		}
-		answer(smpp.StatusXTAppn) // the SMSC sends it again
-		return
-	case !found:
-		s.miss.Inc()
-		outcome := "uncorrelated"
-		if q.parked {
-			outcome = "parked" // add may still deliver it within the grace period
-			b.markLookup(k, false)
-		}
-		g.metrics.receipts.WithLabelValues(q.l.name, outcome).Inc()
-		answer(smpp.StatusOK)
-		return
-	}
-	s.hit.Inc()
-	g.metrics.receipts.WithLabelValues(q.l.name, "correlated").Inc()
-	if q.parked && !b.unpark(k) {
-		answer(smpp.StatusOK) // add delivered it meanwhile
-		return
-	}
-	if q.final {
-		s.del(q.l.name, canon)
-	} else {
-		b.remember(k, b.pack(t)) // its final receipt will take the fast path
-	}
-	g.forwardReceipt(q.l, t, q.pr, answer)
 }
