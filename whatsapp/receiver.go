@@ -126,7 +126,8 @@ type Receiver struct {
 	left     map[uint64]struct{} // seqs in some workQueue.left; guarded by mu
 
 	srvMu   sync.Mutex
-	servers []*fasthttp.Server // guarded by srvMu
+	servers []*fasthttp.Server    // guarded by srvMu
+	conns   map[net.Conn]struct{} // the servers' open connections; guarded by srvMu
 
 	intakeDone    chan struct{}  // closed by the syncer once the bodies taken before stopIntake are dispatched
 	workersDone   chan struct{}  // closed by Shutdown after the workers and sweeper stopped
@@ -419,6 +420,7 @@ func (r *Receiver) Serve(ln net.Listener) error {
 		WriteTimeout:          r.cfg.WriteTimeout,
 		IdleTimeout:           r.cfg.IdleTimeout,
 		NoDefaultServerHeader: true,
+		ConnState:             r.trackConn,
 		Logger:                slogPrintf{r.log},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
@@ -440,6 +442,37 @@ func (r *Receiver) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	return err
+}
+
+// trackConn is the standalone servers' ConnState hook: it keeps the set of
+// open connections for closeConns. Requests on a connection (StateActive,
+// StateIdle) take no lock.
+func (r *Receiver) trackConn(c net.Conn, st fasthttp.ConnState) {
+	switch st {
+	case fasthttp.StateNew:
+		r.srvMu.Lock()
+		if r.conns == nil {
+			r.conns = make(map[net.Conn]struct{})
+		}
+		r.conns[c] = struct{}{}
+		r.srvMu.Unlock()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		r.srvMu.Lock()
+		delete(r.conns, c)
+		r.srvMu.Unlock()
+	}
+}
+
+// closeConns closes the connections still open after the servers' shutdown:
+// when its context ends first, fasthttp's ShutdownWithContext returns
+// without closing connections that were not idle, and they would go on
+// serving (their goroutines alive) until their idle timeout.
+func (r *Receiver) closeConns() {
+	r.srvMu.Lock()
+	defer r.srvMu.Unlock()
+	for c := range r.conns {
+		_ = c.Close()
+	}
 }
 
 // ListenAndServe listens on cfg.Addr and calls Serve.
@@ -467,6 +500,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 				err = e
 			}
 		}
+		r.closeConns()
 		close(r.stopIntake)
 		<-r.intakeDone
 		close(r.quit)

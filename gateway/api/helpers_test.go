@@ -11,15 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/consent"
 )
 
-func requireEqual[T comparable](t *testing.T, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // testCore is a small implementation of the core interface (Core, Store,
 // Admin) for the API's own tests: the interface is the package's seam,
