@@ -22,14 +22,8 @@ func (g *Gateway) Start() error {
 	// writes from the first message.
 	g.disk = g.newDiskGuard()
 	g.disk.check()
-	if g.sim != nil && g.simLn != nil {
-		if err := g.sim.StartListener(g.simLn); err != nil {
-			return fmt.Errorf("simulator: %w", err)
-		}
-	} else if g.sim != nil {
-		if err := g.sim.Start(); err != nil {
-			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
-		}
+	if err := g.startSMSCSimulator(); err != nil {
+		return err
 	}
 	if g.smppLn == nil {
 		if g.smppLn, err = net.Listen("tcp", g.cfg.SMPP.Listen); err != nil {
@@ -53,7 +47,7 @@ func (g *Gateway) Start() error {
 		g.httpLn.Close()
 		return err
 	}
-	g.outbox.start()
+	g.outbox.Start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
 		return err
@@ -197,7 +191,7 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 func (g *Gateway) closeStores() {
 	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
-		g.outbox.close()
+		g.outbox.Close()
 	}
 	g.statuses.CloseStore() // before the committer: it writes what is queued
 	if g.commit != nil {

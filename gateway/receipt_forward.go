@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
@@ -102,8 +104,8 @@ func upstreamReceipt(t receipt.Target, pr receipt.Report) *smpp.DeliverSM {
 	body := dlr.Format(dlr.Receipt{ID: t.MsgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
 		SubmitDate: done, DoneDate: done, Stat: stat, State: st, Err: errField})
 	d := &smpp.DeliverSM{SM: smpp.SM{
-		Source:       addrOf(t.To, 1, 1),
-		Dest:         addrOf(t.From, 1, 1),
+		Source:       addrOf(t.To, consent.TONInternational, npiISDN),
+		Dest:         addrOf(t.From, consent.TONInternational, npiISDN),
 		ESMClass:     smpp.ESMClassReceipt,
 		ShortMessage: []byte(body),
 	}}
@@ -135,7 +137,7 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 		answer(smpp.StatusSysErr)
 		return
 	}
-	if err := g.outbox.put(&outItem{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+	if err := g.outbox.Put(&outbox.Item{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
 		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
 		answer(smpp.StatusXTAppn)
 		return
@@ -144,14 +146,14 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 }
 
 // deliverSpooled is the outbox worker for spooled deliver_sm.
-func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
+func (g *Gateway) deliverSpooled(ctx context.Context, it *outbox.Item) error {
 	raw, err := unjsonBytes(it.Payload)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, p, err := smpp.Decode(raw)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, _, err = g.smppSrv.Deliver(ctx, it.Account, p)
 	if err == nil {
