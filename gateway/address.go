@@ -8,10 +8,6 @@ import (
 	"github.com/optgate/optgate/smpp"
 )
 
-// ReasonAmbiguousNumber is the Outcome.Reason of a destination refused
-// because it reads as two different numbers (consent.ErrAmbiguousNumber).
-const ReasonAmbiguousNumber = "ambiguous_number"
-
 // SMPP numbering-plan indicators (SMPP 3.4 §5.2.6) the gateway writes;
 // the type-of-number values are consent.TON*.
 const (

@@ -106,7 +106,7 @@ func TestFooterAndMaxLength(t *testing.T) {
 		t.Fatalf("footer added twice: %q", text)
 	}
 	code, m = env.http("POST", "/v1/messages", acmeToken, `{"to":"`+handset+`","text":"`+strings.Repeat("x", 195)+`","bulk":true}`)
-	if code != 400 || errCode(m) != ReasonTooLong {
+	if code != 400 || errCode(m) != ReasonTooLong.String() {
 		t.Fatalf("too long after footer: %d %v", code, m)
 	}
 }

@@ -180,7 +180,7 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 			t.Fatalf("STOP %d on a full disk: %v, want ESME_RX_T_APPN", i, err)
 		}
 	}
-	if code, m := env.http("POST", "/v1/consent/"+during+"/opt-out", acmeToken, ""); code != 503 || errCode(m) != ReasonStoreUnavailable {
+	if code, m := env.http("POST", "/v1/consent/"+during+"/opt-out", acmeToken, ""); code != 503 || errCode(m) != ReasonStoreUnavailable.String() {
 		t.Fatalf("API opt-out on a full disk: %d %v, want 503 store_unavailable", code, m)
 	}
 	if code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+during+`","text":"hi"}`); code != 503 {
@@ -353,7 +353,7 @@ func TestSlowFsyncFailsClosed(t *testing.T) {
 		t.Fatalf("STOP with slow fsyncs: %v, want ESME_RX_T_APPN", err)
 	}
 	// WhatsApp's inbound messages too: Meta retries a 503.
-	if code, m := env.http("POST", "/webhooks/whatsapp", "", `{"object":"whatsapp_business_account"}`); code != 503 || errCode(m) != ReasonStoreUnavailable {
+	if code, m := env.http("POST", "/webhooks/whatsapp", "", `{"object":"whatsapp_business_account"}`); code != 503 || errCode(m) != ReasonStoreUnavailable.String() {
 		t.Fatalf("WhatsApp webhook with slow fsyncs: %d %v, want 503 store_unavailable", code, m)
 	}
 	if n := logs.count("store unhealthy"); n != 2 {

@@ -19,7 +19,7 @@
 // checked by the one ownership rule (address.go, senderFor), and enters the MT chain (chain.go, where the order is written
 // down): validate, the consent screen against the suppression index, the
 // bulk footer and length rules, the WhatsApp window, the durable queue for
-// ack: store accounts, and send. A refused message is answered at once:
+// ack: store accounts (queue.go over gateway/outbox), and send. A refused message is answered at once:
 // submit_sm_resp 0x00000401..0x00000404 or HTTP 403/409. An accepted one is
 // routed by destination prefix to an SMSC (failing over within its group),
 // and the platform is answered with our message id when the SMSC accepted
@@ -38,7 +38,7 @@
 // SMSC retries. The confirmation is then sent from the number that
 // received the keyword, through the SMSC it came from, and the MO and the
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
-// webhooks kept on disk until delivered).
+// webhooks kept on disk until delivered, gateway/outbox).
 //
 // Both channels go through one MO consent core, moConsent (mo_core.go):
 // the consent call, the tenant's durable copy, the counting, the
@@ -57,10 +57,11 @@
 //
 // # Who may do what
 //
-// SECURITY.md is the model. In code: auth and authHTTP (http.go) check a
-// bearer token before a request's body is read, and httpSec (httpsec.go)
-// locks out addresses that keep failing, counts imports and keeps the
-// callers; ownSender holds a consent request's sender to the tenant's own
+// SECURITY.md is the model. In code: the HTTP API's middleware (package
+// gateway/api, middleware.go) checks a bearer token before a request's
+// body is read, and its httpSec (sec.go) locks out addresses that keep
+// failing, counts imports and keeps the callers; apiCore.OwnSender
+// (apicore.go) holds a consent request's sender to the tenant's own
 // numbers; checkExposure (config_validate.go) refuses dev secrets and mocks on a
 // listener that is not loopback.
 //
@@ -74,12 +75,25 @@
 //
 // # The HTTP API's contract
 //
-// api/openapi.yaml describes the API (served at GET /v1/openapi.yaml; the
-// tests validate answers against it). Idempotency-Key on POST /v1/messages
-// (idempotency.go) is reserved in the gateway store, synced, before the
+// Package gateway/api serves the API over the core interface apicore.go
+// implements. api/openapi.yaml describes the API (served at GET
+// /v1/openapi.yaml; the tests validate answers against it).
+// Idempotency-Key on POST /v1/messages (gateway/api/idempotency.go) is
+// reserved in the gateway store, synced, before the
 // message reaches the chain, and the answer stored after, so a retry is
 // replayed and a crash cannot send twice. Every answer has an X-Request-Id
-// (requestid.go); listings page with opaque cursors (api_page.go). The
-// status book's records are written to the gateway store asynchronously
-// (status_store.go) so GET /v1/messages/{id} answers after a restart.
+// (gateway/api/requestid.go); listings page with opaque cursors
+// (gateway/api/page.go). The status book (gateway/status) records every
+// outcome and receipt as a message State by one ranking; its records are
+// written to the gateway store asynchronously so GET /v1/messages/{id}
+// answers after a restart.
+//
+// # Outcomes at the edges
+//
+// The chain finishes every message with a channel-neutral status.Outcome
+// (Kind, typed Reason, Retry, the carrier's own code). The SMPP edge maps
+// it to a command_status in one function (outcome.go, smppStatus: 0x401
+// to 0x404 for consent refusals, the account's overrides, ESME_RX_T_APPN
+// for what may be retried); the HTTP API maps it to a status and error
+// code in one function too (gateway/api/answer.go).
 package gateway

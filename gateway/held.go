@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -93,13 +94,13 @@ func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
 		// messages waiting as a recipient may: refuse this one for what it
 		// is (no consent yet, 0x403) rather than as a store failure the
 		// platform would retry.
-		r := consent.ReasonAttestationPending
+		r := status.ReasonAttestationPending
 		g.metrics.blocked.WithLabelValues(m.Tenant.ID, r.String()).Inc()
-		m.Finish(Outcome{Kind: Blocked, Reason: r.String(), Status: blockStatus(m.Account, r), Err: err})
+		m.Finish(Outcome{Kind: Blocked, Reason: r, Err: err})
 		return
 	}
 	if err != nil {
-		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: err})
 		return
 	}
 	if !hr.Held {
@@ -108,13 +109,13 @@ func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
 			g.mtAfterScreen(ctx, m)
 			return
 		}
-		m.Finish(Outcome{Kind: Blocked, Reason: hr.Decision.Reason.String(), Status: blockStatus(m.Account, hr.Decision.Reason)})
+		m.Finish(Outcome{Kind: Blocked, Reason: status.FromConsent(hr.Decision.Reason)})
 		return
 	}
 	if hr.Prompt != nil {
 		g.sendReply(m.Tenant, *hr.Prompt)
 	}
-	m.Finish(Outcome{Kind: Held, Reason: "attestation_pending"})
+	m.Finish(Outcome{Kind: Held, Reason: status.ReasonAttestationPending})
 }
 
 // disclaim sends the tenant's disclaimer before the first message to a
@@ -153,9 +154,9 @@ func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
 }
 
 // failHeld reports a held message that will never be sent.
-func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason string) {
+func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason status.Reason) {
 	p, _ := decodeHeld(h.Payload) // unreadable: the zero payload, whose receipt goes nowhere
-	g.statuses.update(h.ID, "failed", reason)
+	g.statuses.Update(h.ID, status.StateFailed, reason)
 	m := &Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], From: p.From, To: p.To}
 	if p.Origin == OriginSMPP && m.Account == nil {
 		return
@@ -167,11 +168,9 @@ func (g *Gateway) recordReleased(m *Message, o Outcome) { g.record(m, o) }
 
 // record updates the status book and the metrics for an outcome.
 func (g *Gateway) record(m *Message, o Outcome) {
-	state := o.Kind.String()
-	reason := o.Reason
 	// Stamped with the message's arrival, so a receipt that overtook this
 	// answer (and stamped its own, later time) is not overwritten.
-	g.statuses.put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: state, Reason: reason,
+	g.statuses.Put(MessageStatus{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, To: m.To, State: o.Kind.State(), Reason: o.Reason,
 		Updated: m.Received})
 	g.metrics.mtOutcome(m.Channel, o.Kind).Inc()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -46,7 +47,7 @@ func (g *Gateway) Start() error {
 		g.httpLn.Close()
 		return err
 	}
-	g.outbox.start()
+	g.outbox.Start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
 		return err
@@ -108,7 +109,7 @@ func (g *Gateway) housekeeping() {
 func (g *Gateway) onConsentEvent(ev consent.Event) error {
 	t := g.tenants[ev.Tenant]
 	if ev.Type == consent.EventHeldExpired && ev.Held != nil && t != nil {
-		g.failHeld(t, *ev.Held, "held_expired")
+		g.failHeld(t, *ev.Held, status.ReasonHeldExpired)
 	}
 	return g.emit(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 }
@@ -190,9 +191,9 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 func (g *Gateway) closeStores() {
 	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
-		g.outbox.close()
+		g.outbox.Close()
 	}
-	g.statuses.closeStore() // before the committer: it writes what is queued
+	g.statuses.CloseStore() // before the committer: it writes what is queued
 	if g.commit != nil {
 		g.commit.Close()
 	}

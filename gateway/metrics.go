@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -41,7 +42,7 @@ type metrics struct {
 
 	// Per-message counters resolved once: WithLabelValues hashes its
 	// labels on every call, which showed at 100k messages a second.
-	mtOut [2][len(outcomeNames)]prometheus.Counter // channel (sms, whatsapp) × outcome kind
+	mtOut [2][status.NumKinds]prometheus.Counter // channel (sms, whatsapp) × outcome kind
 }
 
 func (m *metrics) mtOutcome(channel string, k OutcomeKind) prometheus.Counter {
@@ -49,7 +50,7 @@ func (m *metrics) mtOutcome(channel string, k OutcomeKind) prometheus.Counter {
 	if channel == ChannelWhatsApp {
 		ch = 1
 	}
-	if int(k) >= len(outcomeNames) {
+	if k >= status.NumKinds {
 		k = 0
 	}
 	return m.mtOut[ch][k]
@@ -105,8 +106,8 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 		return float64(len(g.smppSrv.Sessions()))
 	})
 	for ch, name := range []string{ChannelSMS, ChannelWhatsApp} {
-		for k := range outcomeNames {
-			ok := OutcomeKind(k).String()
+		for k := range status.NumKinds {
+			ok := k.String()
 			if k == 0 {
 				ok = "unknown"
 			}

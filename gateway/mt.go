@@ -10,20 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
-)
-
-// Rejection reasons (Outcome.Reason for Rejected).
-const (
-	ReasonInvalidNumber = "invalid_number"
-	ReasonInvalidSender = "invalid_sender"
-	ReasonTooLong       = "too_long"
-	ReasonBadEncoding   = "bad_encoding"
-	ReasonNoRoute       = "no_route"
-	ReasonWindowClosed  = "whatsapp_window_closed"
-	ReasonCarrier       = "carrier_error"
-	ReasonInternal      = "internal_error"
 )
 
 func (g *Gateway) recoverer(next Handler) Handler {
@@ -32,7 +21,7 @@ func (g *Gateway) recoverer(next Handler) Handler {
 			if v := recover(); v != nil {
 				g.metrics.panics.Inc()
 				g.log.Error("panic in MT chain", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusSysErr, Err: fmt.Errorf("internal error")})
+				m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Err: fmt.Errorf("internal error")})
 			}
 		}()
 		next.Handle(ctx, m)
@@ -56,12 +45,12 @@ func validE164Digits(s string) bool {
 func (g *Gateway) validate(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
 		if !validE164Digits(m.To) {
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber, Status: smpp.StatusInvDstAdr,
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber,
 				Err: fmt.Errorf("recipient %q is not an E.164 number", m.To)})
 			return
 		}
 		if m.From == "" {
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: errors.New("no sender number")})
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Err: errors.New("no sender number")})
 			return
 		}
 		// The sender must be the tenant's (senderFor): consent is scoped by
@@ -70,13 +59,13 @@ func (g *Gateway) validate(next Handler) Handler {
 		// the rule for every way in.
 		if m.Channel == ChannelSMS && m.Origin != OriginInternal {
 			if _, err := g.senderFor(m.Tenant, m.From, httpSenderTON(m.From), 0); err != nil {
-				m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr, Err: err})
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Err: err})
 				return
 			}
 		}
 		if m.Body != nil {
 			if len(m.Body) > smpp.MaxShortMessage && len(m.TLVs) == 0 {
-				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: errors.New("short_message longer than 254 octets")})
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Err: errors.New("short_message longer than 254 octets")})
 				return
 			}
 			if len(m.TLVs) > 0 && len(m.Body) == 0 {
@@ -91,7 +80,7 @@ func (g *Gateway) validate(next Handler) Handler {
 				var tl smpp.TLVs
 				if tl.SetBytes(m.TLVs) == nil {
 					if pl, ok := tl.MessagePayload(); ok && len(pl) > 2*maxLen {
-						m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen,
+						m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong,
 							Err: fmt.Errorf("message_payload of %d octets is over the tenant's maximum (%d characters)", len(pl), maxLen)})
 						return
 					}
@@ -99,54 +88,16 @@ func (g *Gateway) validate(next Handler) Handler {
 			}
 		} else {
 			if !utf8.ValidString(m.Text) {
-				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: errors.New("text is not valid UTF-8")})
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Err: errors.New("text is not valid UTF-8")})
 				return
 			}
 			if m.Text == "" && m.WA == nil {
-				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: errors.New("empty text")})
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Err: errors.New("empty text")})
 				return
 			}
 		}
 		next.Handle(ctx, m)
 	})
-}
-
-// blockStatus maps a consent reason to the account's SMPP status.
-func blockStatus(a *Account, r consent.Reason) smpp.CommandStatus {
-	var st smpp.CommandStatus
-	var over uint32
-	switch r {
-	case consent.ReasonMarketingOptOut:
-		st = smpp.StatusMarketingOptOut
-		if a != nil {
-			over = a.cfg.Statuses.MarketingOptOut
-		}
-	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
-		st = smpp.StatusNoConsent
-		if a != nil {
-			over = a.cfg.Statuses.NoConsent
-		}
-	default:
-		st = smpp.StatusOptedOut
-		if a != nil {
-			over = a.cfg.Statuses.OptedOut
-		}
-	}
-	if over != 0 {
-		return smpp.CommandStatus(over)
-	}
-	return st
-}
-
-// APICode is the HTTP error code for a block reason.
-func APICode(r consent.Reason) string {
-	switch r {
-	case consent.ReasonMarketingOptOut:
-		return "marketing_opt_out"
-	case consent.ReasonAttestationPending, consent.ReasonNoConsent:
-		return "no_consent"
-	}
-	return "recipient_opted_out"
 }
 
 func (g *Gateway) screen(next Handler) Handler {
@@ -159,7 +110,7 @@ func (g *Gateway) screen(next Handler) Handler {
 		if err != nil {
 			// Fail closed: a message we cannot screen is not sent.
 			g.log.Error("consent check failed", "tenant", m.Tenant.ID, "err", err)
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: err})
 			return
 		}
 		if d.Action != consent.ActionBlock && !g.storesOK() {
@@ -167,7 +118,7 @@ func (g *Gateway) screen(next Handler) Handler {
 			// index still refuses an opted-out recipient for good (the
 			// Block below); anything else is refused for now, to be
 			// retried once the stores take writes again.
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Status: smpp.StatusXTAppn, Err: ErrStoreUnhealthy})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Retry: true, Err: ErrStoreUnhealthy})
 			return
 		}
 		switch d.Action {
@@ -175,15 +126,14 @@ func (g *Gateway) screen(next Handler) Handler {
 			next.Handle(ctx, m)
 		case consent.ActionBlock:
 			g.metrics.blocked.WithLabelValues(m.Tenant.ID, d.Reason.String()).Inc()
-			m.Finish(Outcome{Kind: Blocked, Reason: d.Reason.String(), Status: blockStatus(m.Account, d.Reason),
-				Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
+			m.Finish(Outcome{Kind: Blocked, Reason: status.FromConsent(d.Reason), Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
 		case consent.ActionHold:
 			g.hold(ctx, m, d)
 		case consent.ActionDisclaimFirst:
 			g.disclaim(ctx, m)
 			next.Handle(ctx, m)
 		default:
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusSysErr, Err: fmt.Errorf("unknown consent action %v", d.Action)})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Err: fmt.Errorf("unknown consent action %v", d.Action)})
 		}
 	})
 }
@@ -220,10 +170,10 @@ func (g *Gateway) footer(next Handler) Handler {
 		if err != nil {
 			var tl *consent.TooLongError
 			if errors.As(err, &tl) {
-				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: err})
+				m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Err: err})
 				return
 			}
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Status: smpp.StatusInvMsgLen, Err: err})
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonBadEncoding, Err: err})
 			return
 		}
 		if out != text || m.Body == nil {
@@ -241,7 +191,7 @@ func (g *Gateway) send(ctx context.Context, m *Message) {
 	}
 	l, err := g.pickLink(m.To)
 	if err != nil {
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: err})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Err: err})
 		return
 	}
 	g.sendOn(l, m)
@@ -252,7 +202,7 @@ func (g *Gateway) send(ctx context.Context, m *Message) {
 func (g *Gateway) sendOn(l *smscLink, m *Message) {
 	pdus, err := g.buildSubmits(l, m)
 	if err != nil {
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Status: smpp.StatusInvMsgLen, Err: err})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonTooLong, Err: err})
 		return
 	}
 	start := time.Now()
@@ -299,7 +249,6 @@ func (g *Gateway) sendOn(l *smscLink, m *Message) {
 // accepted or may have been (resending would duplicate it).
 func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error, again bool) {
 	if err != nil {
-		st := smpp.StatusOf(err)
 		retry := again
 		if retry {
 			if l.idx < 64 {
@@ -311,10 +260,15 @@ func (g *Gateway) submitted(l *smscLink, m *Message, ids []string, err error, ag
 				return
 			}
 		}
+		o := Outcome{Kind: Failed, Reason: ReasonCarrier, Err: err, SMSC: l.name}
 		if retry || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrTimeout) {
-			st = smpp.StatusXTAppn
+			o.Retry = true // nothing at the SMSC, or no answer: ESME_RX_T_APPN
+		} else {
+			// The SMSC's own status, relayed to the platform
+			// (ESME_RSYSERR for a failure without one).
+			o.CarrierCode = uint32(smpp.StatusOf(err))
 		}
-		m.Finish(Outcome{Kind: Failed, Reason: ReasonCarrier, Status: st, Err: err, SMSC: l.name})
+		m.Finish(o)
 		return
 	}
 	// Answer first, then map the ids: a receipt that overtook the answer

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/optgate/optgate/gateway/outbox"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -23,10 +25,10 @@ func (g *Gateway) queue(next Handler) Handler {
 		}
 		p, err := heldPayloadOf(m)
 		if err == nil {
-			err = g.outbox.put(&outItem{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
+			err = g.outbox.Put(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
 		if err != nil {
-			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusMsgQFul, Err: err})
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: fmt.Errorf("%w: %w", errNotQueued, err)})
 			return
 		}
 		m.Finish(Outcome{Kind: Queued})
@@ -40,15 +42,15 @@ func (g *Gateway) queue(next Handler) Handler {
 // Temporary failures are retried by the outbox; permanent ones end the
 // message with a failure receipt. The item is removed only after the SMSC
 // accepted it, so a crash in between resends it (at least once).
-func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error)) {
+func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(error)) {
 	p, err := decodeHeld(it.Payload)
 	if err != nil {
-		done(errPermanent{err})
+		done(outbox.Permanent(err))
 		return
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
-		done(errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)})
+		done(outbox.Permanent(fmt.Errorf("unknown tenant %q", it.Tenant)))
 		return
 	}
 	m := p.message(g, t)
@@ -80,7 +82,7 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error))
 // message is retried even when the outcome is unknown (sent, unanswered):
 // ack: store is at least once.
 func queueRetryable(o Outcome) bool {
-	return o.Status.Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
+	return smppStatus(nil, o).Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
 		errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) || errors.Is(o.Err, smpp.ErrClientClosed)
 }
 
@@ -90,7 +92,7 @@ func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
 }
 
 // queuedExpired fails a message that stayed queued past queue.max_age.
-func (g *Gateway) queuedExpired(it *outItem) {
+func (g *Gateway) queuedExpired(it *outbox.Item) {
 	p, err := decodeHeld(it.Payload)
 	if err != nil {
 		return
@@ -101,7 +103,7 @@ func (g *Gateway) queuedExpired(it *outItem) {
 	}
 	m := p.message(g, t)
 	m.Origin = OriginSMPP
-	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: "expired", Status: smpp.StatusDeliveryFailure})
+	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: status.ReasonExpired})
 }
 
 // queuedExpiredMsg tells the upstream, by a receipt, that a message it was
@@ -114,8 +116,8 @@ func (g *Gateway) queuedExpiredMsg(m *Message, o Outcome) {
 	if o.Kind == Blocked {
 		state = dlr.Rejected
 	}
-	if o.Reason == "expired" {
+	if o.Reason == status.ReasonExpired {
 		state = dlr.Expired
 	}
-	g.forwardSynthetic(m, OriginSMPP, state, o.Status)
+	g.forwardSynthetic(m, OriginSMPP, state, smppStatus(m.Account, o))
 }

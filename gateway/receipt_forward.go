@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -31,12 +33,12 @@ func (g *Gateway) handleReceipt(l *smscLink, r *smpp.Request, d *smpp.DeliverSM)
 // forwardReceipt sends a receipt to where its message came from and calls
 // answer with the status for the SMSC.
 func (g *Gateway) forwardReceipt(t receipt.Target, pr receipt.Report, answer func(smpp.CommandStatus)) {
-	state := receiptStateName(pr.State)
-	reason := ""
+	state := status.FromReceipt(pr.State)
+	reason := status.ReasonNone
 	if pr.Err != "" && pr.Err != "000" {
-		reason = "err:" + pr.Err
+		reason = status.CarrierReason("err:" + pr.Err)
 	}
-	g.statuses.update(t.MsgID, state, reason)
+	g.statuses.Update(t.MsgID, state, reason)
 	switch Origin(t.Origin) {
 	case OriginSMPP:
 		account := g.accountAt(t.Account)
@@ -68,7 +70,7 @@ func (g *Gateway) forwardReceipt(t receipt.Target, pr receipt.Report, answer fun
 		}
 	case OriginHTTP:
 		err := g.emit(g.tenantAt(t.Tenant), "message.status", map[string]any{
-			"id": t.MsgID, "to": t.To, "from": t.From, "state": state, "error": pr.Err, "part": t.Part, "parts": t.Parts,
+			"id": t.MsgID, "to": t.To, "from": t.From, "state": state.String(), "error": pr.Err, "part": t.Part, "parts": t.Parts,
 		})
 		if err != nil {
 			answer(smpp.StatusXTAppn)
@@ -127,43 +129,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func receiptStateName(s dlr.State) string {
-	switch s {
-	case dlr.Delivered:
-		return "delivered"
-	case dlr.Expired:
-		return "expired"
-	case dlr.Deleted:
-		return "deleted"
-	case dlr.Undeliverable:
-		return "undeliverable"
-	case dlr.Accepted:
-		return "accepted_by_carrier"
-	case dlr.Rejected:
-		return "rejected"
-	case dlr.Enroute:
-		return "enroute"
-	}
-	return "unknown"
-}
-
-// messageState maps our state names to message_state for query_sm.
-func messageState(s string) uint8 {
-	switch s {
-	case "delivered":
-		return uint8(dlr.Delivered)
-	case "expired":
-		return uint8(dlr.Expired)
-	case "undeliverable", "failed":
-		return uint8(dlr.Undeliverable)
-	case "blocked", "rejected":
-		return uint8(dlr.Rejected)
-	case "accepted", "queued", "held", "enroute", "accepted_by_carrier":
-		return uint8(dlr.Enroute)
-	}
-	return uint8(dlr.Unknown)
-}
-
 // spoolDeliver keeps a deliver_sm for an upstream ESME that is not bound
 // (or refused it) in the durable outbox, then answers the SMSC.
 func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.CommandStatus)) {
@@ -172,7 +137,7 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 		answer(smpp.StatusSysErr)
 		return
 	}
-	if err := g.outbox.put(&outItem{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+	if err := g.outbox.Put(&outbox.Item{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
 		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
 		answer(smpp.StatusXTAppn)
 		return
@@ -181,14 +146,14 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 }
 
 // deliverSpooled is the outbox worker for spooled deliver_sm.
-func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
+func (g *Gateway) deliverSpooled(ctx context.Context, it *outbox.Item) error {
 	raw, err := unjsonBytes(it.Payload)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, p, err := smpp.Decode(raw)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, _, err = g.smppSrv.Deliver(ctx, it.Account, p)
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // heldActions releases or fails the held messages a consent change
@@ -14,7 +15,7 @@ func (g *Gateway) heldActions(t *Tenant, res consent.Result) {
 		g.releaseHeld(t, h)
 	}
 	for _, h := range res.Dropped {
-		g.failHeld(t, h, "recipient_opted_out")
+		g.failHeld(t, h, status.ReasonRecipientOptedOut)
 	}
 }
 

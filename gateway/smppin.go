@@ -56,7 +56,7 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 		if errors.Is(err, consent.ErrAmbiguousNumber) {
 			reason = ReasonAmbiguousNumber
 		}
-		m.Finish(Outcome{Kind: Rejected, Reason: reason, Status: smpp.StatusInvDstAdr, Err: err})
+		m.Finish(Outcome{Kind: Rejected, Reason: reason, Err: err})
 		return false
 	}
 	m.To = to
@@ -71,8 +71,7 @@ func (g *Gateway) upstreamAddrs(m *Message, src, dst smpp.Address) bool {
 	}
 	if err != nil {
 		m.From = string(src.Addr)
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
-			Err: fmt.Errorf("source (TON %d, NPI %d): %w", src.TON, src.NPI, err)})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Err: fmt.Errorf("source (TON %d, NPI %d): %w", src.TON, src.NPI, err)})
 		return false
 	}
 	m.From = from
@@ -96,12 +95,12 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 	case *smpp.DataSM:
 		g.submitUpstream(r, acct, dataSMMT(p))
 	case *smpp.QuerySM:
-		st, ok := g.statuses.get(string(p.MessageID))
+		st, ok := g.statuses.Get(string(p.MessageID))
 		if !ok || st.Tenant != acct.tenant.ID {
 			r.Respond(smpp.StatusQueryFail, nil)
 			return
 		}
-		r.Respond(smpp.StatusOK, &smpp.QuerySMResp{MessageID: p.MessageID, MessageState: messageState(st.State)})
+		r.Respond(smpp.StatusOK, &smpp.QuerySMResp{MessageID: p.MessageID, MessageState: uint8(st.State.MessageState())})
 	case *smpp.CancelSM:
 		r.Respond(smpp.StatusCancelFail, nil)
 	case *smpp.ReplaceSM:
@@ -188,27 +187,21 @@ func (g *Gateway) answerSubmit(m *Message, o Outcome) {
 		one.resp.MessageID = append(one.id[:0], id...)
 		r.Respond(st, &one.resp)
 	}
-	switch o.Kind {
-	case Accepted, Queued, Held:
+	st := smppStatus(m.Account, o)
+	switch {
+	case st == smpp.StatusOK:
 		respond(smpp.StatusOK, m.ID)
-	case Blocked:
-		if m.Account != nil && m.Account.cfg.Reject == "receipt" {
-			respond(smpp.StatusOK, m.ID)
-			go g.rejectReceipt(m, o)
-			return
-		}
-		respond(o.Status, "")
+	case o.Kind == Blocked && m.Account != nil && m.Account.cfg.Reject == "receipt":
+		respond(smpp.StatusOK, m.ID)
+		go g.rejectReceipt(m, st)
 	default:
-		st := o.Status
-		if st == smpp.StatusOK {
-			st = smpp.StatusSysErr
-		}
 		respond(st, "")
 	}
 }
 
-// rejectReceipt sends the upstream a receipt stat:REJECTD for a blocked
-// message accepted under reject: receipt.
-func (g *Gateway) rejectReceipt(m *Message, o Outcome) {
-	g.forwardSynthetic(m, OriginSMPP, dlr.Rejected, o.Status)
+// rejectReceipt sends the upstream a receipt stat:REJECTD, err: the
+// status st it would have been refused with, for a blocked message
+// accepted under reject: receipt.
+func (g *Gateway) rejectReceipt(m *Message, st smpp.CommandStatus) {
+	g.forwardSynthetic(m, OriginSMPP, dlr.Rejected, st)
 }

@@ -7,6 +7,7 @@ import (
 
 	"testing"
 
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
@@ -69,7 +70,7 @@ func TestMessageStatusSurvivesRestart(t *testing.T) {
 	id2 := m["id"].(string)
 	env.stop()
 	env = startEnv(t, y, smsc, dir)
-	env.g.statuses.update(id2, "undeliverable", "")
+	env.g.statuses.Update(id2, status.StateUndeliverable, status.ReasonNone)
 	code, st := env.http("GET", "/v1/messages/"+id2, acmeToken, "")
 	if code != 200 || st["state"] != "undeliverable" || st["to"] != "+15145550183" {
 		t.Fatalf("late state change after the restart: %d %v", code, st)
@@ -95,19 +96,19 @@ func TestMessageStatusesManySurviveRestart(t *testing.T) {
 	id := func(i int) string { return strconv.FormatUint(first+uint64(i), 16) }
 	at := time.Now()
 	for i := 0; i < n; i++ {
-		env.g.statuses.put(MessageStatus{ID: id(i), Tenant: "acme", Channel: ChannelSMS, To: fmt.Sprintf("+1514555%04d", i),
-			State: "accepted", Updated: at})
+		env.g.statuses.Put(MessageStatus{ID: id(i), Tenant: "acme", Channel: ChannelSMS, To: fmt.Sprintf("+1514555%04d", i),
+			State: status.StateAccepted, Updated: at})
 	}
 	// Let the writer store them, then change every third one: its entry
 	// is written again with the others kept.
 	waitFor(t, 10*time.Second, func() error {
-		if _, ok := env.g.statuses.store.read(first + n - 1); !ok {
+		if _, ok := env.g.statuses.Stored(id(n - 1)); !ok {
 			return fmt.Errorf("not stored yet")
 		}
 		return nil
 	})
 	for i := 0; i < n; i += 3 {
-		env.g.statuses.update(id(i), "delivered", "")
+		env.g.statuses.Update(id(i), status.StateDelivered, status.ReasonNone)
 	}
 	env.stop()
 	env = startEnv(t, y, smsc, dir)
@@ -123,26 +124,5 @@ func TestMessageStatusesManySurviveRestart(t *testing.T) {
 	}
 	if code, _ := env.http("GET", "/v1/messages/"+id(n), acmeToken, ""); code != 404 {
 		t.Fatalf("a message never sent: %d", code)
-	}
-}
-
-// BenchmarkStatusStoreWrite is the writer's cost per message status (in
-// batches of 1024, through the group committer): what BenchmarkGatewayMT
-// does not see when it ends within a linger.
-func BenchmarkStatusStoreWrite(b *testing.B) {
-	smsc := smpptest.NewServer(smpptest.Config{})
-	b.Cleanup(smsc.Close)
-	dir := b.TempDir()
-	g := startBenchGateway(b, configYAML(dir, smsc.Addr(), "", ""))
-	w := statusWriter{s: g.statuses.store, last: map[uint64]int{}}
-	batch := make([]statusRec, 1024)
-	for i := range batch {
-		batch[i] = statusRec{id: uint64(i + 1), at: time.Now().UnixNano(), tenant: 1, state: intern("accepted"), toLen: 12}
-		copy(batch[i].to[:], "+15145550100")
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += len(batch) {
-		w.write(batch)
 	}
 }

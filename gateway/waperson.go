@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/whatsapp"
 )
@@ -395,7 +396,7 @@ func (wa *waChannel) status(t *Tenant, ev whatsapp.Event) error {
 	if ok {
 		// A record the send filled in (To set) must be this tenant's WhatsApp message; a status
 		// that overtook the send's own answer finds an empty record.
-		if ms, found := g.statuses.get(id); found && ms.To != "" && (ms.Tenant != t.ID || ms.Channel != ChannelWhatsApp) {
+		if ms, found := g.statuses.Get(id); found && ms.To != "" && (ms.Tenant != t.ID || ms.Channel != ChannelWhatsApp) {
 			ok = false
 		}
 	}
@@ -405,20 +406,20 @@ func (wa *waChannel) status(t *Tenant, ev whatsapp.Event) error {
 			"phone_number_id", ev.PhoneNumberID)
 		return nil
 	}
-	state := st.Status
-	switch state {
+	state, _ := status.ParseState(st.Status) // sent, delivered or read
+	switch st.Status {
 	case "failed":
-		state = "undeliverable"
+		state = status.StateUndeliverable
 	case "played":
-		state = "read" // a voice message listened to
+		state = status.StateRead // a voice message listened to
 	}
-	reason := ""
+	reason := status.ReasonNone
 	if len(st.Errors) > 0 {
-		reason = fmt.Sprintf("err:%d", st.Errors[0].Code)
+		reason = status.CarrierReason(fmt.Sprintf("err:%d", st.Errors[0].Code))
 	}
-	g.statuses.update(id, state, reason)
+	g.statuses.Update(id, state, reason)
 	if t.cfg.Webhook.URL != "" {
-		return g.emit(t, "message.status", map[string]any{"id": id, "channel": ChannelWhatsApp, "state": state, "error": reason})
+		return g.emit(t, "message.status", map[string]any{"id": id, "channel": ChannelWhatsApp, "state": state.String(), "error": reason.String()})
 	}
 	return nil
 }

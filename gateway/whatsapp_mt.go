@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
-	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/whatsapp"
 )
 
@@ -36,8 +36,7 @@ func (g *Gateway) waWindow(next Handler) Handler {
 		}
 		n := g.wa.numberFor(m)
 		if n == nil {
-			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Status: smpp.StatusInvSrcAdr,
-				Err: fmt.Errorf("sender %s is not one of the tenant's WhatsApp numbers", m.From)})
+			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidSender, Err: fmt.Errorf("sender %s is not one of the tenant's WhatsApp numbers", m.From)})
 			return
 		}
 		if isTemplate(m) {
@@ -51,9 +50,8 @@ func (g *Gateway) waWindow(next Handler) Handler {
 			return
 		}
 		if !g.wa.window.Open(n.cfg.PhoneNumberID, strings.TrimPrefix(m.To, "+"), time.Now()) {
-			g.metrics.blocked.WithLabelValues(m.Tenant.ID, ReasonWindowClosed).Inc()
-			m.Finish(Outcome{Kind: Blocked, Reason: ReasonWindowClosed, Status: windowStatus(m.Account),
-				Err: errors.New("WhatsApp 24-hour window closed: a template is required")})
+			g.metrics.blocked.WithLabelValues(m.Tenant.ID, ReasonWindowClosed.String()).Inc()
+			m.Finish(Outcome{Kind: Blocked, Reason: ReasonWindowClosed, Err: errors.New("WhatsApp 24-hour window closed: a template is required")})
 			return
 		}
 		next.Handle(ctx, m)
@@ -66,23 +64,15 @@ func (g *Gateway) screenMarketing(m *Message) bool {
 	d, err := g.consent.Check(m.Tenant.ID, m.Channel, m.From, m.To, consent.CategoryMarketing)
 	if err != nil {
 		g.log.Error("consent check failed", "tenant", m.Tenant.ID, "err", err)
-		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Status: smpp.StatusXTAppn, Err: err})
+		m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: err})
 		return false
 	}
 	if d.Action == consent.ActionBlock {
 		g.metrics.blocked.WithLabelValues(m.Tenant.ID, d.Reason.String()).Inc()
-		m.Finish(Outcome{Kind: Blocked, Reason: d.Reason.String(), Status: blockStatus(m.Account, d.Reason),
-			Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
+		m.Finish(Outcome{Kind: Blocked, Reason: status.FromConsent(d.Reason), Err: fmt.Errorf("recipient blocked: %s", d.Reason)})
 		return false
 	}
 	return true
-}
-
-func windowStatus(a *Account) smpp.CommandStatus {
-	if a != nil && a.cfg.Statuses.WhatsAppWindow != 0 {
-		return smpp.CommandStatus(a.cfg.Statuses.WhatsAppWindow)
-	}
-	return smpp.StatusWhatsAppWindow
 }
 
 // waMessage builds the Cloud API message for m: to the wa_id the person
@@ -152,17 +142,17 @@ func (wa *waChannel) waMessage(n *waNumber, m *Message) whatsapp.Message {
 // retries with back-off) and finishes the message with Meta's answer.
 func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 	if g.wa == nil {
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Err: ErrWhatsAppDisabled})
 		return
 	}
 	n := g.wa.numberFor(m)
 	if n == nil || n.client == nil {
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Status: smpp.StatusInvDstAdr, Err: ErrWhatsAppDisabled})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonNoRoute, Err: ErrWhatsAppDisabled})
 		return
 	}
 	wm := g.wa.waMessage(n, m)
 	if err := wm.Validate(); err != nil {
-		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidTemplate, Status: smpp.StatusInvMsgLen, Err: err})
+		m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidTemplate, Err: err})
 		return
 	}
 	go func() {
@@ -173,25 +163,21 @@ func (g *Gateway) sendWhatsApp(_ context.Context, m *Message) {
 			var ae *whatsapp.APIError
 			reason := ReasonCarrier
 			if errors.Is(err, whatsapp.ErrWindowClosed) {
-				m.Finish(Outcome{Kind: Blocked, Reason: ReasonWindowClosed, Status: windowStatus(m.Account), Err: err})
+				m.Finish(Outcome{Kind: Blocked, Reason: ReasonWindowClosed, Err: err})
 				return
 			}
 			if errors.As(err, &ae) {
 				switch {
 				case ae.Code == consent.WhatsAppMarketingBlocked:
-					reason = consent.ReasonMarketingOptOut.String()
+					reason = status.ReasonMarketingOptOut
 				case ae.Class == whatsapp.ClassAuth:
 					// Counted in optgate_whatsapp_token_errors_total by the client.
 					err = fmt.Errorf("Meta refused the WhatsApp access token (expired or revoked): rotate whatsapp.token: %w", err)
 				}
 			}
-			m.Finish(Outcome{Kind: Failed, Reason: reason, Status: smpp.StatusDeliveryFailure, Err: err})
+			m.Finish(Outcome{Kind: Failed, Reason: reason, Err: err})
 			return
 		}
 		m.Finish(Outcome{Kind: Accepted, SMSC: "whatsapp", SMSCID: wamid})
 	}()
 }
-
-// ReasonInvalidTemplate rejects a template message Meta would refuse (a
-// media header without a media id or link, an unknown media type...).
-const ReasonInvalidTemplate = "invalid_template"

@@ -1,4 +1,4 @@
-package gateway
+package status
 
 import (
 	"cmp"
@@ -15,7 +15,7 @@ import (
 	"github.com/optgate/optgate/internal/groupcommit"
 )
 
-// statusStore keeps the status book's records in the gateway store for
+// Store keeps the status book's records in the gateway store for
 // receipts.ttl, so GET /v1/messages/{id} (and query_sm) answer after a
 // restart.
 //
@@ -33,18 +33,18 @@ import (
 //
 // Keys: "ms/" and id >> statusBucketBits as 8 bytes big-endian: one entry
 // holds the records of statusBucket consecutive ids. Values: for each
-// record, the id's low bits (a byte) and encodeStatus's form. An entry's
+// record, the id's low bits (a byte) and encode's form. An entry's
 // TTL starts again at each write, so a record lives at least receipts.ttl.
-type statusStore struct {
-	g      *Gateway
-	db     *badger.DB
-	commit *groupcommit.Committer
-	ttl    time.Duration
-	log    *slog.Logger
+type Store struct {
+	tenants Tenants
+	db      *badger.DB
+	commit  *groupcommit.Committer
+	ttl     time.Duration
+	log     *slog.Logger
 
 	mu     sync.Mutex
-	queue  []statusRec // guarded by mu
-	closed bool        // guarded by mu
+	queue  []rec // guarded by mu
+	closed bool  // guarded by mu
 	kick   chan struct{}
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -57,10 +57,12 @@ const (
 	statusQueueMax = 1 << 18
 )
 
-// openStore starts persisting the book's records.
-func (b *statusBook) openStore(db *badger.DB, c *groupcommit.Committer, ttl time.Duration, reg prometheus.Registerer, log *slog.Logger) {
+// OpenStore starts persisting the book's records in db, through c (which
+// must stay open until CloseStore returns); a record lives at least ttl.
+// The metrics go to reg when it is not nil.
+func (b *Book) OpenStore(db *badger.DB, c *groupcommit.Committer, ttl time.Duration, reg prometheus.Registerer, log *slog.Logger) {
 	const ns, sub = "optgate", "gateway"
-	s := &statusStore{g: b.g, db: db, commit: c, ttl: ttl, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{})}
+	s := &Store{tenants: b.tenants, db: db, commit: c, ttl: ttl, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.written = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "status_writes_total",
 		Help: "Store entries of message statuses written (each holds the statuses of up to 64 consecutive message ids; for GET /v1/messages/{id} after a restart)."})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "status_dropped_total",
@@ -75,9 +77,9 @@ func (b *statusBook) openStore(db *badger.DB, c *groupcommit.Committer, ttl time
 	go s.writer()
 }
 
-// closeStore writes what is queued and stops the writer; the committer
+// CloseStore writes what is queued and stops the writer; the committer
 // must still be open.
-func (b *statusBook) closeStore() {
+func (b *Book) CloseStore() {
 	s := b.store
 	if s == nil {
 		return
@@ -94,7 +96,7 @@ func (b *statusBook) closeStore() {
 }
 
 // enqueue queues r to be written; it never blocks.
-func (s *statusStore) enqueue(r statusRec) {
+func (s *Store) enqueue(r rec) {
 	s.mu.Lock()
 	if s.closed || len(s.queue) >= statusQueueMax {
 		s.mu.Unlock()
@@ -114,10 +116,10 @@ func (s *statusStore) enqueue(r statusRec) {
 	}
 }
 
-func (s *statusStore) writer() {
+func (s *Store) writer() {
 	defer s.wg.Done()
-	var spare []statusRec
-	w := statusWriter{s: s, last: map[uint64]int{}}
+	var spare []rec
+	w := writer{s: s, last: map[uint64]int{}}
 	for {
 		quit := false
 		select {
@@ -142,11 +144,11 @@ func (s *statusStore) writer() {
 	}
 }
 
-// statusWriter holds the writer's buffers, reused from batch to batch.
-type statusWriter struct {
-	s    *statusStore
+// writer holds the writer's buffers, reused from batch to batch.
+type writer struct {
+	s    *Store
 	last map[uint64]int // id → index of its last version in the batch
-	recs []statusRec    // the last versions, by id
+	recs []rec          // the last versions, by id
 	old  []byte         // a bucket's stored value
 	enc  []byte         // a bucket's new records, encoded
 	ops  []groupcommit.Op
@@ -161,7 +163,7 @@ const (
 	statusBucket     = 1 << statusBucketBits
 )
 
-func (w *statusWriter) write(batch []statusRec) {
+func (w *writer) write(batch []rec) {
 	if len(batch) == 0 {
 		return
 	}
@@ -176,7 +178,7 @@ func (w *statusWriter) write(batch []statusRec) {
 			w.recs = append(w.recs, batch[i])
 		}
 	}
-	slices.SortFunc(w.recs, func(a, b statusRec) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(w.recs, func(a, b rec) int { return cmp.Compare(a.id, b.id) })
 	for recs := w.recs; len(recs) > 0; {
 		bucket := recs[0].id >> statusBucketBits
 		n := 1
@@ -192,7 +194,7 @@ func (w *statusWriter) write(batch []statusRec) {
 	s.written.Add(float64(n))
 	if err != nil {
 		s.dropErr.Add(float64(len(w.ops) - n))
-		if !errors.Is(err, ErrStoreClosed) {
+		if !errors.Is(err, groupcommit.ErrClosed) {
 			s.log.Error("message status write", "err", err)
 		}
 	}
@@ -204,7 +206,7 @@ func (w *statusWriter) write(batch []statusRec) {
 // state change for a message this process never saw (a receipt after a
 // restart): it is merged into the stored one, and dropped when there is
 // none (nobody could be told about it).
-func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, bool) {
+func (w *writer) bucket(bucket uint64, recs []rec) (groupcommit.Op, bool) {
 	s := w.s
 	var mask, partial uint64 // by id & (statusBucket-1)
 	for _, r := range recs {
@@ -215,7 +217,7 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, 
 	}
 	key := appendStatusKey(make([]byte, 0, 11), bucket)
 	w.old = w.old[:0]
-	if _, err := readKey(s.db, key, func(v []byte) { w.old = append(w.old, v...) }); err != nil {
+	if _, err := groupcommit.Read(s.db, key, func(v []byte) { w.old = append(w.old, v...) }); err != nil {
 		s.log.Error("message status read", "err", err)
 		if partial != 0 {
 			return groupcommit.Op{}, false // the stored records cannot be kept
@@ -224,14 +226,14 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, 
 	// The partial records take who and where from the stored ones.
 	if partial != 0 {
 		for rest := w.old; len(rest) > 0; {
-			n, ok := statusEntryLen(rest)
+			n, ok := entryLen(rest)
 			if !ok {
 				break
 			}
 			if low := uint64(rest[0]); partial&(1<<low) != 0 {
 				id := bucket<<statusBucketBits | low
-				if stored, ok := s.g.decodeStatus(id, rest[1:n]); ok {
-					i, _ := slices.BinarySearchFunc(recs, id, func(r statusRec, id uint64) int { return cmp.Compare(r.id, id) })
+				if stored, ok := decode(s.tenants, id, rest[1:n]); ok {
+					i, _ := slices.BinarySearchFunc(recs, id, func(r rec, id uint64) int { return cmp.Compare(r.id, id) })
 					mergeState(&stored, recs[i])
 					recs[i] = stored
 				}
@@ -242,13 +244,13 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, 
 	w.enc = w.enc[:0]
 	for _, r := range recs {
 		if r.tenant != 0 {
-			w.enc = s.g.encodeStatus(append(w.enc, byte(r.id&(statusBucket-1))), r)
+			w.enc = encode(s.tenants, append(w.enc, byte(r.id&(statusBucket-1))), r)
 		}
 	}
 	// The stored records recs does not replace, then recs.
 	val := make([]byte, 0, len(w.old)+len(w.enc))
 	for rest := w.old; len(rest) > 0; {
-		n, ok := statusEntryLen(rest)
+		n, ok := entryLen(rest)
 		if !ok {
 			break // a damaged tail: the records before it are kept
 		}
@@ -264,19 +266,33 @@ func (w *statusWriter) bucket(bucket uint64, recs []statusRec) (groupcommit.Op, 
 	return groupcommit.Op{Key: key, Value: val, TTL: s.ttl}, true
 }
 
+// Stored returns what the store holds of message id (nothing of what is
+// still queued to be written); false without a store.
+func (b *Book) Stored(idStr string) (MessageStatus, bool) {
+	id, ok := ParseID(idStr)
+	if !ok || b.store == nil {
+		return MessageStatus{}, false
+	}
+	r, ok := b.store.read(id)
+	if !ok {
+		return MessageStatus{}, false
+	}
+	return b.status(idStr, r), true
+}
+
 // read returns the stored record of id.
-func (s *statusStore) read(id uint64) (statusRec, bool) {
+func (s *Store) read(id uint64) (rec, bool) {
 	var key [11]byte
-	var r statusRec
+	var r rec
 	ok := false
-	_, err := readKey(s.db, appendStatusKey(key[:0], id>>statusBucketBits), func(v []byte) {
+	_, err := groupcommit.Read(s.db, appendStatusKey(key[:0], id>>statusBucketBits), func(v []byte) {
 		for len(v) > 0 {
-			n, valid := statusEntryLen(v)
+			n, valid := entryLen(v)
 			if !valid {
 				return
 			}
 			if uint64(v[0]) == id&(statusBucket-1) {
-				r, ok = s.g.decodeStatus(id, v[1:n])
+				r, ok = decode(s.tenants, id, v[1:n])
 				return
 			}
 			v = v[n:]
@@ -293,9 +309,9 @@ func appendStatusKey(b []byte, bucket uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(b, "ms/"...), bucket)
 }
 
-// statusEntryLen is the length of a bucket's first entry (the id's low
-// byte, then encodeStatus's form); false when it is cut short.
-func statusEntryLen(v []byte) (int, bool) {
+// entryLen is the length of a bucket's first entry (the id's low
+// byte, then encode's form); false when it is cut short.
+func entryLen(v []byte) (int, bool) {
 	n := 1 + 10
 	if len(v) < n {
 		return 0, false
@@ -309,61 +325,45 @@ func statusEntryLen(v []byte) (int, bool) {
 	return n, true
 }
 
-// encodeStatus appends r's stored form: version 1, the time (8 bytes),
-// the channel, then the tenant id, state, reason and recipient, each a
-// length byte and at most 255 bytes. The tenant is stored by id, not by
-// its index in the configuration, which can change across restarts.
-func (g *Gateway) encodeStatus(b []byte, r statusRec) []byte {
+// encode appends r's stored form: version 1, the time (8 bytes), the
+// channel, then the tenant id, state, reason and recipient, each a length
+// byte and at most 255 bytes. The tenant is stored by id, not by its index
+// in the configuration, which can change across restarts; the state and
+// the reason by name, not by their numbers.
+func encode(tenants Tenants, b []byte, r rec) []byte {
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.at))
 	b = append(b, r.channel)
-	tenant := ""
-	if t := g.tenantAt(r.tenant); t != nil {
-		tenant = t.ID
-	}
-	for _, s := range [...]string{tenant, interned(r.state), interned(r.reason), string(r.to[:r.toLen])} {
+	for _, s := range [...]string{tenants.TenantID(r.tenant), r.state.String(), r.reason.String(), string(r.to[:r.toLen])} {
 		s = s[:min(len(s), 255)]
 		b = append(append(b, byte(len(s))), s...)
 	}
 	return b
 }
 
-// decodeStatus reads encodeStatus's form; false for a malformed value or
-// a tenant no longer configured.
-func (g *Gateway) decodeStatus(id uint64, v []byte) (statusRec, bool) {
+// decode reads encode's form; false for a malformed value, a state that
+// is none of ours or a tenant no longer configured.
+func decode(tenants Tenants, id uint64, v []byte) (rec, bool) {
 	if len(v) < 10 || v[0] != 1 {
-		return statusRec{}, false
+		return rec{}, false
 	}
-	r := statusRec{id: id, at: int64(binary.BigEndian.Uint64(v[1:9])), channel: v[9]}
+	r := rec{id: id, at: int64(binary.BigEndian.Uint64(v[1:9])), channel: v[9]}
 	v = v[10:]
 	var f [4]string
 	for i := range f {
 		if len(v) < 1 || len(v) < 1+int(v[0]) {
-			return statusRec{}, false
+			return rec{}, false
 		}
 		f[i], v = string(v[1:1+int(v[0])]), v[1+int(v[0]):]
 	}
-	t := g.tenants[f[0]]
-	if t == nil {
-		return statusRec{}, false
+	var ok bool
+	if r.tenant = tenants.TenantIndex(f[0]); r.tenant == 0 {
+		return rec{}, false
 	}
-	r.tenant, r.state, r.reason = t.idx, intern(f[1]), intern(f[2])
+	if r.state, ok = ParseState(f[1]); !ok {
+		return rec{}, false
+	}
+	r.reason = CarrierReason(f[2])
 	r.toLen = uint8(copy(r.to[:], f[3]))
 	return r, true
-}
-
-// mergeState moves dst to src's state by setState's rule (no going
-// backwards; the first failure stays), keeping dst's who and where.
-func mergeState(dst *statusRec, src statusRec) {
-	if src.state == 0 {
-		return
-	}
-	cur, next := stateRank(interned(dst.state)), stateRank(interned(src.state))
-	if dst.state != 0 && (next < cur || next == rankFailed && cur == rankFailed) {
-		return
-	}
-	dst.state, dst.at = src.state, src.at
-	if src.reason != 0 {
-		dst.reason = src.reason
-	}
 }
