@@ -17,8 +17,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
-	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/api"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
