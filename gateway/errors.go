@@ -40,13 +40,13 @@ var (
 	// the data directory.
 	errDirInUse = errors.New("in use by another process")
 
-	// errNoSimulator is returned by Start when a simulator is enabled but
-	// Options carried nothing to start it with (simulators.go).
-	errNoSimulator = errors.New("not wired: Options.StartSMSCSimulator and Options.StartWhatsAppMock start the built-in simulators (cmd/optgate sets them)")
-
 	// errNotQueued wraps the error of a message of an ack: store account
 	// that could not be queued: the platform gets ESME_RMSGQFUL (smppStatus).
 	errNotQueued = errors.New("gateway: message not queued")
+
+	// errNoSimulator is returned by Start when a simulator is enabled but
+	// Options carried nothing to start it with (simulators.go).
+	errNoSimulator = errors.New("not wired: Options.StartSMSCSimulator and Options.StartWhatsAppMock start the built-in simulators (cmd/optgate sets them)")
 
 	// errBackupBusy and errShuttingDown refuse a backup (backup.go).
 	errBackupBusy   = errors.New("a backup is already running")

@@ -59,20 +59,12 @@ func stageGateway(t *testing.T, withConsent bool) *Gateway {
 	return g
 }
 
-// verdict is what a stage did with a message: finished it with o, or
-// handed it on (passed).
-type verdict struct {
-	m                *Message
-	o                Outcome
-	finished, passed bool
-}
-
-// runStage runs m through stage mw alone.
-func runStage(mw Middleware, m *Message) verdict {
-	v := verdict{m: m}
-	m.done = func(_ *Message, out Outcome) { v.o, v.finished = out, true }
-	mw(HandlerFunc(func(context.Context, *Message) { v.passed = true })).Handle(context.Background(), m)
-	return v
+// runStage runs m through stage mw alone: it reports the outcome m was
+// finished with (if it was) and whether the stage handed m on instead.
+func runStage(mw Middleware, m *Message) (o Outcome, finished, passed bool) {
+	m.done = func(_ *Message, out Outcome) { o, finished = out, true }
+	mw(HandlerFunc(func(context.Context, *Message) { passed = true })).Handle(context.Background(), m)
+	return o, finished, passed
 }
 
 // stageMsg is an HTTP SMS from acme's number to stageTo.
@@ -81,20 +73,18 @@ func stageMsg(g *Gateway) *Message {
 		Text: "hello", Received: time.Now()}
 }
 
-// wantStage checks a stage's verdict: handed on (kind 0), or finished
-// with kind and reason, answered st over SMPP (smppStatus, with the
-// message's account).
-func wantStage(t *testing.T, name string, v verdict, kind OutcomeKind, reason status.Reason, st smpp.CommandStatus) {
+// wantStage checks a stage's verdict: pass, or finished with kind,
+// reason and status.
+func wantStage(t *testing.T, name string, a *Account, o Outcome, finished, passed bool, kind OutcomeKind, reason status.Reason, st smpp.CommandStatus) {
 	t.Helper()
 	if kind == 0 {
-		if !v.passed || v.finished {
-			t.Errorf("%s: finished %v (%+v), want handed on", name, v.finished, v.o)
+		if !passed || finished {
+			t.Errorf("%s: finished %v (%+v), want handed on", name, finished, o)
 		}
 		return
 	}
-	got := smppStatus(v.m.Account, v.o)
-	if v.passed || !v.finished || v.o.Kind != kind || v.o.Reason != reason || got != st {
-		t.Errorf("%s: passed %v, outcome %v %v %v, want %v %v %v", name, v.passed, v.o.Kind, v.o.Reason, got, kind, reason, st)
+	if got := smppStatus(a, o); passed || !finished || o.Kind != kind || o.Reason != reason || got != st {
+		t.Errorf("%s: passed %v, outcome %v %q %v, want %v %q %v", name, passed, o.Kind, o.Reason, got, kind, reason, st)
 	}
 }
 
@@ -115,24 +105,24 @@ func TestStageValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []stageCase{
-		{"valid", func(*Message) {}, 0, 0, 0},
+		{"valid", func(*Message) {}, 0, status.ReasonNone, 0},
 		{"recipient not E.164", func(m *Message) { m.To = "5145550123" }, Rejected, ReasonInvalidNumber, smpp.StatusInvDstAdr},
 		{"recipient too short", func(m *Message) { m.To = "+123456" }, Rejected, ReasonInvalidNumber, smpp.StatusInvDstAdr},
 		{"no sender", func(m *Message) { m.From = "" }, Rejected, ReasonInvalidSender, smpp.StatusInvSrcAdr},
 		{"another tenant's number", func(m *Message) { m.From = stageBetaNumber }, Rejected, ReasonInvalidSender, smpp.StatusInvSrcAdr},
 		{"another tenant's sender id", func(m *Message) { m.From = "BETA" }, Rejected, ReasonInvalidSender, smpp.StatusInvSrcAdr},
-		{"internal message skips the sender rule", func(m *Message) { m.From, m.Origin = stageBetaNumber, OriginInternal }, 0, 0, 0},
-		{"whatsapp skips the SMS sender rule", func(m *Message) { m.From, m.Channel = "+15550000000", ChannelWhatsApp }, 0, 0, 0},
+		{"internal message skips the sender rule", func(m *Message) { m.From, m.Origin = stageBetaNumber, OriginInternal }, 0, status.ReasonNone, 0},
+		{"whatsapp skips the SMS sender rule", func(m *Message) { m.From, m.Channel = "+15550000000", ChannelWhatsApp }, 0, status.ReasonNone, 0},
 		{"short_message over 254", func(m *Message) { m.Body = make([]byte, smpp.MaxShortMessage+1) }, Rejected, ReasonTooLong, smpp.StatusInvMsgLen},
 		{"message_payload over the tenant's maximum", func(m *Message) { m.Body, m.TLVs = []byte{}, payload.Bytes() }, Rejected, ReasonTooLong, smpp.StatusInvMsgLen},
 		{"text not UTF-8", func(m *Message) { m.Text = "\xff\xfe" }, Rejected, ReasonBadEncoding, smpp.StatusInvMsgLen},
 		{"empty text", func(m *Message) { m.Text = "" }, Rejected, ReasonBadEncoding, smpp.StatusInvMsgLen},
-		{"empty text of a template", func(m *Message) { m.Text, m.WA = "", &WAContent{TemplateName: "receipt"} }, 0, 0, 0},
+		{"empty text of a template", func(m *Message) { m.Text, m.WA = "", &WAContent{TemplateName: "receipt"} }, 0, status.ReasonNone, 0},
 	} {
 		m := stageMsg(g)
 		tc.edit(m)
-		v := runStage(g.validate, m)
-		wantStage(t, tc.name, v, tc.kind, tc.reason, tc.st)
+		o, fin, passed := runStage(g.validate, m)
+		wantStage(t, tc.name, m.Account, o, fin, passed, tc.kind, tc.reason, tc.st)
 	}
 }
 
@@ -145,41 +135,41 @@ func TestStageScreen(t *testing.T) {
 	}
 	acct := &Account{cfg: AccountConfig{SystemID: "acme", Statuses: StatusOverrides{OptedOut: 0x4F1}}}
 	for _, tc := range []stageCase{
-		{"opted out", func(*Message) {}, Blocked, status.ReasonOptedOut, smpp.StatusOptedOut},
-		{"opted out, the account's status", func(m *Message) { m.Account = acct }, Blocked, status.ReasonOptedOut, 0x4F1},
-		{"another recipient", func(m *Message) { m.To = "+15145550124" }, 0, 0, 0},
-		{"a confirmation goes to everyone", func(m *Message) { m.Origin = OriginInternal }, 0, 0, 0},
+		{"opted out", func(*Message) {}, Blocked, status.FromConsent(consent.ReasonOptedOut), smpp.StatusOptedOut},
+		{"opted out, the account's status", func(m *Message) { m.Account = acct }, Blocked, status.FromConsent(consent.ReasonOptedOut), 0x4F1},
+		{"another recipient", func(m *Message) { m.To = "+15145550124" }, 0, status.ReasonNone, 0},
+		{"a confirmation goes to everyone", func(m *Message) { m.Origin = OriginInternal }, 0, status.ReasonNone, 0},
 	} {
 		m := stageMsg(g)
 		tc.edit(m)
-		v := runStage(g.screen, m)
-		wantStage(t, tc.name, v, tc.kind, tc.reason, tc.st)
+		o, fin, passed := runStage(g.screen, m)
+		wantStage(t, tc.name, m.Account, o, fin, passed, tc.kind, tc.reason, tc.st)
 	}
 	// A store refusing writes (diskfault.go): the opted-out recipient is
 	// still refused for good, anyone else for now.
 	g.disk = &diskGuard{}
 	g.disk.bad.Store(1)
-	v := runStage(g.screen, stageMsg(g))
-	wantStage(t, "opted out, store unhealthy", v, Blocked, status.ReasonOptedOut, smpp.StatusOptedOut)
+	o, fin, passed := runStage(g.screen, stageMsg(g))
+	wantStage(t, "opted out, store unhealthy", nil, o, fin, passed, Blocked, status.FromConsent(consent.ReasonOptedOut), smpp.StatusOptedOut)
 	m := stageMsg(g)
 	m.To = "+15145550124"
-	v = runStage(g.screen, m)
-	wantStage(t, "another recipient, store unhealthy", v, Failed, ReasonStoreUnavailable, smpp.StatusXTAppn)
+	o, fin, passed = runStage(g.screen, m)
+	wantStage(t, "another recipient, store unhealthy", nil, o, fin, passed, Failed, ReasonStoreUnavailable, smpp.StatusXTAppn)
 	// A store that cannot answer: fail closed.
 	g.disk = nil
 	g.consent.Close()
 	m = stageMsg(g)
 	m.To = "+15145550124"
-	v = runStage(g.screen, m)
-	wantStage(t, "consent store closed", v, Failed, ReasonInternal, smpp.StatusXTAppn)
+	o, fin, passed = runStage(g.screen, m)
+	wantStage(t, "consent store closed", nil, o, fin, passed, Failed, ReasonInternal, smpp.StatusXTAppn)
 }
 
 func TestStageFooter(t *testing.T) {
 	g := stageGateway(t, true)
 	bulk := stageMsg(g)
 	bulk.Bulk = true
-	v := runStage(g.footer, bulk)
-	wantStage(t, "bulk text", v, 0, 0, 0)
+	o, fin, passed := runStage(g.footer, bulk)
+	wantStage(t, "bulk text", nil, o, fin, passed, 0, status.ReasonNone, 0)
 	if !strings.HasPrefix(bulk.Text, "hello\n") || len(bulk.Text) <= len("hello\n") {
 		t.Errorf("bulk text: %q, want hello and the opt-out footer", bulk.Text)
 	}
@@ -196,8 +186,8 @@ func TestStageFooter(t *testing.T) {
 		m := stageMsg(g)
 		tc.edit(m)
 		text, body := m.Text, string(m.Body)
-		v := runStage(g.footer, m)
-		wantStage(t, tc.name, v, 0, 0, 0)
+		o, fin, passed := runStage(g.footer, m)
+		wantStage(t, tc.name, m.Account, o, fin, passed, 0, status.ReasonNone, 0)
 		if m.Text != text || string(m.Body) != body {
 			t.Errorf("%s: changed to %q %q", tc.name, m.Text, m.Body)
 		}
@@ -205,13 +195,13 @@ func TestStageFooter(t *testing.T) {
 	// A bulk body decoded, given its footer, and sent as text.
 	m := stageMsg(g)
 	m.Bulk, m.Text, m.Body, m.DataCoding = true, "", []byte("hi"), 0
-	if v := runStage(g.footer, m); !v.passed || m.Body != nil || !strings.HasPrefix(m.Text, "hi\n") {
-		t.Errorf("bulk body: passed %v, body %q, text %q", v.passed, m.Body, m.Text)
+	if _, _, passed := runStage(g.footer, m); !passed || m.Body != nil || !strings.HasPrefix(m.Text, "hi\n") {
+		t.Errorf("bulk body: passed %v, body %q, text %q", passed, m.Body, m.Text)
 	}
 	long := stageMsg(g)
 	long.Bulk, long.Text = true, strings.Repeat("a", consent.DefaultMaxLength)
-	v = runStage(g.footer, long)
-	wantStage(t, "bulk text with no room for its footer", v, Rejected, ReasonTooLong, smpp.StatusInvMsgLen)
+	o, fin, passed = runStage(g.footer, long)
+	wantStage(t, "bulk text with no room for its footer", nil, o, fin, passed, Rejected, ReasonTooLong, smpp.StatusInvMsgLen)
 }
 
 // waStageGateway adds a WhatsApp channel with one business number (acme's
@@ -240,23 +230,23 @@ func TestStageWhatsAppWindow(t *testing.T) {
 		return m
 	}
 	sms := stageMsg(g)
-	v := runStage(g.waWindow, sms)
-	wantStage(t, "SMS", v, 0, 0, 0)
-	v = runStage(g.waWindow, wa(func(m *Message) { m.From = "+15145550100" }))
-	wantStage(t, "not the tenant's WhatsApp number", v, Rejected, ReasonInvalidSender, smpp.StatusInvSrcAdr)
-	v = runStage(g.waWindow, wa(func(*Message) {}))
-	wantStage(t, "free-form, window closed", v, Blocked, ReasonWindowClosed, smpp.StatusWhatsAppWindow)
-	v = runStage(g.waWindow, wa(func(m *Message) { m.WA = &WAContent{TemplateName: "receipt", Language: "en"} }))
-	wantStage(t, "template, window closed", v, 0, 0, 0)
+	o, fin, passed := runStage(g.waWindow, sms)
+	wantStage(t, "SMS", nil, o, fin, passed, 0, status.ReasonNone, 0)
+	o, fin, passed = runStage(g.waWindow, wa(func(m *Message) { m.From = "+15145550100" }))
+	wantStage(t, "not the tenant's WhatsApp number", nil, o, fin, passed, Rejected, ReasonInvalidSender, smpp.StatusInvSrcAdr)
+	o, fin, passed = runStage(g.waWindow, wa(func(*Message) {}))
+	wantStage(t, "free-form, window closed", nil, o, fin, passed, Blocked, ReasonWindowClosed, smpp.StatusWhatsAppWindow)
+	o, fin, passed = runStage(g.waWindow, wa(func(m *Message) { m.WA = &WAContent{TemplateName: "receipt", Language: "en"} }))
+	wantStage(t, "template, window closed", nil, o, fin, passed, 0, status.ReasonNone, 0)
 	promo := wa(func(m *Message) { m.WA = &WAContent{TemplateName: "promo", Language: "en"} })
-	v = runStage(g.waWindow, promo)
-	wantStage(t, "marketing template", v, 0, 0, 0)
+	o, fin, passed = runStage(g.waWindow, promo)
+	wantStage(t, "marketing template", nil, o, fin, passed, 0, status.ReasonNone, 0)
 	if promo.Category != consent.CategoryMarketing {
 		t.Errorf("a template configured as marketing goes as %v", promo.Category)
 	}
 	if err := g.wa.window.Record("pn1", strings.TrimPrefix(stageTo, "+"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	v = runStage(g.waWindow, wa(func(*Message) {}))
-	wantStage(t, "free-form, window open", v, 0, 0, 0)
+	o, fin, passed = runStage(g.waWindow, wa(func(*Message) {}))
+	wantStage(t, "free-form, window open", nil, o, fin, passed, 0, status.ReasonNone, 0)
 }
