@@ -469,8 +469,12 @@ func (r *Receiver) trackConn(c net.Conn, st fasthttp.ConnState) {
 // serving (their goroutines alive) until their idle timeout.
 func (r *Receiver) closeConns() {
 	r.srvMu.Lock()
-	defer r.srvMu.Unlock()
+	open := make([]net.Conn, 0, len(r.conns))
 	for c := range r.conns {
+		open = append(open, c)
+	}
+	r.srvMu.Unlock() // srvMu is a leaf: the closes (and their StateClosed hooks) run without it
+	for _, c := range open {
 		_ = c.Close()
 	}
 }
