@@ -444,37 +444,6 @@ func (r *Receiver) Serve(ln net.Listener) error {
 	return err
 }
 
-// trackConn is the standalone servers' ConnState hook: it keeps the set of
-// open connections for closeConns. Requests on a connection (StateActive,
-// StateIdle) take no lock.
-func (r *Receiver) trackConn(c net.Conn, st fasthttp.ConnState) {
-	switch st {
-	case fasthttp.StateNew:
-		r.srvMu.Lock()
-		if r.conns == nil {
-			r.conns = make(map[net.Conn]struct{})
-		}
-		r.conns[c] = struct{}{}
-		r.srvMu.Unlock()
-	case fasthttp.StateClosed, fasthttp.StateHijacked:
-		r.srvMu.Lock()
-		delete(r.conns, c)
-		r.srvMu.Unlock()
-	}
-}
-
-// closeConns closes the connections still open after the servers' shutdown:
-// when its context ends first, fasthttp's ShutdownWithContext returns
-// without closing connections that were not idle, and they would go on
-// serving (their goroutines alive) until their idle timeout.
-func (r *Receiver) closeConns() {
-	r.srvMu.Lock()
-	defer r.srvMu.Unlock()
-	for c := range r.conns {
-		_ = c.Close()
-	}
-}
-
 // ListenAndServe listens on cfg.Addr and calls Serve.
 func (r *Receiver) ListenAndServe() error {
 	ln, err := net.Listen("tcp", r.cfg.Addr)
