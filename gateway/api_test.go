@@ -3,13 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"github.com/optgate/optgate/consent"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/consent"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"

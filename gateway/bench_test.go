@@ -67,29 +67,11 @@ func BenchmarkGatewayMT(b *testing.B) {
 	dir := benchStoreDir(b, suppressed)
 	smsc := smpptest.NewServer(smpptest.Config{NoRecord: true, Window: 1024})
 	defer smsc.Close()
-	y := fmt.Sprintf(`
-store: {dir: %q}
-http: {listen: "127.0.0.1:0"}
-smpp: {listen: "127.0.0.1:0"}
-tenants:
-  - {id: acme, brand: Acme Recruiting, help_contact: help@acme.example, numbers: ["+15145550199"]}
-accounts:
-  - {system_id: acme, password: acmepw, tenant: acme, window: 4096}
-smscs:
-  - {name: carrier, address: %q, system_id: optgate, password: pw, binds: 2, window: 512}
-routes:
-  - {prefix: "+", smscs: [carrier]}
-`, dir, smsc.Addr())
+	y := benchMTYAML(dir, smsc.Addr(), "")
 	g := startBenchGateway(b, y)
-	c := smpp.NewClient(smpp.ClientConfig{Addr: g.SMPPAddr(), SystemID: "acme", Password: "acmepw", Conn: smpp.ConnConfig{Window: 1024}})
-	c.Start()
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := c.WaitBound(ctx, 1); err != nil {
-		b.Fatal(err)
-	}
-	cn := c.Conns()[0]
+	cn := benchConn(ctx, b, g)
 	// Recipients: not suppressed (the +1514 range); one in 20 is suppressed
 	// (the +1202 range the index holds), refused with 0x401.
 	const pool = 4096
@@ -102,7 +84,6 @@ routes:
 		pdus[i] = &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")},
 			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(to)}, ShortMessage: []byte("Your interview is confirmed for Tuesday at 10:00")}}
 	}
-	var wg sync.WaitGroup
 	var ok, blocked, failed atomic.Int64
 	done := func(r smpp.Result) {
 		switch smpp.StatusOf(r.Err) {
@@ -113,18 +94,8 @@ routes:
 		default:
 			failed.Add(1)
 		}
-		wg.Done()
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		wg.Add(1)
-		if err := cn.SendAsync(ctx, pdus[i%pool], done); err != nil {
-			b.Fatal(err)
-		}
-	}
-	wg.Wait()
+	start := benchSubmitAll(ctx, b, cn, pdus, done)
 	el := time.Since(start)
 	b.StopTimer()
 	if failed.Load() > 0 {
@@ -194,6 +165,57 @@ routes:
 	})
 	b.ReportMetric(float64(b.N)/el.Seconds(), "optouts/s")
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "confirmed/s")
+}
+
+// benchMTYAML is the configuration of the MT benchmarks: store in dir,
+// tenant acme with ESME account acme (password acmepw, window 4096, and
+// the extra flow-style fields accountExtra, such as ", ack: store"), and
+// one SMSC link to smscAddr (2 binds of window 512) routing everything.
+func benchMTYAML(dir, smscAddr, accountExtra string) string {
+	return fmt.Sprintf(`
+store: {dir: %q}
+http: {listen: "127.0.0.1:0"}
+smpp: {listen: "127.0.0.1:0"}
+tenants:
+  - {id: acme, brand: Acme Recruiting, help_contact: help@acme.example, numbers: ["+15145550199"]}
+accounts:
+  - {system_id: acme, password: acmepw, tenant: acme, window: 4096%s}
+smscs:
+  - {name: carrier, address: %q, system_id: optgate, password: pw, binds: 2, window: 512}
+routes:
+  - {prefix: "+", smscs: [carrier]}
+`, dir, accountExtra, smscAddr)
+}
+
+// benchConn binds account acme (password acmepw) to g, closed when the
+// benchmark ends, and returns its connection.
+func benchConn(ctx context.Context, b *testing.B, g *Gateway) *smpp.Conn {
+	c := smpp.NewClient(smpp.ClientConfig{Addr: g.SMPPAddr(), SystemID: "acme", Password: "acmepw", Conn: smpp.ConnConfig{Window: 1024}})
+	c.Start()
+	b.Cleanup(func() { c.Close() })
+	if err := c.WaitBound(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	return c.Conns()[0]
+}
+
+// benchSubmitAll resets the benchmark's timer and sends b.N submits on cn,
+// taken in turn from pdus, and returns when done has seen every answer.
+// It returns when the timer was reset.
+func benchSubmitAll(ctx context.Context, b *testing.B, cn *smpp.Conn, pdus []*smpp.SubmitSM, done func(smpp.Result)) time.Time {
+	var wg sync.WaitGroup
+	wg.Add(b.N)
+	answered := func(r smpp.Result) { done(r); wg.Done() }
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := cn.SendAsync(ctx, pdus[i%len(pdus)], answered); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	return start
 }
 
 // startBenchGateway runs a gateway from YAML until the benchmark ends and

@@ -14,7 +14,7 @@
 // checked by the one ownership rule (address.go, senderFor), and enters the MT chain (chain.go, where the order is written
 // down): validate, the consent screen against the suppression index, the
 // bulk footer and length rules, the WhatsApp window, the durable queue for
-// ack: store accounts, and send. A refused message is answered at once:
+// ack: store accounts (queue.go over gateway/outbox), and send. A refused message is answered at once:
 // submit_sm_resp 0x00000401..0x00000404 or HTTP 403/409. An accepted one is
 // routed by destination prefix to an SMSC (failing over within its group),
 // and the platform is answered with our message id when the SMSC accepted
@@ -33,7 +33,7 @@
 // SMSC retries. The confirmation is then sent from the number that
 // received the keyword, through the SMSC it came from, and the MO and the
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
-// webhooks kept on disk until delivered).
+// webhooks kept on disk until delivered, gateway/outbox).
 //
 // The text is decoded by data_coding, as the SMSC's data_coding_0 and
 // data_coding_1 say it means them; octets that make sense only in another

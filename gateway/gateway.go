@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
@@ -54,7 +55,7 @@ type Gateway struct {
 	db      *badger.DB
 	dirLock *dirLock // store.dir, held from New to closeStores
 	commit  *groupcommit.Committer
-	outbox  *outbox
+	outbox  *outbox.Store
 	retries *moRetries // MOs whose answer may not have reached their SMSC (moretry.go)
 
 	// commitFault, when set, commits the gateway store's transactions
@@ -176,8 +177,8 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	for _, l := range g.links {
 		inflight += l.cfg.Window * l.cfg.Binds
 	}
-	g.outbox.register(&outKind{name: "mt", async: g.sendQueued, inflight: max(inflight, 16), maxAge: cfg.Queue.MaxAge,
-		maxBackoff: cfg.Queue.MaxBackoff, depth: g.queueDepthFn("mt"), onExpire: g.queuedExpired, expired: g.queueExpiredFn("mt")})
+	g.outbox.Register(outbox.Kind{Name: "mt", DeliverAsync: g.sendQueued, Inflight: max(inflight, 16), MaxAge: cfg.Queue.MaxAge,
+		MaxBackoff: cfg.Queue.MaxBackoff, Depth: g.queueDepthFn("mt"), GiveUp: g.queueExpiredFn("mt", g.queuedExpired)})
 	g.mt, g.afterScreen = g.mtChain()
 	g.initSeries()
 	if err := g.newSMPPServer(cfg, reg); err != nil {
@@ -233,7 +234,7 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 		return txn.Commit()
 	}})
 	g.receipts.OpenStore(g.db, g.commit, reg)
-	g.outbox = newOutbox(g.db, g.commit, log.With("component", "outbox"))
+	g.outbox = outbox.New(g.db, g.commit, log.With("component", "outbox"))
 	if g.retries, err = openRetries(g.db, g.commit); err != nil {
 		return fmt.Errorf("gateway store: reading remembered MOs: %w", err)
 	}
@@ -248,9 +249,16 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	return nil
 }
 
-// queueExpiredFn is the Inc of the expired counter of outbox kind q.
-func (g *Gateway) queueExpiredFn(q string) func() {
-	return g.metrics.queueExpired.WithLabelValues(q).Inc
+// queueExpiredFn is the GiveUp of outbox kind q: it calls then, if not
+// nil, with the item given up and counts it as expired.
+func (g *Gateway) queueExpiredFn(q string, then func(*outbox.Item)) func(*outbox.Item, error) {
+	c := g.metrics.queueExpired.WithLabelValues(q)
+	return func(it *outbox.Item, _ error) {
+		if then != nil {
+			then(it)
+		}
+		c.Inc()
+	}
 }
 
 // queueDepthFn adds to the depth gauge of outbox kind q.
@@ -266,11 +274,11 @@ func (g *Gateway) registerOutKinds(cfg *Config) {
 	// One tenant's webhooks hold at most half the workers, so a dead or
 	// hanging endpoint (each attempt waits webhooks.timeout) cannot delay
 	// the other tenants' deliveries.
-	g.outbox.register(&outKind{name: "webhook", work: g.deliverWebhook, workers: cfg.Webhooks.Workers,
-		perTenant: max(1, cfg.Webhooks.Workers/2), maxAge: cfg.Webhooks.MaxAge, maxBackoff: cfg.Webhooks.MaxBackoff,
-		depth: depth("webhook"), expired: expired("webhook")})
-	g.outbox.register(&outKind{name: "deliver", work: g.deliverSpooled, workers: 2, maxAge: cfg.Receipts.TTL,
-		maxBackoff: time.Minute, depth: depth("deliver"), expired: expired("deliver")})
+	g.outbox.Register(outbox.Kind{Name: "webhook", Deliver: g.deliverWebhook, Workers: cfg.Webhooks.Workers,
+		PerTenant: max(1, cfg.Webhooks.Workers/2), MaxAge: cfg.Webhooks.MaxAge, MaxBackoff: cfg.Webhooks.MaxBackoff,
+		Depth: depth("webhook"), GiveUp: expired("webhook", nil)})
+	g.outbox.Register(outbox.Kind{Name: "deliver", Deliver: g.deliverSpooled, Workers: 2, MaxAge: cfg.Receipts.TTL,
+		MaxBackoff: time.Minute, Depth: depth("deliver"), GiveUp: expired("deliver", nil)})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 }

@@ -53,7 +53,7 @@ func (g *Gateway) Start() error {
 		g.httpLn.Close()
 		return err
 	}
-	g.outbox.start()
+	g.outbox.Start()
 	g.startLinks()
 	if err := g.startWhatsApp(); err != nil {
 		return err
@@ -197,7 +197,7 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 func (g *Gateway) closeStores() {
 	g.receipts.CloseStore() // before the store: it writes what is queued
 	if g.outbox != nil {
-		g.outbox.close()
+		g.outbox.Close()
 	}
 	g.statuses.CloseStore() // before the committer: it writes what is queued
 	if g.commit != nil {

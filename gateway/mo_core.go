@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 )
@@ -149,7 +150,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 	if res.Duplicate {
 		return nil
 	}
-	var items []*outItem
+	var items []*outbox.Item
 	for _, ev := range res.Events {
 		it, err := g.eventItem(t, ev.Type, map[string]any{"channel": ev.Channel, "recipient": ev.Recipient, "sender": ev.Sender, "event_id": ev.ID})
 		if err != nil {
@@ -173,7 +174,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 		items = append(items, it)
 	}
 	if len(items) > 0 {
-		if err := g.outbox.put(items...); err != nil {
+		if err := g.outbox.Put(items...); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -28,7 +29,7 @@ func (g *Gateway) queue(next Handler) Handler {
 			DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
 			Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
 		if err == nil {
-			err = g.outbox.put(&outItem{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
+			err = g.outbox.Put(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
 		if err != nil {
 			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: fmt.Errorf("%w: %w", errNotQueued, err)})
@@ -45,15 +46,15 @@ func (g *Gateway) queue(next Handler) Handler {
 // Temporary failures are retried by the outbox; permanent ones end the
 // message with a failure receipt. The item is removed only after the SMSC
 // accepted it, so a crash in between resends it (at least once).
-func (g *Gateway) sendQueued(ctx context.Context, it *outItem, done func(error)) {
+func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(error)) {
 	var p heldPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		done(errPermanent{err})
+		done(outbox.Permanent(err))
 		return
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
-		done(errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)})
+		done(outbox.Permanent(fmt.Errorf("unknown tenant %q", it.Tenant)))
 		return
 	}
 	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, Channel: p.Channel,
@@ -96,7 +97,7 @@ func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
 }
 
 // queuedExpired fails a message that stayed queued past queue.max_age.
-func (g *Gateway) queuedExpired(it *outItem) {
+func (g *Gateway) queuedExpired(it *outbox.Item) {
 	var p heldPayload
 	if json.Unmarshal(it.Payload, &p) != nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
@@ -135,7 +136,7 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 		answer(smpp.StatusSysErr)
 		return
 	}
-	if err := g.outbox.put(&outItem{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+	if err := g.outbox.Put(&outbox.Item{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
 		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
 		answer(smpp.StatusXTAppn)
 		return
@@ -144,14 +145,14 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 }
 
 // deliverSpooled is the outbox worker for spooled deliver_sm.
-func (g *Gateway) deliverSpooled(ctx context.Context, it *outItem) error {
+func (g *Gateway) deliverSpooled(ctx context.Context, it *outbox.Item) error {
 	raw, err := unjsonBytes(it.Payload)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, p, err := smpp.Decode(raw)
 	if err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	_, _, err = g.smppSrv.Deliver(ctx, it.Account, p)
 	if err == nil {

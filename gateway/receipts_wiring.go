@@ -35,10 +35,10 @@ func receiptTargetOf(m *Message, part, parts int) receipt.Target {
 // forwardSynthetic forwards the receipt optgate makes itself
 // (receipt.Synthetic) for message m, sent as from origin, that it will not
 // deliver; nobody waits for its answer.
-func (g *Gateway) forwardSynthetic(m *Message, origin Origin, state dlr.State, status smpp.CommandStatus) {
+func (g *Gateway) forwardSynthetic(m *Message, origin Origin, state dlr.State, st smpp.CommandStatus) {
 	t := receiptTargetOf(m, 1, 1)
 	t.Origin = uint8(origin)
-	t, r := receipt.Synthetic(t, state, status, time.Now())
+	t, r := receipt.Synthetic(t, state, st, time.Now())
 	g.forwardReceipt(t, r, func(smpp.CommandStatus) {})
 }
 

@@ -6,12 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"

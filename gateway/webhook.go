@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/gateway/outbox"
 )
 
 // Webhook events POSTed to a tenant's webhook URL. The body is JSON; the
@@ -47,12 +49,12 @@ func (g *Gateway) emit(t *Tenant, typ string, data any) error {
 	if it == nil || err != nil {
 		return err
 	}
-	return g.outbox.put(it)
+	return g.outbox.Put(it)
 }
 
 // eventItem builds the outbox item of a webhook event; nil when the
 // tenant has no webhook.
-func (g *Gateway) eventItem(t *Tenant, typ string, data any) (*outItem, error) {
+func (g *Gateway) eventItem(t *Tenant, typ string, data any) (*outbox.Item, error) {
 	if t == nil || t.cfg.Webhook.URL == "" {
 		return nil, nil
 	}
@@ -66,17 +68,17 @@ func (g *Gateway) eventItem(t *Tenant, typ string, data any) (*outItem, error) {
 		return nil, err
 	}
 	p, _ := json.Marshal(webhookPayload{URL: t.cfg.Webhook.URL, Event: evb})
-	return &outItem{ID: ev.ID, Kind: "webhook", Tenant: t.ID, Payload: p}, nil
+	return &outbox.Item{ID: ev.ID, Kind: "webhook", Tenant: t.ID, Payload: p}, nil
 }
 
-func (g *Gateway) deliverWebhook(ctx context.Context, it *outItem) error {
+func (g *Gateway) deliverWebhook(ctx context.Context, it *outbox.Item) error {
 	var p webhookPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return errPermanent{err}
+		return outbox.Permanent(err)
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
-		return errPermanent{fmt.Errorf("unknown tenant %q", it.Tenant)}
+		return outbox.Permanent(fmt.Errorf("unknown tenant %q", it.Tenant))
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -104,7 +106,7 @@ func (g *Gateway) deliverWebhook(ctx context.Context, it *outItem) error {
 	g.metrics.webhookFailures.WithLabelValues(t.ID, strconv.Itoa(code/100)+"xx").Inc()
 	if code == 410 || code == 413 {
 		// The endpoint refuses this event; retrying will not help.
-		return errPermanent{fmt.Errorf("webhook answered %d", code)}
+		return outbox.Permanent(fmt.Errorf("webhook answered %d", code))
 	}
 	return fmt.Errorf("webhook answered %d", code)
 }

@@ -103,7 +103,7 @@ func newBook(max int, grace time.Duration) (*Book, *recorder) {
 // openDB opens a Badger store in dir, closed when the test ends.
 func openDB(t *testing.T, dir string) *badger.DB {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +111,15 @@ func openDB(t *testing.T, dir string) *badger.DB {
 	return db
 }
 
-// testCommitter is a group committer on db, closed when the test ends
-// (before db, whose Cleanup was registered first).
-func testCommitter(t *testing.T, db *badger.DB) *groupcommit.Committer {
+// openStore makes b durable in db through a group committer of its own,
+// as the gateway's; b's store and then the committer close when the test
+// ends, before db.
+func openStore(t *testing.T, b *Book, db *badger.DB) *groupcommit.Committer {
+	t.Helper()
 	c := groupcommit.New(db, groupcommit.Options{})
 	t.Cleanup(c.Close)
+	t.Cleanup(b.CloseStore)
+	b.OpenStore(db, c, nil)
 	return c
 }
 

@@ -82,13 +82,13 @@ func TestReceiveFromStore(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
 	b1, _ := newBook(100, time.Minute)
-	b1.OpenStore(db, testCommitter(t, db), nil)
+	openStore(t, b1, db)
 	want := target("b1")
 	b1.Add(carrier, "S1", want)
 	b1.CloseStore() // writes it
 
 	b, rec := newBook(100, time.Minute) // as after a restart
-	b.OpenStore(db, testCommitter(t, db), nil)
+	openStore(t, b, db)
 	defer b.CloseStore()
 	send := receiptsTo(t, b)
 	if err := send("S1", "DELIVRD"); err != nil {
@@ -125,7 +125,7 @@ func TestReceiveFromStore(t *testing.T) {
 func TestReceiveStoreErrorAsksRetry(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	b, rec := newBook(100, time.Minute)
-	b.OpenStore(db, testCommitter(t, db), nil)
+	openStore(t, b, db)
 	defer b.CloseStore()
 	send := receiptsTo(t, b)
 	if err := db.Close(); err != nil {

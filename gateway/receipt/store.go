@@ -1,7 +1,6 @@
 package receipt
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,14 +49,15 @@ const (
 // the whole queue, after at most receiptLinger for it to fill. A put waits
 // in the writer's pending set for receiptPersistDelay; a del that finds
 // its put still pending cancels both, so a message whose final receipt
-// came within that delay costs the store nothing. The writer commits the
-// puts that are due and the other dels in one Badger transaction (more
-// only past Badger's transaction limits). Nobody waits for these writes
+// came within that delay costs the store nothing. The writer hands the
+// puts that are due and the other dels to the gateway store's group
+// committer (internal/groupcommit), in requests that share its synced
+// transactions with the store's other writes. No MT waits for these writes
 // to reach the disk: a crash or power cut loses the mappings of the last
 // receiptPersistDelay and a batch (about a second of traffic), whose
 // receipts then go uncorrelated; that is accepted so the MT path never
-// waits for a disk. On a clean shutdown everything pending is written. On a store opened
-// WithSyncWrites(true) each batch costs one fsync, which is why batches are
+// waits for a disk. On a clean shutdown everything pending is written. Each
+// committed batch costs one fsync, which is why the writer's batches are
 // large: the slower the disk, the more a batch holds. A writer that falls
 // behind does not grow the queue past receiptQueueMax: further writes are
 // dropped and counted (optgate_gateway_receipt_map_dropped_total), and
@@ -130,8 +130,9 @@ type storeOp struct {
 }
 
 // OpenStore starts persisting the book's mappings in db, written through
-// the store's group committer c, and registers the store's metrics with
-// reg (if not nil). CloseStore must run before c and db close.
+// the gateway store's group committer c, and registers the store's
+// metrics with reg (if not nil). CloseStore must run before c and db
+// close.
 func (b *Book) OpenStore(db *badger.DB, c *groupcommit.Committer, reg prometheus.Registerer) {
 	const ns, sub = "optgate", "gateway"
 	s := &store{b: b, db: db, commit: c, ttl: b.ttl, max: receiptQueueMax, kick: make(chan struct{}, 1),
@@ -388,15 +389,6 @@ func (s *store) get(smsc, canon string) (t Target, found bool, err error) {
 		t, found = decodeTarget(appendTarget(nil, e.p, s.b.names), s.b.names)
 		return t, found, nil
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(appendStoreKey(nil, smsc, canon))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { t, found = decodeTarget(v, s.b.names); return nil })
-	})
+	_, err = groupcommit.Read(s.db, appendStoreKey(nil, smsc, canon), func(v []byte) { t, found = decodeTarget(v, s.b.names) })
 	return t, found, err
 }

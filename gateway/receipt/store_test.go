@@ -25,7 +25,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
 	b, _ := newBook(100, time.Minute)
-	b.OpenStore(db, testCommitter(t, db), nil)
+	c := openStore(t, b, db)
 	b.SetPersistDelay(time.Hour) // only CloseStore writes them
 	for id, tg := range storedTargets {
 		b.Add(carrier, id, tg)
@@ -42,13 +42,13 @@ func TestStoreRoundTrip(t *testing.T) {
 	if n := testutil.ToFloat64(b.Counters().Written); n != float64(len(storedTargets)) {
 		t.Fatalf("%v mappings written, want %d", n, len(storedTargets))
 	}
+	c.Close()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	b2, _ := newBook(100, time.Minute)
-	db2 := openDB(t, dir)
-	b2.OpenStore(db2, testCommitter(t, db2), nil)
+	openStore(t, b2, openDB(t, dir))
 	defer b2.CloseStore()
 	for id, want := range storedTargets {
 		if b2.Remembers(carrier, id) {
@@ -70,7 +70,7 @@ func TestStoreQuickFinalNeverWritten(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
 	b, _ := newBook(100, time.Minute)
-	b.OpenStore(db, testCommitter(t, db), nil)
+	openStore(t, b, db)
 	b.SetPersistDelay(time.Hour)
 	b.Add(carrier, "Q1", target("1"))
 	b.Add(carrier, "Q2", target("2"))

@@ -1,0 +1,139 @@
+// Package cluster links optgate nodes through NATS JetStream so that they
+// share one replicated consent log: a STOP recorded on any node is applied,
+// in order, on every node, and a node that cannot prove it is current
+// refuses to send (issue 16; facts and figures in
+// shared/reference/cluster.md).
+//
+// Its one job is that log. It knows nothing of consent: a Record's payload
+// is opaque bytes that the gateway encodes and decodes, and this package
+// imports neither consent nor gateway, so it can be tested alone against
+// real NATS servers.
+//
+// # Usage
+//
+//	cfg.SetDefaults(dataDir)
+//	if err := cfg.Validate(); err != nil { ... } // every problem, as *ConfigError
+//	srv, err := cluster.StartServer(cfg, logger) // embedded mode only; nil with nats.urls
+//	conn, err := cluster.Connect(ctx, cfg, srv, cluster.Options{Logger: logger, Registerer: reg})
+//	defer conn.Close()
+//	f, err := conn.Follow(ctx, lastApplied, apply) // returns once caught up
+//	defer f.Close()
+//	err = conn.Log().Append(ctx, records...)       // nil: every record held by a quorum
+//	if !f.Current(cfg.MaxLag) { /* fail closed: refuse MT (hot path, no allocation) */ }
+//	if err := f.Healthy(0); err != nil { /* /readyz false, with the reason */ }
+//
+// # What is replicated, and the life of a change
+//
+// One JetStream stream (OPTGATE_CONSENT by default) holds every consent
+// change, as a Record on subject optgate.consent.<tenant>.<shard>. The
+// shard is an HMAC-SHA-256 of tenant and key (the recipient) under
+// cluster.subject_key, modulo cluster.shards: a phone number is never in a
+// subject, and a few hundred subjects per tenant keep the servers' memory
+// small (about 250 B per subject per server). The stream is file-backed,
+// has cluster.replicas replicas (3 when there are three or more servers),
+// no limits (the log is the truth until snapshots exist), refuses deletes
+// and purges, and de-duplicates by Nats-Msg-Id for 2 minutes. Embedded
+// servers run with SyncAlways, so a quorum acknowledgement means the record
+// is on the disks of a majority; an external cluster must be configured
+// with sync_interval: always for the same promise.
+//
+// Append publishes asynchronously (bounded by cluster.max_pending on the
+// connection, so concurrent callers share one window and a batch costs
+// about one round trip) and returns nil only after the quorum PubAck of
+// every record. A record whose ack fails or times out is published again
+// with the same Nats-Msg-Id, so a record the stream did store is not stored
+// twice. Records with the same tenant and key keep their order; records of
+// different keys may be stored in any order (a retried one lands after its
+// batch), which is harmless because changes of different recipients
+// commute. Past cluster.ack_timeout (2 s) Append fails with
+// ErrNotAcknowledged and the gateway answers as for a local store failure
+// (ESME_RX_T_APPN, HTTP 503): the source retries. A stream leader killed
+// hard leaves 4-9 s without acks (Raft elections), a graceful stop tens of
+// milliseconds.
+//
+// A Follower applies the stream in order through an ordered consumer
+// starting after the sequence the caller last applied, calling
+// ApplyFunc(seq, rec) once per record, idempotent by stream sequence. The
+// caller stores seq in the same synced Badger batch as the change, and
+// passes it to Follow after a restart: no record is applied twice or
+// skipped. Follow returns only once the node has applied everything the
+// stream held when Follow started. An Apply error pauses the feed and
+// offers the same record again; a gap in the sequence (the stream no longer
+// holds what this node needs) stops it for good with ErrLogBroken: such a
+// node must be bootstrapped from a snapshot.
+//
+// # Lag, heartbeats and failing closed
+//
+// Lag is now minus the latest time at which the node provably had applied
+// everything in the stream. "Now minus the time of the last change" would
+// make an idle cluster look stale, so every cluster.heartbeat (50 ms) the
+// follower sends a heartbeat probe to the stream leader (a stream info
+// request on JetStream's API subject) at local time t0; the answer names
+// the stream's last sequence L, and once the node has applied L it is
+// current as of t0. An applied record also proves the node current as of
+// the record's stream timestamp. The probes use the node's own clock, and
+// they write nothing: heartbeat messages in the consent stream itself would
+// grow an unbounded log by 20 records a second per node. The probe also
+// reports the stream's replicas (Status.Peers), whether a leader and a
+// quorum of current replicas exist, and the stream's size.
+//
+// Healthy(maxLag) is nil only while the follower has caught up, its feed
+// delivers, the stream is in quorum and the lag is within max_lag
+// (100 ms): otherwise the node must refuse MT with a temporary status and
+// report /readyz false. A node cut off from its peers fails within a probe:
+// its stream info gets no answer or shows no quorum, or (embedded) its
+// server has routes to fewer peers than a majority needs; and with no
+// answer its lag passes max_lag in any case. It recovers by itself when
+// the peers return. JetStream's own view marks a silent replica offline
+// only after 10 s, so a partition that closes no connection (no TCP reset)
+// is caught by the lag of a node that cannot reach the leader, not by the
+// leader's replica list.
+//
+// Metrics (metrics.go): optgate_cluster_replication_lag_seconds (the lag,
+// sampled every heartbeat: its p99 is the alert), _lag_seconds,
+// _feed_connected, _quorum, _peers, _stream_messages, _stream_bytes,
+// _applied_sequence, _append_records_total{result}, _append_seconds. No
+// label carries a number, tenant or message id.
+//
+// # How the gateway plugs in (a later session)
+//
+//   - Config: gateway.Config gets `Cluster *cluster.Config yaml:"cluster"`;
+//     nil keeps the single node with no NATS and today's figures.
+//     check-config calls SetDefaults and Validate and maps each
+//     *ConfigError's Key under "cluster.".
+//   - Write seam: consent's group commit (the batch's synced Badger commit,
+//     being moved to internal/groupcommit by issue 15), after the commit
+//     succeeds and before any request of the batch is answered: one Append
+//     of the batch's changes, each encoded as the deterministic Badger
+//     mutations it made (keys, values, TTLs, deletes), Key = tenant's
+//     recipient, ID = a change id stored with the change. Only then
+//     deliver_sm_resp ESME_ROK, webhook 200 or API 200; on
+//     ErrNotAcknowledged the requests get the same error as a failed
+//     local sync.
+//   - Apply seam: an ApplyFunc in consent that writes the record's
+//     mutations and the key "cluster/applied" = seq in one synced Badger
+//     transaction, then updates the in-memory suppression index exactly as
+//     a local commit does. A node's own changes come back through it and
+//     leave the same state.
+//   - MT screening stays local (Check reads the in-memory index); the MT
+//     chain adds Follower.Current(max_lag) per message (two atomic loads
+//     and a clock read, no lock, no allocation: TestCurrentAllocs) in
+//     front of Check, so BenchmarkCheck* is unchanged; false answers
+//     ESME_RX_T_APPN / 503 with Retry-After. /readyz and the logs call
+//     Healthy, which says why.
+//
+// # Not done yet
+//
+// Wiring into the gateway (above) and the gateway-level tests of issue 16
+// (three optgate processes, SIGKILL mid-STOP stream, receipts and MOs
+// reaching their owner, queued MT surviving a node, whole-cluster restart);
+// a durable re-Append of changes committed locally whose Append failed
+// (until then such a change stays on its node when the source never
+// retries); bootstrapping a new or long-absent node from a snapshot plus
+// the log after it; the KV bucket for receipt correlation and the
+// work-queue stream for ack: store; the README section, configs/cluster,
+// Grafana panels and alert rules; optgate-bench run cluster with one
+// server per process. BenchmarkClusterOptOut runs three servers in one
+// process, which cluster.md shows distorts latency with SyncAlways: its
+// figure is a floor, not the cluster's throughput.
+package cluster
