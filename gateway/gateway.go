@@ -18,6 +18,7 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/outbox"
+	"github.com/optgate/optgate/gateway/api"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
@@ -77,7 +78,7 @@ type Gateway struct {
 	smppLn        net.Listener
 	httpSrv       *fasthttp.Server
 	httpTLS       *tls.Config // http.tls; nil for plain HTTP
-	sec           *httpSec    // HTTP auth lockout and import slots
+	api           *api.Server // the HTTP API (apicore.go)
 	httpLn        net.Listener
 	webhookClient *fasthttp.Client
 	sim           *smpptest.Server
@@ -98,8 +99,6 @@ type Gateway struct {
 	replying sync.Map // consent reply ids being sent
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
-
-	idem idemInflight // Idempotency-Key requests running (idempotency.go)
 
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
@@ -316,7 +315,6 @@ func (g *Gateway) newSMPPServer(cfg *Config, reg prometheus.Registerer) error {
 	if g.httpTLS, err = loadServerTLS(cfg.HTTP.TLS); err != nil {
 		return fmt.Errorf("http tls: %w", err)
 	}
-	g.sec = newHTTPSec(cfg.HTTP, g.byToken, reg)
 	g.smppSrv = &smpp.Server{
 		Authenticate:       g.authenticate,
 		Handler:            smpp.HandlerFunc(g.serveUpstream),

@@ -100,19 +100,6 @@ func (g *Gateway) validate(next Handler) Handler {
 	})
 }
 
-// APICode is the HTTP error code for a block reason.
-func APICode(r status.Reason) string {
-	switch r {
-	case status.ReasonMarketingOptOut:
-		return "marketing_opt_out"
-	case status.ReasonAttestationPending, status.ReasonNoConsent:
-		return "no_consent"
-	case ReasonWindowClosed:
-		return ReasonWindowClosed.String()
-	}
-	return "recipient_opted_out"
-}
-
 func (g *Gateway) screen(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
 		if m.Origin == OriginInternal {

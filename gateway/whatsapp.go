@@ -183,7 +183,7 @@ func (g *Gateway) startWhatsApp() error {
 	}
 	recv, err := whatsapp.NewReceiver(g.db, whatsapp.ReceiverConfig{AppSecret: cfg.AppSecret, VerifyToken: cfg.VerifyToken,
 		PhoneNumberIDs: ids, Handler: wa, MaxRequestBodySize: g.cfg.HTTP.MaxBodyBytes, Logger: log, Metrics: wa.metrics,
-		Window: wa.window, DedupTTL: cfg.DedupTTL})
+		Window: wa.window, DedupTTL: cfg.DedupTTL, Committer: g.commit})
 	if err != nil {
 		return fmt.Errorf("whatsapp receiver: %w", err)
 	}

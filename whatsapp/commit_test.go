@@ -2,11 +2,15 @@ package whatsapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
@@ -102,4 +106,43 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	})
 	requireNoErr(t, r2.Shutdown(context.Background()))
 	requireEqual(t, rec2.count(), 0, "events handled after redelivery")
+}
+
+// The spool writes through the group committer it is given, and so follows its failure
+// policy: a failed commit answers 500 (Meta retries), and later bodies are refused too while
+// the committer is fenced, although the disk would take them; once the fence is lifted, a body
+// is spooled and handled again.
+func TestSpoolFencedAfterFailedCommit(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	var fail atomic.Bool
+	c := groupcommit.New(db, groupcommit.Options{Commit: func(txn *badger.Txn) error {
+		if fail.Load() {
+			txn.Discard()
+			return errors.New("fsync: input/output error")
+		}
+		return txn.Commit()
+	}})
+	defer c.Close()
+	rec := &recorder{}
+	_, url := startReceiver(t, db, rec, func(cfg *ReceiverConfig) { cfg.Committer = c })
+	now := time.Now()
+	fail.Store(true)
+	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.f1", "hi", now)), 500,
+		"status of a body whose commit failed")
+	fail.Store(false)
+	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.f2", "hi", now)), 500,
+		"status of a body while the committer is fenced")
+	if err := c.Fenced(); !errors.Is(err, groupcommit.ErrFenced) {
+		t.Fatalf("committer not fenced after the failed commit: %v", err)
+	}
+	c.Unfence()
+	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550003", "wamid.f3", "hi", now)), 200,
+		"status once the fence is lifted")
+	checkFor(t, 5*time.Second, func() error {
+		if rec.count() != 1 {
+			return fmt.Errorf("%d events handled, want the one spooled after the fence", rec.count())
+		}
+		return nil
+	})
 }

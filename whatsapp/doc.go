@@ -60,9 +60,11 @@
 // # Storage
 //
 // The caller opens the *badger.DB and closes it after the Receiver. The package owns the key
-// prefixes "wa/spool/", "wa/dead/", "wa/dedup/" and "wa/window/". Durability of the 200: when
-// the DB is opened with SyncWrites the commit itself syncs; otherwise the committer calls
-// DB.Sync, which syncs the active memtable's WAL and the value log. In that mode a memtable
-// rotated between the commit and the Sync is only made durable by its flush to L0 moments
-// later; open the DB with SyncWrites for the strictest guarantee.
+// prefixes "wa/spool/", "wa/dead/", "wa/dedup/" and "wa/window/". The spool is written through
+// internal/groupcommit (ReceiverConfig.Committer, or one the Receiver starts on the DB): its
+// group commits, its failure policy (a failed commit fences the committer) and its durability.
+// Durability of the 200: when the DB is opened with SyncWrites the commit itself syncs;
+// otherwise the syncer calls DB.Sync, which syncs the active memtable's WAL and the value log.
+// In that mode a memtable rotated between the commit and the Sync is only made durable by its
+// flush to L0 moments later; open the DB with SyncWrites for the strictest guarantee.
 package whatsapp

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/valyala/fasthttp"
 )
 
@@ -62,6 +64,10 @@ type ReceiverConfig struct {
 	StopLabels []string
 	// Window receives the user-message times; default NewWindow(db, Logger).
 	Window *Window
+	// Committer writes the spool: pass the committer of db when others write db too, so that
+	// they share its group commits and its fence. Default: the receiver starts one on db (which
+	// must be opened WithSyncWrites(true)) and closes it when it stops.
+	Committer *groupcommit.Committer
 
 	// Path is the only path served; requests for any other get 404. Default
 	// "/webhooks/whatsapp" (the gateway mounts HandleFastHTTP there too).
@@ -94,6 +100,9 @@ type Receiver struct {
 	synced  bool      // db syncs every commit itself (SyncWrites)
 	// windowInTxn: the window lives in db, so the committer records it with the bodies.
 	windowInTxn bool
+	commit      *groupcommit.Committer // writes the spool; see ReceiverConfig.Committer
+	ownCommit   bool                   // commit was started here: the syncer closes it
+	ops         []groupcommit.Op       // writeGroup's buffer; committer goroutine only
 
 	appendCh   chan *appendReq // handlers → committer; unbuffered so nothing is left behind at close
 	syncCh     chan *group     // committer → syncer; closed by the committer
@@ -223,6 +232,10 @@ func NewReceiver(db *badger.DB, cfg ReceiverConfig) (*Receiver, error) {
 		}
 		r.rescan.Store(true)
 		r.sweepCh <- struct{}{}
+	}
+	r.commit = cfg.Committer
+	if r.commit == nil {
+		r.commit, r.ownCommit = groupcommit.New(db, groupcommit.Options{}), true
 	}
 	go r.committer()
 	go r.syncer()

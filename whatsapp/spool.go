@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Badger key prefixes owned by this package.
@@ -170,7 +172,8 @@ type finishReq struct {
 // maxGroupFinishes bounds the worker batches one group commit carries.
 const maxGroupFinishes = 64
 
-// group is one committed (not yet synced) batch: new bodies and worker outcomes.
+// group is one committed batch (synced, unless the DB is opened without SyncWrites): new
+// bodies and worker outcomes.
 type group struct {
 	reqs  []*appendReq
 	first uint64
@@ -179,10 +182,11 @@ type group struct {
 }
 
 // committer is the single writer of the spool. It takes every body and every worker outcome
-// waiting, writes them in one transaction (with the window records of the new bodies' user
-// messages) and passes the group to the syncer, then collects the next group while the syncer
-// syncs: group commit, pipelined. After stopIntake it takes no more bodies but keeps writing
-// the workers' outcomes until workersDone.
+// waiting, gives them sequences and writes them through the group committer (with the window
+// records of the new bodies' user messages; see writeGroup), and passes the group to the
+// syncer, which answers and dispatches it while the committer collects the next group. After
+// stopIntake it takes no more bodies but keeps writing the workers' outcomes until
+// workersDone.
 func (r *Receiver) committer() {
 	defer close(r.syncCh)
 	intake, stop := r.appendCh, r.stopIntake
@@ -299,6 +303,9 @@ func (r *Receiver) release(f *finishReq) {
 // started, however many. Only then are the handlers answered and the bodies dispatched.
 func (r *Receiver) syncer() {
 	defer close(r.committerDone)
+	if r.ownCommit {
+		defer r.commit.Close() // the committer goroutine, its only writer, has stopped
+	}
 	var groups []*group
 	for g := range r.syncCh {
 		groups = append(groups[:0], g)
@@ -396,101 +403,46 @@ func appendWindowUpdates(ups []WindowUpdate, evs []Event, now time.Time) []Windo
 	return ups
 }
 
-// writeGroup commits g: the window records of its user messages (so the window is open before
-// any handler runs, and a STOP can be confirmed free-form), its bodies under consecutive
-// sequences, then each worker outcome's dedup keys before its deletions. It splits the
-// transaction when Badger says it is too big; the window records come first, so only
-// transactions before any body can meet a conflict (with Window.Close), and the whole write is
-// then retried: the window only moves forward, the bodies keep their sequences. After a few
-// conflicts the bodies are written without the window, as a failed window write was before.
+// writeGroup makes g durable through the group committer: the window records of its user
+// messages (so the window is open before any handler runs, and a STOP can be confirmed
+// free-form), its bodies under consecutive sequences, then each worker outcome's dedup keys
+// before its deletions. WriteAll cuts them into requests that each fit in a Badger transaction,
+// committed in that order; should one fail, the ones after it fail too or are redone harmlessly
+// (a dead-letter copy written twice, a deletion of a body handled again).
+//
+// The window records are read and moved forward under the Window's lock, which Window.Close
+// and RecordBatch take too, and written in the same group commit: a Close between our read and
+// our write cannot be lost.
 func (r *Receiver) writeGroup(g *group) error {
-	ups := r.windowUpdates(g.reqs)
-	for attempt := 0; ; attempt++ {
-		err := r.writeTxn(g, ups)
-		if !errors.Is(err, badger.ErrConflict) || len(ups) == 0 {
-			return err
-		}
-		if attempt == 3 {
+	ops := r.ops[:0]
+	defer func() { clear(ops); r.ops = ops[:0] }() // let the bodies go, keep the array
+	if ups := r.windowUpdates(g.reqs); len(ups) > 0 {
+		r.window.mu.Lock()
+		defer r.window.mu.Unlock()
+		var err error
+		if ops, err = r.window.appendRecords(ops, ups); err != nil {
 			r.log.Error("whatsapp: recording window failed", "err", err)
-			ups = nil
-		}
-	}
-}
-
-func (r *Receiver) writeTxn(g *group, ups []WindowUpdate) error {
-	w := txnWriter{db: r.db, txn: r.db.NewTransaction(true)}
-	defer func() { w.txn.Discard() }()
-	for _, u := range ups {
-		k := windowKey(u.PhoneNumberID, u.WaID)
-		at := u.At.UnixNano()
-		if err := w.do(func(txn *badger.Txn) error { return recordWindow(txn, k, at) }); err != nil {
-			return err
+			ops = ops[:0] // the bodies are written without the window, as a failed window write was before
 		}
 	}
 	for i, req := range g.reqs {
-		k := spoolKey(spoolPrefix, g.first+uint64(i))
-		if err := w.do(func(txn *badger.Txn) error { return txn.Set(k, req.body) }); err != nil {
-			return err
-		}
+		ops = append(ops, groupcommit.Op{Key: spoolKey(spoolPrefix, g.first+uint64(i)), Value: req.body})
 	}
 	for _, f := range g.fins {
 		for _, k := range f.seen {
-			e := badger.NewEntry(k, nil).WithTTL(r.cfg.DedupTTL)
-			if err := w.do(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
-				return err
-			}
+			ops = append(ops, groupcommit.Op{Key: k, TTL: r.cfg.DedupTTL})
 		}
 	}
 	for _, f := range g.fins {
 		for _, it := range f.dead {
-			dk, sk := spoolKey(deadPrefix, it.seq), spoolKey(spoolPrefix, it.seq)
-			if err := w.do(func(txn *badger.Txn) error {
-				if err := txn.Set(dk, it.body); err != nil {
-					return err
-				}
-				return txn.Delete(sk)
-			}); err != nil {
-				return err
-			}
+			ops = append(ops, groupcommit.Op{Key: spoolKey(deadPrefix, it.seq), Value: it.body},
+				groupcommit.Op{Key: spoolKey(spoolPrefix, it.seq), Delete: true})
 		}
 		for _, it := range f.done {
-			k := spoolKey(spoolPrefix, it.seq)
-			if err := w.do(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
-				return err
-			}
+			ops = append(ops, groupcommit.Op{Key: spoolKey(spoolPrefix, it.seq), Delete: true})
 		}
 	}
-	return w.txn.Commit()
-}
-
-// recordWindow moves the window record at key forward to a user message at at (Unix ns), as
-// Window.RecordBatch does, inside txn.
-func recordWindow(txn *badger.Txn, key []byte, at int64) error {
-	rec, err := readWindow(txn, key)
-	if err != nil || at <= rec.lastInbound {
-		return err
-	}
-	rec.lastInbound = at
-	return txn.SetEntry(badger.NewEntry(key, rec.encode()).WithTTL(windowTTL))
-}
-
-// txnWriter writes through as few transactions as Badger allows: an operation that does not
-// fit commits the transaction so far and runs again, whole, in a new one (every operation here
-// can run twice: a dead-letter copy written twice, a window moved forward twice).
-type txnWriter struct {
-	db  *badger.DB
-	txn *badger.Txn
-}
-
-func (w *txnWriter) do(op func(*badger.Txn) error) error {
-	err := op(w.txn)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err := w.txn.Commit(); err != nil {
-			return err
-		}
-		w.txn = w.db.NewTransaction(true)
-		err = op(w.txn)
-	}
+	_, err := r.commit.WriteAll(ops)
 	return err
 }
 

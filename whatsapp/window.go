@@ -4,9 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // WindowDuration is the length of the customer service window opened by a user message.
@@ -27,6 +30,11 @@ const windowPrefix = "wa/window/"
 type Window struct {
 	db  *badger.DB
 	log *slog.Logger
+	// mu serialises the read-modify-writes of records: Close and RecordBatch, and the spool's
+	// window records, which are read here and written by its group commit (appendRecords).
+	mu sync.Mutex
+	// batch indexes the records of one appendRecords call by key; guarded by mu.
+	batch map[string]int
 }
 
 // NewWindow returns a Window stored in db. log may be nil.
@@ -168,6 +176,8 @@ func (w *Window) Close(phoneNumberID, waID string, at time.Time) error {
 
 // update runs fn in a read-write transaction, retrying a bounded number of times on conflict.
 func (w *Window) update(fn func(*badger.Txn) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var err error
 	for range 8 {
 		err = w.db.Update(fn)
@@ -176,4 +186,43 @@ func (w *Window) update(fn func(*badger.Txn) error) error {
 		}
 	}
 	return err
+}
+
+// appendRecords appends to ops the writes that move the records of ups forward, as RecordBatch
+// does, for a group commit. The caller holds w.mu until that commit is done, so that no Close
+// or RecordBatch comes between these reads and the writes.
+func (w *Window) appendRecords(ops []groupcommit.Op, ups []WindowUpdate) ([]groupcommit.Op, error) {
+	if w.batch == nil {
+		w.batch = make(map[string]int)
+	}
+	defer clear(w.batch)
+	err := w.db.View(func(txn *badger.Txn) error {
+		for _, u := range ups {
+			k := windowKey(u.PhoneNumberID, u.WaID)
+			i, seen := w.batch[string(k)]
+			var rec windowRecord
+			if seen {
+				rec = decodeWindow(ops[i].Value)
+			} else {
+				var err error
+				if rec, err = readWindow(txn, k); err != nil {
+					return err
+				}
+			}
+			at := u.At.UnixNano()
+			if at <= rec.lastInbound {
+				continue
+			}
+			rec.lastInbound = at
+			op := groupcommit.Op{Key: k, Value: rec.encode(), TTL: windowTTL}
+			if seen {
+				ops[i] = op
+			} else {
+				w.batch[string(k)] = len(ops)
+				ops = append(ops, op)
+			}
+		}
+		return nil
+	})
+	return ops, err
 }

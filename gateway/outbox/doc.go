@@ -51,10 +51,11 @@
 // consumer per kind: Put is a publish acknowledged after replication, a
 // handler's nil is an ack, a temporary error a nak with delay, Permanent
 // a term, MaxAge the message's age check at delivery, Workers/Inflight
-// the consumer's max-ack-pending) fits behind it as well as this Badger
+// the consumer's max-ack-pending, PerTenant a subject per tenant, Depth
+// the consumer's pending count) fits behind it as well as this Badger
 // store does. So nothing here exposes Badger: no keys, no transactions,
 // no scans in the interface (Count is the Badger store's own, for tests
-// and gauges), and the handler receives the stored Item, never a store
+// and tools), and the handler receives the stored Item, never a store
 // handle. Ordering and exactly-once are not promised because a clustered
 // work queue does not give them either. Handlers are plain functions, not
 // an interface on the gateway, so the gateway's parts (the SMSC links,

@@ -5,7 +5,8 @@
 // statuses, remembered MOs) all write through it.
 //
 // Its interface is small on purpose: New(db, Options), then Write (or
-// Apply, which also runs an in-memory effect once the write is synced),
+// Apply, which also runs an in-memory effect once the write is synced, or
+// WriteAll, a background writer's bulk cut into requests that fit),
 // Fenced/Unfence and Close. A request is a list of blind writes (Op),
 // committed atomically; the committer owns every transaction, so every
 // store shares one durability and one failure policy:
