@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/optgate/optgate/gateway"
+	"github.com/optgate/optgate/internal/simulators"
 )
 
 // referencedMetrics is every metric name the dashboard and the alert rules
@@ -54,7 +55,9 @@ func TestMetricsExistAtStart(t *testing.T) {
 	sl, _ := net.Listen("tcp", "127.0.0.1:0")
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")
 	reg := prometheus.NewRegistry()
-	g, err := gateway.New(cfg, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, SMPPListener: sl, HTTPListener: hl})
+	opt := gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, SMPPListener: sl, HTTPListener: hl}
+	simulators.Wire(&opt)
+	g, err := gateway.New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,13 @@ import (
 	"github.com/optgate/optgate/smpp"
 )
 
+// SMPP numbering-plan indicators (SMPP 3.4 §5.2.6) the gateway writes;
+// the type-of-number values are consent.TON*.
+const (
+	npiUnknown uint8 = 0
+	npiISDN    uint8 = 1 // E.163/E.164: every number the gateway writes
+)
+
 // defaultRegion is the region of an SMSC link or a tenant that names none.
 const defaultRegion = "US"
 
@@ -199,4 +206,17 @@ func validSenderID(s string) bool {
 		}
 	}
 	return letter
+}
+
+// addrOf is the SMPP address the gateway writes for num: a "+" number as
+// its digits with ton and npi, anything else as an alphanumeric id.
+func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
+
+// addrInto is addrOf with the address bytes appended to buf.
+func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
+	if strings.HasPrefix(num, "+") {
+		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
+	}
+	// An alphanumeric sender.
+	return smpp.Address{TON: consent.TONAlphanumeric, NPI: npiUnknown, Addr: append(buf, num...)}
 }

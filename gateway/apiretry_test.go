@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -151,9 +150,7 @@ func TestIdempotencyKeyInterrupted(t *testing.T) {
 	y := configYAML(dir, smsc.Addr(), "", "")
 	env := startEnv(t, y, smsc, dir)
 	body := `{"to":"+15145550174","text":"hello"}`
-	c := &idemClaim{key: idemStoreKey("acme", []byte("crash-1"))}
-	c.hash = sha256.Sum256([]byte(body))
-	if err := env.g.idemReserve(c, "feedbeef"); err != nil {
+	if err := env.g.api.ReserveIdempotencyKey("acme", "crash-1", []byte(body), "feedbeef"); err != nil {
 		t.Fatal(err)
 	}
 	env.stop()
@@ -215,9 +212,8 @@ func TestHTTPErrorLogHasRequestID(t *testing.T) {
 	dir := t.TempDir()
 	var logs syncBuf
 	env := startEnvOpt(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	hook := func() { panic("test panic in export") }
-	testHookExport.Store(&hook)
-	defer testHookExport.Store(nil)
+	env.g.api.SetExportHook(func() { panic("test panic in export") })
+	defer env.g.api.SetExportHook(nil)
 	r := env.do("GET", "/v1/consent/export", acmeToken, "", "X-Request-Id", "export-req-42")
 	if r.header.Get("X-Request-Id") != "export-req-42" {
 		t.Fatalf("X-Request-Id %q", r.header.Get("X-Request-Id"))

@@ -1,27 +1,20 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/optgate/optgate/backup"
+	"github.com/optgate/optgate/gateway/api"
 )
 
 // BackupStores names the Badger stores under store.dir, in the order a
 // backup copies them: the consent store first (see package backup).
 var BackupStores = []string{"consent", "gateway"}
 
-// BackupRequest is the body of POST /v1/admin/backup: empty for a full
-// backup; for an incremental one, the Until of each store in the archive it
-// follows and that archive's SHA-256.
-type BackupRequest struct {
-	Since  map[string]uint64 `json:"since,omitempty"`
-	Parent string            `json:"parent,omitempty"`
-}
+// BackupRequest is the body of POST /v1/admin/backup (see api.BackupRequest).
+type BackupRequest = api.BackupRequest
 
 // Backup writes an archive of every store to w while the gateway serves.
 func (g *Gateway) Backup(w io.Writer, req BackupRequest, version string) (*backup.Index, error) {
@@ -81,64 +74,6 @@ func (s stopWriter) Write(p []byte) (int, error) {
 	default:
 	}
 	return s.w.Write(p)
-}
-
-// apiBackup streams a backup archive (POST /v1/admin/backup, admin token).
-// The status line goes out before the stores are read, so a failure
-// half-way ends the body without the archive's trailer: the client detects
-// it (backup.ErrTruncated) and keeps nothing.
-func (g *Gateway) apiBackup(ctx *fasthttp.RequestCtx) {
-	if !g.authAdmin(ctx) {
-		return
-	}
-	var req BackupRequest
-	if body := ctx.PostBody(); len(body) > 0 {
-		if field, err := decodeStrict(body, &req); err != nil {
-			writeErr(ctx, 400, "invalid_request", field, err.Error())
-			return
-		}
-	}
-	if (req.Parent == "") != (len(req.Since) == 0) {
-		writeErr(ctx, 400, "invalid_request", "parent", "an incremental backup names both since and parent")
-		return
-	}
-	if g.backupBusy.Load() {
-		writeErr(ctx, 409, "backup_running", "", errBackupBusy.Error())
-		return
-	}
-	if req.Parent != "" {
-		if err := backup.CheckParent(g.cfg.Store.Dir, req.Parent); err != nil {
-			writeErr(ctx, 409, "full_backup_needed", "parent", err.Error())
-			return
-		}
-	}
-	version := string(ctx.QueryArgs().Peek("version"))
-	conn := ctx.Conn()
-	ctx.SetContentType("application/octet-stream")
-	ctx.SetStatusCode(200)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		// The server's WriteTimeout bounds a whole response; a backup may
-		// take longer, so each chunk pushes the deadline on instead.
-		dw := &deadlineWriter{w: w, conn: conn}
-		if _, err := g.Backup(dw, req, version); err != nil {
-			return // logged; the missing trailer tells the client
-		}
-	})
-}
-
-// deadlineWriter extends the connection's write deadline before each write.
-type deadlineWriter struct {
-	w    *bufio.Writer
-	conn interface{ SetWriteDeadline(time.Time) error }
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.conn.SetWriteDeadline(time.Now().Add(time.Minute))
-	n, err := d.w.Write(p)
-	if err == nil {
-		err = d.w.Flush()
-	}
-	return n, err
 }
 
 // MarshalBackupRequest encodes the request an incremental backup after idx

@@ -4,6 +4,16 @@ import (
 	"time"
 )
 
+// Window sizes (requests in flight per session), set here once.
+const (
+	// defaultWindow is the window of each platform's bind to our SMPP
+	// server, an upstream account's default window across its binds, and
+	// the window of the built-in simulator's link.
+	defaultWindow = 256
+	// defaultSMSCWindow is an SMSC link's default window per bind.
+	defaultSMSCWindow = 64
+)
+
 // applyDefaults fills every field left zero with its documented default.
 func (c *Config) applyDefaults() {
 	c.applyServerDefaults()
@@ -125,7 +135,7 @@ func (c *Config) applyTenantDefaults() {
 			a.Channel = "auto"
 		}
 		if a.Window == 0 {
-			a.Window = 256
+			a.Window = defaultWindow
 		}
 	}
 }
@@ -141,7 +151,7 @@ func (c *Config) applySMSCDefaults() {
 			s.Binds = 1
 		}
 		if s.Window == 0 {
-			s.Window = 64
+			s.Window = defaultSMSCWindow
 		}
 		if s.Timeout == 0 {
 			s.Timeout = 30 * time.Second

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/internal/groupcommit"
@@ -198,37 +196,4 @@ func (g *Gateway) DeadLetters(fn func(DeadLetter) bool) error {
 		}
 		return nil
 	})
-}
-
-// apiDeadLetters is GET /v1/admin/deadletter (admin token): the kept
-// dead letters, oldest first, at most ?limit= (default 100, at most 1000),
-// with the total count.
-func (g *Gateway) apiDeadLetters(ctx *fasthttp.RequestCtx) {
-	if !g.authAdmin(ctx) {
-		return
-	}
-	limit := 100
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > 1000 {
-			writeErr(ctx, 400, "invalid_request", "limit", "limit must be 1–1000")
-			return
-		}
-		limit = n
-	}
-	list := []DeadLetter{}
-	total := 0
-	err := g.DeadLetters(func(d DeadLetter) bool {
-		if total < limit {
-			list = append(list, d)
-		}
-		total++
-		return true
-	})
-	if err != nil {
-		writeErr(ctx, 500, "internal_error", "", "reading the dead letters failed")
-		return
-	}
-	g.deadletters.n(g).Store(int64(total))
-	writeJSON(ctx, 200, map[string]any{"total": total, "dead_letters": list})
 }

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/smpp"
 )
@@ -136,18 +134,6 @@ func (g *Gateway) refuseSMSCWhileUnhealthy(r *smpp.Request) bool {
 		return true
 	}
 	return false
-}
-
-// refuseHTTPWhileUnhealthy answers 503 to a request that would write while
-// a store is unhealthy, and reports whether it did.
-func (g *Gateway) refuseHTTPWhileUnhealthy(ctx *fasthttp.RequestCtx, method, path string) bool {
-	if g.storesOK() || method == "GET" || method == "HEAD" ||
-		!(strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/webhooks/")) {
-		return false
-	}
-	ctx.Response.Header.Set("Retry-After", "30")
-	writeErr(ctx, 503, ReasonStoreUnavailable.String(), "", "the store cannot take writes right now ("+g.storeProblem()+"); nothing was changed or sent, retry later")
-	return true
 }
 
 // run probes every interval until the gateway stops.

@@ -7,6 +7,11 @@
 //	err = g.Start()
 //	defer g.Shutdown(ctx)
 //
+// The built-in SMSC simulator and WhatsApp mock are started through
+// Options.StartSMSCSimulator and Options.StartWhatsAppMock (simulators.go):
+// cmd/optgate wires the test doubles in (internal/simulators), so this
+// package imports none.
+//
 // # The life of an outbound message
 //
 // A submit_sm from a bound platform (or a POST /v1/messages) becomes a
@@ -35,6 +40,13 @@
 // consent event reach the tenant (deliver_sm to its bound ESMEs, signed
 // webhooks kept on disk until delivered, gateway/outbox).
 //
+// Both channels go through one MO consent core, moConsent (mo_core.go):
+// the consent call, the tenant's durable copy, the counting, the
+// last-channel note and the replies (replies.go). Its adapters are the
+// SMS one (mo.go: reads the text, answers the SMSC, keeps the retry
+// memory) and the WhatsApp one (whatsapp_mo.go, waperson.go: keys the
+// person, orders keywords by event time).
+//
 // The text is decoded by data_coding, as the SMSC's data_coding_0 and
 // data_coding_1 say it means them; octets that make sense only in another
 // alphabet (GSM 03.38 labelled IA5, as node-smpp sends) are screened in
@@ -45,11 +57,12 @@
 //
 // # Who may do what
 //
-// SECURITY.md is the model. In code: auth and authHTTP (http.go) check a
-// bearer token before a request's body is read, and httpSec (httpsec.go)
-// locks out addresses that keep failing, counts imports and keeps the
-// callers; ownSender holds a consent request's sender to the tenant's own
-// numbers; checkExposure (config.go) refuses dev secrets and mocks on a
+// SECURITY.md is the model. In code: the HTTP API's middleware (package
+// gateway/api, middleware.go) checks a bearer token before a request's
+// body is read, and its httpSec (sec.go) locks out addresses that keep
+// failing, counts imports and keeps the callers; apiCore.OwnSender
+// (apicore.go) holds a consent request's sender to the tenant's own
+// numbers; checkExposure (config_validate.go) refuses dev secrets and mocks on a
 // listener that is not loopback.
 //
 // # Backups
@@ -62,15 +75,18 @@
 //
 // # The HTTP API's contract
 //
-// api/openapi.yaml describes the API (served at GET /v1/openapi.yaml; the
-// tests validate answers against it). Idempotency-Key on POST /v1/messages
-// (idempotency.go) is reserved in the gateway store, synced, before the
+// Package gateway/api serves the API over the core interface apicore.go
+// implements. api/openapi.yaml describes the API (served at GET
+// /v1/openapi.yaml; the tests validate answers against it).
+// Idempotency-Key on POST /v1/messages (gateway/api/idempotency.go) is
+// reserved in the gateway store, synced, before the
 // message reaches the chain, and the answer stored after, so a retry is
 // replayed and a crash cannot send twice. Every answer has an X-Request-Id
-// (requestid.go); listings page with opaque cursors (api_page.go). The
-// status book (gateway/status) records every outcome and receipt as a
-// message State by one ranking; its records are written to the gateway
-// store asynchronously so GET /v1/messages/{id} answers after a restart.
+// (gateway/api/requestid.go); listings page with opaque cursors
+// (gateway/api/page.go). The status book (gateway/status) records every
+// outcome and receipt as a message State by one ranking; its records are
+// written to the gateway store asynchronously so GET /v1/messages/{id}
+// answers after a restart.
 //
 // # Outcomes at the edges
 //
@@ -79,5 +95,5 @@
 // it to a command_status in one function (outcome.go, smppStatus: 0x401
 // to 0x404 for consent refusals, the account's overrides, ESME_RX_T_APPN
 // for what may be retried); the HTTP API maps it to a status and error
-// code.
+// code in one function too (gateway/api/answer.go).
 package gateway

@@ -44,6 +44,10 @@ var (
 	// that could not be queued: the platform gets ESME_RMSGQFUL (smppStatus).
 	errNotQueued = errors.New("gateway: message not queued")
 
+	// errNoSimulator is returned by Start when a simulator is enabled but
+	// Options carried nothing to start it with (simulators.go).
+	errNoSimulator = errors.New("not wired: Options.StartSMSCSimulator and Options.StartWhatsAppMock start the built-in simulators (cmd/optgate sets them)")
+
 	// errBackupBusy and errShuttingDown refuse a backup (backup.go).
 	errBackupBusy   = errors.New("a backup is already running")
 	errShuttingDown = errors.New("the gateway is shutting down")

@@ -17,13 +17,13 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/gateway/api"
 	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
-	"github.com/optgate/optgate/smpp/smpptest"
 )
 
 // Options are the run-time dependencies cmd/optgate (or a test) injects.
@@ -39,6 +39,16 @@ type Options struct {
 	// built-in SMSC simulator serves instead of simulator.listen (tests
 	// hold a port this way rather than closing and re-listening on it).
 	SimulatorListener net.Listener
+
+	// StartSMSCSimulator starts the built-in SMSC simulator of
+	// simulator.enabled on l with c's system_id, password, receipts and
+	// latency; it is required when the simulator is enabled. cmd/optgate
+	// sets it to the smpp/smpptest server (internal/simulators); the
+	// gateway never imports a test double.
+	StartSMSCSimulator func(l net.Listener, c SimulatorConfig, log *slog.Logger) (SMSCSimulator, error)
+	// StartWhatsAppMock starts the built-in WhatsApp Graph API mock of
+	// whatsapp_simulator.enabled (required when it is enabled).
+	StartWhatsAppMock func(c WhatsAppMockConfig) (WhatsAppMock, error)
 }
 
 // Gateway is the running gateway: the SMPP server platforms bind to, the
@@ -77,10 +87,12 @@ type Gateway struct {
 	smppLn        net.Listener
 	httpSrv       *fasthttp.Server
 	httpTLS       *tls.Config // http.tls; nil for plain HTTP
-	sec           *httpSec    // HTTP auth lockout and import slots
+	api           *api.Server // the HTTP API (apicore.go)
 	httpLn        net.Listener
 	webhookClient *fasthttp.Client
-	sim           *smpptest.Server
+	sim           SMSCSimulator // set by Start when simulator.enabled
+	startSim      func(net.Listener, SimulatorConfig, *slog.Logger) (SMSCSimulator, error)
+	startWAMock   func(WhatsAppMockConfig) (WhatsAppMock, error)
 	wa            *waChannel
 
 	ids         *idGen
@@ -98,8 +110,6 @@ type Gateway struct {
 	replying sync.Map // consent reply ids being sent
 
 	deadletters deadLetters // inbound messages that could not be keyed (deadletter.go)
-
-	idem idemInflight // Idempotency-Key requests running (idempotency.go)
 
 	backupBusy atomic.Bool  // one backup at a time (backup.go)
 	backupMu   sync.RWMutex // held for reading by a backup, for writing by Shutdown from before closeStores
@@ -130,9 +140,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	// g is a local, not the named result: goroutines started below (the
 	// committer's callback) capture it, and a failed New returns nil
 	// without touching it.
-	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
-		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
-	g.answerSubmitFn = g.answerSubmit
+	g := newGateway(cfg, log)
 	g.statuses = status.NewBook(bookTenants{g}, 1<<20)
 	g.receipts = newReceiptBook(g, log)
 	reg := opt.Registerer
@@ -150,6 +158,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 		g.metrics.mo.WithLabelValues("", "incomplete_multipart").Inc()
 	}}
 	g.addTenants(cfg)
+	g.startSim, g.startWAMock = opt.StartSMSCSimulator, opt.StartWhatsAppMock
 	// Every return below that fails closes what was opened so far. The
 	// cleanup holds its own reference: the named result is nil by then.
 	defer func() {
@@ -191,6 +200,16 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	}
 	g.httpSrv = g.newHTTPServer()
 	return g, nil
+}
+
+// newGateway is the Gateway before New opens anything: its indexes empty,
+// no store, no metrics, no listener. Unit tests of a stage build one with
+// it and add only what the stage uses.
+func newGateway(cfg *Config, log *slog.Logger) *Gateway {
+	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
+		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
+	g.answerSubmitFn = g.answerSubmit
+	return g
 }
 
 // openStores locks store.dir and opens the consent store, the gateway
@@ -283,23 +302,18 @@ func (g *Gateway) registerOutKinds(cfg *Config) {
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}
 }
 
-// addSimulatorSMSC prepares the built-in SMSC simulator and, when no SMSC
-// is configured, a link and a catch-all route to it.
+// addSimulatorSMSC takes the built-in SMSC simulator's listener (Start
+// starts it) and, when no SMSC is configured, adds a link and a catch-all
+// route to it.
 func (g *Gateway) addSimulatorSMSC(cfg *Config, opt Options) {
-	log := g.log
 	if cfg.Simulator.Enabled {
 		if opt.SimulatorListener != nil {
 			cfg.Simulator.Listen = opt.SimulatorListener.Addr().String()
 			g.simLn = opt.SimulatorListener
 		}
-		g.sim = smpptest.NewUnstartedServer(smpptest.Config{Addr: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
-			Password: cfg.Simulator.Password, Receipts: cfg.Simulator.Receipts, Logger: log.With("component", "simulator")})
-		if lat := cfg.Simulator.Latency; lat > 0 {
-			g.sim.SetLatency(func() time.Duration { return lat })
-		}
 		if len(cfg.SMSCs) == 0 {
 			cfg.SMSCs = []SMSCConfig{{Name: "simulator", Address: cfg.Simulator.Listen, SystemID: cfg.Simulator.SystemID,
-				Password: cfg.Simulator.Password, Mode: "transceiver", Binds: 2, Window: 256, Timeout: 30 * time.Second, IDBase: "same"}}
+				Password: cfg.Simulator.Password, Mode: "transceiver", Binds: 2, Window: defaultWindow, Timeout: 30 * time.Second, IDBase: "same"}}
 			cfg.Routes = []RouteConfig{{Prefix: "+", SMSCs: []string{"simulator"}}}
 		}
 	}
@@ -316,7 +330,6 @@ func (g *Gateway) newSMPPServer(cfg *Config, reg prometheus.Registerer) error {
 	if g.httpTLS, err = loadServerTLS(cfg.HTTP.TLS); err != nil {
 		return fmt.Errorf("http tls: %w", err)
 	}
-	g.sec = newHTTPSec(cfg.HTTP, g.byToken, reg)
 	g.smppSrv = &smpp.Server{
 		Authenticate:       g.authenticate,
 		Handler:            smpp.HandlerFunc(g.serveUpstream),
@@ -331,7 +344,7 @@ func (g *Gateway) newSMPPServer(cfg *Config, reg prometheus.Registerer) error {
 		OnGuard:            newGuardMetrics(reg),
 		TLSConfig:          srvTLS,
 		Logger:             log.With("component", "smpp-server"),
-		Conn: smpp.ConnConfig{Window: 256, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,
+		Conn: smpp.ConnConfig{Window: defaultWindow, MaxInflight: 4096, EnquireLink: cfg.SMPP.EnquireLink, MaxPDUSize: cfg.SMPP.MaxPDUSize,
 			OnPDU: g.metrics.pduObserver("upstream")},
 	}
 	return nil
@@ -352,9 +365,6 @@ func (g *Gateway) HTTPAddr() string {
 	}
 	return g.httpLn.Addr().String()
 }
-
-// Simulator returns the built-in SMSC simulator, if enabled.
-func (g *Gateway) Simulator() *smpptest.Server { return g.sim }
 
 // Consent returns the consent store.
 func (g *Gateway) Consent() *consent.Store { return g.consent }

@@ -35,6 +35,41 @@ type heldPayload struct {
 	WAInteractive *WAInteractive `json:"wa_interactive,omitempty"`
 }
 
+// heldPayloadOf is the one builder of a heldPayload (a message held for
+// attestation, or queued by an ack: store account): everything needed to
+// send m later, its WhatsApp content included, as stored JSON.
+func heldPayloadOf(m *Message) ([]byte, error) {
+	hp := heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
+		DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
+		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)}
+	if m.WA != nil {
+		hp.WA, hp.WAInteractive = m.WA, m.WA.Interactive
+	}
+	return json.Marshal(hp)
+}
+
+// decodeHeld is the one decoder of a stored heldPayload.
+func decodeHeld(b []byte) (heldPayload, error) {
+	var p heldPayload
+	err := json.Unmarshal(b, &p)
+	return p, err
+}
+
+// message rebuilds the message p keeps, for tenant t; the caller sets
+// Received and done.
+func (p *heldPayload) message(g *Gateway, t *Tenant) *Message {
+	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, Channel: p.Channel, From: p.From, To: p.To,
+		Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs, RegisteredDelivery: p.RegDlr,
+		Category: consent.Category(p.Category), Bulk: p.Bulk, WA: p.WA}
+	if p.WAInteractive != nil {
+		if m.WA == nil {
+			m.WA = &WAContent{}
+		}
+		m.WA.Interactive = p.WAInteractive
+	}
+	return m
+}
+
 func jsonBytes(b []byte) json.RawMessage {
 	v, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
 	return v
@@ -51,13 +86,7 @@ func unjsonBytes(v json.RawMessage) ([]byte, error) {
 // hold stores a message for an attestation tenant's unknown recipient and
 // sends the attestation prompt when one is due.
 func (g *Gateway) hold(ctx context.Context, m *Message, d consent.Decision) {
-	hp := heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
-		DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
-		Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)}
-	if m.WA != nil {
-		hp.WA, hp.WAInteractive = m.WA, m.WA.Interactive
-	}
-	p, _ := json.Marshal(hp)
+	p, _ := heldPayloadOf(m)
 	hr, err := g.consent.Hold(ctx, consent.HeldMessage{ID: m.ID, Tenant: m.Tenant.ID, Channel: m.Channel, Sender: m.From,
 		Recipient: m.To, Payload: p})
 	if errors.Is(err, consent.ErrHoldLimit) {
@@ -114,27 +143,19 @@ func (g *Gateway) sendReply(t *Tenant, rep consent.Reply) { g.sendConsentReply(n
 
 // releaseHeld sends a message that waited for the recipient's YES.
 func (g *Gateway) releaseHeld(t *Tenant, h consent.HeldMessage) {
-	var p heldPayload
-	if err := json.Unmarshal(h.Payload, &p); err != nil {
+	p, err := decodeHeld(h.Payload)
+	if err != nil {
 		g.log.Error("held message unreadable", "tenant", t.ID, "id", h.ID, "err", err)
 		return
 	}
-	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: p.Origin, Channel: p.Channel, From: p.From, To: p.To,
-		Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs, RegisteredDelivery: p.RegDlr,
-		Category: consent.Category(p.Category), Bulk: p.Bulk, Received: time.Now(), done: g.recordReleased, WA: p.WA}
-	if p.WAInteractive != nil {
-		if m.WA == nil {
-			m.WA = &WAContent{}
-		}
-		m.WA.Interactive = p.WAInteractive
-	}
+	m := p.message(g, t)
+	m.Received, m.done = time.Now(), g.recordReleased
 	g.mt.Handle(context.Background(), m)
 }
 
 // failHeld reports a held message that will never be sent.
 func (g *Gateway) failHeld(t *Tenant, h consent.HeldMessage, reason status.Reason) {
-	var p heldPayload
-	_ = json.Unmarshal(h.Payload, &p)
+	p, _ := decodeHeld(h.Payload) // unreadable: the zero payload, whose receipt goes nowhere
 	g.statuses.Update(h.ID, status.StateFailed, reason)
 	m := &Message{ID: h.ID, Tenant: t, Account: g.accounts[p.Account], From: p.From, To: p.To}
 	if p.Origin == OriginSMPP && m.Account == nil {

@@ -94,6 +94,9 @@ func startEnvOpt(t *testing.T, yamlText string, smsc *smpptest.Server, dir strin
 	if opt.HTTPListener == nil {
 		opt.HTTPListener, _ = net.Listen("tcp", "127.0.0.1:0")
 	}
+	if opt.StartSMSCSimulator == nil {
+		withSimulators(&opt)
+	}
 	g, err := New(cfg, opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)

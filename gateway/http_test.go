@@ -210,14 +210,13 @@ func TestInboundPanicRecovered(t *testing.T) {
 // line; the server goes on.
 func TestExportPanicRecovered(t *testing.T) {
 	env := newEnv(t)
-	hook := func() { panic("test panic in export") }
-	testHookExport.Store(&hook)
-	defer testHookExport.Store(nil)
+	env.g.api.SetExportHook(func() { panic("test panic in export") })
+	defer env.g.api.SetExportHook(nil)
 	code, m := env.http("GET", "/v1/consent/export", acmeToken, "")
 	if code != 200 || !strings.Contains(fmt.Sprint(m["raw"]), "# export failed") {
 		t.Fatalf("export that panicked: %d %v", code, m)
 	}
-	testHookExport.Store(nil)
+	env.g.api.SetExportHook(nil)
 	if code, _ := env.http("GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("after the panic: %d", code)
 	}

@@ -136,9 +136,7 @@ func TestImportConcurrencyLimits(t *testing.T) {
 	// Only once the held import has its slot: a small import sent before
 	// could take the slot first and make the held one the refused one.
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		env.g.sec.mu.Lock()
-		defer env.g.sec.mu.Unlock()
-		if env.g.sec.imports["acme"] == 0 {
+		if env.g.api.ImportsRunning("acme") == 0 {
 			return errors.New("the held import has no slot yet")
 		}
 		return nil
@@ -558,30 +556,5 @@ simulator: {enabled: true}
 	errs = parse(strings.Replace(strings.Replace(public, "0.0.0.0:8080", "127.0.0.1:8080", 1), `"127.0.0.1:2775"`, `":2775"`, 1))
 	if !strings.Contains(errs, "smpp.listen :2775") {
 		t.Errorf("smpp on every interface:\n%s", errs)
-	}
-}
-
-// The lockout's arithmetic: the lock starts after auth_failures, doubles,
-// stops at authMaxLock, and old failures are forgotten.
-func TestHTTPSecLockout(t *testing.T) {
-	s := newHTTPSec(HTTPConfig{AuthFailures: 3, AuthLockout: time.Second}, nil, nil)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i, want := range []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second} {
-		if lock, _ := s.failed("a", now); lock != want {
-			t.Fatalf("failure %d: lock %v, want %v", i+1, lock, want)
-		}
-	}
-	testutil.RequireEqual(t, s.lockedFor("a", now.Add(3*time.Second)), time.Second)
-	testutil.RequireEqual(t, s.lockedFor("b", now), time.Duration(0))
-	for range 40 {
-		s.failed("a", now)
-	}
-	testutil.RequireEqual(t, s.lockedFor("a", now), authMaxLock)
-	// Forgotten authForget after the last failure, once the lock is over.
-	later := now.Add(authMaxLock + authForget + time.Second)
-	testutil.RequireEqual(t, s.lockedFor("a", later), time.Duration(0))
-	testutil.RequireEqual(t, s.anyTracked(), false)
-	if lock, n := s.failed("a", later); lock != 0 || n != 1 {
-		t.Fatalf("after forgetting: lock %v after %d failures", lock, n)
 	}
 }

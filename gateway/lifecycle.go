@@ -22,14 +22,8 @@ func (g *Gateway) Start() error {
 	// writes from the first message.
 	g.disk = g.newDiskGuard()
 	g.disk.check()
-	if g.sim != nil && g.simLn != nil {
-		if err := g.sim.StartListener(g.simLn); err != nil {
-			return fmt.Errorf("simulator: %w", err)
-		}
-	} else if g.sim != nil {
-		if err := g.sim.Start(); err != nil {
-			return fmt.Errorf("simulator: listen %s: %w", g.cfg.Simulator.Listen, err)
-		}
+	if err := g.startSMSCSimulator(); err != nil {
+		return err
 	}
 	if g.smppLn == nil {
 		if g.smppLn, err = net.Listen("tcp", g.cfg.SMPP.Listen); err != nil {

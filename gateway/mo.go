@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"strconv"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 )
@@ -46,9 +50,34 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 	}
 	body := sm.Text()
 	dc := coding.DataCoding(sm.DataCoding)
-	var ex moExtra
-	var text string
-	var finish func(ok bool) // for the part that completed a stored set
+	text, finish, ex, ok := g.moText(l, r, sm, t, from, to)
+	if !ok {
+		return // a part stored until its set completes, or refused: answered
+	}
+	// user_message_reference is no id to deduplicate by: it is the
+	// handset's message reference (TP-MR, 8 bits, cycling; constant from
+	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
+	// STOP) may carry the same one. A single-part MO's retry is told by
+	// the retry memory (moretry.go) instead.
+	ex.track = ex.reading != "" // single part: readings was called
+	if finish != nil {
+		// The part that completed a stored set: the SMSC's retry of it
+		// (its answer lost) completes the set again, and is known by
+		// that part's octets (with its UDH and reference, if any).
+		ex.track, ex.body, ex.dc = true, body, uint8(dc)
+	}
+	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
+}
+
+// moText reads an MO's text: a single part's as link l reads its octets
+// (ex says how, for the keyword screen and the evidence), or a
+// concatenated set's once its last part arrived (finish is then set, for
+// the part that completed the stored set). It returns false when it
+// answered the SMSC itself: a part stored until its set completes, or a
+// part refused.
+func (g *Gateway) moText(l *smscLink, r *smpp.Request, sm *smpp.SM, t *Tenant, from, to string) (text string, finish func(ok bool), ex moExtra, ok bool) {
+	body := sm.Text()
+	dc := coding.DataCoding(sm.DataCoding)
 	// held hands a part of a concatenated MO to addPart: answered (and
 	// false returned) unless it completed its set.
 	held := func(p part) bool {
@@ -93,7 +122,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		} else if udh.Concat && udh.Total > 1 {
 			// The reference width is part of the set.
 			if !held(part{set: from + "|" + to, ref: udh.Ref, ref8: !udh.Ref16, total: udh.Total, seq: udh.Seq, dc: l.readAs(dc), data: rest}) {
-				return
+				return text, nil, ex, false
 			}
 		} else {
 			text, _ = coding.Decode(l.readAs(dc), rest)
@@ -104,7 +133,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 		// UDH element (the part is a message of its own).
 		if ref, total, seq, ok := sm.TLVs.SAR(); ok && total > 1 && seq >= 1 && seq <= total {
 			if !held(part{set: from + "|" + to, ref: ref, total: total, seq: seq, dc: l.readAs(dc), data: body}) {
-				return
+				return text, nil, ex, false
 			}
 		} else {
 			var err error
@@ -115,19 +144,7 @@ func (g *Gateway) handleMO(l *smscLink, r *smpp.Request, sm *smpp.SM) {
 			ex.readings(l, dc, body)
 		}
 	}
-	// user_message_reference is no id to deduplicate by: it is the
-	// handset's message reference (TP-MR, 8 bits, cycling; constant from
-	// some SMSCs), so two different MOs (HELP then STOP, or STOP, START,
-	// STOP) may carry the same one. A single-part MO's retry is told by
-	// the retry memory (moretry.go) instead.
-	ex.track = ex.reading != "" // single part: readings was called
-	if finish != nil {
-		// The part that completed a stored set: the SMSC's retry of it
-		// (its answer lost) completes the set again, and is known by
-		// that part's octets (with its UDH and reference, if any).
-		ex.track, ex.body, ex.dc = true, body, uint8(dc)
-	}
-	go g.inbound(l, r, t, ChannelSMS, to, from, text, "", finish, ex)
+	return text, finish, ex, true
 }
 
 // moExtra is what handleMO knows of a single-part MO beyond its text: how
@@ -171,5 +188,110 @@ func (e *moExtra) readings(l *smscLink, dc coding.DataCoding, b []byte) {
 		if le, ok := coding.LittleEndianUCS2(b); ok {
 			e.alt, e.altReading = le, "ucs2 little-endian (data_coding 8 holds UTF-16LE octets)"
 		}
+	}
+}
+
+// smsMO is the SMS adapter of one MO to the MO consent core (moConsent):
+// it applies the MO to the consent store as it is, and answers the SMSC
+// (ESME_ROK once accepted, ESME_RX_T_APPN on a failure), keeping the
+// retry memory (moretry.go) of an MO the SMSC gives no id for.
+type smsMO struct {
+	g      *Gateway
+	l      *smscLink
+	r      *smpp.Request
+	in     moIn
+	ex     moExtra
+	finish func(ok bool) // for the part that completed a stored set
+	// try follows an MO whose answer may not reach the SMSC: what was
+	// done is remembered so that the retry does not do it again.
+	try      moAttempt
+	tracked  bool
+	answered bool
+}
+
+// inbound runs an MO from an SMSC through the MO consent core, answering
+// the SMSC.
+//
+// It runs on a goroutine of its own, so it recovers its panics: the panic
+// is logged and counted, and an SMSC not answered yet gets ESME_RX_T_APPN
+// (it retries; a retried MO is recognised as a duplicate).
+//
+// finish, if not nil, is told whether the SMSC was answered ESME_ROK (the
+// stored parts of a concatenated MO are removed, or restored for the retry).
+func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool), ex moExtra) {
+	s := &smsMO{g: g, l: l, r: r, ex: ex, finish: finish, in: moIn{t: t, seen: channel, via: l,
+		msg: consent.InboundMessage{Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID,
+			Simulated: g.fromSimulator(l), Reading: ex.reading, AltText: ex.alt, AltReading: ex.altReading}}}
+	s.tracked = ex.track && g.retries != nil
+	if s.tracked {
+		g.beginAttempt(&s.try, l, from, to, ex)
+		if s.try.retried && s.try.prior.ID != "" {
+			s.in.msg.MessageID = s.try.prior.ID // the consent store knows it: a Duplicate
+		}
+		s.in.retried, s.in.fwdBefore = s.try.retried, s.try.fwd
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.metrics.panics.Inc()
+			g.log.Error("panic handling an MO", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !s.answered {
+				s.respond(smpp.StatusXTAppn)
+			}
+		}
+	}()
+	if h := testHookInbound.Load(); h != nil {
+		(*h)()
+	}
+	switch err := g.moConsent(context.Background(), &s.in, s); {
+	case err == nil:
+	case errors.Is(err, consent.ErrInvalidNumber):
+		s.respond(smpp.StatusOK) // a retry cannot fix it
+	default:
+		s.respond(smpp.StatusXTAppn)
+	}
+}
+
+func (s *smsMO) apply(ctx context.Context, _ *Tenant, msg consent.InboundMessage) (consent.Result, error) {
+	return s.g.consent.Inbound(ctx, msg)
+}
+
+func (s *smsMO) applied(res consent.Result) { s.try.changed = res.Changed || len(res.Replies) > 0 }
+
+func (s *smsMO) accepted() {
+	s.try.fwd = true
+	s.respond(smpp.StatusOK)
+}
+
+// respond answers the SMSC with st, restoring the stored parts of a set
+// first when st asks for a retry, and remembering a tracked MO whose
+// answer may not reach the SMSC.
+func (s *smsMO) respond(st smpp.CommandStatus) {
+	g, l, in := s.g, s.l, &s.in
+	s.answered = true
+	if s.finish != nil && st != smpp.StatusOK {
+		s.finish(false) // the parts wait again before the SMSC is told to retry
+	}
+	switch {
+	case !s.tracked:
+		s.r.Respond(st, nil)
+	case st != smpp.StatusOK:
+		g.unanswered(l, in.t, in.msg.Channel, in.msg.Recipient, in.msg.Sender, s.ex, &s.try) // before the SMSC learns it must retry
+		s.r.Respond(st, nil)
+	default:
+		s.r.RespondNotify(st, nil, func(written bool) {
+			switch {
+			case !written:
+				g.lostAnswer(l, in.t, in.msg.Channel, in.msg.Recipient, in.msg.Sender, s.ex, &s.try)
+			case s.try.retried:
+				go func() { // the callback must not wait for the store
+					if err := g.retries.forget(s.try.key); err != nil {
+						g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
+					}
+				}()
+			}
+		})
+	}
+	if s.finish != nil && st == smpp.StatusOK {
+		s.finish(true)
 	}
 }

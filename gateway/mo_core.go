@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -14,88 +12,72 @@ import (
 	"github.com/optgate/optgate/smpp/coding"
 )
 
-// inbound runs an MO through the consent engine, answers the SMSC, sends
-// the replies and forwards the message and events to the tenant.
+// moIn is one inbound user message as the MO consent core takes it,
+// whatever channel brought it.
+type moIn struct {
+	t *Tenant
+	// msg is what the consent store keeps: Channel, Sender (our number
+	// that received it), Recipient (the user's key), Text, MessageID,
+	// ReceivedAt (now when zero) and the channel's evidence.
+	msg consent.InboundMessage
+	// seen is what noteChannel records as the channel the user last
+	// wrote on: "sms", "whatsapp/<phone_number_id>".
+	seen string
+	// via is the SMSC link it came over (its replies go back through it
+	// when the link can submit); nil for WhatsApp.
+	via *smscLink
+	// retried: the SMSC's retry of an MO whose answer may have been lost
+	// (moretry.go); fwdBefore: its first attempt forwarded it.
+	retried, fwdBefore bool
+}
+
+// moSource is the channel adapter the MO consent core calls back: how
+// the channel applies the message to the consent store, and how it is
+// told how far the core got. Its methods run on the core's goroutine.
+type moSource interface {
+	// apply records msg in the consent store (WhatsApp orders it by
+	// event time first) and returns the store's result.
+	apply(ctx context.Context, t *Tenant, msg consent.InboundMessage) (consent.Result, error)
+	// applied is told the stored result, before the tenant's copy.
+	applied(res consent.Result)
+	// accepted is called once the change and the tenant's copy are
+	// durable, before the counting and the replies: the SMS adapter
+	// answers its SMSC ESME_ROK here.
+	accepted()
+}
+
+// moConsent is the MO consent core, one for every channel: it runs an
+// inbound message through the consent engine (src.apply), forwards it and
+// the consent events to the tenant durably, tells src it was accepted,
+// counts it, notes the channel the user wrote on and sends the engine's
+// replies (releasing or failing held messages).
 //
-// It runs on a goroutine of its own, so it recovers its panics: the panic
-// is logged and counted, and an SMSC not answered yet gets ESME_RX_T_APPN
-// (it retries; a retried MO is recognised as a duplicate).
-//
-// finish, if not nil, is told whether the SMSC was answered ESME_ROK (the
-// stored parts of a concatenated MO are removed, or restored for the retry).
-func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, from, text, msgID string, finish func(ok bool), ex moExtra) {
-	answered := false
-	// An MO the SMSC gives no id for is followed (moretry.go): if its
-	// answer may not reach the SMSC, what was done is remembered so that
-	// the retry does not do it again.
-	var try moAttempt
-	tracked := ex.track && g.retries != nil
-	if tracked {
-		g.beginAttempt(&try, l, from, to, ex)
-		if try.retried && try.prior.ID != "" {
-			msgID = try.prior.ID // the consent store knows it: a Duplicate
-		}
+// It returns an error when the message must be retried by the channel
+// (the adapter answers ESME_RX_T_APPN, or the webhook receiver retries),
+// or one matching consent.ErrInvalidNumber when no retry can help (the
+// adapter answers or dead-letters it). Every outcome is counted the same
+// way for every channel: optgate_gateway_mo_total{tenant,outcome} and
+// optgate_gateway_messages_total{direction="mo",channel,outcome}.
+func (g *Gateway) moConsent(ctx context.Context, in *moIn, src moSource) error {
+	t, ch := in.t, in.msg.Channel
+	if in.msg.ReceivedAt.IsZero() {
+		in.msg.ReceivedAt = time.Now()
 	}
-	respond := func(st smpp.CommandStatus) {
-		answered = true
-		if finish != nil && st != smpp.StatusOK {
-			finish(false) // the parts wait again before the SMSC is told to retry
-		}
-		switch {
-		case !tracked:
-			r.Respond(st, nil)
-		case st != smpp.StatusOK:
-			g.unanswered(l, t, channel, from, to, ex, &try) // before the SMSC learns it must retry
-			r.Respond(st, nil)
-		default:
-			r.RespondNotify(st, nil, func(written bool) {
-				switch {
-				case !written:
-					g.lostAnswer(l, t, channel, from, to, ex, &try)
-				case try.retried:
-					go func() { // the callback must not wait for the store
-						if err := g.retries.forget(try.key); err != nil {
-							g.log.Warn("answered MO retry not forgotten", "smsc", l.name, "err", err)
-						}
-					}()
-				}
-			})
-		}
-		if finish != nil && st == smpp.StatusOK {
-			finish(true)
-		}
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			g.metrics.panics.Inc()
-			g.log.Error("panic handling an MO", "tenant", t.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if !answered {
-				respond(smpp.StatusXTAppn)
-			}
-		}
-	}()
-	if h := testHookInbound.Load(); h != nil {
-		(*h)()
-	}
-	res, err := g.consent.Inbound(context.Background(), consent.InboundMessage{
-		Tenant: t.ID, Channel: channel, Sender: to, Recipient: from, Text: text, MessageID: msgID, ReceivedAt: time.Now(),
-		Simulated: g.fromSimulator(l),
-		Reading:   ex.reading, AltText: ex.alt, AltReading: ex.altReading,
-	})
+	res, err := src.apply(ctx, t, in.msg)
 	if err != nil {
 		if errors.Is(err, consent.ErrInvalidNumber) {
-			g.metrics.mo.WithLabelValues(t.ID, "invalid_number").Inc()
-			g.metrics.messages.WithLabelValues("mo", channel, "invalid_number").Inc()
-			respond(smpp.StatusOK) // a retry cannot fix it
-			return
+			g.countMO(t, ch, "invalid_number", "invalid_number")
+			return err
 		}
-		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
-		g.log.Error("MO not stored, asking the SMSC to retry", "tenant", t.ID, "err", err)
-		respond(smpp.StatusXTAppn)
-		return
+		g.countMO(t, ch, "store_failed", "store_failed")
+		g.log.Error("MO not stored, asking for a retry", "tenant", t.ID, "channel", ch, "err", err)
+		return err
 	}
-	try.changed = res.Changed || len(res.Replies) > 0
+	src.applied(res)
+	if res.Stale {
+		src.accepted() // an opt-in older than the last consent change (WhatsApp): nothing to forward
+		return nil
+	}
 	if h := testHookAfterConsent.Load(); h != nil {
 		(*h)()
 	}
@@ -106,35 +88,39 @@ func (g *Gateway) inbound(l *smscLink, r *smpp.Request, t *Tenant, channel, to, 
 	// whose first attempt did not is, although the consent store calls it
 	// a Duplicate.
 	fres := res
-	if try.retried {
-		fres.Duplicate = try.fwd
+	if in.retried {
+		fres.Duplicate = in.fwdBefore
 	}
-	if ferr := g.forwardMO(t, channel, from, to, text, fres); ferr != nil {
-		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-		g.metrics.messages.WithLabelValues("mo", channel, "store_failed").Inc()
-		g.log.Error("MO not queued for the tenant, asking the SMSC to retry", "tenant", t.ID, "err", ferr)
-		respond(smpp.StatusXTAppn)
-		return
+	if err := g.forwardMO(t, ch, in.msg.Recipient, in.msg.Sender, in.msg.Text, fres); err != nil {
+		g.countMO(t, ch, "store_failed", "store_failed")
+		g.log.Error("MO not queued for the tenant, asking for a retry", "tenant", t.ID, "channel", ch, "err", err)
+		return err
 	}
-	try.fwd = true
-	respond(smpp.StatusOK)
+	src.accepted()
 	outcome := "forwarded"
 	if res.Matched {
 		outcome = "keyword"
 	}
-	received := "received" // as the WhatsApp channel counts its MOs
+	received := "received"
 	if res.Duplicate {
 		outcome = "duplicate"
 		received = "duplicate"
 	}
-	if try.retried {
+	if in.retried {
 		outcome = "retry" // the SMSC's retry of an MO whose answer it may not have had
 		received = "duplicate"
 	}
+	g.countMO(t, ch, outcome, received)
+	g.noteChannel(t, res.Recipient, in.seen)
+	g.sendReplies(in.via, t, res)
+	return nil
+}
+
+// countMO counts one inbound message in optgate_gateway_mo_total (by
+// tenant) and optgate_gateway_messages_total (by channel).
+func (g *Gateway) countMO(t *Tenant, channel, outcome, messages string) {
 	g.metrics.mo.WithLabelValues(t.ID, outcome).Inc()
-	g.metrics.messages.WithLabelValues("mo", channel, received).Inc()
-	g.noteChannel(t, res.Recipient, channel)
-	g.sendReplies(l, t, res)
+	g.metrics.messages.WithLabelValues("mo", channel, messages).Inc()
 }
 
 // testHookInbound, if set, runs at the start of every inbound (tests).
@@ -182,7 +168,7 @@ func (g *Gateway) forwardMO(t *Tenant, channel, from, to, text string, res conse
 		return nil
 	}
 	for _, a := range t.accounts {
-		d := &smpp.DeliverSM{SM: smpp.SM{Source: addrOf(from, 1, 1), Dest: addrOf(to, 1, 1)}}
+		d := &smpp.DeliverSM{SM: smpp.SM{Source: addrOf(from, consent.TONInternational, npiISDN), Dest: addrOf(to, consent.TONInternational, npiISDN)}}
 		enc, dc := encodeText(text)
 		d.DataCoding = dc
 		if len(enc) <= smpp.MaxShortMessage {

@@ -86,19 +86,6 @@ func (g *Gateway) validate(next Handler) Handler {
 	})
 }
 
-// APICode is the HTTP error code for a block reason.
-func APICode(r status.Reason) string {
-	switch r {
-	case status.ReasonMarketingOptOut:
-		return "marketing_opt_out"
-	case status.ReasonAttestationPending, status.ReasonNoConsent:
-		return "no_consent"
-	case ReasonWindowClosed:
-		return ReasonWindowClosed.String()
-	}
-	return "recipient_opted_out"
-}
-
 func (g *Gateway) screen(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
 		if m.Origin == OriginInternal {
@@ -299,7 +286,7 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 		}{} // one allocation for the PDU, its slice and its addresses
 		sm := &one.sm
 		sm.Source = addrInto(one.addr[:0:smppAddrMax], m.From, l.srcTON, l.srcNPI)
-		sm.Dest = smpp.Address{TON: 1, NPI: 1, Addr: append(one.addr[smppAddrMax:smppAddrMax], m.To[1:]...)}
+		sm.Dest = smpp.Address{TON: consent.TONInternational, NPI: npiISDN, Addr: append(one.addr[smppAddrMax:smppAddrMax], m.To[1:]...)}
 		sm.RegisteredDelivery = m.RegisteredDelivery
 		sm.ESMClass = m.ESMClass
 		sm.DataCoding = m.DataCoding
@@ -314,7 +301,7 @@ func (g *Gateway) buildSubmits(l *smscLink, m *Message) ([]*smpp.SubmitSM, error
 	}
 	base := smpp.SubmitSM{SM: smpp.SM{
 		Source:             addrInto(nil, m.From, l.srcTON, l.srcNPI),
-		Dest:               smpp.Address{TON: 1, NPI: 1, Addr: []byte(m.To[1:])},
+		Dest:               smpp.Address{TON: consent.TONInternational, NPI: npiISDN, Addr: []byte(m.To[1:])},
 		RegisteredDelivery: m.RegisteredDelivery,
 	}}
 	opt := coding.SplitOptions{Method: coding.UDH8, Ref: uint16(g.ref.Add(1))}

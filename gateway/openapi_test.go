@@ -14,12 +14,13 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/optgate/optgate/api"
+	httpapi "github.com/optgate/optgate/gateway/api"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
-// dispatcherRoutes are the routes newHTTPServer's dispatcher answers, in
-// the document's path form: a route added there must be added here and to
-// api/openapi.yaml.
+// dispatcherRoutes are the routes the API's routing table
+// (gateway/api's Server.route) answers, in the document's path form: a
+// route added there must be added here and to api/openapi.yaml.
 var dispatcherRoutes = []string{
 	"GET /healthz",
 	"GET /readyz",
@@ -99,8 +100,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			t.Errorf("%s: no X-Request-Id", route)
 		}
 		if strings.HasPrefix(path, "/v1/") && path != "/v1/openapi.yaml" &&
-			!strings.Contains(allowedMethods(concrete.Replace(path)), method) {
-			t.Errorf("%s: allowedMethods says %q", route, allowedMethods(concrete.Replace(path)))
+			!strings.Contains(httpapi.AllowedMethods(concrete.Replace(path)), method) {
+			t.Errorf("%s: AllowedMethods says %q", route, httpapi.AllowedMethods(concrete.Replace(path)))
 		}
 	}
 	r := env.do("GET", "/v1/openapi.yaml", "", "")

@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
@@ -25,9 +23,7 @@ func (g *Gateway) queue(next Handler) Handler {
 			next.Handle(ctx, m)
 			return
 		}
-		p, err := json.Marshal(heldPayload{ID: m.ID, Origin: m.Origin, From: m.From, To: m.To, Text: m.Text, Body: m.Body,
-			DataCoding: m.DataCoding, ESMClass: m.ESMClass, TLVs: m.TLVs, RegDlr: m.RegisteredDelivery,
-			Category: uint8(m.Category), Bulk: m.Bulk, Channel: m.Channel, Account: accountID(m.Account)})
+		p, err := heldPayloadOf(m)
 		if err == nil {
 			err = g.outbox.Put(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
@@ -47,8 +43,8 @@ func (g *Gateway) queue(next Handler) Handler {
 // message with a failure receipt. The item is removed only after the SMSC
 // accepted it, so a crash in between resends it (at least once).
 func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(error)) {
-	var p heldPayload
-	if err := json.Unmarshal(it.Payload, &p); err != nil {
+	p, err := decodeHeld(it.Payload)
+	if err != nil {
 		done(outbox.Permanent(err))
 		return
 	}
@@ -57,9 +53,8 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(err
 		done(outbox.Permanent(fmt.Errorf("unknown tenant %q", it.Tenant)))
 		return
 	}
-	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, Channel: p.Channel,
-		From: p.From, To: p.To, Text: p.Text, Body: p.Body, DataCoding: p.DataCoding, ESMClass: p.ESMClass, TLVs: p.TLVs,
-		RegisteredDelivery: p.RegDlr, Category: consent.Category(p.Category), Bulk: p.Bulk, Received: it.Created}
+	m := p.message(g, t)
+	m.Origin, m.Received = OriginSMPP, it.Created
 	m.done = func(m *Message, o Outcome) {
 		g.record(m, o)
 		switch o.Kind {
@@ -98,15 +93,16 @@ func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
 
 // queuedExpired fails a message that stayed queued past queue.max_age.
 func (g *Gateway) queuedExpired(it *outbox.Item) {
-	var p heldPayload
-	if json.Unmarshal(it.Payload, &p) != nil {
+	p, err := decodeHeld(it.Payload)
+	if err != nil {
 		return
 	}
 	t := g.tenants[it.Tenant]
 	if t == nil {
 		return
 	}
-	m := &Message{ID: p.ID, Tenant: t, Account: g.accounts[p.Account], Origin: OriginSMPP, From: p.From, To: p.To, Channel: p.Channel}
+	m := p.message(g, t)
+	m.Origin = OriginSMPP
 	g.queuedExpiredMsg(m, Outcome{Kind: Failed, Reason: status.ReasonExpired})
 }
 

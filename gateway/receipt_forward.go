@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/outbox"
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/gateway/status"
@@ -103,8 +104,8 @@ func upstreamReceipt(t receipt.Target, pr receipt.Report) *smpp.DeliverSM {
 	body := dlr.Format(dlr.Receipt{ID: t.MsgID, Submitted: 1, Delivered: boolInt(st == dlr.Delivered),
 		SubmitDate: done, DoneDate: done, Stat: stat, State: st, Err: errField})
 	d := &smpp.DeliverSM{SM: smpp.SM{
-		Source:       addrOf(t.To, 1, 1),
-		Dest:         addrOf(t.From, 1, 1),
+		Source:       addrOf(t.To, consent.TONInternational, npiISDN),
+		Dest:         addrOf(t.From, consent.TONInternational, npiISDN),
 		ESMClass:     smpp.ESMClassReceipt,
 		ShortMessage: []byte(body),
 	}}

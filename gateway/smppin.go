@@ -87,61 +87,13 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 	}
 	switch p := r.PDU.(type) {
 	case *smpp.SubmitSM:
-		m := &Message{
-			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
-			Body: p.ShortMessage, DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
-			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(),
-			Bulk: acct.cfg.Bulk,
-		}
-		if acct.cfg.Marketing {
-			m.Category = consent.CategoryMarketing
-		}
+		in := upstreamMT{src: p.Source, dst: p.Dest, body: p.ShortMessage, dc: p.DataCoding, esm: p.ESMClass, rd: p.RegisteredDelivery}
 		if p.TLVs.Len() > 0 {
-			m.TLVs = p.TLVs.Bytes() // message_payload, sar_*, ports: relayed as sent
+			in.tlvs = p.TLVs.Bytes() // message_payload, sar_*, ports: relayed as sent
 		}
-		if m.Body == nil {
-			m.Body = []byte{}
-		}
-		m.req = r
-		m.done = g.answerSubmitFn
-		if !g.upstreamAddrs(m, p.Source, p.Dest) {
-			return
-		}
-		if g.wa != nil && acct.cfg.Channel != "sms" {
-			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
-		}
-		g.mt.Handle(context.Background(), m)
+		g.submitUpstream(r, acct, in)
 	case *smpp.DataSM:
-		pl, _ := p.TLVs.MessagePayload()
-		m := &Message{
-			ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
-			Body: append([]byte{}, pl...), DataCoding: p.DataCoding, ESMClass: p.ESMClass & smpp.ESMClassUDHI,
-			RegisteredDelivery: p.RegisteredDelivery, Received: time.Now(), Bulk: acct.cfg.Bulk,
-		}
-		if acct.cfg.Marketing {
-			m.Category = consent.CategoryMarketing
-		}
-		if len(m.Body) > smpp.MaxShortMessage {
-			m.TLVs = p.TLVs.Bytes() // relayed as message_payload
-			m.Body = []byte{}
-		} else if p.TLVs.Len() > 0 {
-			// A short payload becomes short_message; the other TLVs
-			// (ports, SAR, user_message_reference...) are relayed as sent.
-			rest := p.TLVs
-			rest.Del(smpp.TagMessagePayload)
-			if rest.Len() > 0 {
-				m.TLVs = append([]byte(nil), rest.Bytes()...)
-			}
-		}
-		m.req = r
-		m.done = g.answerSubmitFn
-		if !g.upstreamAddrs(m, p.Source, p.Dest) {
-			return
-		}
-		if g.wa != nil && acct.cfg.Channel != "sms" {
-			g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
-		}
-		g.mt.Handle(context.Background(), m)
+		g.submitUpstream(r, acct, dataSMMT(p))
 	case *smpp.QuerySM:
 		st, ok := g.statuses.Get(string(p.MessageID))
 		if !ok || st.Tenant != acct.tenant.ID {
@@ -160,6 +112,63 @@ func (g *Gateway) serveUpstream(r *smpp.Request) {
 	default:
 		r.Respond(smpp.StatusInvCmdID, nil)
 	}
+}
+
+// upstreamMT is what a submit_sm or a data_sm from a platform carries
+// into an MT message.
+type upstreamMT struct {
+	src, dst    smpp.Address
+	body        []byte // short_message (the payload, for a short data_sm)
+	tlvs        []byte // relayed as sent; nil for none
+	dc, esm, rd uint8  // data_coding, esm_class, registered_delivery
+}
+
+// dataSMMT reads a data_sm: a payload that fits short_message becomes it
+// (the other TLVs relayed as sent), a longer one is relayed as
+// message_payload.
+func dataSMMT(p *smpp.DataSM) upstreamMT {
+	pl, _ := p.TLVs.MessagePayload()
+	in := upstreamMT{src: p.Source, dst: p.Dest, body: append([]byte{}, pl...), dc: p.DataCoding, esm: p.ESMClass, rd: p.RegisteredDelivery}
+	if len(in.body) > smpp.MaxShortMessage {
+		in.tlvs = p.TLVs.Bytes() // relayed as message_payload
+		in.body = []byte{}
+	} else if p.TLVs.Len() > 0 {
+		// A short payload becomes short_message; the other TLVs
+		// (ports, SAR, user_message_reference...) are relayed as sent.
+		rest := p.TLVs
+		rest.Del(smpp.TagMessagePayload)
+		if rest.Len() > 0 {
+			in.tlvs = append([]byte(nil), rest.Bytes()...)
+		}
+	}
+	return in
+}
+
+// submitUpstream is the one path of a platform's submit_sm and data_sm:
+// the MT message is built, its addresses read (a refusal is answered),
+// the tenant's channel choice applied, and it goes down the MT chain,
+// which answers the platform through answerSubmit.
+func (g *Gateway) submitUpstream(r *smpp.Request, acct *Account, in upstreamMT) {
+	m := &Message{
+		ID: g.ids.next(), Tenant: acct.tenant, Account: acct, Origin: OriginSMPP, Channel: ChannelSMS,
+		Body: in.body, TLVs: in.tlvs, DataCoding: in.dc, ESMClass: in.esm & smpp.ESMClassUDHI,
+		RegisteredDelivery: in.rd, Received: time.Now(), Bulk: acct.cfg.Bulk,
+	}
+	if acct.cfg.Marketing {
+		m.Category = consent.CategoryMarketing
+	}
+	if m.Body == nil {
+		m.Body = []byte{}
+	}
+	m.req = r
+	m.done = g.answerSubmitFn
+	if !g.upstreamAddrs(m, in.src, in.dst) {
+		return
+	}
+	if g.wa != nil && acct.cfg.Channel != "sms" {
+		g.smppChannel(m) // the tenant's channel choice; nothing for an SMS-only gateway
+	}
+	g.mt.Handle(context.Background(), m)
 }
 
 // answerSubmit answers an upstream submit_sm/data_sm from the outcome.

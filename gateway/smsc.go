@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"
@@ -103,7 +104,7 @@ func (g *Gateway) newSMSCLink(cfg SMSCConfig) (*smscLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smsc %s: tls: %w", cfg.Name, err)
 	}
-	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: 1, srcNPI: 1,
+	l := &smscLink{name: cfg.Name, cfg: cfg, idBase: parseIDBase(cfg.IDBase), srcTON: consent.TONInternational, srcNPI: npiISDN,
 		latency: g.metrics.submitLatency.WithLabelValues(cfg.Name),
 		dc0:     charsetOr(cfg.DataCoding0, coding.GSM7), dc1: charsetOr(cfg.DataCoding1, coding.IA5)}
 	if l.cfg.MORetryWindow <= 0 { // a link not built from a checked config (the simulator's)
@@ -221,17 +222,6 @@ func failoverable(err error) bool {
 	}
 	return errors.Is(err, smpp.ErrNotWritten) || errors.Is(err, smpp.ErrNotBound) || errors.Is(err, smpp.ErrClientClosed) ||
 		errors.Is(err, smpp.ErrWindowFull)
-}
-
-func addrOf(num string, ton, npi uint8) smpp.Address { return addrInto(nil, num, ton, npi) }
-
-// addrInto is addrOf with the address bytes appended to buf.
-func addrInto(buf []byte, num string, ton, npi uint8) smpp.Address {
-	if strings.HasPrefix(num, "+") {
-		return smpp.Address{TON: ton, NPI: npi, Addr: append(buf, num[1:]...)}
-	}
-	// An alphanumeric sender.
-	return smpp.Address{TON: 5, NPI: 0, Addr: append(buf, num...)}
 }
 
 func (g *Gateway) startLinks() {

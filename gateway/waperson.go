@@ -199,26 +199,22 @@ func (g *Gateway) writeTime(key []byte, at int64) error {
 	return g.commit.Write(groupcommit.Op{Key: key, Value: v[:]})
 }
 
-// keyword screens an inbound message for consent keywords, ordered by event
-// time: an opt-in dated before the last consent change applied from a
-// webhook for the person changes nothing (a signed START of 2020 cannot
-// undo a STOP of 2023); opt-outs always apply. The time of each applied
-// change moves the person's "wk/" time forward (never back), synced
-// before the event is acknowledged.
-func (wa *waChannel) keyword(ctx context.Context, n *waNumber, sender string, p waPerson, msg *whatsapp.InboundMessage) (consent.Result, error) {
-	g, t := wa.g, n.tenant
-	at := msg.Timestamp
-	if at.IsZero() {
-		at = time.Now()
-	}
-	tk := consentTimeKey(t, p.key)
+// apply is the WhatsApp channel's consent step of the MO consent core
+// (moSource): it records an inbound message ordered by event time (in's
+// ReceivedAt, the message's timestamp): an opt-in dated before the last
+// consent change applied from a webhook for the person changes nothing (a
+// signed START of 2020 cannot undo a STOP of 2023); opt-outs always apply.
+// The time of each applied change moves the person's "wk/" time forward
+// (never back), synced before the event is acknowledged.
+func (wa *waChannel) apply(ctx context.Context, t *Tenant, in consent.InboundMessage) (consent.Result, error) {
+	g := wa.g
+	at := in.ReceivedAt
+	tk := consentTimeKey(t, in.Recipient)
 	defer wa.lockPerson(tk)()
 	last, err := g.readTime(tk)
 	if err != nil {
 		return consent.Result{}, err
 	}
-	in := consent.InboundMessage{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender, Recipient: p.key,
-		Text: msg.KeywordText(), MessageID: msg.ID, ReceivedAt: at, WaID: p.waID, UserID: p.userID}
 	if last > 0 {
 		in.NotBefore = time.Unix(0, last)
 	}
@@ -238,6 +234,11 @@ func (wa *waChannel) keyword(ctx context.Context, n *waNumber, sender string, p 
 	}
 	return res, nil
 }
+
+// applied and accepted have nothing to do for WhatsApp: the receiver
+// acknowledges the webhook when HandleEvent returns nil.
+func (wa *waChannel) applied(consent.Result) {}
+func (wa *waChannel) accepted()              {}
 
 // numberChanged handles a user_changed_number system message: the user who
 // wrote from msg.From now writes from msg.NewWaID. Their opt-outs (both

@@ -14,7 +14,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/whatsapp"
-	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 // waNumber is one WhatsApp business number and its client.
@@ -37,7 +36,7 @@ type waChannel struct {
 	recv     *whatsapp.Receiver     // set by startWhatsApp once the clients are
 	window   *whatsapp.Window
 	metrics  *whatsapp.Metrics
-	mock     *whatsapptest.Server
+	mock     WhatsAppMock // whatsapp_simulator.enabled
 
 	// prefMu serialises the marketing preference changes of one recipient
 	// (by hash) between the last-preference check and its update. It is
@@ -157,7 +156,10 @@ func (g *Gateway) startWhatsApp() error {
 				templates = append(templates, name)
 			}
 		}
-		mock, err := whatsapptest.Listen(whatsapptest.Config{Token: cfg.Token, AppSecret: cfg.AppSecret, Addr: g.cfg.WhatsAppSimulator.Listen,
+		if g.startWAMock == nil {
+			return fmt.Errorf("whatsapp_simulator.enabled: %w", errNoSimulator)
+		}
+		mock, err := g.startWAMock(WhatsAppMockConfig{Token: cfg.Token, AppSecret: cfg.AppSecret, Addr: g.cfg.WhatsAppSimulator.Listen,
 			WebhookURL: "http://" + g.HTTPAddr() + whatsapp.DefaultPath, AutoStatuses: []string{"sent", "delivered"}, EnforceWindow: true,
 			PhoneNumberIDs: ids, Templates: templates})
 		if err != nil {
@@ -211,14 +213,6 @@ func (g *Gateway) stopWhatsApp() {
 	if wa.mock != nil {
 		wa.mock.Close()
 	}
-}
-
-// WhatsAppMock returns the built-in Graph API mock, if enabled.
-func (g *Gateway) WhatsAppMock() *whatsapptest.Server {
-	if g.wa == nil {
-		return nil
-	}
-	return g.wa.mock
 }
 
 func (g *Gateway) waWebhook(ctx *fasthttp.RequestCtx) {

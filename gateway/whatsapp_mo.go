@@ -82,29 +82,19 @@ func (wa *waChannel) HandleEvent(ctx context.Context, ev whatsapp.Event) error {
 	return nil
 }
 
-// inboundKeyword screens a user message for consent keywords (ordered by
-// event time, see keyword), forwards it and sends the replies.
+// inboundKeyword runs a user message through the MO consent core
+// (keywords screened in event-time order, see waChannel.apply; forwarded;
+// replies sent). A wa_id the consent store cannot key is dead-lettered.
 func (wa *waChannel) inboundKeyword(ctx context.Context, n *waNumber, sender string, p waPerson, msg *whatsapp.InboundMessage) error {
-	g, t := wa.g, n.tenant
-	res, err := wa.keyword(ctx, n, sender, p, msg)
-	if err != nil {
-		if errors.Is(err, consent.ErrInvalidNumber) {
-			return wa.unkeyed(t, whatsapp.Event{PhoneNumberID: n.cfg.PhoneNumberID, Message: msg}, unkeyedBadWaID)
-		}
-		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-		return err // retried by the receiver
+	t := n.tenant
+	in := moIn{t: t, seen: ChannelWhatsApp + "/" + n.cfg.PhoneNumberID,
+		msg: consent.InboundMessage{Tenant: t.ID, Channel: ChannelWhatsApp, Sender: sender, Recipient: p.key,
+			Text: msg.KeywordText(), MessageID: msg.ID, ReceivedAt: msg.Timestamp, WaID: p.waID, UserID: p.userID}}
+	err := wa.g.moConsent(ctx, &in, wa)
+	if errors.Is(err, consent.ErrInvalidNumber) {
+		return wa.unkeyed(t, whatsapp.Event{PhoneNumberID: n.cfg.PhoneNumberID, Message: msg}, unkeyedBadWaID)
 	}
-	if res.Stale {
-		return nil
-	}
-	if err := g.forwardMO(t, ChannelWhatsApp, p.key, sender, msg.KeywordText(), res); err != nil {
-		g.metrics.mo.WithLabelValues(t.ID, "store_failed").Inc()
-		return err
-	}
-	g.metrics.messages.WithLabelValues("mo", ChannelWhatsApp, "received").Inc()
-	g.noteWhatsApp(t, res.Recipient, n)
-	g.sendReplies(nil, t, res)
-	return nil
+	return err // nil, or retried by the receiver
 }
 
 // marketingPreference records a marketing stop or resume (the "Stop

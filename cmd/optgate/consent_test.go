@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/gateway"
+	"github.com/optgate/optgate/internal/simulators"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
@@ -41,7 +42,9 @@ routes:
 	}
 	sl, _ := net.Listen("tcp", "127.0.0.1:0")
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	g, err := gateway.New(cfg, gateway.Options{Logger: quiet, SMPPListener: sl, HTTPListener: hl})
+	opt := gateway.Options{Logger: quiet, SMPPListener: sl, HTTPListener: hl}
+	simulators.Wire(&opt)
+	g, err := gateway.New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

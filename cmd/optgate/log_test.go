@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/gateway"
+	"github.com/optgate/optgate/internal/simulators"
 )
 
 // syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
@@ -55,7 +56,9 @@ tenants:
 	log := newLogger(cfg, &buf)
 	sl, _ := net.Listen("tcp", "127.0.0.1:0")
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, SMPPListener: sl, HTTPListener: hl})
+	opt := gateway.Options{Logger: log, SMPPListener: sl, HTTPListener: hl}
+	simulators.Wire(&opt)
+	g, err := gateway.New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/optgate/optgate/gateway"
+	"github.com/optgate/optgate/internal/simulators"
 )
 
 // version is set with -ldflags "-X main.version=..."; else the module's.
@@ -394,7 +395,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, Registerer: reg, Gatherer: reg})
+	opt := gateway.Options{Logger: log, Registerer: reg, Gatherer: reg}
+	simulators.Wire(&opt) // the built-in SMSC simulator and WhatsApp mock, when the config enables them
+	g, err := gateway.New(cfg, opt)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -1,10 +1,8 @@
-package gateway
+package api
 
 import (
 	"bytes"
-	"crypto/tls"
-	"fmt"
-	"net"
+	"crypto/subtle"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -12,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
-
-	"github.com/optgate/optgate/consent"
 )
 
 // httpSec holds the HTTP API's defences that keep state: the lockout of
@@ -63,9 +59,9 @@ const (
 )
 
 // newHTTPSec makes the defences for cfg (a zero limit takes its default,
-// as ParseConfig sets it) and the tenants' tokens, registering its
+// as ParseConfig sets it) and its tenants' tokens, registering its
 // metrics on reg when not nil.
-func newHTTPSec(cfg HTTPConfig, byToken map[string]*Tenant, reg prometheus.Registerer) *httpSec {
+func newHTTPSec(cfg Config, reg prometheus.Registerer) *httpSec {
 	orDefault := func(v, def int) int {
 		if v <= 0 {
 			return def
@@ -76,7 +72,7 @@ func newHTTPSec(cfg HTTPConfig, byToken map[string]*Tenant, reg prometheus.Regis
 	if base <= 0 {
 		base = time.Second
 	}
-	s := &httpSec{admin: &caller{admin: true}, callers: make(map[string]*caller, len(byToken)),
+	s := &httpSec{admin: &caller{admin: true}, callers: make(map[string]*caller, len(cfg.Tokens)),
 		failures: orDefault(cfg.AuthFailures, 10), base: base, maxIP: 1 << 17, addrs: map[string]*authAddr{},
 		maxImports: orDefault(cfg.MaxImports, 4), maxPerTenant: orDefault(cfg.MaxImportsPerTenant, 1), imports: map[string]int{},
 		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "auth_failures_total",
@@ -87,11 +83,11 @@ func newHTTPSec(cfg HTTPConfig, byToken map[string]*Tenant, reg prometheus.Regis
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "optgate", Subsystem: "http", Name: "imports_busy_total",
 			Help: "Consent imports refused with 429 because too many were running."}),
 	}
-	for tok, t := range byToken {
+	for tok, t := range cfg.Tokens {
 		s.callers[tok] = &caller{tenant: t}
 	}
 	for _, p := range cfg.TrustedProxies {
-		if pfx, err := parseCIDR(p); err == nil { // validated with the config
+		if pfx, err := ParseCIDR(p); err == nil { // validated with the config
 			s.proxies = append(s.proxies, pfx)
 		}
 	}
@@ -196,83 +192,8 @@ func (s *httpSec) endImport(tenant string) {
 	s.mu.Unlock()
 }
 
-// callerKey is the request's user value holding its authenticated caller,
-// so that a request is authenticated (and its failure counted) once.
-type callerKey struct{}
-
-// authFailedFrom counts a 401 for addr and locks the address out after
-// http.auth_failures of them. The token is never logged.
-func (g *Gateway) authFailedFrom(addr string) {
-	g.sec.authFailed.WithLabelValues("unauthorized").Inc()
-	if lock, n := g.sec.failed(addr, time.Now()); lock > 0 {
-		g.sec.lockouts.Inc()
-		g.log.Warn("HTTP authentication failures: address locked out", "addr", addr, "failures", n, "lock", lock.String())
-	}
-}
-
-// ownSender normalises a consent request's sender in the tenant's region
-// and checks that it is one of the tenant's own numbers (SMS numbers, or
-// the display numbers of its WhatsApp phone numbers): a confirmation goes
-// out from that sender, so naming another tenant's number would send as
-// that tenant. It returns the normalised number, or an API error code and
-// message.
-func (g *Gateway) ownSender(t *Tenant, channel, sender string) (string, string, string) {
-	// Read as a platform writes a number (any form, national in the
-	// tenant's region), then held to the one sender-ownership rule.
-	n, kind, err := consent.NormalizeAddress(sender, consent.TONUnknown, 0, t.cfg.DefaultRegion)
-	if err != nil || kind != consent.AddressNumber {
-		return "", "invalid_sender", fmt.Sprintf("sender %q is not a phone number", truncateForError(sender))
-	}
-	if channel == ChannelWhatsApp && g.wa != nil && g.wa.bySender[waSender{t.ID, n}] != nil {
-		return n, "", ""
-	}
-	if own, err := g.senderFor(t, n, consent.TONInternational, 1); err == nil && own == n {
-		return n, "", ""
-	}
-	return "", "sender_not_allowed", "the sender is not one of this tenant's numbers"
-}
-
-func truncateForError(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
-}
-
-// listenerLoopback reports whether the HTTP listener accepts loopback
-// connections only.
-func (g *Gateway) listenerLoopback() bool {
-	if g.httpLn == nil {
-		return loopback(g.cfg.HTTP.Listen)
-	}
-	a, ok := g.httpLn.Addr().(*net.TCPAddr)
-	return ok && a.IP.IsLoopback()
-}
-
-// loadServerTLS loads a server certificate for TLS 1.2 or later; nil when
-// none is configured.
-func loadServerTLS(c TLSConfig) (*tls.Config, error) {
-	if c.Cert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// fromSimulator reports whether an MO came over a link to the built-in
-// SMSC simulator: a handset never sent it, whoever asked the simulator to.
-func (g *Gateway) fromSimulator(l *smscLink) bool {
-	if l == nil || g.sim == nil {
-		return false
-	}
-	return l.cfg.Address == g.cfg.Simulator.Listen || l.cfg.Address == g.sim.Addr()
-}
-
-// parseCIDR reads an IP address (a one-address prefix) or a CIDR.
-func parseCIDR(s string) (netip.Prefix, error) {
+// ParseCIDR reads an IP address (a one-address prefix) or a CIDR.
+func ParseCIDR(s string) (netip.Prefix, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 	}
@@ -286,9 +207,9 @@ func parseCIDR(s string) (netip.Prefix, error) {
 // clientAddr is the address a request comes from: its TCP peer, or for a
 // peer in http.trusted_proxies the last X-Forwarded-For entry (the one the
 // proxy appended; earlier ones are the client's to forge).
-func (g *Gateway) clientAddr(ctx *fasthttp.RequestCtx) string {
+func (s *httpSec) clientAddr(ctx *fasthttp.RequestCtx) string {
 	peer := ctx.RemoteIP()
-	if len(g.sec.proxies) == 0 {
+	if len(s.proxies) == 0 {
 		return peer.String()
 	}
 	a, ok := netip.AddrFromSlice(peer)
@@ -296,7 +217,7 @@ func (g *Gateway) clientAddr(ctx *fasthttp.RequestCtx) string {
 		return peer.String()
 	}
 	a = a.Unmap()
-	for _, p := range g.sec.proxies {
+	for _, p := range s.proxies {
 		if !p.Contains(a) {
 			continue
 		}
@@ -310,4 +231,8 @@ func (g *Gateway) clientAddr(ctx *fasthttp.RequestCtx) string {
 		break
 	}
 	return peer.String()
+}
+
+func constantTimeEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

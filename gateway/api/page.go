@@ -1,4 +1,4 @@
-package gateway
+package api
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func parsePage(ctx *fasthttp.RequestCtx, maxLimit int) (pageQuery, bool) {
 	if v := args.Peek("limit"); len(v) > 0 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 || n > maxLimit {
-			writeErr(ctx, 400, "invalid_request", "limit", "limit must be 1 to "+strconv.Itoa(maxLimit))
+			WriteError(ctx, 400, "invalid_request", "limit", "limit must be 1 to "+strconv.Itoa(maxLimit))
 			return q, false
 		}
 		q.limit = n
@@ -45,7 +45,7 @@ func parsePage(ctx *fasthttp.RequestCtx, maxLimit int) (pageQuery, bool) {
 	if v := args.Peek("cursor"); len(v) > 0 {
 		c, err := base64.RawURLEncoding.DecodeString(string(v))
 		if err != nil || len(c) == 0 {
-			writeErr(ctx, 400, "invalid_request", "cursor", "cursor must be a next_cursor from a previous page")
+			WriteError(ctx, 400, "invalid_request", "cursor", "cursor must be a next_cursor from a previous page")
 			return q, false
 		}
 		q.cursor = c
@@ -57,7 +57,7 @@ func parsePage(ctx *fasthttp.RequestCtx, maxLimit int) (pageQuery, bool) {
 		if v := args.Peek(f.name); len(v) > 0 {
 			t, err := time.Parse(time.RFC3339Nano, string(v))
 			if err != nil {
-				writeErr(ctx, 400, "invalid_request", f.name, f.name+" must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+				WriteError(ctx, 400, "invalid_request", f.name, f.name+" must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
 				return q, false
 			}
 			*f.t = t
@@ -70,16 +70,17 @@ func encodeCursor(c []byte) string { return base64.RawURLEncoding.EncodeToString
 
 // pageErr answers a consent error of a listing: a cursor that is not from
 // this listing is a 400 on the cursor.
-func (g *Gateway) pageErr(ctx *fasthttp.RequestCtx, q pageQuery, err error) {
+func (s *Server) pageErr(ctx *fasthttp.RequestCtx, q pageQuery, err error) {
 	if q.cursor != nil && errors.Is(err, consent.ErrInvalidInput) {
-		writeErr(ctx, 400, "invalid_request", "cursor", err.Error())
+		WriteError(ctx, 400, "invalid_request", "cursor", err.Error())
 		return
 	}
-	g.consentErr(ctx, err)
+	s.consentErr(ctx, err)
 }
 
-// apiHistory serves GET /v1/consent/{recipient}/history.
-func (g *Gateway) apiHistory(ctx *fasthttp.RequestCtx, t *Tenant, channel, rcpt string) {
+// consentHistory serves GET /v1/consent/{recipient}/history.
+func (s *Server) consentHistory(ctx *fasthttp.RequestCtx, rq request) {
+	rcpt, channel := consentTarget(ctx, rq)
 	q, ok := parsePage(ctx, 1000)
 	if !ok {
 		return
@@ -87,9 +88,9 @@ func (g *Gateway) apiHistory(ctx *fasthttp.RequestCtx, t *Tenant, channel, rcpt 
 	if q.limit == 0 {
 		q.limit = 100
 	}
-	h, next, err := g.consent.HistoryPage(t.ID, channel, rcpt, consent.HistoryQuery{Limit: q.limit, Since: q.since, Until: q.until, Cursor: q.cursor})
+	h, next, err := s.cfg.Consents.HistoryPage(rq.tenant.ID, channel, rcpt, consent.HistoryQuery{Limit: q.limit, Since: q.since, Until: q.until, Cursor: q.cursor})
 	if err != nil {
-		g.pageErr(ctx, q, err)
+		s.pageErr(ctx, q, err)
 		return
 	}
 	if h == nil {
@@ -105,17 +106,17 @@ func (g *Gateway) apiHistory(ctx *fasthttp.RequestCtx, t *Tenant, channel, rcpt 
 // exportPage answers a paged GET /v1/consent/export (a limit or a cursor
 // given): the page is built in memory, the next page's cursor is the
 // X-Next-Cursor header (absent on the last page).
-func (g *Gateway) exportPage(ctx *fasthttp.RequestCtx, opt consent.ExportOptions, evidence bool) {
+func (s *Server) exportPage(ctx *fasthttp.RequestCtx, opt consent.ExportOptions, evidence bool) {
 	var buf bytes.Buffer
 	var next []byte
 	var err error
 	if evidence {
-		_, next, err = g.consent.ExportEvidencePage(context.Background(), &buf, opt)
+		_, next, err = s.cfg.Consents.ExportEvidencePage(context.Background(), &buf, opt)
 	} else {
-		_, next, err = g.consent.ExportPage(context.Background(), &buf, opt)
+		_, next, err = s.cfg.Consents.ExportPage(context.Background(), &buf, opt)
 	}
 	if err != nil {
-		g.pageErr(ctx, pageQuery{cursor: opt.Cursor}, err)
+		s.pageErr(ctx, pageQuery{cursor: opt.Cursor}, err)
 		return
 	}
 	if next != nil {

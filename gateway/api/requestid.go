@@ -1,10 +1,9 @@
-package gateway
+package api
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
@@ -54,43 +53,4 @@ func setRequestID(ctx *fasthttp.RequestCtx) {
 // requestID is the X-Request-Id of the response being made, for logs.
 func requestID(ctx *fasthttp.RequestCtx) string {
 	return string(ctx.Response.Header.Peek("X-Request-Id"))
-}
-
-// allowedMethods returns the methods the API answers on path, "" for a
-// path it does not know (so a wrong method is 405, an unknown path 404).
-// It follows newHTTPServer's dispatcher.
-func allowedMethods(path string) string {
-	switch path {
-	case "/v1/messages", "/v1/admin/backup", "/v1/simulator/mo", "/v1/consent/import":
-		return "POST"
-	case "/v1/admin/deadletter", "/v1/consent/export", "/v1/openapi.yaml":
-		return "GET"
-	}
-	if id, ok := strings.CutPrefix(path, "/v1/messages/"); ok && id != "" && !strings.Contains(id, "/") {
-		return "GET"
-	}
-	if rest, ok := strings.CutPrefix(path, "/v1/consent/"); ok {
-		rcpt, action, _ := strings.Cut(rest, "/")
-		if rcpt == "" {
-			return ""
-		}
-		switch action {
-		case "", "history":
-			return "GET"
-		case "opt-out", "opt-in":
-			return "POST"
-		}
-	}
-	return ""
-}
-
-// notFound answers a request the dispatcher has no route for: 405 with
-// Allow for a known path, else 404.
-func notFound(ctx *fasthttp.RequestCtx, method, path string) {
-	if allow := allowedMethods(path); allow != "" {
-		ctx.Response.Header.Set("Allow", allow)
-		writeErr(ctx, 405, "method_not_allowed", "", method+" is not allowed on "+path+"; allowed: "+allow)
-		return
-	}
-	writeErr(ctx, 404, "not_found", "", "no such endpoint: "+method+" "+path)
 }

@@ -1,4 +1,4 @@
-package gateway
+package api
 
 import (
 	"crypto/sha256"
@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/optgate/optgate/internal/groupcommit"
 )
 
 // Idempotency-Key on POST /v1/messages.
@@ -25,7 +23,7 @@ import (
 //     a stored answer is replayed, or 422 idempotency_key_reused when the
 //     body differs.
 //  2. Once the request is valid, before the message is handed to the MT
-//     chain, idemReserve stores key → (body hash, message id, in
+//     chain, Reserve (run by Core.Send) stores key → (body hash, message id, in
 //     progress), synced. If it cannot, the answer is 503 and nothing is
 //     sent.
 //  3. After the answer is written, idemFinish stores it (synced) in place
@@ -55,6 +53,9 @@ type idemClaim struct {
 	hash     [32]byte
 	msgID    string
 	reserved bool
+
+	s   *Server              // for Reserve
+	ctx *fasthttp.RequestCtx // for Reserve's log
 }
 
 // idemRecord is the stored value of a key.
@@ -88,48 +89,48 @@ func validIdemKey(k []byte) bool {
 // idemBegin reads the request's Idempotency-Key. It returns nil, true
 // without one; a claim, true for a new key; and false when it answered
 // the request itself (a bad key, a replay, a reused or busy key).
-func (g *Gateway) idemBegin(ctx *fasthttp.RequestCtx, t *Tenant) (*idemClaim, bool) {
+func (s *Server) idemBegin(ctx *fasthttp.RequestCtx, t *Tenant) (*idemClaim, bool) {
 	all := ctx.Request.Header.PeekAll("Idempotency-Key")
 	if len(all) == 0 {
 		return nil, true
 	}
 	if len(all) > 1 || !validIdemKey(all[0]) {
-		writeErr(ctx, 400, "invalid_request", "Idempotency-Key", "Idempotency-Key must be one header of 1 to 255 printable ASCII characters")
+		WriteError(ctx, 400, "invalid_request", "Idempotency-Key", "Idempotency-Key must be one header of 1 to 255 printable ASCII characters")
 		return nil, false
 	}
 	c := &idemClaim{key: idemStoreKey(t.ID, all[0]), hash: sha256.Sum256(ctx.PostBody())}
-	g.idem.mu.Lock()
-	if _, busy := g.idem.running[c.key]; busy {
-		g.idem.mu.Unlock()
+	s.idem.mu.Lock()
+	if _, busy := s.idem.running[c.key]; busy {
+		s.idem.mu.Unlock()
 		ctx.Response.Header.Set("Retry-After", "1")
-		writeErr(ctx, 409, "idempotency_in_progress", "Idempotency-Key", "a request with this Idempotency-Key is still running; retry later")
+		WriteError(ctx, 409, "idempotency_in_progress", "Idempotency-Key", "a request with this Idempotency-Key is still running; retry later")
 		return nil, false
 	}
-	if g.idem.running == nil {
-		g.idem.running = map[string]struct{}{}
+	if s.idem.running == nil {
+		s.idem.running = map[string]struct{}{}
 	}
-	g.idem.running[c.key] = struct{}{}
-	g.idem.mu.Unlock()
+	s.idem.running[c.key] = struct{}{}
+	s.idem.mu.Unlock()
 
 	var rec idemRecord
 	var decErr error
-	found, err := readKey(g.db, []byte(c.key), func(v []byte) { decErr = json.Unmarshal(v, &rec) })
+	found, err := s.cfg.Store.Read([]byte(c.key), func(v []byte) { decErr = json.Unmarshal(v, &rec) })
 	if err == nil {
 		err = decErr
 	}
 	switch {
 	case err != nil:
-		g.idemRelease(c)
-		g.log.Error("idempotency key read", "err", err, "request_id", requestID(ctx))
-		writeErr(ctx, 503, "store_unavailable", "", "the gateway store could not be read; nothing was sent")
+		s.idemRelease(c)
+		s.log.Error("idempotency key read", "err", err, "request_id", requestID(ctx))
+		WriteError(ctx, 503, "store_unavailable", "", "the gateway store could not be read; nothing was sent")
 		return nil, false
 	case !found:
 		return c, true
 	}
-	g.idemRelease(c)
+	s.idemRelease(c)
 	switch {
 	case string(rec.Hash) != string(c.hash[:]):
-		writeErr(ctx, 422, "idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was used with another request body")
+		WriteError(ctx, 422, "idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was used with another request body")
 	case !rec.Done:
 		writeJSON(ctx, 409, apiError{Error: apiErrorBody{Code: "idempotency_interrupted", Field: "Idempotency-Key", ID: rec.ID,
 			Message: "the gateway stopped while this request ran: the message may or may not have been sent; GET /v1/messages/" +
@@ -143,24 +144,40 @@ func (g *Gateway) idemBegin(ctx *fasthttp.RequestCtx, t *Tenant) (*idemClaim, bo
 	return nil, false
 }
 
-// idemReserve durably records that the claim's request is handed to the
-// chain as message id, before it is.
-func (g *Gateway) idemReserve(c *idemClaim, id string) error {
+// Reserve is Reserver for Core.Send: it durably records that the claim's
+// request is handed to the chain as message id, before it is; when it
+// cannot, the refusal is 503 and nothing is sent.
+func (c *idemClaim) Reserve(id string) *Refusal {
+	if err := c.s.idemReserve(c, id); err != nil {
+		c.s.log.Error("idempotency key not stored", "err", err, "request_id", requestID(c.ctx))
+		return &Refusal{"store_unavailable", "", "the Idempotency-Key could not be stored; nothing was sent"}
+	}
+	return nil
+}
+
+func (s *Server) idemReserve(c *idemClaim, id string) error {
 	v, err := json.Marshal(idemRecord{Hash: c.hash[:], ID: id, Created: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
-	if err := g.commit.Write(groupcommit.Op{Key: []byte(c.key), Value: v, TTL: idemTTL}); err != nil {
+	if err := s.cfg.Store.Write([]byte(c.key), v, idemTTL); err != nil {
 		return err
 	}
 	c.msgID, c.reserved = id, true
 	return nil
 }
 
+// ReserveIdempotencyKey stores tenant's key as reserved for message id
+// with body's hash, as a send does before the message enters the chain:
+// what a gateway that crashed before its answer leaves (tests).
+func (s *Server) ReserveIdempotencyKey(tenant, key string, body []byte, id string) error {
+	return s.idemReserve(&idemClaim{key: idemStoreKey(tenant, []byte(key)), hash: sha256.Sum256(body)}, id)
+}
+
 // idemFinish stores the answer of a reserved request (synced) and
 // releases the claim.
-func (g *Gateway) idemFinish(ctx *fasthttp.RequestCtx, c *idemClaim) {
-	defer g.idemRelease(c)
+func (s *Server) idemFinish(ctx *fasthttp.RequestCtx, c *idemClaim) {
+	defer s.idemRelease(c)
 	if !c.reserved {
 		return
 	}
@@ -174,17 +191,17 @@ func (g *Gateway) idemFinish(ctx *fasthttp.RequestCtx, c *idemClaim) {
 		Type: string(ctx.Response.Header.ContentType()), Body: ctx.Response.Body(), Created: time.Now().UTC()}
 	v, err := json.Marshal(rec)
 	if err == nil {
-		err = g.commit.Write(groupcommit.Op{Key: []byte(c.key), Value: v, TTL: idemTTL})
+		err = s.cfg.Store.Write([]byte(c.key), v, idemTTL)
 	}
 	if err != nil {
 		// The reservation stays: a retry is told the outcome is unknown
 		// (409 idempotency_interrupted), never sent twice.
-		g.log.Error("idempotency answer not stored", "err", err, "request_id", requestID(ctx))
+		s.log.Error("idempotency answer not stored", "err", err, "request_id", requestID(ctx))
 	}
 }
 
-func (g *Gateway) idemRelease(c *idemClaim) {
-	g.idem.mu.Lock()
-	delete(g.idem.running, c.key)
-	g.idem.mu.Unlock()
+func (s *Server) idemRelease(c *idemClaim) {
+	s.idem.mu.Lock()
+	delete(s.idem.running, c.key)
+	s.idem.mu.Unlock()
 }

@@ -1,0 +1,13 @@
+// Package simulators wires the test doubles the quick start runs on into
+// a gateway: the SMSC simulator of smpp/smpptest (simulator.enabled) and
+// the WhatsApp Graph API mock of whatsapp/whatsapptest
+// (whatsapp_simulator.enabled).
+//
+// Its one job is Wire, which sets gateway.Options.StartSMSCSimulator and
+// StartWhatsAppMock. It exists so that the gateway package takes the
+// simulators through two small interfaces (gateway.SMSCSimulator,
+// gateway.WhatsAppMock) and never imports a test double: cmd/optgate and
+// the tests outside gateway import this package instead. (The gateway's
+// own tests cannot: this package imports gateway; they wire the same
+// doubles in their helpers.)
+package simulators
