@@ -28,9 +28,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/optgate/optgate/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestMain(m *testing.M) { testutil.Main(m) }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -96,13 +98,13 @@ func NormalizeAddress(addr string, ton, npi uint8, region string) (string, Addre
 		}
 	}
 	if s[0] == '+' {
-		if !allDigits(s[1:]) {
+		if !e164.AllDigits(s[1:]) {
 			return "", AddressNumber, fmt.Errorf("%w: %q: not digits after +", ErrInvalidNumber, s)
 		}
 		out, err := NormalizeRecipient(ChannelSMS, "", s)
 		return out, AddressNumber, err
 	}
-	if !allDigits(s) {
+	if !e164.AllDigits(s) {
 		return "", AddressNumber, fmt.Errorf("%w: %q: not digits", ErrInvalidNumber, s)
 	}
 	switch ton {

@@ -3,6 +3,8 @@ package consent
 import (
 	"errors"
 	"testing"
+
+	"github.com/optgate/optgate/internal/e164"
 )
 
 func TestNormalizeAddress(t *testing.T) {
@@ -125,7 +127,7 @@ func FuzzAddress(f *testing.F) {
 			}
 			return
 		}
-		if len(got) < 2 || got[0] != '+' || !allDigits(got[1:]) {
+		if len(got) < 2 || got[0] != '+' || !e164.AllDigits(got[1:]) {
 			t.Fatalf("%q ton %d %s: not E.164: %q", s, ton, region, got)
 		}
 		// A fixed point, read as international or by consent.

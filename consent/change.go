@@ -7,13 +7,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/dgraph-io/badger/v4"
 )
 
 // senderKey is the form a sender takes in keys: a leading "+" is dropped
 // from all-digit senders, so "+15551230000" and "15551230000" are one sender.
 func senderKey(s string) string {
-	if len(s) > 1 && s[0] == '+' && allDigits(s[1:]) {
+	if len(s) > 1 && s[0] == '+' && e164.AllDigits(s[1:]) {
 		return s[1:]
 	}
 	return s

@@ -10,8 +10,9 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/optgate/optgate/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestSyncWritesOn: the consent DB syncs every transaction commit itself

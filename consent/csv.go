@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -122,7 +124,7 @@ func neutralize(s string) string {
 	if s == "" || !csvTrigger(s[0]) {
 		return s
 	}
-	if s[0] == '+' && len(s) > 1 && allDigits(s[1:]) {
+	if s[0] == '+' && len(s) > 1 && e164.AllDigits(s[1:]) {
 		return s
 	}
 	return "'" + s

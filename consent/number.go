@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -47,7 +49,7 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	region := defaultRegion
 	if channel == ChannelWhatsApp {
 		d := strings.TrimPrefix(in, "+")
-		if !allDigits(d) {
+		if !e164.AllDigits(d) {
 			return "", fmt.Errorf("%w: %q: a WhatsApp id is digits only", ErrInvalidNumber, s)
 		}
 		in, region = "+"+d, "ZZ"
@@ -59,7 +61,7 @@ func NormalizeRecipient(channel, defaultRegion, s string) (string, error) {
 	// A form WhatsApp (or an old directory) writes for a number that has
 	// another E.164 form today is keyed under that one (see equivalentForm),
 	// before the length check refuses it (Mexico's "+521…" is too long).
-	if eq, ok := equivalentForm(phonenumbers.Format(num, phonenumbers.E164)[1:]); ok {
+	if eq, ok := e164.Equivalent(phonenumbers.Format(num, phonenumbers.E164)[1:]); ok {
 		if num, err = phonenumbers.Parse("+"+eq, "ZZ"); err != nil {
 			return "", fmt.Errorf("%w: %q: %v", ErrInvalidNumber, s, err)
 		}
@@ -93,39 +95,6 @@ func impossibleReason(v phonenumbers.ValidationResult) string {
 	default:
 		return "no number of that length in its country"
 	}
-}
-
-// ValidE164 reports whether s is written as an E.164 number: "+" and then
-// 7 to 15 digits, the first not 0. It checks the form only (it does not
-// consult the numbering plan; NormalizeRecipient does that) and it is the
-// one E.164 check of the module: the gateway's recipient and sender checks,
-// its config and consent's fast path all use it.
-//
-// 15 is ITU-T E.164's maximum (country code included). E.164 sets no
-// minimum; 7 is the shortest international number in service (a 1-digit
-// country code with a 6-digit national number is not assigned, and the
-// 3-digit codes with 4-digit numbers, such as Niue +683 and Tokelau +690,
-// make 7). A leading 0 is never a country code.
-func ValidE164(s string) bool {
-	return len(s) > 0 && s[0] == '+' && e164Digits(s[1:])
-}
-
-// e164Digits reports whether d (without the "+") is 7 to 15 digits, the
-// first not 0: ValidE164's rule for the digits.
-func e164Digits(d string) bool {
-	return len(d) >= 7 && len(d) <= 15 && d[0] != '0' && allDigits(d)
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // ccInfo describes one country calling code for the E.164 fast path.
@@ -188,7 +157,7 @@ var callingCodes = func() (t [1000]ccInfo) {
 			// Literal prefixes and alternations of them ("0|180020" for GB);
 			// any other pattern sends the code to the slow path.
 			for _, alt := range strings.Split(p, "|") {
-				if !allDigits(alt) {
+				if !e164.AllDigits(alt) {
 					info.fast = false
 					break
 				}
@@ -211,7 +180,7 @@ var callingCodes = func() (t [1000]ccInfo) {
 // the slow path through phonenumbers, which refuses impossible numbers; so
 // Check on an impossible number returns an ErrInvalidNumber error (never
 // "allow"): its caller must not send.
-// Numbers of the codes that have equivalent forms (equivalentForm) never
+// Numbers of the codes that have equivalent forms (e164.Equivalent) never
 // take the fast path, whatever the metadata says, so that a STOP stored
 // under the canonical form is found from either form.
 // It does not validate number ranges: nothing can be suppressed under an
@@ -226,7 +195,7 @@ func canonicalDigits(channel, s string) (string, bool) {
 	default:
 		return "", false
 	}
-	if !e164Digits(d) {
+	if !e164.ValidDigits(d) {
 		return "", false
 	}
 	cc := 0
@@ -254,83 +223,4 @@ func canonicalDigits(channel, s string) (string, bool) {
 		return d, true
 	}
 	return "", false
-}
-
-// equivalentForm maps the digits (country code first, no "+") of a number
-// written in a form that stands for the same line as another E.164 number
-// onto that canonical form, and reports whether it did. It returns ("",
-// false) for every number that is already canonical, which is almost all
-// of them: only codes 52, 54 and 55 are looked at. The forms:
-//
-//   - Mexico (52): until 2019 mobiles were dialled from abroad as
-//     "+52 1" + 10 digits; Mexico dropped the "1" (IFT's 2019 numbering
-//     plan: every number is 10 digits, +52 + 10 digits in E.164), but
-//     WhatsApp still writes the wa_id of many Mexican mobiles as
-//     "521" + 10 digits. "521" + 10 digits maps to "52" + the 10 digits;
-//     "52" + 11 digits has no other meaning (phonenumbers: too long).
-//   - Argentina (54): a mobile's international form is "+54 9" + area code +
-//     subscriber (10 digits), and that is its wa_id ("549…"); the same
-//     subscriber written without the 9 ("+54" + 10 digits) is what national
-//     directories and many platforms store. Both are valid for phonenumbers
-//     (the second as a fixed line: a 10-digit Argentine number is either,
-//     the ranges are shared), so "54" + 10 digits maps to "549" + the 10
-//     digits when phonenumbers says that form is a valid mobile. The key of
-//     an Argentine landline is then its mobile form, which no other line
-//     can have: the subscriber number is the same.
-//   - Brazil (55): mobiles gained a ninth digit "9" (ANATEL, 2012–2016) in
-//     front of the 8 digits they had, which began with 6–9 (landlines begin
-//     with 2–5 and kept 8 digits). WhatsApp ids of accounts made before the
-//     change still have the old 8 digits. "55" + 2-digit area code +
-//     8 digits beginning with 6–9 maps to "55" + area + "9" + the 8 digits
-//     when phonenumbers says the result is a valid mobile.
-//
-// The canonical forms are what the country's numbering plan uses today
-// and what the WhatsApp ids of new accounts are, except Mexico, where the
-// canonical form is the plan's (the "521" wa_id is the legacy one).
-func equivalentForm(d string) (string, bool) {
-	if len(d) < 12 || d[0] != '5' {
-		return "", false
-	}
-	switch {
-	case len(d) == 13 && d[1] == '2' && d[2] == '1' && allDigits(d):
-		// 52 1 + 10 digits.
-		return "52" + d[3:], true
-	case len(d) == 12 && d[1] == '4' && d[2] != '9' && d[2] != '0' && allDigits(d):
-		// 54 + 10 digits without the mobile 9.
-		if eq := "549" + d[2:]; validMobile(eq) {
-			return eq, true
-		}
-	case len(d) == 12 && d[1] == '5' && d[2] != '0' && d[3] != '0' && d[4] >= '6' && d[4] <= '9' && allDigits(d):
-		// 55 + area + 8-digit mobile of before the ninth digit.
-		if eq := d[:4] + "9" + d[4:]; validMobile(eq) {
-			return eq, true
-		}
-	}
-	return "", false
-}
-
-// validMobile reports whether phonenumbers says "+"+d is a valid mobile
-// number (or one that may be mobile or fixed).
-func validMobile(d string) bool {
-	num, err := phonenumbers.Parse("+"+d, "ZZ")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return false
-	}
-	t := phonenumbers.GetNumberType(num)
-	return t == phonenumbers.MOBILE || t == phonenumbers.FIXED_LINE_OR_MOBILE
-}
-
-// PersonDigits returns the canonical digits (no "+") of a WhatsApp id or
-// E.164 number for keys outside the consent store (the WhatsApp window,
-// the wa_id book): d itself, without a leading "+", unless it is one of the
-// equivalent forms of equivalentForm. It does not validate d; it allocates
-// only when it rewrites.
-func PersonDigits(d string) string {
-	if len(d) > 0 && d[0] == '+' {
-		d = d[1:]
-	}
-	if eq, ok := equivalentForm(d); ok {
-		return eq
-	}
-	return d
 }

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/nyaruka/phonenumbers"
+
 	"github.com/optgate/optgate/internal/testutil"
 )
 
@@ -45,7 +48,7 @@ func TestNormalizeRecipient(t *testing.T) {
 		{ChannelSMS, "US", "+4915123456789", "+4915123456789", false},
 		{ChannelSMS, "US", "+447911123456", "+447911123456", false},
 		{ChannelWhatsApp, "US", "4915123456789", "+4915123456789", false},
-		// Equivalent forms (equivalentForm): one key per line.
+		// Equivalent forms (e164.Equivalent): one key per line.
 		{ChannelWhatsApp, "US", "5215512345678", "+525512345678", false},
 		{ChannelSMS, "US", "+5215512345678", "+525512345678", false},
 		{ChannelSMS, "US", "+525512345678", "+525512345678", false},
@@ -111,17 +114,17 @@ func TestCanonicalFastPath(t *testing.T) {
 			if ex == nil {
 				continue
 			}
-			e164 := phonenumbers.Format(ex, phonenumbers.E164)
-			if _, ok := canonicalDigits(ChannelSMS, e164); !ok {
+			num := phonenumbers.Format(ex, phonenumbers.E164)
+			if _, ok := canonicalDigits(ChannelSMS, num); !ok {
 				slow++
 			}
-			want := e164
-			if eq, ok := equivalentForm(e164[1:]); ok {
+			want := num
+			if eq, ok := e164.Equivalent(num[1:]); ok {
 				want = "+" + eq // e.g. an Argentine fixed line keyed in its "+549" form
 			}
-			got, err := NormalizeRecipient(ChannelSMS, "US", e164)
+			got, err := NormalizeRecipient(ChannelSMS, "US", num)
 			if err != nil || got != want {
-				t.Errorf("%s %s: %q, %v", region, e164, got, err)
+				t.Errorf("%s %s: %q, %v", region, num, got, err)
 			}
 		}
 	}
@@ -146,7 +149,7 @@ func FuzzNormalizeRecipient(f *testing.F) {
 			}
 			return
 		}
-		if len(got) < 2 || got[0] != '+' || !allDigits(got[1:]) {
+		if len(got) < 2 || got[0] != '+' || !e164.AllDigits(got[1:]) {
 			t.Fatalf("%q: not E.164: %q", s, got)
 		}
 		// Normalising is idempotent (a fixed point), whatever form came in.
@@ -166,8 +169,8 @@ func FuzzNormalizeRecipient(f *testing.F) {
 		if o, err := NormalizeRecipient(other, "US", got); err != nil || o != got {
 			t.Fatalf("%q: %s gives %q, %v; %s gave %q", s, other, o, err, ch, got)
 		}
-		if PersonDigits(got) != got[1:] {
-			t.Fatalf("%q: key %q is not canonical for PersonDigits (%q)", s, got, PersonDigits(got))
+		if e164.PersonDigits(got) != got[1:] {
+			t.Fatalf("%q: key %q is not canonical for PersonDigits (%q)", s, got, e164.PersonDigits(got))
 		}
 		for _, alt := range equivalentsOf(got[1:]) {
 			if k, err := NormalizeRecipient(ChannelWhatsApp, "US", alt); err != nil || k != got {
@@ -177,7 +180,7 @@ func FuzzNormalizeRecipient(f *testing.F) {
 	})
 }
 
-// equivalentsOf lists the non-canonical forms that equivalentForm maps onto
+// equivalentsOf lists the non-canonical forms that e164.Equivalent maps onto
 // the canonical digits d (for the fuzz test's check of the other direction).
 func equivalentsOf(d string) []string {
 	var out []string
@@ -191,7 +194,7 @@ func equivalentsOf(d string) []string {
 	}
 	var keep []string
 	for _, o := range out {
-		if eq, ok := equivalentForm(o); ok && eq == d {
+		if eq, ok := e164.Equivalent(o); ok && eq == d {
 			keep = append(keep, o)
 		}
 	}
@@ -277,7 +280,7 @@ func TestValidE164(t *testing.T) {
 		{"", false},
 		{"+12", false}, // the config's old minimum (2 digits) no longer passes
 	} {
-		testutil.RequireEqual(t, ValidE164(tt.in), tt.want, tt.in)
+		testutil.RequireEqual(t, e164.Valid(tt.in), tt.want, tt.in)
 		if tt.in != "" {
 			_, fast := canonicalDigits(ChannelSMS, tt.in)
 			if fast && !tt.want {

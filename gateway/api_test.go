@@ -12,7 +12,6 @@ import (
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/dlr"

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -264,7 +266,7 @@ func (c apiCore) SimulatorReady() bool { return c.g.sim != nil && c.g.listenerLo
 
 func (c apiCore) SimulateMO(ctx context.Context, at *api.Tenant, from, to, text string) *api.Refusal {
 	g := c.g
-	if !consent.ValidE164(from) {
+	if !e164.Valid(from) {
 		return &api.Refusal{Code: "invalid_number", Field: "from", Message: "from must be an E.164 number"}
 	}
 	owner := g.byNumber[to]

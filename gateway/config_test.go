@@ -158,7 +158,7 @@ func TestParseConfigSMSCCharsets(t *testing.T) {
 	}
 }
 
-// A tenant's numbers are E.164 by consent.ValidE164, the rule the MT
+// A tenant's numbers are E.164 by e164.Valid, the rule the MT
 // chain applies to recipients: 7 to 15 digits (the config once took 2).
 func TestConfigNumberLengths(t *testing.T) {
 	base := "tenants:\n  - {id: a, brand: A, help_contact: help@a.example, numbers: [%q]}\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"

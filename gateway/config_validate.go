@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -154,7 +156,7 @@ func (c *Config) validateTenants(add addFunc) map[string]bool {
 		}
 		for j, n := range t.Numbers {
 			np := fmt.Sprintf("%s.numbers[%d]", p, j)
-			if !consent.ValidE164(n) {
+			if !e164.Valid(n) {
 				add(np, "not an E.164 number: %q", n)
 			} else if other, dup := numbers[n]; dup {
 				add(np, "%s already belongs to tenant %q", n, other)
@@ -300,7 +302,7 @@ func (c *Config) validateWhatsApp(add addFunc, tenants map[string]bool) {
 		if !tenants[n.Tenant] {
 			add(p+".tenant", "unknown tenant %q", n.Tenant)
 		}
-		if !consent.ValidE164(n.Number) {
+		if !e164.Valid(n.Number) {
 			add(p+".number", "not an E.164 number: %q", n.Number)
 		}
 	}

@@ -19,9 +19,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/internal/groupcommit"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )

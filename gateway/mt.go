@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/optgate/optgate/internal/e164"
+
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/smpp"
@@ -30,7 +32,7 @@ func (g *Gateway) recoverer(next Handler) Handler {
 
 func (g *Gateway) validate(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
-		if !consent.ValidE164(m.To) {
+		if !e164.Valid(m.To) {
 			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber,
 				Err: fmt.Errorf("recipient %q is not an E.164 number", m.To)})
 			return

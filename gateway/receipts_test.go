@@ -17,9 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/gateway/receipt"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/dlr"
 	"github.com/optgate/optgate/smpp/smpptest"

@@ -3,9 +3,8 @@ package gateway
 import (
 	"fmt"
 	"strconv"
-	"time"
-
 	"testing"
+	"time"
 
 	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/testutil"

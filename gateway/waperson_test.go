@@ -10,7 +10,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 

@@ -12,7 +12,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"

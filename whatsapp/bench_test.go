@@ -16,12 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optgate/optgate/consent"
-	"github.com/optgate/optgate/whatsapp/whatsapptest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 // BenchmarkWebhookInbound measures signed inbound-message webhooks through a real fasthttp

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optgate/optgate/internal/testutil"
-	"github.com/optgate/optgate/whatsapp/whatsapptest"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
+	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 func newTestClient(t *testing.T, mock *whatsapptest.Server, mutate func(*ClientConfig)) (*Client, *Metrics) {

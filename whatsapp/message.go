@@ -1,11 +1,11 @@
 package whatsapp
 
 import (
-	"github.com/optgate/optgate/consent"
-
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/optgate/optgate/internal/e164"
 )
 
 // Message is one outbound message. Exactly one of Text, Template and Buttons is set.
@@ -305,7 +305,7 @@ func (m *Message) MarshalJSON() ([]byte, error) {
 // recipientKey normalises a recipient or wa_id for keys: the leading "+" is dropped so that
 // "+16505551234" and the wa_id "16505551234" share state, and the wa_id forms that stand for
 // another E.164 number (Mexico 521, Argentina 54/549, Brazil's ninth digit, whatsapp.md §14)
-// map to the same digits as consent.NormalizeRecipient's key (consent.PersonDigits).
+// map to the same digits as consent.NormalizeRecipient's key (e164.PersonDigits).
 func recipientKey(s string) string {
-	return consent.PersonDigits(s)
+	return e164.PersonDigits(s)
 }

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/internal/groupcommit"
-	"github.com/valyala/fasthttp"
 )
 
 // ReceiverConfig configures a Receiver. Zero fields take the documented defaults.

@@ -17,11 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optgate/optgate/internal/testutil"
-	"github.com/optgate/optgate/whatsapp/whatsapptest"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/valyala/fasthttp"
+
+	"github.com/optgate/optgate/internal/testutil"
+	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 var meta = whatsapptest.Meta{PhoneNumberID: testPID}

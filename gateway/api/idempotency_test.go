@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/optgate/optgate/internal/testutil"
-
 	"github.com/optgate/optgate/gateway/status"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // doKey is do with an Idempotency-Key.
