@@ -6,33 +6,10 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
-
-// requireEqual fails the test when got != want.
-func requireEqual[T comparable](t testing.TB, got, want T, what string) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: got %v, want %v", what, got, want)
-	}
-}
-
-// checkFor polls fn until it returns nil or total elapses.
-func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(every)
-	}
-	t.Fatalf("condition not met after %s: %v", total, err)
-}
 
 // miniSMSC is a bare smpp.Server that accepts every bind and submit,
 // refusing submits to dest "refuse" with 0x401, for tests that must not

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestLoadStopsAtCount(t *testing.T) {
@@ -18,17 +20,17 @@ func TestLoadStopsAtCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := l.Wait()
-	requireEqual(t, r.Sent, int64(5000), "sent")
-	requireEqual(t, r.Answered(), int64(5000), "answered")
-	requireEqual(t, m.submits.Load(), int64(5000), "submits at the SMSC")
-	requireEqual(t, r.Errors, int64(0), "errors")
-	requireEqual(t, r.Timeouts, int64(0), "timeouts")
-	requireEqual(t, r.Latency.TotalCount(), int64(5000), "latencies recorded")
+	testutil.RequireEqual(t, r.Sent, int64(5000), "sent")
+	testutil.RequireEqual(t, r.Answered(), int64(5000), "answered")
+	testutil.RequireEqual(t, m.submits.Load(), int64(5000), "submits at the SMSC")
+	testutil.RequireEqual(t, r.Errors, int64(0), "errors")
+	testutil.RequireEqual(t, r.Timeouts, int64(0), "timeouts")
+	testutil.RequireEqual(t, r.Latency.TotalCount(), int64(5000), "latencies recorded")
 	// 20% ± 3% went to the suppressed pool, refused with 0x401.
 	if r.Refused < 700 || r.Refused > 1300 {
 		t.Fatalf("refused %d, want about 1000", r.Refused)
 	}
-	requireEqual(t, r.Statuses["0x00000401 "+"ESME_ROPTEDOUT"]+r.Statuses[statusName(0x401)], r.Refused, "refused as opted out")
+	testutil.RequireEqual(t, r.Statuses["0x00000401 "+"ESME_ROPTEDOUT"]+r.Statuses[statusName(0x401)], r.Refused, "refused as opted out")
 }
 
 func TestLoadStopsAtDuration(t *testing.T) {
@@ -49,7 +51,7 @@ func TestLoadStopsAtDuration(t *testing.T) {
 	if r.Sent < 600 || r.Sent > 1400 {
 		t.Fatalf("sent %d at 2000/s for 500ms", r.Sent)
 	}
-	requireEqual(t, r.Answered(), r.Sent, "answered")
+	testutil.RequireEqual(t, r.Answered(), r.Sent, "answered")
 }
 
 func TestLoadReceipts(t *testing.T) {
@@ -61,8 +63,8 @@ func TestLoadReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := l.Wait()
-	requireEqual(t, r.Accepted, int64(300), "accepted")
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.RequireEqual(t, r.Accepted, int64(300), "accepted")
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if l.Counters().ReceiptsMatched.Load() != 300 {
 			return errorf("matched %d receipts", l.Counters().ReceiptsMatched.Load())
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -56,7 +57,7 @@ func TestRelayForwardsPDUs(t *testing.T) {
 		}
 		ids[id] = true
 	}
-	requireEqual(t, up.submits.Load(), int64(n), "submits seen upstream")
+	testutil.RequireEqual(t, up.submits.Load(), int64(n), "submits seen upstream")
 	// Requests the other way (SMSC → ESME) are relayed too.
 	var got int
 	for _, cn := range up.SMPP().Sessions() {
@@ -65,7 +66,7 @@ func TestRelayForwardsPDUs(t *testing.T) {
 		}
 		got++
 	}
-	requireEqual(t, got, 2, "upstream sessions")
+	testutil.RequireEqual(t, got, 2, "upstream sessions")
 	upN, downN := r.Frames()
 	if upN < n || downN < n {
 		t.Fatalf("frames: up %d down %d, want ≥ %d each", upN, downN, n)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestReportFiles(t *testing.T) {
@@ -37,10 +39,10 @@ func TestReportFiles(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	requireEqual(t, back.Phases[0].Rate, 12345.0, "rate in JSON")
-	requireEqual(t, back.Phases[0].Latency.Count, int64(1000), "latency count")
-	requireEqual(t, back.Goals[0].Met, false, "goal missed")
-	requireEqual(t, back.Goals[1].Met, true, "ceiling met")
+	testutil.RequireEqual(t, back.Phases[0].Rate, 12345.0, "rate in JSON")
+	testutil.RequireEqual(t, back.Phases[0].Latency.Count, int64(1000), "latency count")
+	testutil.RequireEqual(t, back.Goals[0].Met, false, "goal missed")
+	testutil.RequireEqual(t, back.Goals[1].Met, true, "ceiling met")
 	png, err := os.ReadFile(filepath.Join(dir, "chart.png"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,6 @@ func TestReportFiles(t *testing.T) {
 
 func TestNum(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 3: "3", 0.25: "0.250", 1234567: "1,234,567", -1500: "-1,500", 999: "999"} {
-		requireEqual(t, num(v), want, "num")
+		testutil.RequireEqual(t, num(v), want, "num")
 	}
 }

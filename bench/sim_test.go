@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 )
 
@@ -21,10 +22,10 @@ func TestSimThrottleEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := l.Wait()
-	requireEqual(t, r.Refused, int64(100), "refused")
-	requireEqual(t, r.Statuses[statusName(uint32(smpp.StatusThrottled))], int64(100), "throttled")
-	requireEqual(t, sim.Throttled(), int64(100), "simulator's count")
-	requireEqual(t, sim.Submits(), int64(900), "accepted submits")
+	testutil.RequireEqual(t, r.Refused, int64(100), "refused")
+	testutil.RequireEqual(t, r.Statuses[statusName(uint32(smpp.StatusThrottled))], int64(100), "throttled")
+	testutil.RequireEqual(t, sim.Throttled(), int64(100), "simulator's count")
+	testutil.RequireEqual(t, sim.Submits(), int64(900), "accepted submits")
 }
 
 func TestSimLatency(t *testing.T) {
@@ -68,9 +69,9 @@ func TestSimMOMixAndConfirmations(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("MO generator did not finish")
 	}
-	requireEqual(t, g.Acked.Load(), int64(300), "MOs acked")
-	requireEqual(t, l.Counters().MOs.Load(), int64(300), "MOs seen by the ESME")
-	requireEqual(t, g.Errors.Load(), int64(0), "MO errors")
+	testutil.RequireEqual(t, g.Acked.Load(), int64(300), "MOs acked")
+	testutil.RequireEqual(t, l.Counters().MOs.Load(), int64(300), "MOs seen by the ESME")
+	testutil.RequireEqual(t, g.Errors.Load(), int64(0), "MO errors")
 
 	// A reply to a handset counts as a confirmation; an MT to a recipient does not.
 	e := smpp.NewClient(smpp.ClientConfig{Addr: sim.Addr(), SystemID: "x", Password: "y"})
@@ -85,7 +86,7 @@ func TestSimMOMixAndConfirmations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	requireEqual(t, sim.Confirmations(), int64(1), "confirmations")
+	testutil.RequireEqual(t, sim.Confirmations(), int64(1), "confirmations")
 }
 
 func TestParseMOMix(t *testing.T) {
@@ -93,9 +94,9 @@ func TestParseMOMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireEqual(t, len(m), 3, "entries")
-	requireEqual(t, m[1].Text, "see you tomorrow", "text with spaces")
-	requireEqual(t, m[2].Weight, 1.5, "weight")
+	testutil.RequireEqual(t, len(m), 3, "entries")
+	testutil.RequireEqual(t, m[1].Text, "see you tomorrow", "text with spaces")
+	testutil.RequireEqual(t, m[2].Weight, 1.5, "weight")
 	for _, bad := range []string{"", "STOP", "STOP:0", "STOP:x", ":3"} {
 		if _, err := ParseMOMix(bad); err == nil {
 			t.Errorf("%q: no error", bad)
@@ -119,5 +120,5 @@ func TestNumberPools(t *testing.T) {
 	if !isHandset([]byte(HandsetNumber(7)[1:])) || isHandset([]byte(SuppressedNumber(7)[1:])) {
 		t.Fatal("isHandset is wrong")
 	}
-	requireEqual(t, SuppressedNumber(MaxSuppressed-1) != SuppressedNumber(0), true, "pool spans MaxSuppressed")
+	testutil.RequireEqual(t, SuppressedNumber(MaxSuppressed-1) != SuppressedNumber(0), true, "pool spans MaxSuppressed")
 }

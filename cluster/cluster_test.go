@@ -21,7 +21,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -29,45 +28,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		// Servers and connections stop their goroutines asynchronously.
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			os.Stderr.Write(buf[:runtime.Stack(buf, true)])
-			os.Stderr.WriteString(fmt.Sprintf("\ncluster tests leaked goroutines: %d at start, %d at end\n", before, n))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkFor polls f every 10 ms until it returns nil or d passes, then
-// fails the test with f's last error.
-func checkFor(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // freePorts returns n ports that were free a moment ago: a listener on
 // 127.0.0.1:0 picks each, then closes so that a NATS server (which takes
@@ -276,7 +242,7 @@ func TestClusterReplicatesInOrder(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		checkFor(t, 10*time.Second, func() error { return wantApplied(&got[i], 0, want, true) })
+		testutil.CheckFor(t, 10*time.Second, func() error { return wantApplied(&got[i], 0, want, true) })
 	}
 	f := tc.conns[2].Log()
 	if err := f.Append(ctx, Record{Tenant: "bad.tenant", Data: []byte("x")}); !errors.Is(err, ErrBadRecord) {
@@ -293,11 +259,11 @@ func TestClusterReplicatesInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, dup)
-	checkFor(t, 10*time.Second, func() error { return wantApplied(&got[1], 0, want, true) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return wantApplied(&got[1], 0, want, true) })
 
 	// The metrics: the stream holds 61 messages (the duplicate stored
 	// once), all applied on n1, three current peers, no label at all.
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		const wantMetrics = `
 # HELP optgate_cluster_applied_sequence Last consent stream sequence applied on this node.
 # TYPE optgate_cluster_applied_sequence gauge
@@ -315,7 +281,7 @@ optgate_cluster_quorum 1
 # TYPE optgate_cluster_stream_messages gauge
 optgate_cluster_stream_messages 61
 `
-		return testutil.GatherAndCompare(tc.regs[0], strings.NewReader(wantMetrics),
+		return promtest.GatherAndCompare(tc.regs[0], strings.NewReader(wantMetrics),
 			"optgate_cluster_applied_sequence", "optgate_cluster_feed_connected", "optgate_cluster_peers",
 			"optgate_cluster_quorum", "optgate_cluster_stream_messages")
 	})
@@ -340,7 +306,7 @@ optgate_cluster_stream_messages 61
 			t.Errorf("metric %s missing", n)
 		}
 	}
-	if n := testutil.ToFloat64(tc.conns[0].metrics.okRecs); n != 61 {
+	if n := promtest.ToFloat64(tc.conns[0].metrics.okRecs); n != 61 {
 		t.Errorf("n1 append_records_total{result=ok} %v, want 61", n)
 	}
 
@@ -442,7 +408,7 @@ func TestFollowerResumesFromAppliedSequence(t *testing.T) {
 	if err := log.Append(ctx, optOuts(55, 2)...); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if err := g.Healthy(0); !errors.Is(err, ErrFeedDown) || !errors.Is(g.Status().Err, ErrApply) {
 			return fmt.Errorf("Healthy %v, status error %v; want ErrFeedDown from ErrApply", err, g.Status().Err)
 		}
@@ -451,8 +417,8 @@ func TestFollowerResumesFromAppliedSequence(t *testing.T) {
 	mu.Lock()
 	failing = false
 	mu.Unlock()
-	checkFor(t, 10*time.Second, func() error { return wantApplied(&fails, 55, optOuts(55, 2), true) })
-	checkFor(t, 10*time.Second, func() error { return g.Healthy(0) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return wantApplied(&fails, 55, optOuts(55, 2), true) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return g.Healthy(0) })
 }
 
 func TestClusterSurvivesOneServer(t *testing.T) {
@@ -491,8 +457,8 @@ func TestClusterSurvivesOneServer(t *testing.T) {
 		}
 		want = append(want, recs...)
 	}
-	checkFor(t, 10*time.Second, func() error { return wantApplied(&b, 0, want, false) })
-	checkFor(t, 10*time.Second, func() error { return fb.Healthy(0) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return wantApplied(&b, 0, want, false) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return fb.Healthy(0) })
 
 	// n3 returns and catches up from its store and the others.
 	tc.start(2)
@@ -526,8 +492,8 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 	if err := log.Append(ctx, optOuts(0, 5)...); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error { return f.Healthy(maxLag) })
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error { return f.Healthy(maxLag) })
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !f.Current(maxLag) {
 			return errors.New("n1 healthy but not Current")
 		}
@@ -542,7 +508,7 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 	tc.stop(1)
 	tc.stop(2)
 	// Healthy must fail within max_lag + 1 s of losing the quorum.
-	checkFor(t, maxLag+time.Second-time.Since(cut), func() error {
+	testutil.CheckFor(t, maxLag+time.Second-time.Since(cut), func() error {
 		if err := f.Healthy(maxLag); err == nil || f.Current(maxLag) {
 			return fmt.Errorf("n1 alone still reports healthy (%v) or current (%v)", err, f.Current(maxLag))
 		}
@@ -572,8 +538,8 @@ func TestClusterCutOffFailsClosed(t *testing.T) {
 	tc.start(1)
 	tc.start(2)
 	// Recovers by itself: appends acknowledged again, the feed healthy.
-	checkFor(t, 30*time.Second, func() error { return log.Append(ctx, optOuts(200, 1)...) })
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 30*time.Second, func() error { return log.Append(ctx, optOuts(200, 1)...) })
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if err := f.Healthy(maxLag); err != nil || !f.Current(maxLag) {
 			return fmt.Errorf("after the peers' return: healthy %v, current %v", err, f.Current(maxLag))
 		}
@@ -671,7 +637,7 @@ func TestClusterTLSAndAuth(t *testing.T) {
 	if err := tc.conns[0].Log().Append(context.Background(), want...); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error { return wantApplied(&a, 0, want, true) })
+	testutil.CheckFor(t, 10*time.Second, func() error { return wantApplied(&a, 0, want, true) })
 	if n := tc.srvs[0].Peers(); n != 2 {
 		t.Errorf("n1 has routes to %d peers, want 2", n)
 	}

@@ -128,9 +128,9 @@ func NormalizeAddress(addr string, ton, npi uint8, region string) (string, Addre
 	var intl string
 	intlOK := false
 	if d := s; d[0] != '0' {
-		intl, intlOK = validE164(d)
+		intl, intlOK = validInternational(d)
 	} else if rest, ok := stripIDD(d, region); ok {
-		intl, intlOK = validE164(rest)
+		intl, intlOK = validInternational(rest)
 	}
 	nat, natOK := nationalReading(s, region)
 	switch {
@@ -148,9 +148,9 @@ func NormalizeAddress(addr string, ton, npi uint8, region string) (string, Addre
 // its digits; NormalizeAddress drops them.
 const visualSeparators = " -.()/"
 
-// validE164 reads digits (country code first) as an international number
+// validInternational reads digits (country code first) as an international number
 // and reports whether it is valid; the result is canonical.
-func validE164(d string) (string, bool) {
+func validInternational(d string) (string, bool) {
 	if d == "" || d[0] == '0' {
 		return "", false
 	}

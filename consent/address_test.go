@@ -86,7 +86,7 @@ func TestNormalizeAddress(t *testing.T) {
 // The ambiguous case of the table is truly ambiguous: both readings are
 // valid numbers (a guard against the metadata changing under the test).
 func TestNormalizeAddressAmbiguousReadings(t *testing.T) {
-	if _, ok := validE164("4915123456789"); !ok {
+	if _, ok := validInternational("4915123456789"); !ok {
 		t.Fatal("+49 151 23456789 is not valid")
 	}
 	if _, ok := nationalReading("4915123456789", "DE"); !ok {

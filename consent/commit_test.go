@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -79,7 +80,7 @@ func TestGroupCommitOneTxnPerBatch(t *testing.T) {
 	var m dto.Metric
 	requireNoErr(t, h.s.metrics.batchSize.Write(&m))
 	batches, reqs := int64(m.GetHistogram().GetSampleCount()), int64(m.GetHistogram().GetSampleSum())
-	requireEqual(t, txns.Load(), batches, "Badger transactions committed vs batches acknowledged")
+	testutil.RequireEqual(t, txns.Load(), batches, "Badger transactions committed vs batches acknowledged")
 	if reqs < 3*workers*per {
 		t.Fatalf("only %d requests went through the committer", reqs)
 	}
@@ -94,7 +95,7 @@ func TestGroupCommitOneTxnPerBatch(t *testing.T) {
 	for w := 0; w < workers; w++ {
 		for i := 0; i < per; i++ {
 			rcpt := fmt.Sprintf("+1202555%02d%02d", w, i)
-			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, 0).Reason, ReasonOptedOut, rcpt)
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, 0).Reason, ReasonOptedOut, rcpt)
 		}
 	}
 }
@@ -118,7 +119,7 @@ func TestTooBigChangeRefused(t *testing.T) {
 	if !errors.Is(err, ErrStorage) || !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("want a too-big error, got %v", err)
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+15145550000", 0).Allow, true, "nothing applied")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+15145550000", 0).Allow, true, "nothing applied")
 	h.mo("acme", ChannelSMS, senderA, rcptA, "STOP") // the store still takes writes
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 const crashChildEnv = "OPTGATE_CONSENT_CRASH_CHILD"
@@ -99,7 +101,7 @@ func TestCrashDurability(t *testing.T) {
 		}
 		hist, err := s.History("acme", ChannelSMS, crashRecipient(i), 1)
 		requireNoErr(t, err)
-		requireEqual(t, len(hist), 1, "evidence of ", crashRecipient(i))
+		testutil.RequireEqual(t, len(hist), 1, "evidence of ", crashRecipient(i))
 	}
 	t.Logf("%d acknowledged opt-outs survived %d SIGKILLs", len(acked), 5)
 	_ = time.Second

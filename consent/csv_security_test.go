@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // An import record is bounded whether it is one long line or a quoted
@@ -29,7 +31,7 @@ func TestImportRecordBound(t *testing.T) {
 			if !errors.As(err, &le) || !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("err %v, want *LineTooLongError", err)
 			}
-			requireEqual(t, le.Line, c.line)
+			testutil.RequireEqual(t, le.Line, c.line)
 		})
 	}
 	// Just under the bound is a row like any other (malformed here: its
@@ -37,9 +39,9 @@ func TestImportRecordBound(t *testing.T) {
 	in := "recipient\n" + strings.Repeat("1", MaxImportLine-1) + "\n+12025550103\n"
 	rep, err := h.s.Import(context.Background(), strings.NewReader(in), opts)
 	requireNoErr(t, err)
-	requireEqual(t, rep.ErrorCount, 1)
-	requireEqual(t, rep.Errors[0].Line, 2)
-	requireEqual(t, rep.Applied, 1)
+	testutil.RequireEqual(t, rep.ErrorCount, 1)
+	testutil.RequireEqual(t, rep.Errors[0].Line, 2)
+	testutil.RequireEqual(t, rep.Applied, 1)
 }
 
 // Exported fields that a spreadsheet would run are neutralised, E.164
@@ -50,9 +52,9 @@ func TestExportNeutralizeRoundTrip(t *testing.T) {
 		{"=1+2", "'=1+2"}, {"+1+2", "'+1+2"}, {"+", "'+"}, {"-2", "'-2"}, {"@SUM(A1)", "'@SUM(A1)"},
 		{"\tx", "'\tx"}, {"\rx", "'\rx"}, {"'=x", "'=x"}, {"a=b", "a=b"},
 	} {
-		requireEqual(t, neutralize(c.in), c.out, c.in)
+		testutil.RequireEqual(t, neutralize(c.in), c.out, c.in)
 		if c.out != c.in {
-			requireEqual(t, unneutralize(c.out), c.in, c.out)
+			testutil.RequireEqual(t, unneutralize(c.out), c.in, c.out)
 		}
 	}
 	// A sender-scoped suppression whose sender looks like a formula
@@ -67,11 +69,11 @@ func TestExportNeutralizeRoundTrip(t *testing.T) {
 	if !strings.Contains(out.String(), ",'=EVIL(),") || !strings.Contains(out.String(), ",+12025550104,") {
 		t.Fatalf("export: %s", out.String())
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, "=EVIL()", "+12025550104", 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, "=EVIL()", "+12025550104", 0).Reason, ReasonOptedOut)
 	h2 := newHarness(t, testTenant("acme"))
 	_, err = h2.s.Import(context.Background(), bytes.NewReader(out.Bytes()), opts)
 	requireNoErr(t, err)
-	requireEqual(t, h2.check("acme", ChannelSMS, "=EVIL()", "+12025550104", 0).Reason, ReasonOptedOut, "re-imported")
+	testutil.RequireEqual(t, h2.check("acme", ChannelSMS, "=EVIL()", "+12025550104", 0).Reason, ReasonOptedOut, "re-imported")
 }
 
 // FuzzLineLimiter: whatever the input and however it is read, the limiter

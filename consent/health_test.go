@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestReopenLiftsFence: a commit whose fsync "failed" after its data
@@ -29,14 +30,14 @@ func TestReopenLiftsFence(t *testing.T) {
 	if !errors.Is(err, ErrStorage) || !h.s.Failed() {
 		t.Fatalf("failed commit: %v, fenced %v; want ErrStorage and fenced", err, h.s.Failed())
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true, "index changed by a failed commit")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true, "index changed by a failed commit")
 	h.s.commitTxn = func(txn *badger.Txn) error { return txn.Commit() }
 	requireNoErr(t, h.s.Reopen(), "Reopen")
-	requireEqual(t, h.s.Failed(), false, "fenced after Reopen")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "the change on disk is in the index")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550100", 0).Reason, ReasonOptedOut, "earlier state kept")
+	testutil.RequireEqual(t, h.s.Failed(), false, "fenced after Reopen")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "the change on disk is in the index")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550100", 0).Reason, ReasonOptedOut, "earlier state kept")
 	h.mo("acme", ChannelSMS, senderA, "+12025550101", "STOP")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550101", 0).Reason, ReasonOptedOut, "write after Reopen")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550101", 0).Reason, ReasonOptedOut, "write after Reopen")
 	requireNoErr(t, h.s.Reopen(), "Reopen of a healthy store")
 }
 
@@ -57,6 +58,6 @@ func TestReopenRefusesLostStore(t *testing.T) {
 	if err := h.s.Reopen(); !errors.Is(err, ErrStoreLost) {
 		t.Fatalf("Reopen without the store's files: %v, want ErrStoreLost", err)
 	}
-	requireEqual(t, h.s.Failed(), true, "fence lifted on a lost store")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "memory still answers")
+	testutil.RequireEqual(t, h.s.Failed(), true, "fence lifted on a lost store")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "memory still answers")
 }

@@ -6,12 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"reflect"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -22,44 +21,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CONSENT_TEST_LOG") == "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
+	lc := testutil.StartLeakCheck()
 	code := m.Run()
 	if benchStore != nil {
 		benchStore.Close()
 	}
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails when goroutines of this package outlive the tests.
-func checkLeaks() error {
-	var leaked []string
-	for i := 0; i < 50; i++ {
-		leaked = leaked[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "optgate/consent.(*") && !strings.Contains(g, "TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
-}
-
-func requireEqual[T any](t testing.TB, got, want T, msg ...any) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s: got %#v, want %#v", fmt.Sprint(msg...), got, want)
-	}
+	os.Exit(lc.Exit(code))
 }
 
 func requireNoErr(t testing.TB, err error, msg ...any) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // The constant-memory test streams memRows generated rows through Import
@@ -107,20 +108,20 @@ func TestImportExportConstantMemory(t *testing.T) {
 
 	rep, err := h.s.Import(ctx, &rowSource{n: memRows, probe: probe}, ImportOptions{Tenant: "acme", Source: "memory-test", Operator: "ops"})
 	requireNoErr(t, err)
-	requireEqual(t, rep.Applied, memRows, "applied")
-	requireEqual(t, rep.ErrorCount, 0, "errors")
+	testutil.RequireEqual(t, rep.Applied, memRows, "applied")
+	testutil.RequireEqual(t, rep.ErrorCount, 0, "errors")
 
 	w := &lineCounter{every: memRows / 4, probe: probe}
 	n, err := h.s.Export(ctx, w, ExportOptions{Tenant: "acme"})
 	requireNoErr(t, err)
-	requireEqual(t, n, memRows, "exported")
-	requireEqual(t, w.lines, memRows+1, "export lines (with the header)")
+	testutil.RequireEqual(t, n, memRows, "exported")
+	testutil.RequireEqual(t, w.lines, memRows+1, "export lines (with the header)")
 
 	if !raceEnabled { // the JSON decoding of 200,000 entries takes ~15 s under -race
 		w = &lineCounter{every: memRows / 4, probe: probe}
 		n, err = h.s.ExportEvidence(ctx, w, ExportOptions{Tenant: "acme"})
 		requireNoErr(t, err)
-		requireEqual(t, n, memRows, "evidence exported")
+		testutil.RequireEqual(t, n, memRows, "evidence exported")
 	}
 	probe.sample()
 	t.Logf("heap: base %d MiB, max %d MiB over %d samples (growth %d MiB)",
@@ -131,5 +132,5 @@ func TestImportExportConstantMemory(t *testing.T) {
 	if g := probe.growth(); g > memBound {
 		t.Fatalf("live heap grew by %d MiB (bound %d MiB): import/export is not streaming", g>>20, memBound>>20)
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+1202"+strconv.Itoa(10000000 + memRows/2)[1:], 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+1202"+strconv.Itoa(10000000 + memRows/2)[1:], 0).Reason, ReasonOptedOut)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestRepeatConfirmAlways: a negative RepeatConfirmWindow turns the
@@ -25,14 +27,14 @@ func TestRepeatConfirmAlways(t *testing.T) {
 			n += len(h.mo(tc.tenant, ChannelSMS, senderA, rcptA, "STOP").Replies)
 			h.clock.Add(time.Minute)
 		}
-		requireEqual(t, n, tc.want, tc.tenant+" confirmations of three STOPs")
+		testutil.RequireEqual(t, n, tc.want, tc.tenant+" confirmations of three STOPs")
 	}
 	// A retried MO (same id) still gets no second confirmation.
 	m := InboundMessage{Tenant: "always", Channel: ChannelSMS, Sender: senderA, Recipient: "+15145550100", Text: "STOP", MessageID: "same"}
 	for i, want := range []int{1, 0} {
 		res, err := h.s.Inbound(context.Background(), m)
 		requireNoErr(t, err)
-		requireEqual(t, len(res.Replies), want, "retry ", i)
+		testutil.RequireEqual(t, len(res.Replies), want, "retry ", i)
 	}
 	if errs := testTenant("x", func(c *TenantConfig) { c.RepeatConfirmWindow = -time.Hour }).Validate(); len(errs) != 0 {
 		t.Fatal(errs)
@@ -48,7 +50,7 @@ func TestCheckSenderControlCharacters(t *testing.T) {
 			t.Errorf("Check sender %q: %v", s, err)
 		}
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, "ACME Jobs", rcptA, 0).Allow, true)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, "ACME Jobs", rcptA, 0).Allow, true)
 }
 
 // spoolWatcher is a CSV source that records, while it is read, whether the
@@ -73,17 +75,17 @@ func TestStrictImportSpoolsInDir(t *testing.T) {
 	src := &spoolWatcher{r: strings.NewReader("recipient\n+15145550100\n+15145550101\n"), dir: h.dir}
 	rep, err := h.s.Import(context.Background(), src, ImportOptions{Tenant: "acme", Source: "test", Operator: "ops", Strict: true})
 	requireNoErr(t, err)
-	requireEqual(t, rep.Applied, 2)
-	requireEqual(t, src.spooled, true, "spool in Config.Dir during the import")
+	testutil.RequireEqual(t, rep.Applied, 2)
+	testutil.RequireEqual(t, src.spooled, true, "spool in Config.Dir during the import")
 	files, _ := filepath.Glob(filepath.Join(h.dir, spoolDirName, "*"))
-	requireEqual(t, len(files), 0, "spool removed")
+	testutil.RequireEqual(t, len(files), 0, "spool removed")
 	left := filepath.Join(h.dir, spoolDirName, "import-123.csv")
 	requireNoErr(t, os.WriteFile(left, []byte("line,tenant\n"), 0o600))
 	h.reopen()
 	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Fatalf("leftover spool not cleared: %v", err)
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+15145550101", 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+15145550101", 0).Reason, ReasonOptedOut)
 }
 
 // TestCrossChannelSenderScope: with sender scope and cross-channel, STOP
@@ -93,20 +95,20 @@ func TestCrossChannelSenderScope(t *testing.T) {
 	h := newHarness(t, testTenant("x", func(c *TenantConfig) { c.CrossChannel = true; c.Scope = ScopeSender }))
 	const wa, waPhone = "12025550123", "109876543210" // rcptA's wa_id; our WhatsApp phone number id
 	res := h.mo("x", ChannelSMS, senderA, rcptA, "STOP")
-	requireEqual(t, len(res.Events), 2, "an event per channel")
-	requireEqual(t, [2]string{res.Events[0].Sender, res.Events[1].Sender}, [2]string{senderA, ""}, "event scopes")
-	requireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "sms, that sender")
-	requireEqual(t, h.check("x", ChannelSMS, senderB, rcptA, 0).Reason, ReasonNone, "sms, another sender")
-	requireEqual(t, h.check("x", ChannelWhatsApp, waPhone, wa, 0).Reason, ReasonOptedOut, "whatsapp, any sender")
+	testutil.RequireEqual(t, len(res.Events), 2, "an event per channel")
+	testutil.RequireEqual(t, [2]string{res.Events[0].Sender, res.Events[1].Sender}, [2]string{senderA, ""}, "event scopes")
+	testutil.RequireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "sms, that sender")
+	testutil.RequireEqual(t, h.check("x", ChannelSMS, senderB, rcptA, 0).Reason, ReasonNone, "sms, another sender")
+	testutil.RequireEqual(t, h.check("x", ChannelWhatsApp, waPhone, wa, 0).Reason, ReasonOptedOut, "whatsapp, any sender")
 	st, err := h.s.Get("x", ChannelWhatsApp, wa)
 	requireNoErr(t, err)
-	requireEqual(t, st.Tenant.OptedOut, true, "whatsapp tenant-wide record")
-	requireEqual(t, len(st.Senders), 0, "no whatsapp record under the sms sender")
+	testutil.RequireEqual(t, st.Tenant.OptedOut, true, "whatsapp tenant-wide record")
+	testutil.RequireEqual(t, len(st.Senders), 0, "no whatsapp record under the sms sender")
 	hist, err := h.s.History("x", ChannelWhatsApp, wa, 0)
 	requireNoErr(t, err)
-	requireEqual(t, len(hist), 1)
-	requireEqual(t, hist[0].Scope, "tenant")
+	testutil.RequireEqual(t, len(hist), 1)
+	testutil.RequireEqual(t, hist[0].Scope, "tenant")
 	h.mo("x", ChannelSMS, senderA, rcptA, "START")
-	requireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, 0).Reason, ReasonNone)
-	requireEqual(t, h.check("x", ChannelWhatsApp, waPhone, wa, 0).Reason, ReasonNone)
+	testutil.RequireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, 0).Reason, ReasonNone)
+	testutil.RequireEqual(t, h.check("x", ChannelWhatsApp, waPhone, wa, 0).Reason, ReasonNone)
 }

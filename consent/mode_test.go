@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestMatchModesThroughInbound: tenants in reasonable-means and first-word
@@ -52,20 +53,20 @@ func TestMatchModesThroughInbound(t *testing.T) {
 		hist, err := h.s.History(tc.tenant, ChannelSMS, rcpt, 0)
 		requireNoErr(t, err)
 		if !tc.stored {
-			requireEqual(t, res.Changed, false, name)
-			requireEqual(t, res.Forward, true, name+" forwarded")
-			requireEqual(t, d.Allow, true, name+" allowed")
-			requireEqual(t, len(hist), 0, name+" evidence")
+			testutil.RequireEqual(t, res.Changed, false, name)
+			testutil.RequireEqual(t, res.Forward, true, name+" forwarded")
+			testutil.RequireEqual(t, d.Allow, true, name+" allowed")
+			testutil.RequireEqual(t, len(hist), 0, name+" evidence")
 			continue
 		}
-		requireEqual(t, res.Changed, true, name)
-		requireEqual(t, d.Allow, false, name+" blocked")
-		requireEqual(t, len(hist), 1, name+" evidence")
+		testutil.RequireEqual(t, res.Changed, true, name)
+		testutil.RequireEqual(t, d.Allow, false, name+" blocked")
+		testutil.RequireEqual(t, len(hist), 1, name+" evidence")
 		e := hist[0]
-		requireEqual(t, e.MatchMode, tc.matchMode, name+" match mode")
+		testutil.RequireEqual(t, e.MatchMode, tc.matchMode, name+" match mode")
 		if !strings.Contains(e.Detail, tc.detail) {
 			t.Errorf("%s: detail %q lacks %q", name, e.Detail, tc.detail)
 		}
-		requireEqual(t, e.Text, tc.text, name+" raw text")
+		testutil.RequireEqual(t, e.Text, tc.text, name+" raw text")
 	}
 }

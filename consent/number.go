@@ -95,6 +95,27 @@ func impossibleReason(v phonenumbers.ValidationResult) string {
 	}
 }
 
+// ValidE164 reports whether s is written as an E.164 number: "+" and then
+// 7 to 15 digits, the first not 0. It checks the form only (it does not
+// consult the numbering plan; NormalizeRecipient does that) and it is the
+// one E.164 check of the module: the gateway's recipient and sender checks,
+// its config and consent's fast path all use it.
+//
+// 15 is ITU-T E.164's maximum (country code included). E.164 sets no
+// minimum; 7 is the shortest international number in service (a 1-digit
+// country code with a 6-digit national number is not assigned, and the
+// 3-digit codes with 4-digit numbers, such as Niue +683 and Tokelau +690,
+// make 7). A leading 0 is never a country code.
+func ValidE164(s string) bool {
+	return len(s) > 0 && s[0] == '+' && e164Digits(s[1:])
+}
+
+// e164Digits reports whether d (without the "+") is 7 to 15 digits, the
+// first not 0: ValidE164's rule for the digits.
+func e164Digits(d string) bool {
+	return len(d) >= 7 && len(d) <= 15 && d[0] != '0' && allDigits(d)
+}
+
 func allDigits(s string) bool {
 	if s == "" {
 		return false
@@ -205,7 +226,7 @@ func canonicalDigits(channel, s string) (string, bool) {
 	default:
 		return "", false
 	}
-	if len(d) < 7 || len(d) > 15 || !allDigits(d) || d[0] == '0' {
+	if !e164Digits(d) {
 		return "", false
 	}
 	cc := 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestNormalizeRecipient(t *testing.T) {
@@ -242,16 +243,46 @@ func TestImpossibleNumbersRefused(t *testing.T) {
 	rep, err := h.s.Import(ctx, strings.NewReader("recipient\n+1202555\n+12025550\n+120255501234\n+44123456\n+447911123456\n"),
 		ImportOptions{Tenant: "acme", Source: "test", Operator: "ops"})
 	requireNoErr(t, err)
-	requireEqual(t, rep.ErrorCount, 4, "import errors")
-	requireEqual(t, rep.Applied, 1, "import applied")
+	testutil.RequireEqual(t, rep.ErrorCount, 4, "import errors")
+	testutil.RequireEqual(t, rep.Applied, 1, "import applied")
 	for i, e := range rep.Errors {
-		requireEqual(t, e.Line, i+2, "error line")
+		testutil.RequireEqual(t, e.Line, i+2, "error line")
 		if !errors.Is(e.Err, ErrInvalidNumber) {
 			t.Errorf("line %d: %v", e.Line, e.Err)
 		}
 	}
 	for _, n := range []string{"+15145550100", "+33612345678", "+4915123456789", "+447911123456"} {
 		h.mo("acme", ChannelSMS, senderA, n, "STOP")
-		requireEqual(t, h.check("acme", ChannelSMS, senderA, n, 0).Reason, ReasonOptedOut, n)
+		testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, n, 0).Reason, ReasonOptedOut, n)
+	}
+}
+
+// ValidE164 is the module's one E.164 form check: "+", 7 to 15 digits,
+// the first not 0. The edges: 6 and 16 digits are refused, 7 and 15 taken.
+func TestValidE164(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"+6831234", true},           // 7 digits: Niue, the shortest in service
+		{"+683123", false},           // 6
+		{"+123456789012345", true},   // 15: E.164's maximum
+		{"+1234567890123456", false}, // 16
+		{"+15145550100", true},
+		{"+05145550100", false}, // no country code starts with 0
+		{"15145550100", false},  // no "+"
+		{"+1514555010a", false},
+		{"+1 514 555 0100", false}, // the form, not a written number
+		{"+", false},
+		{"", false},
+		{"+12", false}, // the config's old minimum (2 digits) no longer passes
+	} {
+		testutil.RequireEqual(t, ValidE164(tt.in), tt.want, tt.in)
+		if tt.in != "" {
+			_, fast := canonicalDigits(ChannelSMS, tt.in)
+			if fast && !tt.want {
+				t.Fatalf("%q: canonicalDigits takes what ValidE164 refuses", tt.in)
+			}
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // MoveNumber copies every kind of opt-out to the new number, with evidence
@@ -21,10 +23,10 @@ func TestMoveNumber(t *testing.T) {
 			MessageID: "wamid.chg", Detail: "test"})
 		requireNoErr(t, err, "MoveNumber")
 	}
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, newN, CategoryTransactional).Action, ActionBlock, "new number")
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, oldN, CategoryTransactional).Action, ActionBlock, "old number kept")
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+447700900504", CategoryMarketing).Action, ActionBlock, "marketing moved")
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+447700900504", CategoryTransactional).Action, ActionSend, "marketing only")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, newN, CategoryTransactional).Action, ActionBlock, "new number")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, oldN, CategoryTransactional).Action, ActionBlock, "old number kept")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+447700900504", CategoryMarketing).Action, ActionBlock, "marketing moved")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+447700900504", CategoryTransactional).Action, ActionSend, "marketing only")
 	hist, err := h.s.History("acme", ChannelWhatsApp, newN, 10)
 	requireNoErr(t, err, "History")
 	if len(hist) == 0 || hist[0].Source != SourceNumberChange || hist[0].MessageID != "wamid.chg" {
@@ -48,7 +50,7 @@ func TestInboundNotBefore(t *testing.T) {
 	if res := in("START", "m2", stopAt.AddDate(-3, 0, 0)); !res.Stale || res.Changed || len(res.Replies) != 0 {
 		t.Fatalf("old START: %+v", res)
 	}
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, rcpt, CategoryTransactional).Action, ActionBlock, "after old START")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, rcpt, CategoryTransactional).Action, ActionBlock, "after old START")
 	if hist, _ := h.s.History("acme", ChannelWhatsApp, rcpt, 1); len(hist) != 1 || hist[0].MessageID != "m2" ||
 		hist[0].Old != hist[0].New || !strings.Contains(hist[0].Detail, "no change") {
 		t.Fatalf("the ignored START is not in the evidence: %+v", hist)
@@ -59,7 +61,7 @@ func TestInboundNotBefore(t *testing.T) {
 	if res := in("START", "m4", stopAt.AddDate(1, 0, 0)); res.Stale || !res.Changed {
 		t.Fatalf("newer START: %+v", res)
 	}
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, rcpt, CategoryTransactional).Action, ActionSend, "after newer START")
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, rcpt, CategoryTransactional).Action, ActionSend, "after newer START")
 	hist, err := h.s.History("acme", ChannelWhatsApp, rcpt, 10)
 	requireNoErr(t, err, "History")
 	if len(hist) == 0 || hist[len(hist)-1].WaID != rcpt[1:] {

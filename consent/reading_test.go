@@ -3,6 +3,8 @@ package consent
 import (
 	"context"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // An MO whose labelled reading holds no keyword is screened in its other
@@ -16,22 +18,22 @@ func TestInboundAltReading(t *testing.T) {
 		Text: "D\x1fSABONNER", Reading: "ia5", AltText: "DÉSABONNER", AltReading: "gsm7 (data_coding 1 holds gsm7 octets)",
 		ReceivedAt: h.clock.Now()})
 	requireNoErr(t, err)
-	requireEqual(t, res.Matched, true, "matched")
-	requireEqual(t, res.Match.Keyword, "DESABONNER")
-	requireEqual(t, len(res.Replies), 1, "replies")
+	testutil.RequireEqual(t, res.Matched, true, "matched")
+	testutil.RequireEqual(t, res.Match.Keyword, "DESABONNER")
+	testutil.RequireEqual(t, len(res.Replies), 1, "replies")
 	ev, err := h.s.History("acme", ChannelSMS, rcptA, 1)
 	requireNoErr(t, err)
-	requireEqual(t, ev[0].Decoding, "gsm7 (data_coding 1 holds gsm7 octets)")
-	requireEqual(t, ev[0].Text, "D\x1fSABONNER")
-	requireEqual(t, ev[0].Keyword, "DÉSABONNER")
+	testutil.RequireEqual(t, ev[0].Decoding, "gsm7 (data_coding 1 holds gsm7 octets)")
+	testutil.RequireEqual(t, ev[0].Text, "D\x1fSABONNER")
+	testutil.RequireEqual(t, ev[0].Keyword, "DÉSABONNER")
 
 	res, err = h.s.Inbound(ctx, InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: "+12025550124",
 		Text: "STOP", Reading: "ia5", AltText: "something else", AltReading: "gsm7", ReceivedAt: h.clock.Now()})
 	requireNoErr(t, err)
-	requireEqual(t, res.Match.Keyword, "STOP")
+	testutil.RequireEqual(t, res.Match.Keyword, "STOP")
 	ev, err = h.s.History("acme", ChannelSMS, "+12025550124", 1)
 	requireNoErr(t, err)
-	requireEqual(t, ev[0].Decoding, "ia5")
+	testutil.RequireEqual(t, ev[0].Decoding, "ia5")
 }
 
 // RememberMessage names an MO applied without an id: the same id given to
@@ -42,18 +44,18 @@ func TestRememberMessage(t *testing.T) {
 	in := InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, Text: "STOP", ReceivedAt: h.clock.Now()}
 	res, err := h.s.Inbound(ctx, in)
 	requireNoErr(t, err)
-	requireEqual(t, len(res.Replies), 1, "first STOP replies")
+	testutil.RequireEqual(t, len(res.Replies), 1, "first STOP replies")
 	requireNoErr(t, h.s.RememberMessage(ctx, "acme", ChannelSMS, senderA, "mo-retry:1"))
 	h.reopen() // durable
 	in.MessageID = "mo-retry:1"
 	res, err = h.s.Inbound(ctx, in)
 	requireNoErr(t, err)
-	requireEqual(t, res.Duplicate, true, "duplicate")
-	requireEqual(t, len(res.Replies), 0, "replies to the retry")
+	testutil.RequireEqual(t, res.Duplicate, true, "duplicate")
+	testutil.RequireEqual(t, len(res.Replies), 0, "replies to the retry")
 	in.MessageID = "mo-retry:2" // another id: a new STOP, confirmed again (repeat window off)
 	res, err = h.s.Inbound(ctx, in)
 	requireNoErr(t, err)
-	requireEqual(t, len(res.Replies), 1, "replies to a new STOP")
+	testutil.RequireEqual(t, len(res.Replies), 1, "replies to a new STOP")
 	if err := h.s.RememberMessage(ctx, "acme", ChannelSMS, senderA, ""); err == nil {
 		t.Fatal("empty id accepted")
 	}

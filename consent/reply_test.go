@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // A confirmation is stored pending with its opt-out, survives a reopen
@@ -31,7 +33,7 @@ func TestPendingRepliesSurviveUntilSent(t *testing.T) {
 	// Not listed when it is newer than the cutoff.
 	var n int
 	h.s.PendingReplies(p[0].Created, func(Reply) bool { n++; return true })
-	requireEqual(t, n, 0)
+	testutil.RequireEqual(t, n, 0)
 	if err := h.s.ReplySent(p[0].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +45,8 @@ func TestPendingRepliesSurviveUntilSent(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// A message that is not a keyword produces no reply and nothing pending.
-	requireEqual(t, len(h.mo("acme", ChannelSMS, senderA, "+15145550101", "hello").Replies), 0)
-	requireEqual(t, len(pending()), 0)
+	testutil.RequireEqual(t, len(h.mo("acme", ChannelSMS, senderA, "+15145550101", "hello").Replies), 0)
+	testutil.RequireEqual(t, len(pending()), 0)
 }
 
 // TestMarketingOptOutReply: a marketing-only opt-out is confirmed with the
@@ -62,14 +64,14 @@ func TestMarketingOptOutReply(t *testing.T) {
 		rcpt := "+1514555" + fmt.Sprintf("%04d", 100+len(rcpts))
 		rcpts = append(rcpts, rcpt)
 		res := h.mo("acme", ChannelSMS, senderA, rcpt, tc.text)
-		requireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut}, tc.text)
+		testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut}, tc.text)
 		tpl, _ := h.s.tenants["acme"].tpl[tc.lang]
-		requireEqual(t, res.Replies[0].Text, tpl.MarketingOptOut, tc.text)
-		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.text)
+		testutil.RequireEqual(t, res.Replies[0].Text, tpl.MarketingOptOut, tc.text)
+		testutil.RequireEqual(t, res.Replies[0].Lang, tc.lang, tc.text)
 		if strings.Contains(res.Replies[0].Text, "no more messages") || res.Replies[0].Text == tpl.OptOut {
 			t.Errorf("%s: marketing reply %q", tc.text, res.Replies[0].Text)
 		}
-		requireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, CategoryTransactional).Allow, true, "transactional still allowed")
+		testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcpt, CategoryTransactional).Allow, true, "transactional still allowed")
 	}
 	en := h.s.tenants["acme"].tpl["en"].MarketingOptOut
 	if !strings.Contains(en, "marketing") || !strings.Contains(en, "Acme") {
@@ -79,8 +81,8 @@ func TestMarketingOptOutReply(t *testing.T) {
 	res, err := h.s.OptOut(context.Background(), OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA,
 		Sender: senderA, Operator: "ops", Marketing: true})
 	requireNoErr(t, err)
-	requireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut})
-	requireEqual(t, res.Replies[0].Text, en)
+	testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyMarketingOptOut})
+	testutil.RequireEqual(t, res.Replies[0].Text, en)
 }
 
 // TestOperatorNoChangeEvidence: an operator action that changes nothing
@@ -106,7 +108,7 @@ func TestOperatorNoChangeEvidence(t *testing.T) {
 			res, err = h.s.OptOut(ctx, step.oc)
 		}
 		requireNoErr(t, err)
-		requireEqual(t, res.Changed, step.changed, fmt.Sprint("step ", i))
+		testutil.RequireEqual(t, res.Changed, step.changed, fmt.Sprint("step ", i))
 	}
 	// A marketing opt-out with a sender, twice (sender scope).
 	mkt := OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Operator: "carol", Sender: senderA, Marketing: true}
@@ -117,7 +119,7 @@ func TestOperatorNoChangeEvidence(t *testing.T) {
 	h.reopen() // synced
 	hist, err := h.s.History("acme", ChannelSMS, rcptA, 0)
 	requireNoErr(t, err)
-	requireEqual(t, len(hist), 6, "one evidence entry per operator action")
+	testutil.RequireEqual(t, len(hist), 6, "one evidence entry per operator action")
 	// Newest first.
 	for _, c := range []struct {
 		i                 int
@@ -129,15 +131,15 @@ func TestOperatorNoChangeEvidence(t *testing.T) {
 		{4, "alice", "opted_out", "opted_out", true}, {5, "alice", "none", "opted_out", false},
 	} {
 		e := hist[c.i]
-		requireEqual(t, e.Operator, c.operator, fmt.Sprint("entry ", c.i))
-		requireEqual(t, e.Source, SourceOperator, fmt.Sprint("entry ", c.i))
-		requireEqual(t, [2]string{e.Old, e.New}, [2]string{c.old, c.nw}, fmt.Sprint("entry ", c.i))
-		requireEqual(t, strings.HasPrefix(e.Detail, "no change"), c.noChange, fmt.Sprint("entry ", c.i, " ", e.Detail))
+		testutil.RequireEqual(t, e.Operator, c.operator, fmt.Sprint("entry ", c.i))
+		testutil.RequireEqual(t, e.Source, SourceOperator, fmt.Sprint("entry ", c.i))
+		testutil.RequireEqual(t, [2]string{e.Old, e.New}, [2]string{c.old, c.nw}, fmt.Sprint("entry ", c.i))
+		testutil.RequireEqual(t, strings.HasPrefix(e.Detail, "no change"), c.noChange, fmt.Sprint("entry ", c.i, " ", e.Detail))
 	}
-	requireEqual(t, hist[0].Scope, senderA, "sender-scoped no-change entry")
-	requireEqual(t, hist[0].Class, "marketing")
-	requireEqual(t, hist[4].Detail, "no change: opt-out already in effect; phoned in")
-	requireEqual(t, hist[2].ProofRef, "F-1")
+	testutil.RequireEqual(t, hist[0].Scope, senderA, "sender-scoped no-change entry")
+	testutil.RequireEqual(t, hist[0].Class, "marketing")
+	testutil.RequireEqual(t, hist[4].Detail, "no change: opt-out already in effect; phoned in")
+	testutil.RequireEqual(t, hist[2].ProofRef, "F-1")
 }
 
 // TestPromptAndDisclaimerPending: the attestation prompt and the disclaimer
@@ -160,7 +162,7 @@ func TestPromptAndDisclaimerPending(t *testing.T) {
 	}
 	hr2, err := h.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, ID: "m2", Payload: []byte("y")})
 	requireNoErr(t, err)
-	requireEqual(t, hr2.Prompt == nil, true, "second hold: no second prompt")
+	testutil.RequireEqual(t, hr2.Prompt == nil, true, "second hold: no second prompt")
 	disc, err := h.s.Disclaim(ctx, "dis", ChannelSMS, senderA, rcptA)
 	requireNoErr(t, err)
 	if disc == nil || disc.ID == "" || disc.Tenant != "dis" || disc.Created.IsZero() || disc.Kind != ReplyDisclaimer {
@@ -168,9 +170,9 @@ func TestPromptAndDisclaimerPending(t *testing.T) {
 	}
 	h.reopen() // as after a crash before the sends
 	p := pending()
-	requireEqual(t, len(p), 2, "pending replies")
-	requireEqual(t, p[hr.Prompt.ID], *hr.Prompt, "pending prompt")
-	requireEqual(t, p[disc.ID], *disc, "pending disclaimer")
+	testutil.RequireEqual(t, len(p), 2, "pending replies")
+	testutil.RequireEqual(t, p[hr.Prompt.ID], *hr.Prompt, "pending prompt")
+	testutil.RequireEqual(t, p[disc.ID], *disc, "pending disclaimer")
 	requireNoErr(t, h.s.ReplySent(hr.Prompt.ID))
 	requireNoErr(t, h.s.ReplySent(disc.ID))
 	deadline := time.Now().Add(5 * time.Second) // removals are batched

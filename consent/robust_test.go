@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/consent/keyword"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestConcurrentOptOutAndCheck runs many goroutines opting out, opting in
@@ -61,7 +62,7 @@ func TestConcurrentOptOutAndCheck(t *testing.T) {
 	// The memory index equals what a fresh load from disk gives.
 	before := snapshotChecks(t, h, workers, per)
 	h.reopen()
-	requireEqual(t, snapshotChecks(t, h, workers, per), before, "index after reopen")
+	testutil.RequireEqual(t, snapshotChecks(t, h, workers, per), before, "index after reopen")
 }
 
 func snapshotChecks(t *testing.T, h *harness, workers, per int) map[string]Reason {
@@ -112,10 +113,10 @@ func TestBadInput(t *testing.T) {
 	}
 	st, err := h.s.Get("acme", ChannelSMS, rcptA)
 	requireNoErr(t, err)
-	requireEqual(t, st.Tenant.State, StateNone)
+	testutil.RequireEqual(t, st.Tenant.State, StateNone)
 	hist, err := h.s.History("acme", ChannelSMS, rcptA, 0)
 	requireNoErr(t, err)
-	requireEqual(t, len(hist), 0, "no evidence")
+	testutil.RequireEqual(t, len(hist), 0, "no evidence")
 	// Check errors.
 	for _, tc := range []struct {
 		tenant, ch, sender, rcpt string
@@ -132,9 +133,9 @@ func TestBadInput(t *testing.T) {
 	}
 	// National format goes through phonenumbers with the tenant's region.
 	h.mo("acme", ChannelSMS, senderA, "(202) 555-0123", "STOP")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "202-555-0123", 0).Reason, ReasonOptedOut)
-	requireEqual(t, h.check("acme", ChannelSMS, "+"+senderA, rcptA, 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "202-555-0123", 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, "+"+senderA, rcptA, 0).Reason, ReasonOptedOut)
 }
 
 // TestStorageFailure: a failed sync surfaces as an error, leaves the memory
@@ -148,8 +149,8 @@ func TestStorageFailure(t *testing.T) {
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("want ErrStorage, got %v", err)
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true, "memory index updated before sync")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550100", 0).Reason, ReasonOptedOut, "earlier state kept")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true, "memory index updated before sync")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550100", 0).Reason, ReasonOptedOut, "earlier state kept")
 	_, err = h.s.Inbound(ctx, InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, Text: "STOP", MessageID: "x1"})
 	if !errors.Is(err, ErrStoreFailed) {
 		t.Fatalf("want ErrStoreFailed, got %v", err)
@@ -162,9 +163,9 @@ func TestStorageFailure(t *testing.T) {
 	h.reopen()
 	res, err := h.s.Inbound(ctx, InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, Text: "STOP", MessageID: "x1"})
 	requireNoErr(t, err)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
 	hist, _ := h.s.History("acme", ChannelSMS, rcptA, 0)
-	requireEqual(t, len(hist), 1, "one evidence entry (duplicate=", res.Duplicate, ")")
+	testutil.RequireEqual(t, len(hist), 1, "one evidence entry (duplicate=", res.Duplicate, ")")
 }
 
 // TestBadgerWriteError: a write error from Badger itself (here: the DB is
@@ -176,7 +177,7 @@ func TestBadgerWriteError(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error from a closed Badger")
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Allow, true)
 	h.s.closeMu.Lock()
 	h.s.closed = true // the DB is already closed: only stop the committer
 	h.s.closeMu.Unlock()
@@ -224,8 +225,8 @@ func TestImportExport(t *testing.T) {
 	if !errors.Is(err, ErrImportRejected) {
 		t.Fatalf("strict import: %v", err)
 	}
-	requireEqual(t, rep.Applied, 0)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550101", 0).Allow, true, "strict import applied something")
+	testutil.RequireEqual(t, rep.Applied, 0)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550101", 0).Allow, true, "strict import applied something")
 	// Default: valid rows applied, bad ones reported by line.
 	rep, err = h.s.Import(ctx, strings.NewReader(in), opts)
 	requireNoErr(t, err)
@@ -233,48 +234,48 @@ func TestImportExport(t *testing.T) {
 	for _, e := range rep.Errors {
 		lines = append(lines, e.Line)
 	}
-	requireEqual(t, lines, []int{5, 6, 7, 8, 9}, "bad lines")
-	requireEqual(t, rep.ErrorCount, 5)
-	requireEqual(t, rep.Applied, 5)
-	requireEqual(t, rep.Unchanged, 1)
-	requireEqual(t, rep.Rows, 11)
-	requireEqual(t, h.check("acme", ChannelSMS, senderB, "+12025550102", 0).Reason, ReasonOptedOut)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, "12345", "12025550103", CategoryMarketing).Reason, ReasonMarketingOptOut)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderB, "12025550103", CategoryMarketing).Reason, ReasonNone, "sender-scoped row")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550108", 0).Reason, ReasonOptedOut, "quoted field")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550109", 0).Reason, ReasonOptedOutAll)
+	testutil.RequireEqual(t, lines, []int{5, 6, 7, 8, 9}, "bad lines")
+	testutil.RequireEqual(t, rep.ErrorCount, 5)
+	testutil.RequireEqual(t, rep.Applied, 5)
+	testutil.RequireEqual(t, rep.Unchanged, 1)
+	testutil.RequireEqual(t, rep.Rows, 11)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderB, "+12025550102", 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, "12345", "12025550103", CategoryMarketing).Reason, ReasonMarketingOptOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderB, "12025550103", CategoryMarketing).Reason, ReasonNone, "sender-scoped row")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550108", 0).Reason, ReasonOptedOut, "quoted field")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+12025550109", 0).Reason, ReasonOptedOutAll)
 	hist, _ := h.s.History("acme", ChannelSMS, "+12025550101", 0)
-	requireEqual(t, len(hist), 1)
-	requireEqual(t, hist[0].Source, SourceImport)
-	requireEqual(t, hist[0].ConsentSource, "previous_provider")
-	requireEqual(t, hist[0].ProofRef, "export-2025-12.csv")
+	testutil.RequireEqual(t, len(hist), 1)
+	testutil.RequireEqual(t, hist[0].Source, SourceImport)
+	testutil.RequireEqual(t, hist[0].ConsentSource, "previous_provider")
+	testutil.RequireEqual(t, hist[0].ProofRef, "export-2025-12.csv")
 	// Imports schedule no archive events.
 	rep2, err := h.s.Sweep(h.clock.Now().Add(30 * 24 * time.Hour))
 	requireNoErr(t, err)
-	requireEqual(t, rep2.Archived, 0)
+	testutil.RequireEqual(t, rep2.Archived, 0)
 
 	// Export, then import the export into a fresh store: same suppressions.
 	var buf bytes.Buffer
 	n, err := h.s.Export(ctx, &buf, ExportOptions{Tenant: "acme"})
 	requireNoErr(t, err)
-	requireEqual(t, n, 5)
+	testutil.RequireEqual(t, n, 5)
 	h2 := newHarness(t, testTenant("acme"))
 	rep, err = h2.s.Import(ctx, bytes.NewReader(buf.Bytes()), opts)
 	requireNoErr(t, err)
-	requireEqual(t, rep.Applied, 5, "re-import of export")
+	testutil.RequireEqual(t, rep.Applied, 5, "re-import of export")
 	var buf2 bytes.Buffer
 	_, err = h2.s.Export(ctx, &buf2, ExportOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, stripSince(buf2.String()), stripSince(buf.String()), "round trip")
+	testutil.RequireEqual(t, stripSince(buf2.String()), stripSince(buf.String()), "round trip")
 
 	var ev bytes.Buffer
 	n, err = h.s.ExportEvidence(ctx, &ev, ExportOptions{Tenant: "acme"})
 	requireNoErr(t, err)
-	requireEqual(t, n, 5)
+	testutil.RequireEqual(t, n, 5)
 	recs, err := csv.NewReader(&ev).ReadAll()
 	requireNoErr(t, err)
-	requireEqual(t, recs[0][0], "time")
-	requireEqual(t, recs[1][9], "import")
+	testutil.RequireEqual(t, recs[0][0], "time")
+	testutil.RequireEqual(t, recs[1][9], "import")
 }
 
 func stripSince(s string) string {
@@ -307,8 +308,8 @@ func TestImportLarge(t *testing.T) {
 	}()
 	rep, err := h.s.Import(context.Background(), pr, ImportOptions{Tenant: "acme", Source: "bulk", Operator: "ops"})
 	requireNoErr(t, err)
-	requireEqual(t, rep.Applied, rows)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, "+13035519999", 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, rep.Applied, rows)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, "+13035519999", 0).Reason, ReasonOptedOut)
 }
 
 func TestTenantValidation(t *testing.T) {

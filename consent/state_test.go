@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp/coding"
 )
 
@@ -77,11 +78,11 @@ func TestInboundTransitions(t *testing.T) {
 			}
 			h.clock.Add(tc.after)
 			res := h.mo("acme", ChannelSMS, senderA, rcptA, tc.text)
-			requireEqual(t, replyKinds(res), tc.want.replies, "replies")
-			requireEqual(t, res.Forward, tc.want.forward, "forward")
-			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, tc.want.tx, "transactional")
-			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, tc.want.mkt, "marketing")
-			requireEqual(t, h.check("acme", ChannelSMS, senderB, rcptA, CategoryTransactional).Reason, tc.want.otherTx, "other sender")
+			testutil.RequireEqual(t, replyKinds(res), tc.want.replies, "replies")
+			testutil.RequireEqual(t, res.Forward, tc.want.forward, "forward")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, tc.want.tx, "transactional")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, tc.want.mkt, "marketing")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderB, rcptA, CategoryTransactional).Reason, tc.want.otherTx, "other sender")
 			for _, r := range res.Replies {
 				if r.Text == "" || r.Sender != senderA || r.Recipient != rcptA || r.Channel != ChannelSMS {
 					t.Fatalf("bad reply %+v", r)
@@ -89,9 +90,9 @@ func TestInboundTransitions(t *testing.T) {
 			}
 			// The state survives a restart (memory index rebuilt from Badger).
 			h.reopen()
-			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, tc.want.tx, "transactional after reopen")
-			requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, tc.want.mkt, "marketing after reopen")
-			requireEqual(t, h.check("acme", ChannelSMS, senderB, rcptA, CategoryTransactional).Reason, tc.want.otherTx, "other sender after reopen")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, tc.want.tx, "transactional after reopen")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, tc.want.mkt, "marketing after reopen")
+			testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderB, rcptA, CategoryTransactional).Reason, tc.want.otherTx, "other sender after reopen")
 		})
 	}
 }
@@ -107,8 +108,8 @@ func TestReplyLanguage(t *testing.T) {
 			h.clock.Add(25 * time.Hour)
 			res = h.mo(tc.tenant, ChannelSMS, senderA, "+12025550199", tc.text)
 		}
-		requireEqual(t, len(res.Replies), 1, tc.text)
-		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
+		testutil.RequireEqual(t, len(res.Replies), 1, tc.text)
+		testutil.RequireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
 		if n, ok := coding.SeptetLen(res.Replies[0].Text); ok && n > 160 {
 			t.Fatalf("reply longer than one segment: %q", res.Replies[0].Text)
 		}
@@ -141,8 +142,8 @@ func TestReplyLanguageSharedWords(t *testing.T) {
 			requireNoErr(t, err)
 		}
 		res := h.mo(tc.tenant, ChannelSMS, senderA, rcpt, tc.text)
-		requireEqual(t, len(res.Replies), 1, tc.tenant+" "+tc.text)
-		requireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
+		testutil.RequireEqual(t, len(res.Replies), 1, tc.tenant+" "+tc.text)
+		testutil.RequireEqual(t, res.Replies[0].Lang, tc.lang, tc.tenant+" "+tc.text)
 		want := h.s.tenants[tc.tenant].templates(tc.lang)
 		if res.Replies[0].Text != want.OptOut && res.Replies[0].Text != want.OptIn && res.Replies[0].Text != want.AttestationConfirm {
 			t.Errorf("%s %s: reply %q is not a %s template", tc.tenant, tc.text, res.Replies[0].Text, tc.lang)
@@ -155,14 +156,14 @@ func TestCrossChannel(t *testing.T) {
 	wa := "12025550123" // wa_id form of rcptA
 	for _, tn := range []string{"x", "solo"} {
 		res := h.mo(tn, ChannelSMS, senderA, rcptA, "STOP")
-		requireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut}, tn)
+		testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut}, tn)
 	}
-	requireEqual(t, h.check("x", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonOptedOut, "cross-channel blocks whatsapp")
-	requireEqual(t, h.check("solo", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonNone, "single channel leaves whatsapp")
+	testutil.RequireEqual(t, h.check("x", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonOptedOut, "cross-channel blocks whatsapp")
+	testutil.RequireEqual(t, h.check("solo", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonNone, "single channel leaves whatsapp")
 	// START on WhatsApp lifts both channels for the cross-channel tenant.
 	res := h.mo("x", ChannelWhatsApp, senderA, wa, "START")
-	requireEqual(t, replyKinds(res), []ReplyKind{ReplyOptIn})
-	requireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, ReasonNone)
+	testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyOptIn})
+	testutil.RequireEqual(t, h.check("x", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, ReasonNone)
 }
 
 func TestDuplicateMO(t *testing.T) {
@@ -170,17 +171,17 @@ func TestDuplicateMO(t *testing.T) {
 	m := InboundMessage{Tenant: "acme", Channel: ChannelSMS, Sender: senderA, Recipient: rcptA, Text: "STOP", MessageID: "smsc-1"}
 	res, err := h.s.Inbound(context.Background(), m)
 	requireNoErr(t, err)
-	requireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut})
+	testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut})
 	for i := 0; i < 3; i++ {
 		h.clock.Add(48 * time.Hour) // even past the repeat window
 		res, err = h.s.Inbound(context.Background(), m)
 		requireNoErr(t, err)
-		requireEqual(t, res.Duplicate, true)
-		requireEqual(t, len(res.Replies), 0)
+		testutil.RequireEqual(t, res.Duplicate, true)
+		testutil.RequireEqual(t, len(res.Replies), 0)
 	}
 	hist, err := h.s.History("acme", ChannelSMS, rcptA, 0)
 	requireNoErr(t, err)
-	requireEqual(t, len(hist), 1, "one evidence entry")
+	testutil.RequireEqual(t, len(hist), 1, "one evidence entry")
 }
 
 func TestOperatorOptIn(t *testing.T) {
@@ -198,24 +199,24 @@ func TestOperatorOptIn(t *testing.T) {
 			t.Fatalf("OptIn(%+v) = %v, want ErrEvidenceRequired", oc, err)
 		}
 	}
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "still out")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut, "still out")
 	res, err := h.s.OptIn(ctx, OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: "(202) 555-0123",
 		Operator: "ops@acme", Source: "signed_form", ProofRef: "doc-42", Note: "called support"})
 	requireNoErr(t, err)
-	requireEqual(t, res.Changed, true)
-	requireEqual(t, len(res.Replies), 0, "no sender: no reply")
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonNone)
+	testutil.RequireEqual(t, res.Changed, true)
+	testutil.RequireEqual(t, len(res.Replies), 0, "no sender: no reply")
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, 0).Reason, ReasonNone)
 	hist, err := h.s.History("acme", ChannelSMS, rcptA, 10)
 	requireNoErr(t, err)
-	requireEqual(t, len(hist), 2)
+	testutil.RequireEqual(t, len(hist), 2)
 	e := hist[0] // newest first
-	requireEqual(t, e.Source, SourceOperator)
-	requireEqual(t, e.Operator, "ops@acme")
-	requireEqual(t, e.ProofRef, "doc-42")
-	requireEqual(t, e.ConsentSource, "signed_form")
-	requireEqual(t, e.Old+">"+e.New, "opted_out>opted_in")
-	requireEqual(t, hist[1].Source, SourceKeyword)
-	requireEqual(t, hist[1].Keyword, "STOP")
+	testutil.RequireEqual(t, e.Source, SourceOperator)
+	testutil.RequireEqual(t, e.Operator, "ops@acme")
+	testutil.RequireEqual(t, e.ProofRef, "doc-42")
+	testutil.RequireEqual(t, e.ConsentSource, "signed_form")
+	testutil.RequireEqual(t, e.Old+">"+e.New, "opted_out>opted_in")
+	testutil.RequireEqual(t, hist[1].Source, SourceKeyword)
+	testutil.RequireEqual(t, hist[1].Keyword, "STOP")
 
 	// Operator opt-out (API), marketing only.
 	_, err = h.s.OptOut(ctx, OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Marketing: true})
@@ -224,10 +225,10 @@ func TestOperatorOptIn(t *testing.T) {
 	}
 	_, err = h.s.OptOut(ctx, OperatorChange{Tenant: "acme", Channel: ChannelSMS, Recipient: rcptA, Operator: "crm", API: true, Marketing: true})
 	requireNoErr(t, err)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, ReasonMarketingOptOut)
-	requireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, ReasonNone)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryMarketing).Reason, ReasonMarketingOptOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelSMS, senderA, rcptA, CategoryTransactional).Reason, ReasonNone)
 	hist, _ = h.s.History("acme", ChannelSMS, rcptA, 1)
-	requireEqual(t, hist[0].Source, SourceAPI)
+	testutil.RequireEqual(t, hist[0].Source, SourceAPI)
 }
 
 func TestWhatsAppMarketing(t *testing.T) {
@@ -236,23 +237,23 @@ func TestWhatsAppMarketing(t *testing.T) {
 	wa := "447700900123"
 	_, err := h.s.SetMarketingPreference(ctx, MarketingPreference{Tenant: "acme", Sender: senderA, Recipient: wa, Stop: true})
 	requireNoErr(t, err)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonNone)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryTransactional).Reason, ReasonNone)
 	// START by keyword does not lift WhatsApp's own marketing stop.
 	h.mo("acme", ChannelWhatsApp, senderA, wa, "START")
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
 	_, err = h.s.SetMarketingPreference(ctx, MarketingPreference{Tenant: "acme", Sender: senderA, Recipient: wa, Stop: false})
 	requireNoErr(t, err)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonNone)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, wa, CategoryMarketing).Reason, ReasonNone)
 	// A 131050 failure is a marketing stop; other failures change nothing.
 	res, err := h.s.DeliveryFailed(ctx, DeliveryFailure{Tenant: "acme", Channel: ChannelWhatsApp, Sender: senderA, Recipient: wa, Code: 131026})
 	requireNoErr(t, err)
-	requireEqual(t, res.Changed, false)
+	testutil.RequireEqual(t, res.Changed, false)
 	_, err = h.s.DeliveryFailed(ctx, DeliveryFailure{Tenant: "acme", Channel: ChannelWhatsApp, Sender: senderA, Recipient: wa, Code: 131050})
 	requireNoErr(t, err)
-	requireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+"+wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
+	testutil.RequireEqual(t, h.check("acme", ChannelWhatsApp, senderA, "+"+wa, CategoryMarketing).Reason, ReasonMarketingOptOut)
 	hist, _ := h.s.History("acme", ChannelWhatsApp, wa, 1)
-	requireEqual(t, hist[0].Source, SourceWhatsAppFailure)
+	testutil.RequireEqual(t, hist[0].Source, SourceWhatsAppFailure)
 }
 
 func TestAttestationFlow(t *testing.T) {
@@ -269,70 +270,70 @@ func TestAttestationFlow(t *testing.T) {
 	t.Run("yes releases", func(t *testing.T) {
 		h := newAtt(t)
 		d := h.check("att", ChannelSMS, senderA, rcptA, 0)
-		requireEqual(t, d.Reason, ReasonNoConsent)
-		requireEqual(t, d.Action, ActionHold)
+		testutil.RequireEqual(t, d.Reason, ReasonNoConsent)
+		testutil.RequireEqual(t, d.Action, ActionHold)
 		if d.Prompt == "" {
 			t.Fatal("no prompt in decision")
 		}
 		r1 := hold(h, "m1")
-		requireEqual(t, r1.Held, true)
+		testutil.RequireEqual(t, r1.Held, true)
 		if r1.Prompt == nil || r1.Prompt.Kind != ReplyAttestationPrompt {
 			t.Fatalf("first hold: prompt %+v", r1.Prompt)
 		}
 		r2 := hold(h, "m2")
-		requireEqual(t, r2.Held, true)
-		requireEqual(t, r2.Prompt == nil, true, "no second prompt")
-		requireEqual(t, hold(h, "m2").Held, true, "idempotent")
-		requireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0).Reason, ReasonAttestationPending)
+		testutil.RequireEqual(t, r2.Held, true)
+		testutil.RequireEqual(t, r2.Prompt == nil, true, "no second prompt")
+		testutil.RequireEqual(t, hold(h, "m2").Held, true, "idempotent")
+		testutil.RequireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0).Reason, ReasonAttestationPending)
 		// Anything else: re-prompts up to MaxPrompts (the first prompt counts).
-		requireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "who is this?")), []ReplyKind{ReplyReprompt})
-		requireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "hmm")), []ReplyKind{ReplyReprompt})
-		requireEqual(t, len(h.mo("att", ChannelSMS, senderA, rcptA, "ok?").Replies), 0, "capped")
-		requireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "HELP")), []ReplyKind{ReplyHelp})
+		testutil.RequireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "who is this?")), []ReplyKind{ReplyReprompt})
+		testutil.RequireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "hmm")), []ReplyKind{ReplyReprompt})
+		testutil.RequireEqual(t, len(h.mo("att", ChannelSMS, senderA, rcptA, "ok?").Replies), 0, "capped")
+		testutil.RequireEqual(t, replyKinds(h.mo("att", ChannelSMS, senderA, rcptA, "HELP")), []ReplyKind{ReplyHelp})
 		h.reopen()
 		res := h.mo("att", ChannelSMS, senderA, rcptA, "yes")
-		requireEqual(t, replyKinds(res), []ReplyKind{ReplyAttestationConfirm})
-		requireEqual(t, len(res.Released), 2)
-		requireEqual(t, string(res.Released[0].Payload), "payload m1")
-		requireEqual(t, res.Released[1].ID, "m2")
-		requireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0), Decision{Allow: true})
+		testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyAttestationConfirm})
+		testutil.RequireEqual(t, len(res.Released), 2)
+		testutil.RequireEqual(t, string(res.Released[0].Payload), "payload m1")
+		testutil.RequireEqual(t, res.Released[1].ID, "m2")
+		testutil.RequireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0), Decision{Allow: true})
 		// Later holds are refused: the recipient is opted in.
 		r := hold(h, "m3")
-		requireEqual(t, r.Held, false)
-		requireEqual(t, r.Decision.Allow, true)
+		testutil.RequireEqual(t, r.Held, false)
+		testutil.RequireEqual(t, r.Decision.Allow, true)
 		// Nothing left to expire.
 		rep, err := h.s.Sweep(h.clock.Now().Add(100 * time.Hour))
 		requireNoErr(t, err)
-		requireEqual(t, rep.Expired, 0)
+		testutil.RequireEqual(t, rep.Expired, 0)
 	})
 	t.Run("stop drops", func(t *testing.T) {
 		h := newAtt(t)
 		hold(h, "m1")
 		res := h.mo("att", ChannelSMS, senderA, rcptA, "STOP")
-		requireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut})
-		requireEqual(t, len(res.Dropped), 1)
-		requireEqual(t, len(res.Released), 0)
-		requireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
+		testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyOptOut})
+		testutil.RequireEqual(t, len(res.Dropped), 1)
+		testutil.RequireEqual(t, len(res.Released), 0)
+		testutil.RequireEqual(t, h.check("att", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
 		r := hold(h, "m2")
-		requireEqual(t, r.Held, false)
-		requireEqual(t, r.Decision.Reason, ReasonOptedOut)
+		testutil.RequireEqual(t, r.Held, false)
+		testutil.RequireEqual(t, r.Decision.Reason, ReasonOptedOut)
 	})
 	t.Run("expiry", func(t *testing.T) {
 		h := newAtt(t)
 		hold(h, "m1")
 		rep, err := h.s.Sweep(h.clock.Now().Add(DefaultHeldTTL - time.Minute))
 		requireNoErr(t, err)
-		requireEqual(t, rep.Expired, 0)
+		testutil.RequireEqual(t, rep.Expired, 0)
 		rep, err = h.s.Sweep(h.clock.Now().Add(DefaultHeldTTL + time.Minute))
 		requireNoErr(t, err)
-		requireEqual(t, rep.Expired, 1)
+		testutil.RequireEqual(t, rep.Expired, 1)
 		ev := h.takeEvents()
-		requireEqual(t, len(ev), 1)
-		requireEqual(t, ev[0].Type, EventHeldExpired)
-		requireEqual(t, string(ev[0].Held.Payload), "payload m1")
+		testutil.RequireEqual(t, len(ev), 1)
+		testutil.RequireEqual(t, ev[0].Type, EventHeldExpired)
+		testutil.RequireEqual(t, string(ev[0].Held.Payload), "payload m1")
 		res := h.mo("att", ChannelSMS, senderA, rcptA, "YES")
-		requireEqual(t, len(res.Released), 0, "expired messages are gone")
-		requireEqual(t, replyKinds(res), []ReplyKind{ReplyAttestationConfirm})
+		testutil.RequireEqual(t, len(res.Released), 0, "expired messages are gone")
+		testutil.RequireEqual(t, replyKinds(res), []ReplyKind{ReplyAttestationConfirm})
 	})
 }
 
@@ -340,8 +341,8 @@ func TestDisclaimerOnce(t *testing.T) {
 	h := newHarness(t, testTenant("d", func(c *TenantConfig) { c.Attestation = ModeDisclaimer }))
 	ctx := context.Background()
 	d := h.check("d", ChannelSMS, senderA, rcptA, 0)
-	requireEqual(t, d.Allow, true)
-	requireEqual(t, d.Action, ActionDisclaimFirst)
+	testutil.RequireEqual(t, d.Allow, true)
+	testutil.RequireEqual(t, d.Action, ActionDisclaimFirst)
 	r, err := h.s.Disclaim(ctx, "d", ChannelSMS, senderA, rcptA)
 	requireNoErr(t, err)
 	if r == nil || r.Kind != ReplyDisclaimer || r.Text == "" {
@@ -349,11 +350,11 @@ func TestDisclaimerOnce(t *testing.T) {
 	}
 	r, err = h.s.Disclaim(ctx, "d", ChannelSMS, senderA, rcptA)
 	requireNoErr(t, err)
-	requireEqual(t, r == nil, true, "second disclaimer")
+	testutil.RequireEqual(t, r == nil, true, "second disclaimer")
 	h.reopen()
-	requireEqual(t, h.check("d", ChannelSMS, senderA, rcptA, 0), Decision{Allow: true})
+	testutil.RequireEqual(t, h.check("d", ChannelSMS, senderA, rcptA, 0), Decision{Allow: true})
 	h.mo("d", ChannelSMS, senderA, rcptA, "STOP")
-	requireEqual(t, h.check("d", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
+	testutil.RequireEqual(t, h.check("d", ChannelSMS, senderA, rcptA, 0).Reason, ReasonOptedOut)
 }
 
 func TestArchiveEvents(t *testing.T) {
@@ -365,18 +366,18 @@ func TestArchiveEvents(t *testing.T) {
 	h.mo("acme", ChannelSMS, senderA, rcptA, "STOP") // repeat: not a second schedule
 	rep, err := h.s.Sweep(h.clock.Now().Add(6 * 24 * time.Hour))
 	requireNoErr(t, err)
-	requireEqual(t, rep.Archived, 0)
+	testutil.RequireEqual(t, rep.Archived, 0)
 	h.reopen() // the schedule is durable
 	rep, err = h.s.Sweep(h.clock.Now().Add(7 * 24 * time.Hour))
 	requireNoErr(t, err)
-	requireEqual(t, rep.Archived, 1)
+	testutil.RequireEqual(t, rep.Archived, 1)
 	ev := h.takeEvents()
-	requireEqual(t, len(ev), 1)
-	requireEqual(t, ev[0].Type, EventArchived)
-	requireEqual(t, ev[0].Recipient, rcptA)
+	testutil.RequireEqual(t, len(ev), 1)
+	testutil.RequireEqual(t, ev[0].Type, EventArchived)
+	testutil.RequireEqual(t, ev[0].Recipient, rcptA)
 	rep, err = h.s.Sweep(h.clock.Now().Add(30 * 24 * time.Hour))
 	requireNoErr(t, err)
-	requireEqual(t, rep.Archived, 0, "exactly once")
+	testutil.RequireEqual(t, rep.Archived, 0, "exactly once")
 
 	// A failing consumer keeps the event scheduled.
 	h.mo("acme", ChannelSMS, senderA, "+12025550125", "STOP")
@@ -390,7 +391,7 @@ func TestArchiveEvents(t *testing.T) {
 	h.reopen()
 	rep, err = h.s.Sweep(h.clock.Now().Add(8 * 24 * time.Hour))
 	requireNoErr(t, err)
-	requireEqual(t, rep.Archived, 1)
+	testutil.RequireEqual(t, rep.Archived, 1)
 }
 
 func TestFooter(t *testing.T) {
@@ -407,10 +408,10 @@ func TestFooter(t *testing.T) {
 	}
 	out, err = h.s.ApplyFooter("acme", "", "Sale today. Reply STOP to opt out", true)
 	requireNoErr(t, err)
-	requireEqual(t, out, "Sale today. Reply STOP to opt out", "already says how")
+	testutil.RequireEqual(t, out, "Sale today. Reply STOP to opt out", "already says how")
 	out, err = h.s.ApplyFooter("acme", "", "Your code is 1234", false)
 	requireNoErr(t, err)
-	requireEqual(t, out, "Your code is 1234")
+	testutil.RequireEqual(t, out, "Your code is 1234")
 	long := make([]rune, 470)
 	for i := range long {
 		long[i] = 'é'

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/smpp"
@@ -166,7 +166,7 @@ func TestUnkeyedMODeadLettered(t *testing.T) {
 		if err := env.deliver(c.src, c.dst, "STOP"); err != nil {
 			t.Fatalf("%s: %v, want ESME_ROK once dead-lettered", c.reason, err)
 		}
-		if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, c.reason)); got != 1 {
+		if got := promtest.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, c.reason)); got != 1 {
 			t.Fatalf("optgate_inbound_unkeyed_total{reason=%q} = %v, want 1", c.reason, got)
 		}
 	}
@@ -207,7 +207,7 @@ func TestUnkeyedMODeadLettered(t *testing.T) {
 	if n := len(list(env2)); n != len(cases) {
 		t.Fatalf("after a restart: %d dead letters, want %d", n, len(cases))
 	}
-	if got := testutil.ToFloat64(env2.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedStoreFailed)); got != 0 {
+	if got := promtest.ToFloat64(env2.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedStoreFailed)); got != 0 {
 		t.Fatalf("store failures counted: %v", got)
 	}
 }
@@ -382,7 +382,7 @@ func TestUnkeyedMONotStoredIsRetried(t *testing.T) {
 	if smpp.StatusOf(err) != smpp.StatusXTAppn {
 		t.Fatalf("deliver_sm: %v, want ESME_RX_T_APPN", err)
 	}
-	if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedStoreFailed)); got != 1 {
+	if got := promtest.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedStoreFailed)); got != 1 {
 		t.Fatalf("deadletter_failed counted %v times, want 1", got)
 	}
 }

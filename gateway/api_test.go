@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -80,11 +81,7 @@ func TestRejectAsReceipt(t *testing.T) {
 	if code, _ := env.http("POST", "/v1/consent/"+handset+"/opt-out", acmeToken, ""); code != 200 {
 		t.Fatalf("opt-out: %d", code)
 	}
-	rr, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "rr", Password: "rrpw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Close()
+	rr := env.bindAs("rr", "rrpw")
 	id, err := rr.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
 		Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(handset[1:])}, ShortMessage: []byte("hi"), RegisteredDelivery: 1}})
 	if err != nil || id == "" {
@@ -148,7 +145,7 @@ func TestFailoverBetweenSMSCs(t *testing.T) {
 	env := startEnv(t, y, a, dir)
 	// startEnv waits for one bound SMSC per route; the backup may bind first,
 	// and a route uses whatever is bound, so wait for the primary too.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if env.g.links["carrier"].up.Load() == 0 {
 			return fmt.Errorf("carrier not bound yet")
 		}
@@ -161,7 +158,7 @@ func TestFailoverBetweenSMSCs(t *testing.T) {
 		t.Fatalf("primary not used first: a=%d b=%d", a.Submits(), b.Submits())
 	}
 	a.Close()
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if env.g.links["carrier"].up.Load() == 0 {
 			return nil
 		}
@@ -183,7 +180,7 @@ func TestConfirmationRetriedUntilSent(t *testing.T) {
 	if err := env.mo(handset, "STOP"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		n := 0
 		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
 		if n != 1 {
@@ -199,7 +196,7 @@ func TestConfirmationRetriedUntilSent(t *testing.T) {
 	if !strings.Contains(text, "unsubscribed") {
 		t.Fatalf("resent confirmation: %q", text)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		n := 0
 		env.g.consent.PendingReplies(time.Now().Add(time.Hour), func(consentReply) bool { n++; return true })
 		if n != 0 {
@@ -245,7 +242,7 @@ func TestAttestationHoldAndRelease(t *testing.T) {
 	if !got["Your offer letter is ready"] {
 		t.Fatalf("held message not released: %v", got)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := env.http("GET", "/v1/messages/"+id, acmeToken, ""); code != 200 || m["state"] != "accepted" {
 			return fmt.Errorf("released message state: %d %v", code, m)
 		}

@@ -264,7 +264,7 @@ func (c apiCore) SimulatorReady() bool { return c.g.sim != nil && c.g.listenerLo
 
 func (c apiCore) SimulateMO(ctx context.Context, at *api.Tenant, from, to, text string) *api.Refusal {
 	g := c.g
-	if !validE164Digits(from) {
+	if !consent.ValidE164(from) {
 		return &api.Refusal{Code: "invalid_number", Field: "from", Message: "from must be an E.164 number"}
 	}
 	owner := g.byNumber[to]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
@@ -217,7 +218,7 @@ func TestHTTPErrorLogHasRequestID(t *testing.T) {
 	if r.header.Get("X-Request-Id") != "export-req-42" {
 		t.Fatalf("X-Request-Id %q", r.header.Get("X-Request-Id"))
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if !strings.Contains(logs.String(), "request_id=export-req-42") {
 			return fmt.Errorf("no request_id in the log: %s", logs.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/backup"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // blockingWriter holds its first write until release is closed.
@@ -65,7 +66,7 @@ func TestBackupDuringShutdown(t *testing.T) {
 		defer cancel()
 		shut <- g.Shutdown(ctx)
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		select {
 		case <-g.stop:
 			return nil

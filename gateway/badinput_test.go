@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -138,7 +139,7 @@ func TestPDUMetricLabelsBoundedOnHostileInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	var series []string
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		_, m := env.http("GET", "/metrics", "", "")
 		series = series[:0]
 		var seen float64
@@ -261,7 +262,7 @@ func TestBindFlood(t *testing.T) {
 	if refused == 0 || refused > max+1 || closed < n-max-1 {
 		t.Fatalf("%d refused with ESME_RBINDFAIL, %d closed: want at most %d refused, then closed", refused, closed, max)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if s := len(env.g.smppSrv.Sessions()); s > 1 {
 			return fmt.Errorf("%d sessions open after the flood", s)
 		}
@@ -279,14 +280,9 @@ func TestBindFlood(t *testing.T) {
 	}
 	// ...and works from another.
 	other := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e2, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acme", Password: "acmepw",
-		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return other.DialContext(ctx, "tcp", addr) }})
-	if err != nil {
-		t.Fatalf("the real account from 127.0.0.2: %v", err)
-	}
-	defer e2.Close()
+	e2 := env.bindAs("acme", "acmepw", func(c *smpp.ClientConfig) { // the real account from 127.0.0.2
+		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return other.DialContext(ctx, "tcp", addr) }
+	})
 	if _, err := submitVia(e2, handset, "from elsewhere"); err != nil {
 		t.Fatalf("submit from 127.0.0.2: %v", err)
 	}
@@ -424,7 +420,7 @@ func TestUnreachableWebhookIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		holeMu.Lock()
 		defer holeMu.Unlock()
 		if len(held) == 0 {
@@ -439,7 +435,7 @@ func TestUnreachableWebhookIsolated(t *testing.T) {
 	}
 	// Each attempt at acme's endpoint hangs 30 s; beta's event must not
 	// wait for one to end.
-	waitFor(t, 15*time.Second, func() error {
+	testutil.CheckFor(t, 15*time.Second, func() error {
 		if betaGot.Load() == 0 {
 			return errors.New("beta's webhook not delivered while acme's endpoint hangs")
 		}
@@ -464,7 +460,7 @@ func TestUnreachableWebhookIsolated(t *testing.T) {
 		c.Close()
 	}
 	holeMu.Unlock()
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		_, m := env.http("GET", "/metrics", "", "")
 		for line := range strings.Lines(m["raw"].(string)) {
 			if strings.HasPrefix(line, `optgate_gateway_webhook_attempts_total{tenant="acme"}`) {

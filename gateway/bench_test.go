@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -157,7 +158,7 @@ routes:
 	if failed.Load() > 0 {
 		b.Fatalf("%d MOs refused", failed.Load())
 	}
-	waitFor(b, 60*time.Second, func() error {
+	testutil.CheckFor(b, 60*time.Second, func() error {
 		if n := smsc.Submits() - base; n < int64(b.N) {
 			return fmt.Errorf("%d of %d confirmations", n, b.N)
 		}
@@ -239,7 +240,7 @@ func startBenchGateway(b *testing.B, y string) *Gateway {
 		g.Shutdown(ctx)
 		cancel()
 	})
-	waitFor(b, 10*time.Second, func() error {
+	testutil.CheckFor(b, 10*time.Second, func() error {
 		if ok, why := g.linksReady(); !ok {
 			return fmt.Errorf("%s", why)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/internal/groupcommit"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -50,7 +51,7 @@ func (g *Gateway) chooseChannel(t *Tenant, explicit, to string) (string, error) 
 // concatenation, and the parts would arrive as separate messages.
 func (g *Gateway) smppChannel(m *Message) {
 	first := g.wa.byTenant[m.Tenant.ID]
-	if first == nil || m.ESMClass&smpp.ESMClassUDHI != 0 || len(m.TLVs) > 0 || !validE164Digits(m.To) {
+	if first == nil || m.ESMClass&smpp.ESMClassUDHI != 0 || len(m.TLVs) > 0 || !consent.ValidE164(m.To) {
 		return
 	}
 	last, pid := g.lastChannel(m.Tenant, m.To)

@@ -157,3 +157,20 @@ func TestParseConfigSMSCCharsets(t *testing.T) {
 		}
 	}
 }
+
+// A tenant's numbers are E.164 by consent.ValidE164, the rule the MT
+// chain applies to recipients: 7 to 15 digits (the config once took 2).
+func TestConfigNumberLengths(t *testing.T) {
+	base := "tenants:\n  - {id: a, brand: A, help_contact: help@a.example, numbers: [%q]}\nsmscs:\n  - {name: x, address: \"127.0.0.1:1\", system_id: s}\nroutes:\n  - {prefix: \"+\", smscs: [x]}\n"
+	for _, n := range []string{"+6831234", "+123456789012345"} {
+		if _, err := ParseConfig([]byte(fmt.Sprintf(base, n)), "c.yaml", nil); err != nil {
+			t.Errorf("%s refused: %v", n, err)
+		}
+	}
+	for _, n := range []string{"+12", "+683123", "+1234567890123456", "+0123456789"} {
+		_, err := ParseConfig([]byte(fmt.Sprintf(base, n)), "c.yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), "not an E.164 number") {
+			t.Errorf("%s: want a not-an-E.164-number error, got %v", n, err)
+		}
+	}
+}

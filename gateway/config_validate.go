@@ -30,18 +30,6 @@ func oneOf(v string, opts ...string) bool {
 	return false
 }
 
-func validE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for _, c := range s[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // addFunc records one configuration problem at a path.
 type addFunc = func(path, format string, args ...any)
 
@@ -166,7 +154,7 @@ func (c *Config) validateTenants(add addFunc) map[string]bool {
 		}
 		for j, n := range t.Numbers {
 			np := fmt.Sprintf("%s.numbers[%d]", p, j)
-			if !validE164(n) {
+			if !consent.ValidE164(n) {
 				add(np, "not an E.164 number: %q", n)
 			} else if other, dup := numbers[n]; dup {
 				add(np, "%s already belongs to tenant %q", n, other)
@@ -312,7 +300,7 @@ func (c *Config) validateWhatsApp(add addFunc, tenants map[string]bool) {
 		if !tenants[n.Tenant] {
 			add(p+".tenant", "unknown tenant %q", n.Tenant)
 		}
-		if !validE164(n.Number) {
+		if !consent.ValidE164(n.Number) {
 			add(p+".number", "not an E.164 number: %q", n.Number)
 		}
 	}

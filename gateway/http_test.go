@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -139,7 +140,7 @@ func TestHTTPSendPendingNotTimeout(t *testing.T) {
 		t.Fatalf("state while pending: %d %v", code, m)
 	}
 	// The SMSC never answers: the submit expires (3 s) and the state says so.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := env.http("GET", "/v1/messages/"+id, acmeToken, ""); code != 200 || m["state"] != "failed" {
 			return fmt.Errorf("%d %v", code, m)
 		}
@@ -169,7 +170,7 @@ func TestMOCountedInMessagesTotal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `optgate_gateway_messages_total{channel="sms",direction="mo",outcome="received"} 1`
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		_, m := env.http("GET", "/metrics", "", "")
 		if !strings.Contains(m["raw"].(string), want) {
 			return fmt.Errorf("no %s", want)

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // Security tests of the HTTP API (issue 13): every one goes through the
@@ -101,7 +103,7 @@ func TestConsentSenderMustBeTenantsOwn(t *testing.T) {
 			t.Fatalf("the SMSC received a submit to %s from %s", to, from)
 		}
 		if to == other {
-			wantEqual(t, from, ourNumber[1:])
+			testutil.RequireEqual(t, from, ourNumber[1:])
 			break
 		}
 	}
@@ -133,7 +135,7 @@ func TestImportConcurrencyLimits(t *testing.T) {
 	small := "recipient\n+14385550002\n"
 	// Only once the held import has its slot: a small import sent before
 	// could take the slot first and make the held one the refused one.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if env.g.api.ImportsRunning("acme") == 0 {
 			return errors.New("the held import has no slot yet")
 		}
@@ -146,12 +148,12 @@ func TestImportConcurrencyLimits(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 10*time.Second, func() error { return busy(acmeToken) }) // per tenant
-	if err := busy(betaToken); err != nil {                             // in all
+	testutil.CheckFor(t, 10*time.Second, func() error { return busy(acmeToken) }) // per tenant
+	if err := busy(betaToken); err != nil {                                       // in all
 		t.Fatal(err)
 	}
 	held.Close()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if code, m := env.http("POST", "/v1/consent/import?source=crm", acmeToken, small); code != 200 {
 			return fmt.Errorf("after the first import ended: %d %v", code, m)
 		}
@@ -208,7 +210,7 @@ accounts:
 		}
 	}
 	var ev []any
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		_, m := env.http("GET", "/v1/consent/"+handset+"/history", acmeToken, "")
 		ev, _ = m["evidence"].([]any)
 		if len(ev) < 2 {
@@ -370,7 +372,7 @@ func TestHTTPAuthFailureLockout(t *testing.T) {
 	if !strings.Contains(logs.String(), "locked out") || strings.Contains(logs.String(), wrong) || strings.Contains(logs.String(), acmeToken) {
 		t.Fatalf("log: %s", logs.String())
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if code, _, body := doReq(t, http.DefaultClient, "GET", url, acmeToken, ""); code != 200 {
 			return fmt.Errorf("after the lock: %d %s", code, body)
 		}
@@ -396,11 +398,11 @@ func TestExportNeutralisesFormulas(t *testing.T) {
 	for i, h := range rows[0] {
 		col[h] = rows[1][i]
 	}
-	wantEqual(t, col["recipient"], handset)
-	wantEqual(t, col["operator"], "'@SUM(1+1)")
-	wantEqual(t, col["detail"], "'"+note)
-	wantEqual(t, col["consent_source"], "'-2+3")
-	wantEqual(t, col["proof_ref"], "'+cmd|' /C calc'!A0")
+	testutil.RequireEqual(t, col["recipient"], handset)
+	testutil.RequireEqual(t, col["operator"], "'@SUM(1+1)")
+	testutil.RequireEqual(t, col["detail"], "'"+note)
+	testutil.RequireEqual(t, col["consent_source"], "'-2+3")
+	testutil.RequireEqual(t, col["proof_ref"], "'+cmd|' /C calc'!A0")
 	for _, f := range rows[1] {
 		if f != "" && strings.ContainsRune("=+-@\t\r", rune(f[0])) && f != handset {
 			t.Errorf("field %q exported raw", f)
@@ -459,13 +461,6 @@ func TestHTTPTLS(t *testing.T) {
 	if err == nil {
 		conn.Close()
 		t.Fatal("a TLS 1.1 handshake succeeded")
-	}
-}
-
-func wantEqual[T comparable](t *testing.T, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 

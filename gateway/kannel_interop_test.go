@@ -29,6 +29,7 @@ import (
 
 	"github.com/optgate/optgate/bench"
 	"github.com/optgate/optgate/gateway"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -97,15 +98,12 @@ func kGet(ctx context.Context, u string) (int, string, error) {
 
 func kWaitFor(t *testing.T, what string, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(kWait)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
+	testutil.CheckFor(t, kWait, func() error {
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, kWait, err)
+		return nil
+	})
 }
 
 // hitBook keeps every request Kannel made to the test's HTTP server, in

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // An MO is counted the same way whatever channel brought it (one MO
@@ -18,7 +20,7 @@ func TestMOCoreCountsChannelsAlike(t *testing.T) {
 	if _, st, err := env.g.WhatsAppMock().Inbound(mockPhoneID, "+447700900456", "STOP"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		for _, c := range []struct {
 			name, labels string
 			want         float64

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -42,7 +43,7 @@ func TestMORetryAfterErrorAnswer(t *testing.T) {
 			// the HELP answer, not a second confirmation.
 			wantOneConfirmation(t, env, handset, func() error { return env.mo(handset, "HELP") })
 			var texts []string
-			waitFor(t, 10*time.Second, func() error {
+			testutil.CheckFor(t, 10*time.Second, func() error {
 				for env.esme.Pending() > 0 {
 					d, _ := env.esme.NextDeliver(context.Background())
 					texts = append(texts, string(d.ShortMessage))

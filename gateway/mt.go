@@ -28,23 +28,9 @@ func (g *Gateway) recoverer(next Handler) Handler {
 	})
 }
 
-// validE164Digits reports whether s is + followed by 7–15 digits, the
-// first not 0.
-func validE164Digits(s string) bool {
-	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func (g *Gateway) validate(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) {
-		if !validE164Digits(m.To) {
+		if !consent.ValidE164(m.To) {
 			m.Finish(Outcome{Kind: Rejected, Reason: ReasonInvalidNumber,
 				Err: fmt.Errorf("recipient %q is not an E.164 number", m.To)})
 			return

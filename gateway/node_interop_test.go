@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
 )
@@ -123,7 +124,7 @@ func (n *nodeSMSC) matching(match func(nodeLine) bool) []nodeLine {
 func (n *nodeSMSC) wait(what string, match func(nodeLine) bool, count int) nodeLine {
 	n.t.Helper()
 	var got []nodeLine
-	waitFor(n.t, 20*time.Second, func() error {
+	testutil.CheckFor(n.t, 20*time.Second, func() error {
 		if got = n.matching(match); len(got) < count {
 			return fmt.Errorf("%d of %d %s", len(got), count, what)
 		}
@@ -292,7 +293,7 @@ func nodeDropAfterWriteRetry(t *testing.T, umr bool) {
 	node.wait("rebind", func(l nodeLine) bool { return l.Ev == "bound" }, 2)
 	// The first attempt's answer had nowhere to go: wait until it is
 	// remembered before the SMSC resends.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !env.g.retries.active() {
 			return errors.New("the unanswered MO is not remembered yet")
 		}
@@ -316,7 +317,7 @@ func nodeDropAfterWriteRetry(t *testing.T, umr bool) {
 		node.send(deliverMO(other, 1, "See you at 10"))
 		node.wait("deliver_sm_resp", isPDU("in", "deliver_sm_resp"), base+i)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if env.esme.Pending() < 2 {
 			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
 		}
@@ -341,7 +342,7 @@ func wantStopOnceThenHelp(t *testing.T, env *testEnv, node *nodeSMSC, handset st
 	if got := node.matching(submitsTo(handset)); len(got) != 2 {
 		t.Fatalf("%d replies to the handset, want 2 (one STOP confirmation, one HELP)", len(got))
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if env.esme.Pending() < 2 {
 			return fmt.Errorf("%d MOs pending at the platform", env.esme.Pending())
 		}
@@ -362,7 +363,7 @@ func flushFirstConfirmation(t *testing.T, env *testEnv, node *nodeSMSC, handset 
 		return submitsTo(handset)(l) && strings.Contains(l.Hex, hexOf("unsubscribed"))
 	}
 	resent := false
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if len(node.matching(confirmation)) > 0 {
 			return nil
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/gateway/outbox"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -55,12 +56,7 @@ func TestStoreAckQueueSendsAsync(t *testing.T) {
 	env := startEnv(t, y, smsc, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	q, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmeq", Password: "acmepw",
-		Conn: smpp.ConnConfig{Window: 512}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := env.bindAs("acmeq", "acmepw", func(c *smpp.ClientConfig) { c.Conn = smpp.ConnConfig{Window: 512} })
 	const n = 2000
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -79,7 +75,7 @@ func TestStoreAckQueueSendsAsync(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d submits not stored", failed.Load())
 	}
-	waitFor(t, 60*time.Second, func() error {
+	testutil.CheckFor(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(seen) < n {
@@ -87,7 +83,7 @@ func TestStoreAckQueueSendsAsync(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 30*time.Second, func() error {
+	testutil.CheckFor(t, 30*time.Second, func() error {
 		if d := queued(env.g, "mt"); d != 0 {
 			return fmt.Errorf("%d still queued", d)
 		}
@@ -146,7 +142,7 @@ func BenchmarkGatewayMTStore(b *testing.B) {
 	if failed.Load() > 0 {
 		b.Fatalf("%d submits not stored", failed.Load())
 	}
-	waitFor(b, 60*time.Second, func() error {
+	testutil.CheckFor(b, 60*time.Second, func() error {
 		if n := smsc.Submits() - base; n < int64(b.N) {
 			return fmt.Errorf("%d of %d at the SMSC", n, b.N)
 		}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"
@@ -66,7 +68,7 @@ func (e *testEnv) stored(s smpptest.Submit) (receipt.Target, bool) {
 // waitStored waits until the mapping of s is in the store.
 func (e *testEnv) waitStored(s smpptest.Submit) {
 	e.t.Helper()
-	waitFor(e.t, 10*time.Second, func() error {
+	testutil.CheckFor(e.t, 10*time.Second, func() error {
 		if _, ok := e.stored(s); !ok {
 			return fmt.Errorf("mapping of %s not stored", s.MessageID)
 		}
@@ -99,8 +101,8 @@ func (e *testEnv) nextReceipt(id, stat string) {
 // receiptCount is the receipts counted with outcome (parked receipts that
 // expire are counted without an SMSC).
 func (e *testEnv) receiptCount(outcome string) float64 {
-	return testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("carrier", outcome)) +
-		testutil.ToFloat64(e.g.metrics.receipts.WithLabelValues("", outcome))
+	return promtest.ToFloat64(e.g.metrics.receipts.WithLabelValues("carrier", outcome)) +
+		promtest.ToFloat64(e.g.metrics.receipts.WithLabelValues("", outcome))
 }
 
 // A receipt that comes after the memory book rotated its mapping out (here
@@ -118,12 +120,12 @@ func TestReceiptAfterBookRotation(t *testing.T) {
 	if env.inBook(first) {
 		t.Fatal("the book still holds the first mapping: it did not rotate")
 	}
-	hits := testutil.ToFloat64(b.Counters().Hit)
+	hits := promtest.ToFloat64(b.Counters().Hit)
 	if err := env.sendReceipt(first, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := testutil.ToFloat64(b.Counters().Hit); got != hits+1 {
+	if got := promtest.ToFloat64(b.Counters().Hit); got != hits+1 {
 		t.Fatalf("store hits %v, want %v", got, hits+1)
 	}
 	code, m := env.http("GET", "/v1/messages/"+id, acmeToken, "")
@@ -131,7 +133,7 @@ func TestReceiptAfterBookRotation(t *testing.T) {
 		t.Fatalf("status: %d %v", code, m)
 	}
 	// The final receipt removed the mapping from the store.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if _, ok := env.stored(first); ok {
 			return fmt.Errorf("mapping of a delivered message still stored")
 		}
@@ -154,12 +156,12 @@ func TestReceiptIntermediateFromStoreRemembered(t *testing.T) {
 	if !env.inBook(s) {
 		t.Fatal("a mapping found in the store was not put back in the book")
 	}
-	hits := testutil.ToFloat64(b.Counters().Hit)
+	hits := promtest.ToFloat64(b.Counters().Hit)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatal(err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	if got := testutil.ToFloat64(b.Counters().Hit); got != hits {
+	if got := promtest.ToFloat64(b.Counters().Hit); got != hits {
 		t.Fatalf("the final receipt went to the store (%v hits, want %v)", got, hits)
 	}
 }
@@ -256,7 +258,7 @@ func TestReceiptAfterRestartWebhook(t *testing.T) {
 	if err := env2.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ev := range events {
@@ -278,7 +280,7 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 	sent := time.Now()
 	_, s := env.submitRecorded("too late")
 	env.waitStored(s)
-	waitFor(t, 15*time.Second, func() error {
+	testutil.CheckFor(t, 15*time.Second, func() error {
 		if time.Since(sent) <= 2*time.Second {
 			return fmt.Errorf("the mapping is not older than its TTL yet")
 		}
@@ -288,17 +290,17 @@ func TestReceiptExpiredMappingNotForwarded(t *testing.T) {
 		return nil
 	})
 	correlated, uncorrelated := env.receiptCount("correlated"), env.receiptCount("uncorrelated")
-	misses := testutil.ToFloat64(env.g.receipts.Counters().Miss)
+	misses := promtest.ToFloat64(env.g.receipts.Counters().Miss)
 	if err := env.sendReceipt(s, "DELIVRD"); err != nil {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	testutil.CheckFor(t, 15*time.Second, func() error {
 		if n := env.receiptCount("uncorrelated"); n != uncorrelated+1 {
 			return fmt.Errorf("uncorrelated %v, want %v", n, uncorrelated+1)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(env.g.receipts.Counters().Miss); n != misses+1 {
+	if n := promtest.ToFloat64(env.g.receipts.Counters().Miss); n != misses+1 {
 		t.Fatalf("store misses %v, want %v", n, misses+1)
 	}
 	if n := env.receiptCount("correlated"); n != correlated {
@@ -336,7 +338,7 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never took the first mapping")
 	}
-	dropped := testutil.ToFloat64(st.Counters().DroppedFull)
+	dropped := promtest.ToFloat64(st.Counters().DroppedFull)
 	const more = 40
 	var subs []smpptest.Submit
 	var ids []string
@@ -345,19 +347,19 @@ func TestReceiptStoreQueueBound(t *testing.T) {
 		ids, subs = append(ids, id), append(subs, s)
 	}
 	// A submit is answered before its mapping is queued: wait for the last.
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.Counters().DroppedFull) - dropped; n < more-bound {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.Counters().DroppedFull) - dropped; n < more-bound {
 			return fmt.Errorf("dropped %v mappings, want %d", n, more-bound)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.Counters().DroppedFull) - dropped; n != more-bound {
+	if n := promtest.ToFloat64(st.Counters().DroppedFull) - dropped; n != more-bound {
 		t.Fatalf("dropped %v mappings, want %d", n, more-bound)
 	}
-	written := testutil.ToFloat64(st.Counters().Written)
+	written := promtest.ToFloat64(st.Counters().Written)
 	unstall()
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.Counters().Written) - written; n < 1+bound {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.Counters().Written) - written; n < 1+bound {
 			return fmt.Errorf("%v of %d mappings written", n, 1+bound)
 		}
 		return nil
@@ -470,7 +472,7 @@ routes:
 		}
 	}
 	wg.Wait()
-	waitFor(b, 60*time.Second, func() error {
+	testutil.CheckFor(b, 60*time.Second, func() error {
 		if n := receipts.Load(); n < int64(b.N) {
 			return fmt.Errorf("%d of %d receipts", n, b.N)
 		}
@@ -511,10 +513,10 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	env := newManualReceiptEnv(t, "")
 	st := env.g.receipts
 	st.SetPersistDelay(time.Hour) // nothing becomes due during the test
-	written, avoided := testutil.ToFloat64(st.Counters().Written), testutil.ToFloat64(st.Counters().Unwritten)
+	written, avoided := promtest.ToFloat64(st.Counters().Written), promtest.ToFloat64(st.Counters().Unwritten)
 	id, s := env.submitRecorded("quick receipt")
 	if _, ok := env.stored(s); !ok { // pending mappings are found too
-		waitFor(t, 10*time.Second, func() error {
+		testutil.CheckFor(t, 10*time.Second, func() error {
 			if _, ok := env.stored(s); !ok {
 				return fmt.Errorf("mapping of %s not pending", s.MessageID)
 			}
@@ -525,13 +527,13 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 		t.Fatalf("the gateway refused the receipt: %v", err)
 	}
 	env.nextReceipt(id, "DELIVRD")
-	waitFor(t, 10*time.Second, func() error {
-		if n := testutil.ToFloat64(st.Counters().Unwritten); n != avoided+1 {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := promtest.ToFloat64(st.Counters().Unwritten); n != avoided+1 {
 			return fmt.Errorf("unwritten %v, want %v", n, avoided+1)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.Counters().Written); n != written {
+	if n := promtest.ToFloat64(st.Counters().Written); n != written {
 		t.Fatalf("%v store writes for a message whose receipt came at once", n-written)
 	}
 	if env.onDisk(s) {
@@ -541,13 +543,13 @@ func TestReceiptQuickFinalNeverWritten(t *testing.T) {
 	// A late receipt: the mapping is written once due.
 	st.SetPersistDelay(20 * time.Millisecond)
 	_, late := env.submitRecorded("late receipt")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !env.onDisk(late) {
 			return fmt.Errorf("mapping of %s not written", late.MessageID)
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(st.Counters().Written); n != written+1 {
+	if n := promtest.ToFloat64(st.Counters().Written); n != written+1 {
 		t.Fatalf("store writes %v, want %v", n-written, 1)
 	}
 }
@@ -564,7 +566,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "", ""), smsc, dir)
 	st := env.g.receipts
 	st.SetPersistDelay(time.Hour)
-	written := testutil.ToFloat64(st.Counters().Written)
+	written := promtest.ToFloat64(st.Counters().Written)
 	// A receipt that overtook its submit_sm_resp is parked, then delivered
 	// when the mapping comes.
 	correlated := env.receiptCount("correlated") + env.receiptCount("parked")
@@ -586,7 +588,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 	if f := failed.Load(); f > 0 {
 		t.Fatalf("%d submits failed", f)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := env.receiptCount("correlated") + env.receiptCount("parked") - correlated; got != n {
 			return fmt.Errorf("%v of %d receipts correlated (correlated %v, parked %v, uncorrelated %v, unparsable %v, smsc receipts %d)", got, n,
 				env.receiptCount("correlated"), env.receiptCount("parked"), env.receiptCount("uncorrelated"), env.receiptCount("unparsable"), smsc.Receipts())
@@ -604,7 +606,7 @@ func TestReceiptImmediateNoStaleMapping(t *testing.T) {
 		}
 		return nil
 	})
-	if w := testutil.ToFloat64(st.Counters().Written) - written; w != 0 {
+	if w := promtest.ToFloat64(st.Counters().Written) - written; w != 0 {
 		t.Fatalf("%v store writes for receipts that all came at once", w)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/optgate/optgate/consent"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -49,7 +50,7 @@ func TestGracefulShutdown(t *testing.T) {
 				wg.Done()
 			})
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if s := smsc.Submits(); s < n {
 			return fmt.Errorf("%d of %d at the SMSC", s, n)
 		}
@@ -64,7 +65,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if results["<nil>"] != n {
 		t.Fatalf("in-flight submits at shutdown: %v, want all %d accepted", results, n)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if r, _ := reason.Load().(smpp.CloseReason); r != smpp.CloseUnbound {
 			return fmt.Errorf("upstream session ended %v, want unbound", r)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -118,7 +119,7 @@ func TestBindLockPreopenedGateway(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialRaw(t, env.g.SMPPAddr())
 	}
-	waitFor(t, 10*time.Second, func() error { // all accepted before the first guess
+	testutil.CheckFor(t, 10*time.Second, func() error { // all accepted before the first guess
 		if n := len(env.g.smppSrv.Sessions()) - bound; n != len(conns) {
 			return fmt.Errorf("%d new sessions", n)
 		}
@@ -170,7 +171,7 @@ func TestUnboundConnectionsPerIP(t *testing.T) {
 	if st, err := r.bindStatus("acme", "acmepw"); err != nil || st != smpp.StatusOK {
 		t.Fatalf("bind from another address: %v %v", st, err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		// Every one of the 60 is closed: past the cap at once, the
 		// others (at least the first 10) at the bind timeout.
 		capped := env.counterValue("optgate_smpp_unbound_closed_total", "reason", "ip_connections")
@@ -209,7 +210,7 @@ func TestPDUStatusSeriesBounded(t *testing.T) {
 	}
 	before, _ := env.scrape("optgate_smpp_pdus_total", "", "")
 	r.write(buf)
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if v := env.counterValue("optgate_smpp_pdus_total", "status", "other"); v < float64(unnamed) {
 			return fmt.Errorf("%v PDUs counted as other, want %d", v, unnamed)
 		}

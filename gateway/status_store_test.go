@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/optgate/optgate/gateway/status"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 
@@ -27,7 +28,7 @@ func TestMessageStatusSurvivesRestart(t *testing.T) {
 	}
 	id, _ := m["id"].(string)
 	var before map[string]any
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		var c int
 		c, before = env.http("GET", "/v1/messages/"+id, acmeToken, "")
 		if c != 200 || before["state"] != "delivered" {
@@ -101,7 +102,7 @@ func TestMessageStatusesManySurviveRestart(t *testing.T) {
 	}
 	// Let the writer store them, then change every third one: its entry
 	// is written again with the others kept.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if _, ok := env.g.statuses.Stored(id(n - 1)); !ok {
 			return fmt.Errorf("not stored yet")
 		}

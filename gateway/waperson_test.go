@@ -9,6 +9,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
@@ -23,7 +25,7 @@ func postSigned(t *testing.T, env *testEnv, body []byte) {
 // waitBlocked waits until a marketing template to rcpt is refused as opted out.
 func waitBlocked(t *testing.T, env *testEnv, rcpt string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := marketingTemplate(env, rcpt)
 		if code == 403 && errCode(m) == "recipient_opted_out" {
 			return nil
@@ -123,14 +125,14 @@ func TestWhatsAppSendsToLastWaID(t *testing.T) {
 	before := metricValue(env, "optgate_whatsapp_webhook_events_total", `kind="message"`)
 	postSigned(t, env, whatsapptest.InboundText(meta, "5215512340001", "wamid.HELLO1", "Hola", time.Now()))
 	waitEvents(t, env, "message", before, 1)
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"+525512340001","channel":"whatsapp","text":"Gracias"}`)
 		if code != 202 {
 			return fmt.Errorf("free-form in the window the 521 form opened: %d %v", code, m)
 		}
 		return nil
 	})
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if n := len(waRequestsTo(env, "5215512340001")); n != 1 {
 			return fmt.Errorf("%d sends to the wa_id 5215512340001", n)
 		}
@@ -143,7 +145,7 @@ func TestWhatsAppSendsToLastWaID(t *testing.T) {
 	if code, m := marketingTemplate(env, "+525512340002"); code != 202 {
 		t.Fatalf("template: %d %v", code, m)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if n := len(waRequestsTo(env, "+525512340002")); n != 1 {
 			return fmt.Errorf("%d sends to +525512340002", n)
 		}
@@ -173,7 +175,7 @@ func TestWhatsAppUserChangedNumber(t *testing.T) {
 	}
 	// Counted once the handler returns, which may be just after the move
 	// is visible.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if got := metricValue(env, "optgate_whatsapp_number_changes_total", ""); got != 1 {
 			return fmt.Errorf("number changes counted: %v", got)
 		}
@@ -195,7 +197,7 @@ func TestWhatsAppUserIDOnly(t *testing.T) {
 	// The user_id-only message opened the window of the person's number
 	// (recorded by the handler, which may finish just after the opt-out is
 	// visible).
-	waitFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !env.g.wa.window.Open(mockPhoneID, "447700900311", time.Now()) {
 			at, ok, err := env.g.wa.window.LastInbound(mockPhoneID, "447700900311")
 			return fmt.Errorf("window not opened by a message from a mapped user_id: last inbound %v %v %v, dead %d", at, ok, err, len(waDeadLetters(t, env)))
@@ -209,7 +211,7 @@ func TestWhatsAppUserIDOnly(t *testing.T) {
 	before := metricValue(env, "optgate_inbound_unkeyed_total", `reason="user_id_unmapped"`)
 	stop := whatsapptest.InboundTextUser(meta, "", "US.1312", "wamid.U3", "STOP", time.Now())
 	postSigned(t, env, stop)
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := metricValue(env, "optgate_inbound_unkeyed_total", `reason="user_id_unmapped"`); got != before+1 {
 			return fmt.Errorf("unkeyed count %v", got)
 		}
@@ -238,7 +240,7 @@ func TestWhatsAppUnkeyedDeadLetter(t *testing.T) {
 	postSigned(t, env, body)
 	bad := whatsapptest.InboundText(meta, "12", "wamid.BADKEY", "STOP", time.Now()) // no possible number
 	postSigned(t, env, bad)
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := metricValue(env, "optgate_inbound_unkeyed_total", `channel="whatsapp",reason="no_sender"`); got != before+1 {
 			return fmt.Errorf("no_sender count %v", got)
 		}
@@ -284,7 +286,7 @@ func TestWhatsAppStatusOtherTenant(t *testing.T) {
 	}
 	id, _ := m["id"].(string)
 	var req whatsapptest.Request
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if r := waRequestsTo(env, user); len(r) == 1 {
 			req = r[0]
 			return nil
@@ -300,7 +302,7 @@ func TestWhatsAppStatusOtherTenant(t *testing.T) {
 		s, _ := m["state"].(string)
 		return s
 	}
-	waitFor(t, 20*time.Second, func() error { // the mock's own sent and delivered
+	testutil.CheckFor(t, 20*time.Second, func() error { // the mock's own sent and delivered
 		if s := state(); s != "delivered" {
 			return fmt.Errorf("state %q", s)
 		}
@@ -320,7 +322,7 @@ func TestWhatsAppStatusOtherTenant(t *testing.T) {
 			whatsapptest.Status{ID: fmt.Sprintf("wamid.FORGED%d", i), Status: tc.status, RecipientID: user[1:], BizOpaque: tc.opaque, Timestamp: now})
 		postSigned(t, env, body)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		nt := metricValue(env, "optgate_whatsapp_statuses_ignored_total", `reason="not_tenant"`)
 		us := metricValue(env, "optgate_whatsapp_statuses_ignored_total", `reason="unknown_status"`)
 		if nt != before+3 || us != 1 {
@@ -333,7 +335,7 @@ func TestWhatsAppStatusOtherTenant(t *testing.T) {
 	}
 	postSigned(t, env, whatsapptest.StatusWebhook(whatsapptest.Meta{PhoneNumberID: mockPhoneID},
 		whatsapptest.Status{ID: req.WamID, Status: "read", RecipientID: user[1:], BizOpaque: opaque, Timestamp: now}))
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if s := state(); s != "read" {
 			return fmt.Errorf("state %q after the real read", s)
 		}
@@ -352,7 +354,7 @@ func TestWhatsAppStartBeforeStop(t *testing.T) {
 	waitBlocked(t, env, "+"+user)
 	postSigned(t, env, whatsapptest.InboundText(meta, user, "wamid.ORD2", "START", time.Date(2020, 5, 1, 12, 0, 0, 0, time.UTC)))
 	// The START is in the evidence as received and ignored.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		ev := lastWAEvidence(t, env, "+"+user)
 		if ev["message_id"] != "wamid.ORD2" {
 			return fmt.Errorf("START not handled yet: %v", ev)
@@ -366,7 +368,7 @@ func TestWhatsAppStartBeforeStop(t *testing.T) {
 		t.Fatalf("after a START dated before the STOP: %d %v", code, m)
 	}
 	postSigned(t, env, whatsapptest.InboundText(meta, user, "wamid.ORD4", "START", time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)))
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := marketingTemplate(env, "+"+user); code != 202 {
 			return fmt.Errorf("after a START dated after the STOP: %d %v", code, m)
 		}
@@ -385,7 +387,7 @@ func TestWhatsAppReplayAfterSevenDays(t *testing.T) {
 	postSigned(t, env, stop)
 	waitBlocked(t, env, "+"+user)
 	postSigned(t, env, whatsapptest.InboundText(meta, user, "wamid.REPLAY2", "START", time.Now()))
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := marketingTemplate(env, "+"+user); code != 202 {
 			return fmt.Errorf("after START: %d %v", code, m)
 		}
@@ -408,7 +410,7 @@ func TestWhatsAppReplayAfterSevenDays(t *testing.T) {
 	}
 	drops := metricValue(env, "optgate_whatsapp_dedup_drops_total", "")
 	postSigned(t, env, stop) // the redelivery
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := metricValue(env, "optgate_whatsapp_dedup_drops_total", ""); got < drops+1 {
 			return fmt.Errorf("replay not dropped yet")
 		}
@@ -428,7 +430,7 @@ func TestWhatsAppIdentitySurvivesRestart(t *testing.T) {
 	postSigned(t, env, whatsapptest.InboundText(meta, "5215512345611", "wamid.RS1", "STOP", time.Now()))
 	postSigned(t, env, whatsapptest.InboundTextUser(meta, "447700900351", "US.1351", "wamid.RS2", "hello", time.Now()))
 	waitBlocked(t, env, "+525512345611")
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if _, ok, err := env.g.wa.userKey(env.g.tenants["acme"], "US.1351"); !ok || err != nil {
 			return fmt.Errorf("user id not mapped yet: %v", err)
 		}

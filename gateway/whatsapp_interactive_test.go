@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // interactiveBody is a POST /v1/messages body with reply buttons.
@@ -35,7 +37,7 @@ func TestWhatsAppInteractiveAPI(t *testing.T) {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
 	var id string
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, body)
 		if code != 202 || m["status"] != "accepted" {
 			return fmt.Errorf("in the window: %d %v", code, m)
@@ -66,7 +68,7 @@ func TestWhatsAppInteractiveAPI(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "STOP"); err != nil || st != 200 {
 		t.Fatalf("inbound STOP: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, body)
 		if code != 403 || errCode(m) != "recipient_opted_out" {
 			return fmt.Errorf("after STOP: %d %v, want 403 recipient_opted_out", code, m)
@@ -139,7 +141,7 @@ func TestWhatsAppInteractiveAPIValidation(t *testing.T) {
 	// a 256-character id and a 1024-character body.
 	max := `{"body":"` + strings.Repeat("b", 1024) + `","buttons":[` + button(strings.Repeat("i", 256), strings.Repeat("é", 20)) +
 		`,` + button("b", "B") + `,` + button("c", "C") + `]}`
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, interactiveBody(user, "", max))
 		if code != 202 {
 			return fmt.Errorf("at the limits: %d %v", code, m)

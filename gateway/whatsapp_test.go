@@ -11,6 +11,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
@@ -58,7 +60,7 @@ func TestE2EWhatsAppStop(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "Hi, is the job still open?"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+user+`","text":"Yes it is","channel":"whatsapp"}`)
 		if code != 202 {
 			return fmt.Errorf("in window: %d %v", code, m)
@@ -69,7 +71,7 @@ func TestE2EWhatsAppStop(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "STOP"); err != nil || st != 200 {
 		t.Fatalf("inbound STOP: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range waRequestsTo(env, user) {
 			if r.Type == "text" && strings.Contains(string(r.Body), "unsubscribed") {
 				return nil
@@ -96,7 +98,7 @@ func TestE2EWhatsAppStopPromotions(t *testing.T) {
 	send := func(category string) (int, map[string]any) {
 		return env.http("POST", "/v1/messages", acmeToken, `{"to":"+`+user+`","channel":"whatsapp","category":"`+category+`","template":{"name":"t","language":"en_US"}}`)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		code, m := send("marketing")
 		if code == 403 && errCode(m) == "marketing_opt_out" {
 			return nil
@@ -175,7 +177,7 @@ func TestChannelChoice(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, "+15145550188", "Hello"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := send("+15145550188"); code != 202 || m["channel"] != "whatsapp" {
 			return fmt.Errorf("after a WhatsApp message: %d %v", code, m)
 		}
@@ -225,7 +227,7 @@ func metricValue(env *testEnv, name, labels string) float64 {
 // waitProcessed waits until the receiver handled n more events than before.
 func waitEvents(t *testing.T, env *testEnv, kind string, before float64, n int) {
 	t.Helper()
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := metricValue(env, "optgate_whatsapp_webhook_events_total", `kind="`+kind+`"`); got < before+float64(n) {
 			return fmt.Errorf("%v %s events handled, want %v", got, kind, before+float64(n))
 		}
@@ -254,7 +256,7 @@ func TestE2EWhatsAppChannelOverSMPP(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, fresh, "Hi there"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, n := range []string{stale, fresh} {
 			if ch, _ := env.g.lastChannel(tenant, n); ch != ChannelWhatsApp {
 				return fmt.Errorf("%s: last channel %q", n, ch)
@@ -273,11 +275,7 @@ func TestE2EWhatsAppChannelOverSMPP(t *testing.T) {
 	// The account's status override applies.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	esme2, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acme2", Password: "acmepw2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer esme2.Close()
+	esme2 := env.bindAs("acme2", "acmepw2")
 	enc, dc := encodeText("Your interview is at 10:00")
 	_, err = esme2.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
 		Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(stale[1:])}, DataCoding: dc, ShortMessage: enc}})
@@ -318,11 +316,7 @@ func TestE2EWhatsAppChannelOverSMPP(t *testing.T) {
 	}
 	// An account with channel: sms stays on SMS even for a recipient whose
 	// window is open.
-	esmeSMS, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmesms", Password: "acmepw3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer esmeSMS.Close()
+	esmeSMS := env.bindAs("acmesms", "acmepw3")
 	enc, dc = encodeText("Over SMS please")
 	if _, err := esmeSMS.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])},
 		Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(fresh[1:])}, DataCoding: dc, ShortMessage: enc}}); err != nil {
@@ -354,7 +348,7 @@ func TestE2EWhatsAppTwoNumbers(t *testing.T) {
 	send := func(from string) (int, map[string]any) {
 		return env.http("POST", "/v1/messages", acmeToken, `{"to":"`+user+`","from":"`+from+`","text":"Thanks","channel":"whatsapp"}`)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := send("+447700900001"); code != 202 {
 			return fmt.Errorf("from the number the user wrote to: %d %v", code, m)
 		}
@@ -375,7 +369,7 @@ func TestE2EWhatsAppTwoNumbers(t *testing.T) {
 	if _, st, err := mock.Inbound(secondPhoneID, user, "STOP"); err != nil || st != 200 {
 		t.Fatalf("inbound STOP: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range waRequestsTo(env, user) {
 			if r.Type == "text" && strings.Contains(string(r.Body), "unsubscribed") {
 				if r.PhoneNumberID != secondPhoneID {
@@ -417,7 +411,7 @@ func TestE2EWhatsAppTemplateCategories(t *testing.T) {
 		}
 		return env.http("POST", "/v1/messages", acmeToken, `{"to":"+`+user+`","channel":"whatsapp",`+cat+`"template":{"name":"`+name+`","language":"en_US"}}`)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := send("spring_sale", ""); code != 403 || errCode(m) != "marketing_opt_out" {
 			return fmt.Errorf("marketing template without a category: %d %v", code, m)
 		}
@@ -622,7 +616,7 @@ func TestE2EWhatsAppLateWindowClose(t *testing.T) {
 	waitEvents(t, env, "status", before, 1)
 	// The event is counted when its handler returns; the receiver records
 	// the closed window just after, in its own commit: poll for it.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if code, m := env.http("POST", "/v1/messages", acmeToken, `{"to":"`+user+`","text":"Still there?","channel":"whatsapp"}`); !windowClosed(code, m) {
 			return fmt.Errorf("after a 131047: %d %v", code, m)
 		}
@@ -653,7 +647,7 @@ func TestE2EWhatsAppSpoolReplayAtStart(t *testing.T) {
 	env := startEnv(t, configYAML(dir, smsc.Addr(), "", "")+"whatsapp_simulator: {enabled: true}\n", smsc, dir)
 	// The mock never saw the user's message, so it may refuse the reply
 	// with 131047; what matters is that the reply reached it.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range env.g.WhatsAppMock().Requests() {
 			if strings.TrimPrefix(r.To, "+") == user && r.Type == "text" && strings.Contains(string(r.Body), "unsubscribed") {
 				return nil
@@ -703,7 +697,7 @@ func TestE2EWhatsAppMetaFailures(t *testing.T) {
 		if code, m := template(to, ""); code != 202 {
 			t.Fatalf("%d %v", code, m)
 		}
-		waitFor(t, 10*time.Second, func() error { // the held answer is recorded when it ends
+		testutil.CheckFor(t, 10*time.Second, func() error { // the held answer is recorded when it ends
 			if all, ok := count(to); all != 2 || ok != 1 {
 				return fmt.Errorf("%d requests, %d accepted; want 2 and 1", all, ok)
 			}
@@ -726,7 +720,7 @@ func TestE2EWhatsAppMetaFailures(t *testing.T) {
 		if code, m := template(to, "marketing"); code != 202 {
 			t.Fatalf("%d %v", code, m)
 		}
-		waitFor(t, 20*time.Second, func() error {
+		testutil.CheckFor(t, 20*time.Second, func() error {
 			if code, m := template(to, "marketing"); code != 403 || errCode(m) != "marketing_opt_out" {
 				return fmt.Errorf("marketing after 131050: %d %v", code, m)
 			}
@@ -801,7 +795,7 @@ func TestE2EWhatsAppHeldTemplateReleased(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "Hi"); err != nil || st != 200 {
 		t.Fatalf("inbound: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if ch, _ := env.g.lastChannel(env.g.tenants["acme"], "+"+user); ch != ChannelWhatsApp {
 			return fmt.Errorf("last channel %q", ch)
 		}
@@ -813,7 +807,7 @@ func TestE2EWhatsAppHeldTemplateReleased(t *testing.T) {
 		t.Fatalf("send: %d %v", code, m)
 	}
 	// The prompt goes out; the template waits.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range waRequestsTo(env, user) {
 			if r.Type == "template" {
 				return fmt.Errorf("the template went out before YES")
@@ -827,7 +821,7 @@ func TestE2EWhatsAppHeldTemplateReleased(t *testing.T) {
 	if _, st, err := mock.Inbound(mockPhoneID, user, "YES"); err != nil || st != 200 {
 		t.Fatalf("YES: %d %v", st, err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range waRequestsTo(env, user) {
 			if r.Type == "template" {
 				if !strings.Contains(string(r.Body), `"interview_update"`) || !strings.Contains(string(r.Body), "Tuesday") {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // readPDU reads one PDU from nc, waiting at most 5 s.
@@ -112,7 +114,7 @@ func TestBindRespAndDeliverInOneWrite(t *testing.T) {
 			c.Close()
 			t.Fatalf("round %d: no deliver_sm_resp", i)
 		}
-		requireEqual(t, <-got, "MO")
+		testutil.RequireEqual(t, <-got, "MO")
 		c.Close()
 	}
 }
@@ -153,7 +155,7 @@ func TestSubmitWrittenThenDroppedNotResent(t *testing.T) {
 		if !errors.Is(err, ErrUnknownOutcome) || !errors.Is(err, ErrClosed) || errors.Is(err, ErrNotWritten) {
 			t.Fatalf("Submit: %v", err)
 		}
-		requireEqual(t, submits.Load(), int32(1))
+		testutil.RequireEqual(t, submits.Load(), int32(1))
 	})
 	t.Run("SubmitAsync", func(t *testing.T) {
 		addr, submits := submitDropper(t)
@@ -169,7 +171,7 @@ func TestSubmitWrittenThenDroppedNotResent(t *testing.T) {
 		if !errors.Is(err, ErrUnknownOutcome) {
 			t.Fatalf("SubmitAsync: %v", err)
 		}
-		requireEqual(t, submits.Load(), int32(1))
+		testutil.RequireEqual(t, submits.Load(), int32(1))
 		select {
 		case err := <-errc:
 			t.Fatalf("done called twice: %v", err)
@@ -227,7 +229,7 @@ func TestConnClosedWrittenOrNot(t *testing.T) {
 		}
 		<-cn.Done()
 		lost := cn.InFlightAtClose()
-		requireEqual(t, [2]any{len(lost), lost[0].Written}, [2]any{1, false})
+		testutil.RequireEqual(t, [2]any{len(lost), lost[0].Written}, [2]any{1, false})
 		peer.Close()
 	}
 	// Written whole, then the peer hangs up.
@@ -244,7 +246,7 @@ func TestConnClosedWrittenOrNot(t *testing.T) {
 		t.Fatalf("written: %v", err)
 	}
 	<-cn.Done()
-	requireEqual(t, cn.InFlightAtClose()[0].Written, true)
+	testutil.RequireEqual(t, cn.InFlightAtClose()[0].Written, true)
 }
 
 // A submit that never reached the wire is sent again on the next bind:
@@ -274,9 +276,9 @@ func TestSubmitNotWrittenIsRetried(t *testing.T) {
 	defer cancel()
 	id, err := c.Submit(ctx, &SubmitSM{SM: SM{Dest: Address{1, 1, []byte("1")}}})
 	requireNoErr(t, err)
-	requireEqual(t, id, "retried")
-	requireEqual(t, submits.Load(), int32(1))
-	requireEqual(t, dials.Load() >= 2, true)
+	testutil.RequireEqual(t, id, "retried")
+	testutil.RequireEqual(t, submits.Load(), int32(1))
+	testutil.RequireEqual(t, dials.Load() >= 2, true)
 }
 
 // A submit_sm_resp that arrives after its request expired reaches
@@ -298,7 +300,7 @@ func TestLateResponseHook(t *testing.T) {
 			}
 			select {
 			case seq := <-expired:
-				requireEqual(t, seq, h.Sequence)
+				testutil.RequireEqual(t, seq, h.Sequence)
 			case <-time.After(5 * time.Second):
 				return
 			}
@@ -324,7 +326,7 @@ func TestLateResponseHook(t *testing.T) {
 	}
 	select {
 	case id := <-late:
-		requireEqual(t, id, "late-7")
+		testutil.RequireEqual(t, id, "late-7")
 	case <-time.After(5 * time.Second):
 		t.Fatal("late response not reported")
 	}
@@ -350,7 +352,7 @@ func TestCloseAfterExpiries(t *testing.T) {
 		t.Fatal("session not closed")
 	}
 	reason, _ := cn.CloseReason()
-	requireEqual(t, reason, CloseResponseTimeout)
+	testutil.RequireEqual(t, reason, CloseResponseTimeout)
 }
 
 // The back-off doubles from ReconnectMin to ReconnectMax with equal jitter:
@@ -362,11 +364,11 @@ func TestReconnectDelay(t *testing.T) {
 	top := func(n int64) int64 { return n - 1 }
 	for i, ms := range steps {
 		b := ms * time.Millisecond
-		requireEqual(t, reconnectDelay(lo, hi, i, zero), b/2)
-		requireEqual(t, reconnectDelay(lo, hi, i, top), b/2+b/2)
+		testutil.RequireEqual(t, reconnectDelay(lo, hi, i, zero), b/2)
+		testutil.RequireEqual(t, reconnectDelay(lo, hi, i, top), b/2+b/2)
 	}
-	requireEqual(t, reconnectDelay(lo, hi, -1, zero), lo/2) // after a bind that stayed up
-	requireEqual(t, reconnectDelay(lo, hi, 1000, zero), hi/2)
+	testutil.RequireEqual(t, reconnectDelay(lo, hi, -1, zero), lo/2) // after a bind that stayed up
+	testutil.RequireEqual(t, reconnectDelay(lo, hi, 1000, zero), hi/2)
 }
 
 // An SMSC that accepts the bind and drops the connection at once: the
@@ -382,7 +384,7 @@ func TestRebindAfterDropKeepsBackingOff(t *testing.T) {
 	c := NewClient(ClientConfig{Addr: addr, SystemID: "acct", Password: "x", ReconnectMin: 2 * time.Millisecond, ReconnectMax: time.Hour})
 	c.Start()
 	defer c.Close()
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if n := binds.Load(); n < 4 {
 			return fmt.Errorf("%d binds", n)
 		}
@@ -408,11 +410,11 @@ func TestClientRetriesMsgQFul(t *testing.T) {
 	c := testClient(t, addr, nil)
 	id, err := c.Submit(context.Background(), &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{id, n.Load()}, [2]any{"queued", int32(3)})
+	testutil.RequireEqual(t, [2]any{id, n.Load()}, [2]any{"queued", int32(3)})
 	// Past MaxRetries the status comes back.
 	n.Store(-100)
 	_, err = c.Submit(context.Background(), &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
-	requireEqual(t, StatusOf(err), StatusMsgQFul)
+	testutil.RequireEqual(t, StatusOf(err), StatusMsgQFul)
 }
 
 // ESME_RTHROTTLED pauses the bind: the retry is not sent before the pause
@@ -439,7 +441,7 @@ func TestClientThrottlePause(t *testing.T) {
 	requireNoErr(t, err)
 	mu.Lock()
 	defer mu.Unlock()
-	requireEqual(t, len(at), 2)
+	testutil.RequireEqual(t, len(at), 2)
 	if d := at[1].Sub(at[0]); d < pause {
 		t.Fatalf("retried %s after the throttle, pause is %s", d, pause)
 	}
@@ -464,9 +466,9 @@ func TestClientSpreadsOverBinds(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	requireEqual(t, len(per), 3)
+	testutil.RequireEqual(t, len(per), 3)
 	for _, n := range per {
-		requireEqual(t, n, 10)
+		testutil.RequireEqual(t, n, 10)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func samplePDUs() []PDU {
@@ -70,9 +72,9 @@ func TestRoundTripAllPDUs(t *testing.T) {
 			requireNoErr(t, err)
 			h, q, err := Decode(b)
 			requireNoErr(t, err)
-			requireEqual(t, h.ID, p.CommandID())
-			requireEqual(t, h.Sequence, uint32(0x7FFFFFFF))
-			requireEqual(t, int(h.Length), len(b))
+			testutil.RequireEqual(t, h.ID, p.CommandID())
+			testutil.RequireEqual(t, h.Sequence, uint32(0x7FFFFFFF))
+			testutil.RequireEqual(t, int(h.Length), len(b))
 			b2, err := AppendPDU(nil, StatusOK, 0x7FFFFFFF, q)
 			requireNoErr(t, err)
 			if !bytes.Equal(b, b2) {
@@ -104,10 +106,10 @@ func TestUnknownTLVPreservedByteExact(t *testing.T) {
 	}
 	_, q, err := Decode(b)
 	requireNoErr(t, err)
-	requireEqual(t, q.(*SubmitSM).TLVs.Bytes(), raw)
+	testutil.RequireEqual(t, q.(*SubmitSM).TLVs.Bytes(), raw)
 	v, ok := q.(*SubmitSM).TLVs.Get(0x1401)
-	requireEqual(t, ok, true)
-	requireEqual(t, v, []byte{0xBE, 0xEF})
+	testutil.RequireEqual(t, ok, true)
+	testutil.RequireEqual(t, v, []byte{0xBE, 0xEF})
 }
 
 func TestTypedTLVs(t *testing.T) {
@@ -117,13 +119,13 @@ func TestTypedTLVs(t *testing.T) {
 	requireNoErr(t, x.SetUint8(TagMessageState, 2))
 	requireNoErr(t, x.Set(TagNetworkErrorCode, []byte{3, 0, 5}))
 	ref, tot, seq, ok := x.SAR()
-	requireEqual(t, [4]any{ref, tot, seq, ok}, [4]any{uint16(0x1234), uint8(3), uint8(2), true})
+	testutil.RequireEqual(t, [4]any{ref, tot, seq, ok}, [4]any{uint16(0x1234), uint8(3), uint8(2), true})
 	id, _ := x.ReceiptedMessageID()
-	requireEqual(t, string(id), "abc")
+	testutil.RequireEqual(t, string(id), "abc")
 	st, _ := x.MessageState()
-	requireEqual(t, st, uint8(2))
+	testutil.RequireEqual(t, st, uint8(2))
 	typ, code, ok := x.NetworkErrorCode()
-	requireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(5), true})
+	testutil.RequireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(5), true})
 	// Replacing keeps one copy.
 	requireNoErr(t, x.SetUint8(TagMessageState, 5))
 	n := 0
@@ -133,7 +135,7 @@ func TestTypedTLVs(t *testing.T) {
 		}
 		return true
 	})
-	requireEqual(t, n, 1)
+	testutil.RequireEqual(t, n, 1)
 	if err := x.Set(TagSarTotalSegments, []byte{1, 2}); StatusOf(err) != StatusInvTLVLen {
 		t.Fatalf("wrong-size fixed TLV: %v", err)
 	}
@@ -188,9 +190,9 @@ func TestDecodeVectors(t *testing.T) {
 	}{
 		{name: "enquire_link max seq", hex: "000000100000001500000000" + "7fffffff"},
 		{name: "submit_sm_resp empty message_id", hex: "00000011800000040000000000000001" + "00",
-			check: func(t *testing.T, p PDU) { requireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
+			check: func(t *testing.T, p PDU) { testutil.RequireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
 		{name: "submit_sm_resp error no body", hex: "00000010800000040000005800000002",
-			check: func(t *testing.T, p PDU) { requireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
+			check: func(t *testing.T, p PDU) { testutil.RequireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
 		{name: "missing NUL in message_id", hex: "00000012800000040000000000000001" + "4142", status: StatusInvCmdLen},
 		{name: "sm_length beyond body", hex: submitHex("ff", "41"), status: StatusInvMsgLen},
 		{name: "truncated TLV", hex: submitHex("00", "") + "0204", status: StatusInvTLVStream},
@@ -234,19 +236,19 @@ func TestTwoPDUsInOneBuffer(t *testing.T) {
 	requireNoErr(t, err)
 	h2, p, err := Decode(b[h.Length:])
 	requireNoErr(t, err)
-	requireEqual(t, h2.Sequence, uint32(2))
-	requireEqual(t, string(p.(*SubmitSM).ShortMessage), "x")
+	testutil.RequireEqual(t, h2.Sequence, uint32(2))
+	testutil.RequireEqual(t, string(p.(*SubmitSM).ShortMessage), "x")
 }
 
 func TestStatusString(t *testing.T) {
-	requireEqual(t, StatusThrottled.String(), "ESME_RTHROTTLED")
-	requireEqual(t, StatusXTAppn.String(), "ESME_RX_T_APPN")
-	requireEqual(t, StatusOptedOut.String(), "OPTGATE_ROPTEDOUT")
-	requireEqual(t, CommandStatus(0x456).String(), "vendor(0x00000456)")
-	requireEqual(t, SubmitSMRespID.String(), "submit_sm_resp")
+	testutil.RequireEqual(t, StatusThrottled.String(), "ESME_RTHROTTLED")
+	testutil.RequireEqual(t, StatusXTAppn.String(), "ESME_RX_T_APPN")
+	testutil.RequireEqual(t, StatusOptedOut.String(), "OPTGATE_ROPTEDOUT")
+	testutil.RequireEqual(t, CommandStatus(0x456).String(), "vendor(0x00000456)")
+	testutil.RequireEqual(t, SubmitSMRespID.String(), "submit_sm_resp")
 	err := error(&StatusError{Status: StatusInvDstAdr, Op: "submit_sm"})
-	requireEqual(t, StatusOf(err), StatusInvDstAdr)
-	requireEqual(t, StatusOf(errors.New("x")), StatusSysErr)
-	requireEqual(t, StatusThrottled.Temporary(), true)
-	requireEqual(t, StatusXRAppn.Temporary(), false)
+	testutil.RequireEqual(t, StatusOf(err), StatusInvDstAdr)
+	testutil.RequireEqual(t, StatusOf(errors.New("x")), StatusSysErr)
+	testutil.RequireEqual(t, StatusThrottled.Temporary(), true)
+	testutil.RequireEqual(t, StatusXRAppn.Temporary(), false)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // FuzzDecode: decode, encode, decode again must agree, and nothing panics.
@@ -136,15 +138,15 @@ func TestFramerByteByByte(t *testing.T) {
 		stream, _ = AppendPDU(stream, StatusOK, uint32(i+1), benchSubmit())
 		n++
 	}
-	requireEqual(t, feedConn(t, stream, nil), n)
-	requireEqual(t, feedConn(t, stream, []byte{13, 200, 7, 1, 99}), n)
+	testutil.RequireEqual(t, feedConn(t, stream, nil), n)
+	testutil.RequireEqual(t, feedConn(t, stream, []byte{13, 200, 7, 1, 99}), n)
 }
 
 func TestFramerOversizeClosesWithoutReadingBody(t *testing.T) {
 	var hdr [16]byte
 	binary.BigEndian.PutUint32(hdr[:], 1<<31)
 	binary.BigEndian.PutUint32(hdr[4:], uint32(SubmitSMID))
-	requireEqual(t, feedConn(t, hdr[:], nil), 0)
+	testutil.RequireEqual(t, feedConn(t, hdr[:], nil), 0)
 }
 
 func TestSendAfterCloseFails(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // readGolden reads testdata/golden/<name>.hex: hex digits, whitespace
@@ -78,69 +80,69 @@ var goldenCases = []struct {
 }{
 	{name: "bind_transceiver", id: BindTransceiverID, seq: 1, check: func(t *testing.T, p PDU) {
 		b := p.(*Bind)
-		requireEqual(t, [3]string{string(b.SystemID), string(b.Password), string(b.SystemType)}, [3]string{"optgate", "secret", ""})
-		requireEqual(t, b.InterfaceVersion, uint8(0x50)) // node-smpp's default: SMPP 5.0
-		requireEqual(t, [3]any{b.AddrTON, b.AddrNPI, len(b.AddressRange)}, [3]any{uint8(0), uint8(0), 0})
+		testutil.RequireEqual(t, [3]string{string(b.SystemID), string(b.Password), string(b.SystemType)}, [3]string{"optgate", "secret", ""})
+		testutil.RequireEqual(t, b.InterfaceVersion, uint8(0x50)) // node-smpp's default: SMPP 5.0
+		testutil.RequireEqual(t, [3]any{b.AddrTON, b.AddrNPI, len(b.AddressRange)}, [3]any{uint8(0), uint8(0), 0})
 	}},
 	{name: "bind_transceiver_resp", id: BindTransceiverRespID, seq: 1, check: func(t *testing.T, p PDU) {
 		r := p.(*BindResp)
-		requireEqual(t, string(r.SystemID), "node-smsc")
-		requireEqual(t, r.TLVs.Len(), 0) // node-smpp sends no sc_interface_version
+		testutil.RequireEqual(t, string(r.SystemID), "node-smsc")
+		testutil.RequireEqual(t, r.TLVs.Len(), 0) // node-smpp sends no sc_interface_version
 	}},
 	{name: "bind_transceiver_resp_invpaswd", id: BindTransceiverRespID, status: StatusInvPaswd, seq: 1,
-		check: func(t *testing.T, p PDU) { requireEqual(t, len(p.(*BindResp).SystemID), 0) }},
+		check: func(t *testing.T, p PDU) { testutil.RequireEqual(t, len(p.(*BindResp).SystemID), 0) }},
 	{name: "submit_sm_gsm7", id: SubmitSMID, seq: 2, check: func(t *testing.T, p PDU) {
 		sm := asSM(t, p)
-		requireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
-		requireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
-		requireEqual(t, [3]uint8{sm.ESMClass, sm.RegisteredDelivery, sm.DataCoding}, [3]uint8{0, 1, 0})
-		requireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText)) // unpacked GSM 03.38: '@' is 0x00, '£' 0x01
+		testutil.RequireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
+		testutil.RequireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
+		testutil.RequireEqual(t, [3]uint8{sm.ESMClass, sm.RegisteredDelivery, sm.DataCoding}, [3]uint8{0, 1, 0})
+		testutil.RequireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText)) // unpacked GSM 03.38: '@' is 0x00, '£' 0x01
 	}},
 	{name: "submit_sm_ucs2", id: SubmitSMID, seq: 3, check: func(t *testing.T, p PDU) {
 		sm := asSM(t, p)
-		requireEqual(t, sm.DataCoding, uint8(8))
-		requireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
-		requireEqual(t, sm.ShortMessage[len(sm.ShortMessage)-4:], []byte{0xD8, 0x3D, 0xDE, 0x00}) // surrogate pair
+		testutil.RequireEqual(t, sm.DataCoding, uint8(8))
+		testutil.RequireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
+		testutil.RequireEqual(t, sm.ShortMessage[len(sm.ShortMessage)-4:], []byte{0xD8, 0x3D, 0xDE, 0x00}) // surrogate pair
 	}},
 	{name: "submit_sm_udh", id: SubmitSMID, seq: 4, check: func(t *testing.T, p PDU) {
 		sm := asSM(t, p)
-		requireEqual(t, sm.ESMClass, uint8(ESMClassUDHI)) // node-smpp sets UDHI when given a udh
-		requireEqual(t, sm.DataCoding, uint8(0))
-		requireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, 0xA7, 0x03, 0x01})
-		requireEqual(t, string(sm.ShortMessage[6:]), "Part one of three")
+		testutil.RequireEqual(t, sm.ESMClass, uint8(ESMClassUDHI)) // node-smpp sets UDHI when given a udh
+		testutil.RequireEqual(t, sm.DataCoding, uint8(0))
+		testutil.RequireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, 0xA7, 0x03, 0x01})
+		testutil.RequireEqual(t, string(sm.ShortMessage[6:]), "Part one of three")
 	}},
 	{name: "submit_sm_resp", id: SubmitSMRespID, seq: 2, check: func(t *testing.T, p PDU) {
-		requireEqual(t, string(p.(*SubmitSMResp).MessageID), "node-1")
+		testutil.RequireEqual(t, string(p.(*SubmitSMResp).MessageID), "node-1")
 	}},
 	{name: "submit_sm_resp_empty_id", id: SubmitSMRespID, seq: 2, check: func(t *testing.T, p PDU) {
-		requireEqual(t, len(p.(*SubmitSMResp).MessageID), 0)
+		testutil.RequireEqual(t, len(p.(*SubmitSMResp).MessageID), 0)
 	}},
 	{name: "submit_sm_resp_invdstadr", id: SubmitSMRespID, status: StatusInvDstAdr, seq: 2,
-		check: func(t *testing.T, p PDU) { requireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
+		check: func(t *testing.T, p PDU) { testutil.RequireEqual(t, len(p.(*SubmitSMResp).MessageID), 0) }},
 	{name: "deliver_sm_receipt", id: DeliverSMID, seq: 5, check: func(t *testing.T, p PDU) {
 		d := p.(*DeliverSM)
-		requireEqual(t, d.IsReceipt(), true)
-		requireEqual(t, d.Source, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
-		requireEqual(t, string(d.Dest.Addr), "optgate")
-		requireEqual(t, strings.HasPrefix(string(d.ShortMessage), "id:node-1 sub:001 dlvrd:001 "), true)
-		requireEqual(t, strings.Contains(string(d.ShortMessage), " stat:DELIVRD err:000 "), true)
+		testutil.RequireEqual(t, d.IsReceipt(), true)
+		testutil.RequireEqual(t, d.Source, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
+		testutil.RequireEqual(t, string(d.Dest.Addr), "optgate")
+		testutil.RequireEqual(t, strings.HasPrefix(string(d.ShortMessage), "id:node-1 sub:001 dlvrd:001 "), true)
+		testutil.RequireEqual(t, strings.Contains(string(d.ShortMessage), " stat:DELIVRD err:000 "), true)
 		id, ok := d.TLVs.ReceiptedMessageID()
-		requireEqual(t, [2]any{string(id), ok}, [2]any{"node-1", true})
+		testutil.RequireEqual(t, [2]any{string(id), ok}, [2]any{"node-1", true})
 		st, ok := d.TLVs.MessageState()
-		requireEqual(t, [2]any{st, ok}, [2]any{uint8(2), true})
+		testutil.RequireEqual(t, [2]any{st, ok}, [2]any{uint8(2), true})
 		typ, code, ok := d.TLVs.NetworkErrorCode()
-		requireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(0), true})
+		testutil.RequireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(0), true})
 		var order []Tag // node-smpp writes TLVs in the order they were given
 		d.TLVs.Each(func(tag Tag, _ []byte) bool { order = append(order, tag); return true })
-		requireEqual(t, order, []Tag{TagReceiptedMessageID, TagMessageState, TagNetworkErrorCode})
+		testutil.RequireEqual(t, order, []Tag{TagReceiptedMessageID, TagMessageState, TagNetworkErrorCode})
 	}},
 	{name: "deliver_sm_mo_ucs2", id: DeliverSMID, seq: 6, check: func(t *testing.T, p PDU) {
 		d := p.(*DeliverSM)
-		requireEqual(t, [2]any{d.IsReceipt(), d.DataCoding}, [2]any{false, uint8(8)})
-		requireEqual(t, ucs2Decode(t, d.ShortMessage), ucs2Text)
+		testutil.RequireEqual(t, [2]any{d.IsReceipt(), d.DataCoding}, [2]any{false, uint8(8)})
+		testutil.RequireEqual(t, ucs2Decode(t, d.ShortMessage), ucs2Text)
 	}},
 	{name: "deliver_sm_resp", id: DeliverSMRespID, seq: 5, check: func(t *testing.T, p PDU) {
-		requireEqual(t, len(p.(*DeliverSMResp).MessageID), 0)
+		testutil.RequireEqual(t, len(p.(*DeliverSMResp).MessageID), 0)
 	}},
 	{name: "enquire_link_max_seq", id: EnquireLinkID, seq: 0x7FFFFFFF},
 	{name: "enquire_link_resp", id: EnquireLinkRespID, seq: 0x7FFFFFFF},
@@ -155,14 +157,14 @@ func TestGoldenNodeSMPP(t *testing.T) {
 			raw := readGolden(t, tc.name)
 			h, p, err := Decode(raw)
 			requireNoErr(t, err)
-			requireEqual(t, h, Header{Length: uint32(len(raw)), ID: tc.id, Status: tc.status, Sequence: tc.seq})
-			requireEqual(t, p.CommandID(), tc.id)
+			testutil.RequireEqual(t, h, Header{Length: uint32(len(raw)), ID: tc.id, Status: tc.status, Sequence: tc.seq})
+			testutil.RequireEqual(t, p.CommandID(), tc.id)
 			if tc.check != nil {
 				tc.check(t, p)
 			}
 			again, err := AppendPDU(nil, h.Status, h.Sequence, p)
 			requireNoErr(t, err)
-			requireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
+			testutil.RequireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
 		})
 	}
 }
@@ -183,10 +185,10 @@ func TestGoldenTwoPDUsOneRead(t *testing.T) {
 		got = append(got, stream[off:off+int(h.Length)])
 		off += int(h.Length)
 	}
-	requireEqual(t, got, want)
+	testutil.RequireEqual(t, got, want)
 	_, p, err := Decode(got[1])
 	requireNoErr(t, err)
-	requireEqual(t, string(p.(*SubmitSMResp).MessageID), "node-1")
+	testutil.RequireEqual(t, string(p.(*SubmitSMResp).MessageID), "node-1")
 
 	// Through a session: the peer writes the stream in two chunks split at
 	// every offset; both responses must complete their requests.
@@ -205,8 +207,8 @@ func TestGoldenTwoPDUsOneRead(t *testing.T) {
 		r1, r2 := <-res, <-res
 		requireNoErr(t, r1.Err)
 		requireNoErr(t, r2.Err)
-		requireEqual(t, r1.Header.ID, EnquireLinkRespID)
-		requireEqual(t, string(r2.Resp.(*SubmitSMResp).MessageID), "node-1")
+		testutil.RequireEqual(t, r1.Header.ID, EnquireLinkRespID)
+		testutil.RequireEqual(t, string(r2.Resp.(*SubmitSMResp).MessageID), "node-1")
 		cn.Close()
 		b.Close()
 	}
@@ -219,20 +221,20 @@ func TestGoldenUgly(t *testing.T) {
 	t.Run("submit_sm_resp_missing_nul", func(t *testing.T) {
 		raw := readGolden(t, "submit_sm_resp_missing_nul")
 		h, _, err := Decode(raw)
-		requireEqual(t, [2]any{h.ID, h.Sequence}, [2]any{SubmitSMRespID, uint32(2)})
+		testutil.RequireEqual(t, [2]any{h.ID, h.Sequence}, [2]any{SubmitSMRespID, uint32(2)})
 		var se *StatusError
 		if !errors.As(err, &se) {
 			t.Fatalf("want *StatusError, got %v", err)
 		}
-		requireEqual(t, se.Status, StatusInvCmdLen)
+		testutil.RequireEqual(t, se.Status, StatusInvCmdLen)
 	})
 	t.Run("bind_transceiver_missing_nul", func(t *testing.T) {
 		raw := readGolden(t, "bind_transceiver_missing_nul")
 		full := readGolden(t, "bind_transceiver")
-		requireEqual(t, raw[HeaderLen:], full[HeaderLen:len(full)-1]) // the capture less its last NUL
+		testutil.RequireEqual(t, raw[HeaderLen:], full[HeaderLen:len(full)-1]) // the capture less its last NUL
 		h, _, err := Decode(raw)
-		requireEqual(t, h.ID, BindTransceiverID)
-		requireEqual(t, StatusOf(err), StatusInvCmdLen)
+		testutil.RequireEqual(t, h.ID, BindTransceiverID)
+		testutil.RequireEqual(t, StatusOf(err), StatusInvCmdLen)
 	})
 }
 
@@ -256,7 +258,7 @@ func TestGoldenFilesAreNodeSMPPOutput(t *testing.T) {
 		if !bytes.HasPrefix(file, []byte("# produced by node-smpp "+res.Version+" via smpp/testdata/node/golden.js")) {
 			t.Errorf("%s.hex: header does not name node-smpp %s and golden.js", name, res.Version)
 		}
-		requireEqual(t, hex.EncodeToString(readGolden(t, name)), h)
+		testutil.RequireEqual(t, hex.EncodeToString(readGolden(t, name)), h)
 	}
 	for _, name := range goldenNames(t) {
 		file, err := os.ReadFile(filepath.Join("testdata", "golden", name+".hex"))

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // guardLog records the Server's OnGuard calls.
@@ -74,7 +76,7 @@ func TestBindLockPreopenedConnections(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialRaw(t, addr)
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error { // all accepted before the first guess
+	testutil.CheckFor(t, 5*time.Second, func() error { // all accepted before the first guess
 		if n := len(srv.Sessions()); n != len(conns) {
 			return fmt.Errorf("%d sessions", n)
 		}
@@ -86,14 +88,14 @@ func TestBindLockPreopenedConnections(t *testing.T) {
 		requireNoErr(t, err)
 		counts[st]++
 	}
-	requireEqual(t, counts, map[CommandStatus]int{StatusInvPaswd: 5, StatusBindFail: 25})
+	testutil.RequireEqual(t, counts, map[CommandStatus]int{StatusInvPaswd: 5, StatusBindFail: 25})
 	st, err := conns[30].bindAs("acct", "secret")
 	requireNoErr(t, err)
-	requireEqual(t, st, StatusBindFail)
+	testutil.RequireEqual(t, st, StatusBindFail)
 	if !conns[30].closedByPeer() {
 		t.Fatal("a locked address's connection stayed open")
 	}
-	requireEqual(t, g.count(GuardIPLocked), 1)
+	testutil.RequireEqual(t, g.count(GuardIPLocked), 1)
 }
 
 // Binds racing on many pre-opened connections cannot overshoot the
@@ -151,21 +153,21 @@ func TestAccountLockAcrossAddresses(t *testing.T) {
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		st, err := dialRawFrom(t, addr, ip).bindAs("acct", "wrong")
 		requireNoErr(t, err)
-		requireEqual(t, st, StatusInvPaswd)
+		testutil.RequireEqual(t, st, StatusInvPaswd)
 	}
-	requireEqual(t, srv.AccountLocked("acct"), true)
+	testutil.RequireEqual(t, srv.AccountLocked("acct"), true)
 	locked := time.Now()
 	st, err := dialRawFrom(t, addr, "127.0.0.5").bindAs("acct", "secret")
 	requireNoErr(t, err)
-	requireEqual(t, st, StatusBindFail)
-	requireEqual(t, g.count(GuardAccountLocked), 1)
+	testutil.RequireEqual(t, st, StatusBindFail)
+	testutil.RequireEqual(t, g.count(GuardAccountLocked), 1)
 	// Another account's binds are not affected, and unknown system_ids
 	// are not tracked.
 	st, err = dialRawFrom(t, addr, "127.0.0.5").bindAs("nobody", "x")
 	requireNoErr(t, err)
-	requireEqual(t, st, StatusInvSysID)
+	testutil.RequireEqual(t, st, StatusInvSysID)
 
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if srv.AccountLocked("acct") {
 			return errors.New("still locked")
 		}
@@ -180,13 +182,13 @@ func TestAccountLockAcrossAddresses(t *testing.T) {
 	for range 2 {
 		st, err := dialRawFrom(t, addr, "127.0.0.7").bindAs("acct", "wrong")
 		requireNoErr(t, err)
-		requireEqual(t, st, StatusInvPaswd)
+		testutil.RequireEqual(t, st, StatusInvPaswd)
 	}
-	requireEqual(t, srv.AccountLocked("acct"), false)
+	testutil.RequireEqual(t, srv.AccountLocked("acct"), false)
 	// A third does; the second lock lasts twice the first.
 	st, err = dialRawFrom(t, addr, "127.0.0.7").bindAs("acct", "wrong")
 	requireNoErr(t, err)
-	requireEqual(t, st, StatusInvPaswd)
+	testutil.RequireEqual(t, st, StatusInvPaswd)
 	srv.mu.Lock()
 	left := time.Until(srv.accts["acct"].until)
 	srv.mu.Unlock()
@@ -203,19 +205,19 @@ func TestAccountLockBackoffDecays(t *testing.T) {
 	from := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4000}
 	fail := func() time.Duration {
 		t.Helper()
-		checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		testutil.CheckFor(t, 5*time.Second, func() error {
 			if why := s.admit(from, "acct"); why != "" {
 				return errors.New(why)
 			}
 			return nil
 		})
 		locked, d := s.settle(from, "acct", true, false)
-		requireEqual(t, locked, true)
+		testutil.RequireEqual(t, locked, true)
 		return d
 	}
-	requireEqual(t, []time.Duration{fail(), fail(), fail(), fail()}, []time.Duration{lo, 2 * lo, hi, hi})
+	testutil.RequireEqual(t, []time.Duration{fail(), fail(), fail(), fail()}, []time.Duration{lo, 2 * lo, hi, hi})
 	time.Sleep(3 * hi) // past the last lock and AccountLockMax
-	requireEqual(t, fail(), lo)
+	testutil.RequireEqual(t, fail(), lo)
 }
 
 func TestLockFor(t *testing.T) {
@@ -223,7 +225,7 @@ func TestLockFor(t *testing.T) {
 		n    int
 		want time.Duration
 	}{{1, time.Minute}, {2, 2 * time.Minute}, {3, 4 * time.Minute}, {7, time.Hour}, {1000, time.Hour}} {
-		requireEqual(t, lockFor(tc.n, time.Minute, time.Hour), tc.want)
+		testutil.RequireEqual(t, lockFor(tc.n, time.Minute, time.Hour), tc.want)
 	}
 }
 
@@ -235,7 +237,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	for range 20 {
 		dialRawFrom(t, addr, "127.0.0.2")
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if n := len(srv.Sessions()); n != 20 {
 			return fmt.Errorf("%d sessions", n)
 		}
@@ -245,7 +247,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	if !extra.closedByPeer() {
 		t.Fatal("connection past the per-address cap was not closed")
 	}
-	requireEqual(t, g.count(GuardIPConns), 1)
+	testutil.RequireEqual(t, g.count(GuardIPConns), 1)
 	dialRawFrom(t, addr, "127.0.0.3").bind()
 }
 
@@ -257,8 +259,8 @@ func TestBindTimeoutCounted(t *testing.T) {
 	if !idle.closedByPeer() {
 		t.Fatal("an unbound connection was not closed after the bind timeout")
 	}
-	requireEqual(t, g.count(GuardBindTimeout), 1)
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.RequireEqual(t, g.count(GuardBindTimeout), 1)
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		if len(srv.ipConns) != 0 {
@@ -277,6 +279,6 @@ func TestSuccessfulBindsDoNotLockAddress(t *testing.T) {
 	}
 	st, err := dialRaw(t, addr).bindAs("acct", "wrong")
 	requireNoErr(t, err)
-	requireEqual(t, st, StatusInvPaswd)
+	testutil.RequireEqual(t, st, StatusInvPaswd)
 	dialRaw(t, addr).bind()
 }

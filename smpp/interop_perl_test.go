@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // peerInstall is the command that installs every interop peer but node-smpp.
@@ -136,7 +138,7 @@ func checkSameSM(t testing.TB, raw []byte) SM {
 	requireNoErr(t, err)
 	again, err := AppendPDU(nil, h.Status, h.Sequence, p)
 	requireNoErr(t, err)
-	requireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
+	testutil.RequireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
 	return smOf(t, raw)
 }
 
@@ -157,42 +159,42 @@ func TestPerlInteropServerBindModes(t *testing.T) {
 			_, bp, err := Decode(bind.raw(t))
 			requireNoErr(t, err)
 			b := bp.(*Bind)
-			requireEqual(t, [4]any{b.Mode, string(b.SystemID), string(b.Password), b.InterfaceVersion},
+			testutil.RequireEqual(t, [4]any{b.Mode, string(b.SystemID), string(b.Password), b.InterfaceVersion},
 				[4]any{mode, nodeSystemID, nodePassword, uint8(InterfaceVersion)})
 			resp := p.expectPDU("in", "bind_"+mode.String()+"_resp")
-			requireEqual(t, [2]uint32{resp.CommandStatus, resp.Seq}, [2]uint32{0, bind.Seq})
-			requireEqual(t, resp.str(t, "system_id"), "optgate")
-			requireEqual(t, resp.str(t, "sc_interface_version"), "\x34") // our TLV, decoded by Net::SMPP
+			testutil.RequireEqual(t, [2]uint32{resp.CommandStatus, resp.Seq}, [2]uint32{0, bind.Seq})
+			testutil.RequireEqual(t, resp.str(t, "system_id"), "optgate")
+			testutil.RequireEqual(t, resp.str(t, "sc_interface_version"), "\x34") // our TLV, decoded by Net::SMPP
 			ev := p.expectEv("bound")
-			requireEqual(t, ev.SystemID, hex.EncodeToString([]byte("optgate")))
-			requireEqual(t, recv(t, o.binds, "OnBind"), mode)
+			testutil.RequireEqual(t, ev.SystemID, hex.EncodeToString([]byte("optgate")))
+			testutil.RequireEqual(t, recv(t, o.binds, "OnBind"), mode)
 			info := recv(t, o.authSeen, "Authenticate")
-			requireEqual(t, [3]any{info.SystemID, info.Password, info.Mode}, [3]any{nodeSystemID, nodePassword, mode})
+			testutil.RequireEqual(t, [3]any{info.SystemID, info.Password, info.Mode}, [3]any{nodeSystemID, nodePassword, mode})
 
 			// enquire_link from Net::SMPP.
 			p.send(map[string]any{"cmd": "enquire_link"})
 			el := p.expectPDU("out", "enquire_link")
 			elr := p.expectPDU("in", "enquire_link_resp")
-			requireEqual(t, [3]any{elr.Seq, elr.CommandStatus, elr.Hex}, [3]any{el.Seq, uint32(0), fmt.Sprintf("0000001080000015%08x%08x", 0, el.Seq)})
+			testutil.RequireEqual(t, [3]any{elr.Seq, elr.CommandStatus, elr.Hex}, [3]any{el.Seq, uint32(0), fmt.Sprintf("0000001080000015%08x%08x", 0, el.Seq)})
 
 			// enquire_link from our side, on whatever bind this is.
 			ss := o.srv.Sessions()
-			requireEqual(t, len(ss), 1)
+			testutil.RequireEqual(t, len(ss), 1)
 			ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 			defer cancel()
 			h, er, err := ss[0].Send(ctx, &EnquireLink{})
 			requireNoErr(t, err)
-			requireEqual(t, er.CommandID(), EnquireLinkRespID)
-			requireEqual(t, p.expectPDU("in", "enquire_link").Seq, h.Sequence)
-			requireEqual(t, p.expectPDU("out", "enquire_link_resp").Seq, h.Sequence)
+			testutil.RequireEqual(t, er.CommandID(), EnquireLinkRespID)
+			testutil.RequireEqual(t, p.expectPDU("in", "enquire_link").Seq, h.Sequence)
+			testutil.RequireEqual(t, p.expectPDU("out", "enquire_link_resp").Seq, h.Sequence)
 
 			// Net::SMPP unbinds.
 			p.send(map[string]any{"cmd": "unbind"})
 			u := p.expectPDU("out", "unbind")
 			ur := p.expectPDU("in", "unbind_resp")
-			requireEqual(t, [2]uint32{ur.Seq, ur.CommandStatus}, [2]uint32{u.Seq, 0})
+			testutil.RequireEqual(t, [2]uint32{ur.Seq, ur.CommandStatus}, [2]uint32{u.Seq, 0})
 			p.expectEv("done")
-			requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+			testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 			p.waitExit()
 		})
 	}
@@ -209,8 +211,8 @@ func TestPerlInteropServerBindRefused(t *testing.T) {
 	} {
 		p := startPerl(t, "esme.pl", "--port", o.port, "--mode", "transceiver", "--system-id", tc.sys, "--password", tc.pw)
 		resp := p.expectPDU("in", "bind_transceiver_resp")
-		requireEqual(t, CommandStatus(p.expectEv("bind_failed").CommandStatus), tc.want)
-		requireEqual(t, CommandStatus(resp.CommandStatus), tc.want)
+		testutil.RequireEqual(t, CommandStatus(p.expectEv("bind_failed").CommandStatus), tc.want)
+		testutil.RequireEqual(t, CommandStatus(resp.CommandStatus), tc.want)
 		p.expectEv("close")
 		p.waitExit()
 	}
@@ -227,11 +229,11 @@ func TestPerlInteropServerAccountLockout(t *testing.T) {
 			want = StatusBindFail
 		}
 		p := startPerl(t, "esme.pl", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", pw)
-		requireEqual(t, CommandStatus(p.expectEv("bind_failed").CommandStatus), want)
+		testutil.RequireEqual(t, CommandStatus(p.expectEv("bind_failed").CommandStatus), want)
 		p.expectEv("close")
 		p.waitExit()
 	}
-	requireEqual(t, len(o.authSeen), 2)
+	testutil.RequireEqual(t, len(o.authSeen), 2)
 }
 
 // TestPerlInteropServerSubmit: Net::SMPP submits GSM-7, UCS-2, a
@@ -252,47 +254,47 @@ func TestPerlInteropServerSubmit(t *testing.T) {
 				p.send(cmd)
 				out := p.expectPDU("out", "submit_sm")
 				sm := recv(t, o.submits, "submit")
-				requireEqual(t, checkSameSM(t, out.raw(t)), sm) // what Net::SMPP wrote is what our Server read
+				testutil.RequireEqual(t, checkSameSM(t, out.raw(t)), sm) // what Net::SMPP wrote is what our Server read
 				resp := p.expectPDU("in", "submit_sm_resp")
-				requireEqual(t, [3]any{resp.Seq, resp.CommandStatus, resp.str(t, "message_id")}, [3]any{out.Seq, uint32(0), fmt.Sprintf("og-%d", n)})
+				testutil.RequireEqual(t, [3]any{resp.Seq, resp.CommandStatus, resp.str(t, "message_id")}, [3]any{out.Seq, uint32(0), fmt.Sprintf("og-%d", n)})
 				return sm
 			}
 
 			sm := submit(perlSM("submit", map[string]any{"source_addr_ton": 5, "source_addr": "optgate", "dest_addr_ton": 1,
 				"dest_addr_npi": 1, "destination_addr": "33612345678", "registered_delivery": 1}, gsmEncode(t, gsmText)))
-			requireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
-			requireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
-			requireEqual(t, [3]uint8{sm.RegisteredDelivery, sm.DataCoding, sm.ESMClass}, [3]uint8{1, 0, 0})
-			requireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
+			testutil.RequireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
+			testutil.RequireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
+			testutil.RequireEqual(t, [3]uint8{sm.RegisteredDelivery, sm.DataCoding, sm.ESMClass}, [3]uint8{1, 0, 0})
+			testutil.RequireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
 
 			sm = submit(perlSM("submit", map[string]any{"destination_addr": "33612345678", "data_coding": 8}, ucs2Encode(ucs2Text)))
-			requireEqual(t, sm.DataCoding, uint8(8))
-			requireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
+			testutil.RequireEqual(t, sm.DataCoding, uint8(8))
+			testutil.RequireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
 
 			text := longText()
 			var joined []byte
 			for i, part := range concatParts(t, text) {
 				sm = submit(perlSM("submit", map[string]any{"destination_addr": "33612345678", "esm_class": ESMClassUDHI}, part))
-				requireEqual(t, sm.ESMClass, uint8(ESMClassUDHI))
-				requireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, concatRef, 3, byte(i + 1)})
+				testutil.RequireEqual(t, sm.ESMClass, uint8(ESMClassUDHI))
+				testutil.RequireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, concatRef, 3, byte(i + 1)})
 				joined = append(joined, sm.ShortMessage[6:]...)
 			}
-			requireEqual(t, string(joined), text)
+			testutil.RequireEqual(t, string(joined), text)
 
 			// The whole text in message_payload, with SAR TLVs and a user_message_reference.
 			sm = submit(perlSM("submit", map[string]any{"destination_addr": "33612345678"}, nil,
 				[2]string{"message_payload", hex.EncodeToString([]byte(text))},
 				[2]string{"sar_msg_ref_num", "abcd"}, [2]string{"sar_total_segments", "01"}, [2]string{"sar_segment_seqnum", "01"},
 				[2]string{"user_message_reference", "0102"}))
-			requireEqual(t, string(sm.Text()), text)
+			testutil.RequireEqual(t, string(sm.Text()), text)
 			ref, total, seq, ok := sm.TLVs.SAR()
-			requireEqual(t, [4]any{ref, total, seq, ok}, [4]any{uint16(0xabcd), uint8(1), uint8(1), true})
+			testutil.RequireEqual(t, [4]any{ref, total, seq, ok}, [4]any{uint16(0xabcd), uint8(1), uint8(1), true})
 			umr, _ := sm.TLVs.UserMessageReference()
-			requireEqual(t, umr, uint16(0x0102))
+			testutil.RequireEqual(t, umr, uint16(0x0102))
 
 			p.send(map[string]any{"cmd": "unbind"})
 			p.expectPDU("in", "unbind_resp")
-			requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+			testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 			p.waitExit()
 		})
 	}
@@ -315,24 +317,24 @@ func TestPerlInteropServerDeliver(t *testing.T) {
 				t.Helper()
 				h, resp, err := o.srv.Deliver(ctx, nodeSystemID, d)
 				requireNoErr(t, err)
-				requireEqual(t, resp.CommandID(), DeliverSMRespID)
+				testutil.RequireEqual(t, resp.CommandID(), DeliverSMRespID)
 				in := p.expectPDU("in", "deliver_sm")
 				want, err := AppendPDU(nil, StatusOK, h.Sequence, d)
 				requireNoErr(t, err)
-				requireEqual(t, in.Hex, hex.EncodeToString(want))
+				testutil.RequireEqual(t, in.Hex, hex.EncodeToString(want))
 				out := p.expectPDU("out", "deliver_sm_resp")
-				requireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{h.Sequence, 0})
+				testutil.RequireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{h.Sequence, 0})
 				// Net::SMPP's own decoding of the mandatory fields.
-				requireEqual(t, [4]any{in.str(t, "source_addr"), in.num(t, "source_addr_ton"), in.str(t, "destination_addr"), in.num(t, "esm_class")},
+				testutil.RequireEqual(t, [4]any{in.str(t, "source_addr"), in.num(t, "source_addr_ton"), in.str(t, "destination_addr"), in.num(t, "esm_class")},
 					[4]any{string(d.Source.Addr), int(d.Source.TON), string(d.Dest.Addr), int(d.ESMClass)})
-				requireEqual(t, [2]any{in.num(t, "data_coding"), in.str(t, "short_message")}, [2]any{int(d.DataCoding), string(d.ShortMessage)})
+				testutil.RequireEqual(t, [2]any{in.num(t, "data_coding"), in.str(t, "short_message")}, [2]any{int(d.DataCoding), string(d.ShortMessage)})
 				return in
 			}
 
 			deliver(&DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, Dest: Address{TON: 0, NPI: 1, Addr: []byte("12345")},
 				ShortMessage: gsmEncode(t, gsmText)}})
 			in := deliver(&DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, DataCoding: 8, ShortMessage: ucs2Encode(ucs2Text)}})
-			requireEqual(t, ucs2Decode(t, []byte(in.str(t, "short_message"))), ucs2Text)
+			testutil.RequireEqual(t, ucs2Decode(t, []byte(in.str(t, "short_message"))), ucs2Text)
 
 			receipt := "id:og-1 sub:001 dlvrd:001 submit date:2411221030 done date:2411221031 stat:DELIVRD err:000 text:Hi"
 			d := &DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, Dest: Address{Addr: []byte("optgate")},
@@ -341,22 +343,22 @@ func TestPerlInteropServerDeliver(t *testing.T) {
 			requireNoErr(t, d.TLVs.SetUint8(TagMessageState, 2))
 			requireNoErr(t, d.TLVs.Set(TagNetworkErrorCode, []byte{3, 0, 0}))
 			in = deliver(d)
-			requireEqual(t, in.str(t, "receipted_message_id"), "og-1\x00") // Net::SMPP keeps TLV values raw
-			requireEqual(t, in.str(t, "message_state"), "\x02")
-			requireEqual(t, in.str(t, "network_error_code"), "\x03\x00\x00")
+			testutil.RequireEqual(t, in.str(t, "receipted_message_id"), "og-1\x00") // Net::SMPP keeps TLV values raw
+			testutil.RequireEqual(t, in.str(t, "message_state"), "\x02")
+			testutil.RequireEqual(t, in.str(t, "network_error_code"), "\x03\x00\x00")
 
 			// A deliver_sm in a long message_payload, with SAR TLVs.
 			d = &DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, Dest: Address{Addr: []byte("12345")}}}
 			requireNoErr(t, d.TLVs.Set(TagMessagePayload, []byte(longText())))
 			requireNoErr(t, d.TLVs.SetSAR(7, 1, 1))
 			in = deliver(d)
-			requireEqual(t, [2]string{in.str(t, "message_payload"), hex.EncodeToString([]byte(in.str(t, "sar_msg_ref_num")))}, [2]string{longText(), "0007"})
+			testutil.RequireEqual(t, [2]string{in.str(t, "message_payload"), hex.EncodeToString([]byte(in.str(t, "sar_msg_ref_num")))}, [2]string{longText(), "0007"})
 
 			requireNoErr(t, o.srv.Shutdown(ctx))
 			u := p.expectPDU("in", "unbind")
-			requireEqual(t, p.expectPDU("out", "unbind_resp").Seq, u.Seq)
+			testutil.RequireEqual(t, p.expectPDU("out", "unbind_resp").Seq, u.Seq)
 			p.expectEv("unbound_by_peer")
-			requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+			testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 			p.waitExit()
 		})
 	}
@@ -372,10 +374,10 @@ func TestPerlInteropServerDeliverRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	_, _, err := o.srv.Deliver(ctx, nodeSystemID, &DeliverSM{SM{Source: Address{Addr: []byte("1")}, ShortMessage: []byte("hi")}})
-	requireEqual(t, StatusOf(err), StatusXTAppn)
+	testutil.RequireEqual(t, StatusOf(err), StatusXTAppn)
 	out := p.expectPDU("out", "deliver_sm_resp")
 	// Net::SMPP sends a message_id (an empty C string) even with an error status.
-	requireEqual(t, [2]any{CommandStatus(out.CommandStatus), len(out.raw(t))}, [2]any{StatusXTAppn, HeaderLen + 1})
+	testutil.RequireEqual(t, [2]any{CommandStatus(out.CommandStatus), len(out.raw(t))}, [2]any{StatusXTAppn, HeaderLen + 1})
 }
 
 // ---- (b) our Client against a Net::SMPP SMSC ----
@@ -407,11 +409,11 @@ func TestPerlInteropClient(t *testing.T) {
 			})
 			c := startOurClient(t, cfg)
 			in := p.expectPDU("in", "bind_"+mode.String())
-			requireEqual(t, [3]any{in.str(t, "system_id"), in.str(t, "password"), in.num(t, "interface_version")},
+			testutil.RequireEqual(t, [3]any{in.str(t, "system_id"), in.str(t, "password"), in.num(t, "interface_version")},
 				[3]any{nodeSystemID, nodePassword, InterfaceVersion})
 			resp := p.expectPDU("out", "bind_"+mode.String()+"_resp")
-			requireEqual(t, [2]uint32{resp.CommandStatus, resp.Seq}, [2]uint32{0, in.Seq})
-			requireEqual(t, p.expectEv("bound").Mode, mode.String())
+			testutil.RequireEqual(t, [2]uint32{resp.CommandStatus, resp.Seq}, [2]uint32{0, in.Seq})
+			testutil.RequireEqual(t, p.expectEv("bound").Mode, mode.String())
 			ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 			defer cancel()
 
@@ -422,21 +424,21 @@ func TestPerlInteropClient(t *testing.T) {
 					n++
 					id, err := c.Submit(ctx, sm)
 					requireNoErr(t, err)
-					requireEqual(t, id, fmt.Sprintf("perl-%d", n))
+					testutil.RequireEqual(t, id, fmt.Sprintf("perl-%d", n))
 					in := p.expectPDU("in", "submit_sm")
 					want, err := AppendPDU(nil, StatusOK, in.Seq, sm)
 					requireNoErr(t, err)
-					requireEqual(t, in.Hex, hex.EncodeToString(want))
-					requireEqual(t, [4]any{in.str(t, "destination_addr"), in.num(t, "dest_addr_ton"), in.num(t, "esm_class"), in.num(t, "data_coding")},
+					testutil.RequireEqual(t, in.Hex, hex.EncodeToString(want))
+					testutil.RequireEqual(t, [4]any{in.str(t, "destination_addr"), in.num(t, "dest_addr_ton"), in.num(t, "esm_class"), in.num(t, "data_coding")},
 						[4]any{string(sm.Dest.Addr), int(sm.Dest.TON), int(sm.ESMClass), int(sm.DataCoding)})
-					requireEqual(t, in.str(t, "short_message"), string(sm.ShortMessage))
+					testutil.RequireEqual(t, in.str(t, "short_message"), string(sm.ShortMessage))
 					out := p.expectPDU("out", "submit_sm_resp")
-					requireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{in.Seq, 0})
+					testutil.RequireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{in.Seq, 0})
 					return in
 				}
 				dst := Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}
 				in := submit(&SubmitSM{SM{Source: Address{TON: 5, Addr: []byte("optgate")}, Dest: dst, RegisteredDelivery: 1, ShortMessage: gsmEncode(t, gsmText)}})
-				requireEqual(t, [3]any{in.str(t, "source_addr"), in.num(t, "source_addr_ton"), in.num(t, "registered_delivery")}, [3]any{"optgate", 5, 1})
+				testutil.RequireEqual(t, [3]any{in.str(t, "source_addr"), in.num(t, "source_addr_ton"), in.num(t, "registered_delivery")}, [3]any{"optgate", 5, 1})
 				submit(&SubmitSM{SM{Dest: dst, DataCoding: 8, ShortMessage: ucs2Encode(ucs2Text)}})
 				for _, part := range concatParts(t, longText()) {
 					submit(&SubmitSM{SM{Dest: dst, ESMClass: ESMClassUDHI, ShortMessage: part}})
@@ -446,7 +448,7 @@ func TestPerlInteropClient(t *testing.T) {
 				requireNoErr(t, sm.TLVs.SetSAR(0x1234, 2, 1))
 				requireNoErr(t, sm.TLVs.SetUint16(TagUserMessageReference, 42))
 				in = submit(sm)
-				requireEqual(t, [3]string{in.str(t, "message_payload"), in.str(t, "sar_msg_ref_num"), in.str(t, "user_message_reference")},
+				testutil.RequireEqual(t, [3]string{in.str(t, "message_payload"), in.str(t, "sar_msg_ref_num"), in.str(t, "user_message_reference")},
 					[3]string{longText(), "\x12\x34", "\x00\x2a"})
 			}
 
@@ -461,46 +463,46 @@ func TestPerlInteropClient(t *testing.T) {
 					case <-time.After(nodeTimeout):
 						t.Fatal("no deliver_sm at our handler")
 					}
-					requireEqual(t, checkSameSM(t, out.raw(t)), sm)
+					testutil.RequireEqual(t, checkSameSM(t, out.raw(t)), sm)
 					back := p.expectPDU("in", "deliver_sm_resp")
-					requireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{out.Seq, 0})
+					testutil.RequireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{out.Seq, 0})
 					return sm
 				}
 				sm := deliver(perlSM("deliver", map[string]any{"source_addr_ton": 1, "source_addr_npi": 1, "source_addr": "33612345678",
 					"destination_addr": "12345"}, gsmEncode(t, gsmText)))
-				requireEqual(t, [3]string{string(sm.Source.Addr), string(sm.Dest.Addr), string(sm.ShortMessage)},
+				testutil.RequireEqual(t, [3]string{string(sm.Source.Addr), string(sm.Dest.Addr), string(sm.ShortMessage)},
 					[3]string{"33612345678", "12345", string(gsmEncode(t, gsmText))})
 				sm = deliver(perlSM("deliver", map[string]any{"source_addr": "33612345678", "destination_addr": "12345", "data_coding": 8},
 					ucs2Encode(ucs2Text)))
-				requireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
+				testutil.RequireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
 				receipt := "id:perl-1 sub:001 dlvrd:001 submit date:2411221030 done date:2411221031 stat:DELIVRD err:000 text:Hi"
 				sm = deliver(perlSM("deliver", map[string]any{"source_addr": "33612345678", "destination_addr": "optgate", "esm_class": ESMClassReceipt},
 					[]byte(receipt), [2]string{"receipted_message_id", hex.EncodeToString([]byte("perl-1\x00"))},
 					[2]string{"message_state", "02"}, [2]string{"network_error_code", "030000"}))
 				d := DeliverSM{sm}
-				requireEqual(t, d.IsReceipt(), true)
+				testutil.RequireEqual(t, d.IsReceipt(), true)
 				rid, _ := sm.TLVs.ReceiptedMessageID()
 				st, _ := sm.TLVs.MessageState()
 				typ, code, _ := sm.TLVs.NetworkErrorCode()
-				requireEqual(t, [4]any{string(rid), st, typ, code}, [4]any{"perl-1", uint8(2), uint8(3), uint16(0)})
+				testutil.RequireEqual(t, [4]any{string(rid), st, typ, code}, [4]any{"perl-1", uint8(2), uint8(3), uint16(0)})
 			}
 
 			// enquire_link both ways.
 			p.send(map[string]any{"cmd": "enquire_link"})
 			el := p.expectPDU("out", "enquire_link")
 			elr := p.expectPDU("in", "enquire_link_resp")
-			requireEqual(t, [2]uint32{elr.Seq, elr.CommandStatus}, [2]uint32{el.Seq, 0})
+			testutil.RequireEqual(t, [2]uint32{elr.Seq, elr.CommandStatus}, [2]uint32{el.Seq, 0})
 			cn := c.Conns()[0]
 			h, _, err := cn.Send(ctx, &EnquireLink{})
 			requireNoErr(t, err)
-			requireEqual(t, p.expectPDU("in", "enquire_link").Seq, h.Sequence)
+			testutil.RequireEqual(t, p.expectPDU("in", "enquire_link").Seq, h.Sequence)
 
 			requireNoErr(t, c.Shutdown(ctx))
 			u := p.expectPDU("in", "unbind")
-			requireEqual(t, p.expectPDU("out", "unbind_resp").Seq, u.Seq)
+			testutil.RequireEqual(t, p.expectPDU("out", "unbind_resp").Seq, u.Seq)
 			p.expectEv("close")
 			reason, err := cn.CloseReason()
-			requireEqual(t, [2]any{reason, err}, [2]any{CloseUnbound, error(nil)})
+			testutil.RequireEqual(t, [2]any{reason, err}, [2]any{CloseUnbound, error(nil)})
 		})
 	}
 }
@@ -520,9 +522,9 @@ func TestPerlInteropClientBindRefused(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 		_, _, err = cn.Send(ctx, &Bind{Mode: BindTransceiver, SystemID: []byte(tc.sys), Password: []byte(tc.pw), InterfaceVersion: InterfaceVersion})
 		cancel()
-		requireEqual(t, StatusOf(err), tc.want)
+		testutil.RequireEqual(t, StatusOf(err), tc.want)
 		out := p.expectPDU("out", "bind_transceiver_resp")
-		requireEqual(t, CommandStatus(out.CommandStatus), tc.want)
+		testutil.RequireEqual(t, CommandStatus(out.CommandStatus), tc.want)
 		cn.Close()
 		p.expectEv("close") // the SMSC serves one connection at a time
 	}
@@ -538,12 +540,12 @@ func TestPerlInteropClientUnbindBySMSC(t *testing.T) {
 	p.send(map[string]any{"cmd": "unbind"})
 	u := p.expectPDU("out", "unbind")
 	back := p.expectPDU("in", "unbind_resp")
-	requireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{u.Seq, 0})
+	testutil.RequireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{u.Seq, 0})
 	select {
 	case <-cn.Done():
 	case <-time.After(nodeTimeout):
 		t.Fatal("session did not end after the SMSC's unbind")
 	}
 	reason, _ := cn.CloseReason()
-	requireEqual(t, reason, CloseUnbound)
+	testutil.RequireEqual(t, reason, CloseUnbound)
 }

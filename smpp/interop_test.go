@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf16"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 const (
@@ -217,15 +219,15 @@ func TestInteropClientBindModes(t *testing.T) {
 			node, addr := startNodeSMSC(t)
 			c := startOurClient(t, nodeClientConfig(addr, mode))
 			in := node.expectPDU("in", "bind_"+mode.String())
-			requireEqual(t, in.str("system_id"), nodeSystemID)
-			requireEqual(t, in.str("password"), nodePassword)
-			requireEqual(t, in.num("interface_version"), 0x34)
+			testutil.RequireEqual(t, in.str("system_id"), nodeSystemID)
+			testutil.RequireEqual(t, in.str("password"), nodePassword)
+			testutil.RequireEqual(t, in.num("interface_version"), 0x34)
 			resp := node.expectPDU("out", "bind_"+mode.String()+"_resp")
-			requireEqual(t, [2]any{resp.CommandStatus, resp.Seq}, [2]any{uint32(0), in.Seq})
-			requireEqual(t, node.expectEv("bound").Mode, mode.String())
+			testutil.RequireEqual(t, [2]any{resp.CommandStatus, resp.Seq}, [2]any{uint32(0), in.Seq})
+			testutil.RequireEqual(t, node.expectEv("bound").Mode, mode.String())
 
 			cn := c.Conns()[0]
-			requireEqual(t, cn.State(), boundState(mode))
+			testutil.RequireEqual(t, cn.State(), boundState(mode))
 			ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 			defer cancel()
 			requireNoErr(t, c.Shutdown(ctx))
@@ -233,7 +235,7 @@ func TestInteropClientBindModes(t *testing.T) {
 			node.expectPDU("out", "unbind_resp")
 			node.expectEv("close")
 			reason, err := cn.CloseReason()
-			requireEqual(t, reason, CloseUnbound)
+			testutil.RequireEqual(t, reason, CloseUnbound)
 			requireNoErr(t, err)
 		})
 	}
@@ -254,10 +256,10 @@ func TestInteropClientBindRefused(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 		_, _, err = cn.Send(ctx, &Bind{Mode: BindTransceiver, SystemID: []byte(tc.sys), Password: []byte(tc.pw), InterfaceVersion: InterfaceVersion})
 		cancel()
-		requireEqual(t, StatusOf(err), tc.want)
+		testutil.RequireEqual(t, StatusOf(err), tc.want)
 		// node-smpp answers a refused bind with a bare 16-octet header.
 		out := node.expectPDU("out", "bind_transceiver_resp")
-		requireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(tc.want), 2 * HeaderLen})
+		testutil.RequireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(tc.want), 2 * HeaderLen})
 		cn.Close()
 	}
 }
@@ -276,20 +278,20 @@ func TestInteropClientSubmit(t *testing.T) {
 		requireNoErr(t, err)
 		in := node.expectPDU("in", "submit_sm")
 		out := node.expectPDU("out", "submit_sm_resp")
-		requireEqual(t, out.Seq, in.Seq)
-		requireEqual(t, id, out.str("message_id")) // the id node-smpp sent is the one we return
-		requireEqual(t, strings.HasPrefix(id, "node-"), true)
+		testutil.RequireEqual(t, out.Seq, in.Seq)
+		testutil.RequireEqual(t, id, out.str("message_id")) // the id node-smpp sent is the one we return
+		testutil.RequireEqual(t, strings.HasPrefix(id, "node-"), true)
 		// node-smpp read exactly the body we meant to send.
 		want, err := AppendPDU(nil, StatusOK, in.Seq, sm)
 		requireNoErr(t, err)
-		requireEqual(t, in.Hex, hex.EncodeToString(want))
-		requireEqual(t, in.str("source_addr"), string(sm.Source.Addr))
-		requireEqual(t, in.num("source_addr_ton"), int(sm.Source.TON))
-		requireEqual(t, in.str("destination_addr"), string(sm.Dest.Addr))
-		requireEqual(t, [2]int{in.num("dest_addr_ton"), in.num("dest_addr_npi")}, [2]int{1, 1})
-		requireEqual(t, in.num("registered_delivery"), int(sm.RegisteredDelivery))
-		requireEqual(t, in.num("data_coding"), int(sm.DataCoding))
-		requireEqual(t, in.num("esm_class"), int(sm.ESMClass))
+		testutil.RequireEqual(t, in.Hex, hex.EncodeToString(want))
+		testutil.RequireEqual(t, in.str("source_addr"), string(sm.Source.Addr))
+		testutil.RequireEqual(t, in.num("source_addr_ton"), int(sm.Source.TON))
+		testutil.RequireEqual(t, in.str("destination_addr"), string(sm.Dest.Addr))
+		testutil.RequireEqual(t, [2]int{in.num("dest_addr_ton"), in.num("dest_addr_npi")}, [2]int{1, 1})
+		testutil.RequireEqual(t, in.num("registered_delivery"), int(sm.RegisteredDelivery))
+		testutil.RequireEqual(t, in.num("data_coding"), int(sm.DataCoding))
+		testutil.RequireEqual(t, in.num("esm_class"), int(sm.ESMClass))
 		if in.Message == nil {
 			t.Fatalf("node-smpp decoded no short_message: %s", in.line)
 		}
@@ -298,32 +300,32 @@ func TestInteropClientSubmit(t *testing.T) {
 
 	t.Run("gsm7", func(t *testing.T) {
 		in := submit(&SubmitSM{SM{Source: src, Dest: dst, RegisteredDelivery: 1, DataCoding: 0, ShortMessage: gsmEncode(t, gsmText)}})
-		requireEqual(t, in.Message.Text, gsmText)
+		testutil.RequireEqual(t, in.Message.Text, gsmText)
 	})
 	t.Run("ucs2", func(t *testing.T) {
 		in := submit(&SubmitSM{SM{Source: src, Dest: dst, RegisteredDelivery: 1, DataCoding: 8, ShortMessage: ucs2Encode(ucs2Text)}})
-		requireEqual(t, in.Message.Text, ucs2Text)
+		testutil.RequireEqual(t, in.Message.Text, ucs2Text)
 	})
 	t.Run("refused", func(t *testing.T) {
 		// node-smpp answers an error with a bare header: no message_id at all.
 		_, err := c.Submit(ctx, &SubmitSM{SM{Source: src, Dest: Address{TON: 1, NPI: 1, Addr: []byte("000")}, ShortMessage: []byte("x")}})
-		requireEqual(t, StatusOf(err), StatusInvDstAdr)
+		testutil.RequireEqual(t, StatusOf(err), StatusInvDstAdr)
 		out := node.expectPDU("out", "submit_sm_resp")
-		requireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(StatusInvDstAdr), 2 * HeaderLen})
+		testutil.RequireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(StatusInvDstAdr), 2 * HeaderLen})
 	})
 	t.Run("concatenated", func(t *testing.T) {
 		text := longText()
 		parts := concatParts(t, text)
-		requireEqual(t, len(parts), 3)
+		testutil.RequireEqual(t, len(parts), 3)
 		var got strings.Builder
 		for i, p := range parts {
 			in := submit(&SubmitSM{SM{Source: src, Dest: dst, ESMClass: ESMClassUDHI, DataCoding: 0, ShortMessage: p}})
-			requireEqual(t, in.num("esm_class")&0x40, 0x40)
+			testutil.RequireEqual(t, in.num("esm_class")&0x40, 0x40)
 			// node-smpp lists the UDH's information elements: IEI, IEDL, data.
-			requireEqual(t, in.Message.UDH, []string{fmt.Sprintf("0003%02x03%02x", concatRef, i+1)})
+			testutil.RequireEqual(t, in.Message.UDH, []string{fmt.Sprintf("0003%02x03%02x", concatRef, i+1)})
 			got.WriteString(in.Message.Text)
 		}
-		requireEqual(t, got.String(), text)
+		testutil.RequireEqual(t, got.String(), text)
 	})
 }
 
@@ -364,8 +366,8 @@ func TestInteropClientReceivesDeliver(t *testing.T) {
 			checkResp := func(out nodeEvent, want CommandStatus) {
 				t.Helper()
 				resp := node.expectPDU("in", "deliver_sm_resp")
-				requireEqual(t, [2]any{resp.Seq, resp.CommandStatus}, [2]any{out.Seq, uint32(want)})
-				requireEqual(t, resp.str("message_id"), "")
+				testutil.RequireEqual(t, [2]any{resp.Seq, resp.CommandStatus}, [2]any{out.Seq, uint32(want)})
+				testutil.RequireEqual(t, resp.str("message_id"), "")
 			}
 
 			// MO in GSM-7.
@@ -376,11 +378,11 @@ func TestInteropClientReceivesDeliver(t *testing.T) {
 			}})
 			out := node.expectPDU("out", "deliver_sm")
 			sm := next()
-			requireEqual(t, sm.Source, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
-			requireEqual(t, sm.Dest, Address{TON: 0, NPI: 1, Addr: []byte("12345")})
-			requireEqual(t, [2]uint8{sm.ESMClass, sm.DataCoding}, [2]uint8{0, 0})
-			requireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
-			requireEqual(t, (&DeliverSM{sm}).IsReceipt(), false)
+			testutil.RequireEqual(t, sm.Source, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
+			testutil.RequireEqual(t, sm.Dest, Address{TON: 0, NPI: 1, Addr: []byte("12345")})
+			testutil.RequireEqual(t, [2]uint8{sm.ESMClass, sm.DataCoding}, [2]uint8{0, 0})
+			testutil.RequireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
+			testutil.RequireEqual(t, (&DeliverSM{sm}).IsReceipt(), false)
 			checkResp(out, StatusOK)
 
 			// MO in UCS-2.
@@ -390,8 +392,8 @@ func TestInteropClientReceivesDeliver(t *testing.T) {
 			}})
 			out = node.expectPDU("out", "deliver_sm")
 			sm = next()
-			requireEqual(t, sm.DataCoding, uint8(8))
-			requireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
+			testutil.RequireEqual(t, sm.DataCoding, uint8(8))
+			testutil.RequireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
 			checkResp(out, StatusOK)
 
 			// Delivery receipt with receipted_message_id, message_state and network_error_code.
@@ -404,16 +406,16 @@ func TestInteropClientReceivesDeliver(t *testing.T) {
 			}})
 			out = node.expectPDU("out", "deliver_sm")
 			sm = next()
-			requireEqual(t, sm.ESMClass, uint8(ESMClassReceipt))
-			requireEqual(t, (&DeliverSM{sm}).IsReceipt(), true)
-			requireEqual(t, string(sm.ShortMessage), receipt)
+			testutil.RequireEqual(t, sm.ESMClass, uint8(ESMClassReceipt))
+			testutil.RequireEqual(t, (&DeliverSM{sm}).IsReceipt(), true)
+			testutil.RequireEqual(t, string(sm.ShortMessage), receipt)
 			rid, ok := sm.TLVs.ReceiptedMessageID()
-			requireEqual(t, [2]any{string(rid), ok}, [2]any{"node-1", true})
+			testutil.RequireEqual(t, [2]any{string(rid), ok}, [2]any{"node-1", true})
 			st, ok := sm.TLVs.MessageState()
-			requireEqual(t, [2]any{st, ok}, [2]any{uint8(2), true})
+			testutil.RequireEqual(t, [2]any{st, ok}, [2]any{uint8(2), true})
 			typ, code, ok := sm.TLVs.NetworkErrorCode()
-			requireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(0), true})
-			requireEqual(t, smOf(t, out.raw(t)).TLVs.Bytes(), sm.TLVs.Bytes())
+			testutil.RequireEqual(t, [3]any{typ, code, ok}, [3]any{uint8(3), uint16(0), true})
+			testutil.RequireEqual(t, smOf(t, out.raw(t)).TLVs.Bytes(), sm.TLVs.Bytes())
 			checkResp(out, StatusOK)
 
 			// Our handler's status reaches node-smpp.
@@ -445,8 +447,8 @@ func TestInteropClientTwoPDUsInOneWrite(t *testing.T) {
 	node.send(map[string]any{"cmd": "raw", "hex": hex.EncodeToString(both)})
 	r1 := node.expectPDU("in", "deliver_sm_resp")
 	r2 := node.expectPDU("in", "deliver_sm_resp")
-	requireEqual(t, [2]uint32{r1.Seq, r2.Seq}, [2]uint32{0x7FFFFFFE, 0x7FFFFFFF})
-	requireEqual(t, n.Load(), int32(2))
+	testutil.RequireEqual(t, [2]uint32{r1.Seq, r2.Seq}, [2]uint32{0x7FFFFFFE, 0x7FFFFFFF})
+	testutil.RequireEqual(t, n.Load(), int32(2))
 }
 
 func TestInteropClientEnquireLinkAndUnbindBySMSC(t *testing.T) {
@@ -460,30 +462,30 @@ func TestInteropClientEnquireLinkAndUnbindBySMSC(t *testing.T) {
 	// Ours → node.
 	h, resp, err := cn.Send(ctx, &EnquireLink{})
 	requireNoErr(t, err)
-	requireEqual(t, h.ID, EnquireLinkRespID)
-	requireEqual(t, resp.CommandID(), EnquireLinkRespID)
+	testutil.RequireEqual(t, h.ID, EnquireLinkRespID)
+	testutil.RequireEqual(t, resp.CommandID(), EnquireLinkRespID)
 	in := node.expectPDU("in", "enquire_link")
-	requireEqual(t, in.Seq, h.Sequence)
+	testutil.RequireEqual(t, in.Seq, h.Sequence)
 
 	// Node → ours.
 	node.send(map[string]any{"cmd": "enquire_link"})
 	out := node.expectPDU("out", "enquire_link")
 	back := node.expectPDU("in", "enquire_link_resp")
-	requireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{out.Seq, 0})
-	requireEqual(t, back.Hex, fmt.Sprintf("0000001080000015%08x%08x", 0, out.Seq))
+	testutil.RequireEqual(t, [2]uint32{back.Seq, back.CommandStatus}, [2]uint32{out.Seq, 0})
+	testutil.RequireEqual(t, back.Hex, fmt.Sprintf("0000001080000015%08x%08x", 0, out.Seq))
 
 	// Node unbinds: we answer, the session ends as unbound, the client binds again.
 	node.send(map[string]any{"cmd": "unbind"})
 	out = node.expectPDU("out", "unbind")
 	back = node.expectPDU("in", "unbind_resp")
-	requireEqual(t, back.Seq, out.Seq)
+	testutil.RequireEqual(t, back.Seq, out.Seq)
 	select {
 	case <-cn.Done():
 	case <-time.After(nodeTimeout):
 		t.Fatal("session did not end after the SMSC's unbind")
 	}
 	reason, _ := cn.CloseReason()
-	requireEqual(t, reason, CloseUnbound)
+	testutil.RequireEqual(t, reason, CloseUnbound)
 	node.expectEv("bound")
 	requireNoErr(t, c.WaitBound(ctx, 1))
 	_, err = c.Submit(ctx, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}, ShortMessage: []byte("after rebind")}})
@@ -569,35 +571,35 @@ func TestInteropServerBindModes(t *testing.T) {
 			node := startNodeESME(t, o, mode, "--enquire-link", "--hold", "--deliver-status", "100")
 			// node-smpp sends interface_version 0x50 unless told otherwise; we accept it.
 			bind := node.expectPDU("out", "bind_"+mode.String())
-			requireEqual(t, bind.num("interface_version"), 0x50)
+			testutil.RequireEqual(t, bind.num("interface_version"), 0x50)
 			resp := node.expectPDU("in", "bind_"+mode.String()+"_resp")
-			requireEqual(t, [2]any{resp.CommandStatus, resp.Seq}, [2]any{uint32(0), bind.Seq})
-			requireEqual(t, resp.str("system_id"), "optgate")
-			requireEqual(t, resp.num("sc_interface_version"), InterfaceVersion)
-			requireEqual(t, recv(t, o.binds, "OnBind"), mode)
+			testutil.RequireEqual(t, [2]any{resp.CommandStatus, resp.Seq}, [2]any{uint32(0), bind.Seq})
+			testutil.RequireEqual(t, resp.str("system_id"), "optgate")
+			testutil.RequireEqual(t, resp.num("sc_interface_version"), InterfaceVersion)
+			testutil.RequireEqual(t, recv(t, o.binds, "OnBind"), mode)
 			info := recv(t, o.authSeen, "Authenticate")
-			requireEqual(t, [3]any{info.SystemID, info.Password, info.Mode}, [3]any{nodeSystemID, nodePassword, mode})
+			testutil.RequireEqual(t, [3]any{info.SystemID, info.Password, info.Mode}, [3]any{nodeSystemID, nodePassword, mode})
 			el := node.expectPDU("in", "enquire_link_resp")
-			requireEqual(t, el.CommandStatus, uint32(0))
+			testutil.RequireEqual(t, el.CommandStatus, uint32(0))
 
 			ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 			defer cancel()
 			_, _, err := o.srv.Deliver(ctx, nodeSystemID, &DeliverSM{SM{Source: Address{Addr: []byte("1")}, ShortMessage: []byte("hi")}})
 			if mode == BindTransmitter {
-				requireEqual(t, errors.Is(err, ErrNotBound), true) // a transmitter takes no deliver_sm
+				testutil.RequireEqual(t, errors.Is(err, ErrNotBound), true) // a transmitter takes no deliver_sm
 			} else {
-				requireEqual(t, StatusOf(err), StatusXTAppn)
+				testutil.RequireEqual(t, StatusOf(err), StatusXTAppn)
 				node.expectPDU("in", "deliver_sm")
 				out := node.expectPDU("out", "deliver_sm_resp")
-				requireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(StatusXTAppn), 2 * HeaderLen})
+				testutil.RequireEqual(t, [2]any{out.CommandStatus, len(out.Hex)}, [2]any{uint32(StatusXTAppn), 2 * HeaderLen})
 			}
 
 			// node-smpp unbinds.
 			node.send(map[string]any{"cmd": "unbind"})
 			u := node.expectPDU("out", "unbind")
 			ur := node.expectPDU("in", "unbind_resp")
-			requireEqual(t, [2]uint32{ur.Seq, ur.CommandStatus}, [2]uint32{u.Seq, 0})
-			requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+			testutil.RequireEqual(t, [2]uint32{ur.Seq, ur.CommandStatus}, [2]uint32{u.Seq, 0})
+			testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 			node.expectEv("close")
 			node.waitExit()
 		})
@@ -615,7 +617,7 @@ func TestInteropServerBindRefused(t *testing.T) {
 	} {
 		node := startNode(t, "client.js", "--port", o.port, "--mode", "transceiver", "--system-id", tc.sys, "--password", tc.pw)
 		ev := node.expectEv("bind_failed")
-		requireEqual(t, CommandStatus(ev.CommandStatus), tc.want)
+		testutil.RequireEqual(t, CommandStatus(ev.CommandStatus), tc.want)
 		node.expectEv("close")
 		node.waitExit()
 	}
@@ -628,13 +630,13 @@ func TestInteropServerAccountLockout(t *testing.T) {
 	o := startOurServer(t, nil, func(s *Server) { s.AccountLockAfter = 3; s.MaxFailedBinds = 100 })
 	for _, pw := range []string{"guess1", "guess2", "guess3"} {
 		node := startNode(t, "client.js", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", pw)
-		requireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusInvPaswd)
+		testutil.RequireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusInvPaswd)
 		recv(t, o.authSeen, "Authenticate")
 		node.expectEv("close")
 		node.waitExit()
 	}
 	node := startNode(t, "client.js", "--port", o.port, "--mode", "transceiver", "--system-id", nodeSystemID, "--password", nodePassword)
-	requireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusBindFail)
+	testutil.RequireEqual(t, CommandStatus(node.expectEv("bind_failed").CommandStatus), StatusBindFail)
 	node.expectEv("close")
 	node.waitExit()
 	select {
@@ -666,34 +668,34 @@ func TestInteropServerSubmit(t *testing.T) {
 		t.Helper()
 		out := node.expectPDU("out", "submit_sm")
 		resp := node.expectPDU("in", "submit_sm_resp")
-		requireEqual(t, [3]any{resp.Seq, resp.CommandStatus, resp.str("message_id")}, [3]any{out.Seq, uint32(0), fmt.Sprintf("og-%d", i)})
+		testutil.RequireEqual(t, [3]any{resp.Seq, resp.CommandStatus, resp.str("message_id")}, [3]any{out.Seq, uint32(0), fmt.Sprintf("og-%d", i)})
 	}
 
 	sm := recv(t, o.submits, "GSM-7 submit")
-	requireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
-	requireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
-	requireEqual(t, [3]uint8{sm.RegisteredDelivery, sm.DataCoding, sm.ESMClass}, [3]uint8{1, 0, 0})
-	requireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
+	testutil.RequireEqual(t, sm.Source, Address{TON: 5, NPI: 0, Addr: []byte("optgate")})
+	testutil.RequireEqual(t, sm.Dest, Address{TON: 1, NPI: 1, Addr: []byte("33612345678")})
+	testutil.RequireEqual(t, [3]uint8{sm.RegisteredDelivery, sm.DataCoding, sm.ESMClass}, [3]uint8{1, 0, 0})
+	testutil.RequireEqual(t, sm.ShortMessage, gsmEncode(t, gsmText))
 	checkResp(1)
 
 	sm = recv(t, o.submits, "UCS-2 submit")
-	requireEqual(t, sm.DataCoding, uint8(8))
-	requireEqual(t, sm.ShortMessage, ucs2Encode(ucs2Text))
-	requireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
+	testutil.RequireEqual(t, sm.DataCoding, uint8(8))
+	testutil.RequireEqual(t, sm.ShortMessage, ucs2Encode(ucs2Text))
+	testutil.RequireEqual(t, ucs2Decode(t, sm.ShortMessage), ucs2Text)
 	checkResp(2)
 
 	var joined []byte
 	for i := 1; i <= 3; i++ {
 		sm = recv(t, o.submits, "concatenated part")
-		requireEqual(t, sm.ESMClass&ESMClassUDHI, uint8(ESMClassUDHI)) // node-smpp sets UDHI itself
-		requireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, concatRef, 3, byte(i)})
+		testutil.RequireEqual(t, sm.ESMClass&ESMClassUDHI, uint8(ESMClassUDHI)) // node-smpp sets UDHI itself
+		testutil.RequireEqual(t, sm.ShortMessage[:6], []byte{0x05, 0x00, 0x03, concatRef, 3, byte(i)})
 		joined = append(joined, sm.ShortMessage[6:]...)
 		checkResp(2 + i)
 	}
-	requireEqual(t, string(joined), text)
+	testutil.RequireEqual(t, string(joined), text)
 
 	node.expectPDU("in", "unbind_resp")
-	requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+	testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 	node.expectEv("done")
 	node.waitExit()
 }
@@ -715,25 +717,25 @@ func TestInteropServerDeliverAndShutdown(t *testing.T) {
 				t.Helper()
 				h, resp, err := o.srv.Deliver(ctx, nodeSystemID, d)
 				requireNoErr(t, err)
-				requireEqual(t, resp.CommandID(), DeliverSMRespID)
+				testutil.RequireEqual(t, resp.CommandID(), DeliverSMRespID)
 				in := node.expectPDU("in", "deliver_sm")
-				requireEqual(t, in.Seq, h.Sequence)
+				testutil.RequireEqual(t, in.Seq, h.Sequence)
 				out := node.expectPDU("out", "deliver_sm_resp")
-				requireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{h.Sequence, 0})
+				testutil.RequireEqual(t, [2]uint32{out.Seq, out.CommandStatus}, [2]uint32{h.Sequence, 0})
 				want, err := AppendPDU(nil, StatusOK, h.Sequence, d)
 				requireNoErr(t, err)
-				requireEqual(t, in.Hex, hex.EncodeToString(want))
+				testutil.RequireEqual(t, in.Hex, hex.EncodeToString(want))
 				return in
 			}
 
 			in := deliver(&DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, Dest: Address{TON: 0, NPI: 1, Addr: []byte("12345")},
 				ShortMessage: gsmEncode(t, gsmText)}})
-			requireEqual(t, [3]any{in.str("source_addr"), in.num("source_addr_ton"), in.str("destination_addr")}, [3]any{"33612345678", 1, "12345"})
-			requireEqual(t, in.Message.Text, gsmText)
+			testutil.RequireEqual(t, [3]any{in.str("source_addr"), in.num("source_addr_ton"), in.str("destination_addr")}, [3]any{"33612345678", 1, "12345"})
+			testutil.RequireEqual(t, in.Message.Text, gsmText)
 
 			in = deliver(&DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, DataCoding: 8, ShortMessage: ucs2Encode(ucs2Text)}})
-			requireEqual(t, in.num("data_coding"), 8)
-			requireEqual(t, in.Message.Text, ucs2Text)
+			testutil.RequireEqual(t, in.num("data_coding"), 8)
+			testutil.RequireEqual(t, in.Message.Text, ucs2Text)
 
 			receipt := "id:og-1 sub:001 dlvrd:001 submit date:2411221030 done date:2411221031 stat:DELIVRD err:000 text:Hi"
 			d := &DeliverSM{SM{Source: Address{TON: 1, NPI: 1, Addr: []byte("33612345678")}, Dest: Address{Addr: []byte("optgate")},
@@ -742,26 +744,26 @@ func TestInteropServerDeliverAndShutdown(t *testing.T) {
 			requireNoErr(t, d.TLVs.SetUint8(TagMessageState, 2))
 			requireNoErr(t, d.TLVs.Set(TagNetworkErrorCode, []byte{3, 0, 0}))
 			in = deliver(d)
-			requireEqual(t, in.num("esm_class"), ESMClassReceipt)
-			requireEqual(t, in.Message.Text, receipt)
-			requireEqual(t, in.str("receipted_message_id"), "og-1")
-			requireEqual(t, in.num("message_state"), 2)
-			requireEqual(t, in.str("network_error_code"), "030000")
+			testutil.RequireEqual(t, in.num("esm_class"), ESMClassReceipt)
+			testutil.RequireEqual(t, in.Message.Text, receipt)
+			testutil.RequireEqual(t, in.str("receipted_message_id"), "og-1")
+			testutil.RequireEqual(t, in.num("message_state"), 2)
+			testutil.RequireEqual(t, in.str("network_error_code"), "030000")
 
 			// enquire_link from our side.
 			rs := o.srv.Receivers(nodeSystemID)
-			requireEqual(t, len(rs), 1)
+			testutil.RequireEqual(t, len(rs), 1)
 			h, _, err := rs[0].Send(ctx, &EnquireLink{})
 			requireNoErr(t, err)
-			requireEqual(t, node.expectPDU("in", "enquire_link").Seq, h.Sequence)
-			requireEqual(t, node.expectPDU("out", "enquire_link_resp").Seq, h.Sequence)
+			testutil.RequireEqual(t, node.expectPDU("in", "enquire_link").Seq, h.Sequence)
+			testutil.RequireEqual(t, node.expectPDU("out", "enquire_link_resp").Seq, h.Sequence)
 
 			// Shutdown unbinds node-smpp, which answers and goes away.
 			requireNoErr(t, o.srv.Shutdown(ctx))
 			u := node.expectPDU("in", "unbind")
-			requireEqual(t, node.expectPDU("out", "unbind_resp").Seq, u.Seq)
+			testutil.RequireEqual(t, node.expectPDU("out", "unbind_resp").Seq, u.Seq)
 			node.expectEv("unbound_by_peer")
-			requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+			testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 			node.expectEv("close")
 			node.waitExit()
 		})
@@ -777,15 +779,15 @@ func TestInteropServerFraming(t *testing.T) {
 
 	node.send(map[string]any{"cmd": "raw", "hex": "00000010000000990000000000000007"})
 	nack := node.expectPDU("in", "generic_nack")
-	requireEqual(t, [2]uint32{nack.Seq, nack.CommandStatus}, [2]uint32{7, uint32(StatusInvCmdID)})
+	testutil.RequireEqual(t, [2]uint32{nack.Seq, nack.CommandStatus}, [2]uint32{7, uint32(StatusInvCmdID)})
 
 	node.send(map[string]any{"cmd": "raw", "hex": "000000100000001500000000000000080000001000000015000000000000000a"})
-	requireEqual(t, node.expectPDU("in", "enquire_link_resp").Seq, uint32(8))
-	requireEqual(t, node.expectPDU("in", "enquire_link_resp").Seq, uint32(10))
+	testutil.RequireEqual(t, node.expectPDU("in", "enquire_link_resp").Seq, uint32(8))
+	testutil.RequireEqual(t, node.expectPDU("in", "enquire_link_resp").Seq, uint32(10))
 
 	node.send(map[string]any{"cmd": "raw", "hex": "0000001000000015000000007fffffff"})
 	top := node.expectPDU("in", "enquire_link_resp")
-	requireEqual(t, top.Hex, "0000001080000015000000007fffffff")
+	testutil.RequireEqual(t, top.Hex, "0000001080000015000000007fffffff")
 }
 
 // slowAfterUnbindResp delays the return of a Write that carries an
@@ -838,7 +840,7 @@ func TestInteropServerUnbindByESMECloseReason(t *testing.T) {
 	node := startNodeESME(t, o, BindTransceiver)
 	node.expectPDU("in", "unbind_resp")
 	node.expectEv("close")
-	requireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
+	testutil.RequireEqual(t, recv(t, o.unbinds, "OnUnbind"), CloseUnbound)
 }
 
 // TestInteropClientUnbindBySMSCCloseReason is the same race on the ESME
@@ -865,5 +867,5 @@ func TestInteropClientUnbindBySMSCCloseReason(t *testing.T) {
 		t.Fatal("session did not end after the SMSC's unbind")
 	}
 	reason, err := cn.CloseReason()
-	requireEqual(t, [2]any{reason, err}, [2]any{CloseUnbound, error(nil)})
+	testutil.RequireEqual(t, [2]any{reason, err}, [2]any{CloseUnbound, error(nil)})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // Responses carrying TLVs (SMPP v5.0-style SMSCs append them to
@@ -16,23 +18,23 @@ func TestGoldenResponseTLVs(t *testing.T) {
 	}{
 		{"submit_sm_resp_tlv", func(t *testing.T, p PDU) {
 			r := p.(*SubmitSMResp)
-			requireEqual(t, string(r.MessageID), "abc")
+			testutil.RequireEqual(t, string(r.MessageID), "abc")
 			v, ok := r.TLVs.CString(TagAdditionalStatusInfo)
-			requireEqual(t, [2]any{string(v), ok}, [2]any{"ok", true})
+			testutil.RequireEqual(t, [2]any{string(v), ok}, [2]any{"ok", true})
 			v, ok = r.TLVs.Get(0x1401) // unknown vendor tag: kept, readable
-			requireEqual(t, [2]any{v, ok}, [2]any{[]byte{0, 1}, true})
+			testutil.RequireEqual(t, [2]any{v, ok}, [2]any{[]byte{0, 1}, true})
 		}},
 		{"deliver_sm_resp_tlv", func(t *testing.T, p PDU) {
 			r := p.(*DeliverSMResp)
-			requireEqual(t, len(r.MessageID), 0)
+			testutil.RequireEqual(t, len(r.MessageID), 0)
 			v, ok := r.TLVs.Uint8(TagDeliveryFailureReason)
-			requireEqual(t, [2]any{v, ok}, [2]any{uint8(2), true})
+			testutil.RequireEqual(t, [2]any{v, ok}, [2]any{uint8(2), true})
 		}},
 		{"data_sm_resp_tlv", func(t *testing.T, p PDU) {
 			r := p.(*DataSMResp)
-			requireEqual(t, string(r.MessageID), "42")
+			testutil.RequireEqual(t, string(r.MessageID), "42")
 			v, ok := r.TLVs.Get(0x3FFF)
-			requireEqual(t, [2]any{v, ok}, [2]any{[]byte{0xAB, 0xCD}, true})
+			testutil.RequireEqual(t, [2]any{v, ok}, [2]any{[]byte{0xAB, 0xCD}, true})
 		}},
 	}
 	for _, tc := range cases {
@@ -40,11 +42,11 @@ func TestGoldenResponseTLVs(t *testing.T) {
 			raw := readGolden(t, tc.name)
 			h, p, err := Decode(raw)
 			requireNoErr(t, err)
-			requireEqual(t, h.Status, StatusOK)
+			testutil.RequireEqual(t, h.Status, StatusOK)
 			tc.check(t, p)
 			again, err := AppendPDU(nil, h.Status, h.Sequence, p)
 			requireNoErr(t, err)
-			requireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
+			testutil.RequireEqual(t, hex.EncodeToString(again), hex.EncodeToString(raw))
 		})
 	}
 }
@@ -72,19 +74,19 @@ func TestResponseTLVsEveryType(t *testing.T) {
 			requireNoErr(t, err)
 			_, q, err := Decode(b)
 			requireNoErr(t, err)
-			requireEqual(t, responseTLVs(q).Bytes(), tlv)
+			testutil.RequireEqual(t, responseTLVs(q).Bytes(), tlv)
 			b2, err := AppendPDU(nil, StatusOK, 9, q)
 			requireNoErr(t, err)
-			requireEqual(t, b2, b)
+			testutil.RequireEqual(t, b2, b)
 			// A truncated TLV after the mandatory fields: still decodes.
 			bad := append(append([]byte(nil), b...), 0x02, 0x04, 0x00)
 			bad[3] = byte(len(bad))
 			_, q, err = Decode(bad)
 			requireNoErr(t, err)
-			requireEqual(t, q.CommandID(), p.CommandID())
+			testutil.RequireEqual(t, q.CommandID(), p.CommandID())
 			b3, err := AppendPDU(nil, StatusOK, 9, q)
 			requireNoErr(t, err)
-			requireEqual(t, b3, bad)
+			testutil.RequireEqual(t, b3, bad)
 			_ = q.String()
 		})
 	}
@@ -132,7 +134,7 @@ func TestClientSubmitRespWithTLVs(t *testing.T) {
 	c := testClient(t, addr, nil)
 	id, err := c.Submit(context.Background(), &SubmitSM{SM: SM{Dest: Address{1, 1, []byte("1")}}})
 	requireNoErr(t, err)
-	requireEqual(t, id, "v5-id")
+	testutil.RequireEqual(t, id, "v5-id")
 }
 
 // Error responses are written as a bare header (SMPP 3.4 §4.4.2); both the
@@ -142,11 +144,11 @@ func TestErrorResponseHeaderOnly(t *testing.T) {
 		&DeliverSMResp{}, &DataSMResp{}, &QuerySMResp{}} {
 		b, err := AppendPDU(nil, StatusInvDstAdr, 3, p)
 		requireNoErr(t, err)
-		requireEqual(t, len(b), HeaderLen)
+		testutil.RequireEqual(t, len(b), HeaderLen)
 		h, q, err := Decode(b)
 		requireNoErr(t, err)
-		requireEqual(t, [3]any{h.Length, h.ID, h.Status}, [3]any{uint32(HeaderLen), p.CommandID(), StatusInvDstAdr})
-		requireEqual(t, q.CommandID(), p.CommandID())
+		testutil.RequireEqual(t, [3]any{h.Length, h.ID, h.Status}, [3]any{uint32(HeaderLen), p.CommandID(), StatusInvDstAdr})
+		testutil.RequireEqual(t, q.CommandID(), p.CommandID())
 	}
 	// A data_sm_resp that says why the delivery failed keeps its TLVs
 	// (§4.7.2), and so does a submit_multi_resp listing failed destinations.
@@ -158,23 +160,23 @@ func TestErrorResponseHeaderOnly(t *testing.T) {
 	_, q, err := Decode(b)
 	requireNoErr(t, err)
 	reason, ok := q.(*DataSMResp).TLVs.Uint8(TagDeliveryFailureReason)
-	requireEqual(t, [2]any{reason, ok}, [2]any{uint8(1), true})
+	testutil.RequireEqual(t, [2]any{reason, ok}, [2]any{uint8(1), true})
 	multi := &SubmitMultiResp{Unsuccess: []UnsuccessSME{{Addr: Address{Addr: []byte("15145550100")}, Status: StatusInvDstAdr}}}
 	b, err = AppendPDU(nil, StatusInvDstAdr, 5, multi)
 	requireNoErr(t, err)
 	_, q, err = Decode(b)
 	requireNoErr(t, err)
-	requireEqual(t, len(q.(*SubmitMultiResp).Unsuccess), 1)
+	testutil.RequireEqual(t, len(q.(*SubmitMultiResp).Unsuccess), 1)
 	// With a NUL body, as some peers send it.
 	withBody, _ := hex.DecodeString("00000011800000040000000b0000000300")
 	h, p, err := Decode(withBody)
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.Status, len(p.(*SubmitSMResp).MessageID)}, [2]any{StatusInvDstAdr, 0})
+	testutil.RequireEqual(t, [2]any{h.Status, len(p.(*SubmitSMResp).MessageID)}, [2]any{StatusInvDstAdr, 0})
 	// Requests keep their body whatever the status field says.
 	b, err = AppendPDU(nil, StatusInvDstAdr, 3, &EnquireLink{})
 	requireNoErr(t, err)
-	requireEqual(t, len(b), HeaderLen)
+	testutil.RequireEqual(t, len(b), HeaderLen)
 	b, err = AppendPDU(nil, 1, 3, &SubmitSM{SM: SM{Dest: Address{Addr: []byte("1")}}})
 	requireNoErr(t, err)
-	requireEqual(t, len(b) > HeaderLen, true)
+	testutil.RequireEqual(t, len(b) > HeaderLen, true)
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // Malformed bind PDUs count toward the failed-bind limit of their address.
@@ -20,7 +22,7 @@ func TestMalformedBindsCountAsFailures(t *testing.T) {
 		r.write(bad)
 		h, _, err := r.read()
 		requireNoErr(t, err)
-		requireEqual(t, [2]any{h.ID, h.Status}, [2]any{GenericNackID, StatusInvCmdLen})
+		testutil.RequireEqual(t, [2]any{h.ID, h.Status}, [2]any{GenericNackID, StatusInvCmdLen})
 	}
 	r := dialRaw(t, addr)
 	r.write(mustPDU(t, &Bind{Mode: BindTransceiver, SystemID: []byte("acct"), Password: []byte("secret")}))
@@ -47,7 +49,7 @@ func TestShutdownDrainRefusesTemporarily(t *testing.T) {
 		defer cancel()
 		done <- srv.Shutdown(ctx)
 	}()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		for _, c := range srv.Sessions() {
 			if c.State() == StateUnbinding {
 				return nil
@@ -58,14 +60,14 @@ func TestShutdownDrainRefusesTemporarily(t *testing.T) {
 	r.send(0, 11, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 	h, _, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [3]any{h.ID, h.Sequence, h.Status}, [3]any{SubmitSMRespID, uint32(11), StatusXTAppn})
+	testutil.RequireEqual(t, [3]any{h.ID, h.Sequence, h.Status}, [3]any{SubmitSMRespID, uint32(11), StatusXTAppn})
 	req.Respond(StatusOK, &SubmitSMResp{MessageID: []byte("1")})
 	h, _, err = r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(10), StatusOK})
+	testutil.RequireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(10), StatusOK})
 	h, _, err = r.read()
 	requireNoErr(t, err)
-	requireEqual(t, h.ID, UnbindID)
+	testutil.RequireEqual(t, h.ID, UnbindID)
 	r.send(0, h.Sequence, &UnbindResp{})
 	requireNoErr(t, <-done)
 }
@@ -120,7 +122,7 @@ func TestAccountWindowAcrossBinds(t *testing.T) {
 			}
 		}()
 	}
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if n := got.Load(); n < want {
 			return fmt.Errorf("%d throttled, want %d", n, want)
 		}
@@ -129,8 +131,8 @@ func TestAccountWindowAcrossBinds(t *testing.T) {
 	mu.Lock()
 	n := len(held)
 	mu.Unlock()
-	requireEqual(t, [2]any{n, got.Load()}, [2]any{window, want})
-	requireEqual(t, acct.Inflight(), window)
+	testutil.RequireEqual(t, [2]any{n, got.Load()}, [2]any{window, want})
+	testutil.RequireEqual(t, acct.Inflight(), window)
 	mu.Lock()
 	for _, r := range held {
 		r.Respond(StatusOK, &SubmitSMResp{})
@@ -185,8 +187,8 @@ func TestRespondNotify(t *testing.T) {
 	got := answer(<-held)
 	h, _, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(10), StatusOK})
-	requireEqual(t, once(got), true)
+	testutil.RequireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(10), StatusOK})
+	testutil.RequireEqual(t, once(got), true)
 
 	// The peer writes a request and drops the connection at once.
 	r2 := dialRaw(t, addr)
@@ -194,13 +196,13 @@ func TestRespondNotify(t *testing.T) {
 	r2.send(0, 11, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 	req := <-held
 	r2.nc.Close()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if req.Conn.State() != StateClosed {
 			return errors.New("session still open")
 		}
 		return nil
 	})
-	requireEqual(t, once(answer(req)), false)
+	testutil.RequireEqual(t, once(answer(req)), false)
 
 	// The answer is written, then the peer drops the connection at once.
 	r3 := dialRaw(t, addr)
@@ -210,5 +212,5 @@ func TestRespondNotify(t *testing.T) {
 	_, _, err = r3.read()
 	requireNoErr(t, err)
 	r3.nc.Close()
-	requireEqual(t, once(got), false)
+	testutil.RequireEqual(t, once(got), false)
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // testServer starts a Server on 127.0.0.1:0 with one account "acct"/"secret"
@@ -73,7 +75,7 @@ func TestClientServerSubmit(t *testing.T) {
 		requireNoErr(t, err)
 		seen[id] = true
 	}
-	requireEqual(t, len(seen), 10)
+	testutil.RequireEqual(t, len(seen), 10)
 }
 
 func TestBindErrors(t *testing.T) {
@@ -90,7 +92,7 @@ func TestBindErrors(t *testing.T) {
 		requireNoErr(t, err)
 		cn := NewConn(nc, RoleESME, ConnConfig{}, nil)
 		_, _, err = cn.Send(context.Background(), &Bind{Mode: BindTransceiver, SystemID: []byte(tc.sys), Password: []byte(tc.pw)})
-		requireEqual(t, StatusOf(err), tc.want)
+		testutil.RequireEqual(t, StatusOf(err), tc.want)
 		cn.Close()
 	}
 }
@@ -104,15 +106,15 @@ func TestSecondBindAndWrongState(t *testing.T) {
 	ctx := context.Background()
 	// submit before bind
 	_, _, err = cn.Send(ctx, &SubmitSM{SM{Dest: Address{Addr: []byte("1")}}})
-	requireEqual(t, StatusOf(err), StatusInvBndSts)
+	testutil.RequireEqual(t, StatusOf(err), StatusInvBndSts)
 	_, _, err = cn.Send(ctx, &Bind{Mode: BindReceiver, SystemID: []byte("acct"), Password: []byte("secret")})
 	requireNoErr(t, err)
 	// second bind
 	_, _, err = cn.Send(ctx, &Bind{Mode: BindReceiver, SystemID: []byte("acct"), Password: []byte("secret")})
-	requireEqual(t, StatusOf(err), StatusAlyBnd)
+	testutil.RequireEqual(t, StatusOf(err), StatusAlyBnd)
 	// receiver may not submit
 	_, _, err = cn.Send(ctx, &SubmitSM{SM{Dest: Address{Addr: []byte("1")}}})
-	requireEqual(t, StatusOf(err), StatusInvBndSts)
+	testutil.RequireEqual(t, StatusOf(err), StatusInvBndSts)
 	// enquire_link works in any state
 	_, _, err = cn.Send(ctx, &EnquireLink{})
 	requireNoErr(t, err)
@@ -163,7 +165,7 @@ func (r *rawConn) bind() {
 	r.send(0, 1, &Bind{Mode: BindTransceiver, SystemID: []byte("acct"), Password: []byte("secret"), InterfaceVersion: 0x34})
 	h, _, err := r.read()
 	requireNoErr(r.t, err)
-	requireEqual(r.t, h.Status, StatusOK)
+	testutil.RequireEqual(r.t, h.Status, StatusOK)
 }
 
 func TestMalformedInputKeepsSession(t *testing.T) {
@@ -178,15 +180,15 @@ func TestMalformedInputKeepsSession(t *testing.T) {
 	r.write(unk[:])
 	h, _, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, h.ID, GenericNackID)
-	requireEqual(t, h.Status, StatusInvCmdID)
-	requireEqual(t, h.Sequence, uint32(7))
+	testutil.RequireEqual(t, h.ID, GenericNackID)
+	testutil.RequireEqual(t, h.Status, StatusInvCmdID)
+	testutil.RequireEqual(t, h.Sequence, uint32(7))
 	// A submit_sm with a truncated body → generic_nack ESME_RINVCMDLEN.
 	b := []byte{0, 0, 0, 20, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 0, 1, 1, '1'}
 	r.write(b)
 	h, _, err = r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.ID, h.Status}, [2]any{GenericNackID, StatusInvCmdLen})
+	testutil.RequireEqual(t, [2]any{h.ID, h.Status}, [2]any{GenericNackID, StatusInvCmdLen})
 	// A source_addr over 21 octets → submit_sm_resp ESME_RINVSRCADR.
 	long := make([]byte, 0, 64)
 	long = append(long, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 1)
@@ -198,13 +200,13 @@ func TestMalformedInputKeepsSession(t *testing.T) {
 	r.write(long)
 	h, _, err = r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.ID, h.Status}, [2]any{SubmitSMRespID, StatusInvSrcAdr})
+	testutil.RequireEqual(t, [2]any{h.ID, h.Status}, [2]any{SubmitSMRespID, StatusInvSrcAdr})
 	// Still bound: a good submit works.
 	r.send(0, 10, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}, ShortMessage: []byte("ok")}})
 	h, p, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.Status, h.Sequence}, [2]any{StatusOK, uint32(10)})
-	requireEqual(t, string(p.(*SubmitSMResp).MessageID), "1")
+	testutil.RequireEqual(t, [2]any{h.Status, h.Sequence}, [2]any{StatusOK, uint32(10)})
+	testutil.RequireEqual(t, string(p.(*SubmitSMResp).MessageID), "1")
 }
 
 func TestBadCommandLengthCloses(t *testing.T) {
@@ -225,7 +227,7 @@ func TestBadCommandLengthCloses(t *testing.T) {
 			}
 			select {
 			case reason := <-closed:
-				requireEqual(t, reason, CloseBadLength)
+				testutil.RequireEqual(t, reason, CloseBadLength)
 			case <-time.After(5 * time.Second):
 				t.Fatal("no close")
 			}
@@ -240,7 +242,7 @@ func TestUnbindFromPeer(t *testing.T) {
 	r.send(0, 2, &Unbind{})
 	h, _, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, h.ID, UnbindRespID)
+	testutil.RequireEqual(t, h.ID, UnbindRespID)
 	if _, _, err := r.read(); !errors.Is(err, io.EOF) {
 		t.Fatalf("want EOF after unbind, got %v", err)
 	}
@@ -256,7 +258,7 @@ func TestClientUnbindAndRebind(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if cs := c.Conns(); len(srv.Sessions()) == 1 && len(cs) == 1 && cs[0] != old {
 			return nil
 		}
@@ -265,7 +267,7 @@ func TestClientUnbindAndRebind(t *testing.T) {
 	_, err := c.Submit(ctx, &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 	requireNoErr(t, err)
 	requireNoErr(t, c.Shutdown(ctx))
-	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, func() error {
 		if len(srv.Sessions()) == 0 {
 			return nil
 		}
@@ -293,11 +295,11 @@ func TestDeliverToReceiverAndHandlerStatus(t *testing.T) {
 	_, _, err := srv.Deliver(ctx, "acct", &DeliverSM{SM{Source: Address{1, 1, []byte("1")}, ShortMessage: []byte("STOP")}})
 	requireNoErr(t, err)
 	_, _, err = srv.Deliver(ctx, "acct", &DeliverSM{SM{Source: Address{1, 1, []byte("1")}, ShortMessage: []byte("fail")}})
-	requireEqual(t, StatusOf(err), StatusXTAppn)
+	testutil.RequireEqual(t, StatusOf(err), StatusXTAppn)
 	_, ok := got.Load("STOP")
-	requireEqual(t, ok, true)
+	testutil.RequireEqual(t, ok, true)
 	_, _, err = srv.Deliver(ctx, "nobody", &DeliverSM{})
-	requireEqual(t, errors.Is(err, ErrNotBound), true)
+	testutil.RequireEqual(t, errors.Is(err, ErrNotBound), true)
 }
 
 func TestAccountThrottle(t *testing.T) {
@@ -317,12 +319,12 @@ func TestAccountThrottle(t *testing.T) {
 	}
 	h, _, err := r.read()
 	requireNoErr(t, err)
-	requireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(103), StatusThrottled})
+	testutil.RequireEqual(t, [2]any{h.Sequence, h.Status}, [2]any{uint32(103), StatusThrottled})
 	close(release)
 	for i := 0; i < 2; i++ {
 		h, _, err = r.read()
 		requireNoErr(t, err)
-		requireEqual(t, h.Status, StatusOK)
+		testutil.RequireEqual(t, h.Status, StatusOK)
 	}
 }
 
@@ -340,8 +342,8 @@ func TestClientRetriesThrottled(t *testing.T) {
 	c := testClient(t, addr, func(c *ClientConfig) { c.ThrottlePause = 5 * time.Millisecond })
 	id, err := c.Submit(context.Background(), &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 	requireNoErr(t, err)
-	requireEqual(t, id, "ok")
-	requireEqual(t, n.Load(), int32(3))
+	testutil.RequireEqual(t, id, "ok")
+	testutil.RequireEqual(t, n.Load(), int32(3))
 }
 
 func TestDeadPeerDetection(t *testing.T) {
@@ -365,7 +367,7 @@ func TestDeadPeerDetection(t *testing.T) {
 		t.Fatal("dead peer not detected")
 	}
 	reason, _ := cn.CloseReason()
-	requireEqual(t, reason, CloseDeadPeer)
+	testutil.RequireEqual(t, reason, CloseDeadPeer)
 }
 
 func TestFailedBindLimit(t *testing.T) {
@@ -375,7 +377,7 @@ func TestFailedBindLimit(t *testing.T) {
 		r.send(0, 1, &Bind{Mode: BindTransceiver, SystemID: []byte("acct"), Password: []byte("bad")})
 		h, _, err := r.read()
 		requireNoErr(t, err)
-		requireEqual(t, h.Status, StatusInvPaswd)
+		testutil.RequireEqual(t, h.Status, StatusInvPaswd)
 	}
 	// Now even a good bind from this address is cut off.
 	r := dialRaw(t, addr)
@@ -428,7 +430,7 @@ func (s *Server) refusedAfter(a net.Addr, n int) bool {
 func TestMaxConns(t *testing.T) {
 	srv, addr := testServer(t, func(s *Server) { s.MaxConns = 3 })
 	idle := []*rawConn{dialRaw(t, addr), dialRaw(t, addr), dialRaw(t, addr)}
-	checkFor(t, 2*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, func() error {
 		if n := len(srv.Sessions()); n != 3 {
 			return fmt.Errorf("%d sessions", n)
 		}
@@ -440,7 +442,7 @@ func TestMaxConns(t *testing.T) {
 		t.Fatalf("connection past the cap was not closed: %v", err)
 	}
 	idle[0].nc.Close()
-	checkFor(t, 2*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, func() error {
 		if n := len(srv.Sessions()); n != 2 {
 			return fmt.Errorf("%d sessions", n)
 		}
@@ -464,7 +466,7 @@ func TestMaxBindsPerAccount(t *testing.T) {
 	r2.send(0, 1, &Bind{Mode: BindTransceiver, SystemID: []byte("acct"), Password: []byte("secret")})
 	h, _, err := r2.read()
 	requireNoErr(t, err)
-	requireEqual(t, h.Status, StatusBindFail)
+	testutil.RequireEqual(t, h.Status, StatusBindFail)
 }
 
 func TestShutdownDrains(t *testing.T) {
@@ -479,7 +481,7 @@ func TestShutdownDrains(t *testing.T) {
 		_, err := c.Submit(context.Background(), &SubmitSM{SM{Dest: Address{1, 1, []byte("1")}}})
 		errc <- err
 	}()
-	checkFor(t, 2*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, func() error {
 		for _, s := range srv.Sessions() {
 			if s.Inflight() > 0 {
 				return nil
@@ -514,17 +516,17 @@ func TestWindowExpiryAndLateResponse(t *testing.T) {
 	// Full: Acquire waits on ctx.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()
-	requireEqual(t, errors.Is(w.Acquire(cctx), context.DeadlineExceeded), true)
-	requireEqual(t, w.Expire(now.Add(time.Second)), 1)
-	requireEqual(t, errors.Is((<-res).Err, ErrTimeout), true)
-	requireEqual(t, w.Complete(Header{Sequence: 1}, nil), false) // late
-	requireEqual(t, late.Load(), int32(1))
-	requireEqual(t, expired.Load(), int32(1))
+	testutil.RequireEqual(t, errors.Is(w.Acquire(cctx), context.DeadlineExceeded), true)
+	testutil.RequireEqual(t, w.Expire(now.Add(time.Second)), 1)
+	testutil.RequireEqual(t, errors.Is((<-res).Err, ErrTimeout), true)
+	testutil.RequireEqual(t, w.Complete(Header{Sequence: 1}, nil), false) // late
+	testutil.RequireEqual(t, late.Load(), int32(1))
+	testutil.RequireEqual(t, expired.Load(), int32(1))
 	left := w.Drain(ErrClosed)
-	requireEqual(t, len(left), 1)
-	requireEqual(t, left[0].Seq, uint32(2))
-	requireEqual(t, w.Len(), 0)
-	requireEqual(t, errors.Is(w.Acquire(ctx), ErrClosed), true)
+	testutil.RequireEqual(t, len(left), 1)
+	testutil.RequireEqual(t, left[0].Seq, uint32(2))
+	testutil.RequireEqual(t, w.Len(), 0)
+	testutil.RequireEqual(t, errors.Is(w.Acquire(ctx), ErrClosed), true)
 }
 
 func TestInFlightAtClose(t *testing.T) {
@@ -540,7 +542,7 @@ func TestInFlightAtClose(t *testing.T) {
 			errc <- err
 		}()
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if cn.Window().Len() == 2 {
 			return nil
 		}
@@ -553,8 +555,8 @@ func TestInFlightAtClose(t *testing.T) {
 		}
 	}
 	lost := cn.InFlightAtClose()
-	requireEqual(t, len(lost), 2)
-	requireEqual(t, lost[0].Req.CommandID(), SubmitSMID)
+	testutil.RequireEqual(t, len(lost), 2)
+	testutil.RequireEqual(t, lost[0].Req.CommandID(), SubmitSMID)
 }
 
 // A peer that stops reading: the queue fills, then the session closes as a

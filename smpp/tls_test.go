@@ -12,6 +12,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
@@ -69,7 +71,7 @@ func TestAccountRateThrottled(t *testing.T) {
 		requireNoErr(t, err)
 		got[h.Sequence] = h.Status
 	}
-	requireEqual(t, got, map[uint32]CommandStatus{10: StatusOK, 11: StatusThrottled})
+	testutil.RequireEqual(t, got, map[uint32]CommandStatus{10: StatusOK, 11: StatusThrottled})
 }
 
 // A TLS config that sets only RootCAs verifies the SMSC's certificate
@@ -88,7 +90,7 @@ func TestTLSServerNameFromAddr(t *testing.T) {
 			c := testClient(t, net.JoinHostPort(host, port), func(c *ClientConfig) { c.TLS = cfg })
 			_, err := c.Submit(context.Background(), &SubmitSM{SM: SM{Dest: Address{1, 1, []byte("1")}, ShortMessage: []byte("x")}})
 			requireNoErr(t, err)
-			requireEqual(t, cfg.ServerName, "")
+			testutil.RequireEqual(t, cfg.ServerName, "")
 		})
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // wsCase is one PDU and what Wireshark must read in it: field name to the
@@ -338,7 +340,7 @@ func TestWiresharkDissectsEveryPDU(t *testing.T) {
 	if err := json.Unmarshal(out, &pkts); err != nil {
 		t.Fatalf("tshark json: %v", err)
 	}
-	requireEqual(t, len(pkts), len(cases)+1)
+	testutil.RequireEqual(t, len(pkts), len(cases)+1)
 	bad := map[string][]string{}
 	wsFlatten(pkts[len(cases)].Source.Layers, bad)
 	// With TCP reassembly off, a field past the end of the PDU shows as

@@ -33,7 +33,6 @@ import (
 // messages the consent engine answered, measured until the last one.
 func BenchmarkWebhookInbound(b *testing.B) {
 	db := openDB(b, b.TempDir())
-	defer db.Close()
 	store, err := consent.Open(consent.Config{Dir: b.TempDir(), // Badger options as the gateway opens it
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Tenants: []consent.TenantConfig{{ID: "bench", Brand: "Bench Co", HelpContact: "help@bench.example"}}})

@@ -3,6 +3,8 @@ package whatsapp
 import (
 	"errors"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestChooseChannel(t *testing.T) {
@@ -41,7 +43,7 @@ func TestChooseChannel(t *testing.T) {
 				return
 			}
 			requireNoErr(t, err)
-			requireEqual(t, got, tc.want, "channel")
+			testutil.RequireEqual(t, got, tc.want, "channel")
 		})
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func newTestClient(t *testing.T, mock *whatsapptest.Server, mutate func(*ClientConfig)) (*Client, *Metrics) {
@@ -54,33 +55,33 @@ func TestClientSendKinds(t *testing.T) {
 	requireNoErr(t, err)
 
 	reqs := mock.Requests()
-	requireEqual(t, len(reqs), 3, "requests")
+	testutil.RequireEqual(t, len(reqs), 3, "requests")
 	for _, r := range reqs {
-		requireEqual(t, r.Authorization, "Bearer test-token", "auth header")
-		requireEqual(t, r.PhoneNumberID, testPID, "phone number id in path")
-		requireEqual(t, r.Version, "v25.0", "version in path")
+		testutil.RequireEqual(t, r.Authorization, "Bearer test-token", "auth header")
+		testutil.RequireEqual(t, r.PhoneNumberID, testPID, "phone number id in path")
+		testutil.RequireEqual(t, r.Version, "v25.0", "version in path")
 	}
 	var text, tpl, btn map[string]any
 	requireNoErr(t, json.Unmarshal(reqs[0].Body, &text))
 	requireNoErr(t, json.Unmarshal(reqs[1].Body, &tpl))
 	requireNoErr(t, json.Unmarshal(reqs[2].Body, &btn))
-	requireEqual(t, text["messaging_product"], any("whatsapp"), "messaging_product")
-	requireEqual(t, text["type"], any("text"), "type")
-	requireEqual(t, text["context"].(map[string]any)["message_id"], any("wamid.q"), "context")
-	requireEqual(t, reqs[1].TemplateName, "order_update", "template name")
+	testutil.RequireEqual(t, text["messaging_product"], any("whatsapp"), "messaging_product")
+	testutil.RequireEqual(t, text["type"], any("text"), "type")
+	testutil.RequireEqual(t, text["context"].(map[string]any)["message_id"], any("wamid.q"), "context")
+	testutil.RequireEqual(t, reqs[1].TemplateName, "order_update", "template name")
 	comps := tpl["template"].(map[string]any)["components"].([]any)
 	body := comps[0].(map[string]any)["parameters"].([]any)
-	requireEqual(t, body[1].(map[string]any)["text"], any("Friday"), "positional parameter")
+	testutil.RequireEqual(t, body[1].(map[string]any)["text"], any("Friday"), "positional parameter")
 	named := comps[1].(map[string]any)["parameters"].([]any)[0].(map[string]any)
-	requireEqual(t, named["parameter_name"], any("customer"), "named parameter")
+	testutil.RequireEqual(t, named["parameter_name"], any("customer"), "named parameter")
 	button := comps[2].(map[string]any)
-	requireEqual(t, button["index"], any("1"), "button index")
-	requireEqual(t, button["sub_type"], any("quick_reply"), "button sub_type")
+	testutil.RequireEqual(t, button["index"], any("1"), "button index")
+	testutil.RequireEqual(t, button["sub_type"], any("quick_reply"), "button sub_type")
 	inter := btn["interactive"].(map[string]any)
-	requireEqual(t, inter["type"], any("button"), "interactive type")
+	testutil.RequireEqual(t, inter["type"], any("button"), "interactive type")
 	buttons := inter["action"].(map[string]any)["buttons"].([]any)
-	requireEqual(t, buttons[1].(map[string]any)["reply"].(map[string]any)["id"], any("optout"), "button id")
-	requireEqual(t, testutil.ToFloat64(m.sends.WithLabelValues("sent", "none")), 3.0, "sent counter")
+	testutil.RequireEqual(t, buttons[1].(map[string]any)["reply"].(map[string]any)["id"], any("optout"), "button id")
+	testutil.RequireEqual(t, promtest.ToFloat64(m.sends.WithLabelValues("sent", "none")), 3.0, "sent counter")
 
 	// Local validation: nothing reaches Meta.
 	for _, bad := range []Message{
@@ -95,7 +96,7 @@ func TestClientSendKinds(t *testing.T) {
 			t.Errorf("%+v: got %v, want ErrInvalidMessage", bad, err)
 		}
 	}
-	requireEqual(t, len(mock.Requests()), 3, "requests after invalid messages")
+	testutil.RequireEqual(t, len(mock.Requests()), 3, "requests after invalid messages")
 }
 
 func TestClientRetries(t *testing.T) {
@@ -128,14 +129,14 @@ func TestClientRetries(t *testing.T) {
 			if id == "" {
 				t.Fatal("no wamid")
 			}
-			checkFor(t, 10*time.Second, func() error { // a delayed answer is recorded when it ends
+			testutil.CheckFor(t, 10*time.Second, func() error { // a delayed answer is recorded when it ends
 				if n := len(mock.Requests()); n != tc.n+1 {
 					return errors.New("attempts: " + string(rune('0'+n)))
 				}
 				return nil
 			})
-			requireEqual(t, testutil.ToFloat64(m.retries.WithLabelValues(tc.class)), float64(tc.n), "retries of class "+tc.class)
-			requireEqual(t, testutil.ToFloat64(m.sends.WithLabelValues("sent_after_retry", "none")), 1.0, "outcome")
+			testutil.RequireEqual(t, promtest.ToFloat64(m.retries.WithLabelValues(tc.class)), float64(tc.n), "retries of class "+tc.class)
+			testutil.RequireEqual(t, promtest.ToFloat64(m.sends.WithLabelValues("sent_after_retry", "none")), 1.0, "outcome")
 		})
 	}
 }
@@ -150,12 +151,12 @@ func TestClientRetriesExhausted(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("got %v, want *APIError", err)
 	}
-	requireEqual(t, ae.Code, 131000, "code")
-	requireEqual(t, ae.HTTPStatus, 500, "http status")
-	requireEqual(t, ae.Retryable, true, "retryable")
-	requireEqual(t, ae.FBTraceID != "", true, "fbtrace id")
-	requireEqual(t, len(mock.Requests()), 3, "attempts")
-	requireEqual(t, testutil.ToFloat64(m.sends.WithLabelValues("failed", "transient")), 1.0, "failed counter")
+	testutil.RequireEqual(t, ae.Code, 131000, "code")
+	testutil.RequireEqual(t, ae.HTTPStatus, 500, "http status")
+	testutil.RequireEqual(t, ae.Retryable, true, "retryable")
+	testutil.RequireEqual(t, ae.FBTraceID != "", true, "fbtrace id")
+	testutil.RequireEqual(t, len(mock.Requests()), 3, "attempts")
+	testutil.RequireEqual(t, promtest.ToFloat64(m.sends.WithLabelValues("failed", "transient")), 1.0, "failed counter")
 
 	// Timeouts surface as a transport APIError once attempts run out.
 	mock2 := whatsapptest.NewServer(whatsapptest.Config{})
@@ -188,7 +189,7 @@ func TestClientPermanentErrors(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Code != tc.code || ae.Class != tc.class || ae.Retryable {
 			t.Errorf("code %d: got %v (%#v)", tc.code, err, ae)
 		}
-		requireEqual(t, len(mock.Requests()), 1, "no retry of a permanent error")
+		testutil.RequireEqual(t, len(mock.Requests()), 1, "no retry of a permanent error")
 		mock.Close()
 	}
 }
@@ -203,18 +204,17 @@ func TestClientExpiredToken(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("got %v", err)
 	}
-	requireEqual(t, ae.Code, 190, "code")
-	requireEqual(t, ae.HTTPStatus, 401, "http")
-	requireEqual(t, ae.Type, "OAuthException", "type")
-	requireEqual(t, ae.Class, ClassAuth, "class")
-	requireEqual(t, ae.Retryable, false, "retryable")
-	requireEqual(t, len(mock.Requests()), 1, "attempts")
-	requireEqual(t, testutil.ToFloat64(m.tokenErrors), 1.0, "optgate_whatsapp_token_errors_total")
+	testutil.RequireEqual(t, ae.Code, 190, "code")
+	testutil.RequireEqual(t, ae.HTTPStatus, 401, "http")
+	testutil.RequireEqual(t, ae.Type, "OAuthException", "type")
+	testutil.RequireEqual(t, ae.Class, ClassAuth, "class")
+	testutil.RequireEqual(t, ae.Retryable, false, "retryable")
+	testutil.RequireEqual(t, len(mock.Requests()), 1, "attempts")
+	testutil.RequireEqual(t, promtest.ToFloat64(m.tokenErrors), 1.0, "optgate_whatsapp_token_errors_total")
 }
 
 func TestClientWindow(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	mock := whatsapptest.NewServer(whatsapptest.Config{EnforceWindow: true})
 	defer mock.Close()
@@ -229,7 +229,7 @@ func TestClientWindow(t *testing.T) {
 	if _, err := c.Send(ctx, Message{To: to, Buttons: &Buttons{Body: "?", Buttons: []Button{{ID: "a", Title: "A"}}}}); !errors.Is(err, ErrWindowClosed) {
 		t.Fatalf("buttons: got %v, want ErrWindowClosed", err)
 	}
-	requireEqual(t, len(mock.Requests()), 0, "Meta not called")
+	testutil.RequireEqual(t, len(mock.Requests()), 0, "Meta not called")
 	_, err := c.Send(ctx, Message{To: to, Template: &Template{Name: "reengage", Language: "en_US"}})
 	requireNoErr(t, err)
 
@@ -247,12 +247,12 @@ func TestClientWindow(t *testing.T) {
 		t.Fatalf("got %v, want 131047 as ErrWindowClosed", err)
 	}
 	var ae *APIError
-	requireEqual(t, errors.As(err, &ae) && ae.Code == 131047, true, "APIError 131047")
-	requireEqual(t, w.Open(testPID, other, time.Now()), false, "window closed after 131047")
+	testutil.RequireEqual(t, errors.As(err, &ae) && ae.Code == 131047, true, "APIError 131047")
+	testutil.RequireEqual(t, w.Open(testPID, other, time.Now()), false, "window closed after 131047")
 	n := len(mock.Requests())
 	_, err = c.Send(ctx, textMsg(other, "again"))
-	requireEqual(t, errors.Is(err, ErrWindowClosed), true, "refused locally now")
-	requireEqual(t, len(mock.Requests()), n, "Meta not called again")
+	testutil.RequireEqual(t, errors.Is(err, ErrWindowClosed), true, "refused locally now")
+	testutil.RequireEqual(t, len(mock.Requests()), n, "Meta not called again")
 }
 
 func TestClientPairLimit(t *testing.T) {
@@ -273,7 +273,7 @@ func TestClientPairLimit(t *testing.T) {
 	// ...while another recipient is unaffected.
 	_, err := c.Send(ctx, Message{To: "2", Template: tpl})
 	requireNoErr(t, err)
-	requireEqual(t, len(mock.Requests()), 3, "requests")
+	testutil.RequireEqual(t, len(mock.Requests()), 3, "requests")
 }
 
 func TestClientNumberRate(t *testing.T) {
@@ -303,10 +303,10 @@ func TestClassify(t *testing.T) {
 		// The code wins over a misleading HTTP status.
 		{131026, 500, ClassPermanent}, {131000, 400, ClassTransient},
 	} {
-		requireEqual(t, Classify(tc.code, tc.http), tc.want, "class")
+		testutil.RequireEqual(t, Classify(tc.code, tc.http), tc.want, "class")
 	}
 	e := parseAPIError(400, []byte(`{"error":{"message":"(#132000) x","type":"OAuthException","code":132000,"error_data":"a string"}}`))
-	requireEqual(t, e.Details, "a string", "string error_data")
+	testutil.RequireEqual(t, e.Details, "a string", "string error_data")
 	e = parseAPIError(400, []byte(`not json`))
-	requireEqual(t, e.Class, ClassPermanent, "non-envelope 400")
+	testutil.RequireEqual(t, e.Class, ClassPermanent, "non-envelope 400")
 }

@@ -2,55 +2,26 @@ package whatsapp
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv("WHATSAPP_TEST_LOG") == "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	lc := testutil.StartLeakCheck()
+	os.Exit(lc.Exit(m.Run()))
 }
 
-// checkLeaks fails when goroutines of this package outlive the tests.
-func checkLeaks() error {
-	var leaked []string
-	for range 50 {
-		leaked = leaked[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "optgate/whatsapp.(*") && !strings.Contains(g, "TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
-}
-
-// openDB opens a small Badger in dir.
 // openDB opens a spool store as the gateway does: WithSyncWrites(true),
 // so every commit is fsynced before it returns.
 func openDB(t testing.TB, dir string) *badger.DB {
@@ -68,27 +39,10 @@ func openDB(t testing.TB, dir string) *badger.DB {
 	if err != nil {
 		t.Fatalf("open badger: %v", err)
 	}
+	// Closed at cleanup, after the Receivers started on it (a deferred close
+	// would run first and pull the store from under their sweeper).
+	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("condition not met after %v: %v", total, err)
-}
-
-func requireEqual[T comparable](t testing.TB, got, want T, what string) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: got %v, want %v", what, got, want)
-	}
 }
 
 func requireNoErr(t testing.TB, err error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
@@ -25,24 +26,24 @@ func TestParseWebhook(t *testing.T) {
     "timestamp":"1749416383","type":"text","text":{"body":"STOP"}}]}}]}]}`)
 	evs, st, err := ParseWebhook(ref, ParseOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, st, ParseStats{}, "stats")
-	requireEqual(t, len(evs), 1, "events")
+	testutil.RequireEqual(t, st, ParseStats{}, "stats")
+	testutil.RequireEqual(t, len(evs), 1, "events")
 	m := evs[0].Message
-	requireEqual(t, m.Text, "STOP", "body")
-	requireEqual(t, m.ProfileName, "Sheena Nelson", "profile")
-	requireEqual(t, m.Timestamp.Unix(), int64(1749416383), "timestamp")
-	requireEqual(t, evs[0].WABAID, "102290129340398", "waba id")
+	testutil.RequireEqual(t, m.Text, "STOP", "body")
+	testutil.RequireEqual(t, m.ProfileName, "Sheena Nelson", "profile")
+	testutil.RequireEqual(t, m.Timestamp.Unix(), int64(1749416383), "timestamp")
+	testutil.RequireEqual(t, evs[0].WABAID, "102290129340398", "waba id")
 
 	// user_preferences has an integer timestamp.
 	evs, _, err = ParseWebhook(whatsapptest.UserPreference(meta, "16505551234", "stop", time.Unix(1731705721, 0)), ParseOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, evs[0].Preference.Timestamp.Unix(), int64(1731705721), "pref timestamp")
-	requireEqual(t, evs[0].Preference.MarketingStop(), true, "stop")
+	testutil.RequireEqual(t, evs[0].Preference.Timestamp.Unix(), int64(1731705721), "pref timestamp")
+	testutil.RequireEqual(t, evs[0].Preference.MarketingStop(), true, "stop")
 
 	// Non-ASCII arrives \u-escaped and decodes to the original text.
 	evs, _, err = ParseWebhook(whatsapptest.InboundText(meta, "1", "wamid.u", "Grüße 👋", time.Now()), ParseOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, evs[0].Message.Text, "Grüße 👋", "unicode body")
+	testutil.RequireEqual(t, evs[0].Message.Text, "Grüße 👋", "unicode body")
 
 	// System number change, unsupported type and value.errors.
 	sys := fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":%q},
@@ -51,17 +52,17 @@ func TestParseWebhook(t *testing.T) {
 		"errors":[{"code":130429,"title":"Rate limit hit","message":"(#130429) Rate limit hit","error_data":{"details":"x"}}]}}]}]}`, testPID)
 	evs, _, err = ParseWebhook([]byte(sys), ParseOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, len(evs), 3, "events")
-	requireEqual(t, evs[0].Message.NewWaID, "16505559999", "new wa_id")
-	requireEqual(t, evs[0].Message.OpensWindow(), false, "system message does not open the window")
-	requireEqual(t, evs[1].Message.Errors[0].Code, 131051, "unsupported error")
-	requireEqual(t, evs[2].Kind, KindError, "value.errors")
-	requireEqual(t, evs[2].Errors[0].Details, "x", "error details")
+	testutil.RequireEqual(t, len(evs), 3, "events")
+	testutil.RequireEqual(t, evs[0].Message.NewWaID, "16505559999", "new wa_id")
+	testutil.RequireEqual(t, evs[0].Message.OpensWindow(), false, "system message does not open the window")
+	testutil.RequireEqual(t, evs[1].Message.Errors[0].Code, 131051, "unsupported error")
+	testutil.RequireEqual(t, evs[2].Kind, KindError, "value.errors")
+	testutil.RequireEqual(t, evs[2].Errors[0].Details, "x", "error details")
 
 	// Other fields are ignored, not skipped.
 	_, st, err = ParseWebhook([]byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{}}]}]}`), ParseOptions{})
 	requireNoErr(t, err)
-	requireEqual(t, st.Ignored, 1, "ignored")
+	testutil.RequireEqual(t, st.Ignored, 1, "ignored")
 }
 
 // FuzzWebhook parses arbitrary bodies: no panic, and whatever is returned is usable.

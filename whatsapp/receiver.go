@@ -126,7 +126,8 @@ type Receiver struct {
 	left     map[uint64]struct{} // seqs in some workQueue.left; guarded by mu
 
 	srvMu   sync.Mutex
-	servers []*fasthttp.Server // guarded by srvMu
+	servers []*fasthttp.Server    // guarded by srvMu
+	conns   map[net.Conn]struct{} // the servers' open connections; guarded by srvMu
 
 	intakeDone    chan struct{}  // closed by the syncer once the bodies taken before stopIntake are dispatched
 	workersDone   chan struct{}  // closed by Shutdown after the workers and sweeper stopped
@@ -419,6 +420,7 @@ func (r *Receiver) Serve(ln net.Listener) error {
 		WriteTimeout:          r.cfg.WriteTimeout,
 		IdleTimeout:           r.cfg.IdleTimeout,
 		NoDefaultServerHeader: true,
+		ConnState:             r.trackConn,
 		Logger:                slogPrintf{r.log},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
@@ -467,6 +469,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 				err = e
 			}
 		}
+		r.closeConns()
 		close(r.stopIntake)
 		<-r.intakeDone
 		close(r.quit)

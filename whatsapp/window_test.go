@@ -4,15 +4,16 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestWindowEdges(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-	requireEqual(t, w.Open(testPID, "16505551234", t0), false, "never opened")
+	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0), false, "never opened")
 	requireNoErr(t, w.Record(testPID, "16505551234", t0))
 	for _, tc := range []struct {
 		after time.Duration
@@ -26,54 +27,52 @@ func TestWindowEdges(t *testing.T) {
 		{24*time.Hour + time.Minute, false},
 		{48 * time.Hour, false},
 	} {
-		requireEqual(t, w.Open(testPID, "16505551234", t0.Add(tc.after)), tc.open, "open after "+tc.after.String())
+		testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(tc.after)), tc.open, "open after "+tc.after.String())
 	}
 	// The "+" form and the wa_id share state; other numbers and other business numbers do not.
-	requireEqual(t, w.Open(testPID, "+16505551234", t0.Add(time.Hour)), true, "+ form")
-	requireEqual(t, w.Open("other", "16505551234", t0.Add(time.Hour)), false, "other business number")
+	testutil.RequireEqual(t, w.Open(testPID, "+16505551234", t0.Add(time.Hour)), true, "+ form")
+	testutil.RequireEqual(t, w.Open("other", "16505551234", t0.Add(time.Hour)), false, "other business number")
 
 	// An older message never moves the window back.
 	requireNoErr(t, w.Record(testPID, "16505551234", t0.Add(-time.Hour)))
 	last, ok, err := w.LastInbound(testPID, "16505551234")
 	requireNoErr(t, err)
-	requireEqual(t, ok && last.Equal(t0), true, "last inbound kept")
+	testutil.RequireEqual(t, ok && last.Equal(t0), true, "last inbound kept")
 
 	// 131047 closes it until the next user message.
 	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(2*time.Hour)))
-	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(2*time.Hour+time.Second)), false, "closed by 131047")
+	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(2*time.Hour+time.Second)), false, "closed by 131047")
 	requireNoErr(t, w.Record(testPID, "16505551234", t0.Add(3*time.Hour)))
-	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(3*time.Hour+time.Second)), true, "reopened by a user message")
+	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(3*time.Hour+time.Second)), true, "reopened by a user message")
 }
 
 // TestWindowReceiverClock drives the receiver pipeline with an injected clock: the window
 // recorded from a webhook is open at 23 h 59 m and closed at 24 h 01 m.
 func TestWindowReceiverClock(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	rec := &recorder{}
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	r, url := startReceiver(t, db, rec, func(c *ReceiverConfig) { c.Now = func() time.Time { return t0.Add(time.Minute) } })
-	requireEqual(t, post(t, url, testSecret, inboundAt("wamid.w1", t0)), 200, "status")
-	checkFor(t, 5*time.Second, func() error {
+	testutil.RequireEqual(t, post(t, url, testSecret, inboundAt("wamid.w1", t0)), 200, "status")
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if rec.count() != 1 {
 			return errors.New("not handled")
 		}
 		return nil
 	})
-	requireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(23*time.Hour+59*time.Minute)), true, "23h59m")
-	requireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(24*time.Hour+time.Minute)), false, "24h01m")
+	testutil.RequireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(23*time.Hour+59*time.Minute)), true, "23h59m")
+	testutil.RequireEqual(t, r.Window().Open(testPID, "16505551234", t0.Add(24*time.Hour+time.Minute)), false, "24h01m")
 }
 
 // A 131047 reported with a time before the user's last message does not close the window the
 // user reopened; one at or after it does.
 func TestWindowLateClose(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	w := NewWindow(db, nil)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	requireNoErr(t, w.Record(testPID, "16505551234", t0))
 	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(-time.Minute)))
-	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), true, "late close ignored")
+	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), true, "late close ignored")
 	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(time.Second)))
-	requireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), false, "close after the user message")
+	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), false, "close after the user message")
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestBadInput(t *testing.T) {
@@ -77,7 +79,8 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Setenv("OPTGATE_BENCH_AS_MAIN", "1")
-	os.Exit(m.Run())
+	lc := testutil.StartLeakCheck()
+	os.Exit(lc.Exit(m.Run()))
 }
 
 // chart redraws a stored report without running anything; bad input is an

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 var (
@@ -47,11 +49,12 @@ func optgateBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	lc := testutil.StartLeakCheck()
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
-	os.Exit(code)
+	os.Exit(lc.Exit(code))
 }
 
 // instance is a configuration for a child optgate on free ports.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // gsm7Basic and gsm7Ext are the GSM 03.38 default alphabet (without ESC)
@@ -32,11 +34,11 @@ func septets(s string) int {
 }
 
 func TestSeptets(t *testing.T) {
-	requireEqual(t, septets("Hello"), 5, "ascii")
-	requireEqual(t, septets("a{b}€"), 8, "extension")
-	requireEqual(t, septets("Répondez"), 8, "é")
-	requireEqual(t, septets("arrêt"), -1, "ê")
-	requireEqual(t, len([]rune(gsm7Basic)), 127, "basic table size")
+	testutil.RequireEqual(t, septets("Hello"), 5, "ascii")
+	testutil.RequireEqual(t, septets("a{b}€"), 8, "extension")
+	testutil.RequireEqual(t, septets("Répondez"), 8, "é")
+	testutil.RequireEqual(t, septets("arrêt"), -1, "ê")
+	testutil.RequireEqual(t, len([]rune(gsm7Basic)), 127, "basic table size")
 }
 
 func TestFooter(t *testing.T) {
@@ -57,12 +59,12 @@ func TestFooter(t *testing.T) {
 			}
 		})
 	}
-	requireEqual(t, Footer("en"), "Reply STOP to opt out", "en")
-	requireEqual(t, Footer("fr"), "Répondez STOP pour vous désabonner", "fr")
-	requireEqual(t, Footer("fr-CA"), Footer("fr"), "fr-CA")
-	requireEqual(t, Footer("PT_br"), Footer("pt"), "PT_br")
-	requireEqual(t, Footer("sv"), Footer("en"), "unknown")
-	requireEqual(t, Footer(""), Footer("en"), "empty")
+	testutil.RequireEqual(t, Footer("en"), "Reply STOP to opt out", "en")
+	testutil.RequireEqual(t, Footer("fr"), "Répondez STOP pour vous désabonner", "fr")
+	testutil.RequireEqual(t, Footer("fr-CA"), Footer("fr"), "fr-CA")
+	testutil.RequireEqual(t, Footer("PT_br"), Footer("pt"), "PT_br")
+	testutil.RequireEqual(t, Footer("sv"), Footer("en"), "unknown")
+	testutil.RequireEqual(t, Footer(""), Footer("en"), "empty")
 }
 
 func TestSaysHowToOptOut(t *testing.T) {
@@ -190,6 +192,6 @@ func TestTemplates(t *testing.T) {
 	if !strings.Contains(en.OptOut, "START") {
 		t.Errorf("en OptOut %q does not offer START", en.OptOut)
 	}
-	requireEqual(t, DefaultTemplates("xx"), en, "unknown language")
-	requireEqual(t, DefaultTemplates("de-AT"), DefaultTemplates("de"), "de-AT")
+	testutil.RequireEqual(t, DefaultTemplates("xx"), en, "unknown language")
+	testutil.RequireEqual(t, DefaultTemplates("de-AT"), DefaultTemplates("de"), "de-AT")
 }

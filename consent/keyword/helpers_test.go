@@ -1,14 +1,5 @@
 package keyword
 
-import "testing"
-
-func requireEqual[T comparable](t testing.TB, got, want T, what string) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: got %v, want %v", what, got, want)
-	}
-}
-
 // fullWidth maps printable ASCII to the full-width forms (U+FF01..U+FF5E)
 // and the space to the ideographic space.
 func fullWidth(s string) string {

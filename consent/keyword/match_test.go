@@ -7,6 +7,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // want is the expected match of a default keyword.
@@ -184,10 +186,10 @@ func TestDefaultKeywords(t *testing.T) {
 					t.Fatalf("Match(%q): no match (normalised %q)", in, Normalize(nil, in))
 				}
 				exp := Match{Class: w.class, Keyword: w.keyword, Lang: w.lang, Universal: w.universal}
-				requireEqual(t, got, exp, "Match("+in+")")
+				testutil.RequireEqual(t, got, exp, "Match("+in+")")
 				gotB, okB := m.MatchBytes([]byte(in))
-				requireEqual(t, okB, true, "MatchBytes ok")
-				requireEqual(t, gotB, exp, "MatchBytes")
+				testutil.RequireEqual(t, okB, true, "MatchBytes ok")
+				testutil.RequireEqual(t, gotB, exp, "MatchBytes")
 			})
 		}
 	}
@@ -206,7 +208,7 @@ func TestDefaultTableCovered(t *testing.T) {
 		}
 	}
 	entries := Default().Entries()
-	requireEqual(t, len(entries), len(listed), "table size")
+	testutil.RequireEqual(t, len(entries), len(listed), "table size")
 	for _, e := range entries {
 		if !listed[e.Word] {
 			t.Errorf("table has unexpected %q", e.Word)
@@ -291,8 +293,8 @@ func TestBadInput(t *testing.T) {
 	// Binary junk and separators around a keyword do not hide it.
 	for _, in := range []string{"\x00STOP\x00", "\xffSTOP\xfe", strings.Repeat(" ", 64<<10) + "STOP"} {
 		got, ok := Default().Match(in)
-		requireEqual(t, ok, true, "match "+in[:min(len(in), 10)])
-		requireEqual(t, got.Keyword, "STOP", "keyword")
+		testutil.RequireEqual(t, ok, true, "match "+in[:min(len(in), 10)])
+		testutil.RequireEqual(t, got.Keyword, "STOP", "keyword")
 	}
 }
 
@@ -358,17 +360,17 @@ func TestModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		requireEqual(t, m.Mode(), mode, "Mode")
+		testutil.RequireEqual(t, m.Mode(), mode, "Mode")
 		for _, c := range list {
 			t.Run(mode.String()+"/"+c.in[:min(len(c.in), 40)], func(t *testing.T) {
 				got, ok := m.Match(c.in)
-				requireEqual(t, ok, c.ok, "ok")
-				requireEqual(t, got.Class, c.class, "class")
-				requireEqual(t, got.Keyword, c.keyword, "keyword")
-				requireEqual(t, got.PerSe, c.perSe, "per se")
+				testutil.RequireEqual(t, ok, c.ok, "ok")
+				testutil.RequireEqual(t, got.Class, c.class, "class")
+				testutil.RequireEqual(t, got.Keyword, c.keyword, "keyword")
+				testutil.RequireEqual(t, got.PerSe, c.perSe, "per se")
 				gotB, okB := m.MatchBytes([]byte(c.in))
-				requireEqual(t, okB, ok, "MatchBytes ok")
-				requireEqual(t, gotB, got, "MatchBytes")
+				testutil.RequireEqual(t, okB, ok, "MatchBytes ok")
+				testutil.RequireEqual(t, gotB, got, "MatchBytes")
 			})
 		}
 	}
@@ -378,8 +380,8 @@ func TestModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, ok := m.Match("I want to opt out")
-	requireEqual(t, ok, true, "MaxWords 5")
-	requireEqual(t, got, Match{Class: OptOut, Keyword: "OPT OUT", Lang: "en", PerSe: true}, "MaxWords 5")
+	testutil.RequireEqual(t, ok, true, "MaxWords 5")
+	testutil.RequireEqual(t, got, Match{Class: OptOut, Keyword: "OPT OUT", Lang: "en", PerSe: true}, "MaxWords 5")
 }
 
 func TestParseMode(t *testing.T) {
@@ -388,16 +390,16 @@ func TestParseMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		requireEqual(t, got, mode, "round trip")
+		testutil.RequireEqual(t, got, mode, "round trip")
 		var u Mode
 		b, _ := mode.MarshalText()
 		if err := u.UnmarshalText(b); err != nil {
 			t.Fatal(err)
 		}
-		requireEqual(t, u, mode, "text round trip")
+		testutil.RequireEqual(t, u, mode, "text round trip")
 	}
-	requireEqual(t, FirstWord.String(), "first-word", "String")
-	requireEqual(t, ReasonableMeans.String(), "reasonable-means", "String")
+	testutil.RequireEqual(t, FirstWord.String(), "first-word", "String")
+	testutil.RequireEqual(t, ReasonableMeans.String(), "reasonable-means", "String")
 	if _, err := ParseMode("fuzzy"); err == nil {
 		t.Fatal("ParseMode(fuzzy): no error")
 	}
@@ -408,13 +410,13 @@ func TestClassString(t *testing.T) {
 		None: "none", OptOut: "opt_out", OptOutAll: "opt_out_all", OptIn: "opt_in",
 		Help: "help", Yes: "yes", MarketingOptOut: "marketing_opt_out", Class(42): "class(42)",
 	} {
-		requireEqual(t, c.String(), s, "String")
+		testutil.RequireEqual(t, c.String(), s, "String")
 		if c != None && c <= MarketingOptOut {
 			got, err := ParseClass(s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			requireEqual(t, got, c, "ParseClass")
+			testutil.RequireEqual(t, got, c, "ParseClass")
 		}
 	}
 	if _, err := ParseClass("none"); err == nil {
@@ -474,8 +476,8 @@ func TestConfig(t *testing.T) {
 			"Alto":  {Class: OptOut, Keyword: "ALTO", Lang: "es"},
 		} {
 			got, ok := m.Match(in)
-			requireEqual(t, ok, true, in)
-			requireEqual(t, got, exp, in)
+			testutil.RequireEqual(t, ok, true, in)
+			testutil.RequireEqual(t, got, exp, in)
 		}
 		// Enabling then removing is fine.
 		if _, err := New(Config{Enable: []string{"NO"}, Remove: []string{"no"}}); err != nil {
@@ -503,8 +505,8 @@ func TestConfig(t *testing.T) {
 			"stop":        {Class: OptOut, Keyword: "STOP", Lang: "en", Universal: true},
 		} {
 			got, ok := m.Match(in)
-			requireEqual(t, ok, true, in)
-			requireEqual(t, got, exp, in)
+			testutil.RequireEqual(t, ok, true, in)
+			testutil.RequireEqual(t, got, exp, in)
 		}
 	})
 	t.Run("repurpose", func(t *testing.T) {
@@ -513,7 +515,7 @@ func TestConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := m.Match("Join")
-		requireEqual(t, got.Class, Help, "class")
+		testutil.RequireEqual(t, got.Class, Help, "class")
 	})
 	t.Run("invalid", func(t *testing.T) {
 		for name, c := range map[string]struct {
@@ -558,9 +560,9 @@ func TestConfig(t *testing.T) {
 
 func TestLanguages(t *testing.T) {
 	got := Languages()
-	requireEqual(t, strings.Join(got, ","), "en,fr,de,es,it,pt,nl,da", "Languages")
+	testutil.RequireEqual(t, strings.Join(got, ","), "en,fr,de,es,it,pt,nl,da", "Languages")
 	got[0] = "xx"
-	requireEqual(t, Languages()[0], "en", "Languages returns a copy")
+	testutil.RequireEqual(t, Languages()[0], "en", "Languages returns a copy")
 }
 
 func TestConcurrentMatch(t *testing.T) {
@@ -582,7 +584,7 @@ func TestConcurrentMatch(t *testing.T) {
 
 func TestPerSeTable(t *testing.T) {
 	for _, d := range perSe {
-		requireEqual(t, normString(d.word), d.word, "normalised")
+		testutil.RequireEqual(t, normString(d.word), d.word, "normalised")
 		got := perSeWord([]byte(d.word))
 		if got == nil || got.word != d.word {
 			t.Errorf("perSeWord(%q) = %v", d.word, got)
@@ -605,11 +607,11 @@ func TestKeywordIn(t *testing.T) {
 		{"JA", "de", true}, {"JA", "nl", true}, {"JA", "da", true}, {"JA", "en", false},
 		{"ARRET", "fr", true}, {"ARRET", "en", false}, {"STOP", "en", true}, {"NOPE", "en", false}, {"STOP", "", false},
 	} {
-		requireEqual(t, m.KeywordIn(tc.word, tc.lang), tc.want, tc.word+" in "+tc.lang)
+		testutil.RequireEqual(t, m.KeywordIn(tc.word, tc.lang), tc.want, tc.word+" in "+tc.lang)
 	}
 	// The match itself still names the first language listed.
 	r, _ := m.Match("parar")
-	requireEqual(t, r.Lang, "es", "PARAR language")
+	testutil.RequireEqual(t, r.Lang, "es", "PARAR language")
 }
 
 // TestSeedListsOnByDefault: every keyword of the seed documents' lists

@@ -3,6 +3,8 @@ package keyword
 import (
 	"strings"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestNormalize(t *testing.T) {
@@ -53,17 +55,17 @@ func TestNormalize(t *testing.T) {
 	} {
 		t.Run(c.in, func(t *testing.T) {
 			got := string(Normalize(nil, c.in))
-			requireEqual(t, got, c.want, "Normalize")
-			requireEqual(t, string(Normalize(nil, got)), got, "idempotent")
+			testutil.RequireEqual(t, got, c.want, "Normalize")
+			testutil.RequireEqual(t, string(Normalize(nil, got)), got, "idempotent")
 		})
 	}
 }
 
 func TestNormalizeAppends(t *testing.T) {
 	got := Normalize([]byte("prefix:"), "  a b ")
-	requireEqual(t, string(got), "prefix:A B", "append")
+	testutil.RequireEqual(t, string(got), "prefix:A B", "append")
 	got = Normalize([]byte("x"), "é  ü")
-	requireEqual(t, string(got), "xE U", "append non-ASCII")
+	testutil.RequireEqual(t, string(got), "xE U", "append non-ASCII")
 }
 
 // TestNormalizeAgrees checks the bounded normalisation Match uses against

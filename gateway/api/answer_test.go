@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/gateway/status"
@@ -46,15 +48,15 @@ func TestAnswerSent(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := answer{status: ctx.Response.StatusCode(), body: body}
-			requireEqual(t, a.status, tc.status)
+			testutil.RequireEqual(t, a.status, tc.status)
 			state, _ := body["status"].(string)
-			requireEqual(t, state, tc.state)
-			requireEqual(t, a.errCode(), tc.code)
-			requireEqual(t, a.errField(), tc.field)
+			testutil.RequireEqual(t, state, tc.state)
+			testutil.RequireEqual(t, a.errCode(), tc.code)
+			testutil.RequireEqual(t, a.errField(), tc.field)
 			if tc.code != "" && tc.code != "invalid_number" && tc.code != "no_route" && tc.code != "invalid_sender" &&
 				tc.code != "too_long" && tc.code != "invalid_template" {
 				e := body["error"].(map[string]any)
-				requireEqual(t, e["id"], any("m1"))
+				testutil.RequireEqual(t, e["id"], any("m1"))
 			}
 		})
 	}

@@ -14,13 +14,6 @@ import (
 	"github.com/optgate/optgate/consent"
 )
 
-func requireEqual[T comparable](t *testing.T, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
 // testCore is a small implementation of the core interface (Core, Store,
 // Admin) for the API's own tests: the interface is the package's seam,
 // and these tests are about what the API does on its side of it.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/gateway/status"
 )
 
@@ -36,16 +38,16 @@ func TestIdempotencyReplay(t *testing.T) {
 	addr := startServer(t, core, false, nil)
 	const body = `{"to":"+15145550100","text":"hi"}`
 	first, firstBody := doKey(t, addr, "k-1", body)
-	requireEqual(t, first.status, 202)
+	testutil.RequireEqual(t, first.status, 202)
 	again, againBody := doKey(t, addr, "k-1", body)
-	requireEqual(t, again.status, 202)
-	requireEqual(t, againBody, firstBody)
-	requireEqual(t, again.header.Get("Idempotent-Replayed"), "true")
-	requireEqual(t, len(core.sendsTo()), 1)
+	testutil.RequireEqual(t, again.status, 202)
+	testutil.RequireEqual(t, againBody, firstBody)
+	testutil.RequireEqual(t, again.header.Get("Idempotent-Replayed"), "true")
+	testutil.RequireEqual(t, len(core.sendsTo()), 1)
 	other, _ := doKey(t, addr, "k-1", `{"to":"+15145550100","text":"other"}`)
-	requireEqual(t, other.status, 422)
-	requireEqual(t, other.errCode(), "idempotency_key_reused")
-	requireEqual(t, len(core.sendsTo()), 1)
+	testutil.RequireEqual(t, other.status, 422)
+	testutil.RequireEqual(t, other.errCode(), "idempotency_key_reused")
+	testutil.RequireEqual(t, len(core.sendsTo()), 1)
 }
 
 // A reservation with no answer (a gateway that stopped in between) is
@@ -61,10 +63,10 @@ func TestIdempotencyInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, raw := doKey(t, addr, "k-2", body)
-	requireEqual(t, a.status, 409)
-	requireEqual(t, a.errCode(), "idempotency_interrupted")
+	testutil.RequireEqual(t, a.status, 409)
+	testutil.RequireEqual(t, a.errCode(), "idempotency_interrupted")
 	if !strings.Contains(raw, "feedbeef") {
 		t.Fatalf("no message id in %s", raw)
 	}
-	requireEqual(t, len(core.sendsTo()), 0)
+	testutil.RequireEqual(t, len(core.sendsTo()), 0)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/gateway/status"
 )
 
@@ -39,12 +41,12 @@ func TestAuthBeforeBody(t *testing.T) {
 				t.Fatalf("no answer before the body was sent: %v", err)
 			}
 			resp.Body.Close()
-			requireEqual(t, resp.StatusCode, 401)
-			requireEqual(t, resp.Header.Get("WWW-Authenticate"), `Bearer realm="optgate"`)
-			requireEqual(t, resp.Close, true)
+			testutil.RequireEqual(t, resp.StatusCode, 401)
+			testutil.RequireEqual(t, resp.Header.Get("WWW-Authenticate"), `Bearer realm="optgate"`)
+			testutil.RequireEqual(t, resp.Close, true)
 		})
 	}
-	requireEqual(t, len(core.sendsTo()), 0)
+	testutil.RequireEqual(t, len(core.sendsTo()), 0)
 
 	// With Expect: 100-continue the refusal comes instead of the 100.
 	c, err := net.Dial("tcp", addr)
@@ -59,7 +61,7 @@ func TestAuthBeforeBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	requireEqual(t, resp.StatusCode, 401)
+	testutil.RequireEqual(t, resp.StatusCode, 401)
 }
 
 // After http.auth_failures refused tokens an address is locked out, good
@@ -77,8 +79,8 @@ func TestAuthLockout(t *testing.T) {
 	if a.status != 429 || a.errCode() != "auth_locked" || a.header.Get("Retry-After") != "60" {
 		t.Fatalf("good token from a locked address: %d Retry-After=%q %v", a.status, a.header.Get("Retry-After"), a.body)
 	}
-	requireEqual(t, len(core.sendsTo()), 0)
-	requireEqual(t, do(t, addr, "GET", "/healthz", "", "").status, 200)
+	testutil.RequireEqual(t, len(core.sendsTo()), 0)
+	testutil.RequireEqual(t, do(t, addr, "GET", "/healthz", "", "").status, 200)
 }
 
 // The tenant a request acts on is resolved once, before the handler: a
@@ -129,11 +131,11 @@ func TestAdminOnly(t *testing.T) {
 		if a.status != 403 || a.errCode() != "forbidden" {
 			t.Fatalf("%s with a tenant token: %d %v", path, a.status, a.body)
 		}
-		requireEqual(t, do(t, addr, "GET", path, adminToken, "").status, 200)
-		requireEqual(t, do(t, addr, "GET", path, "", "").status, 401)
+		testutil.RequireEqual(t, do(t, addr, "GET", path, adminToken, "").status, 200)
+		testutil.RequireEqual(t, do(t, addr, "GET", path, "", "").status, 401)
 	}
 	a := do(t, addr, "POST", "/v1/admin/backup", betaToken, "")
-	requireEqual(t, a.status, 403)
+	testutil.RequireEqual(t, a.status, 403)
 }
 
 // Every answer carries an X-Request-Id, the caller's when sane, and a
@@ -147,14 +149,14 @@ func TestRequestIDAndRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	requireEqual(t, resp.Header.Get("X-Request-Id"), "trace-1")
+	testutil.RequireEqual(t, resp.Header.Get("X-Request-Id"), "trace-1")
 	a := do(t, addr, "GET", "/v1/messages", acmeToken, "")
 	if a.status != 405 || a.header.Get("Allow") != "POST" || a.header.Get("X-Request-Id") == "" {
 		t.Fatalf("GET /v1/messages: %d Allow=%q", a.status, a.header.Get("Allow"))
 	}
-	requireEqual(t, do(t, addr, "GET", "/v1/nothing", acmeToken, "").status, 404)
+	testutil.RequireEqual(t, do(t, addr, "GET", "/v1/nothing", acmeToken, "").status, 404)
 	// Without a simulator the route does not exist.
-	requireEqual(t, do(t, addr, "POST", "/v1/simulator/mo", adminToken, "{}").status, 404)
+	testutil.RequireEqual(t, do(t, addr, "POST", "/v1/simulator/mo", adminToken, "{}").status, 404)
 }
 
 // While a store refuses writes, a request that would write is 503 with
@@ -166,8 +168,8 @@ func TestRefuseWritesWhileUnhealthy(t *testing.T) {
 	if a.status != 503 || a.errCode() != "store_unavailable" || a.header.Get("Retry-After") != "30" {
 		t.Fatalf("send while unhealthy: %d Retry-After=%q %v", a.status, a.header.Get("Retry-After"), a.body)
 	}
-	requireEqual(t, len(core.sendsTo()), 0)
-	requireEqual(t, do(t, addr, "GET", "/v1/admin/deadletter", adminToken, "").status, 200)
+	testutil.RequireEqual(t, len(core.sendsTo()), 0)
+	testutil.RequireEqual(t, do(t, addr, "GET", "/v1/admin/deadletter", adminToken, "").status, 200)
 }
 
 // A body over max_body_bytes is 413 before any handler runs.
@@ -175,7 +177,7 @@ func TestBodyLimit(t *testing.T) {
 	core := &testCore{}
 	addr := startServer(t, core, false, func(c *Config) { c.MaxBodyBytes = 64 })
 	a := do(t, addr, "POST", "/v1/messages", acmeToken, `{"to":"+15145550100","text":"`+strings.Repeat("x", 100)+`"}`)
-	requireEqual(t, a.status, 413)
-	requireEqual(t, a.errCode(), "body_too_large")
-	requireEqual(t, len(core.sendsTo()), 0)
+	testutil.RequireEqual(t, a.status, 413)
+	testutil.RequireEqual(t, a.errCode(), "body_too_large")
+	testutil.RequireEqual(t, len(core.sendsTo()), 0)
 }

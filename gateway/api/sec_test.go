@@ -3,6 +3,8 @@ package api
 import (
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // The lockout's arithmetic: the lock starts after auth_failures, doubles,
@@ -15,16 +17,16 @@ func TestHTTPSecLockout(t *testing.T) {
 			t.Fatalf("failure %d: lock %v, want %v", i+1, lock, want)
 		}
 	}
-	requireEqual(t, s.lockedFor("a", now.Add(3*time.Second)), time.Second)
-	requireEqual(t, s.lockedFor("b", now), time.Duration(0))
+	testutil.RequireEqual(t, s.lockedFor("a", now.Add(3*time.Second)), time.Second)
+	testutil.RequireEqual(t, s.lockedFor("b", now), time.Duration(0))
 	for range 40 {
 		s.failed("a", now)
 	}
-	requireEqual(t, s.lockedFor("a", now), authMaxLock)
+	testutil.RequireEqual(t, s.lockedFor("a", now), authMaxLock)
 	// Forgotten authForget after the last failure, once the lock is over.
 	later := now.Add(authMaxLock + authForget + time.Second)
-	requireEqual(t, s.lockedFor("a", later), time.Duration(0))
-	requireEqual(t, s.anyTracked(), false)
+	testutil.RequireEqual(t, s.lockedFor("a", later), time.Duration(0))
+	testutil.RequireEqual(t, s.anyTracked(), false)
 	if lock, n := s.failed("a", later); lock != 0 || n != 1 {
 		t.Fatalf("after forgetting: lock %v after %d failures", lock, n)
 	}

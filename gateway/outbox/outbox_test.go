@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/internal/groupcommit"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // testStore is a Store on a real Badger store in dir, opened as the
@@ -55,21 +56,6 @@ func (s *testStore) close() {
 	s.db.Close()
 }
 
-func checkFor(t *testing.T, total time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // recorder is a Deliver handler that records each attempt and answers
 // with result (nil: delivered).
 type recorder struct {
@@ -99,7 +85,7 @@ func (r *recorder) got() []Item {
 // delivered waits until the recorder saw n attempts and returns them.
 func (r *recorder) delivered(t *testing.T, n int) []Item {
 	t.Helper()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if got := len(r.got()); got < n {
 			return fmt.Errorf("%d of %d attempts", got, n)
 		}
@@ -110,7 +96,7 @@ func (r *recorder) delivered(t *testing.T, n int) []Item {
 
 func emptied(t *testing.T, s *testStore, kind string) {
 	t.Helper()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if n := s.Count(kind, nil); n != 0 {
 			return fmt.Errorf("%d items of %s still stored", n, kind)
 		}
@@ -145,7 +131,7 @@ func TestPutDeliver(t *testing.T) {
 	}
 	// Depth hears of a removal after it committed, when Count already
 	// misses the item.
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if d := depth.Load(); d != 0 {
 			return fmt.Errorf("depth %d after every item was delivered", d)
 		}
@@ -310,7 +296,7 @@ func TestSurvivesCloseReopen(t *testing.T) {
 			break
 		}
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if d := depth.Load(); d != 0 {
 			return fmt.Errorf("depth %d after the left items were delivered", d)
 		}
@@ -349,7 +335,7 @@ func TestUnwritableResultNotRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.delivered(t, 1)
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if s.commit.Fenced() == nil {
 			return errors.New("the committer is not fenced")
 		}
@@ -490,7 +476,7 @@ func TestCloseWhileDelivering(t *testing.T) {
 	}
 	closed := make(chan struct{})
 	go func() { s.Store.Close(); close(closed) }()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		select {
 		case <-s.stop:
 			return nil

@@ -127,18 +127,3 @@ func openStore(t *testing.T, b *Book, db *badger.DB) *groupcommit.Committer {
 func target(id string) Target {
 	return Target{MsgID: id, Tenant: 1, Account: 1, Origin: originSMPP, From: "+15145550199", To: "+15145550123", Part: 1, Parts: 1}
 }
-
-// checkFor polls fn every few milliseconds until it returns nil, and fails
-// the test with fn's last error if total passes first.
-func checkFor(t testing.TB, total time.Duration, fn func() error) {
-	t.Helper()
-	for deadline := time.Now().Add(total); ; time.Sleep(5 * time.Millisecond) {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-	}
-}

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/optgate/optgate/internal/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
@@ -99,10 +100,10 @@ func TestReceiveFromStore(t *testing.T) {
 		t.Fatalf("delivered %+v, want %+v", got, want)
 	}
 	c := b.Counters()
-	if h := testutil.ToFloat64(c.Hit); h != 1 || rec.count("carrier", "correlated") != 1 {
+	if h := promtest.ToFloat64(c.Hit); h != 1 || rec.count("carrier", "correlated") != 1 {
 		t.Fatalf("store hits %v, correlated %d; want 1 and 1", h, rec.count("carrier", "correlated"))
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if _, found, err := b.Stored(carrier, "S1"); found || err != nil {
 			return errors.New("the final receipt left its mapping in the store")
 		}
@@ -111,7 +112,7 @@ func TestReceiveFromStore(t *testing.T) {
 	if err := send("S2", "DELIVRD"); err != nil {
 		t.Fatalf("an unknown receipt was refused: %v", err)
 	}
-	if m := testutil.ToFloat64(c.Miss); m != 1 || rec.count("carrier", "parked") != 1 || len(rec.deliveries()) != 1 {
+	if m := promtest.ToFloat64(c.Miss); m != 1 || rec.count("carrier", "parked") != 1 || len(rec.deliveries()) != 1 {
 		t.Fatalf("store misses %v, parked %d, deliveries %d; want 1, 1, 1", m, rec.count("carrier", "parked"), len(rec.deliveries()))
 	}
 	b.Add(carrier, "S2", target("b2")) // the mapping comes within the grace period

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/optgate/optgate/internal/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/optgate/optgate/smpp/dlr"
 )
@@ -31,7 +32,7 @@ func TestStoreRoundTrip(t *testing.T) {
 		b.Add(carrier, id, tg)
 	}
 	for id, want := range storedTargets { // pending mappings are found too
-		checkFor(t, 10*time.Second, func() error {
+		testutil.CheckFor(t, 10*time.Second, func() error {
 			if got, found, err := b.Stored(carrier, id); err != nil || !found || got != want {
 				return fmt.Errorf("pending %s: %+v found %v err %v, want %+v", id, got, found, err, want)
 			}
@@ -39,7 +40,7 @@ func TestStoreRoundTrip(t *testing.T) {
 		})
 	}
 	b.CloseStore()
-	if n := testutil.ToFloat64(b.Counters().Written); n != float64(len(storedTargets)) {
+	if n := promtest.ToFloat64(b.Counters().Written); n != float64(len(storedTargets)) {
 		t.Fatalf("%v mappings written, want %d", n, len(storedTargets))
 	}
 	c.Close()
@@ -79,7 +80,7 @@ func TestStoreQuickFinalNeverWritten(t *testing.T) {
 	}
 	b.CloseStore()
 	c := b.Counters()
-	if w, u := testutil.ToFloat64(c.Written), testutil.ToFloat64(c.Unwritten); w != 1 || u != 1 {
+	if w, u := promtest.ToFloat64(c.Written), promtest.ToFloat64(c.Unwritten); w != 1 || u != 1 {
 		t.Fatalf("written %v, unwritten %v; want 1 and 1", w, u)
 	}
 	onDisk := func(id string) bool {

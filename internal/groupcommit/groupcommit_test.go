@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func openDB(t *testing.T, o func(badger.Options) badger.Options) *badger.DB {
@@ -26,14 +27,12 @@ func openDB(t *testing.T, o func(badger.Options) badger.Options) *badger.DB {
 	return db
 }
 
-// checkFor polls cond until it is true or d has passed.
-func checkFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("not so after %s: %s", d, what)
-		}
+// unless returns nil when ok, else an error saying what is not so yet.
+func unless(ok bool, what string) error {
+	if ok {
+		return nil
 	}
+	return errors.New("not so yet: " + what)
 }
 
 func op(k string) Op { return Op{Key: []byte(k), Value: []byte("v")} }
@@ -134,11 +133,11 @@ func TestTooBigRequestFailsAlone(t *testing.T) {
 	}
 	bigErr, smallErr, emptyErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
 	go func() { bigErr <- c.Write(big...) }()
-	checkFor(t, 5*time.Second, "big request queued", func() bool { return len(c.reqs) == 1 })
+	testutil.CheckFor(t, 5*time.Second, func() error { return unless(len(c.reqs) == 1, "big request queued") })
 	go func() { emptyErr <- c.Write(op("ok"), Op{Value: []byte("no key")}) }()
-	checkFor(t, 5*time.Second, "empty-key request queued", func() bool { return len(c.reqs) == 2 })
+	testutil.CheckFor(t, 5*time.Second, func() error { return unless(len(c.reqs) == 2, "empty-key request queued") })
 	go func() { smallErr <- c.Write(op("small")) }()
-	checkFor(t, 5*time.Second, "small request queued", func() bool { return len(c.reqs) == 3 })
+	testutil.CheckFor(t, 5*time.Second, func() error { return unless(len(c.reqs) == 3, "small request queued") })
 	close(g.release)
 	if err := <-bigErr; !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("too-big request: %v, want ErrTxnTooBig", err)
@@ -260,7 +259,7 @@ func TestConcurrentWritersShareTransactionsInOrder(t *testing.T) {
 				mu.Unlock()
 			})
 		}()
-		checkFor(t, 5*time.Second, "writer queued", func() bool { return len(c.reqs) == i+1 })
+		testutil.CheckFor(t, 5*time.Second, func() error { return unless(len(c.reqs) == i+1, "writer queued") })
 	}
 	close(g.release)
 	for range n {
@@ -295,7 +294,7 @@ func TestCloseDrains(t *testing.T) {
 	for i := range n {
 		go func() { errs <- c.Write(op(fmt.Sprint("q", i))) }()
 	}
-	checkFor(t, 5*time.Second, "writers queued", func() bool { return len(c.reqs) == n })
+	testutil.CheckFor(t, 5*time.Second, func() error { return unless(len(c.reqs) == n, "writers queued") })
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
 	select {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestGSM7BasicTableRoundTrip(t *testing.T) {
@@ -17,12 +19,12 @@ func TestGSM7BasicTableRoundTrip(t *testing.T) {
 		got, err := EncodeGSM7(string(r))
 		requireNoError(t, err)
 		requireBytes(t, got, []byte{byte(septet)})
-		requireEqual(t, DecodeGSM7(got), string(r))
+		testutil.RequireEqual(t, DecodeGSM7(got), string(r))
 	}
 	enc, err := EncodeGSM7(all.String())
 	requireNoError(t, err)
-	requireEqual(t, len(enc), 127)
-	requireEqual(t, DecodeGSM7(enc), all.String())
+	testutil.RequireEqual(t, len(enc), 127)
+	testutil.RequireEqual(t, DecodeGSM7(enc), all.String())
 }
 
 func TestGSM7ExtensionTable(t *testing.T) {
@@ -39,16 +41,16 @@ func TestGSM7ExtensionTable(t *testing.T) {
 			n++
 		}
 	}
-	requireEqual(t, n, len(tests))
+	testutil.RequireEqual(t, n, len(tests))
 	for _, tt := range tests {
 		t.Run(string(tt.r), func(t *testing.T) {
 			got, err := EncodeGSM7(string(tt.r))
 			requireNoError(t, err)
 			requireBytes(t, got, []byte{esc, tt.code})
-			requireEqual(t, DecodeGSM7(got), string(tt.r))
+			testutil.RequireEqual(t, DecodeGSM7(got), string(tt.r))
 			n, ok := SeptetLen(string(tt.r))
-			requireEqual(t, n, 2)
-			requireEqual(t, ok, true)
+			testutil.RequireEqual(t, n, 2)
+			testutil.RequireEqual(t, ok, true)
 		})
 	}
 }
@@ -79,13 +81,13 @@ func TestSeptetLen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, ok := SeptetLen(tt.s)
-			requireEqual(t, n, tt.n)
-			requireEqual(t, ok, tt.ok)
-			requireEqual(t, IsGSM7(tt.s), tt.ok)
+			testutil.RequireEqual(t, n, tt.n)
+			testutil.RequireEqual(t, ok, tt.ok)
+			testutil.RequireEqual(t, IsGSM7(tt.s), tt.ok)
 			if tt.ok {
 				enc, err := EncodeGSM7(tt.s)
 				requireNoError(t, err)
-				requireEqual(t, len(enc), tt.n)
+				testutil.RequireEqual(t, len(enc), tt.n)
 			}
 		})
 	}
@@ -98,9 +100,9 @@ func TestAppendGSM7Error(t *testing.T) {
 	if !errors.As(err, &ee) || !errors.Is(err, ErrUnrepresentable) {
 		t.Fatalf("err = %v, want *EncodeError", err)
 	}
-	requireEqual(t, ee.Rune, 'ç')
-	requireEqual(t, ee.Offset, 5)
-	requireEqual(t, ee.Coding, GSM7)
+	testutil.RequireEqual(t, ee.Rune, 'ç')
+	testutil.RequireEqual(t, ee.Offset, 5)
+	testutil.RequireEqual(t, ee.Coding, GSM7)
 	requireBytes(t, got, []byte{'x', 'a', 'b', esc, 0x65})
 
 	_, err = AppendGSM7(nil, "a\xc3")
@@ -127,7 +129,7 @@ func TestDecodeGSM7Invalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, DecodeGSM7(tt.in), tt.want)
+			testutil.RequireEqual(t, DecodeGSM7(tt.in), tt.want)
 		})
 	}
 }
@@ -153,31 +155,31 @@ func TestGSM7Packed(t *testing.T) {
 			requireNoError(t, err)
 			requireBytes(t, got, want)
 			n, _ := SeptetLen(tt.text)
-			requireEqual(t, DecodeGSM7Packed(want, n), tt.text)
-			requireEqual(t, DecodeGSM7Packed(want, -1), tt.text)
+			testutil.RequireEqual(t, DecodeGSM7Packed(want, n), tt.text)
+			testutil.RequireEqual(t, DecodeGSM7Packed(want, -1), tt.text)
 		})
 	}
 }
 
 func TestUnpackSeptets(t *testing.T) {
 	packed := unhex(t, "e8 32 9b fd 46 97 d9 ec 37")
-	requireEqual(t, string(UnpackSeptets(nil, packed, 5)), "hello")
-	requireEqual(t, string(UnpackSeptets(nil, packed, 1000)), "hellohello")
-	requireEqual(t, len(UnpackSeptets(nil, nil, -1)), 0)
+	testutil.RequireEqual(t, string(UnpackSeptets(nil, packed, 5)), "hello")
+	testutil.RequireEqual(t, string(UnpackSeptets(nil, packed, 1000)), "hellohello")
+	testutil.RequireEqual(t, len(UnpackSeptets(nil, nil, -1)), 0)
 	// Seven septets padded with zero bits instead of CR read as a trailing '@'.
 	zero := unhex(t, "31 d9 8c 56 b3 dd 00")
-	requireEqual(t, DecodeGSM7Packed(zero, -1), "1234567@")
-	requireEqual(t, DecodeGSM7Packed(zero, 7), "1234567")
+	testutil.RequireEqual(t, DecodeGSM7Packed(zero, -1), "1234567@")
+	testutil.RequireEqual(t, DecodeGSM7Packed(zero, 7), "1234567")
 }
 
 func TestGSM7LongRoundTrip(t *testing.T) {
 	s := strings.Repeat("Grüße {€} [Δ] ~ |ñ| \\^\f ", 50)
 	enc, err := EncodeGSM7(s)
 	requireNoError(t, err)
-	requireEqual(t, DecodeGSM7(enc), s)
+	testutil.RequireEqual(t, DecodeGSM7(enc), s)
 	p, err := EncodeGSM7Packed(s)
 	requireNoError(t, err)
-	requireEqual(t, DecodeGSM7Packed(p, len(enc)), s)
+	testutil.RequireEqual(t, DecodeGSM7Packed(p, len(enc)), s)
 }
 
 func FuzzGSM7(f *testing.F) {

@@ -3,17 +3,9 @@ package coding
 import (
 	"bytes"
 	"encoding/hex"
-	"reflect"
 	"strings"
 	"testing"
 )
-
-func requireEqual[T any](t testing.TB, got, want T) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %#v, want %#v", got, want)
-	}
-}
 
 func requireNoError(t testing.TB, err error) {
 	t.Helper()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // fakeClock is an injectable clock for Reassembler tests.
@@ -53,21 +55,21 @@ func TestReassemblerOrders(t *testing.T) {
 				msg, complete, err := r.Add("a|b", 7, tt.total, p.seq, GSM7, []byte(p.data))
 				requireNoError(t, err)
 				last := i == len(tt.parts)-1
-				requireEqual(t, complete, last)
+				testutil.RequireEqual(t, complete, last)
 				if !last {
-					requireEqual(t, msg == nil, true)
+					testutil.RequireEqual(t, msg == nil, true)
 					continue
 				}
-				requireEqual(t, msg.Text, tt.want)
-				requireEqual(t, string(msg.Data), tt.want)
-				requireEqual(t, msg.Key, "a|b")
-				requireEqual(t, msg.Ref, uint16(7))
-				requireEqual(t, msg.Total, tt.total)
+				testutil.RequireEqual(t, msg.Text, tt.want)
+				testutil.RequireEqual(t, string(msg.Data), tt.want)
+				testutil.RequireEqual(t, msg.Key, "a|b")
+				testutil.RequireEqual(t, msg.Ref, uint16(7))
+				testutil.RequireEqual(t, msg.Total, tt.total)
 			}
 			st := r.Stats()
-			requireEqual(t, st.Pending, 0)
-			requireEqual(t, st.Bytes, 0)
-			requireEqual(t, st.Completed, uint64(1))
+			testutil.RequireEqual(t, st.Pending, 0)
+			testutil.RequireEqual(t, st.Bytes, 0)
+			testutil.RequireEqual(t, st.Completed, uint64(1))
 		})
 	}
 }
@@ -78,10 +80,10 @@ func TestReassemblerDuplicatesCounted(t *testing.T) {
 	requireNoError(t, err)
 	msg, complete, err := r.Add("k", 1, 2, 1, GSM7, []byte("b"))
 	requireNoError(t, err)
-	requireEqual(t, complete, false)
-	requireEqual(t, msg == nil, true)
-	requireEqual(t, r.Stats().Duplicates, uint64(1))
-	requireEqual(t, r.Stats().Bytes, 1)
+	testutil.RequireEqual(t, complete, false)
+	testutil.RequireEqual(t, msg == nil, true)
+	testutil.RequireEqual(t, r.Stats().Duplicates, uint64(1))
+	testutil.RequireEqual(t, r.Stats().Bytes, 1)
 }
 
 func TestReassemblerCopiesData(t *testing.T) {
@@ -92,16 +94,16 @@ func TestReassemblerCopiesData(t *testing.T) {
 	buf[0], buf[1] = 'x', 'x'
 	msg, _, err := r.Add("k", 1, 2, 2, GSM7, []byte("cd"))
 	requireNoError(t, err)
-	requireEqual(t, msg.Text, "abcd")
+	testutil.RequireEqual(t, msg.Text, "abcd")
 }
 
 func TestReassemblerSinglePart(t *testing.T) {
 	var r Reassembler
 	msg, complete, err := r.Add("k", 0, 1, 1, UCS2, []byte{0x04, 0x36})
 	requireNoError(t, err)
-	requireEqual(t, complete, true)
-	requireEqual(t, msg.Text, "ж")
-	requireEqual(t, r.Stats().Pending, 0)
+	testutil.RequireEqual(t, complete, true)
+	testutil.RequireEqual(t, msg.Text, "ж")
+	testutil.RequireEqual(t, r.Stats().Pending, 0)
 }
 
 func TestReassemblerInvalid(t *testing.T) {
@@ -136,10 +138,10 @@ func TestReassemblerInvalid(t *testing.T) {
 		requireNoError(t, err)
 		msg, complete, err := r.Add("k", 9, 3, 3, GSM7, []byte("c"))
 		requireNoError(t, err)
-		requireEqual(t, complete, true)
-		requireEqual(t, msg.Text, "abc")
+		testutil.RequireEqual(t, complete, true)
+		testutil.RequireEqual(t, msg.Text, "abc")
 	})
-	requireEqual(t, r.Stats().Refused, uint64(5))
+	testutil.RequireEqual(t, r.Stats().Refused, uint64(5))
 }
 
 func TestReassemblerMixedSets(t *testing.T) {
@@ -166,7 +168,7 @@ func TestReassemblerMixedSets(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s/%d=%s", msg.Key, msg.Ref, msg.Text))
 		}
 	}
-	requireEqual(t, got, []string{"a|b/1=A1A2", "a|c/1=C1C2", "a|b/2=B1B2"})
+	testutil.RequireEqual(t, got, []string{"a|b/1=A1A2", "a|c/1=C1C2", "a|b/2=B1B2"})
 }
 
 func TestReassemblerJoinsBeforeDecoding(t *testing.T) {
@@ -177,8 +179,8 @@ func TestReassemblerJoinsBeforeDecoding(t *testing.T) {
 	requireNoError(t, err)
 	msg, complete, err := r.Add("k", 3, 2, 1, UCS2, enc[:5])
 	requireNoError(t, err)
-	requireEqual(t, complete, true)
-	requireEqual(t, msg.Text, "ab😀")
+	testutil.RequireEqual(t, complete, true)
+	testutil.RequireEqual(t, msg.Text, "ab😀")
 
 	// Likewise a GSM-7 escape pair.
 	gsm, _ := EncodeGSM7("x€")
@@ -186,7 +188,7 @@ func TestReassemblerJoinsBeforeDecoding(t *testing.T) {
 	requireNoError(t, err)
 	msg, _, err = r.Add("k", 4, 2, 2, GSM7, gsm[2:])
 	requireNoError(t, err)
-	requireEqual(t, msg.Text, "x€")
+	testutil.RequireEqual(t, msg.Text, "x€")
 
 	// Binary sets complete with the raw octets and ErrBinary.
 	_, _, err = r.Add("k", 5, 2, 1, Binary, []byte{1})
@@ -205,7 +207,7 @@ func TestReassemblerCodingFromFirstPart(t *testing.T) {
 	requireNoError(t, err)
 	msg, _, err := r.Add("k", 1, 2, 1, GSM7, []byte("a"))
 	requireNoError(t, err)
-	requireEqual(t, msg.Coding, GSM7)
+	testutil.RequireEqual(t, msg.Coding, GSM7)
 }
 
 func TestReassemblerTimeout(t *testing.T) {
@@ -221,32 +223,32 @@ func TestReassemblerTimeout(t *testing.T) {
 	_, _, err = r.Add("young", 1, 2, 1, GSM7, []byte("y"))
 	requireNoError(t, err)
 
-	requireEqual(t, r.Expire(clock.Now()), 0)
+	testutil.RequireEqual(t, r.Expire(clock.Now()), 0)
 	clock.Advance(30 * time.Second)
-	requireEqual(t, r.Expire(clock.Now()), 1)
-	requireEqual(t, len(dropped), 1)
+	testutil.RequireEqual(t, r.Expire(clock.Now()), 1)
+	testutil.RequireEqual(t, len(dropped), 1)
 	d := dropped[0]
-	requireEqual(t, d.Key, "old")
-	requireEqual(t, d.Reason, DropExpired)
-	requireEqual(t, d.Total, uint8(3))
-	requireEqual(t, d.Parts, []Fragment{{1, []byte("one")}, {2, []byte("two")}})
+	testutil.RequireEqual(t, d.Key, "old")
+	testutil.RequireEqual(t, d.Reason, DropExpired)
+	testutil.RequireEqual(t, d.Total, uint8(3))
+	testutil.RequireEqual(t, d.Parts, []Fragment{{1, []byte("one")}, {2, []byte("two")}})
 
 	// The late part of an expired set starts a new set.
 	_, complete, err := r.Add("old", 1, 3, 3, GSM7, []byte("three"))
 	requireNoError(t, err)
-	requireEqual(t, complete, false)
+	testutil.RequireEqual(t, complete, false)
 
 	// Add sweeps by itself using Now.
 	clock.Advance(31 * time.Second)
 	_, _, err = r.Add("other", 1, 2, 1, GSM7, []byte("o"))
 	requireNoError(t, err)
-	requireEqual(t, len(dropped), 2)
-	requireEqual(t, dropped[1].Key, "young")
+	testutil.RequireEqual(t, len(dropped), 2)
+	testutil.RequireEqual(t, dropped[1].Key, "young")
 
 	st := r.Stats()
-	requireEqual(t, st.Expired, uint64(2))
-	requireEqual(t, st.Pending, 2)
-	requireEqual(t, st.Bytes, len("three")+len("o"))
+	testutil.RequireEqual(t, st.Expired, uint64(2))
+	testutil.RequireEqual(t, st.Pending, 2)
+	testutil.RequireEqual(t, st.Bytes, len("three")+len("o"))
 }
 
 func TestReassemblerDefaultTimeout(t *testing.T) {
@@ -254,15 +256,15 @@ func TestReassemblerDefaultTimeout(t *testing.T) {
 	r := &Reassembler{Now: clock.Now}
 	_, _, err := r.Add("k", 1, 2, 1, GSM7, []byte("a"))
 	requireNoError(t, err)
-	requireEqual(t, r.Expire(clock.Now().Add(DefaultReassemblyTimeout-time.Second)), 0)
-	requireEqual(t, r.Expire(clock.Now().Add(DefaultReassemblyTimeout)), 1)
+	testutil.RequireEqual(t, r.Expire(clock.Now().Add(DefaultReassemblyTimeout-time.Second)), 0)
+	testutil.RequireEqual(t, r.Expire(clock.Now().Add(DefaultReassemblyTimeout)), 1)
 }
 
 func TestReassemblerMaxSets(t *testing.T) {
 	clock := newFakeClock()
 	var dropped []string
 	r := &Reassembler{MaxSets: 3, Now: clock.Now, OnDrop: func(d Dropped) {
-		requireEqual(t, d.Reason, DropEvicted)
+		testutil.RequireEqual(t, d.Reason, DropEvicted)
 		dropped = append(dropped, d.Key)
 	}}
 	for i := range 5 {
@@ -270,16 +272,16 @@ func TestReassemblerMaxSets(t *testing.T) {
 		requireNoError(t, err)
 		clock.Advance(time.Second)
 	}
-	requireEqual(t, dropped, []string{"0", "1"})
+	testutil.RequireEqual(t, dropped, []string{"0", "1"})
 	st := r.Stats()
-	requireEqual(t, st.Pending, 3)
-	requireEqual(t, st.Evicted, uint64(2))
+	testutil.RequireEqual(t, st.Pending, 3)
+	testutil.RequireEqual(t, st.Evicted, uint64(2))
 	// Surviving sets still complete; adding to an existing set evicts nothing.
 	msg, complete, err := r.Add("2", 1, 2, 2, GSM7, []byte("y"))
 	requireNoError(t, err)
-	requireEqual(t, complete, true)
-	requireEqual(t, msg.Text, "xy")
-	requireEqual(t, len(dropped), 2)
+	testutil.RequireEqual(t, complete, true)
+	testutil.RequireEqual(t, msg.Text, "xy")
+	testutil.RequireEqual(t, len(dropped), 2)
 }
 
 func TestReassemblerMaxBytes(t *testing.T) {
@@ -292,11 +294,11 @@ func TestReassemblerMaxBytes(t *testing.T) {
 	requireNoError(t, add("a", 1, 4))
 	requireNoError(t, add("b", 1, 4))
 	requireNoError(t, add("a", 2, 2)) // 10 bytes held
-	requireEqual(t, r.Stats().Bytes, 10)
+	testutil.RequireEqual(t, r.Stats().Bytes, 10)
 	// b needs room: the oldest other set (a) is evicted.
 	requireNoError(t, add("b", 2, 5))
-	requireEqual(t, dropped, []string{"a"})
-	requireEqual(t, r.Stats().Bytes, 9)
+	testutil.RequireEqual(t, dropped, []string{"a"})
+	testutil.RequireEqual(t, r.Stats().Bytes, 9)
 	// A part that cannot fit even alone with its own set is refused.
 	if err := add("b", 3, 2); !errors.Is(err, ErrMemoryLimit) {
 		t.Fatalf("err = %v, want ErrMemoryLimit", err)
@@ -305,9 +307,9 @@ func TestReassemblerMaxBytes(t *testing.T) {
 		t.Fatalf("oversized part: err = %v, want ErrMemoryLimit", err)
 	}
 	st := r.Stats()
-	requireEqual(t, st.Refused, uint64(2))
-	requireEqual(t, st.Bytes, 9)
-	requireEqual(t, st.Pending, 1)
+	testutil.RequireEqual(t, st.Refused, uint64(2))
+	testutil.RequireEqual(t, st.Bytes, 9)
+	testutil.RequireEqual(t, st.Pending, 1)
 }
 
 func TestReassemblerOnDropMayReenter(t *testing.T) {
@@ -317,7 +319,7 @@ func TestReassemblerOnDropMayReenter(t *testing.T) {
 	_, _, err := r.Add("k", 1, 2, 1, GSM7, nil)
 	requireNoError(t, err)
 	clock.Advance(time.Second)
-	requireEqual(t, r.Expire(clock.Now()), 1)
+	testutil.RequireEqual(t, r.Expire(clock.Now()), 1)
 }
 
 func TestReassemblerConcurrent(t *testing.T) {
@@ -344,9 +346,9 @@ func TestReassemblerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for g := range senders {
-		requireEqual(t, results[g], "12345")
+		testutil.RequireEqual(t, results[g], "12345")
 	}
-	requireEqual(t, r.Stats().Completed, uint64(senders))
+	testutil.RequireEqual(t, r.Stats().Completed, uint64(senders))
 }
 
 func TestSplitReassembleRoundTrip(t *testing.T) {
@@ -371,9 +373,9 @@ func TestSplitReassembleRoundTrip(t *testing.T) {
 					}
 					msg, complete, err := r.Add("src|dst", ref, total, seq, p.Coding, body)
 					requireNoError(t, err)
-					requireEqual(t, complete, j == 0)
+					testutil.RequireEqual(t, complete, j == 0)
 					if complete {
-						requireEqual(t, msg.Text, s)
+						testutil.RequireEqual(t, msg.Text, s)
 					}
 				}
 			})
@@ -387,18 +389,18 @@ func TestReassembleRefWidthsDoNotCollide(t *testing.T) {
 	var r Reassembler
 	_, complete, err := r.AddUDH("a|b", UDH{Concat: true, Ref: 5, Total: 2, Seq: 1}, GSM7, []byte("eight-"))
 	requireNoError(t, err)
-	requireEqual(t, complete, false)
+	testutil.RequireEqual(t, complete, false)
 	_, complete, err = r.AddUDH("a|b", UDH{Concat: true, Ref16: true, Ref: 5, Total: 2, Seq: 2}, GSM7, []byte("sixteen"))
 	requireNoError(t, err)
-	requireEqual(t, complete, false) // not joined with the 8-bit set
-	requireEqual(t, r.Stats().Pending, 2)
+	testutil.RequireEqual(t, complete, false) // not joined with the 8-bit set
+	testutil.RequireEqual(t, r.Stats().Pending, 2)
 	// A SAR (16-bit) part completes the 16-bit set, not the 8-bit one.
 	msg, complete, err := r.Add("a|b", 5, 2, 1, GSM7, []byte("sar-"))
 	requireNoError(t, err)
-	requireEqual(t, complete, true)
-	requireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"sar-sixteen", uint16(5), false})
+	testutil.RequireEqual(t, complete, true)
+	testutil.RequireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"sar-sixteen", uint16(5), false})
 	msg, complete, err = r.AddUDH("a|b", UDH{Concat: true, Ref: 5, Total: 2, Seq: 2}, GSM7, []byte("bit"))
 	requireNoError(t, err)
-	requireEqual(t, complete, true)
-	requireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"eight-bit", uint16(5), true})
+	testutil.RequireEqual(t, complete, true)
+	testutil.RequireEqual(t, [3]any{msg.Text, msg.Ref, msg.Ref8}, [3]any{"eight-bit", uint16(5), true})
 }

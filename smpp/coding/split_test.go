@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // joinBodies reassembles Split's output with ParseUDH and Decode.
@@ -15,9 +17,9 @@ func joinBodies(t *testing.T, parts []Part) string {
 		if p.UDHI {
 			udh, b, err := ParseUDH(p.Data)
 			requireNoError(t, err)
-			requireEqual(t, udh.Seq, uint8(i+1))
-			requireEqual(t, udh.Total, uint8(len(parts)))
-			requireEqual(t, udh.Ref, p.Ref)
+			testutil.RequireEqual(t, udh.Seq, uint8(i+1))
+			testutil.RequireEqual(t, udh.Total, uint8(len(parts)))
+			testutil.RequireEqual(t, udh.Ref, p.Ref)
 			body = b
 		}
 		all = append(all, body...)
@@ -84,18 +86,18 @@ func TestSplitBoundaries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			parts, err := Split(tt.s, tt.opt)
 			requireNoError(t, err)
-			requireEqual(t, bodyLens(parts), tt.lens)
+			testutil.RequireEqual(t, bodyLens(parts), tt.lens)
 			for i, p := range parts {
-				requireEqual(t, p.Coding, tt.coding)
-				requireEqual(t, p.Total, uint8(len(parts)))
-				requireEqual(t, p.Seq, uint8(i+1))
-				requireEqual(t, p.UDHI, len(parts) > 1 && tt.opt.Method != SAR)
+				testutil.RequireEqual(t, p.Coding, tt.coding)
+				testutil.RequireEqual(t, p.Total, uint8(len(parts)))
+				testutil.RequireEqual(t, p.Seq, uint8(i+1))
+				testutil.RequireEqual(t, p.UDHI, len(parts) > 1 && tt.opt.Method != SAR)
 			}
-			requireEqual(t, joinBodies(t, parts), tt.s)
+			testutil.RequireEqual(t, joinBodies(t, parts), tt.s)
 			if tt.opt == (SplitOptions{}) {
 				n, dc := Segments(tt.s)
-				requireEqual(t, n, len(parts))
-				requireEqual(t, dc, tt.coding)
+				testutil.RequireEqual(t, n, len(parts))
+				testutil.RequireEqual(t, dc, tt.coding)
 			}
 		})
 	}
@@ -108,33 +110,33 @@ func TestSplitHeaders(t *testing.T) {
 		requireNoError(t, err)
 		requireBytes(t, parts[0].Data[:6], unhex(t, "05 00 03 34 02 01"))
 		requireBytes(t, parts[1].Data[:6], unhex(t, "05 00 03 34 02 02"))
-		requireEqual(t, parts[1].Ref, uint16(0x34))
+		testutil.RequireEqual(t, parts[1].Ref, uint16(0x34))
 	})
 	t.Run("udh16", func(t *testing.T) {
 		parts, err := Split(s, SplitOptions{Ref: 0x1234, Method: UDH16})
 		requireNoError(t, err)
 		requireBytes(t, parts[0].Data[:7], unhex(t, "06 08 04 12 34 02 01"))
 		requireBytes(t, parts[1].Data[:7], unhex(t, "06 08 04 12 34 02 02"))
-		requireEqual(t, parts[0].Ref, uint16(0x1234))
+		testutil.RequireEqual(t, parts[0].Ref, uint16(0x1234))
 	})
 	t.Run("sar", func(t *testing.T) {
 		parts, err := Split(s, SplitOptions{Ref: 0x1234, Method: SAR})
 		requireNoError(t, err)
-		requireEqual(t, parts[0].Ref, uint16(0x1234))
-		requireEqual(t, parts[0].UDHI, false)
-		requireEqual(t, string(parts[0].Data), s[:153])
+		testutil.RequireEqual(t, parts[0].Ref, uint16(0x1234))
+		testutil.RequireEqual(t, parts[0].UDHI, false)
+		testutil.RequireEqual(t, string(parts[0].Data), s[:153])
 	})
 	t.Run("single part has no udh", func(t *testing.T) {
 		parts, err := Split("hello", SplitOptions{Ref: 7})
 		requireNoError(t, err)
-		requireEqual(t, parts, []Part{{Data: []byte("hello"), Total: 1, Seq: 1}})
+		testutil.RequireEqual(t, parts, []Part{{Data: []byte("hello"), Total: 1, Seq: 1}})
 	})
 	t.Run("appending to a part does not clobber the next", func(t *testing.T) {
 		parts, err := Split(s, SplitOptions{})
 		requireNoError(t, err)
 		next := string(parts[1].Data)
 		_ = append(parts[0].Data, "zzzzzzzz"...)
-		requireEqual(t, string(parts[1].Data), next)
+		testutil.RequireEqual(t, string(parts[1].Data), next)
 	})
 }
 
@@ -142,18 +144,18 @@ func TestSplitLimits(t *testing.T) {
 	full := strings.Repeat("a", 153*255)
 	parts, err := Split(full, SplitOptions{})
 	requireNoError(t, err)
-	requireEqual(t, len(parts), 255)
-	requireEqual(t, parts[254].Total, uint8(255))
-	requireEqual(t, parts[254].Seq, uint8(255))
+	testutil.RequireEqual(t, len(parts), 255)
+	testutil.RequireEqual(t, parts[254].Total, uint8(255))
+	testutil.RequireEqual(t, parts[254].Seq, uint8(255))
 	n, _ := Segments(full)
-	requireEqual(t, n, 255)
+	testutil.RequireEqual(t, n, 255)
 
 	_, err = Split(full+"a", SplitOptions{})
 	if !errors.Is(err, ErrTooManyParts) {
 		t.Fatalf("256 parts: err = %v", err)
 	}
 	n, _ = Segments(full + "a")
-	requireEqual(t, n, 256)
+	testutil.RequireEqual(t, n, 256)
 
 	_, err = Split(strings.Repeat("a", 153*5+1), SplitOptions{MaxParts: 5})
 	if !errors.Is(err, ErrTooManyParts) {
@@ -161,10 +163,10 @@ func TestSplitLimits(t *testing.T) {
 	}
 	parts, err = Split(strings.Repeat("a", 153*5), SplitOptions{MaxParts: 5})
 	requireNoError(t, err)
-	requireEqual(t, len(parts), 5)
+	testutil.RequireEqual(t, len(parts), 5)
 	parts, err = Split(full, SplitOptions{MaxParts: 1000})
 	requireNoError(t, err)
-	requireEqual(t, len(parts), 255)
+	testutil.RequireEqual(t, len(parts), 255)
 
 	_, err = Split(strings.Repeat("a", MaxPayload+1), SplitOptions{Method: Payload})
 	if !errors.Is(err, ErrTooLong) {
@@ -202,11 +204,11 @@ func TestSegments(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.s, func(t *testing.T) {
 			n, dc := Segments(tt.s)
-			requireEqual(t, n, tt.n)
-			requireEqual(t, dc, tt.coding)
+			testutil.RequireEqual(t, n, tt.n)
+			testutil.RequireEqual(t, dc, tt.coding)
 			parts, err := Split(tt.s, SplitOptions{})
 			requireNoError(t, err)
-			requireEqual(t, len(parts), n)
+			testutil.RequireEqual(t, len(parts), n)
 		})
 	}
 }

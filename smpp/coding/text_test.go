@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestUCS2RoundTrip(t *testing.T) {
@@ -25,8 +27,8 @@ func TestUCS2RoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := EncodeUCS2(tt.s)
 			requireBytes(t, enc, unhex(t, tt.hex))
-			requireEqual(t, DecodeUCS2(enc), tt.s)
-			requireEqual(t, UCS2Len(tt.s)*2, len(enc))
+			testutil.RequireEqual(t, DecodeUCS2(enc), tt.s)
+			testutil.RequireEqual(t, UCS2Len(tt.s)*2, len(enc))
 		})
 	}
 }
@@ -47,7 +49,7 @@ func TestDecodeUCS2Invalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
+			testutil.RequireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
 		})
 	}
 }
@@ -63,7 +65,7 @@ func TestDecodeUCS2LittleEndianBOM(t *testing.T) {
 		{"big-endian mark kept", "feff 0041", "\uFEFFA"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
+			testutil.RequireEqual(t, DecodeUCS2(unhex(t, tt.hex)), tt.want)
 		})
 	}
 }
@@ -72,9 +74,9 @@ func TestLatin1(t *testing.T) {
 	s := "Crème brûlée ÿ ©"
 	enc, err := AppendLatin1(nil, s)
 	requireNoError(t, err)
-	requireEqual(t, len(enc), utf8.RuneCountInString(s))
-	requireEqual(t, enc[2], byte(0xE8))
-	requireEqual(t, DecodeLatin1(enc), s)
+	testutil.RequireEqual(t, len(enc), utf8.RuneCountInString(s))
+	testutil.RequireEqual(t, enc[2], byte(0xE8))
+	testutil.RequireEqual(t, DecodeLatin1(enc), s)
 
 	all := make([]byte, 256)
 	for i := range all {
@@ -97,9 +99,9 @@ func TestLatin1(t *testing.T) {
 func TestIA5(t *testing.T) {
 	enc, err := AppendIA5(nil, "plain ASCII ~{}")
 	requireNoError(t, err)
-	requireEqual(t, string(enc), "plain ASCII ~{}")
-	requireEqual(t, DecodeIA5([]byte("abc")), "abc")
-	requireEqual(t, DecodeIA5([]byte{'a', 0xE9, 'b', 0x80}), "a?b?")
+	testutil.RequireEqual(t, string(enc), "plain ASCII ~{}")
+	testutil.RequireEqual(t, DecodeIA5([]byte("abc")), "abc")
+	testutil.RequireEqual(t, DecodeIA5([]byte{'a', 0xE9, 'b', 0x80}), "a?b?")
 	_, err = AppendIA5(nil, "abé")
 	var ee *EncodeError
 	if !errors.As(err, &ee) || ee.Rune != 'é' || ee.Offset != 2 {
@@ -142,7 +144,7 @@ func TestDecode(t *testing.T) {
 			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
-			requireEqual(t, got, tt.want)
+			testutil.RequireEqual(t, got, tt.want)
 		})
 	}
 }
@@ -196,16 +198,16 @@ func TestBest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.s, func(t *testing.T) {
-			requireEqual(t, Best(tt.s), tt.want)
+			testutil.RequireEqual(t, Best(tt.s), tt.want)
 		})
 	}
 }
 
 func TestDataCodingString(t *testing.T) {
-	requireEqual(t, GSM7.String(), "GSM7")
-	requireEqual(t, UCS2.String(), "UCS2")
-	requireEqual(t, DataCoding(0xF1).String(), "DataCoding(0xf1)")
-	requireEqual(t, DataCoding(11).String(), "DataCoding(0xb)")
+	testutil.RequireEqual(t, GSM7.String(), "GSM7")
+	testutil.RequireEqual(t, UCS2.String(), "UCS2")
+	testutil.RequireEqual(t, DataCoding(0xF1).String(), "DataCoding(0xf1)")
+	testutil.RequireEqual(t, DataCoding(11).String(), "DataCoding(0xb)")
 }
 
 func FuzzUCS2(f *testing.F) {

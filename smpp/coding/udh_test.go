@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 func TestParseUDH(t *testing.T) {
@@ -28,8 +30,8 @@ func TestParseUDH(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			udh, body, err := ParseUDH(unhex(t, tt.hex))
 			requireNoError(t, err)
-			requireEqual(t, udh, tt.want)
-			requireEqual(t, string(body), tt.body)
+			testutil.RequireEqual(t, udh, tt.want)
+			testutil.RequireEqual(t, string(body), tt.body)
 		})
 	}
 }

@@ -2,18 +2,12 @@ package dlr
 
 import (
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
-)
 
-func requireEqual[T any](t testing.TB, got, want T) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %#v, want %#v", got, want)
-	}
-}
+	"github.com/optgate/optgate/internal/testutil"
+)
 
 func date(y, mo, d, h, mi, s int) time.Time {
 	return time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
@@ -155,7 +149,7 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			requireEqual(t, got, tt.want)
+			testutil.RequireEqual(t, got, tt.want)
 		})
 	}
 }
@@ -195,7 +189,7 @@ func TestFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, Format(tt.r), tt.want)
+			testutil.RequireEqual(t, Format(tt.r), tt.want)
 		})
 	}
 }
@@ -212,7 +206,7 @@ func TestFormatParseRoundTrip(t *testing.T) {
 		if s == Scheduled {
 			r.State = Enroute // Scheduled has no stat word of its own
 		}
-		requireEqual(t, got, r)
+		testutil.RequireEqual(t, got, r)
 	}
 }
 

@@ -1,6 +1,10 @@
 package dlr
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
+)
 
 func TestNormalizeID(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -17,7 +21,7 @@ func TestNormalizeID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			requireEqual(t, NormalizeID(tt.in), tt.want)
+			testutil.RequireEqual(t, NormalizeID(tt.in), tt.want)
 		})
 	}
 }
@@ -48,19 +52,19 @@ func TestEquivalent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, Equivalent(tt.resp, tt.receipt, tt.base), tt.want)
+			testutil.RequireEqual(t, Equivalent(tt.resp, tt.receipt, tt.base), tt.want)
 		})
 	}
 }
 
 func TestCanonicalKey(t *testing.T) {
-	requireEqual(t, CanonicalKey("00FF", RespHexDLRDec, false), "255")
-	requireEqual(t, CanonicalKey("00255", RespHexDLRDec, true), "255")
-	requireEqual(t, CanonicalKey("FF", RespDecDLRHex, true), "255")
-	requireEqual(t, CanonicalKey("255", RespDecDLRHex, false), "255")
-	requireEqual(t, CanonicalKey("00FF", Same, false), "ff")
-	requireEqual(t, CanonicalKey("zz9", RespHexDLRDec, false), "zz9")
-	requireEqual(t, CanonicalKey("000", RespHexDLRDec, false), "0")
+	testutil.RequireEqual(t, CanonicalKey("00FF", RespHexDLRDec, false), "255")
+	testutil.RequireEqual(t, CanonicalKey("00255", RespHexDLRDec, true), "255")
+	testutil.RequireEqual(t, CanonicalKey("FF", RespDecDLRHex, true), "255")
+	testutil.RequireEqual(t, CanonicalKey("255", RespDecDLRHex, false), "255")
+	testutil.RequireEqual(t, CanonicalKey("00FF", Same, false), "ff")
+	testutil.RequireEqual(t, CanonicalKey("zz9", RespHexDLRDec, false), "zz9")
+	testutil.RequireEqual(t, CanonicalKey("000", RespHexDLRDec, false), "0")
 }
 
 func TestIDVariants(t *testing.T) {
@@ -78,14 +82,14 @@ func TestIDVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			requireEqual(t, IDVariants(tt.in), tt.want)
+			testutil.RequireEqual(t, IDVariants(tt.in), tt.want)
 		})
 	}
 }
 
 func TestIDBaseString(t *testing.T) {
-	requireEqual(t, Same.String(), "same")
-	requireEqual(t, RespHexDLRDec.String(), "resp-hex-dlr-dec")
-	requireEqual(t, RespDecDLRHex.String(), "resp-dec-dlr-hex")
-	requireEqual(t, IDBase(9).String(), "IDBase(9)")
+	testutil.RequireEqual(t, Same.String(), "same")
+	testutil.RequireEqual(t, RespHexDLRDec.String(), "resp-hex-dlr-dec")
+	testutil.RequireEqual(t, RespDecDLRHex.String(), "resp-dec-dlr-hex")
+	testutil.RequireEqual(t, IDBase(9).String(), "IDBase(9)")
 }

@@ -1,6 +1,10 @@
 package dlr
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
+)
 
 func TestState(t *testing.T) {
 	tests := []struct {
@@ -24,11 +28,11 @@ func TestState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireEqual(t, tt.s.String(), tt.name)
-			requireEqual(t, tt.s.Stat(), tt.stat)
-			requireEqual(t, len(tt.s.Stat()), 7)
-			requireEqual(t, tt.s.Final(), tt.final)
-			requireEqual(t, tt.s.Outcome(), tt.outcome)
+			testutil.RequireEqual(t, tt.s.String(), tt.name)
+			testutil.RequireEqual(t, tt.s.Stat(), tt.stat)
+			testutil.RequireEqual(t, len(tt.s.Stat()), 7)
+			testutil.RequireEqual(t, tt.s.Final(), tt.final)
+			testutil.RequireEqual(t, tt.s.Outcome(), tt.outcome)
 		})
 	}
 }
@@ -62,18 +66,18 @@ func TestStateFromStat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.stat, func(t *testing.T) {
-			requireEqual(t, StateFromStat(tt.stat), tt.want)
-			requireEqual(t, OutcomeOf(tt.stat), tt.outcome)
+			testutil.RequireEqual(t, StateFromStat(tt.stat), tt.want)
+			testutil.RequireEqual(t, OutcomeOf(tt.stat), tt.outcome)
 		})
 	}
 }
 
 func TestReceiptOutcome(t *testing.T) {
-	requireEqual(t, Receipt{Stat: "ACKED", State: Delivered}.Outcome(), OutcomeBuffered)
-	requireEqual(t, Receipt{State: Delivered}.Outcome(), OutcomeDelivered)
-	requireEqual(t, OutcomeDelivered.String(), "delivered")
-	requireEqual(t, OutcomeBuffered.String(), "buffered")
-	requireEqual(t, OutcomeFailed.String(), "failed")
+	testutil.RequireEqual(t, Receipt{Stat: "ACKED", State: Delivered}.Outcome(), OutcomeBuffered)
+	testutil.RequireEqual(t, Receipt{State: Delivered}.Outcome(), OutcomeDelivered)
+	testutil.RequireEqual(t, OutcomeDelivered.String(), "delivered")
+	testutil.RequireEqual(t, OutcomeBuffered.String(), "buffered")
+	testutil.RequireEqual(t, OutcomeFailed.String(), "failed")
 	// The values are Kannel's dlr-mask bits.
-	requireEqual(t, uint8(OutcomeDelivered|OutcomeFailed|OutcomeBuffered), uint8(7))
+	testutil.RequireEqual(t, uint8(OutcomeDelivered|OutcomeFailed|OutcomeBuffered), uint8(7))
 }

@@ -16,30 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
-
-// bindAs binds an extra upstream ESME.
-func (e *testEnv) bindAs(sys, pw string) *smpptest.ESME {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: e.g.SMPPAddr(), SystemID: sys, Password: pw})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func submitVia(c *smpptest.ESME, to, text string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return c.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{
-		Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(ourNumber[1:])}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(to[1:])},
-		ShortMessage: []byte(text)}})
-}
 
 // A marketing opt-out refuses the submits of a marketing account with
 // 0x00000402 and lets transactional ones through; per-account statuses:
@@ -173,7 +153,7 @@ func TestHTTPReceiptWebhook(t *testing.T) {
 		t.Fatalf("send: %d %v", code, m)
 	}
 	id := m["id"].(string)
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ev := range events {

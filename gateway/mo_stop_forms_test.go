@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"
@@ -100,7 +102,7 @@ func TestAuditStopWireForms(t *testing.T) {
 			if err != nil {
 				t.Fatalf("STOP: %v, want ESME_ROK", err)
 			}
-			waitFor(t, 5*time.Second, func() error {
+			testutil.CheckFor(t, 5*time.Second, func() error {
 				if _, err := submitAddr(env.esme, ours, addr(1, h), "hello"); smpp.StatusOf(err) != smpp.StatusOptedOut {
 					return fmt.Errorf("submit after STOP: %v, want 0x401", err)
 				}
@@ -344,7 +346,7 @@ func TestAuditWhatsAppStopBlocksSMPPForms(t *testing.T) {
 	} {
 		postSigned(t, env, whatsapptest.InboundText(meta, c.waID, fmt.Sprintf("wamid.AUDIT%d", i), "STOP", time.Now()))
 		for _, to := range c.forms {
-			waitFor(t, 10*time.Second, func() error {
+			testutil.CheckFor(t, 10*time.Second, func() error {
 				if _, err := submitAddr(env.esme, ours, to, "hi"); smpp.StatusOf(err) != smpp.StatusOptedOut {
 					return fmt.Errorf("submit_sm to TON %d %q after a WhatsApp STOP from %s: %v, want 0x401", to.TON, to.Addr, c.waID, err)
 				}
@@ -370,7 +372,7 @@ func TestAuditUnkeyedSources(t *testing.T) {
 		if err := env.deliver(src, ours, "STOP"); err != nil {
 			t.Fatalf("source TON %d %q: %v, want ESME_ROK once dead-lettered", src.TON, src.Addr, err)
 		}
-		if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedInvalidSource)); got != float64(i+1) {
+		if got := promtest.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedInvalidSource)); got != float64(i+1) {
 			t.Fatalf("source TON %d %q: invalid_source counted %v, want %d", src.TON, src.Addr, got, i+1)
 		}
 	}
@@ -396,7 +398,7 @@ func TestRefusedPartDeadLettered(t *testing.T) {
 	}
 	send(3, 1, "ST")
 	send(2, 2, "OP") // the same set (source, destination, reference) said 3 parts
-	if got := testutil.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedRefusedPart)); got != 1 {
+	if got := promtest.ToFloat64(env.g.metrics.unkeyed.WithLabelValues(ChannelSMS, unkeyedRefusedPart)); got != 1 {
 		t.Fatalf("optgate_inbound_unkeyed_total{reason=%q} = %v, want 1", unkeyedRefusedPart, got)
 	}
 	var kept []DeadLetter

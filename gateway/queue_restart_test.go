@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -104,13 +105,10 @@ func TestE2EStoreAckSurvivesOutageAndRestart(t *testing.T) {
 	env := startEnv(t, y, smsc1, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	q, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: env.g.SMPPAddr(), SystemID: "acmeq", Password: "acmepw"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := env.bindAs("acmeq", "acmepw")
 	proxy.set("") // outage
 	smsc1.Close()
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if env.g.links["carrier"].up.Load() != 0 {
 			return fmt.Errorf("carrier still bound")
 		}
@@ -168,7 +166,7 @@ func TestE2EStoreAckSurvivesOutageAndRestart(t *testing.T) {
 		seen[string(s.PDU.ShortMessage)]++
 		total++
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if got := queued(g2, "mt"); got != 0 {
 			return fmt.Errorf("%d still queued", got)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/optgate/optgate/internal/groupcommit"
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
@@ -37,15 +38,15 @@ func TestWindowRecordedWithTheBody(t *testing.T) {
 	r, url := startReceiver(t, db, h, func(c *ReceiverConfig) { c.Workers = 1 })
 	defer close(release)
 	now := time.Now()
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.wa1", "hi", now)), 200, "first status")
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.wa1", "hi", now)), 200, "first status")
 	select {
 	case <-entered:
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler not called")
 	}
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.wa2", "hi", now)), 200, "second status")
-	requireEqual(t, r.Window().Open(testPID, "16505550002", now.Add(time.Second)), true, "window open at the 200")
-	requireEqual(t, r.Window().Open(testPID, "16505550003", now.Add(time.Second)), false, "another user's window")
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.wa2", "hi", now)), 200, "second status")
+	testutil.RequireEqual(t, r.Window().Open(testPID, "16505550002", now.Add(time.Second)), true, "window open at the 200")
+	testutil.RequireEqual(t, r.Window().Open(testPID, "16505550003", now.Add(time.Second)), false, "another user's window")
 }
 
 // countPrefix counts the keys under prefix.
@@ -78,17 +79,17 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	bodies := make([][]byte, n)
 	for i := range bodies {
 		bodies[i] = whatsapptest.InboundText(meta, fmt.Sprintf("165055%05d", i), fmt.Sprintf("wamid.sd%d", i), "hello", time.Now())
-		requireEqual(t, post(t, url, testSecret, bodies[i]), 200, "status")
+		testutil.RequireEqual(t, post(t, url, testSecret, bodies[i]), 200, "status")
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if rec.count() != n {
 			return fmt.Errorf("%d of %d handled", rec.count(), n)
 		}
 		return nil
 	})
 	requireNoErr(t, r.Shutdown(context.Background()))
-	requireEqual(t, countPrefix(t, db, spoolPrefix), 0, "bodies left in the spool")
-	requireEqual(t, countPrefix(t, db, dedupPrefix), n, "seen keys")
+	testutil.RequireEqual(t, countPrefix(t, db, spoolPrefix), 0, "bodies left in the spool")
+	testutil.RequireEqual(t, countPrefix(t, db, dedupPrefix), n, "seen keys")
 	requireNoErr(t, db.Close())
 
 	db = openDB(t, dir)
@@ -96,16 +97,16 @@ func TestShutdownCommitsOutcomes(t *testing.T) {
 	rec2 := &recorder{}
 	r2, url := startReceiver(t, db, rec2, nil)
 	for _, b := range bodies[:5] {
-		requireEqual(t, post(t, url, testSecret, b), 200, "redelivery")
+		testutil.RequireEqual(t, post(t, url, testSecret, b), 200, "redelivery")
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if c := countPrefix(t, db, spoolPrefix); c != 0 {
 			return fmt.Errorf("%d redelivered bodies left in the spool", c)
 		}
 		return nil
 	})
 	requireNoErr(t, r2.Shutdown(context.Background()))
-	requireEqual(t, rec2.count(), 0, "events handled after redelivery")
+	testutil.RequireEqual(t, rec2.count(), 0, "events handled after redelivery")
 }
 
 // The spool writes through the group committer it is given, and so follows its failure
@@ -128,18 +129,18 @@ func TestSpoolFencedAfterFailedCommit(t *testing.T) {
 	_, url := startReceiver(t, db, rec, func(cfg *ReceiverConfig) { cfg.Committer = c })
 	now := time.Now()
 	fail.Store(true)
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.f1", "hi", now)), 500,
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550001", "wamid.f1", "hi", now)), 500,
 		"status of a body whose commit failed")
 	fail.Store(false)
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.f2", "hi", now)), 500,
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550002", "wamid.f2", "hi", now)), 500,
 		"status of a body while the committer is fenced")
 	if err := c.Fenced(); !errors.Is(err, groupcommit.ErrFenced) {
 		t.Fatalf("committer not fenced after the failed commit: %v", err)
 	}
 	c.Unfence()
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550003", "wamid.f3", "hi", now)), 200,
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16505550003", "wamid.f3", "hi", now)), 200,
 		"status once the fence is lifted")
-	checkFor(t, 5*time.Second, func() error {
+	testutil.CheckFor(t, 5*time.Second, func() error {
 		if rec.count() != 1 {
 			return fmt.Errorf("%d events handled, want the one spooled after the fence", rec.count())
 		}

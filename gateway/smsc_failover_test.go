@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
@@ -21,7 +22,7 @@ func twoSMSCEnv(t *testing.T, a, b *smpptest.Server) *testEnv {
 		fmt.Sprintf("  - {name: backup, address: %q, system_id: optgate, password: pw, timeout: 2s}\nroutes:\n  - {prefix: \"+\", smscs: [carrier, backup]}", b.Addr()), 1)
 	y = strings.Replace(y, "window: 128, timeout: 3s", "window: 128, timeout: 2s", 1)
 	env := startEnv(t, y, a, dir)
-	waitFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if env.g.links["carrier"].up.Load() < 2 || env.g.links["backup"].up.Load() == 0 {
 			return fmt.Errorf("not every bind up yet")
 		}

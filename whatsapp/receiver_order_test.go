@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
@@ -60,7 +61,6 @@ func TestReceiverSenderOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, t.TempDir())
-			defer db.Close()
 			rec := &seqRecorder{seq: map[string][]string{}, delay: true}
 			r, url := startReceiver(t, db, rec, func(c *ReceiverConfig) {
 				c.Workers = 3
@@ -102,7 +102,7 @@ func TestReceiverSenderOrder(t *testing.T) {
 			}
 			wg.Wait()
 			want := senders*perSender + noise
-			checkFor(t, 20*time.Second, func() error {
+			testutil.CheckFor(t, 20*time.Second, func() error {
 				if n := rec.total(); n != want {
 					return fmt.Errorf("%d of %d messages handled", n, want)
 				}
@@ -133,7 +133,6 @@ func TestReceiverSenderOrder(t *testing.T) {
 // time.
 func TestReceiverSendersConcurrent(t *testing.T) {
 	db := openDB(t, t.TempDir())
-	defer db.Close()
 	const senders = 6
 	release := make(chan struct{})
 	var active, maxActive, perSenderMax atomic.Int32
@@ -181,7 +180,7 @@ func TestReceiverSendersConcurrent(t *testing.T) {
 		return nil
 	})
 	_, url := startReceiver(t, db, h, func(c *ReceiverConfig) { c.Workers = 1 })
-	requireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16500000000", "wamid.hold", "x", time.Now())), 200, "hold")
+	testutil.RequireEqual(t, post(t, url, testSecret, whatsapptest.InboundText(meta, "16500000000", "wamid.hold", "x", time.Now())), 200, "hold")
 	var wg sync.WaitGroup
 	for s := range senders {
 		for i := range 2 { // two from each sender: they must not overlap
@@ -197,14 +196,14 @@ func TestReceiverSendersConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	close(release)
-	checkFor(t, 20*time.Second, func() error {
+	testutil.CheckFor(t, 20*time.Second, func() error {
 		if n := handled.Load(); n != 1+2*senders {
 			return fmt.Errorf("%d handled", n)
 		}
 		return nil
 	})
-	requireEqual(t, maxActive.Load(), int32(senders), "senders handled at once")
-	requireEqual(t, perSenderMax.Load(), int32(1), "calls at once for one sender")
+	testutil.RequireEqual(t, maxActive.Load(), int32(senders), "senders handled at once")
+	testutil.RequireEqual(t, perSenderMax.Load(), int32(1), "calls at once for one sender")
 }
 
 // TestSplitLanes checks the grouping: one lane per sender, bodies with several senders join
@@ -240,5 +239,5 @@ func TestSplitLanes(t *testing.T) {
 		got = append(got, b.String())
 	}
 	want := []string{"0.2.2.", "1.5.5.6.", "3.", "4.", "7.7."}
-	requireEqual(t, strings.Join(got, " "), strings.Join(want, " "), "lanes")
+	testutil.RequireEqual(t, strings.Join(got, " "), strings.Join(want, " "), "lanes")
 }
