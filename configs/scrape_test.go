@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/optgate/optgate/cmd/optgate/simulators"
 	"github.com/optgate/optgate/gateway"
-	"github.com/optgate/optgate/internal/simulators"
 )
 
 // referencedMetrics is every metric name the dashboard and the alert rules

@@ -9,7 +9,7 @@
 //
 // The built-in SMSC simulator and WhatsApp mock are started through
 // Options.StartSMSCSimulator and Options.StartWhatsAppMock (simulators.go):
-// cmd/optgate wires the test doubles in (internal/simulators), so this
+// cmd/optgate wires the test doubles in (cmd/optgate/simulators), so this
 // package imports none.
 //
 // # The life of an outbound message

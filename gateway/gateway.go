@@ -43,7 +43,7 @@ type Options struct {
 	// StartSMSCSimulator starts the built-in SMSC simulator of
 	// simulator.enabled on l with c's system_id, password, receipts and
 	// latency; it is required when the simulator is enabled. cmd/optgate
-	// sets it to the smpp/smpptest server (internal/simulators); the
+	// sets it to the smpp/smpptest server (cmd/optgate/simulators); the
 	// gateway never imports a test double.
 	StartSMSCSimulator func(l net.Listener, c SimulatorConfig, log *slog.Logger) (SMSCSimulator, error)
 	// StartWhatsAppMock starts the built-in WhatsApp Graph API mock of

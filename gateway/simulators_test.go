@@ -10,7 +10,7 @@ import (
 )
 
 // withSimulators wires the built-in simulators into opt, as cmd/optgate
-// does with internal/simulators (which these tests cannot import: it
+// does with cmd/optgate/simulators (which these tests cannot import: it
 // imports gateway).
 func withSimulators(opt *Options) {
 	opt.StartSMSCSimulator = func(l net.Listener, c SimulatorConfig, log *slog.Logger) (SMSCSimulator, error) {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/cmd/optgate/simulators"
 	"github.com/optgate/optgate/gateway"
-	"github.com/optgate/optgate/internal/simulators"
 	"github.com/optgate/optgate/smpp/smpptest"
 )
 

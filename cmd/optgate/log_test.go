@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/cmd/optgate/simulators"
 	"github.com/optgate/optgate/gateway"
-	"github.com/optgate/optgate/internal/simulators"
 )
 
 // syncBuffer is a bytes.Buffer safe for the gateway's goroutines.

@@ -26,8 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/optgate/optgate/cmd/optgate/simulators"
 	"github.com/optgate/optgate/gateway"
-	"github.com/optgate/optgate/internal/simulators"
 )
 
 // version is set with -ldflags "-X main.version=..."; else the module's.

@@ -7,7 +7,10 @@
 // StartWhatsAppMock. It exists so that the gateway package takes the
 // simulators through two small interfaces (gateway.SMSCSimulator,
 // gateway.WhatsAppMock) and never imports a test double: cmd/optgate and
-// the tests outside gateway import this package instead. (The gateway's
-// own tests cannot: this package imports gateway; they wire the same
-// doubles in their helpers.)
+// the tests outside gateway import this package instead. It sits under
+// cmd/optgate because wiring test doubles into a running gateway is the
+// binary's business (only cmd/... and bench may import them), and it is
+// a package of its own so that tests outside cmd (configs) can wire the
+// same. (The gateway's own tests cannot import it: it imports gateway;
+// they wire the same doubles in their helpers.)
 package simulators
