@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optgate/optgate/internal/testutil"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/coding"

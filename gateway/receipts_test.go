@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/optgate/optgate/internal/testutil"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/gateway/receipt"
 	"github.com/optgate/optgate/smpp"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
 	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/whatsapp/whatsapptest"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
 	"github.com/optgate/optgate/internal/testutil"
 
 	"github.com/optgate/optgate/smpp"

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/optgate/optgate/gateway/status"
-	"github.com/optgate/optgate/internal/testutil"
 )
 
 // The one mapping from a message's outcome to the answer of POST

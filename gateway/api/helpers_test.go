@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optgate/optgate/internal/testutil"
+
 	"github.com/optgate/optgate/consent"
 )
+
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // testCore is a small implementation of the core interface (Core, Store,
 // Admin) for the API's own tests: the interface is the package's seam,

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/testutil"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // doKey is do with an Idempotency-Key.

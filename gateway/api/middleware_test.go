@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optgate/optgate/gateway/status"
 	"github.com/optgate/optgate/internal/testutil"
+
+	"github.com/optgate/optgate/gateway/status"
 )
 
 // A refused token is answered before the body is read: a client that
