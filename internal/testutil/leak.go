@@ -97,30 +97,20 @@ func (l *Leaks) Exit(code int) int {
 // parallel with others.
 func (l *Leaks) Abandon(t testing.TB, why string) {
 	t.Helper()
-	mark := maxGoroutineID()
+	running := map[string]bool{}
+	for _, g := range goroutines() {
+		running[goroutineID(g)] = true
+	}
 	t.Cleanup(func() {
+		// Not "ids above a mark": the runtime hands out goroutine ids in
+		// batches per P, so a later goroutine may have a lower id.
 		for _, g := range goroutines() {
-			if id, err := strconv.ParseUint(goroutineID(g), 10, 64); err == nil && id > mark {
-				l.before[goroutineID(g)] = true
+			if id := goroutineID(g); !running[id] {
+				l.before[id] = true
 			}
 		}
 		t.Logf("goroutines left behind on purpose: %s", why)
 	})
-}
-
-// maxGoroutineID returns the highest id of a running goroutine (the
-// caller's included); ids only grow, so a later goroutine has a higher one.
-func maxGoroutineID() uint64 {
-	var hi uint64
-	buf := make([]byte, 64)
-	buf = buf[:runtime.Stack(buf, false)]
-	hi, _ = strconv.ParseUint(goroutineID(string(buf)), 10, 64)
-	for _, g := range goroutines() {
-		if id, err := strconv.ParseUint(goroutineID(g), 10, 64); err == nil && id > hi {
-			hi = id
-		}
-	}
-	return hi
 }
 
 func (l *Leaks) leaked() []string {
