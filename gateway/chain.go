@@ -37,14 +37,19 @@ type Middleware func(next Handler) Handler
 //  6. queue: for ack: store accounts, the message is made durable first and
 //     Finishes Queued; the queue's sender re-enters at screen (consent is
 //     checked again just before sending, a STOP that came while it waited
-//     wins), then send, under a recoverer (afterQueue). The footer and
-//     window stages already ran before it was queued.
+//     wins), then send, under a recoverer (the afterQueue entry point).
+//     The footer and window stages already ran before it was queued.
 //  7. send: route by destination prefix to an SMSC group (failover between
 //     its SMSCs) or to WhatsApp, map the carrier's id to ours, Finish
 //     Accepted or Failed.
 //
 // Every stage either calls next or Finishes the message; none does both.
-func (g *Gateway) mtChain() (full, afterScreen Handler) {
+//
+// The chain has three entry points, all built here, once: full (a new
+// message), afterScreen (a held message released by the recipient's YES:
+// footer onwards) and afterQueue (a message the queue sends: screen again,
+// then send).
+func (g *Gateway) mtChain() (full, afterScreen, afterQueue Handler) {
 	chain := []Middleware{
 		g.recoverer,
 		g.validate,
@@ -61,5 +66,6 @@ func (g *Gateway) mtChain() (full, afterScreen Handler) {
 			afterScreen = g.recoverer(h)
 		}
 	}
-	return h, afterScreen
+	afterQueue = g.recoverer(g.screen(HandlerFunc(g.send)))
+	return h, afterScreen, afterQueue
 }

@@ -106,6 +106,7 @@ type Gateway struct {
 	gatherer    prometheus.Gatherer
 	mt          Handler
 	afterScreen Handler
+	afterQueue  Handler
 
 	replying sync.Map // consent reply ids being sent
 
@@ -188,7 +189,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	}
 	g.outbox.Register(outbox.Kind{Name: "mt", DeliverAsync: g.sendQueued, Inflight: max(inflight, 16), MaxAge: cfg.Queue.MaxAge,
 		MaxBackoff: cfg.Queue.MaxBackoff, Depth: g.queueDepthFn("mt"), GiveUp: g.queueExpiredFn("mt", g.queuedExpired)})
-	g.mt, g.afterScreen = g.mtChain()
+	g.mt, g.afterScreen, g.afterQueue = g.mtChain()
 	g.initSeries()
 	if err := g.newSMPPServer(cfg, reg); err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(err
 	}
 	// A queued message re-checks consent just before it is sent: the
 	// recipient may have said STOP while it waited.
-	g.afterQueue(ctx, m)
+	g.afterQueue.Handle(ctx, m) // screen again, then send (chain.go)
 }
 
 // queueRetryable reports whether a queued message that failed is worth
@@ -84,11 +84,6 @@ func (g *Gateway) sendQueued(ctx context.Context, it *outbox.Item, done func(err
 func queueRetryable(o Outcome) bool {
 	return smppStatus(nil, o).Temporary() || errors.Is(o.Err, context.DeadlineExceeded) || errors.Is(o.Err, smpp.ErrNotBound) ||
 		errors.Is(o.Err, smpp.ErrTimeout) || errors.Is(o.Err, smpp.ErrClosed) || errors.Is(o.Err, smpp.ErrClientClosed)
-}
-
-// afterQueue sends a dequeued message through screen and send.
-func (g *Gateway) afterQueue(ctx context.Context, m *Message) {
-	g.recoverer(g.screen(HandlerFunc(g.send))).Handle(ctx, m)
 }
 
 // queuedExpired fails a message that stayed queued past queue.max_age.
