@@ -66,9 +66,24 @@ func (s *Store) failedErr() error {
 }
 
 // submit hands ops to the committer and waits until they are synced (nil) or
-// failed. The memory index reflects mem only after a nil return. Callers
-// hold closeMu for reading (begin).
+// failed, then, with a Replicator, until the replicated ops are held by a
+// quorum of the cluster. The memory index reflects mem only after a nil
+// return (and already when only the replication failed: the local change
+// stays, which only blocks more). Callers hold closeMu for reading
+// (begin).
 func (s *Store) submit(ops []op, mem []memOp) error {
+	if err := s.write(ops, mem, 0); err != nil {
+		return err
+	}
+	if s.cfg.Replicator != nil {
+		return s.replicate(ops)
+	}
+	return nil
+}
+
+// write is the local, synced part of submit; a seq above 0 (a replicated
+// record, written with its ops) becomes AppliedSeq once synced.
+func (s *Store) write(ops []op, mem []memOp, seq uint64) error {
 	if len(ops) == 0 {
 		return nil
 	}
@@ -76,10 +91,13 @@ func (s *Store) submit(ops []op, mem []memOp) error {
 		return err
 	}
 	var applied func()
-	if len(mem) > 0 {
+	if len(mem) > 0 || seq > 0 {
 		applied = func() {
 			for _, m := range mem {
 				s.idx.apply(m.home, m.tag, m.existed, m.exists, m.v)
+			}
+			if seq > 0 {
+				s.applied.Store(seq)
 			}
 		}
 	}

@@ -337,6 +337,13 @@ type Config struct {
 	DedupeTTL time.Duration
 	// BadgerLowMemory uses small Badger memtables and caches (tests, tools).
 	BadgerLowMemory bool
+	// Replicator, when set, receives every committed change (records,
+	// evidence, MO de-duplication) and the writer is answered only once it
+	// is held by a quorum (replicate.go); nil: a single node.
+	Replicator Replicator
+	// Node names this node in the replicas it makes, so that
+	// ApplyReplicated skips its own changes.
+	Node string
 
 	// badgerOptions, when set (tests only), adjusts the Badger options last.
 	badgerOptions func(badger.Options) badger.Options

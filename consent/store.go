@@ -58,6 +58,7 @@ type Store struct {
 	shut    atomic.Bool // set with closed; read without the lock by Check
 
 	seq     atomic.Uint64 // evidence key tiebreaker
+	applied atomic.Uint64 // AppliedSeq: last replicated record applied (replicate.go)
 	sweepMu sync.Mutex    // one Sweep at a time
 }
 
@@ -142,6 +143,9 @@ func Open(cfg Config) (*Store, error) {
 	s.seq.Store(uint64(time.Now().UnixNano()))
 	start := time.Now()
 	n, err := s.loadIndex()
+	if err == nil {
+		err = s.loadApplied()
+	}
 	if err != nil {
 		db.Close()
 		return nil, err

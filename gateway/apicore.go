@@ -221,6 +221,9 @@ func (c apiCore) Ready() (bool, string) {
 	if err := g.storesAnswer(); err != nil {
 		return false, err.Error()
 	}
+	if why := g.clusterProblem(); why != "" {
+		return false, why
+	}
 	return true, ""
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/optgate/optgate/cluster"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ type Config struct {
 	Queue             QueueConfig     `yaml:"queue"`
 	Webhooks          WebhookDefaults `yaml:"webhooks"`
 	Receipts          ReceiptsConfig  `yaml:"receipts"`
+	// Cluster, when set, makes this process one node of several sharing
+	// one replicated consent log (cluster.go); nil: a single node, no NATS.
+	Cluster *cluster.Config `yaml:"cluster"`
 	// AllowInsecureDefaults lets a listener that is not loopback run with
 	// a well-known dev secret, the SMSC simulator (and its
 	// /v1/simulator/mo route) or the WhatsApp mock. Default false: such a

@@ -45,6 +45,7 @@ func (c *Config) validate() ConfigErrors {
 	c.validateAccounts(add, tenants)
 	c.validateSMSCs(add)
 	c.validateWhatsApp(add, tenants)
+	c.validateCluster(add)
 	errs = append(errs, c.checkExposure()...)
 	return errs
 }

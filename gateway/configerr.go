@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/optgate/optgate/cluster"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -333,6 +334,22 @@ func (c *Config) resolvePaths(dir string) {
 		abs(&t.Cert)
 		abs(&t.Key)
 		abs(&t.CA)
+	}
+	if cl := c.Cluster; cl != nil {
+		var tls []*cluster.TLSConfig
+		if e := cl.Embedded; e != nil {
+			abs(&e.StoreDir)
+			tls = append(tls, &e.TLS)
+		}
+		if n := cl.NATS; n != nil {
+			abs(&n.Credentials)
+			tls = append(tls, &n.TLS)
+		}
+		for _, t := range tls {
+			abs(&t.Cert)
+			abs(&t.Key)
+			abs(&t.CA)
+		}
 	}
 }
 

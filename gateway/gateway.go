@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/optgate/optgate/cluster"
 	"github.com/optgate/optgate/consent"
 	"github.com/optgate/optgate/gateway/api"
 	"github.com/optgate/optgate/gateway/outbox"
@@ -119,11 +120,18 @@ type Gateway struct {
 	metricsSrv *http.Server // metrics.listen (metrics_listener.go)
 	metricsLn  net.Listener
 
-	disk     *diskGuard // store health: gates writes while a disk fails (diskfault.go)
-	ready    atomic.Bool
-	stop     chan struct{}
-	bg       sync.WaitGroup
-	shutOnce sync.Once
+	disk *diskGuard // store health: gates writes while a disk fails (diskfault.go)
+
+	// The cluster (cluster.go), all nil on a single node. follower is set
+	// by Start before anything serves and read without a lock after.
+	clusterSrv  *cluster.Server
+	clusterConn *cluster.Conn
+	clusterLog  *clusterLog
+	follower    *cluster.Follower
+	ready       atomic.Bool
+	stop        chan struct{}
+	bg          sync.WaitGroup
+	shutOnce    sync.Once
 }
 
 func (g *Gateway) registererOrNil() prometheus.Registerer { return g.reg }
@@ -165,8 +173,12 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	defer func() {
 		if err != nil {
 			g.closeStores()
+			g.closeCluster()
 		}
 	}()
+	if err := g.startClusterServer(); err != nil {
+		return nil, err
+	}
 	if err := g.openStores(cfg, reg); err != nil {
 		return nil, err
 	}
@@ -225,8 +237,12 @@ func (g *Gateway) openStores(cfg *Config, reg prometheus.Registerer) error {
 	if g.dirLock, err = lockDataDir(cfg.Store.Dir, cfg.Store.LockWait, log); err != nil {
 		return err
 	}
-	g.consent, err = consent.Open(consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
-		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent, BadgerLowMemory: cfg.Store.LowMemory})
+	ccfg := consent.Config{Dir: filepath.Join(cfg.Store.Dir, "consent"), Logger: log, // consent adds component=consent itself
+		Tenants: ct, Registerer: reg, OnEvent: g.onConsentEvent, BadgerLowMemory: cfg.Store.LowMemory}
+	if g.clusterLog != nil { // not a typed nil in the interface
+		ccfg.Replicator, ccfg.Node = g.clusterLog, cfg.Cluster.Node
+	}
+	g.consent, err = consent.Open(ccfg)
 	if err != nil {
 		return fmt.Errorf("consent store: %w", err)
 	}

@@ -22,6 +22,11 @@ func (g *Gateway) Start() error {
 	// writes from the first message.
 	g.disk = g.newDiskGuard()
 	g.disk.check()
+	// Before anything that serves: a node follows the consent log and has
+	// caught up before it screens its first message (cluster.go).
+	if err := g.joinCluster(); err != nil {
+		return err
+	}
 	if err := g.startSMSCSimulator(); err != nil {
 		return err
 	}
@@ -184,7 +189,10 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 	step("waiting for a running backup")
 	g.backupMu.Lock() // a running backup fails its next write (stop is closed) and ends
 	step("closing the stores")
+	g.stopFollower() // it writes to the consent store
 	g.closeStores()
+	step("leaving the cluster")
+	g.closeCluster()
 	return err
 }
 

@@ -94,6 +94,12 @@ func (g *Gateway) screen(next Handler) Handler {
 			next.Handle(ctx, m) // confirmations and prompts go to everyone
 			return
 		}
+		if f := g.follower; f != nil && !f.Current(g.cfg.Cluster.MaxLag) {
+			// Fail closed (cluster.go): a STOP made on another node
+			// may not be applied here yet.
+			m.Finish(Outcome{Kind: Failed, Reason: ReasonStoreUnavailable, Retry: true, Err: ErrClusterStale})
+			return
+		}
 		d, err := g.consent.Check(m.Tenant.ID, m.Channel, m.From, m.To, m.Category)
 		if err != nil {
 			// Fail closed: a message we cannot screen is not sent.

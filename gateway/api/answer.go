@@ -96,6 +96,14 @@ func answerSent(ctx *fasthttp.RequestCtx, s Sent, interactive bool) {
 		code := o.Reason.String()
 		WriteError(ctx, statusOf(code), code, rejectedField(o.Reason, interactive), errString(o.Err))
 	default:
+		if o.Retry && o.Reason == status.ReasonStoreUnavailable {
+			// Nothing was sent: a store refuses writes, or (several
+			// nodes) this node's consent replica is not current.
+			ctx.Response.Header.Set("Retry-After", "1")
+			code := o.Reason.String()
+			writeJSON(ctx, statusOf(code), apiError{Error: apiErrorBody{Code: code, ID: s.ID, Message: errString(o.Err)}})
+			return
+		}
 		writeJSON(ctx, statusOf("carrier_error"), apiError{Error: apiErrorBody{Code: "carrier_error", ID: s.ID, Message: errString(o.Err)}})
 	}
 }

@@ -1,0 +1,294 @@
+package consent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Replica is one encoded consent change for the replicated log: Tenant and
+// Key choose its shard (Key is the recipient or sender of its first op; it
+// is the replicator's to hash, never to send in the clear), Data is what
+// ApplyReplicated takes on the other nodes.
+type Replica struct {
+	Tenant string
+	Key    []byte
+	Data   []byte
+}
+
+// Replicator appends consent changes to a log every node applies (package
+// cluster, wired by the gateway). Append returns nil only once every
+// replica is held by a quorum; an error leaves the change refused to its
+// caller (ErrStorage) although it is stored locally.
+type Replicator interface {
+	Append(ctx context.Context, recs []Replica) error
+}
+
+// What is replicated: consent records, evidence and MO de-duplication
+// markers. Archive schedules, held messages and pending replies stay on
+// the node that made them (their sweeps and sends would run once per node
+// otherwise).
+func replicated(key []byte) bool {
+	return len(key) > 2 && key[1] == 0 && (key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe)
+}
+
+// appliedKey holds the sequence of the last replicated record applied.
+var appliedKey = []byte{pfxApplied, 0, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
+
+const (
+	pfxApplied     = 'n'
+	replicaVersion = 1
+	// maxReplica bounds one replica's Data (the log takes 64 KiB); a
+	// change with more ops (an import chunk) is cut into several.
+	maxReplica = 48 << 10
+)
+
+// ErrBadReplica is matched by the error of a replicated record that does
+// not decode.
+var ErrBadReplica = errors.New("consent: bad replicated record")
+
+// replicate appends the replicated ops of a change this node committed.
+// Callers hold closeMu for reading.
+func (s *Store) replicate(ops []op) error {
+	var out []Replica
+	var cur []byte
+	var n int
+	var tenant, key []byte
+	flush := func() {
+		if n > 0 {
+			out = append(out, Replica{Tenant: string(tenant), Key: key, Data: encodeReplica(s.cfg.Node, n, cur)})
+		}
+		cur, n, tenant, key = nil, 0, nil, nil
+	}
+	for i := range ops {
+		o := &ops[i]
+		if !replicated(o.Key) {
+			continue
+		}
+		if n > 0 && len(cur)+len(o.Key)+len(o.Value)+32 > maxReplica {
+			flush()
+		}
+		if n == 0 {
+			tenant, key = keyField(o.Key, 0), keyField(o.Key, 2)
+		}
+		cur = appendOp(cur, o)
+		n++
+	}
+	flush()
+	if len(out) == 0 {
+		return nil
+	}
+	if err := s.cfg.Replicator.Append(context.Background(), out); err != nil {
+		s.metrics.commitErrors.Inc()
+		return fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// keyField is field i (0: tenant) after a key's one-byte prefix.
+func keyField(key []byte, i int) []byte {
+	b := key[2:]
+	for ; i > 0; i-- {
+		j := slices.Index(b, 0)
+		if j < 0 {
+			return nil
+		}
+		b = b[j+1:]
+	}
+	if j := slices.Index(b, 0); j >= 0 {
+		b = b[:j]
+	}
+	return b
+}
+
+// Encoding of a replica: version byte, origin node, op count, then per op
+// a flags byte (1: delete), key, value and TTL in nanoseconds; lengths
+// and counts as uvarints.
+func encodeReplica(origin string, n int, ops []byte) []byte {
+	b := make([]byte, 0, 16+len(origin)+len(ops))
+	b = append(b, replicaVersion)
+	b = binary.AppendUvarint(b, uint64(len(origin)))
+	b = append(b, origin...)
+	b = binary.AppendUvarint(b, uint64(n))
+	return append(b, ops...)
+}
+
+func appendOp(b []byte, o *op) []byte {
+	var flags byte
+	if o.Delete {
+		flags = 1
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(o.Key)))
+	b = append(b, o.Key...)
+	b = binary.AppendUvarint(b, uint64(len(o.Value)))
+	b = append(b, o.Value...)
+	return binary.AppendUvarint(b, uint64(max(o.TTL, 0)))
+}
+
+// decodeReplica is encodeReplica's inverse; it refuses what it did not
+// write (unknown version, short or trailing bytes, ops it does not
+// replicate).
+func decodeReplica(b []byte) (origin string, ops []op, err error) {
+	bad := func(what string) (string, []op, error) {
+		return "", nil, fmt.Errorf("%w: %s", ErrBadReplica, what)
+	}
+	if len(b) == 0 || b[0] != replicaVersion {
+		return bad("unknown version")
+	}
+	b = b[1:]
+	field := func() ([]byte, bool) {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, false
+		}
+		f := b[k : k+int(l)]
+		b = b[k+int(l):]
+		return f, true
+	}
+	o, ok := field()
+	if !ok {
+		return bad("origin")
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return bad("op count")
+	}
+	b = b[k:]
+	ops = make([]op, 0, n)
+	for range n {
+		if len(b) == 0 || b[0] > 1 {
+			return bad("op flags")
+		}
+		del := b[0] == 1
+		b = b[1:]
+		key, ok1 := field()
+		val, ok2 := field()
+		ttl, k := binary.Uvarint(b)
+		if !ok1 || !ok2 || k <= 0 || ttl > uint64(1<<62) || !replicated(key) {
+			return bad("op")
+		}
+		b = b[k:]
+		ops = append(ops, op{Key: key, Value: val, Delete: del, TTL: time.Duration(ttl)})
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
+	}
+	return string(o), ops, nil
+}
+
+// AppliedSeq is the sequence of the last replicated record this store
+// applied (0: none); the follower resumes after it.
+func (s *Store) AppliedSeq() uint64 { return s.applied.Load() }
+
+// loadApplied reads AppliedSeq at Open.
+func (s *Store) loadApplied() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(appliedKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: applied sequence of %d bytes", ErrStorage, len(v))
+			}
+			s.applied.Store(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+}
+
+// ApplyReplicated applies record seq of the replicated log: its ops and
+// the applied sequence are written in one synced group-commit request,
+// and the memory index is updated by the committer after the sync,
+// exactly as for a local change. A record at or below AppliedSeq is
+// ignored (idempotent by sequence); one this node made itself (its origin
+// is Config.Node) is already stored, so only the sequence advances. The
+// caller gives records one at a time, in order.
+func (s *Store) ApplyReplicated(seq uint64, data []byte) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	if seq <= s.applied.Load() {
+		return nil
+	}
+	origin, ops, err := decodeReplica(data)
+	if err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	if origin == s.cfg.Node {
+		ops = ops[:0]
+	}
+	unlock := s.lockRecords(ops)
+	defer unlock()
+	mem, err := s.memOpsOf(ops)
+	if err != nil {
+		return err
+	}
+	ops = append(ops, op{Key: appliedKey, Value: binary.BigEndian.AppendUint64(nil, seq)})
+	return s.write(ops, mem, seq)
+}
+
+// lockRecords takes the stripes of the recipients whose records ops
+// change, in ascending order (the lock order), and returns their unlock.
+func (s *Store) lockRecords(ops []op) func() {
+	var stripes []int
+	for i := range ops {
+		if tenant, _, rcpt, _, err := parseRecordKey(ops[i].Key); err == nil {
+			stripes = append(stripes, s.stripe(tenant, rcpt))
+		}
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.stripes[i].Unlock()
+		}
+	}
+}
+
+// memOpsOf is the memory-index change of the record ops of a replicated
+// change, read against this node's store (callers hold the stripes).
+func (s *Store) memOpsOf(ops []op) ([]memOp, error) {
+	var mem []memOp
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i := range ops {
+			o := &ops[i]
+			if o.Key[0] != pfxRecord {
+				continue
+			}
+			_, err := txn.Get(o.Key)
+			existed := err == nil
+			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("%w: read: %v", ErrStorage, err)
+			}
+			m := memOp{existed: existed, exists: !o.Delete}
+			if !o.Delete {
+				var r rec
+				if err := r.unmarshal(o.Value); err != nil {
+					return fmt.Errorf("%w: record value: %v", ErrBadReplica, err)
+				}
+				m.v = r.packed()
+			}
+			if !m.existed && !m.exists {
+				continue
+			}
+			m.home, m.tag = s.idx.hashKey(o.Key)
+			mem = append(mem, m)
+		}
+		return nil
+	})
+	return mem, err
+}

@@ -1,0 +1,135 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/optgate/optgate/internal/testutil"
+)
+
+// sliceLog is an in-test replicated log: Append stores the replicas in
+// order (or fails with err), and feed applies them to a store the way the
+// cluster's follower does. The real log (package cluster, NATS JetStream)
+// is exercised by the gateway's cluster tests.
+type sliceLog struct {
+	mu   sync.Mutex
+	recs [][]byte
+	err  error
+}
+
+func (l *sliceLog) Append(_ context.Context, recs []Replica) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	for _, r := range recs {
+		if r.Tenant == "" || len(r.Data) == 0 || len(r.Data) > 64<<10 {
+			return errors.New("bad replica")
+		}
+		l.recs = append(l.recs, r.Data)
+	}
+	return nil
+}
+
+// feed applies every record after s's AppliedSeq.
+func (l *sliceLog) feed(t *testing.T, s *Store) {
+	t.Helper()
+	l.mu.Lock()
+	recs := l.recs
+	l.mu.Unlock()
+	for i := s.AppliedSeq(); i < uint64(len(recs)); i++ {
+		requireNoErr(t, s.ApplyReplicated(i+1, recs[i]), "ApplyReplicated")
+	}
+}
+
+func newReplicated(t *testing.T, log *sliceLog, node string) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newClock(), dir: t.TempDir()}
+	h.cfg = Config{Dir: h.dir, Tenants: []TenantConfig{testTenant("acme")}, Clock: h.clock.Now, BadgerLowMemory: true,
+		Replicator: log, Node: node}
+	h.open()
+	t.Cleanup(func() { h.s.Close() })
+	return h
+}
+
+// TestReplicatedOptOut: a STOP on node a, an operator opt-out and a
+// marketing preference there reach node b through the log: b's Check
+// blocks, b's evidence holds them, a retried MO is a duplicate on b, and
+// after a restart b resumes after its applied sequence without applying
+// anything twice.
+func TestReplicatedOptOut(t *testing.T) {
+	log := &sliceLog{}
+	a, b := newReplicated(t, log, "a"), newReplicated(t, log, "b")
+	res, err := a.s.Inbound(context.Background(), InboundMessage{Tenant: "acme", Channel: "sms", Sender: senderA,
+		Recipient: rcptA, Text: "STOP", MessageID: "m1", ReceivedAt: a.clock.Now()})
+	requireNoErr(t, err, "Inbound")
+	testutil.RequireEqual(t, len(res.Replies), 1, "confirmations")
+	_, err = a.s.OptOut(context.Background(), OperatorChange{Tenant: "acme", Channel: "sms", Recipient: "+12025550199", Operator: "ops"})
+	requireNoErr(t, err, "OptOut")
+	testutil.RequireEqual(t, b.check("acme", "sms", senderA, rcptA, CategoryTransactional).Action, ActionSend, "b before the feed")
+
+	log.feed(t, b.s)
+	log.feed(t, a.s) // a's own records: only its sequence advances
+	testutil.RequireEqual(t, a.s.AppliedSeq(), uint64(len(log.recs)), "a's applied sequence")
+	for _, h := range []*harness{a, b} {
+		testutil.RequireEqual(t, h.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "STOP")
+		testutil.RequireEqual(t, h.check("acme", "sms", senderA, "+12025550199", CategoryTransactional).Reason, ReasonOptedOut, "operator")
+	}
+	ev, err := b.s.History("acme", "sms", rcptA, 10)
+	requireNoErr(t, err, "History")
+	testutil.RequireEqual(t, len(ev), 1, "evidence on b")
+	dup, err := b.s.Inbound(context.Background(), InboundMessage{Tenant: "acme", Channel: "sms", Sender: senderA,
+		Recipient: rcptA, Text: "STOP", MessageID: "m1", ReceivedAt: b.clock.Now()})
+	requireNoErr(t, err, "retried MO on b")
+	testutil.RequireEqual(t, dup.Duplicate, true, "retried MO on b is a duplicate")
+
+	// START on b reaches a; then b restarts and resumes.
+	b.mo("acme", "sms", senderA, rcptA, "START")
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, a.check("acme", "sms", senderA, rcptA, CategoryTransactional).Action, ActionSend, "START from b on a")
+	seq := b.s.AppliedSeq()
+	b.reopen()
+	testutil.RequireEqual(t, b.s.AppliedSeq(), seq, "applied sequence after restart")
+	requireNoErr(t, b.s.ApplyReplicated(1, log.recs[0]), "replay of an applied record")
+	testutil.RequireEqual(t, b.check("acme", "sms", senderA, rcptA, CategoryTransactional).Action, ActionSend, "a replay changes nothing")
+	testutil.RequireEqual(t, b.s.idx.len(), a.s.idx.len(), "index sizes")
+}
+
+// TestReplicationFailure: a change the log does not acknowledge is
+// refused with ErrStorage, yet stays stored locally (it only blocks more).
+func TestReplicationFailure(t *testing.T) {
+	log := &sliceLog{err: errors.New("no quorum")}
+	a := newReplicated(t, log, "a")
+	_, err := a.s.Inbound(context.Background(), InboundMessage{Tenant: "acme", Channel: "sms", Sender: senderA,
+		Recipient: rcptA, Text: "STOP", MessageID: "m1", ReceivedAt: a.clock.Now()})
+	testutil.RequireEqual(t, errors.Is(err, ErrStorage), true, "error matches ErrStorage: "+errString(err))
+	testutil.RequireEqual(t, a.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "kept locally")
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// TestDecodeReplicaRefusesGarbage: what encodeReplica did not write is an
+// error, never a panic.
+func TestDecodeReplicaRefusesGarbage(t *testing.T) {
+	good := encodeReplica("a", 1, appendOp(nil, &op{Key: recordKey("acme", "sms", rcptA, ""), Value: []byte{1, 2, 3}}))
+	if _, ops, err := decodeReplica(good); err != nil || len(ops) != 1 {
+		t.Fatalf("good replica: %v %d", err, len(ops))
+	}
+	for i := range good {
+		if _, _, err := decodeReplica(good[:i]); !errors.Is(err, ErrBadReplica) {
+			t.Fatalf("truncated at %d: %v", i, err)
+		}
+	}
+	other := encodeReplica("a", 1, appendOp(nil, &op{Key: heldKey("acme", "sms", rcptA, "x"), Value: []byte{1}}))
+	if _, _, err := decodeReplica(other); !errors.Is(err, ErrBadReplica) {
+		t.Fatalf("held op: %v", err)
+	}
+}
