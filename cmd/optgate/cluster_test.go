@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+// clusterNode is one `optgate serve` process of a three-node cluster on
+// loopback: its own store, SMPP and HTTP listeners, built-in SMSC
+// simulator and embedded NATS server, routed to the two others.
+type clusterNode struct {
+	name, cfgPath, httpAddr, smppAddr string
+	cmd                               *exec.Cmd
+	out                               *syncBuffer
+}
+
+const clusterToken = "acme-cluster-token"
+
+// newClusterNodes writes the three nodes' configurations.
+func newClusterNodes(t *testing.T) []*clusterNode {
+	t.Helper()
+	routes := []string{freePort(t), freePort(t), freePort(t)}
+	nodes := make([]*clusterNode, 3)
+	for i := range nodes {
+		dir := t.TempDir()
+		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), cfgPath: filepath.Join(dir, "optgate.yaml"),
+			httpAddr: freePort(t), smppAddr: freePort(t)}
+		cfg := fmt.Sprintf(`
+store: {dir: %q, low_memory: true}
+smpp: {listen: %q}
+http: {listen: %q, admin_token: cluster-admin-token}
+simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+tenants:
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]}
+accounts:
+  - {system_id: acme, password: acmepw, tenant: acme}
+cluster:
+  node: %s
+  embedded: {listen: %q, cluster_listen: %q, routes: [%s]}
+`, filepath.Join(dir, "data"), n.smppAddr, n.httpAddr, freePort(t), clusterToken, n.name, freePort(t), routes[i],
+			strings.Join(routes, ", "))
+		if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = n
+	}
+	return nodes
+}
+
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	n.cmd = exec.Command(optgateBinary(t), "serve", "-config", n.cfgPath)
+	n.out = &syncBuffer{}
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.cmd
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+	})
+}
+
+func (n *clusterNode) kill() {
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	n.cmd.Wait()
+}
+
+// call is one HTTP request; a node that does not answer is code 0.
+func (n *clusterNode) call(method, path, body string) (int, string) {
+	req, _ := http.NewRequest(method, "http://"+n.httpAddr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// ready waits (bounded) for /readyz: the node has joined the cluster,
+// caught up with the consent log and bound its simulator.
+func (n *clusterNode) ready(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _ := n.call("GET", "/readyz", ""); code == 200 {
+			return
+		}
+		if n.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, why := n.call("GET", "/readyz", "")
+	t.Fatalf("node %s not ready (%s):\n%s", n.name, why, n.out.String())
+}
+
+// stop sends a STOP from rcpt through n's SMSC simulator (a deliver_sm
+// on n's SMSC bind) and reports whether the SMSC got ESME_ROK.
+func (n *clusterNode) stop(rcpt string) (bool, string) {
+	code, body := n.call("POST", "/v1/simulator/mo", `{"from":"`+rcpt+`","to":"+15145550199","text":"STOP"}`)
+	return code == 200 && strings.Contains(body, "ESME_ROK"), fmt.Sprintf("%d %s", code, body)
+}
+
+// esme binds account acme to n's SMPP server.
+func (n *clusterNode) esme(t *testing.T) *smpptest.ESME {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := smpptest.NewESME(ctx, smpp.ClientConfig{Addr: n.smppAddr, SystemID: "acme", Password: "acmepw"})
+	if err != nil {
+		t.Fatalf("bind to %s: %v", n.name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func submitTo(c *smpptest.ESME, to string) smpp.CommandStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := c.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{
+		Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(to[1:])},
+		ShortMessage: []byte("hello")}})
+	return smpp.StatusOf(err)
+}
+
+// requireRefused waits (bounded: replication to another node is
+// asynchronous, a few milliseconds) until a submit_sm to rcpt on esme is
+// refused 0x401; a temporary refusal (a node not current) is retried.
+func requireRefused(t *testing.T, n *clusterNode, c *smpptest.ESME, rcpt string) {
+	t.Helper()
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if st := submitTo(c, rcpt); st != smpp.StatusOptedOut {
+			_, why := n.call("GET", "/readyz", "")
+			return fmt.Errorf("submit_sm to a STOPped number on %s: status %#x, want 0x401 (readyz: %s)", n.name, uint32(st), why)
+		}
+		return nil
+	})
+}
+
+// TestClusterSTOPOnAReachesBAndC: three optgate processes with embedded
+// NATS clustered. A STOP the SMSC delivers on node A (acknowledged
+// ESME_ROK only after the quorum holds it) is enforced on B and C:
+// submit_sm refused 0x401, POST /v1/messages 403. Node B SIGKILLed and
+// restarted still refuses. A send to another number goes out (the
+// cluster does not block everything).
+func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
+	optgateBinary(t)
+	nodes := newClusterNodes(t)
+	for _, n := range nodes {
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.ready(t)
+	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const rcpt = "+15145550301"
+	if ok, why := a.stop(rcpt); !ok {
+		t.Fatalf("STOP on %s: %s\n%s", a.name, why, a.out.String())
+	}
+	eb, ec := b.esme(t), c.esme(t)
+	requireRefused(t, b, eb, rcpt)
+	requireRefused(t, c, ec, rcpt)
+	if code, body := b.call("POST", "/v1/messages", `{"to":"`+rcpt+`","text":"hello"}`); code != 403 || !strings.Contains(body, "recipient_opted_out") {
+		t.Fatalf("HTTP send on %s: %d %s, want 403 recipient_opted_out", b.name, code, body)
+	}
+	if st := submitTo(ec, "+15145550302"); st != smpp.StatusOK {
+		t.Fatalf("submit_sm to another number on %s: %#x, want ESME_ROK", c.name, uint32(st))
+	}
+
+	eb.Close()
+	b.kill()
+	b.start(t)
+	b.ready(t)
+	requireRefused(t, b, b.esme(t), rcpt)
+	if code, body := b.call("POST", "/v1/messages", `{"to":"`+rcpt+`","text":"hello"}`); code != 403 {
+		t.Fatalf("HTTP send on %s after SIGKILL and restart: %d %s, want 403", b.name, code, body)
+	}
+}
