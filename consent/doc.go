@@ -102,6 +102,35 @@
 // NormalizeRecipient, so that every form of a person's number is one key;
 // what reads as two numbers is ErrAmbiguousNumber, never a guess.
 //
+// # Several nodes
+//
+// With Config.Replicator set (the gateway's cluster: section), submit,
+// the one path of every change (MO keywords, operator changes, imports,
+// attestation answers, marketing preferences, WhatsApp 131050, number
+// moves, sweeps), appends the change after its synced local commit and
+// returns only once the replicator says a quorum holds it; a failed
+// Append is ErrStorage for the caller, and the local change stays (it
+// only blocks more; it is not replicated later: the source's retry
+// replicates a fresh change). What is replicated: consent records,
+// evidence and MO de-duplication markers (so a retried STOP on another
+// node is a duplicate there), encoded as the Badger ops the change made
+// plus the origin node (replicate.go); recipients travel only in the
+// payload. Archive schedules, held messages and pending replies stay on
+// their node, so that sweeps and replies run once.
+//
+// ApplyReplicated applies one log record: under the stripes of the
+// recipients it touches, it reads whether each record exists, then writes
+// the ops and the applied sequence (key "n\x00applied") in one synced
+// group-commit request, and the committer updates the memory index after
+// the sync exactly as for a local change. A record at or below AppliedSeq
+// is ignored, so a restart resumes after it; a node's own records (origin
+// == Config.Node) only advance the sequence, since they are stored
+// already. A change carries whole records, not deltas: two nodes changing
+// the same recipient at the same moment may each keep the other's value
+// (last applied wins on each), which a later change of that recipient
+// settles; ordering by the log (applying own records too) is left for
+// when that matters more than the transient regression it would cause.
+//
 // # What is not here
 //
 // Keyword tables and normalisation live in consent/keyword. Sending the

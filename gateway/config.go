@@ -448,5 +448,12 @@ func (c *Config) Digest() string {
 	if c.Simulator.Enabled {
 		fmt.Fprintf(&b, "  simulator: %s\n", c.Simulator.Listen)
 	}
+	if cl := c.Cluster; cl != nil {
+		mode := "nats.urls"
+		if cl.Embedded != nil {
+			mode = "embedded " + cl.Embedded.Listen
+		}
+		fmt.Fprintf(&b, "  cluster: node %s, %s, %d servers, replicas %d, max_lag %v\n", cl.Node, mode, cl.Servers(), cl.Replicas, cl.MaxLag)
+	}
 	return b.String()
 }

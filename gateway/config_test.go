@@ -174,3 +174,36 @@ func TestConfigNumberLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestParseConfigCluster: no cluster: section is a single node (nil);
+// a section gets cluster.Config's defaults (the NATS store under
+// store.dir, relative paths against the config's folder) and its
+// problems are reported at their cluster.<key> with a line.
+func TestParseConfigCluster(t *testing.T) {
+	base := "tenants: [{id: acme, brand: Acme, help_contact: help@acme.example}]\nstore: {dir: data}\nsimulator: {enabled: true}\n"
+	cfg, err := ParseConfig([]byte(base), "/etc/optgate/c.yaml", nil)
+	if err != nil || cfg.Cluster != nil {
+		t.Fatalf("no section: %v %+v", err, cfg.Cluster)
+	}
+	cfg, err = ParseConfig([]byte(base+`cluster:
+  node: n1
+  embedded: {listen: "127.0.0.1:4222", cluster_listen: "127.0.0.1:6222", routes: ["127.0.0.1:6222", "127.0.0.1:6223", "127.0.0.1:6224"]}
+`), "/etc/optgate/c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Cluster
+	if c.Embedded.StoreDir != "/etc/optgate/data/nats" || c.Replicas != 3 || c.MaxLag != 100*time.Millisecond {
+		t.Fatalf("defaults: store_dir %q replicas %d max_lag %v", c.Embedded.StoreDir, c.Replicas, c.MaxLag)
+	}
+	_, err = ParseConfig([]byte(base+`cluster:
+  node: "bad name"
+  replicas: 5
+  embedded: {cluster_listen: "127.0.0.1:6222", routes: ["127.0.0.1:6223"]}
+`), "c.yaml", nil)
+	for _, want := range []string{"c.yaml:5: cluster.node", "cluster.replicas"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}

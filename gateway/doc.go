@@ -96,4 +96,27 @@
 // to 0x404 for consent refusals, the account's overrides, ESME_RX_T_APPN
 // for what may be retried); the HTTP API maps it to a status and error
 // code in one function too (gateway/api/answer.go).
+//
+// # Several nodes
+//
+// With a cluster: section (cluster.Config; cluster.go) this process is one
+// node of several sharing one replicated consent log over NATS JetStream;
+// without it nothing of this runs (no NATS, the same code path: the MT
+// chain pays one nil check). New starts the embedded NATS server, so a
+// taken port fails at once; Start connects (waiting at most
+// cluster.start_wait for JetStream), follows the consent log from
+// consent.Store.AppliedSeq and returns only once it has caught up, before
+// any listener serves. consent appends each committed change through
+// consent.Config.Replicator (clusterLog) and answers its caller only
+// after the local sync and the quorum ack, so a deliver_sm_resp
+// ESME_ROK, a webhook 200 or an API 200 means "on a majority's disks";
+// an Append failure answers as a local store failure (ESME_RX_T_APPN,
+// 503). The follower applies every other node's changes with
+// consent.Store.ApplyReplicated. The screen stage refuses every MT with
+// a temporary outcome (ESME_RX_T_APPN; 503 store_unavailable with
+// Retry-After: 1) while Follower.Current(cluster.max_lag) is false, and
+// /readyz is false while Follower.Healthy says why. Shutdown stops the
+// follower before the stores close and the connection and the server
+// after them. What is and is not cluster-wide yet: consent/doc.go,
+// "Several nodes", and cluster/doc.go.
 package gateway
