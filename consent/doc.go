@@ -110,8 +110,12 @@
 // moves, sweeps), appends the change after its synced local commit and
 // returns only once the replicator says a quorum holds it; a failed
 // Append is ErrStorage for the caller, and the local change stays (it
-// only blocks more; it is not replicated later: the source's retry
-// replicates a fresh change). What is replicated: consent records,
+// only blocks more) and is kept, synced, for ReplicatePending, which the
+// gateway calls every second until the log takes it; meanwhile a retried
+// MO is refused with ErrStorage rather than answered Duplicate, so its
+// source retries until the change is held by a quorum. A change appended
+// late may land in the log after a newer change of the same recipient
+// made elsewhere (see the last paragraph). What is replicated: consent records,
 // evidence and MO de-duplication markers (so a retried STOP on another
 // node is a duplicate there), encoded as the Badger ops the change made
 // plus the origin node (replicate.go); recipients travel only in the

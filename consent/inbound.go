@@ -74,6 +74,11 @@ func (s *Store) Inbound(ctx context.Context, m InboundMessage) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		if dup && s.pending.Load() > 0 {
+			// The first delivery may be among the changes not yet
+			// replicated (replicate.go): the source retries until they are.
+			return Result{}, fmt.Errorf("%w: earlier changes not yet replicated", ErrStorage)
+		}
 		if dup {
 			res.Duplicate = true
 			return res, nil

@@ -37,7 +37,8 @@ func replicated(key []byte) bool {
 	return len(key) > 2 && key[1] == 0 && (key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe)
 }
 
-// appliedKey holds the sequence of the last replicated record applied.
+// appliedKey holds the sequence of the last replicated record applied;
+// it and the pending replicas (pendingPrefix) share the prefix n.
 var appliedKey = []byte{pfxApplied, 0, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
 
 const (
@@ -85,9 +86,115 @@ func (s *Store) replicate(ops []op) error {
 	}
 	if err := s.cfg.Replicator.Append(context.Background(), out); err != nil {
 		s.metrics.commitErrors.Inc()
+		s.keepPending(out)
 		return fmt.Errorf("%w: replicate: %w", ErrStorage, err)
 	}
 	return nil
+}
+
+// keepPending stores replicas whose Append failed, synced, for
+// ReplicatePending to append again: the change is stored here, and a
+// source that retries it on this node would find it done (an MO's
+// de-duplication marker) and never replicate it.
+func (s *Store) keepPending(recs []Replica) {
+	ops := make([]op, len(recs))
+	now := s.clock().UnixNano()
+	for i, r := range recs {
+		v := binary.AppendUvarint(nil, uint64(len(r.Tenant)))
+		v = append(v, r.Tenant...)
+		v = binary.AppendUvarint(v, uint64(len(r.Key)))
+		v = append(v, r.Key...)
+		k := binary.BigEndian.AppendUint64(append([]byte(nil), pendingPrefix...), uint64(now))
+		ops[i] = op{Key: binary.BigEndian.AppendUint64(k, s.seq.Add(1)), Value: append(v, r.Data...)}
+	}
+	if err := s.write(ops, nil, 0); err != nil {
+		s.log.Error("consent change not replicated and not kept for a later append: it stays on this node only", "err", err)
+		return
+	}
+	s.pending.Add(int64(len(ops)))
+}
+
+// pendingPrefix starts the keys of replicas kept by keepPending, in the
+// order they failed.
+var pendingPrefix = []byte{pfxApplied, 0, 'p', 0}
+
+// Pending is how many changes committed here wait for ReplicatePending.
+// While any waits, a retried MO is answered ErrStorage rather than
+// Duplicate (inbound.go), so its source keeps retrying until the change
+// is held by a quorum.
+func (s *Store) Pending() int64 { return s.pending.Load() }
+
+// ReplicatePending appends again, oldest first, up to 256 changes whose
+// Append failed, and forgets those appended. It returns how many it
+// appended; the gateway calls it every second.
+func (s *Store) ReplicatePending(ctx context.Context) (int, error) {
+	if s.cfg.Replicator == nil || s.pending.Load() == 0 {
+		return 0, nil
+	}
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	var keys [][]byte
+	var recs []Replica
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pendingPrefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(keys) < 256; it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			r, ok := decodePending(v)
+			if !ok {
+				return fmt.Errorf("%w: bad pending replica", ErrStorage)
+			}
+			keys = append(keys, it.Item().KeyCopy(nil))
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	if err := s.cfg.Replicator.Append(ctx, recs); err != nil {
+		return 0, fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	dels := make([]op, len(keys))
+	for i, k := range keys {
+		dels[i] = op{Key: k, Delete: true}
+	}
+	if err := s.write(dels, nil, 0); err != nil {
+		return len(recs), err // appended again next time: applying twice is harmless
+	}
+	s.pending.Add(-int64(len(keys)))
+	return len(recs), nil
+}
+
+func decodePending(v []byte) (Replica, bool) {
+	var r Replica
+	field := func() (f []byte, ok bool) { f, v, ok = lengthPrefixed(v); return f, ok }
+	t, ok1 := field()
+	key, ok2 := field()
+	r.Tenant, r.Key, r.Data = string(t), key, v
+	return r, ok1 && ok2 && len(v) > 0
+}
+
+// countPending counts the kept replicas at Open.
+func (s *Store) countPending() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pendingPrefix
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			s.pending.Add(1)
+		}
+		return nil
+	})
 }
 
 // keyField is field i (0: tenant) after a key's one-byte prefix.
@@ -142,15 +249,7 @@ func decodeReplica(b []byte) (origin string, ops []op, err error) {
 		return bad("unknown version")
 	}
 	b = b[1:]
-	field := func() ([]byte, bool) {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, false
-		}
-		f := b[k : k+int(l)]
-		b = b[k+int(l):]
-		return f, true
-	}
+	field := func() (f []byte, ok bool) { f, b, ok = lengthPrefixed(b); return f, ok }
 	o, ok := field()
 	if !ok {
 		return bad("origin")
@@ -180,6 +279,15 @@ func decodeReplica(b []byte) (origin string, ops []op, err error) {
 		return bad("trailing bytes")
 	}
 	return string(o), ops, nil
+}
+
+// lengthPrefixed splits a uvarint-length-prefixed field off b.
+func lengthPrefixed(b []byte) (f, rest []byte, ok bool) {
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > uint64(len(b)-k) {
+		return nil, b, false
+	}
+	return b[k : k+int(l)], b[k+int(l):], true
 }
 
 // AppliedSeq is the sequence of the last replicated record this store

@@ -99,14 +99,41 @@ func TestReplicatedOptOut(t *testing.T) {
 }
 
 // TestReplicationFailure: a change the log does not acknowledge is
-// refused with ErrStorage, yet stays stored locally (it only blocks more).
+// refused with ErrStorage, yet stays stored locally (it only blocks more)
+// and is kept, across a restart, for ReplicatePending; meanwhile the
+// SMSC's retry of that MO is refused too (not a Duplicate), and once the
+// log takes the change again it reaches the other node and the retry is
+// a Duplicate.
 func TestReplicationFailure(t *testing.T) {
 	log := &sliceLog{err: errors.New("no quorum")}
-	a := newReplicated(t, log, "a")
-	_, err := a.s.Inbound(context.Background(), InboundMessage{Tenant: "acme", Channel: "sms", Sender: senderA,
-		Recipient: rcptA, Text: "STOP", MessageID: "m1", ReceivedAt: a.clock.Now()})
+	a, b := newReplicated(t, log, "a"), newReplicated(t, log, "b")
+	stop := func() (Result, error) {
+		return a.s.Inbound(context.Background(), InboundMessage{Tenant: "acme", Channel: "sms", Sender: senderA,
+			Recipient: rcptA, Text: "STOP", MessageID: "m1", ReceivedAt: a.clock.Now()})
+	}
+	_, err := stop()
 	testutil.RequireEqual(t, errors.Is(err, ErrStorage), true, "error matches ErrStorage: "+errString(err))
 	testutil.RequireEqual(t, a.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "kept locally")
+	a.reopen()
+	testutil.RequireEqual(t, a.s.Pending(), int64(1), "pending after a restart")
+	_, err = stop()
+	testutil.RequireEqual(t, errors.Is(err, ErrStorage), true, "retry while pending: "+errString(err))
+	if n, err := a.s.ReplicatePending(context.Background()); err == nil || n != 0 {
+		t.Fatalf("ReplicatePending with the log down: %d %v", n, err)
+	}
+
+	log.mu.Lock()
+	log.err = nil
+	log.mu.Unlock()
+	n, err := a.s.ReplicatePending(context.Background())
+	requireNoErr(t, err, "ReplicatePending")
+	testutil.RequireEqual(t, n, 1, "appended again")
+	testutil.RequireEqual(t, a.s.Pending(), int64(0), "pending after")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, b.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "on b")
+	res, err := stop()
+	requireNoErr(t, err, "retry once replicated")
+	testutil.RequireEqual(t, res.Duplicate, true, "retry is a duplicate")
 }
 
 func errString(err error) string {

@@ -59,6 +59,7 @@ type Store struct {
 
 	seq     atomic.Uint64 // evidence key tiebreaker
 	applied atomic.Uint64 // AppliedSeq: last replicated record applied (replicate.go)
+	pending atomic.Int64  // changes whose Append failed, kept for ReplicatePending
 	sweepMu sync.Mutex    // one Sweep at a time
 }
 
@@ -145,6 +146,9 @@ func Open(cfg Config) (*Store, error) {
 	n, err := s.loadIndex()
 	if err == nil {
 		err = s.loadApplied()
+	}
+	if err == nil {
+		err = s.countPending()
 	}
 	if err != nil {
 		db.Close()

@@ -104,6 +104,22 @@ func (g *Gateway) joinCluster() error {
 	return nil
 }
 
+// replicatePending appends again the consent changes whose Append
+// failed (housekeeping, every second).
+func (g *Gateway) replicatePending() {
+	if g.clusterLog == nil || g.consent.Pending() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Cluster.AckTimeout)
+	defer cancel()
+	n, err := g.consent.ReplicatePending(ctx)
+	if err != nil {
+		g.log.Warn("consent changes still not replicated; retrying", "pending", g.consent.Pending(), "err", err)
+	} else if n > 0 {
+		g.log.Info("consent changes replicated after a failed append", "changes", n, "pending", g.consent.Pending())
+	}
+}
+
 // stopFollower stops applying the log (before the consent store closes).
 func (g *Gateway) stopFollower() {
 	if g.follower != nil {

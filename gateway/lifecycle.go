@@ -105,6 +105,7 @@ func (g *Gateway) housekeeping() {
 			if _, err := g.consent.Sweep(now); err != nil {
 				g.log.Warn("consent sweep", "err", err)
 			}
+			g.replicatePending()
 		}
 	}
 }
