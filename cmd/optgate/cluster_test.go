@@ -267,3 +267,55 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d of %d STOPs acknowledged, every one refused on the 3 nodes", len(acked), total)
 }
+
+// TestClusterNodeCutOffFailsClosed: with both peers SIGKILLed, node A
+// cannot prove it is current: within max_lag and a probe or two it
+// refuses MT with a temporary status (submit_sm ESME_RX_T_APPN, HTTP 503
+// with Retry-After) and /readyz is false; once one peer is back (a
+// quorum of two) it sends again by itself.
+func TestClusterNodeCutOffFailsClosed(t *testing.T) {
+	optgateBinary(t)
+	nodes := newClusterNodes(t)
+	for _, n := range nodes {
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.ready(t)
+	}
+	a := nodes[0]
+	ea := a.esme(t)
+	const rcpt = "+15145550401"
+	if st := submitTo(ea, rcpt); st != smpp.StatusOK {
+		t.Fatalf("submit_sm before the cut: %#x", uint32(st))
+	}
+	nodes[1].kill()
+	nodes[2].kill()
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if st := submitTo(ea, rcpt); st != smpp.StatusXTAppn {
+			return fmt.Errorf("submit_sm on a node cut off: %#x, want ESME_RX_T_APPN", uint32(st))
+		}
+		return nil
+	})
+	req, _ := http.NewRequest("POST", "http://"+a.httpAddr+"/v1/messages", strings.NewReader(`{"to":"`+rcpt+`","text":"hello"}`))
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "store_unavailable") {
+		t.Fatalf("HTTP send on a node cut off: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if code, why := a.call("GET", "/readyz", ""); code == 200 {
+		t.Fatalf("/readyz on a node cut off: %d %s", code, why)
+	}
+	nodes[1].start(t)
+	nodes[1].ready(t)
+	testutil.CheckFor(t, 20*time.Second, func() error {
+		if st := submitTo(ea, rcpt); st != smpp.StatusOK {
+			return fmt.Errorf("submit_sm after a peer came back: %#x", uint32(st))
+		}
+		return nil
+	})
+}
