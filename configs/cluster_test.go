@@ -2,15 +2,23 @@ package configs_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/optgate/optgate/cluster"
@@ -218,4 +226,99 @@ func tenantIDs(c *gateway.Config) []string {
 		ids = append(ids, t.ID)
 	}
 	return ids
+}
+
+// clusterPrefix starts the metrics a node exposes only with a cluster:
+// section.
+const clusterPrefix = "optgate_cluster_"
+
+// Every optgate_cluster_* series the dashboard and the alert rules use
+// exists once a node has connected and its follower runs, before any
+// consent change: three real embedded NATS servers (in this process: an
+// embedded server with no routes cannot run clustered JetStream), the
+// cluster package's own collectors on a registry.
+func TestClusterMetricsExist(t *testing.T) {
+	// Route ports must be known before the servers start: free ones,
+	// closed again for the servers.
+	var routes []string
+	var lns []net.Listener
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		routes = append(routes, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	var cfgs []*cluster.Config
+	for i, r := range routes {
+		c := &cluster.Config{Node: fmt.Sprintf("m%d", i+1), StartWait: 30 * time.Second,
+			Embedded: &cluster.EmbeddedConfig{Listen: "127.0.0.1:0", ClusterListen: r, Routes: routes}}
+		c.SetDefaults(t.TempDir())
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srvs := make([]*cluster.Server, 3)
+	defer func() {
+		for _, s := range srvs {
+			if s != nil {
+				s.Shutdown()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, c := range cfgs {
+		wg.Go(func() { srvs[i], errs[i] = cluster.StartServer(c, quiet) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	cfg, srv := cfgs[0], srvs[0]
+	reg := prometheus.NewRegistry()
+	conn, err := cluster.Connect(context.Background(), cfg, srv, cluster.Options{Logger: quiet, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	f, err := conn.Follow(context.Background(), 0, func(uint64, cluster.Record) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for _, mf := range mfs {
+		if len(mf.GetMetric()) == 0 {
+			continue
+		}
+		n := mf.GetName()
+		present[n] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			present[n+"_bucket"], present[n+"_sum"], present[n+"_count"] = true, true, true
+		}
+	}
+	used := 0
+	for name, where := range referencedMetrics(t) {
+		if !strings.HasPrefix(name, clusterPrefix) {
+			continue
+		}
+		used++
+		if !present[name] {
+			t.Errorf("%s (used in %s) is not exposed by a connected cluster node", name, where)
+		}
+	}
+	if used < 5 {
+		t.Errorf("the dashboard and alerts use only %d cluster metrics", used)
+	}
 }

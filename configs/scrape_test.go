@@ -84,6 +84,9 @@ func TestMetricsExistAtStart(t *testing.T) {
 		present[name] = true
 	}
 	for name, where := range referencedMetrics(t) {
+		if strings.HasPrefix(name, clusterPrefix) {
+			continue // only nodes with a cluster: section: TestClusterMetricsExist
+		}
 		if !present[name] && !present[name+"_count"] { // a histogram's name alone, in a description
 			t.Errorf("%s (used in %s) is not exposed right after start", name, where)
 		}
@@ -95,9 +98,10 @@ func TestMetricsExistAtStart(t *testing.T) {
 	}
 }
 
-// promtool (the prometheus package) checks the alert rules' syntax when it
-// is installed; scripts/test.sh installs it.
-func TestPromtoolCheckRules(t *testing.T) {
+// promtool (the prometheus package) checks the alert rules when it is
+// installed; scripts/test.sh installs it.
+func promtool(t *testing.T, args ...string) {
+	t.Helper()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("OPTGATE_INTEROP") == "required" {
@@ -105,8 +109,19 @@ func TestPromtoolCheckRules(t *testing.T) {
 		}
 		t.Skip("promtool not installed")
 	}
-	out, err := exec.Command(promtool, "check", "rules", filepath.Join("prometheus", "alerts.yml")).CombinedOutput()
+	out, err := exec.Command(promtool, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// The alert rules' syntax.
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool(t, "check", "rules", filepath.Join("prometheus", "alerts.yml"))
+}
+
+// The alert rules' unit tests (prometheus/alerts_test.yml): which series
+// make which alert fire, and when.
+func TestPromtoolTestRules(t *testing.T) {
+	promtool(t, "test", "rules", filepath.Join("prometheus", "alerts_test.yml"))
 }
