@@ -318,7 +318,7 @@ func TestClusterMetricsExist(t *testing.T) {
 			t.Errorf("%s (used in %s) is not exposed by a connected cluster node", name, where)
 		}
 	}
-	if used < 5 {
+	if used < 10 {
 		t.Errorf("the dashboard and alerts use only %d cluster metrics", used)
 	}
 }

@@ -305,7 +305,7 @@ func TestGrafanaDashboard(t *testing.T) {
 			queries++
 		}
 	}
-	want := []string{"Traffic", "SMPP", "Consent store", "Queues & webhooks", "WhatsApp", "Go runtime"}
+	want := []string{"Traffic", "SMPP", "Consent store", "Queues & webhooks", "WhatsApp", "Cluster", "Go runtime"}
 	if strings.Join(rows, "|") != strings.Join(want, "|") {
 		t.Errorf("rows %q, want %q", rows, want)
 	}

@@ -2,6 +2,8 @@ package configs_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -124,4 +126,45 @@ func TestPromtoolCheckRules(t *testing.T) {
 // make which alert fire, and when.
 func TestPromtoolTestRules(t *testing.T) {
 	promtool(t, "test", "rules", filepath.Join("prometheus", "alerts_test.yml"))
+}
+
+// grafanaVars stand in for Grafana's variables so that promtool can parse
+// the dashboard's queries.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s", "$__range", "1h",
+	"$job", "optgate", "$instance", ".*")
+
+// Every dashboard query is valid PromQL: promtool checks them as recording
+// rules (a typo in a panel otherwise shows only as an error in Grafana).
+func TestPromtoolDashboardQueries(t *testing.T) {
+	data, err := os.ReadFile("grafana/optgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Panels []panel }
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range d.Panels {
+		for _, p := range append([]panel{p}, p.Panels...) {
+			for _, tg := range p.Targets {
+				expr, err := json.Marshal(grafanaVars.Replace(tg.Expr)) // a JSON string is a YAML string
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "      - record: panel_%d_%s\n        expr: %s\n", p.ID, tg.RefID, expr)
+				n++
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d queries", n)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard_rules.yml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "check", "rules", f)
 }
