@@ -29,9 +29,10 @@ import (
 // the environment of the test.
 func noEnv(string) (string, bool) { return "", false }
 
-// splitCluster returns the file with its top-level `cluster:` section
-// blanked out (so line numbers in the gateway's errors stay true) and that
-// section's value as YAML, nil when the file has none.
+// splitCluster splits a configuration file in two of the same lines: rest
+// with the top-level `cluster:` section blanked out, and section with only
+// that section kept (nil when the file has none), so that both parsers
+// report the file's own line numbers.
 func splitCluster(t *testing.T, file string, data []byte) (rest, section []byte) {
 	t.Helper()
 	var doc yaml.Node
@@ -46,19 +47,21 @@ func splitCluster(t *testing.T, file string, data []byte) (rest, section []byte)
 		if root.Content[i].Value != "cluster" {
 			continue
 		}
-		section, err := yaml.Marshal(root.Content[i+1])
-		if err != nil {
-			t.Fatal(err)
-		}
 		lines := bytes.Split(data, []byte("\n"))
 		from, to := root.Content[i].Line-1, len(lines) // 0-based, to exclusive
 		if i+2 < len(root.Content) {
 			to = root.Content[i+2].Line - 1
 		}
-		for j := from; j < to; j++ {
-			lines[j] = nil
+		restLines := make([][]byte, len(lines))
+		sectionLines := make([][]byte, len(lines))
+		for j, ln := range lines {
+			if j >= from && j < to {
+				sectionLines[j] = ln
+			} else {
+				restLines[j] = ln
+			}
 		}
-		return bytes.Join(lines, []byte("\n")), section
+		return bytes.Join(restLines, []byte("\n")), bytes.Join(sectionLines, []byte("\n"))
 	}
 	return data, nil
 }
@@ -97,12 +100,18 @@ func parseExample(t *testing.T, file string) exampleNode {
 	if section == nil {
 		return n
 	}
-	n.cluster = &cluster.Config{}
+	var only struct {
+		Cluster *cluster.Config `yaml:"cluster"`
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(section))
 	dec.KnownFields(true)
-	if err := dec.Decode(n.cluster); err != nil {
+	if err := dec.Decode(&only); err != nil {
 		t.Fatalf("%s: cluster: %v", file, err)
 	}
+	if only.Cluster == nil {
+		t.Fatalf("%s: cluster: the section is empty", file)
+	}
+	n.cluster = only.Cluster
 	n.cluster.SetDefaults(gw.Store.Dir)
 	if err := n.cluster.Validate(); err != nil {
 		t.Fatalf("%s:\n%v", file, err)
