@@ -2,6 +2,8 @@ package configs_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -84,6 +86,9 @@ func TestMetricsExistAtStart(t *testing.T) {
 		present[name] = true
 	}
 	for name, where := range referencedMetrics(t) {
+		if strings.HasPrefix(name, clusterPrefix) {
+			continue // only nodes with a cluster: section: TestClusterMetricsExist
+		}
 		if !present[name] && !present[name+"_count"] { // a histogram's name alone, in a description
 			t.Errorf("%s (used in %s) is not exposed right after start", name, where)
 		}
@@ -95,9 +100,10 @@ func TestMetricsExistAtStart(t *testing.T) {
 	}
 }
 
-// promtool (the prometheus package) checks the alert rules' syntax when it
-// is installed; scripts/test.sh installs it.
-func TestPromtoolCheckRules(t *testing.T) {
+// promtool (the prometheus package) checks the alert rules when it is
+// installed; scripts/test.sh installs it.
+func promtool(t *testing.T, args ...string) {
+	t.Helper()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("OPTGATE_INTEROP") == "required" {
@@ -105,8 +111,60 @@ func TestPromtoolCheckRules(t *testing.T) {
 		}
 		t.Skip("promtool not installed")
 	}
-	out, err := exec.Command(promtool, "check", "rules", filepath.Join("prometheus", "alerts.yml")).CombinedOutput()
+	out, err := exec.Command(promtool, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// The alert rules' syntax.
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool(t, "check", "rules", filepath.Join("prometheus", "alerts.yml"))
+}
+
+// The alert rules' unit tests (prometheus/alerts_test.yml): which series
+// make which alert fire, and when.
+func TestPromtoolTestRules(t *testing.T) {
+	promtool(t, "test", "rules", filepath.Join("prometheus", "alerts_test.yml"))
+}
+
+// grafanaVars stand in for Grafana's variables so that promtool can parse
+// the dashboard's queries.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s", "$__range", "1h",
+	"$job", "optgate", "$instance", ".*")
+
+// Every dashboard query is valid PromQL: promtool checks them as recording
+// rules (a typo in a panel otherwise shows only as an error in Grafana).
+func TestPromtoolDashboardQueries(t *testing.T) {
+	data, err := os.ReadFile("grafana/optgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Panels []panel }
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range d.Panels {
+		for _, p := range append([]panel{p}, p.Panels...) {
+			for _, tg := range p.Targets {
+				expr, err := json.Marshal(grafanaVars.Replace(tg.Expr)) // a JSON string is a YAML string
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "      - record: panel_%d_%s\n        expr: %s\n", p.ID, tg.RefID, expr)
+				n++
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d queries", n)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard_rules.yml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "check", "rules", f)
 }
