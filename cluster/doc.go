@@ -95,45 +95,43 @@
 // _applied_sequence, _append_records_total{result}, _append_seconds. No
 // label carries a number, tenant or message id.
 //
-// # How the gateway plugs in (a later session)
+// # How the gateway plugs in
 //
-//   - Config: gateway.Config gets `Cluster *cluster.Config yaml:"cluster"`;
+//   - Config: gateway.Config has `Cluster *cluster.Config yaml:"cluster"`;
 //     nil keeps the single node with no NATS and today's figures.
-//     check-config calls SetDefaults and Validate and maps each
-//     *ConfigError's Key under "cluster.".
-//   - Write seam: consent's group commit (the batch's synced Badger commit,
-//     being moved to internal/groupcommit by issue 15), after the commit
-//     succeeds and before any request of the batch is answered: one Append
-//     of the batch's changes, each encoded as the deterministic Badger
-//     mutations it made (keys, values, TTLs, deletes), Key = tenant's
-//     recipient, ID = a change id stored with the change. Only then
-//     deliver_sm_resp ESME_ROK, webhook 200 or API 200; on
-//     ErrNotAcknowledged the requests get the same error as a failed
-//     local sync.
-//   - Apply seam: an ApplyFunc in consent that writes the record's
-//     mutations and the key "cluster/applied" = seq in one synced Badger
-//     transaction, then updates the in-memory suppression index exactly as
-//     a local commit does. A node's own changes come back through it and
-//     leave the same state.
-//   - MT screening stays local (Check reads the in-memory index); the MT
-//     chain adds Follower.Current(max_lag) per message (two atomic loads
-//     and a clock read, no lock, no allocation: TestCurrentAllocs) in
-//     front of Check, so BenchmarkCheck* is unchanged; false answers
-//     ESME_RX_T_APPN / 503 with Retry-After. /readyz and the logs call
-//     Healthy, which says why.
+//     ParseConfig (check-config, serve) calls SetDefaults (the embedded
+//     store under store.dir) and Validate and reports each *ConfigError at
+//     "cluster.<key>". New starts the embedded server; Start connects,
+//     follows from consent.Store.AppliedSeq and returns once caught up;
+//     Shutdown closes the follower before the stores, the connection and
+//     server after them (gateway/cluster.go).
+//   - Write seam: consent's submit, after the synced local commit and
+//     before any writer is answered, appends the change's records,
+//     evidence and MO de-duplication markers (as the Badger ops it made,
+//     with the origin node) through consent.Config.Replicator; a failed
+//     Append answers ErrStorage (ESME_RX_T_APPN, 503) and keeps the change
+//     for consent.Store.ReplicatePending (every second).
+//   - Apply seam: consent.Store.ApplyReplicated writes a record's ops and
+//     the applied sequence in one synced group-commit request and updates
+//     the memory index after the sync as a local commit does. A node's own
+//     records only advance its sequence (consent/doc.go, "Several nodes",
+//     says what that costs).
+//   - MT screening stays local; the screen stage calls
+//     Follower.Current(max_lag) in front of Check (a nil follower on a
+//     single node: one nil check); false answers ESME_RX_T_APPN / 503
+//     with Retry-After. /readyz calls Healthy.
+//   - Tests with real processes: cmd/optgate/cluster_test.go.
 //
 // # Not done yet
 //
-// Wiring into the gateway (above) and the gateway-level tests of issue 16
-// (three optgate processes, SIGKILL mid-STOP stream, receipts and MOs
-// reaching their owner, queued MT surviving a node, whole-cluster restart);
-// a durable re-Append of changes committed locally whose Append failed
-// (until then such a change stays on its node when the source never
-// retries); bootstrapping a new or long-absent node from a snapshot plus
-// the log after it; the KV bucket for receipt correlation and the
-// work-queue stream for ack: store; the README section, configs/cluster,
-// Grafana panels and alert rules; optgate-bench run cluster with one
-// server per process. BenchmarkClusterOptOut runs three servers in one
-// process, which cluster.md shows distorts latency with SyncAlways: its
-// figure is a floor, not the cluster's throughput.
+// Receipts and MOs reaching their owner on another node, queued MT
+// surviving a node, held messages and archive schedules shared (they stay
+// on their node), ordering concurrent changes of one recipient on two
+// nodes by the log, a repeat of the SIGKILL test five times with 1,000
+// STOPs, a whole-cluster restart test; bootstrapping a new or long-absent
+// node from a snapshot plus the log after it; the KV bucket for receipt
+// correlation and the work-queue stream for ack: store; optgate-bench run
+// cluster with one server per process. BenchmarkClusterOptOut runs three
+// servers in one process, which cluster.md shows distorts latency with
+// SyncAlways: its figure is a floor, not the cluster's throughput.
 package cluster
