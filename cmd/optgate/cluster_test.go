@@ -164,8 +164,9 @@ func requireRefused(t *testing.T, n *clusterNode, c *smpptest.ESME, rcpt string)
 // NATS clustered. A STOP the SMSC delivers on node A (acknowledged
 // ESME_ROK only after the quorum holds it) is enforced on B and C:
 // submit_sm refused 0x401, POST /v1/messages 403. Node B SIGKILLed and
-// restarted still refuses. A send to another number goes out (the
-// cluster does not block everything).
+// restarted still refuses, and so does every node after the whole
+// cluster was stopped and started again. A send to another number goes
+// out (the cluster does not block everything).
 func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	optgateBinary(t)
 	nodes := newClusterNodes(t)
@@ -197,6 +198,22 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	requireRefused(t, b, b.esme(t), rcpt)
 	if code, body := b.call("POST", "/v1/messages", `{"to":"`+rcpt+`","text":"hello"}`); code != 403 {
 		t.Fatalf("HTTP send on %s after SIGKILL and restart: %d %s, want 403", b.name, code, body)
+	}
+
+	// The whole cluster stopped (SIGTERM) and started again: the STOP is
+	// still refused everywhere.
+	for _, n := range nodes {
+		n.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, n := range nodes {
+		n.cmd.Wait()
+	}
+	for _, n := range nodes {
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.ready(t)
+		requireRefused(t, n, n.esme(t), rcpt)
 	}
 }
 
