@@ -193,6 +193,10 @@ func (f *Follower) consume() {
 	}
 }
 
+// pullExpiry is the expiry of the follower's pull requests (see
+// consumeOnce).
+const pullExpiry = 2 * time.Second
+
 func (f *Follower) consumeOnce() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -203,7 +207,12 @@ func (f *Follower) consumeOnce() error {
 	if err != nil {
 		return fmt.Errorf("cluster: consumer on %s: %w", f.c.cfg.Stream, err)
 	}
-	it, err := cons.Messages()
+	// A pull that goes astray (route churn while the nodes start, the
+	// server holding the consumer gone) is noticed by two missed idle
+	// heartbeats, which are half the pull's expiry: 2 s here instead of
+	// the library's 10 s for ordered consumers, since the node fails
+	// closed all that time.
+	it, err := cons.Messages(jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("cluster: consumer on %s: %w", f.c.cfg.Stream, err)
 	}
