@@ -31,6 +31,19 @@ type clusterNode struct {
 
 const clusterToken = "acme-cluster-token"
 
+// startCluster starts three nodes and waits until every one is ready.
+func startCluster(t *testing.T) []*clusterNode {
+	t.Helper()
+	nodes := newClusterNodes(t)
+	for _, n := range nodes {
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.ready(t)
+	}
+	return nodes
+}
+
 // newClusterNodes writes the three nodes' configurations.
 func newClusterNodes(t *testing.T) []*clusterNode {
 	t.Helper()
@@ -178,13 +191,7 @@ func requireRefused(t *testing.T, n *clusterNode, c *smpptest.ESME, rcpt string,
 // out (the cluster does not block everything).
 func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	optgateBinary(t)
-	nodes := newClusterNodes(t)
-	for _, n := range nodes {
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.ready(t)
-	}
+	nodes := startCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	const rcpt = "+15145550301"
 	if ok, why := a.stop(rcpt); !ok {
@@ -237,13 +244,7 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 // is not acknowledged and not counted.
 func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 	optgateBinary(t)
-	nodes := newClusterNodes(t)
-	for _, n := range nodes {
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.ready(t)
-	}
+	nodes := startCluster(t)
 	const rounds, perRound, workers = 3, 300, 4
 	var (
 		mu    sync.Mutex
@@ -316,13 +317,7 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 // quorum of two) it sends again by itself.
 func TestClusterNodeCutOffFailsClosed(t *testing.T) {
 	optgateBinary(t)
-	nodes := newClusterNodes(t)
-	for _, n := range nodes {
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.ready(t)
-	}
+	nodes := startCluster(t)
 	a := nodes[0]
 	ea := a.esme(t)
 	const rcpt = "+15145550401"
