@@ -32,9 +32,9 @@ type clusterNode struct {
 const clusterToken = "acme-cluster-token"
 
 // startCluster starts three nodes and waits until every one is ready.
-func startCluster(t *testing.T) []*clusterNode {
+func startCluster(t *testing.T, opts ...nodeOption) []*clusterNode {
 	t.Helper()
-	nodes := newClusterNodes(t)
+	nodes := newClusterNodes(t, opts...)
 	for _, n := range nodes {
 		n.start(t)
 	}
@@ -44,8 +44,24 @@ func startCluster(t *testing.T) []*clusterNode {
 	return nodes
 }
 
+// nodeConfig is what a test may change in one node's configuration
+// (nodeOption); the zero value is the default node.
+type nodeConfig struct {
+	// Tenant and Account are added to the flow mappings of tenant acme
+	// and account acme ("attestation: attestation", "ack: store").
+	Tenant, Account string
+	// Extra is appended to the configuration as top-level YAML
+	// ("queue: {max_age: 5s}").
+	Extra string
+	// NoSimulator leaves out the built-in SMSC simulator.
+	NoSimulator bool
+}
+
+// nodeOption sets node i's (0-based) configuration.
+type nodeOption func(i int, c *nodeConfig)
+
 // newClusterNodes writes the three nodes' configurations.
-func newClusterNodes(t *testing.T) []*clusterNode {
+func newClusterNodes(t *testing.T, opts ...nodeOption) []*clusterNode {
 	t.Helper()
 	routes := []string{freePort(t), freePort(t), freePort(t)}
 	nodes := make([]*clusterNode, 3)
@@ -53,20 +69,35 @@ func newClusterNodes(t *testing.T) []*clusterNode {
 		dir := t.TempDir()
 		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), cfgPath: filepath.Join(dir, "optgate.yaml"),
 			httpAddr: freePort(t), smppAddr: freePort(t)}
+		var nc nodeConfig
+		for _, o := range opts {
+			o(i, &nc)
+		}
+		sim := fmt.Sprintf("simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}", freePort(t))
+		if nc.NoSimulator {
+			sim = ""
+		}
+		if nc.Tenant != "" {
+			nc.Tenant = ", " + nc.Tenant
+		}
+		if nc.Account != "" {
+			nc.Account = ", " + nc.Account
+		}
 		cfg := fmt.Sprintf(`
 store: {dir: %q, low_memory: true}
 smpp: {listen: %q}
 http: {listen: %q, admin_token: cluster-admin-token}
-simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+%s
 tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]}
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]%s}
 accounts:
-  - {system_id: acme, password: acmepw, tenant: acme}
+  - {system_id: acme, password: acmepw, tenant: acme%s}
 cluster:
   node: %s
   embedded: {listen: %q, cluster_listen: %q, routes: [%s]}
-`, filepath.Join(dir, "data"), n.smppAddr, n.httpAddr, freePort(t), clusterToken, n.name, freePort(t), routes[i],
-			strings.Join(routes, ", "))
+%s
+`, filepath.Join(dir, "data"), n.smppAddr, n.httpAddr, sim, clusterToken, nc.Tenant, nc.Account, n.name, freePort(t), routes[i],
+			strings.Join(routes, ", "), nc.Extra)
 		if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
