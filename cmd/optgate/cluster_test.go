@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,8 +265,9 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	}
 }
 
-// TestClusterSTOPStreamSurvivesSIGKILL: three rounds of 300 STOPs spread
-// over the three nodes by four concurrent senders (as SMSCs deliver them);
+// TestClusterSTOPStreamSurvivesSIGKILL: five rounds of 1,000 STOPs spread
+// over the three nodes by four concurrent senders (as SMSCs deliver them;
+// OPTGATE_SOAK_ROUNDS asks for more rounds: scripts/soak.sh);
 // in each round one node (another each round, so the stream leader is
 // likely among them) is SIGKILLed once half of the round's STOPs are
 // acknowledged, and restarted when the round ends. Every STOP the SMSC
@@ -276,7 +278,10 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 	optgateBinary(t)
 	nodes := startCluster(t)
-	const rounds, perRound, workers = 3, 300, 4
+	rounds, perRound, workers := 5, 1000, 4
+	if n, err := strconv.Atoi(os.Getenv("OPTGATE_SOAK_ROUNDS")); err == nil && n > rounds {
+		rounds = n // the soak target (scripts/soak.sh)
+	}
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -291,7 +296,7 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := w; i < perRound; i += workers {
-					rcpt := fmt.Sprintf("+151455%d%04d", 6+r, i)
+					rcpt := fmt.Sprintf("+1514556%d%03d", r%10, i)
 					for try := range 3 { // the addressed node, then the next ones
 						n := nodes[(i+try)%3]
 						if n == victim && dead.Load() {
@@ -309,7 +314,7 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 			}()
 		}
 		testutil.CheckFor(t, 30*time.Second, func() error {
-			if n := roundAcked.Load(); n < perRound/2 {
+			if n := roundAcked.Load(); n < int64(perRound/2) {
 				return fmt.Errorf("round %d: %d of %d STOPs acknowledged", r, n, perRound)
 			}
 			return nil
