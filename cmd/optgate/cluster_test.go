@@ -54,8 +54,9 @@ type nodeConfig struct {
 	// Extra is appended to the configuration as top-level YAML
 	// ("queue: {max_age: 5s}").
 	Extra string
-	// NoSimulator leaves out the built-in SMSC simulator.
-	NoSimulator bool
+	// NoSimulator leaves out the built-in SMSC simulator; Receipts has it
+	// send delivery receipts.
+	NoSimulator, Receipts bool
 }
 
 // nodeOption sets node i's (0-based) configuration.
@@ -74,7 +75,8 @@ func newClusterNodes(t *testing.T, opts ...nodeOption) []*clusterNode {
 		for _, o := range opts {
 			o(i, &nc)
 		}
-		sim := fmt.Sprintf("simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}", freePort(t))
+		sim := fmt.Sprintf("simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw, receipts: %t}",
+			freePort(t), nc.Receipts)
 		if nc.NoSimulator {
 			sim = ""
 		}
