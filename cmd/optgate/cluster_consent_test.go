@@ -14,6 +14,7 @@ import (
 	"github.com/optgate/optgate/internal/testutil"
 	"github.com/optgate/optgate/smpp"
 	"github.com/optgate/optgate/smpp/smpptest"
+	"github.com/optgate/optgate/whatsapp/whatsapptest"
 )
 
 // Issue 16 item 3: what is consent-related is cluster-wide. These tests
@@ -225,4 +226,66 @@ func TestClusterRetriedSTOPOnAnotherNodeConfirmedOnce(t *testing.T) {
 			t.Fatalf("evidence of the STOP on %s: %d %s", n.name, code, body)
 		}
 	}
+}
+
+// TestClusterWhatsAppWindowOnEveryNode: three nodes share one WhatsApp
+// business number (one Graph API, here the whatsapptest mock on
+// loopback). A user message that Meta posts to node A's webhook opens the
+// 24-hour window on every node: before it, a free-form send on B is
+// refused (whatsapp_window_closed); after it, B and C send free-form, and
+// the channel the user last wrote on (WhatsApp) is what C chooses for a
+// submit_sm.
+func TestClusterWhatsAppWindowOnEveryNode(t *testing.T) {
+	optgateBinary(t)
+	const pid, secret = "100000000000001", "cluster-wa-app-secret"
+	mock := whatsapptest.NewServer(whatsapptest.Config{Token: "cluster-wa-token", AppSecret: secret, EnforceWindow: true,
+		Meta: whatsapptest.Meta{PhoneNumberID: pid}})
+	t.Cleanup(mock.Close)
+	nodes := startCluster(t, func(_ int, c *nodeConfig) {
+		c.Extra = `whatsapp:
+  graph_url: ` + mock.URL() + `
+  token: cluster-wa-token
+  app_secret: ` + secret + `
+  verify_token: cluster-wa-verify
+  numbers: [{phone_number_id: "` + pid + `", number: "+15550783881", tenant: acme}]`
+	})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const user = "+447700900321"
+	send := func(n *clusterNode, channel string) (int, string) {
+		ch := ""
+		if channel != "" {
+			ch = `,"channel":"` + channel + `"`
+		}
+		return n.call("POST", "/v1/messages", `{"to":"`+user+`","text":"Thanks for your message"`+ch+`}`)
+	}
+	if code, body := send(b, "whatsapp"); code != 403 || !strings.Contains(body, "whatsapp_window_closed") {
+		t.Fatalf("free-form before the user wrote, on %s: %d %s", b.name, code, body)
+	}
+	now := time.Now()
+	mock.OpenWindow(pid, user, now)
+	st, err := whatsapptest.Post(nil, "http://"+a.httpAddr+"/webhooks/whatsapp", secret,
+		whatsapptest.InboundText(whatsapptest.Meta{PhoneNumberID: pid}, user[1:], "wamid.CLUSTER0001", "Hello", now))
+	if err != nil || st != 200 {
+		t.Fatalf("user message to %s's webhook: %d %v", a.name, st, err)
+	}
+	for _, n := range []*clusterNode{b, c} {
+		testutil.CheckFor(t, 15*time.Second, func() error {
+			if code, body := send(n, "whatsapp"); code != 202 {
+				return fmt.Errorf("free-form in the window opened on %s, sent on %s: %d %s", a.name, n.name, code, body)
+			}
+			return nil
+		})
+	}
+	// Over SMPP a submit goes to WhatsApp only when the recipient last
+	// wrote there (channel.go): C knows it from A.
+	before := len(mock.Requests())
+	if st := submitTo(c.esme(t), user); st != smpp.StatusOK {
+		t.Fatalf("submit_sm to %s on %s: %#x", user, c.name, uint32(st))
+	}
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if reqs := mock.Requests(); len(reqs) <= before {
+			return fmt.Errorf("the submit_sm on %s did not go over WhatsApp, the channel the user last wrote on (to %s)", c.name, a.name)
+		}
+		return nil
+	})
 }
