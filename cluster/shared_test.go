@@ -60,18 +60,23 @@ func TestSharedConvergesOnEveryNode(t *testing.T) {
 	for i := range n {
 		shared[i%3].Put([]byte(fmt.Sprintf("+1514555%04d", i)), []byte(fmt.Sprintf("k%04d=first", i)))
 	}
-	shared[2].Put([]byte("+15145550007"), []byte("k0007=second"))
-	for i, sn := range seens {
-		testutil.CheckFor(t, 15*time.Second, func() error {
-			if got := sn.last("k0007="); got != "k0007=second" {
-				return fmt.Errorf("node %d: k0007 is %q", i+1, got)
-			}
-			if got := sn.last("k0199="); got != "k0199=first" {
-				return fmt.Errorf("node %d: k0199 is %q", i+1, got)
-			}
-			return nil
-		})
+	waitAll := func(key, want string) {
+		t.Helper()
+		for i, sn := range seens {
+			testutil.CheckFor(t, 15*time.Second, func() error {
+				if got := sn.last(key + "="); got != want {
+					return fmt.Errorf("node %d: %s is %q, want %q", i+1, key, got, want)
+				}
+				return nil
+			})
+		}
 	}
+	waitAll("k0199", "k0199=first")
+	waitAll("k0007", "k0007=first")
+	// Puts of one key from two nodes land in the bucket's one order; once
+	// the first is in, a later put from another node wins everywhere.
+	shared[2].Put([]byte("+15145550007"), []byte("k0007=second"))
+	waitAll("k0007", "k0007=second")
 	if k := shared[0].Key([]byte("+15145550007")); strings.Contains(k, "555") || len(k) != 40 {
 		t.Fatalf("bucket key %q", k)
 	}
