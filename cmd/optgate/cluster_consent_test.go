@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -205,18 +204,7 @@ func TestClusterRetriedSTOPOnAnotherNodeConfirmedOnce(t *testing.T) {
 	time.Sleep(time.Second) // a confirmation would be sent within milliseconds: give it time to show
 	testutil.RequireEqual(t, confirmations(), 1.0, "confirmations after the retries on B and C")
 
-	for _, n := range nodes {
-		n.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, n := range nodes {
-		n.cmd.Wait()
-	}
-	for _, n := range nodes {
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.ready(t)
-	}
+	restartCluster(t, nodes)
 	requireSettled()
 	time.Sleep(time.Second)
 	testutil.RequireEqual(t, confirmations(), 0.0, "confirmations sent after the whole cluster restarted")

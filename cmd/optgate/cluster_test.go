@@ -252,6 +252,16 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 
 	// The whole cluster stopped (SIGTERM) and started again: the STOP is
 	// still refused everywhere.
+	restartCluster(t, nodes)
+	for _, n := range nodes {
+		requireRefused(t, n, n.esme(t), rcpt, true)
+	}
+}
+
+// restartCluster stops every node (SIGTERM), then starts them all again
+// and waits until each is ready.
+func restartCluster(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
 	for _, n := range nodes {
 		n.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -263,7 +273,6 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	}
 	for _, n := range nodes {
 		n.ready(t)
-		requireRefused(t, n, n.esme(t), rcpt, true)
 	}
 }
 
