@@ -116,11 +116,16 @@
 // source retries until the change is held by a quorum. A change appended
 // late may land in the log after a newer change of the same recipient
 // made elsewhere (see the last paragraph). What is replicated: consent records,
-// evidence and MO de-duplication markers (so a retried STOP on another
-// node is a duplicate there), encoded as the Badger ops the change made
+// evidence, MO de-duplication markers (so a retried STOP on another
+// node is a duplicate there) and held messages (so a YES on any node
+// releases them there, once: the release deletes them everywhere, and a
+// STOP anywhere drops them), encoded as the Badger ops the change made
 // plus the origin node (replicate.go); recipients travel only in the
-// payload. Archive schedules, held messages and pending replies stay on
-// their node, so that sweeps and replies run once.
+// payload. Archive schedules, the held messages' expiry index and pending
+// replies stay on their node, so that sweeps and replies run once: a hold
+// expires on the node that held it (while that node is down, at its
+// return), and a held message's payload is at most 40 KiB (one log
+// record).
 //
 // ApplyReplicated applies one log record: under the stripes of the
 // recipients it touches, it reads whether each record exists, then writes

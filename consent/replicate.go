@@ -29,13 +29,23 @@ type Replicator interface {
 	Append(ctx context.Context, recs []Replica) error
 }
 
-// What is replicated: consent records, evidence and MO de-duplication
-// markers. Archive schedules, held messages and pending replies stay on
-// the node that made them (their sweeps and sends would run once per node
-// otherwise).
+// What is replicated: consent records, evidence, MO de-duplication
+// markers and held messages (so a YES on any node releases them, and a
+// STOP on any node drops them). Archive schedules, held messages' expiry
+// index and pending replies stay on the node that made them: their
+// sweeps and sends would run once per node otherwise. So a hold expires
+// on the node that held it; a release or drop elsewhere deletes the held
+// message everywhere, and the holder's expiry entry, finding it gone,
+// is removed without an event (expireOne).
 func replicated(key []byte) bool {
-	return len(key) > 2 && key[1] == 0 && (key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe)
+	return len(key) > 2 && key[1] == 0 &&
+		(key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe || key[0] == pfxHeld)
 }
+
+// maxReplicatedPayload bounds a held message's payload when changes are
+// replicated: a held message travels in one log record (64 KiB, with its
+// key and the change's other ops).
+const maxReplicatedPayload = 40 << 10
 
 // appliedKey holds the sequence of the last replicated record applied;
 // it and the pending replicas (pendingPrefix) share the prefix n.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -48,10 +49,15 @@ func (l *sliceLog) feed(t *testing.T, s *Store) {
 	}
 }
 
-func newReplicated(t *testing.T, log *sliceLog, node string) *harness {
+// newReplicated opens node's store on log, with tenant acme unless
+// tenants are given.
+func newReplicated(t *testing.T, log *sliceLog, node string, tenants ...TenantConfig) *harness {
 	t.Helper()
+	if len(tenants) == 0 {
+		tenants = []TenantConfig{testTenant("acme")}
+	}
 	h := &harness{t: t, clock: newClock(), dir: t.TempDir()}
-	h.cfg = Config{Dir: h.dir, Tenants: []TenantConfig{testTenant("acme")}, Clock: h.clock.Now, BadgerLowMemory: true,
+	h.cfg = Config{Dir: h.dir, Tenants: tenants, Clock: h.clock.Now, BadgerLowMemory: true,
 		Replicator: log, Node: node}
 	h.open()
 	t.Cleanup(func() { h.s.Close() })
@@ -158,9 +164,11 @@ func TestDecodeReplicaRefusesGarbage(t *testing.T) {
 			t.Fatalf("truncated at %d: %v", i, err)
 		}
 	}
-	other := encodeReplica("a", 1, appendOp(nil, &op{Key: heldKey("acme", "sms", rcptA, "x"), Value: []byte{1}}))
+	// An op of a key that stays on its node (a held message's expiry
+	// entry) is refused.
+	other := encodeReplica("a", 1, appendOp(nil, &op{Key: expiryKey(1, "acme", "sms", rcptA, "x"), Value: []byte{1}}))
 	if _, _, err := decodeReplica(other); !errors.Is(err, ErrBadReplica) {
-		t.Fatalf("held op: %v", err)
+		t.Fatalf("expiry op: %v", err)
 	}
 }
 
@@ -226,4 +234,61 @@ func TestApplyReplicatedConcurrentWithLocalChanges(t *testing.T) {
 	for i := range n {
 		testutil.RequireEqual(t, b.check("acme", "sms", senderA, rcpt(i), CategoryTransactional).Action, ActionBlock, "opted out on b: "+rcpt(i))
 	}
+}
+
+// TestReplicatedHold: a message held on node a (attestation pending) is
+// released by the recipient's YES on node b, once: a YES on a afterwards
+// releases nothing, and a's expiry sweep finds it gone and emits no
+// event. A message held on a and dropped by a STOP on b is not expired
+// on a either. A hold nobody answers expires on the node that held it
+// only (b has no expiry entry for it), and once that expiry reached b a
+// late YES on b releases nothing. A payload too big for one log record is
+// refused up front.
+func TestReplicatedHold(t *testing.T) {
+	ctx := context.Background()
+	log := &sliceLog{}
+	att := func() TenantConfig {
+		return testTenant("att", func(c *TenantConfig) { c.Attestation = ModeAttestation })
+	}
+	a, b := newReplicated(t, log, "a", att()), newReplicated(t, log, "b", att())
+	hold := func(h *harness, rcpt, id string) {
+		t.Helper()
+		r, err := h.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: rcpt, ID: id,
+			Payload: []byte("payload " + id)})
+		requireNoErr(t, err, "Hold")
+		testutil.RequireEqual(t, r.Held, true, "held "+id)
+	}
+	sweep := func(h *harness) SweepReport {
+		t.Helper()
+		rep, err := h.s.Sweep(h.clock.Now().Add(DefaultHeldTTL + time.Hour))
+		requireNoErr(t, err, "Sweep")
+		return rep
+	}
+	const rcptB, rcptC = "+12025550142", "+12025550143"
+
+	hold(a, rcptA, "m1")
+	log.feed(t, b.s)
+	res := b.mo("att", ChannelSMS, senderA, rcptA, "YES")
+	testutil.RequireEqual(t, len(res.Released), 1, "released on b")
+	testutil.RequireEqual(t, string(res.Released[0].Payload), "payload m1", "released payload")
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, len(a.mo("att", ChannelSMS, senderA, rcptA, "YES").Released), 0, "a second YES on a")
+
+	hold(a, rcptB, "m2")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, len(b.mo("att", ChannelSMS, senderA, rcptB, "STOP").Dropped), 1, "dropped on b")
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, sweep(a).Expired, 0, "a expires what b released or dropped")
+	testutil.RequireEqual(t, len(a.takeEvents()), 0, "events on a")
+
+	hold(a, rcptC, "m3")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, sweep(b).Expired, 0, "b expires a's hold")
+	testutil.RequireEqual(t, sweep(a).Expired, 1, "a expires its own hold")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, len(b.mo("att", ChannelSMS, senderA, rcptC, "YES").Released), 0, "YES on b after a's expiry")
+
+	_, err := a.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: "+12025550144", ID: "big",
+		Payload: make([]byte, maxReplicatedPayload+1)})
+	testutil.RequireEqual(t, errors.Is(err, ErrInvalidInput), true, "oversized held payload: "+errString(err))
 }

@@ -99,6 +99,9 @@ func (g *Gateway) joinCluster() error {
 		return fmt.Errorf("cluster: following the consent log from %d: %w", from, err)
 	}
 	g.follower = f
+	if err := g.joinShared(ctx); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	g.log.Info("cluster joined", "node", c.Node, "applied_from", from, "applied", g.consent.AppliedSeq(),
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -120,11 +123,13 @@ func (g *Gateway) replicatePending() {
 	}
 }
 
-// stopFollower stops applying the log (before the consent store closes).
+// stopFollower stops applying the log and the shared facts (before the
+// stores close).
 func (g *Gateway) stopFollower() {
 	if g.follower != nil {
 		g.follower.Close()
 	}
+	g.shared.Close() // it writes to the gateway store too
 }
 
 // closeCluster closes the connection and stops the embedded server, after
