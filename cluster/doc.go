@@ -122,13 +122,24 @@
 //     with Retry-After. /readyz calls Healthy.
 //   - Tests with real processes: cmd/optgate/cluster_test.go.
 //
+// # Shared facts
+//
+// Shared (shared.go) is a second, lighter channel for facts that are not
+// consent and need no quorum before anyone is answered: the gateway puts
+// WhatsApp window changes and last channels there. It is a JetStream
+// key-value bucket (OPTGATE_SHARED: history 1, the consent stream's
+// replicas, entries kept cfg.SharedTTL); a key is a keyed hash, a put
+// never blocks (a bounded queue, then asynchronous publishes; a full
+// queue drops and counts), and every node, the putter included, applies
+// every value in the bucket's order, so they converge on the last put.
+// Held messages are not here: they travel in the consent log with the
+// recipient's pending state (consent/doc.go, "Several nodes").
+//
 // # Not done yet
 //
 // Receipts and MOs reaching their owner on another node, queued MT
-// surviving a node, held messages and archive schedules shared (they stay
-// on their node), ordering concurrent changes of one recipient on two
-// nodes by the log, a repeat of the SIGKILL test five times with 1,000
-// STOPs, a whole-cluster restart test; bootstrapping a new or long-absent
+// surviving a node, ordering concurrent changes of one recipient on two
+// nodes by the log; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the KV bucket for receipt
 // correlation and the work-queue stream for ack: store; optgate-bench run
 // cluster with one server per process. BenchmarkClusterOptOut runs three
