@@ -97,6 +97,7 @@ func (s *Shared) Put(key, value []byte) {
 	case s.queue <- sharedPut{key: s.Key(key), value: value}:
 	default:
 		s.dropped.Add(1)
+		s.c.metrics.sharedDrop.Inc()
 	}
 }
 
@@ -107,6 +108,11 @@ func (s *Shared) Dropped() uint64 { return s.dropped.Load() }
 // Failed is how many puts the servers did not acknowledge.
 func (s *Shared) Failed() uint64 { return s.failed.Load() }
 
+func (s *Shared) fail() {
+	s.failed.Add(1)
+	s.c.metrics.sharedFail.Inc()
+}
+
 // publish sends the queued puts asynchronously (the connection's bounded
 // window) and settles their acknowledgements in batches.
 func (s *Shared) publish() {
@@ -116,10 +122,11 @@ func (s *Shared) publish() {
 		for _, f := range futs {
 			select {
 			case <-f.Ok():
+				s.c.metrics.sharedOK.Inc()
 			case <-f.Err():
-				s.failed.Add(1)
+				s.fail()
 			case <-time.After(s.c.cfg.AckTimeout):
-				s.failed.Add(1)
+				s.fail()
 			}
 		}
 		futs = futs[:0]
@@ -134,7 +141,7 @@ func (s *Shared) publish() {
 		}
 		f, err := s.c.js.PublishAsync("$KV."+s.bucket+"."+p.key, p.value)
 		if err != nil {
-			s.failed.Add(1)
+			s.fail()
 		} else {
 			futs = append(futs, f)
 		}
