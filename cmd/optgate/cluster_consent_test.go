@@ -277,3 +277,43 @@ func TestClusterWhatsAppWindowOnEveryNode(t *testing.T) {
 		return nil
 	})
 }
+
+// TestClusterImportAndOperatorOptOutOnEveryNode: a CSV import of 5,000
+// opt-outs on node A (cut into many log records) and an operator opt-out
+// over the API on node B are enforced on every node, and the export on
+// node C lists every one of them.
+func TestClusterImportAndOperatorOptOutOnEveryNode(t *testing.T) {
+	optgateBinary(t)
+	nodes := startCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const n = 5000
+	var csv strings.Builder
+	csv.WriteString("recipient,scope,class\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "+1514557%04d,tenant,all\n", i)
+	}
+	code, body := a.call("POST", "/v1/consent/import?source=previous_provider&proof_ref=cluster-test", csv.String())
+	if code != 200 || !strings.Contains(body, fmt.Sprintf(`"applied":%d`, n)) {
+		t.Fatalf("import on %s: %d %s", a.name, code, body)
+	}
+	code, body = b.call("POST", "/v1/consent/+15145558001/opt-out", `{"note":"asked by phone"}`)
+	if code != 200 {
+		t.Fatalf("operator opt-out on %s: %d %s", b.name, code, body)
+	}
+	for _, nd := range nodes {
+		e := nd.esme(t)
+		for _, rcpt := range []string{"+15145570000", "+15145572500", "+15145574999", "+15145558001"} {
+			requireRefused(t, nd, e, rcpt, false)
+		}
+	}
+	code, body = c.call("GET", "/v1/consent/export", "")
+	if code != 200 {
+		t.Fatalf("export on %s: %d", c.name, code)
+	}
+	if got := strings.Count(body, "+1514557"); got < n {
+		t.Fatalf("export on %s lists %d of the %d imported opt-outs", c.name, got, n)
+	}
+	if !strings.Contains(body, "+15145558001") {
+		t.Fatalf("export on %s lacks the operator opt-out made on %s", c.name, b.name)
+	}
+}
