@@ -89,7 +89,8 @@ func (l *Log) Append(ctx context.Context, recs ...Record) error {
 	ctx, cancel := context.WithTimeout(ctx, l.c.cfg.AckTimeout)
 	defer cancel()
 	for _, msgs := range gens {
-		if err = l.publish(ctx, msgs); err != nil {
+		if n, cause := l.c.publishAll(ctx, l.c.cfg.Stream, msgs); n > 0 {
+			err = l.notAcked(ctx, n, cause)
 			break
 		}
 	}
@@ -125,19 +126,22 @@ func (l *Log) generations(recs []Record) ([][]*nats.Msg, error) {
 	return gens, nil
 }
 
-// publish sends msgs until all are acknowledged or ctx ends.
-func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) error {
-	stream := jetstream.WithExpectStream(l.c.cfg.Stream)
+// publishAll publishes msgs to stream until all are acknowledged or ctx
+// ends, then returns how many were not acknowledged (0: all were) and the
+// last error seen. A message whose acknowledgement failed is published
+// again as it was (same Nats-Msg-Id), after a short back-off.
+func (c *Conn) publishAll(ctx context.Context, stream string, msgs []*nats.Msg) (int, error) {
+	expect := jetstream.WithExpectStream(stream)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var lastErr error
 	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 250*time.Millisecond) {
 		var failed []*nats.Msg
 		futures = futures[:0]
 		for i, m := range msgs {
-			if l.c.nc.IsClosed() {
-				return errClosed
+			if c.nc.IsClosed() {
+				return len(msgs), errClosed
 			}
-			f, err := l.c.js.PublishMsgAsync(m, stream)
+			f, err := c.js.PublishMsgAsync(m, expect)
 			if err != nil {
 				// The window stayed full for the stall wait, or the
 				// connection is down: retry the rest after the acks.
@@ -154,16 +158,16 @@ func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) error {
 				lastErr = err
 				failed = append(failed, f.Msg())
 			case <-ctx.Done():
-				return l.notAcked(ctx, len(msgs), lastErr)
+				return len(msgs), lastErr
 			}
 		}
 		if len(failed) == 0 {
-			return nil
+			return 0, nil
 		}
 		msgs = failed
 		select {
 		case <-ctx.Done():
-			return l.notAcked(ctx, len(msgs), lastErr)
+			return len(msgs), lastErr
 		case <-time.After(backoff):
 		}
 	}
