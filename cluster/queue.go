@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +60,8 @@ func (e elsewhere) Unwrap() error { return e.error }
 // Elsewhere wraps a handler's temporary error that says "not on this node"
 // (the upstream ESME is bound on another node, not here): the item goes
 // back to the stream after a short delay (100 ms, doubling with each
-// delivery up to 10 s, at most the kind's MaxBackoff) instead of the
+// delivery up to 10 s, at most the kind's MaxBackoff; half of it off at
+// random) instead of the
 // kind's back-off, so that a node that can do it gets it soon.
 func Elsewhere(err error) error { return elsewhere{err} }
 
@@ -291,7 +293,10 @@ func (q *Queue) run(k *outbox.Kind) {
 				break more
 			}
 		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(workFetchWait))
+		// Pull requests of random length keep the nodes' requests from
+		// lining up in one order: the servers hand an item to the oldest.
+		wait := workFetchWait/2 + rand.N(workFetchWait/2+1)
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(wait))
 		got := 0
 		if err == nil {
 			for m := range batch.Messages() {
@@ -414,7 +419,10 @@ func retryDelay(k *outbox.Kind, attempts int, err error) time.Duration {
 		if k.MaxBackoff > 0 {
 			d = min(d, k.MaxBackoff)
 		}
-		return d
+		// At random, so that the redelivery does not fall, attempt
+		// after attempt, in the same phase of the nodes' pull cycles
+		// (and so to the same node).
+		return d/2 + rand.N(d/2+1)
 	}
 	return outbox.Backoff(attempts+1, k.MaxBackoff)
 }

@@ -159,12 +159,12 @@ func TestQueuePutAck(t *testing.T) {
 // TestQueueNakDelayTermAndElsewhere: a temporary failure delivers the
 // item again after the back-off (MaxBackoff 1 s: 0.5-1 s) with Attempts
 // 1; a Permanent failure gives it up at once (GiveUp with the error, never
-// delivered again, removed); an Elsewhere failure on the node that cannot
-// do it hands the item to one that can.
+// delivered again, removed); an Elsewhere failure on the two nodes that
+// cannot do it hands the item to the one that can.
 func TestQueueNakDelayTermAndElsewhere(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	w := newWorkLog()
-	qs := tc.queues(t, []int{0, 1}, func(node int) outbox.Kind {
+	qs := tc.queues(t, []int{0, 1, 2}, func(node int) outbox.Kind {
 		return outbox.Kind{Name: "t", MaxBackoff: time.Second, GiveUp: w.giveUp,
 			Deliver: func(_ context.Context, it *outbox.Item) error {
 				w.add(node, it)
@@ -173,7 +173,7 @@ func TestQueueNakDelayTermAndElsewhere(t *testing.T) {
 					return errors.New("SMSC down")
 				case it.ID == "perm":
 					return outbox.Permanent(errors.New("refused for good"))
-				case it.ID == "else" && node == 0:
+				case it.ID == "else" && node != 1:
 					return Elsewhere(errors.New("not bound here"))
 				}
 				return nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,5 +250,94 @@ func TestClusterQueuedMTExpires(t *testing.T) {
 	id := submitQueued(t, ea, "+15145550701", "nobody can send this")
 	if got := receipts(t, ea, id); got[id] != "EXPIRED" {
 		t.Fatalf("receipt %v, want %s EXPIRED", got, id)
+	}
+}
+
+// TestClusterLocalQueueMovedAtStart: a node that ran alone queued an ack:
+// store message in its own store (its SMSC refused it) and stopped; it
+// starts again as node A of a cluster: its outbox moves the message into
+// the cluster's work queue, a node sends it and the ESME (bound on B) gets
+// its DELIVRD receipt.
+func TestClusterLocalQueueMovedAtStart(t *testing.T) {
+	optgateBinary(t)
+	smsc := smpptest.NewServer(smpptest.Config{Receipts: true})
+	defer smsc.Close()
+	var open atomic.Bool
+	var sentBy sync.Map // system id → true, for the queued text
+	const text = "queued alone, sent clustered"
+	smsc.OnPDU(func(r *smpp.Request) bool {
+		sm, ok := r.PDU.(*smpp.SubmitSM)
+		if !ok {
+			return false
+		}
+		if !open.Load() {
+			r.Respond(smpp.StatusXTAppn, nil)
+			return true
+		}
+		if string(sm.ShortMessage) == text {
+			sentBy.Store(r.Conn.SystemID(), true)
+		}
+		return false
+	})
+	nodes := newClusterNodes(t, labSMSC(smsc, "queue: {max_backoff: 1s}"))
+	a := nodes[0]
+	b, err := os.ReadFile(a.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var single []string
+	inCluster := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case line == "cluster:":
+			inCluster = true
+			continue
+		case inCluster && strings.HasPrefix(line, "  "):
+			continue
+		}
+		inCluster = false
+		single = append(single, line)
+	}
+	alone := &clusterNode{name: "alone", cfgPath: a.cfgPath + ".single.yaml", httpAddr: a.httpAddr, smppAddr: a.smppAddr}
+	if err := os.WriteFile(alone.cfgPath, []byte(strings.Join(single, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alone.start(t)
+	alone.ready(t)
+	e := alone.esme(t)
+	id := submitQueued(t, e, "+15145550801", text)
+	e.Close()
+	alone.cmd.Process.Signal(syscall.SIGTERM)
+	alone.cmd.Wait()
+
+	open.Store(true)
+	for _, n := range nodes {
+		n.start(t)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range nodes {
+				t.Logf("node %s:\n%s", n.name, n.out.String())
+			}
+		}
+	})
+	for _, n := range nodes {
+		n.ready(t)
+	}
+	eb := nodes[1].esme(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			var by []string
+			sentBy.Range(func(k, _ any) bool { by = append(by, k.(string)); return true })
+			t.Logf("the queued message was sent by %v; the node alone:\n%s", by, alone.out.String())
+		}
+	})
+	if got := receipts(t, eb, id); got[id] != "DELIVRD" {
+		t.Fatalf("receipt %v, want %s DELIVRD", got, id)
+	}
+	n := 0
+	sentBy.Range(func(any, any) bool { n++; return true })
+	if n == 0 {
+		t.Fatal("the SMSC accepted no submit of the queued message")
 	}
 }
