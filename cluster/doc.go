@@ -6,7 +6,8 @@
 //
 // Its one job is that log. It knows nothing of consent: a Record's payload
 // is opaque bytes that the gateway encodes and decodes, and this package
-// imports neither consent nor gateway, so it can be tested alone against
+// imports neither consent nor gateway (only gateway/outbox, whose Queue
+// interface the work queue implements), so it can be tested alone against
 // real NATS servers.
 //
 // # Usage
@@ -135,13 +136,31 @@
 // Held messages are not here: they travel in the consent log with the
 // recipient's pending state (consent/doc.go, "Several nodes").
 //
+// # Work queue
+//
+// Queue (queue.go) is an outbox.Queue over one JetStream work-queue
+// stream (OPTGATE_WORK: file storage, the consent stream's replicas,
+// WorkQueue retention) with one durable pull consumer per kind shared by
+// every node, so that work acknowledged on one node is done by any: the
+// gateway puts its queued MT (ack: store) and its spooled deliver_sm there.
+// A subject is optgate.work.<kind>.<keyed hash of tenant and account>.
+// Put returns after the quorum ack (Nats-Msg-Id: kind and item id); a
+// handler's nil acks, a temporary error naks with the outbox's back-off,
+// Elsewhere naks with a short random delay (the item is for another
+// node), Permanent and MaxAge (checked at delivery and after a failure)
+// call GiveUp and terminate. A node working an item says so every
+// cfg.WorkAckWait/3; a node that dies stops, and its items go to another
+// node after cfg.WorkAckWait (30 s): at least once. Each node pulls only
+// as many items as it has free workers, with pull requests of random
+// length so that no node is always first in line.
+//
 // # Not done yet
 //
-// Receipts and MOs reaching their owner on another node, queued MT
-// surviving a node, ordering concurrent changes of one recipient on two
+// Receipts correlated on another node than the one that submitted the
+// message, ordering concurrent changes of one recipient on two
 // nodes by the log; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the KV bucket for receipt
-// correlation and the work-queue stream for ack: store; optgate-bench run
+// correlation; webhook events in the work queue; optgate-bench run
 // cluster with one server per process. BenchmarkClusterOptOut runs three
 // servers in one process, which cluster.md shows distorts latency with
 // SyncAlways: its figure is a floor, not the cluster's throughput.

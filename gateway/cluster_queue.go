@@ -28,10 +28,23 @@ var errWorkNotOpen = errors.New("gateway: cluster work queue not open yet")
 
 // putWork stores an item of a kind that the cluster shares ("mt",
 // "deliver"): in the work queue when clustered, else in the outbox.
+//
+// A deliver_sm the work queue did not acknowledge (no stream leader for a
+// few seconds after a node died) is kept in this node's outbox instead,
+// synced as on a single node, which moves it into the work queue once the
+// stream takes it: an SMSC's retry of a receipt would no longer find its
+// message, and a receipt of ours has nobody to retry it. A queued MT is
+// refused instead (ESME_RX_T_APPN: the ESME retries), so that every one
+// acknowledged is held by a quorum.
 func (g *Gateway) putWork(it *outbox.Item) error {
-	if g.work != nil {
-		return g.work.Put(it)
+	if g.work == nil {
+		return g.outbox.Put(it)
 	}
+	err := g.work.Put(it)
+	if err == nil || it.Kind != "deliver" {
+		return err
+	}
+	g.log.Warn("work queue did not take a deliver_sm; kept on this node until it does", "account", it.Account, "err", err)
 	return g.outbox.Put(it)
 }
 

@@ -51,6 +51,14 @@ func startClusterWith(t *testing.T, yaml string, opts ...nodeOption) []*clusterN
 			t.Fatal(err)
 		}
 	}
+	startNodes(t, nodes)
+	return nodes
+}
+
+// startNodes starts nodes and waits until every one is ready; a failed
+// test logs their output.
+func startNodes(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
 	for _, n := range nodes {
 		n.start(t)
 	}
@@ -64,7 +72,6 @@ func startClusterWith(t *testing.T, yaml string, opts ...nodeOption) []*clusterN
 	for _, n := range nodes {
 		n.ready(t)
 	}
-	return nodes
 }
 
 // submitQueued submits text to `to` on c asking for a receipt and returns
@@ -132,6 +139,31 @@ func (l *submitLog) count(m map[string]int, to string) int {
 	return m[to]
 }
 
+// labIDs numbers the lab SMSC's message ids.
+var labIDs atomic.Uint64
+
+// acceptWithReceipt answers a submit_sm ESME_ROK and sends its DELIVRD
+// receipt on the same bind, again (a real SMSC's retry) until the node
+// answers ESME_ROK: a node may answer ESME_RX_T_APPN while the work queue
+// has no leader, after a node died.
+func acceptWithReceipt(smsc *smpptest.Server, r *smpp.Request, sm *smpp.SubmitSM) {
+	id := fmt.Sprint(labIDs.Add(1))
+	d := smpptest.Receipt(id, sm, "DELIVRD", time.Now())
+	acct := r.Conn.SystemID()
+	r.Respond(smpp.StatusOK, &smpp.SubmitSMResp{MessageID: []byte(id)})
+	go func() {
+		for range 60 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := smsc.SendDeliver(ctx, acct, d)
+			cancel()
+			if err == nil {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+}
+
 // TestClusterQueuedMTSurvivesNode: account acme is ack: store. Node A's
 // SMSC takes its submits and never answers (A is mid-send); B's and C's
 // answer ESME_RX_T_APPN (so the items come back to A). Two messages queued
@@ -142,7 +174,7 @@ func (l *submitLog) count(m map[string]int, to string) int {
 // (REJECTD receipt) and never sent by B or C.
 func TestClusterQueuedMTSurvivesNode(t *testing.T) {
 	optgateBinary(t)
-	smsc := smpptest.NewServer(smpptest.Config{Receipts: true})
+	smsc := smpptest.NewServer(smpptest.Config{})
 	defer smsc.Close()
 	var (
 		recovered atomic.Bool
@@ -171,7 +203,8 @@ func TestClusterQueuedMTSurvivesNode(t *testing.T) {
 			log.accepted[to] = append(log.accepted[to], r.Conn.SystemID())
 			log.mu.Unlock()
 		}
-		return false
+		acceptWithReceipt(smsc, r, sm)
+		return true
 	})
 	nodes := startClusterWith(t, "  work_ack_wait: 3s\n", labSMSC(smsc, "queue: {max_backoff: 1s}"))
 	a, b := nodes[0], nodes[1]
@@ -260,7 +293,7 @@ func TestClusterQueuedMTExpires(t *testing.T) {
 // its DELIVRD receipt.
 func TestClusterLocalQueueMovedAtStart(t *testing.T) {
 	optgateBinary(t)
-	smsc := smpptest.NewServer(smpptest.Config{Receipts: true})
+	smsc := smpptest.NewServer(smpptest.Config{})
 	defer smsc.Close()
 	var open atomic.Bool
 	var sentBy sync.Map // system id → true, for the queued text
@@ -277,7 +310,8 @@ func TestClusterLocalQueueMovedAtStart(t *testing.T) {
 		if string(sm.ShortMessage) == text {
 			sentBy.Store(r.Conn.SystemID(), true)
 		}
-		return false
+		acceptWithReceipt(smsc, r, sm)
+		return true
 	})
 	nodes := newClusterNodes(t, labSMSC(smsc, "queue: {max_backoff: 1s}"))
 	a := nodes[0]
@@ -311,19 +345,7 @@ func TestClusterLocalQueueMovedAtStart(t *testing.T) {
 	alone.cmd.Wait()
 
 	open.Store(true)
-	for _, n := range nodes {
-		n.start(t)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range nodes {
-				t.Logf("node %s:\n%s", n.name, n.out.String())
-			}
-		}
-	})
-	for _, n := range nodes {
-		n.ready(t)
-	}
+	startNodes(t, nodes)
 	eb := nodes[1].esme(t)
 	t.Cleanup(func() {
 		if t.Failed() {
