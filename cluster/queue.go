@@ -34,6 +34,9 @@ const (
 	// workFetchWait bounds one pull request, and so how long Close waits
 	// for a fetch under way.
 	workFetchWait = time.Second
+	// workMaxItem bounds an item's JSON: a queued MT's payload may be
+	// a long message (message_payload); NATS's own limit is 1 MiB.
+	workMaxItem = 512 << 10
 	// workCloseWait bounds Close's wait for the attempts under way.
 	workCloseWait = 40 * time.Second
 	// workDepthEvery is how often a kind's depth is read from its consumer.
@@ -124,7 +127,7 @@ func (c *Conn) Queue(ctx context.Context) (*Queue, error) {
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  2 * time.Minute,
-		MaxMsgSize:  maxRecordSize,
+		MaxMsgSize:  workMaxItem + 1024, // and headers
 	}
 	err := retry(ctx, func() error {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -184,8 +187,8 @@ func (q *Queue) Put(items ...*outbox.Item) error {
 		if err != nil {
 			return err
 		}
-		if len(v) > maxRecordSize {
-			return fmt.Errorf("%w: %d bytes, at most %d", outbox.ErrBadItem, len(v), maxRecordSize)
+		if len(v) > workMaxItem {
+			return fmt.Errorf("%w: %d bytes, at most %d", outbox.ErrBadItem, len(v), workMaxItem)
 		}
 		msgs = append(msgs, &nats.Msg{Subject: WorkSubject(q.c.cfg, it.Kind, it.Tenant, it.Account), Data: v,
 			Header: nats.Header{jetstream.MsgIDHeader: []string{it.Kind + ":" + it.ID}}})

@@ -109,7 +109,16 @@ func (tc *testCluster) requireWorkEmpty(t *testing.T) {
 }
 
 func item(id string) *outbox.Item {
-	return &outbox.Item{ID: id, Kind: "t", Tenant: "acme", Account: "acme-esme", Payload: []byte(`{"n":"` + id + `"}`)}
+	return &outbox.Item{ID: id, Kind: "t", Tenant: "acme", Account: "acme-esme", Payload: payloadOf(id)}
+}
+
+// payloadOf is item id's payload: 100 KiB for id "big" (a long queued
+// message), else a few bytes.
+func payloadOf(id string) []byte {
+	if id == "big" {
+		return []byte(`"` + strings.Repeat("x", 100<<10) + `"`)
+	}
+	return []byte(`{"n":"` + id + `"}`)
 }
 
 // TestQueuePutAck: items put on one node are delivered once each by the
@@ -121,7 +130,7 @@ func TestQueuePutAck(t *testing.T) {
 	w := newWorkLog()
 	qs := tc.queues(t, []int{0, 1, 2}, func(node int) outbox.Kind {
 		return outbox.Kind{Name: "t", Deliver: func(_ context.Context, it *outbox.Item) error {
-			if string(it.Payload) != `{"n":"`+it.ID+`"}` || it.Tenant != "acme" || it.Account != "acme-esme" || it.Created.IsZero() {
+			if string(it.Payload) != string(payloadOf(it.ID)) || it.Tenant != "acme" || it.Account != "acme-esme" || it.Created.IsZero() {
 				t.Errorf("delivered %+v: not the item put", it)
 			}
 			w.add(node, it)
@@ -137,11 +146,22 @@ func TestQueuePutAck(t *testing.T) {
 	if err := qs[1].Put(item("m0")); err != nil { // the same id again
 		t.Fatal(err)
 	}
+	if err := qs[2].Put(item("big")); err != nil {
+		t.Fatalf("a 100 KiB item: %v", err)
+	}
+	huge := item("huge")
+	huge.Payload = []byte(`"` + strings.Repeat("x", 600<<10) + `"`)
+	if err := qs[2].Put(huge); !errors.Is(err, outbox.ErrBadItem) {
+		t.Fatalf("a 600 KiB item: %v, want ErrBadItem", err)
+	}
 	testutil.CheckFor(t, 20*time.Second, func() error {
 		for i := range n {
 			if len(w.deliveries(fmt.Sprintf("m%d", i))) == 0 {
 				return fmt.Errorf("m%d not delivered", i)
 			}
+		}
+		if len(w.deliveries("big")) == 0 {
+			return errors.New("big not delivered")
 		}
 		return nil
 	})
