@@ -113,9 +113,10 @@
 //     for consent.Store.ReplicatePending (every second).
 //   - Apply seam: consent.Store.ApplyReplicated writes a record's ops and
 //     the applied sequence in one synced group-commit request and updates
-//     the memory index after the sync as a local commit does. A node's own
-//     records only advance its sequence (consent/doc.go, "Several nodes",
-//     says what that costs).
+//     the memory index after the sync as a local commit does. Every node
+//     applies its own records too, so the log's order decides between
+//     concurrent changes; Log.AppendSeq's sequences let a node skip an
+//     older record over its own newer change (consent/own.go).
 //   - MT screening stays local; the screen stage calls
 //     Follower.Current(max_lag) in front of Check (a nil follower on a
 //     single node: one nil check); false answers ESME_RX_T_APPN / 503
@@ -138,8 +139,7 @@
 // # Not done yet
 //
 // Receipts and MOs reaching their owner on another node, queued MT
-// surviving a node, ordering concurrent changes of one recipient on two
-// nodes by the log; bootstrapping a new or long-absent
+// surviving a node; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the KV bucket for receipt
 // correlation and the work-queue stream for ack: store; optgate-bench run
 // cluster with one server per process. BenchmarkClusterOptOut runs three

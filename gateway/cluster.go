@@ -32,20 +32,20 @@ type clusterLog struct {
 	conn atomic.Pointer[cluster.Conn]
 }
 
-// Append appends recs to the consent log and returns once a quorum holds
-// every one. The tenant's subject token has '.' (allowed in tenant ids,
+// Append appends recs to the consent log and returns, once a quorum holds
+// every one, their log sequences. The tenant's subject token has '.' (allowed in tenant ids,
 // not in subject tokens) as '_': it only picks the shard, the record's
 // keys carry the tenant itself.
-func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) error {
+func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) ([]uint64, error) {
 	c := l.conn.Load()
 	if c == nil {
-		return errClusterNotConnected
+		return nil, errClusterNotConnected
 	}
 	rs := make([]cluster.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = cluster.Record{Tenant: strings.ReplaceAll(r.Tenant, ".", "_"), Key: r.Key, Data: r.Data}
 	}
-	return c.Log().Append(ctx, rs...)
+	return c.Log().AppendSeq(ctx, rs...)
 }
 
 // startClusterServer starts the embedded NATS server of cluster.embedded
