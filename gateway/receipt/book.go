@@ -48,6 +48,7 @@ type Book struct {
 
 	names   Names
 	deliver func(Target, Report, func(smpp.CommandStatus))
+	miss    func(*Missed) // nil on a single node
 	count   func(smsc, outcome string)
 	log     *slog.Logger
 }
@@ -79,7 +80,7 @@ func New(c Config) *Book {
 	}
 	return &Book{seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
 		curSince: time.Now(), oldSince: time.Now(), max: c.Max, ttl: c.TTL, parked: map[uint64]parkedReceipt{}, grace: c.Grace,
-		names: c.Names, deliver: c.Deliver, count: c.Count, log: c.Log}
+		names: c.Names, deliver: c.Deliver, miss: c.Miss, count: c.Count, log: c.Log}
 }
 
 // noAnswer is the answer of a receipt already answered.
@@ -169,16 +170,7 @@ func (b *Book) lookupOrPark(s SMSC, r Report, final bool) (t Target, found, park
 	k := b.keyOf(s, canon)
 	b.mu.Lock()
 	b.rotateLocked(time.Now())
-	p, ok := b.cur[k]
-	if ok && final {
-		delete(b.cur, k)
-	}
-	if !ok {
-		p, ok = b.old[k]
-		if ok && final {
-			delete(b.old, k)
-		}
-	}
+	p, ok := b.takeLocked(k, final)
 	if !ok {
 		if len(b.parked) < 100000 {
 			b.parked[k] = parkedReceipt{at: time.Now(), final: final, r: r}
@@ -192,6 +184,22 @@ func (b *Book) lookupOrPark(s SMSC, r Report, final bool) (t Target, found, park
 		b.store.del(s.Name, canon)
 	}
 	return unpack(p), true, false
+}
+
+// takeLocked returns the mapping under k, removing it for a final
+// receipt. b.mu must be held.
+func (b *Book) takeLocked(k uint64, final bool) (packedTarget, bool) {
+	p, ok := b.cur[k]
+	if ok && final {
+		delete(b.cur, k)
+	}
+	if !ok {
+		p, ok = b.old[k]
+		if ok && final {
+			delete(b.old, k)
+		}
+	}
+	return p, ok
 }
 
 // unpark removes the receipt parked under k and reports whether it was

@@ -18,6 +18,10 @@ func (b *Book) Receive(s SMSC, req *smpp.Request, r Report) {
 		return // not in memory: a store lookup, off this goroutine, forwards and answers
 	}
 	answer := func(st smpp.CommandStatus) { req.Respond(st, nil) }
+	if !found && b.miss != nil {
+		b.missed(s, r, b.key(s, r.ID, true), parked, answer)
+		return
+	}
 	if !found {
 		if parked {
 			b.count(s.Name, "parked")
@@ -109,6 +113,10 @@ func (b *Book) resolve(q storeLookup) {
 		return
 	case !found:
 		s.miss.Inc()
+		if b.miss != nil {
+			b.missed(q.s, q.pr, k, q.parked, answer)
+			return
+		}
 		outcome := "uncorrelated"
 		if q.parked {
 			outcome = "parked" // add may still deliver it within the grace period
