@@ -129,13 +129,14 @@ type Gateway struct {
 	clusterLog  *clusterLog
 	follower    *cluster.Follower
 	shared      *cluster.Shared // WhatsApp windows and last channels (cluster_shared.go)
-	// receiptClaims holds a slot per receipt claim in flight
-	// (cluster_receipt.go); nil on a single node.
-	receiptClaims chan struct{}
 	ready       atomic.Bool
 	stop        chan struct{}
 	bg          sync.WaitGroup
 	shutOnce    sync.Once
+
+	// receiptClaims holds a slot per receipt claim in flight
+	// (cluster_receipt.go); nil on a single node.
+	receiptClaims chan struct{}
 }
 
 func (g *Gateway) registererOrNil() prometheus.Registerer { return g.reg }

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
+	"github.com/optgate/optgate/smpp"
+	"github.com/optgate/optgate/smpp/smpptest"
+)
+
+// Receipts across nodes (issue 16 item 5): one SMSC, started by the test,
+// holds a bind from each of the three nodes (system_id optgate-n1..n3), so
+// the test chooses on which node's bind a receipt arrives.
+
+// sharedSMSC starts the test SMSC and returns it with the node option
+// that binds every node to it as optgate-n<i+1>, instead of its simulator.
+func sharedSMSC(t *testing.T) (*smpptest.Server, nodeOption) {
+	t.Helper()
+	smsc := smpptest.NewServer(smpptest.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(smsc.Close)
+	return smsc, func(i int, c *nodeConfig) {
+		c.NoSimulator = true
+		c.Extra = fmt.Sprintf("smscs:\n  - {name: carrier, address: %q, system_id: optgate-n%d, password: pw}\n"+
+			"routes:\n  - {prefix: \"+\", smscs: [carrier]}\n", smsc.Addr(), i+1)
+	}
+}
+
+// submitForReceipt submits a message asking for a receipt on e and
+// returns our message id.
+func submitForReceipt(t *testing.T, e *smpptest.ESME, to string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id, err := e.Submit(ctx, &smpp.SubmitSM{SM: smpp.SM{RegisteredDelivery: 1,
+		Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}, Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte(to[1:])},
+		ShortMessage: []byte("your code is 1234")}})
+	if err != nil || id == "" {
+		t.Fatalf("submit_sm to %s: %q %v", to, id, err)
+	}
+	return id
+}
+
+// nextSubmit is the next submit the SMSC accepted; it must come from
+// node's bind.
+func nextSubmit(t *testing.T, smsc *smpptest.Server, node string) smpptest.Submit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub, err := smsc.NextSubmit(ctx)
+	if err != nil {
+		t.Fatalf("no submit reached the SMSC: %v", err)
+	}
+	if sub.Account != "optgate-"+node {
+		t.Fatalf("submit came on %s's bind, want %s's", sub.Account, node)
+	}
+	return sub
+}
+
+// receiptOn has the SMSC deliver a receipt with stat for its id smscID on
+// node's bind and returns the answer (nil: ESME_ROK).
+func receiptOn(smsc *smpptest.Server, node, smscID string, sm *smpp.SubmitSM, stat string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return smsc.SendDeliver(ctx, "optgate-"+node, smpptest.Receipt(smscID, sm, stat, time.Now()))
+}
+
+// TestClusterReceiptReachesItsOwner: a message submitted via the ESME
+// bound on A whose receipt the SMSC delivers on B's bind: B answers the
+// SMSC ESME_ROK only once A took it, and the ESME on A gets it with our
+// message id. The same final receipt sent again (an SMSC retry) on C is
+// answered and not delivered twice. A receipt that beats A's
+// submit_sm_resp (the SMSC holds the response) waits on A for its mapping
+// and still reaches A's ESME. An HTTP message's receipt on C sets its
+// status on A (GET /v1/messages/{id}).
+func TestClusterReceiptReachesItsOwner(t *testing.T) {
+	optgateBinary(t)
+	smsc, bind := sharedSMSC(t)
+	nodes := startCluster(t, bind)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ea := a.esme(t)
+
+	id := submitForReceipt(t, ea, "+15145550501")
+	sub := nextSubmit(t, smsc, a.name)
+	if err := receiptOn(smsc, b.name, sub.MessageID, sub.PDU, "DELIVRD"); err != nil {
+		t.Fatalf("receipt on %s: %v, want ESME_ROK:\n%s", b.name, err, b.out.String())
+	}
+	if text, ok := receiptFor(t, ea, id, 20*time.Second); !ok {
+		t.Fatalf("the ESME on %s got no receipt for %s delivered on %s:\n%s", a.name, id, b.name, b.out.String())
+	} else if !strings.Contains(text, "stat:DELIVRD") {
+		t.Fatalf("receipt forwarded: %q", text)
+	}
+	if got := b.metric(t, "optgate_gateway_receipts_total", `outcome="claimed"`); got != 1 {
+		t.Errorf("%s counted %v receipts claimed by another node, want 1", b.name, got)
+	}
+	if err := receiptOn(smsc, c.name, sub.MessageID, sub.PDU, "DELIVRD"); err != nil {
+		t.Fatalf("the same receipt again on %s: %v, want ESME_ROK (nobody has it any more)", c.name, err)
+	}
+	if text, ok := receiptFor(t, ea, id, 2*time.Second); ok {
+		t.Fatalf("a final receipt sent twice was forwarded twice: %q", text)
+	}
+
+	// The SMSC sends the receipt on B before it answers A's submit_sm.
+	answered := make(chan error, 1)
+	smsc.OnPDU(func(r *smpp.Request) bool {
+		if _, ok := r.PDU.(*smpp.SubmitSM); !ok {
+			return false
+		}
+		sm := &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550502")},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}}}
+		go func() { answered <- receiptOn(smsc, b.name, "900001", sm, "DELIVRD") }()
+		go func() {
+			time.Sleep(300 * time.Millisecond) // the receipt is on its way to B, and B's claim to A
+			r.Respond(smpp.StatusOK, &smpp.SubmitSMResp{MessageID: []byte("900001")})
+		}()
+		return true
+	})
+	id = submitForReceipt(t, ea, "+15145550502")
+	if _, ok := receiptFor(t, ea, id, 20*time.Second); !ok {
+		t.Fatalf("the ESME on %s got no receipt for %s, which beat its submit_sm_resp on %s:\n%s\n%s",
+			a.name, id, b.name, a.out.String(), b.out.String())
+	}
+	if err := <-answered; err != nil {
+		t.Fatalf("receipt that beat the submit_sm_resp, on %s: %v, want ESME_ROK", b.name, err)
+	}
+	smsc.OnPDU(nil)
+
+	code, body := a.call("POST", "/v1/messages", `{"to":"+15145550503","text":"your code is 5678","receipt":true}`)
+	var m struct{ ID string }
+	if code/100 != 2 || json.Unmarshal([]byte(body), &m) != nil || m.ID == "" {
+		t.Fatalf("POST /v1/messages on %s: %d %s", a.name, code, body)
+	}
+	sub = nextSubmit(t, smsc, a.name)
+	if err := receiptOn(smsc, c.name, sub.MessageID, sub.PDU, "DELIVRD"); err != nil {
+		t.Fatalf("receipt of an HTTP message on %s: %v, want ESME_ROK", c.name, err)
+	}
+	testutil.CheckFor(t, 15*time.Second, func() error {
+		if _, st := a.call("GET", "/v1/messages/"+m.ID, ""); !strings.Contains(st, `"delivered"`) {
+			return fmt.Errorf("status of %s on %s: %s, want delivered", m.ID, a.name, st)
+		}
+		return nil
+	})
+}
