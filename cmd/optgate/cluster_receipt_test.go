@@ -147,3 +147,42 @@ func TestClusterReceiptReachesItsOwner(t *testing.T) {
 		return nil
 	})
 }
+
+// TestClusterReceiptWaitsForItsDeadOwner: the node that submitted a
+// message is SIGKILLed once the message's mapping is in its store. Its
+// receipt, delivered on B meanwhile, cannot be called nobody's (A does
+// not answer), so B answers ESME_RX_T_APPN and the SMSC keeps it; once A
+// is back the SMSC's retry on B is taken by A and reaches the ESME bound
+// on A.
+func TestClusterReceiptWaitsForItsDeadOwner(t *testing.T) {
+	optgateBinary(t)
+	smsc, bind := sharedSMSC(t)
+	nodes := startCluster(t, bind)
+	a, b := nodes[0], nodes[1]
+	ea := a.esme(t)
+
+	id := submitForReceipt(t, ea, "+15145550601")
+	sub := nextSubmit(t, smsc, a.name)
+	testutil.CheckFor(t, 15*time.Second, func() error {
+		if n := a.metric(t, "optgate_gateway_receipt_map_writes_total", ""); n < 1 {
+			return fmt.Errorf("%s wrote %v receipt mappings to its store, want 1", a.name, n)
+		}
+		return nil
+	})
+	a.kill()
+	err := receiptOn(smsc, b.name, sub.MessageID, sub.PDU, "DELIVRD")
+	if st := smpp.StatusOf(err); st != smpp.StatusXTAppn {
+		t.Fatalf("receipt on %s with its owner %s down: %v, want ESME_RX_T_APPN (the SMSC must keep it)", b.name, a.name, err)
+	}
+	a.start(t)
+	a.ready(t)
+	testutil.CheckFor(t, 30*time.Second, func() error { // the SMSC's retries
+		if err := receiptOn(smsc, b.name, sub.MessageID, sub.PDU, "DELIVRD"); err != nil {
+			return fmt.Errorf("receipt on %s after %s came back: %v", b.name, a.name, err)
+		}
+		return nil
+	})
+	if _, ok := receiptFor(t, ea, id, 30*time.Second); !ok {
+		t.Fatalf("the ESME on %s got no receipt for %s after its restart:\n%s", a.name, id, a.out.String())
+	}
+}
