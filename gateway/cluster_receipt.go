@@ -21,10 +21,16 @@ import (
 // is answered ESME_RX_T_APPN (the SMSC sends it again).
 const maxReceiptClaims = 4096
 
-// claimPoll is how often a node asked about a receipt it does not know
-// looks again for the mapping an Add may still bring (the receipt beat
-// the submit_sm_resp), until claimWait.
-const claimPoll = 10 * time.Millisecond
+// A node asked about a receipt it does not know looks again for the
+// mapping an Add may still bring (the receipt beat the submit_sm_resp)
+// after claimPollMin, then twice as long each time up to claimPollMax,
+// until claimWait: about ten looks in a second, so that many claims of
+// receipts nobody knows do not contend for the book's lock with the MT
+// path's Add.
+const (
+	claimPollMin = 5 * time.Millisecond
+	claimPollMax = 200 * time.Millisecond
+)
 
 // receiptClaim is a claim's payload: the receipt as the SMSC sent it,
 // which carries no phone number.
@@ -110,6 +116,7 @@ func (g *Gateway) serveReceiptClaim(data []byte, reply func(cluster.Answer)) {
 		reply(cluster.AnswerFailed)
 	}
 	deadline := time.Now().Add(g.claimWait())
+	pause := claimPollMin
 	for store := true; ; store = false {
 		found, err := g.receipts.Claim(l.receiptSMSC(), r, answer, store)
 		switch {
@@ -122,9 +129,12 @@ func (g *Gateway) serveReceiptClaim(data []byte, reply func(cluster.Answer)) {
 			reply(cluster.AnswerNotMine)
 			return
 		}
+		t := time.NewTimer(min(pause, time.Until(deadline)))
+		pause = min(2*pause, claimPollMax)
 		select {
-		case <-time.After(claimPoll):
+		case <-t.C:
 		case <-g.stop:
+			t.Stop()
 			reply(cluster.AnswerFailed)
 			return
 		}

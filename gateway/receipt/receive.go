@@ -10,7 +10,8 @@ import (
 // mapping is not in memory is looked up in the store off this goroutine;
 // one found nowhere waits parked for the grace period (its mapping may
 // come: some SMSCs send a receipt before the submit_sm_resp is read) and
-// is answered ESME_ROK at once.
+// is answered ESME_ROK at once, or, with Config.Miss (several nodes), once
+// the other nodes have answered.
 func (b *Book) Receive(s SMSC, req *smpp.Request, r Report) {
 	final := r.State.Final()
 	t, found, parked := b.lookupOrPark(s, r, final)
