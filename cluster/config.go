@@ -281,7 +281,7 @@ func (c *Config) Validate() error {
 	if c.Heartbeat > 0 && c.MaxLag > 0 && c.Heartbeat > c.MaxLag/2 {
 		bad("heartbeat", "%v is more than half of max_lag %v: an idle node would look stale", c.Heartbeat, c.MaxLag)
 	}
-	if c.Nodes < 1 || c.Nodes > 64 {
+	if c.Servers() > 0 && (c.Nodes < 1 || c.Nodes > 64) { // no servers: reported above
 		bad("nodes", "%d is out of range: 1 to 64 optgate nodes", c.Nodes)
 	}
 	if c.SharedTTL < 48*time.Hour {
