@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // owners serves claims on every node of tc: a node answers AnswerTaken for
@@ -52,7 +54,28 @@ func serveOwners(t testing.TB, tc *testCluster, o *owners) {
 func (o *owners) askedOf(node string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]string(nil), o.asked[node]...)
+	var out []string
+	for _, p := range o.asked[node] {
+		if p != "warm-up" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// warmUp waits until every other node's claim subscription reached c's
+// server (interest travels the routes asynchronously): a claim nobody
+// owns is answered by all of them.
+func warmUp(t testing.TB, c *Conn) {
+	t.Helper()
+	testutil.CheckFor(t, 20*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if r, err := c.Claim(ctx, []byte("warm-up")); r != ClaimNobody {
+			return fmt.Errorf("warm-up claim: %v, %v", r, err)
+		}
+		return nil
+	})
 }
 
 // TestClaimFindsTheOwner: a claim from n1 is answered by the node that
@@ -63,6 +86,7 @@ func TestClaimFindsTheOwner(t *testing.T) {
 	o := &owners{owns: map[string]string{"r-on-n3": "n3", "r-on-n2": "n2", "r-stuck": "n2"},
 		fail: map[string]bool{"r-stuck": true}, after: 50 * time.Millisecond}
 	serveOwners(t, tc, o)
+	warmUp(t, tc.conns[0])
 	cases := []struct {
 		payload string
 		want    ClaimResult
@@ -94,6 +118,7 @@ func TestClaimWithANodeDownFails(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	o := &owners{owns: map[string]string{"r-on-n2": "n2"}}
 	serveOwners(t, tc, o)
+	warmUp(t, tc.conns[0])
 	tc.conns[2].Close()
 	tc.conns[2] = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -128,7 +153,7 @@ func BenchmarkReceiptClaim(b *testing.B) {
 	for i, c := range tc.conns {
 		node := tc.cfgs[i].Node
 		if err := c.ServeClaims(func(data []byte, reply func(Answer)) {
-			if node == "n3" {
+			if node == "n3" && string(data) != "warm-up" {
 				reply(AnswerTaken)
 				return
 			}
@@ -137,6 +162,7 @@ func BenchmarkReceiptClaim(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	warmUp(b, tc.conns[0])
 	for _, par := range []int{1, 8} {
 		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {
 			b.ReportAllocs()
