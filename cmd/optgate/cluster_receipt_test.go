@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,11 +81,22 @@ func receiptOn(smsc *smpptest.Server, node, smscID string, sm *smpp.SubmitSM, st
 // answered and not delivered twice. A receipt that beats A's
 // submit_sm_resp (the SMSC holds the response) waits on A for its mapping
 // and still reaches A's ESME. An HTTP message's receipt on C sets its
-// status on A (GET /v1/messages/{id}).
+// status on A (GET /v1/messages/{id}) and reaches the tenant's webhook.
 func TestClusterReceiptReachesItsOwner(t *testing.T) {
 	optgateBinary(t)
 	smsc, bind := sharedSMSC(t)
-	nodes := startCluster(t, bind)
+	var hookMu sync.Mutex
+	var hooked []string // the webhook events' bodies
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		hooked = append(hooked, string(body))
+		hookMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	nodes := startCluster(t, bind, func(_ int, c *nodeConfig) {
+		c.Tenant = fmt.Sprintf("webhook: {url: %q, secret: cluster-hook-secret}", hook.URL)
+	})
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ea := a.esme(t)
 
@@ -145,6 +159,17 @@ func TestClusterReceiptReachesItsOwner(t *testing.T) {
 			return fmt.Errorf("status of %s on %s: %s, want delivered", m.ID, a.name, st)
 		}
 		return nil
+	})
+	testutil.CheckFor(t, 15*time.Second, func() error {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		for _, h := range hooked {
+			if strings.Contains(h, `"message.status"`) && strings.Contains(h, `"id":"`+m.ID+`"`) &&
+				strings.Contains(h, `"state":"delivered"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no message.status delivered for %s among %d webhook events", m.ID, len(hooked))
 	})
 }
 
