@@ -1,11 +1,16 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/optgate/optgate/internal/testutil"
 )
 
 // TestSmokeCluster runs `optgate-bench run cluster` at a tiny size: one
@@ -131,5 +136,57 @@ func TestClusterConfigTemplate(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("config lacks %q:\n%s", want, b)
 		}
+	}
+}
+
+// TestLoadSpreadsOverAddrs: with Addrs, the binds go round robin to the
+// addresses (the nodes of a cluster), and each gets its share of submits.
+func TestLoadSpreadsOverAddrs(t *testing.T) {
+	a, b := newMiniSMSC(t, false), newMiniSMSC(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := StartLoad(ctx, LoadConfig{Addrs: []string{a.Addr(), b.Addr()}, Binds: 4, Window: 8, Count: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := l.Wait()
+	testutil.RequireEqual(t, r.Answered(), int64(2000), "answered")
+	testutil.RequireEqual(t, a.submits.Load()+b.submits.Load(), int64(2000), "submits at the two SMSCs")
+	if a.submits.Load() < 200 || b.submits.Load() < 200 {
+		t.Fatalf("submits %d and %d: the binds were not spread over both addresses", a.submits.Load(), b.submits.Load())
+	}
+}
+
+// TestMOSpreadsOverAccounts: with Accounts, MO i goes to Accounts[i mod
+// len] (a node each, bound with its own system_id).
+func TestMOSpreadsOverAccounts(t *testing.T) {
+	sim, err := StartSim(SimConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var loads []*Load
+	for _, acct := range []string{"node-a", "node-b", "node-c"} {
+		l, err := StartLoad(ctx, LoadConfig{Addr: sim.Addr(), SystemID: acct, Binds: 1, Window: 4, Rate: 1, Duration: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { l.Stop(); l.Wait() }()
+		loads = append(loads, l)
+	}
+	g, err := sim.StartMO(ctx, MOConfig{Accounts: []string{"node-a", "node-b", "node-c"}, Count: 300, Duration: 10 * time.Second, Window: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.Done():
+	case <-ctx.Done():
+		t.Fatal("MO generator did not finish")
+	}
+	testutil.RequireEqual(t, g.Acked.Load(), int64(300), "MOs acked")
+	for i, l := range loads {
+		testutil.RequireEqual(t, l.Counters().MOs.Load(), int64(100), fmt.Sprintf("MOs at account %d", i))
 	}
 }
