@@ -54,7 +54,8 @@ func (r *runner) cluster() error {
 	if err := r.startGateway(); err != nil {
 		return err
 	}
-	if err := r.bindSink(r.gw); err != nil {
+	sink, err := r.bindSink(r.gw)
+	if err != nil {
 		return err
 	}
 	one, err := r.clusterMT("mt 1 node", "load → optgate (1 node, no cluster) → simulator", []*Gateway{r.gw}, r.cfg.Duration, r.cfg.Rate, nil)
@@ -67,6 +68,7 @@ func (r *runner) cluster() error {
 	if err != nil {
 		return err
 	}
+	sink.Close() // before its node stops: it would try to bind again
 	r.gw.Close()
 	r.keepLog(r.gw.proc)
 	r.gw = nil
@@ -77,7 +79,7 @@ func (r *runner) cluster() error {
 		return err
 	}
 	for _, n := range nodes {
-		if err := r.bindSink(n); err != nil {
+		if _, err := r.bindSink(n); err != nil {
 			return err
 		}
 	}
@@ -218,8 +220,9 @@ func nodesAlive(procs []*Process) func() error {
 
 // bindSink binds a receiver as the gateway's platform account that
 // acknowledges every deliver_sm: optgate forwards each MO to it, as in
-// production (an unbound platform's MOs are spooled instead).
-func (r *runner) bindSink(g *Gateway) error {
+// production (an unbound platform's MOs are spooled instead). The run
+// closes it at its end; closing it earlier is allowed.
+func (r *runner) bindSink(g *Gateway) (*smpp.Client, error) {
 	c := smpp.NewClient(smpp.ClientConfig{Addr: g.SMPPAddr, SystemID: g.SystemID, Password: g.Password,
 		Mode: smpp.BindReceiver, Logger: r.log, Handler: smpp.HandlerFunc(func(req *smpp.Request) {
 			req.Respond(smpp.StatusOK, nil)
@@ -229,13 +232,10 @@ func (r *runner) bindSink(g *Gateway) error {
 	defer cancel()
 	if err := c.WaitBound(ctx, 1); err != nil {
 		c.Close()
-		return fmt.Errorf("bench: platform receiver bind to %s: %w", g.SMPPAddr, err)
+		return nil, fmt.Errorf("bench: platform receiver bind to %s: %w", g.SMPPAddr, err)
 	}
 	r.closers = append(r.closers, func() { c.Close() })
-	if err := r.waitReceiver(g.SMSCSystemID); err != nil {
-		return err
-	}
-	return nil
+	return c, r.waitReceiver(g.SMSCSystemID)
 }
 
 // clusterMT measures MT load spread over gateways' SMPP addresses (the
