@@ -269,7 +269,7 @@ func (r *runner) stopPhaseLoaded(p *stopProbe, nodes []*Gateway, rate float64, p
 	}
 	done := make(chan struct{})
 	ph, err := r.measure(phaseOpts{name: "STOPs + MT", path: fmt.Sprintf("timed STOPs as in STOPs idle, with MT load at %s msgs/s over the 3 nodes "+
-			"(the latency per second is the MT submits'; the STOPs' is in the figures)", num(rate)),
+		"(the latency per second is the MT submits'; the STOPs' is in the figures)", num(rate)),
 		load: l, procs: procs, watch: nodesAlive(procs), during: func(ctx context.Context) {
 			defer close(done)
 			// A second of load first, so every STOP is timed under it.
