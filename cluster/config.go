@@ -16,10 +16,13 @@ import (
 // Defaults of the cluster section. A field left at its zero value takes
 // these in SetDefaults.
 const (
-	DefaultMaxLag      = 100 * time.Millisecond
-	DefaultHeartbeat   = 50 * time.Millisecond
-	DefaultAckTimeout  = 2 * time.Second
-	DefaultStartWait   = 30 * time.Second
+	DefaultMaxLag     = 100 * time.Millisecond
+	DefaultHeartbeat  = 50 * time.Millisecond
+	DefaultAckTimeout = 2 * time.Second
+	DefaultStartWait  = 30 * time.Second
+	// DefaultSharedTTL keeps a shared fact (Shared) 30 days after its last
+	// put: well past the WhatsApp window's 24 hours.
+	DefaultSharedTTL   = 30 * 24 * time.Hour
 	DefaultMaxPending  = 1024
 	DefaultShards      = 256
 	DefaultStream      = "OPTGATE_CONSENT"
@@ -73,6 +76,10 @@ type Config struct {
 	// SubjectKey keys the hash that picks a record's shard; the same on
 	// every node. Default DefaultSubjectKey.
 	SubjectKey string `yaml:"subject_key"`
+	// SharedTTL is how long the shared bucket (Shared: WhatsApp windows,
+	// last channels) keeps a fact after its last put. Default 720h; at
+	// least 48h, the WhatsApp window's records' own lifetime.
+	SharedTTL time.Duration `yaml:"shared_ttl"`
 }
 
 // EmbeddedConfig is the NATS server run inside optgate. Its JetStream file
@@ -148,6 +155,9 @@ func (c *Config) SetDefaults(dataDir string) {
 	}
 	if c.StartWait == 0 {
 		c.StartWait = DefaultStartWait
+	}
+	if c.SharedTTL == 0 {
+		c.SharedTTL = DefaultSharedTTL
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending
@@ -260,6 +270,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat > 0 && c.MaxLag > 0 && c.Heartbeat > c.MaxLag/2 {
 		bad("heartbeat", "%v is more than half of max_lag %v: an idle node would look stale", c.Heartbeat, c.MaxLag)
+	}
+	if c.SharedTTL < 48*time.Hour {
+		bad("shared_ttl", "%v is less than 48h: a WhatsApp window could outlive its shared record", c.SharedTTL)
 	}
 	if c.MaxPending < 1 || c.MaxPending > 65536 {
 		bad("max_pending", "%d is out of range: 1 to 65536", c.MaxPending)

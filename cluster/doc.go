@@ -113,22 +113,33 @@
 //     for consent.Store.ReplicatePending (every second).
 //   - Apply seam: consent.Store.ApplyReplicated writes a record's ops and
 //     the applied sequence in one synced group-commit request and updates
-//     the memory index after the sync as a local commit does. A node's own
-//     records only advance its sequence (consent/doc.go, "Several nodes",
-//     says what that costs).
+//     the memory index after the sync as a local commit does. Every node
+//     applies its own records too, so the log's order decides between
+//     concurrent changes; Log.AppendSeq's sequences let a node skip an
+//     older record over its own newer change (consent/own.go).
 //   - MT screening stays local; the screen stage calls
 //     Follower.Current(max_lag) in front of Check (a nil follower on a
 //     single node: one nil check); false answers ESME_RX_T_APPN / 503
 //     with Retry-After. /readyz calls Healthy.
 //   - Tests with real processes: cmd/optgate/cluster_test.go.
 //
+// # Shared facts
+//
+// Shared (shared.go) is a second, lighter channel for facts that are not
+// consent and need no quorum before anyone is answered: the gateway puts
+// WhatsApp window changes and last channels there. It is a JetStream
+// key-value bucket (OPTGATE_SHARED: history 1, the consent stream's
+// replicas, entries kept cfg.SharedTTL); a key is a keyed hash, a put
+// never blocks (a bounded queue, then asynchronous publishes; a full
+// queue drops and counts), and every node, the putter included, applies
+// every value in the bucket's order, so they converge on the last put.
+// Held messages are not here: they travel in the consent log with the
+// recipient's pending state (consent/doc.go, "Several nodes").
+//
 // # Not done yet
 //
 // Receipts and MOs reaching their owner on another node, queued MT
-// surviving a node, held messages and archive schedules shared (they stay
-// on their node), ordering concurrent changes of one recipient on two
-// nodes by the log, a repeat of the SIGKILL test five times with 1,000
-// STOPs, a whole-cluster restart test; bootstrapping a new or long-absent
+// surviving a node; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the KV bucket for receipt
 // correlation and the work-queue stream for ack: store.
 // BenchmarkClusterOptOut runs three servers in one process, which

@@ -21,14 +21,19 @@ import (
 //	optgate_cluster_applied_sequence         gauge: the last stream sequence applied here
 //	optgate_cluster_append_records_total     counter by result (ok, error)
 //	optgate_cluster_append_seconds           histogram: one Append, publish to the last quorum ack
+//	optgate_cluster_shared_puts_total        counter by result (ok, dropped: queue full, failed: not acknowledged)
 type metrics struct {
 	lag       prometheus.Histogram
 	appendDur prometheus.Histogram
 	appended  *prometheus.CounterVec
 	okRecs    prometheus.Counter
 	errRecs   prometheus.Counter
-	follower  atomic.Pointer[Follower]
-	gauges    []gauge
+	shared    *prometheus.CounterVec
+	sharedOK  prometheus.Counter
+	sharedDrop,
+	sharedFail prometheus.Counter
+	follower atomic.Pointer[Follower]
+	gauges   []gauge
 }
 
 type gauge struct {
@@ -51,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Consent changes appended to the replicated log, by result (ok: quorum acknowledged)."}, []string{"result"}),
 	}
 	m.okRecs, m.errRecs = m.appended.WithLabelValues("ok"), m.appended.WithLabelValues("error")
+	m.shared = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "shared_puts_total",
+		Help: "Facts put in the shared bucket (WhatsApp windows, last channels), by result: ok, dropped (queue full), failed (not acknowledged)."},
+		[]string{"result"})
+	m.sharedOK, m.sharedDrop, m.sharedFail = m.shared.WithLabelValues("ok"), m.shared.WithLabelValues("dropped"), m.shared.WithLabelValues("failed")
 	b := func(v bool) float64 {
 		if v {
 			return 1
@@ -76,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	g("stream_bytes", "Bytes in the consent stream.", func(s Status) float64 { return float64(s.StreamBytes) })
 	g("applied_sequence", "Last consent stream sequence applied on this node.", func(s Status) float64 { return float64(s.Applied) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lag, m.appendDur, m.appended, m} {
+		for _, c := range []prometheus.Collector{m.lag, m.appendDur, m.appended, m.shared, m} {
 			if err := reg.Register(c); err != nil {
 				return nil, errors.Join(errors.New("cluster: registering metrics"), err)
 			}

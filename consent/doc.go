@@ -116,24 +116,33 @@
 // source retries until the change is held by a quorum. A change appended
 // late may land in the log after a newer change of the same recipient
 // made elsewhere (see the last paragraph). What is replicated: consent records,
-// evidence and MO de-duplication markers (so a retried STOP on another
-// node is a duplicate there), encoded as the Badger ops the change made
+// evidence, MO de-duplication markers (so a retried STOP on another
+// node is a duplicate there) and held messages (so a YES on any node
+// releases them there, once: the release deletes them everywhere, and a
+// STOP anywhere drops them), encoded as the Badger ops the change made
 // plus the origin node (replicate.go); recipients travel only in the
-// payload. Archive schedules, held messages and pending replies stay on
-// their node, so that sweeps and replies run once.
+// payload. Archive schedules, the held messages' expiry index and pending
+// replies stay on their node, so that sweeps and replies run once: a hold
+// expires on the node that held it (while that node is down, at its
+// return), and a held message's payload is at most 40 KiB (one log
+// record).
 //
 // ApplyReplicated applies one log record: under the stripes of the
 // recipients it touches, it reads whether each record exists, then writes
 // the ops and the applied sequence (key "n\x00applied") in one synced
 // group-commit request, and the committer updates the memory index after
 // the sync exactly as for a local change. A record at or below AppliedSeq
-// is ignored, so a restart resumes after it; a node's own records (origin
-// == Config.Node) only advance the sequence, since they are stored
-// already. A change carries whole records, not deltas: two nodes changing
-// the same recipient at the same moment may each keep the other's value
-// (last applied wins on each), which a later change of that recipient
-// settles; ordering by the log (applying own records too) is left for
-// when that matters more than the transient regression it would cause.
+// is ignored, so a restart resumes after it. A change carries whole
+// records, not deltas, and every node applies every record, its own too,
+// so the log's order decides: two nodes changing the same recipient at
+// the same moment both end with the change later in the log. A node never
+// applies an older record over a newer change of its own to the same key
+// (own.go): Append returns each replica's log sequence, noted under the
+// recipient's stripe before any record of that recipient can be applied,
+// and an op whose key this node changed later (or whose own change waits
+// for ReplicatePending) is skipped, since that change comes later in the
+// log. Without this, a record from another node made before a local STOP
+// but applied after it undid that STOP on this node.
 //
 // # What is not here
 //

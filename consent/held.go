@@ -90,8 +90,12 @@ func (s *Store) Hold(ctx context.Context, m HeldMessage) (HoldResult, error) {
 	if err := checkField("held message ID", m.ID, 128); err != nil {
 		return HoldResult{}, err
 	}
-	if len(m.Payload) > maxPayload {
-		return HoldResult{}, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrInvalidInput, len(m.Payload), maxPayload)
+	limit := maxPayload
+	if s.cfg.Replicator != nil {
+		limit = maxReplicatedPayload
+	}
+	if len(m.Payload) > limit {
+		return HoldResult{}, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrInvalidInput, len(m.Payload), limit)
 	}
 	rcpt, err := t.recipient(m.Channel, m.Recipient)
 	if err != nil {

@@ -26,16 +26,27 @@ type Replica struct {
 // replica is held by a quorum; an error leaves the change refused to its
 // caller (ErrStorage) although it is stored locally.
 type Replicator interface {
-	Append(ctx context.Context, recs []Replica) error
+	// Append returns each replica's log sequence (seqs[i] for recs[i]).
+	Append(ctx context.Context, recs []Replica) (seqs []uint64, err error)
 }
 
-// What is replicated: consent records, evidence and MO de-duplication
-// markers. Archive schedules, held messages and pending replies stay on
-// the node that made them (their sweeps and sends would run once per node
-// otherwise).
+// What is replicated: consent records, evidence, MO de-duplication
+// markers and held messages (so a YES on any node releases them, and a
+// STOP on any node drops them). Archive schedules, held messages' expiry
+// index and pending replies stay on the node that made them: their
+// sweeps and sends would run once per node otherwise. So a hold expires
+// on the node that held it; a release or drop elsewhere deletes the held
+// message everywhere, and the holder's expiry entry, finding it gone,
+// is removed without an event (expireOne).
 func replicated(key []byte) bool {
-	return len(key) > 2 && key[1] == 0 && (key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe)
+	return len(key) > 2 && key[1] == 0 &&
+		(key[0] == pfxRecord || key[0] == pfxEvidence || key[0] == pfxDedupe || key[0] == pfxHeld)
 }
+
+// maxReplicatedPayload bounds a held message's payload when changes are
+// replicated: a held message travels in one log record (64 KiB, with its
+// key and the change's other ops).
+const maxReplicatedPayload = 40 << 10
 
 // appliedKey holds the sequence of the last replicated record applied;
 // it and the pending replicas (pendingPrefix) share the prefix n.
@@ -57,14 +68,17 @@ var ErrBadReplica = errors.New("consent: bad replicated record")
 // Callers hold closeMu for reading.
 func (s *Store) replicate(ops []op) error {
 	var out []Replica
+	var keys [][][]byte // the op keys of each replica
 	var cur []byte
+	var curKeys [][]byte
 	var n int
 	var tenant, key []byte
 	flush := func() {
 		if n > 0 {
 			out = append(out, Replica{Tenant: string(tenant), Key: key, Data: encodeReplica(s.cfg.Node, n, cur)})
+			keys = append(keys, curKeys)
 		}
-		cur, n, tenant, key = nil, 0, nil, nil
+		cur, curKeys, n, tenant, key = nil, nil, 0, nil, nil
 	}
 	for i := range ops {
 		o := &ops[i]
@@ -78,16 +92,27 @@ func (s *Store) replicate(ops []op) error {
 			tenant, key = keyField(o.Key, 0), keyField(o.Key, 2)
 		}
 		cur = appendOp(cur, o)
+		curKeys = append(curKeys, o.Key)
 		n++
 	}
 	flush()
 	if len(out) == 0 {
 		return nil
 	}
-	if err := s.cfg.Replicator.Append(context.Background(), out); err != nil {
+	seqs, err := s.cfg.Replicator.Append(context.Background(), out)
+	if err == nil && len(seqs) != len(out) {
+		err = fmt.Errorf("replicator returned %d sequences for %d replicas", len(seqs), len(out))
+	}
+	if err != nil {
 		s.metrics.commitErrors.Inc()
+		for _, k := range keys {
+			s.own.wait(k, 1)
+		}
 		s.keepPending(out)
 		return fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	for i, k := range keys {
+		s.own.appended(k, seqs[i])
 	}
 	return nil
 }
@@ -159,8 +184,17 @@ func (s *Store) ReplicatePending(ctx context.Context) (int, error) {
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
-	if err := s.cfg.Replicator.Append(ctx, recs); err != nil {
+	seqs, err := s.cfg.Replicator.Append(ctx, recs)
+	if err == nil && len(seqs) != len(recs) {
+		err = fmt.Errorf("replicator returned %d sequences for %d replicas", len(seqs), len(recs))
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	for i, r := range recs {
+		k := replicaKeys(r.Data)
+		s.own.appended(k, seqs[i])
+		s.own.wait(k, -1)
 	}
 	dels := make([]op, len(keys))
 	for i, k := range keys {
@@ -187,14 +221,36 @@ func (s *Store) countPending() error {
 	return s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pendingPrefix
-		o.PrefetchValues = false
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			s.pending.Add(1)
+			err := it.Item().Value(func(v []byte) error {
+				if r, ok := decodePending(v); ok {
+					s.own.wait(replicaKeys(r.Data), 1)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// replicaKeys is the op keys of an encoded replica (none if it does not
+// decode).
+func replicaKeys(data []byte) [][]byte {
+	_, ops, err := decodeReplica(data)
+	if err != nil {
+		return nil
+	}
+	keys := make([][]byte, len(ops))
+	for i := range ops {
+		keys[i] = ops[i].Key
+	}
+	return keys
 }
 
 // keyField is field i (0: tenant) after a key's one-byte prefix.
@@ -333,11 +389,19 @@ func (s *Store) ApplyReplicated(seq uint64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("record %d: %w", seq, err)
 	}
-	if origin == s.cfg.Node {
-		ops = ops[:0]
-	}
 	unlock := s.lockRecords(ops)
 	defer unlock()
+	// Every record is applied, this node's own too, so that every node
+	// ends with the value later in the log; an op on a key this node has
+	// changed again since (own.go) is skipped: that change comes later.
+	own := origin == s.cfg.Node
+	kept := ops[:0]
+	for _, o := range ops {
+		if !s.own.superseded(o.Key, seq, own) {
+			kept = append(kept, o)
+		}
+	}
+	ops = kept
 	mem, err := s.memOpsOf(ops)
 	if err != nil {
 		return err
@@ -346,13 +410,14 @@ func (s *Store) ApplyReplicated(seq uint64, data []byte) error {
 	return s.write(ops, mem, seq)
 }
 
-// lockRecords takes the stripes of the recipients whose records ops
-// change, in ascending order (the lock order), and returns their unlock.
+// lockRecords takes the stripes of the recipients whose records or held
+// messages ops change, in ascending order (the lock order), and returns
+// their unlock.
 func (s *Store) lockRecords(ops []op) func() {
 	var stripes []int
 	for i := range ops {
-		if tenant, _, rcpt, _, err := parseRecordKey(ops[i].Key); err == nil {
-			stripes = append(stripes, s.stripe(tenant, rcpt))
+		if k := ops[i].Key; k[0] == pfxRecord || k[0] == pfxHeld {
+			stripes = append(stripes, s.stripe(string(keyField(k, 0)), string(keyField(k, 2))))
 		}
 	}
 	slices.Sort(stripes)

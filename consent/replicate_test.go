@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -22,19 +23,21 @@ type sliceLog struct {
 	err  error
 }
 
-func (l *sliceLog) Append(_ context.Context, recs []Replica) error {
+func (l *sliceLog) Append(_ context.Context, recs []Replica) ([]uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
-		return l.err
+		return nil, l.err
 	}
-	for _, r := range recs {
+	seqs := make([]uint64, len(recs))
+	for i, r := range recs {
 		if r.Tenant == "" || len(r.Data) == 0 || len(r.Data) > 64<<10 {
-			return errors.New("bad replica")
+			return nil, errors.New("bad replica")
 		}
 		l.recs = append(l.recs, r.Data)
+		seqs[i] = uint64(len(l.recs))
 	}
-	return nil
+	return seqs, nil
 }
 
 // feed applies every record after s's AppliedSeq.
@@ -48,10 +51,15 @@ func (l *sliceLog) feed(t *testing.T, s *Store) {
 	}
 }
 
-func newReplicated(t *testing.T, log *sliceLog, node string) *harness {
+// newReplicated opens node's store on log, with tenant acme unless
+// tenants are given.
+func newReplicated(t *testing.T, log *sliceLog, node string, tenants ...TenantConfig) *harness {
 	t.Helper()
+	if len(tenants) == 0 {
+		tenants = []TenantConfig{testTenant("acme")}
+	}
 	h := &harness{t: t, clock: newClock(), dir: t.TempDir()}
-	h.cfg = Config{Dir: h.dir, Tenants: []TenantConfig{testTenant("acme")}, Clock: h.clock.Now, BadgerLowMemory: true,
+	h.cfg = Config{Dir: h.dir, Tenants: tenants, Clock: h.clock.Now, BadgerLowMemory: true,
 		Replicator: log, Node: node}
 	h.open()
 	t.Cleanup(func() { h.s.Close() })
@@ -158,9 +166,11 @@ func TestDecodeReplicaRefusesGarbage(t *testing.T) {
 			t.Fatalf("truncated at %d: %v", i, err)
 		}
 	}
-	other := encodeReplica("a", 1, appendOp(nil, &op{Key: heldKey("acme", "sms", rcptA, "x"), Value: []byte{1}}))
+	// An op of a key that stays on its node (a held message's expiry
+	// entry) is refused.
+	other := encodeReplica("a", 1, appendOp(nil, &op{Key: expiryKey(1, "acme", "sms", rcptA, "x"), Value: []byte{1}}))
 	if _, _, err := decodeReplica(other); !errors.Is(err, ErrBadReplica) {
-		t.Fatalf("held op: %v", err)
+		t.Fatalf("expiry op: %v", err)
 	}
 }
 
@@ -225,5 +235,117 @@ func TestApplyReplicatedConcurrentWithLocalChanges(t *testing.T) {
 	}
 	for i := range n {
 		testutil.RequireEqual(t, b.check("acme", "sms", senderA, rcpt(i), CategoryTransactional).Action, ActionBlock, "opted out on b: "+rcpt(i))
+	}
+}
+
+// TestReplicatedHold: a message held on node a (attestation pending) is
+// released by the recipient's YES on node b, once: a YES on a afterwards
+// releases nothing, and a's expiry sweep finds it gone and emits no
+// event. A message held on a and dropped by a STOP on b is not expired
+// on a either. A hold nobody answers expires on the node that held it
+// only (b has no expiry entry for it), and once that expiry reached b a
+// late YES on b releases nothing. A payload too big for one log record is
+// refused up front.
+func TestReplicatedHold(t *testing.T) {
+	ctx := context.Background()
+	log := &sliceLog{}
+	att := func() TenantConfig {
+		return testTenant("att", func(c *TenantConfig) { c.Attestation = ModeAttestation })
+	}
+	a, b := newReplicated(t, log, "a", att()), newReplicated(t, log, "b", att())
+	hold := func(h *harness, rcpt, id string) {
+		t.Helper()
+		r, err := h.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: rcpt, ID: id,
+			Payload: []byte("payload " + id)})
+		requireNoErr(t, err, "Hold")
+		testutil.RequireEqual(t, r.Held, true, "held "+id)
+	}
+	sweep := func(h *harness) SweepReport {
+		t.Helper()
+		rep, err := h.s.Sweep(h.clock.Now().Add(DefaultHeldTTL + time.Hour))
+		requireNoErr(t, err, "Sweep")
+		return rep
+	}
+	const rcptB, rcptC = "+12025550142", "+12025550143"
+
+	hold(a, rcptA, "m1")
+	log.feed(t, b.s)
+	res := b.mo("att", ChannelSMS, senderA, rcptA, "YES")
+	testutil.RequireEqual(t, len(res.Released), 1, "released on b")
+	testutil.RequireEqual(t, string(res.Released[0].Payload), "payload m1", "released payload")
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, len(a.mo("att", ChannelSMS, senderA, rcptA, "YES").Released), 0, "a second YES on a")
+
+	hold(a, rcptB, "m2")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, len(b.mo("att", ChannelSMS, senderA, rcptB, "STOP").Dropped), 1, "dropped on b")
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, sweep(a).Expired, 0, "a expires what b released or dropped")
+	testutil.RequireEqual(t, len(a.takeEvents()), 0, "events on a")
+
+	hold(a, rcptC, "m3")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, sweep(b).Expired, 0, "b expires a's hold")
+	testutil.RequireEqual(t, sweep(a).Expired, 1, "a expires its own hold")
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, len(b.mo("att", ChannelSMS, senderA, rcptC, "YES").Released), 0, "YES on b after a's expiry")
+
+	_, err := a.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: "+12025550144", ID: "big",
+		Payload: make([]byte, maxReplicatedPayload+1)})
+	testutil.RequireEqual(t, errors.Is(err, ErrInvalidInput), true, "oversized held payload: "+errString(err))
+}
+
+// TestConcurrentChangesConverge: a STOP on node a and a START of the same
+// recipient on node b made at the same moment (neither has the other's
+// yet) end, on both nodes, with the change later in the log; and a node
+// never applies an older change of its own over a newer one it made since
+// (a STOP then a START then a STOP on a: applying the log back does not
+// undo, even for a moment, the last STOP).
+func TestConcurrentChangesConverge(t *testing.T) {
+	log := &sliceLog{}
+	a, b := newReplicated(t, log, "a"), newReplicated(t, log, "b")
+	state := func(h *harness) State {
+		t.Helper()
+		st, err := h.s.Get("acme", "sms", rcptA)
+		requireNoErr(t, err, "Get")
+		return st.Tenant.State
+	}
+	a.mo("acme", "sms", senderA, rcptA, "STOP") // log 1
+	log.feed(t, b.s)
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, state(b), StateOptedOut, "b after a's STOP")
+
+	b.mo("acme", "sms", senderA, rcptA, "START") // log 2: b has a's STOP
+	a.clock.Add(time.Second)
+	a.mo("acme", "sms", senderA, rcptA, "START") // log 3, made before a saw log 2
+	a.mo("acme", "sms", senderA, rcptA, "STOP")  // log 4
+	testutil.RequireEqual(t, state(a), StateOptedOut, "a after its own STOP")
+	// a applies 2 (b's START) and 3 (its own older START): both are older
+	// than its STOP (4), which stays.
+	for i := uint64(2); i <= 3; i++ {
+		requireNoErr(t, a.s.ApplyReplicated(i, log.recs[i-1]), "ApplyReplicated")
+		testutil.RequireEqual(t, state(a), StateOptedOut, fmt.Sprintf("a after applying record %d", i))
+		testutil.RequireEqual(t, a.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "a's Check")
+	}
+	log.feed(t, a.s)
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, state(a), StateOptedOut, "a: the last change in the log")
+	testutil.RequireEqual(t, state(b), StateOptedOut, "b: the last change in the log")
+	testutil.RequireEqual(t, a.s.own.len()+b.s.own.len(), 0, "own changes still tracked once applied back")
+
+	// Two changes at once, neither node having the other's: a STOP on a
+	// (log 5) and a START on b (log 6) of a recipient both know as
+	// opted in. Before, each node kept the other's change: a ended opted
+	// in, b opted out, until that recipient's next change.
+	const rcpt = "+12025550177"
+	a.mo("acme", "sms", senderA, rcpt, "START")
+	a.mo("acme", "sms", senderA, rcpt, "STOP")
+	b.mo("acme", "sms", senderA, rcpt, "START")
+	log.feed(t, a.s)
+	log.feed(t, b.s)
+	for _, h := range []*harness{a, b} {
+		st, err := h.s.Get("acme", "sms", rcpt)
+		requireNoErr(t, err, "Get")
+		testutil.RequireEqual(t, st.Tenant.State, StateOptedIn, "the change last in the log (b's START) on every node")
 	}
 }

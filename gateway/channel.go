@@ -104,6 +104,7 @@ func (g *Gateway) noteChannel(t *Tenant, recipient, channel string) {
 	if err := g.commit.WriteLazy(groupcommit.Op{Key: lastChannelKey(t, recipient), Value: []byte(channel)}); err != nil {
 		g.log.Debug("last channel not recorded", "err", err)
 	}
+	g.shareChannel(t, recipient, channel)
 }
 
 // noteWhatsApp remembers that the recipient last wrote to business number

@@ -32,20 +32,20 @@ type clusterLog struct {
 	conn atomic.Pointer[cluster.Conn]
 }
 
-// Append appends recs to the consent log and returns once a quorum holds
-// every one. The tenant's subject token has '.' (allowed in tenant ids,
+// Append appends recs to the consent log and returns, once a quorum holds
+// every one, their log sequences. The tenant's subject token has '.' (allowed in tenant ids,
 // not in subject tokens) as '_': it only picks the shard, the record's
 // keys carry the tenant itself.
-func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) error {
+func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) ([]uint64, error) {
 	c := l.conn.Load()
 	if c == nil {
-		return errClusterNotConnected
+		return nil, errClusterNotConnected
 	}
 	rs := make([]cluster.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = cluster.Record{Tenant: strings.ReplaceAll(r.Tenant, ".", "_"), Key: r.Key, Data: r.Data}
 	}
-	return c.Log().Append(ctx, rs...)
+	return c.Log().AppendSeq(ctx, rs...)
 }
 
 // startClusterServer starts the embedded NATS server of cluster.embedded
@@ -99,6 +99,9 @@ func (g *Gateway) joinCluster() error {
 		return fmt.Errorf("cluster: following the consent log from %d: %w", from, err)
 	}
 	g.follower = f
+	if err := g.joinShared(ctx); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	g.log.Info("cluster joined", "node", c.Node, "applied_from", from, "applied", g.consent.AppliedSeq(),
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -120,11 +123,13 @@ func (g *Gateway) replicatePending() {
 	}
 }
 
-// stopFollower stops applying the log (before the consent store closes).
+// stopFollower stops applying the log and the shared facts (before the
+// stores close).
 func (g *Gateway) stopFollower() {
 	if g.follower != nil {
 		g.follower.Close()
 	}
+	g.shared.Close() // it writes to the gateway store too
 }
 
 // closeCluster closes the connection and stops the embedded server, after

@@ -117,6 +117,10 @@
 // Retry-After: 1) while Follower.Current(cluster.max_lag) is false, and
 // /readyz is false while Follower.Healthy says why. Shutdown stops the
 // follower before the stores close and the connection and the server
-// after them. What is and is not cluster-wide yet: consent/doc.go,
-// "Several nodes", and cluster/doc.go.
+// after them. WhatsApp windows and last channels go through the
+// cluster's Shared bucket (cluster_shared.go): whatsapp.Window.Observe
+// and noteChannel put this node's facts, and every node applies every
+// fact in the bucket's order (Window.Apply, the last-channel key). What
+// is and is not cluster-wide yet: consent/doc.go, "Several nodes",
+// docs/cluster.md and cluster/doc.go.
 package gateway

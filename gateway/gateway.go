@@ -128,6 +128,7 @@ type Gateway struct {
 	clusterConn *cluster.Conn
 	clusterLog  *clusterLog
 	follower    *cluster.Follower
+	shared      *cluster.Shared // WhatsApp windows and last channels (cluster_shared.go)
 	ready       atomic.Bool
 	stop        chan struct{}
 	bg          sync.WaitGroup

@@ -416,7 +416,8 @@ func appendWindowUpdates(ups []WindowUpdate, evs []Event, now time.Time) []Windo
 func (r *Receiver) writeGroup(g *group) error {
 	ops := r.ops[:0]
 	defer func() { clear(ops); r.ops = ops[:0] }() // let the bodies go, keep the array
-	if ups := r.windowUpdates(g.reqs); len(ups) > 0 {
+	ups := r.windowUpdates(g.reqs)
+	if len(ups) > 0 {
 		r.window.mu.Lock()
 		defer r.window.mu.Unlock()
 		var err error
@@ -443,6 +444,9 @@ func (r *Receiver) writeGroup(g *group) error {
 		}
 	}
 	_, err := r.commit.WriteAll(ops)
+	if err == nil {
+		r.window.notify(ups, false)
+	}
 	return err
 }
 

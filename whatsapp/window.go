@@ -35,6 +35,35 @@ type Window struct {
 	mu sync.Mutex
 	// batch indexes the records of one appendRecords call by key; guarded by mu.
 	batch map[string]int
+	// observe, when set (Observe), is told of every change stored here.
+	observe func(u WindowUpdate, closed bool)
+}
+
+// Observe sets fn, called after each user message (closed false) or close
+// (closed true) this node records is stored, by RecordBatch, Close or the
+// receiver's spool: a cluster shares them with the other nodes, which
+// store them with Apply. fn must not block. Set it before the receiver
+// starts.
+func (w *Window) Observe(fn func(u WindowUpdate, closed bool)) { w.observe = fn }
+
+func (w *Window) notify(ups []WindowUpdate, closed bool) {
+	if w.observe == nil {
+		return
+	}
+	for _, u := range ups {
+		w.observe(u, closed)
+	}
+}
+
+// Apply stores a window fact another node recorded: a user message at
+// u.At, or a close at u.At when closed. Records only move forward, as
+// with RecordBatch and Close, so facts applied late or twice change
+// nothing; Apply is not observed.
+func (w *Window) Apply(u WindowUpdate, closed bool) error {
+	if closed {
+		return w.close(u.PhoneNumberID, u.WaID, u.At)
+	}
+	return w.recordBatch([]WindowUpdate{u})
 }
 
 // NewWindow returns a Window stored in db. log may be nil.
@@ -132,6 +161,14 @@ type WindowUpdate struct {
 
 // RecordBatch records several user messages in one transaction (retried on conflict).
 func (w *Window) RecordBatch(ups []WindowUpdate) error {
+	err := w.recordBatch(ups)
+	if err == nil {
+		w.notify(ups, false)
+	}
+	return err
+}
+
+func (w *Window) recordBatch(ups []WindowUpdate) error {
 	if len(ups) == 0 {
 		return nil
 	}
@@ -160,6 +197,14 @@ func (w *Window) RecordBatch(ups []WindowUpdate) error {
 // message is ignored: the user reopened the window after Meta refused the send (statuses arrive
 // late and out of order, whatsapp.md §7).
 func (w *Window) Close(phoneNumberID, waID string, at time.Time) error {
+	err := w.close(phoneNumberID, waID, at)
+	if err == nil {
+		w.notify([]WindowUpdate{{PhoneNumberID: phoneNumberID, WaID: waID, At: at}}, true)
+	}
+	return err
+}
+
+func (w *Window) close(phoneNumberID, waID string, at time.Time) error {
 	k := windowKey(phoneNumberID, waID)
 	return w.update(func(txn *badger.Txn) error {
 		r, err := readWindow(txn, k)

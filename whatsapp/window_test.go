@@ -76,3 +76,35 @@ func TestWindowLateClose(t *testing.T) {
 	requireNoErr(t, w.Close(testPID, "16505551234", t0.Add(time.Second)))
 	testutil.RequireEqual(t, w.Open(testPID, "16505551234", t0.Add(time.Minute)), false, "close after the user message")
 }
+
+// TestWindowObserveApply: what one node's Window stores is observed, and
+// applied on another node's Window it gives the same answers; applying
+// late, twice or out of order never moves a window back, and Apply itself
+// is not observed (no echo between nodes).
+func TestWindowObserveApply(t *testing.T) {
+	a, b := NewWindow(openDB(t, t.TempDir()), nil), NewWindow(openDB(t, t.TempDir()), nil)
+	type fact struct {
+		u      WindowUpdate
+		closed bool
+	}
+	var fromA, fromB []fact
+	a.Observe(func(u WindowUpdate, closed bool) { fromA = append(fromA, fact{u, closed}) })
+	b.Observe(func(u WindowUpdate, closed bool) { fromB = append(fromB, fact{u, closed}) })
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	requireNoErr(t, a.Record(testPID, "16505551234", t0))
+	requireNoErr(t, a.Close(testPID, "16505551234", t0.Add(time.Hour)))
+	requireNoErr(t, a.Record(testPID, "+16505551234", t0.Add(2*time.Hour)))
+	testutil.RequireEqual(t, len(fromA), 3, "facts observed on a")
+	for i := len(fromA) - 1; i >= 0; i-- { // out of order, and twice
+		requireNoErr(t, b.Apply(fromA[i].u, fromA[i].closed))
+	}
+	for _, f := range fromA {
+		requireNoErr(t, b.Apply(f.u, f.closed))
+	}
+	testutil.RequireEqual(t, len(fromB), 0, "applied facts are not observed")
+	for _, at := range []time.Duration{90 * time.Minute, 3 * time.Hour, 25 * time.Hour, 26 * time.Hour} {
+		testutil.RequireEqual(t, b.Open(testPID, "16505551234", t0.Add(at)), a.Open(testPID, "16505551234", t0.Add(at)),
+			"open on b as on a at "+at.String())
+	}
+	testutil.RequireEqual(t, b.Open(testPID, "16505551234", t0.Add(3*time.Hour)), true, "reopened after the close")
+}

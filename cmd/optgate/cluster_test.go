@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,9 +33,9 @@ type clusterNode struct {
 const clusterToken = "acme-cluster-token"
 
 // startCluster starts three nodes and waits until every one is ready.
-func startCluster(t *testing.T) []*clusterNode {
+func startCluster(t *testing.T, opts ...nodeOption) []*clusterNode {
 	t.Helper()
-	nodes := newClusterNodes(t)
+	nodes := newClusterNodes(t, opts...)
 	for _, n := range nodes {
 		n.start(t)
 	}
@@ -44,8 +45,25 @@ func startCluster(t *testing.T) []*clusterNode {
 	return nodes
 }
 
+// nodeConfig is what a test may change in one node's configuration
+// (nodeOption); the zero value is the default node.
+type nodeConfig struct {
+	// Tenant and Account are added to the flow mappings of tenant acme
+	// and account acme ("attestation: attestation", "ack: store").
+	Tenant, Account string
+	// Extra is appended to the configuration as top-level YAML
+	// ("queue: {max_age: 5s}").
+	Extra string
+	// NoSimulator leaves out the built-in SMSC simulator; Receipts has it
+	// send delivery receipts.
+	NoSimulator, Receipts bool
+}
+
+// nodeOption sets node i's (0-based) configuration.
+type nodeOption func(i int, c *nodeConfig)
+
 // newClusterNodes writes the three nodes' configurations.
-func newClusterNodes(t *testing.T) []*clusterNode {
+func newClusterNodes(t *testing.T, opts ...nodeOption) []*clusterNode {
 	t.Helper()
 	routes := []string{freePort(t), freePort(t), freePort(t)}
 	nodes := make([]*clusterNode, 3)
@@ -53,20 +71,36 @@ func newClusterNodes(t *testing.T) []*clusterNode {
 		dir := t.TempDir()
 		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), cfgPath: filepath.Join(dir, "optgate.yaml"),
 			httpAddr: freePort(t), smppAddr: freePort(t)}
+		var nc nodeConfig
+		for _, o := range opts {
+			o(i, &nc)
+		}
+		sim := fmt.Sprintf("simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw, receipts: %t}",
+			freePort(t), nc.Receipts)
+		if nc.NoSimulator {
+			sim = ""
+		}
+		if nc.Tenant != "" {
+			nc.Tenant = ", " + nc.Tenant
+		}
+		if nc.Account != "" {
+			nc.Account = ", " + nc.Account
+		}
 		cfg := fmt.Sprintf(`
 store: {dir: %q, low_memory: true}
 smpp: {listen: %q}
 http: {listen: %q, admin_token: cluster-admin-token}
-simulator: {enabled: true, listen: %q, system_id: optgate, password: simpw}
+%s
 tenants:
-  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]}
+  - {id: acme, brand: Acme, help_contact: help@acme.example, api_token: %s, numbers: ["+15145550199"]%s}
 accounts:
-  - {system_id: acme, password: acmepw, tenant: acme}
+  - {system_id: acme, password: acmepw, tenant: acme%s}
 cluster:
   node: %s
   embedded: {listen: %q, cluster_listen: %q, routes: [%s]}
-`, filepath.Join(dir, "data"), n.smppAddr, n.httpAddr, freePort(t), clusterToken, n.name, freePort(t), routes[i],
-			strings.Join(routes, ", "))
+%s
+`, filepath.Join(dir, "data"), n.smppAddr, n.httpAddr, sim, clusterToken, nc.Tenant, nc.Account, n.name, freePort(t), routes[i],
+			strings.Join(routes, ", "), nc.Extra)
 		if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +252,16 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 
 	// The whole cluster stopped (SIGTERM) and started again: the STOP is
 	// still refused everywhere.
+	restartCluster(t, nodes)
+	for _, n := range nodes {
+		requireRefused(t, n, n.esme(t), rcpt, true)
+	}
+}
+
+// restartCluster stops every node (SIGTERM), then starts them all again
+// and waits until each is ready.
+func restartCluster(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
 	for _, n := range nodes {
 		n.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -229,12 +273,12 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 	}
 	for _, n := range nodes {
 		n.ready(t)
-		requireRefused(t, n, n.esme(t), rcpt, true)
 	}
 }
 
-// TestClusterSTOPStreamSurvivesSIGKILL: three rounds of 300 STOPs spread
-// over the three nodes by four concurrent senders (as SMSCs deliver them);
+// TestClusterSTOPStreamSurvivesSIGKILL: five rounds of 1,000 STOPs spread
+// over the three nodes by four concurrent senders (as SMSCs deliver them;
+// OPTGATE_SOAK_ROUNDS asks for more rounds: scripts/soak.sh);
 // in each round one node (another each round, so the stream leader is
 // likely among them) is SIGKILLed once half of the round's STOPs are
 // acknowledged, and restarted when the round ends. Every STOP the SMSC
@@ -245,7 +289,10 @@ func TestClusterSTOPOnAReachesBAndC(t *testing.T) {
 func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 	optgateBinary(t)
 	nodes := startCluster(t)
-	const rounds, perRound, workers = 3, 300, 4
+	rounds, perRound, workers := 5, 1000, 4
+	if n, err := strconv.Atoi(os.Getenv("OPTGATE_SOAK_ROUNDS")); err == nil && n > rounds {
+		rounds = n // the soak target (scripts/soak.sh)
+	}
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -260,7 +307,7 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := w; i < perRound; i += workers {
-					rcpt := fmt.Sprintf("+151455%d%04d", 6+r, i)
+					rcpt := fmt.Sprintf("+1514556%d%03d", r%10, i)
 					for try := range 3 { // the addressed node, then the next ones
 						n := nodes[(i+try)%3]
 						if n == victim && dead.Load() {
@@ -278,7 +325,7 @@ func TestClusterSTOPStreamSurvivesSIGKILL(t *testing.T) {
 			}()
 		}
 		testutil.CheckFor(t, 30*time.Second, func() error {
-			if n := roundAcked.Load(); n < perRound/2 {
+			if n := roundAcked.Load(); n < int64(perRound/2) {
 				return fmt.Errorf("round %d: %d of %d STOPs acknowledged", r, n, perRound)
 			}
 			return nil
