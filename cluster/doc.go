@@ -141,8 +141,9 @@
 // Receipts and MOs reaching their owner on another node, queued MT
 // surviving a node; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the KV bucket for receipt
-// correlation and the work-queue stream for ack: store; optgate-bench run
-// cluster with one server per process. BenchmarkClusterOptOut runs three
-// servers in one process, which cluster.md shows distorts latency with
-// SyncAlways: its figure is a floor, not the cluster's throughput.
+// correlation and the work-queue stream for ack: store.
+// BenchmarkClusterOptOut runs three servers in one process, which
+// cluster.md shows distorts latency with SyncAlways: its figure is a
+// floor, not the cluster's throughput. `optgate-bench run cluster` (package
+// bench) measures three optgate processes, one server each.
 package cluster
