@@ -182,8 +182,8 @@
 // MOs reaching their owner on another node, queued MT
 // surviving a node; bootstrapping a new or long-absent
 // node from a snapshot plus the log after it; the work-queue stream for
-// ack: store; optgate-bench run
-// cluster with one server per process. BenchmarkClusterOptOut runs three
-// servers in one process, which cluster.md shows distorts latency with
-// SyncAlways: its figure is a floor, not the cluster's throughput.
+// ack: store. BenchmarkClusterOptOut runs three servers in one process,
+// which cluster.md shows distorts latency with SyncAlways: its figure is a
+// floor, not the cluster's throughput. `optgate-bench run cluster` (package
+// bench) measures three optgate processes, one server each.
 package cluster
