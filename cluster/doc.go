@@ -156,7 +156,10 @@
 // not every node answered within ack_timeout (a node down: the SMSC sends
 // it again, until the node returns or its own retry policy gives up);
 // every node's not mine is today's uncorrelated path (parked for the rest
-// of the grace period, ESME_ROK). A final receipt removes the mapping, so
+// of the grace period, ESME_ROK), except that at expiry the receipt is
+// claimed once more: an SMSC that answers the submit only once its
+// receipt is answered brings the mapping to its node only after the first
+// claim. A final receipt removes the mapping, so
 // a receipt claimed twice (a retry after a lost answer) is forwarded once;
 // an intermediate one may be forwarded twice.
 //

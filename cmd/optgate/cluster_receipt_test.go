@@ -74,6 +74,23 @@ func receiptOn(smsc *smpptest.Server, node, smscID string, sm *smpp.SubmitSM, st
 	return smsc.SendDeliver(ctx, "optgate-"+node, smpptest.Receipt(smscID, sm, stat, time.Now()))
 }
 
+// receiptFirst has the SMSC take over every submit_sm: it hands f the
+// sending of the message's DELIVRD receipt on node's bind (the message to
+// rcpt; receipt returns the answer) and the answering of the submit_sm with
+// smscID, to do in the order the test wants.
+func receiptFirst(smsc *smpptest.Server, node, rcpt, smscID string, f func(receipt func() error, respond func())) {
+	smsc.OnPDU(func(r *smpp.Request) bool {
+		if _, ok := r.PDU.(*smpp.SubmitSM); !ok {
+			return false
+		}
+		sm := &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte(rcpt[1:])},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}}}
+		f(func() error { return receiptOn(smsc, node, smscID, sm, "DELIVRD") },
+			func() { r.Respond(smpp.StatusOK, &smpp.SubmitSMResp{MessageID: []byte(smscID)}) })
+		return true
+	})
+}
+
 // TestClusterReceiptReachesItsOwner: a message submitted via the ESME
 // bound on A whose receipt the SMSC delivers on B's bind: B answers the
 // SMSC ESME_ROK only once A took it, and the ESME on A gets it with our
@@ -122,18 +139,12 @@ func TestClusterReceiptReachesItsOwner(t *testing.T) {
 
 	// The SMSC sends the receipt on B before it answers A's submit_sm.
 	answered := make(chan error, 1)
-	smsc.OnPDU(func(r *smpp.Request) bool {
-		if _, ok := r.PDU.(*smpp.SubmitSM); !ok {
-			return false
-		}
-		sm := &smpp.SubmitSM{SM: smpp.SM{Source: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550502")},
-			Dest: smpp.Address{TON: 1, NPI: 1, Addr: []byte("15145550199")}}}
-		go func() { answered <- receiptOn(smsc, b.name, "900001", sm, "DELIVRD") }()
+	receiptFirst(smsc, b.name, "+15145550502", "900001", func(receipt func() error, respond func()) {
+		go func() { answered <- receipt() }()
 		go func() {
 			time.Sleep(300 * time.Millisecond) // the receipt is on its way to B, and B's claim to A
-			r.Respond(smpp.StatusOK, &smpp.SubmitSMResp{MessageID: []byte("900001")})
+			respond()
 		}()
-		return true
 	})
 	id = submitForReceipt(t, ea, "+15145550502")
 	if _, ok := receiptFor(t, ea, id, 20*time.Second); !ok {
@@ -209,5 +220,37 @@ func TestClusterReceiptWaitsForItsDeadOwner(t *testing.T) {
 	})
 	if _, ok := receiptFor(t, ea, id, 30*time.Second); !ok {
 		t.Fatalf("the ESME on %s got no receipt for %s after its restart:\n%s", a.name, id, a.out.String())
+	}
+}
+
+// TestClusterReceiptBeforeTheSubmitIsAnswered: an SMSC that answers A's
+// submit_sm only once B answered the message's receipt. A cannot know the
+// receipt's message while B asks (its mapping comes with the answer), so
+// B parks it, answered, as nobody's; when its grace period ends B asks
+// once more, A now has the mapping and takes it, and the ESME on A gets
+// the receipt.
+func TestClusterReceiptBeforeTheSubmitIsAnswered(t *testing.T) {
+	optgateBinary(t)
+	smsc, bind := sharedSMSC(t)
+	nodes := startCluster(t, bind, func(_ int, c *nodeConfig) { c.Extra += "receipts: {grace: 2s}\n" })
+	a, b := nodes[0], nodes[1]
+	ea := a.esme(t)
+	answered := make(chan error, 1)
+	receiptFirst(smsc, b.name, "+15145550702", "900002", func(receipt func() error, respond func()) {
+		go func() {
+			answered <- receipt()
+			respond()
+		}()
+	})
+	id := submitForReceipt(t, ea, "+15145550702")
+	if err := <-answered; err != nil {
+		t.Fatalf("receipt on %s before the submit_sm_resp: %v, want ESME_ROK", b.name, err)
+	}
+	if _, ok := receiptFor(t, ea, id, 30*time.Second); !ok {
+		t.Fatalf("the ESME on %s got no receipt for %s, delivered on %s before its submit_sm_resp:\n%s\n%s",
+			a.name, id, b.name, a.out.String(), b.out.String())
+	}
+	if got := b.metric(t, "optgate_gateway_receipts_total", `outcome="claimed"`); got != 1 {
+		t.Errorf("%s counted %v receipts claimed by another node, want 1", b.name, got)
 	}
 }

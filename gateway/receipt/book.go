@@ -71,6 +71,11 @@ type parkedReceipt struct {
 	// receipt does not expire then, so a lookup that finds the mapping
 	// and no longer finds the receipt parked knows Add delivered it.
 	lookup bool
+	// reclaim is set when the other nodes said nobody has it
+	// (Missed.Nobody): at expiry it is asked of them once more, from
+	// smsc, in case its mapping came to another node meanwhile.
+	reclaim bool
+	smsc    SMSC
 }
 
 // New returns an empty book; OpenStore makes it durable.
@@ -237,16 +242,28 @@ func (b *Book) remember(k uint64, p packedTarget) {
 }
 
 // ExpireParked drops parked receipts older than the grace period and
-// returns how many (they go uncorrelated).
+// returns how many (they go uncorrelated). One the other nodes did not
+// know when it came (several nodes) is handed to Config.Miss once more
+// instead, its SMSC long answered: its mapping may have reached another
+// node since (an SMSC that answers a submit only once its receipt is
+// answered), and that Missed counts the outcome.
 func (b *Book) ExpireParked(now time.Time) int {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	n := 0
+	var again []*Missed
 	for k, p := range b.parked {
 		if now.Sub(p.at) > b.grace && !p.lookup {
 			delete(b.parked, k)
+			if p.reclaim && b.miss != nil {
+				again = append(again, &Missed{SMSC: p.smsc, Report: p.r, b: b, k: k, answer: noAnswer, late: true})
+				continue
+			}
 			n++
 		}
+	}
+	b.mu.Unlock()
+	for _, m := range again {
+		b.miss(m)
 	}
 	return n
 }

@@ -23,6 +23,7 @@ type Missed struct {
 	b      *Book
 	k      uint64
 	parked bool
+	late   bool // asked again at expiry (ExpireParked): the SMSC has its answer
 	answer func(smpp.CommandStatus)
 }
 
@@ -36,6 +37,18 @@ func (b *Book) missed(s SMSC, r Report, k uint64, parked bool, answer func(smpp.
 		return
 	}
 	b.miss(&Missed{SMSC: s, Report: r, b: b, k: k, parked: parked, answer: answer})
+}
+
+// markReclaim marks the receipt parked under k, which the other nodes did
+// not know, to be asked of them again at expiry; it clears its lookup
+// mark, so it expires.
+func (b *Book) markReclaim(k uint64, s SMSC) {
+	b.mu.Lock()
+	if p, ok := b.parked[k]; ok {
+		p.lookup, p.reclaim, p.smsc = false, true, s
+		b.parked[k] = p
+	}
+	b.mu.Unlock()
 }
 
 // Taken: another node owned the message and forwarded the receipt
@@ -52,6 +65,10 @@ func (m *Missed) Taken() {
 // SMSC is answered ESME_RX_T_APPN and sends the receipt again, unless an
 // Add here delivered it meanwhile (ESME_ROK).
 func (m *Missed) Retry() {
+	if m.late {
+		m.b.count(m.SMSC.Name, "uncorrelated") // nobody to ask again
+		return
+	}
 	if m.parked && !m.b.unpark(m.k) {
 		m.b.count(m.SMSC.Name, "parked")
 		m.answer(smpp.StatusOK)
@@ -63,12 +80,12 @@ func (m *Missed) Retry() {
 
 // Nobody: every other node said it has no such message. The receipt stays
 // parked for the rest of its grace period, as on a single node, and the
-// SMSC is answered ESME_ROK.
+// SMSC is answered ESME_ROK; at expiry it is asked of them once more.
 func (m *Missed) Nobody() {
 	outcome := "uncorrelated"
 	if m.parked {
 		outcome = "parked"
-		m.b.markLookup(m.k, false)
+		m.b.markReclaim(m.k, m.SMSC)
 	}
 	m.b.count(m.SMSC.Name, outcome)
 	m.answer(smpp.StatusOK)

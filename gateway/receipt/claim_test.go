@@ -125,3 +125,40 @@ func TestClaimTakesKnownReceipts(t *testing.T) {
 	testutil.RequireEqual(t, got[1].t.MsgID, "a5")
 	testutil.RequireEqual(t, answers, []smpp.CommandStatus{smpp.StatusOK, smpp.StatusOK})
 }
+
+// A receipt no node knew when it came is asked of the other nodes once
+// more when it expires (its SMSC long answered): an SMSC that answers a
+// submit only once its receipt is answered brings the mapping to the
+// other node only then. Its outcome is counted then, not as expired.
+func TestMissAskedAgainAtExpiry(t *testing.T) {
+	b, rec := newBook(100, time.Second)
+	misses := missing(b)
+	send := receiptsTo(t, b)
+	answer := sendAsync(send, "R6", "DELIVRD")
+	nextMissed(t, misses).Nobody()
+	testutil.RequireEqual(t, <-answer, nil)
+	testutil.RequireEqual(t, b.ExpireParked(time.Now()), 0) // within its grace: still parked, nothing asked
+	select {
+	case m := <-misses:
+		t.Fatalf("asked again before its expiry: %+v", m.Report)
+	default:
+	}
+	testutil.RequireEqual(t, b.ExpireParked(time.Now().Add(time.Minute)), 0)
+	m := nextMissed(t, misses)
+	testutil.RequireEqual(t, m.Report.ID, "R6")
+	m.Taken()
+	testutil.RequireEqual(t, rec.count("carrier", "claimed"), 1)
+
+	answer = sendAsync(send, "R7", "DELIVRD")
+	nextMissed(t, misses).Nobody()
+	testutil.RequireEqual(t, <-answer, nil)
+	b.ExpireParked(time.Now().Add(time.Minute))
+	nextMissed(t, misses).Nobody()
+	testutil.RequireEqual(t, rec.count("carrier", "uncorrelated"), 1)
+	testutil.RequireEqual(t, b.ExpireParked(time.Now().Add(time.Hour)), 0) // gone: not asked a third time
+	select {
+	case m := <-misses:
+		t.Fatalf("asked a third time: %+v", m.Report)
+	default:
+	}
+}

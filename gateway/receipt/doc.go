@@ -45,7 +45,8 @@
 // Claim). Its Missed ends it: Taken (another node forwarded it: ESME_ROK,
 // out of the lot), Retry (ESME_RX_T_APPN unless an Add here delivered it
 // meanwhile) or Nobody (today's path: parked for the rest of the grace
-// period, ESME_ROK). A node asked by another calls Claim, which delivers
+// period, ESME_ROK; ExpireParked hands it to Miss once more, answered
+// already, and its outcome is counted then). A node asked by another calls Claim, which delivers
 // the receipt from its memory or store as Receive would, parking nothing.
 // Add, lookupOrPark and the store are unchanged: nothing is added on the
 // MT path, and a nil Miss is the single node.
