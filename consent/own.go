@@ -18,7 +18,10 @@ import "sync"
 // wait for ReplicatePending (their sequence is not known yet).
 // ApplyReplicated skips an op whose key has a newer own change, or one
 // still waiting; that change comes later in the log and sets the key on
-// every node.
+// every node. It skips the op of the newest own change itself too: that
+// value is stored here already and nothing older was applied over it, so
+// only records of keys this node no longer tracks (after a restart) are
+// written again.
 //
 // It holds only keys with own changes not applied back yet: a handful,
 // for milliseconds, unless appends fail.

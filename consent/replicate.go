@@ -428,7 +428,11 @@ func (s *Store) ApplyReplicatedBatch(first uint64, datas [][]byte) error {
 		for _, o := range r.ops {
 			skip, reached := s.own.superseded(o.Key, r.seq, r.own)
 			if reached {
+				// This node's newest change of the key, stored here when
+				// it was made; nothing older was applied over it since
+				// (own.go), so writing it again would change nothing.
 				forget = append(forget, ownApplied{o.Key, r.seq})
+				continue
 			}
 			if !skip {
 				kept = append(kept, o)
