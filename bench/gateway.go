@@ -252,7 +252,11 @@ func FindOptgate(ctx context.Context, bin, tmp string) (string, error) {
 	if root == "" {
 		return "", fmt.Errorf("bench: no optgate binary: pass -optgate PATH, put optgate on PATH, or run inside the optgate module")
 	}
-	out := filepath.Join(tmp, "optgate")
+	// Not tmp/optgate: that is the gateway's data directory (scenario.go).
+	if err := os.MkdirAll(filepath.Join(tmp, "bin"), 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(tmp, "bin", "optgate")
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(bctx, "go", "build", "-o", out, "./cmd/optgate")

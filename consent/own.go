@@ -18,7 +18,10 @@ import "sync"
 // wait for ReplicatePending (their sequence is not known yet).
 // ApplyReplicated skips an op whose key has a newer own change, or one
 // still waiting; that change comes later in the log and sets the key on
-// every node.
+// every node. It skips the op of the newest own change itself too: that
+// value is stored here already and nothing older was applied over it, so
+// only records of keys this node no longer tracks (after a restart) are
+// written again.
 //
 // It holds only keys with own changes not applied back yet: a handful,
 // for milliseconds, unless appends fail.
@@ -61,25 +64,42 @@ func (o *ownChanges) wait(keys [][]byte, d int) {
 
 // superseded reports whether the op on key in the record at seq must be
 // skipped: this node made a newer change of key (or one still waiting).
-// For an own record (own), reaching the newest own change of key forgets
-// it.
-func (o *ownChanges) superseded(key []byte, seq uint64, own bool) bool {
+// reached: the record is this node's own (own) newest change of key,
+// which forget drops once the record's write is stored.
+func (o *ownChanges) superseded(key []byte, seq uint64, own bool) (skip, reached bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.waiting[string(key)] > 0 {
-		return true
+		return true, false
 	}
 	s, ok := o.seq[string(key)]
 	if !ok {
-		return false
+		return false, false
 	}
 	if s > seq {
-		return true
+		return true, false
 	}
-	if own {
-		delete(o.seq, string(key))
+	return false, own && s == seq
+}
+
+// ownApplied is an own change applied back from the log.
+type ownApplied struct {
+	key []byte
+	seq uint64
+}
+
+// forget drops the keys whose newest own change is applied back.
+func (o *ownChanges) forget(done []ownApplied) {
+	if len(done) == 0 {
+		return
 	}
-	return false
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, d := range done {
+		if o.seq[string(d.key)] == d.seq {
+			delete(o.seq, string(d.key))
+		}
+	}
 }
 
 // len is how many keys are tracked (tests).

@@ -374,40 +374,81 @@ func (s *Store) loadApplied() error {
 // the applied sequence are written in one synced group-commit request,
 // and the memory index is updated by the committer after the sync,
 // exactly as for a local change. A record at or below AppliedSeq is
-// ignored (idempotent by sequence); one this node made itself (its origin
-// is Config.Node) is already stored, so only the sequence advances. The
-// caller gives records one at a time, in order.
+// ignored (idempotent by sequence). A record this node made itself (its
+// origin is Config.Node) is applied too, but for the ops on keys this
+// node has changed again since (own.go). The caller gives records in
+// order.
 func (s *Store) ApplyReplicated(seq uint64, data []byte) error {
+	return s.ApplyReplicatedBatch(seq, [][]byte{data})
+}
+
+// ApplyReplicatedBatch applies records first, first+1, ... of the
+// replicated log (datas in order) as ApplyReplicated does, all in one
+// synced group-commit request that stores the last one's sequence: a
+// follower that applies what arrived together pays one fsync for all of
+// it. Records at or below AppliedSeq are skipped. The batch is applied
+// whole or not at all.
+func (s *Store) ApplyReplicatedBatch(first uint64, datas [][]byte) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.end()
-	if seq <= s.applied.Load() {
+	type rec struct {
+		seq uint64
+		own bool
+		ops []op
+	}
+	applied := s.applied.Load()
+	recs := make([]rec, 0, len(datas))
+	var all []op
+	for i, data := range datas {
+		seq := first + uint64(i)
+		if seq <= applied {
+			continue
+		}
+		origin, ops, err := decodeReplica(data)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		recs = append(recs, rec{seq: seq, own: origin == s.cfg.Node, ops: ops})
+		all = append(all, ops...)
+	}
+	if len(recs) == 0 {
 		return nil
 	}
-	origin, ops, err := decodeReplica(data)
-	if err != nil {
-		return fmt.Errorf("record %d: %w", seq, err)
-	}
-	unlock := s.lockRecords(ops)
+	last := recs[len(recs)-1].seq
+	unlock := s.lockRecords(all)
 	defer unlock()
 	// Every record is applied, this node's own too, so that every node
 	// ends with the value later in the log; an op on a key this node has
 	// changed again since (own.go) is skipped: that change comes later.
-	own := origin == s.cfg.Node
-	kept := ops[:0]
-	for _, o := range ops {
-		if !s.own.superseded(o.Key, seq, own) {
-			kept = append(kept, o)
+	kept := all[:0]
+	var forget []ownApplied
+	for _, r := range recs {
+		for _, o := range r.ops {
+			skip, reached := s.own.superseded(o.Key, r.seq, r.own)
+			if reached {
+				// This node's newest change of the key, stored here when
+				// it was made; nothing older was applied over it since
+				// (own.go), so writing it again would change nothing.
+				forget = append(forget, ownApplied{o.Key, r.seq})
+				continue
+			}
+			if !skip {
+				kept = append(kept, o)
+			}
 		}
 	}
-	ops = kept
-	mem, err := s.memOpsOf(ops)
+	mem, err := s.memOpsOf(kept)
 	if err != nil {
 		return err
 	}
-	ops = append(ops, op{Key: appliedKey, Value: binary.BigEndian.AppendUint64(nil, seq)})
-	return s.write(ops, mem, seq)
+	kept = append(kept, op{Key: appliedKey, Value: binary.BigEndian.AppendUint64(nil, last)})
+	if err := s.write(kept, mem, last); err != nil {
+		return err
+	}
+	s.own.forget(forget)
+	return nil
 }
 
 // lockRecords takes the stripes of the recipients whose records or held
@@ -436,16 +477,26 @@ func (s *Store) lockRecords(ops []op) func() {
 // change, read against this node's store (callers hold the stripes).
 func (s *Store) memOpsOf(ops []op) ([]memOp, error) {
 	var mem []memOp
+	var after map[string]bool // whether a record exists after an earlier op of ops
 	err := s.db.View(func(txn *badger.Txn) error {
 		for i := range ops {
 			o := &ops[i]
 			if o.Key[0] != pfxRecord {
 				continue
 			}
-			_, err := txn.Get(o.Key)
-			existed := err == nil
-			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-				return fmt.Errorf("%w: read: %v", ErrStorage, err)
+			existed, ok := after[string(o.Key)]
+			if !ok {
+				_, err := txn.Get(o.Key)
+				existed = err == nil
+				if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+					return fmt.Errorf("%w: read: %v", ErrStorage, err)
+				}
+			}
+			if len(ops) > 1 {
+				if after == nil {
+					after = make(map[string]bool)
+				}
+				after[string(o.Key)] = !o.Delete
 			}
 			m := memOp{existed: existed, exists: !o.Delete}
 			if !o.Delete {

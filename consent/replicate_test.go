@@ -349,3 +349,32 @@ func TestConcurrentChangesConverge(t *testing.T) {
 		testutil.RequireEqual(t, st.Tenant.State, StateOptedIn, "the change last in the log (b's START) on every node")
 	}
 }
+
+// TestApplyReplicatedBatch: a batch of records, several of them changing
+// one recipient, leaves the store and its memory index as applying them
+// one by one does; a batch that starts at or below the applied sequence
+// skips what is applied; AppliedSeq is the batch's last.
+func TestApplyReplicatedBatch(t *testing.T) {
+	log := &sliceLog{}
+	a := newReplicated(t, log, "a")
+	for _, text := range []string{"STOP", "START", "STOP"} {
+		a.mo("acme", "sms", senderA, rcptA, text)
+	}
+	a.mo("acme", "sms", senderA, "+12025550188", "STOP")
+	_, err := a.s.OptOut(context.Background(), OperatorChange{Tenant: "acme", Channel: "sms", Recipient: "+12025550189", Operator: "ops"})
+	requireNoErr(t, err, "OptOut")
+	one, batch := newReplicated(t, log, "one"), newReplicated(t, log, "batch")
+	log.feed(t, one.s)
+	requireNoErr(t, batch.s.ApplyReplicatedBatch(1, log.recs[:2]), "first batch")
+	requireNoErr(t, batch.s.ApplyReplicatedBatch(1, log.recs), "overlapping batch")
+	testutil.RequireEqual(t, batch.s.AppliedSeq(), uint64(len(log.recs)), "applied sequence")
+	for _, r := range []string{rcptA, "+12025550188", "+12025550189"} {
+		testutil.RequireEqual(t, batch.check("acme", "sms", senderA, r, CategoryTransactional),
+			one.check("acme", "sms", senderA, r, CategoryTransactional), "decision for "+r)
+	}
+	testutil.RequireEqual(t, batch.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "the last STOP")
+	testutil.RequireEqual(t, batch.s.idx.len(), one.s.idx.len(), "index sizes")
+	testutil.RequireEqual(t, batch.s.idx.len(), a.s.idx.len(), "index size against the origin")
+	batch.reopen()
+	testutil.RequireEqual(t, batch.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "after a restart")
+}

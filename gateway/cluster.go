@@ -92,8 +92,12 @@ func (g *Gateway) joinCluster() error {
 	g.clusterLog.conn.Store(conn)
 	from := g.consent.AppliedSeq()
 	start := time.Now()
-	f, err := conn.Follow(ctx, from, func(seq uint64, rec cluster.Record) error {
-		return g.consent.ApplyReplicated(seq, rec.Data)
+	f, err := conn.FollowBatch(ctx, from, func(first uint64, recs []cluster.Record) error {
+		datas := make([][]byte, len(recs))
+		for i := range recs {
+			datas[i] = recs[i].Data
+		}
+		return g.consent.ApplyReplicatedBatch(first, datas)
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: following the consent log from %d: %w", from, err)
