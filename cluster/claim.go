@@ -143,9 +143,12 @@ func (c *Conn) ServeClaims(f ClaimFunc) error {
 		go func() {
 			defer func() { <-cl.busy }()
 			done := make(chan struct{})
+			var once sync.Once
 			f(m.Data, func(a Answer) {
-				reply(a)
-				close(done)
+				once.Do(func() { // a second answer is ignored
+					reply(a)
+					close(done)
+				})
 			})
 			<-done // the slot is held until the answer
 		}()
