@@ -80,6 +80,13 @@ type Config struct {
 	// last channels) keeps a fact after its last put. Default 720h; at
 	// least 48h, the WhatsApp window's records' own lifetime.
 	SharedTTL time.Duration `yaml:"shared_ttl"`
+	// Nodes is the number of optgate nodes in the cluster, this one
+	// included: a receipt this node cannot correlate is asked of the
+	// Nodes-1 others (claim.go), and only an answer from every one of
+	// them ends it as uncorrelated. Default: Servers() (one embedded
+	// server per node); with nats.urls set it when optgate nodes and
+	// NATS servers differ in number.
+	Nodes int `yaml:"nodes"`
 }
 
 // EmbeddedConfig is the NATS server run inside optgate. Its JetStream file
@@ -188,6 +195,9 @@ func (c *Config) SetDefaults(dataDir string) {
 	if c.Replicas == 0 {
 		c.Replicas = min(c.Servers(), 3)
 	}
+	if c.Nodes == 0 {
+		c.Nodes = c.Servers()
+	}
 }
 
 // Servers is the number of JetStream servers the stream can be placed on:
@@ -270,6 +280,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat > 0 && c.MaxLag > 0 && c.Heartbeat > c.MaxLag/2 {
 		bad("heartbeat", "%v is more than half of max_lag %v: an idle node would look stale", c.Heartbeat, c.MaxLag)
+	}
+	if c.Servers() > 0 && (c.Nodes < 1 || c.Nodes > 64) { // no servers: reported above
+		bad("nodes", "%d is out of range: 1 to 64 optgate nodes", c.Nodes)
 	}
 	if c.SharedTTL < 48*time.Hour {
 		bad("shared_ttl", "%v is less than 48h: a WhatsApp window could outlive its shared record", c.SharedTTL)

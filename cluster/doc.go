@@ -142,14 +142,59 @@
 // Held messages are not here: they travel in the consent log with the
 // recipient's pending state (consent/doc.go, "Several nodes").
 //
+// # Receipts: ownership by claim
+//
+// A receipt may arrive on any node's SMSC bind; its message's mapping
+// (SMSC id to ours) is in the receipt book of the node that submitted it
+// (gateway/receipt). The mapping stays there: a node whose book finds a
+// receipt nowhere (memory, then store) claims it (claim.go). Claim
+// publishes one core NATS request on ClaimSubject (optgate.receipt.claim:
+// no number, message or SMSC in it; the payload carries the SMSC's name,
+// its receipt id and the report) with a reply subject under this
+// connection's inbox, and waits for the answers of the cluster.nodes-1
+// other nodes. A node serves a claim (ServeClaims, a goroutine each, at
+// most 1,024 at once) from its own book: the owner forwards the receipt
+// as its own (status, the ESME bound there or the deliver spool, or the
+// webhook) and answers taken only once that is durable; a node that does
+// not know it waits up to min(receipts.grace, ack_timeout/2) for the Add a
+// late submit_sm_resp may bring, then answers not mine. The asking node
+// answers the SMSC ESME_ROK on taken; ESME_RX_T_APPN on failed or when
+// not every node answered within ack_timeout (a node down: the SMSC sends
+// it again, until the node returns or its own retry policy gives up);
+// every node's not mine is today's uncorrelated path (parked for the rest
+// of the grace period, ESME_ROK), except that at expiry the receipt is
+// claimed once more: an SMSC that answers the submit only once its
+// receipt is answered brings the mapping to its node only after the first
+// claim. A final receipt removes the mapping, so
+// a receipt claimed twice (a retry after a lost answer) is forwarded once;
+// an intermediate one may be forwarded twice.
+//
+// Why not a KV bucket of mappings (TTL receipts.ttl), the other design
+// issue 16 names: it puts a quorum, synced write on every MT part, which
+// the receipt book avoids on purpose (its store write waits a second, and
+// most mappings never reach it). One run on this busy 2-core machine
+// (BenchmarkReceiptMapKVPut against BenchmarkReceiptClaim, three servers
+// in one process, -benchtime 1000x, 2026-12-07; the lead re-measures on a
+// quiet one): an R3 KV put took 1.0 ms alone and gave 3,900 puts/s with 8
+// at once, against the claim round trip's 0.32 ms and 8,300 claims/s. The
+// KV caps MT at the bucket's put rate (or, put asynchronously, loses
+// mappings at the rate a node falls behind) and stores one record per
+// part for 72 hours; the claim costs the MT path nothing and a receipt
+// only when it lands on a node other than its message's, with no disk
+// and no Raft round. What it gives up: a receipt whose owner is down
+// waits for it (the SMSC's retries) rather than being correlated
+// elsewhere, and a receipt nobody knows takes up to the wait above (1 s)
+// before its ESME_ROK and holds a serving slot on each node meanwhile, so
+// a burst of them (the receipts of the mappings a SIGKILL lost) is served
+// at about 1,024 a second per node, the rest asked to retry.
+//
 // # Not done yet
 //
-// Receipts and MOs reaching their owner on another node, queued MT
+// MOs reaching their owner on another node, queued MT
 // surviving a node; bootstrapping a new or long-absent
-// node from a snapshot plus the log after it; the KV bucket for receipt
-// correlation and the work-queue stream for ack: store.
-// BenchmarkClusterOptOut runs three servers in one process, which
-// cluster.md shows distorts latency with SyncAlways: its figure is a
+// node from a snapshot plus the log after it; the work-queue stream for
+// ack: store. BenchmarkClusterOptOut runs three servers in one process,
+// which cluster.md shows distorts latency with SyncAlways: its figure is a
 // floor, not the cluster's throughput. `optgate-bench run cluster` (package
 // bench) measures three optgate processes, one server each.
 package cluster

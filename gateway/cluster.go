@@ -103,6 +103,9 @@ func (g *Gateway) joinCluster() error {
 		return fmt.Errorf("cluster: following the consent log from %d: %w", from, err)
 	}
 	g.follower = f
+	if err := conn.ServeClaims(g.serveReceiptClaim); err != nil { // cluster_receipt.go
+		return fmt.Errorf("cluster: serving receipt claims: %w", err)
+	}
 	if err := g.joinShared(ctx); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

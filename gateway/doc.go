@@ -120,7 +120,10 @@
 // after them. WhatsApp windows and last channels go through the
 // cluster's Shared bucket (cluster_shared.go): whatsapp.Window.Observe
 // and noteChannel put this node's facts, and every node applies every
-// fact in the bucket's order (Window.Apply, the last-channel key). What
+// fact in the bucket's order (Window.Apply, the last-channel key). A
+// receipt the receipt book finds nowhere is claimed from the other nodes,
+// and the node whose book has its mapping forwards it
+// (cluster_receipt.go; cluster/doc.go, "Receipts: ownership by claim"). What
 // is and is not cluster-wide yet: consent/doc.go, "Several nodes",
 // docs/cluster.md and cluster/doc.go.
 package gateway
