@@ -52,9 +52,10 @@ func dialBind(ctx context.Context, l *Load, i int) (*loadBind, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.BindTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", cfg.Addr)
+	addr := cfg.addr(i)
+	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("bench: cannot connect to %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("bench: cannot connect to %s: %w", addr, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -80,18 +81,18 @@ func dialBind(ctx context.Context, l *Load, i int) (*loadBind, error) {
 	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write(buf); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("bench: bind to %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("bench: bind to %s: %w", addr, err)
 	}
 	for {
 		h, _, err := readFrame(b.br, nil)
 		if err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("bench: bind to %s: no bind response: %w", cfg.Addr, err)
+			return nil, fmt.Errorf("bench: bind to %s: no bind response: %w", addr, err)
 		}
 		if h.ID == smpp.GenericNackID || h.ID == smpp.BindTransceiverRespID {
 			if h.Status != smpp.StatusOK {
 				nc.Close()
-				return nil, fmt.Errorf("bench: bind to %s as %q refused: 0x%08X %s", cfg.Addr, cfg.SystemID, uint32(h.Status), h.Status)
+				return nil, fmt.Errorf("bench: bind to %s as %q refused: 0x%08X %s", addr, cfg.SystemID, uint32(h.Status), h.Status)
 			}
 			return b, nil
 		}

@@ -18,7 +18,11 @@ import (
 // LoadConfig configures a load run over SMPP. Zero values take the
 // defaults shown.
 type LoadConfig struct {
-	Addr     string // SMPP address: the gateway, the relay or the simulator
+	Addr string // SMPP address: the gateway, the relay or the simulator
+	// Addrs, if set, spreads the binds over several addresses (bind i
+	// goes to Addrs[i mod len]): the nodes of a cluster. Addr is then
+	// unused.
+	Addrs    []string
 	SystemID string // default "bench"
 	Password string // default "benchpw"
 	Binds    int    // transceiver binds (default 4)
@@ -48,7 +52,7 @@ type LoadConfig struct {
 }
 
 func (c *LoadConfig) setDefaults() error {
-	if c.Addr == "" {
+	if c.Addr == "" && len(c.Addrs) == 0 {
 		return errors.New("bench: load: no address")
 	}
 	if c.SystemID == "" {
@@ -324,6 +328,14 @@ func (l *Load) supervise(ctx context.Context) {
 	end := time.Unix(0, l.lastAns.Load())
 	l.result = &LoadResult{Snapshot: l.counters.Snapshot(), Start: l.start, End: end, Latency: hist}
 	close(l.done)
+}
+
+// addr is where bind i connects.
+func (c *LoadConfig) addr(i int) string {
+	if len(c.Addrs) > 0 {
+		return c.Addrs[i%len(c.Addrs)]
+	}
+	return c.Addr
 }
 
 func (l *Load) inflight() int {

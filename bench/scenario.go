@@ -22,6 +22,7 @@ var Scenarios = []struct{ Name, Doc string }{
 	{"latency", "added p50/p99/p99.9 latency of optgate at 50% of the maximum rate, against the direct path"},
 	{"passthrough", "the null SMPP relay in front of the simulator: this machine's ceiling"},
 	{"kannel", "the mt-throughput work through optgate and through Kannel (bearerbox+smsbox, HTTP sendsms) in one run"},
+	{"cluster", "three optgate nodes clustered over embedded NATS against one node: STOP-on-A → refused-on-B latency idle and under MT load, replication lag, MT msgs/s and durable opt-outs/s"},
 }
 
 // RunConfig configures a scenario run. Zero values take the defaults
@@ -60,7 +61,10 @@ type RunConfig struct {
 	Baseline bool // mt-throughput: measure passthrough first (cmd default true)
 
 	KannelConcurrency int // HTTP requests in flight to smsbox (default 128)
-	NoInstall         bool
+	// ClusterSTOPs is how many STOPs the cluster scenario times, idle and
+	// again under MT load (default 1,000).
+	ClusterSTOPs int
+	NoInstall    bool
 
 	ProfileSeconds int    // capture optgate's CPU profile for this long during the main phase
 	Results        string // folder for results (logs and profiles go there too)
@@ -95,9 +99,18 @@ func (c *RunConfig) setDefaults() error {
 	} else if c.Suppressed == 0 {
 		c.Suppressed = 1_000_000
 	}
+	if c.ClusterSTOPs <= 0 {
+		c.ClusterSTOPs = 1000
+	}
 	if c.Timeout <= 0 {
 		// Room for set-up and a preload at 5,000 entries/s.
 		c.Timeout = 3*c.Duration + 3*time.Minute + time.Duration(c.Suppressed/5000)*time.Second
+		if c.Scenario == "cluster" {
+			// Two optgate set-ups with a preload each, five phases, and the
+			// two STOP phases at a few a second at worst.
+			c.Timeout = 6*c.Duration + 5*time.Minute + 2*time.Duration(c.Suppressed/5000)*time.Second +
+				time.Duration(c.ClusterSTOPs/5)*time.Second
+		}
 	}
 	if c.Suppressed < 0 || c.Suppressed > MaxSuppressed {
 		return fmt.Errorf("bench: -suppressed %d not in [0,%d]", c.Suppressed, MaxSuppressed)
@@ -221,6 +234,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		err = r.latency()
 	case "kannel":
 		err = r.kannel()
+	case "cluster":
+		err = r.cluster()
 	}
 	r.rep.Seconds = time.Since(r.rep.Started).Seconds()
 	if err == nil && ctx.Err() != nil {

@@ -157,6 +157,10 @@ type MOConfig struct {
 	// Account is the system_id whose receivers get the MOs (default: the
 	// first bound receiver's).
 	Account string
+	// Accounts, if set, takes the place of Account: MO i goes to
+	// Accounts[i mod len] (the nodes of a cluster, each bound with its
+	// own system_id).
+	Accounts []string
 	// Rate is MOs a second; 0 sends as fast as they are answered, with
 	// Window in flight (an MO storm).
 	Rate   float64
@@ -271,6 +275,9 @@ func (s *Sim) StartMO(ctx context.Context, cfg MOConfig) (*MOGen, error) {
 			case <-ctx.Done():
 				goto out
 			}
+			if len(cfg.Accounts) > 0 {
+				acct = cfg.Accounts[sent%int64(len(cfg.Accounts))]
+			}
 			if acct == "" {
 				acct = s.receiverAccount()
 				if acct == "" {
@@ -368,14 +375,7 @@ func (g *MOGen) Stop() { g.once.Do(func() { close(g.stop) }) }
 func (g *MOGen) Done() <-chan struct{} { return g.done }
 
 // Interval returns the deliver_sm round-trip latencies since the last call.
-func (g *MOGen) Interval() *hdrhistogram.Histogram {
-	h := newHist()
-	g.lat.mu.Lock()
-	h.Merge(g.lat.ivl)
-	g.lat.ivl.Reset()
-	g.lat.mu.Unlock()
-	return h
-}
+func (g *MOGen) Interval() *hdrhistogram.Histogram { return g.lat.interval() }
 
 // Latency returns every deliver_sm round-trip latency so far.
 func (g *MOGen) Latency() *hdrhistogram.Histogram {

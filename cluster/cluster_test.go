@@ -559,7 +559,7 @@ func TestAppendGenerations(t *testing.T) {
 		{Tenant: "b", Key: []byte("1"), Data: []byte("STOP")},
 		{Tenant: "a", Key: []byte("1"), Data: []byte("STOP")},
 	}
-	gens, err := l.generations(recs)
+	gens, err := l.generations(recs, map[*nats.Msg]int{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +575,7 @@ func TestAppendGenerations(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("generations %q, want %q", got, want)
 	}
-	if _, err := l.generations([]Record{{Tenant: "a", Data: make([]byte, maxRecordSize+1)}}); !errors.Is(err, ErrBadRecord) {
+	if _, err := l.generations([]Record{{Tenant: "a", Data: make([]byte, maxRecordSize+1)}}, map[*nats.Msg]int{}); !errors.Is(err, ErrBadRecord) {
 		t.Errorf("oversized record: %v, want ErrBadRecord", err)
 	}
 }
@@ -645,5 +645,47 @@ func TestClusterTLSAndAuth(t *testing.T) {
 	// The client listener refuses a plain connection without credentials.
 	if _, err := nats.Connect(tc.srvs[0].ClientURL(), nats.Timeout(time.Second), nats.MaxReconnects(0)); err == nil {
 		t.Error("a client without TLS or credentials connected")
+	}
+}
+
+// TestAppendSeqMatchesTheLog: AppendSeq returns each record's stream
+// sequence, the one a follower delivers it with, also for a batch that
+// holds two records of one key (two generations) and for a retried
+// record the stream de-duplicates (its first sequence).
+func TestAppendSeqMatchesTheLog(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := tc.conns[0].Log()
+	recs := optOuts(0, 5)
+	recs = append(recs, Record{Tenant: "acme", Key: recs[0].Key, Data: []byte("START again")})
+	seqs, err := log.AppendSeq(ctx, recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a applied
+	f, err := tc.conns[1].Follow(ctx, 0, a.apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gotSeqs, gotRecs := a.snapshot()
+	bySeq := map[uint64]string{}
+	for i, s := range gotSeqs {
+		bySeq[s] = string(gotRecs[i].Data)
+	}
+	for i, s := range seqs {
+		if bySeq[s] != string(recs[i].Data) {
+			t.Fatalf("record %d (%q): AppendSeq says sequence %d, the log has %q there", i, recs[i].Data, s, bySeq[s])
+		}
+	}
+	again := Record{Tenant: "acme", Key: []byte("k"), ID: "fixed-id", Data: []byte("once")}
+	s1, err := log.AppendSeq(ctx, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := log.AppendSeq(ctx, again)
+	if err != nil || s2[0] != s1[0] {
+		t.Fatalf("a retried record: sequence %v then %v (%v), want the first one again", s1, s2, err)
 	}
 }

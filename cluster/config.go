@@ -85,6 +85,13 @@ type Config struct {
 	// servers hand it to another node: how long a node's death delays its
 	// items. Default 30s; at least 1s.
 	WorkAckWait time.Duration `yaml:"work_ack_wait"`
+	// Nodes is the number of optgate nodes in the cluster, this one
+	// included: a receipt this node cannot correlate is asked of the
+	// Nodes-1 others (claim.go), and only an answer from every one of
+	// them ends it as uncorrelated. Default: Servers() (one embedded
+	// server per node); with nats.urls set it when optgate nodes and
+	// NATS servers differ in number.
+	Nodes int `yaml:"nodes"`
 }
 
 // EmbeddedConfig is the NATS server run inside optgate. Its JetStream file
@@ -196,6 +203,9 @@ func (c *Config) SetDefaults(dataDir string) {
 	if c.Replicas == 0 {
 		c.Replicas = min(c.Servers(), 3)
 	}
+	if c.Nodes == 0 {
+		c.Nodes = c.Servers()
+	}
 }
 
 // Servers is the number of JetStream servers the stream can be placed on:
@@ -281,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WorkAckWait < time.Second {
 		bad("work_ack_wait", "%v is less than 1s: items under way would be handed to another node", c.WorkAckWait)
+	}
+	if c.Servers() > 0 && (c.Nodes < 1 || c.Nodes > 64) { // no servers: reported above
+		bad("nodes", "%d is out of range: 1 to 64 optgate nodes", c.Nodes)
 	}
 	if c.SharedTTL < 48*time.Hour {
 		bad("shared_ttl", "%v is less than 48h: a WhatsApp window could outlive its shared record", c.SharedTTL)

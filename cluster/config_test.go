@@ -59,11 +59,11 @@ embedded:
 	}
 
 	two := loadConfig(t, "node: a\nembedded: {cluster_listen: '127.0.0.1:6222', routes: ['127.0.0.1:6223']}\n", "d")
-	if two.Replicas != 2 {
-		t.Errorf("two servers: replicas %d, want 2", two.Replicas)
+	if two.Replicas != 2 || two.Nodes != 2 {
+		t.Errorf("two servers: replicas %d, nodes %d, want 2 and 2", two.Replicas, two.Nodes)
 	}
 	ext := loadConfig(t, "node: a\nnats: {urls: ['nats://10.0.0.1:4222']}\nmax_lag: 250ms\n", "")
-	if err := ext.Validate(); err != nil || ext.Replicas != 3 || ext.MaxLag != 250*time.Millisecond {
+	if err := ext.Validate(); err != nil || ext.Replicas != 3 || ext.Nodes != 3 || ext.MaxLag != 250*time.Millisecond {
 		t.Errorf("external: err %v replicas %d max_lag %v", err, ext.Replicas, ext.MaxLag)
 	}
 }
@@ -105,6 +105,7 @@ embedded:
 		{"urls", "node: a\nnats: {urls: ['http://h:80', 'nats://'], credentials: /nonexistent.creds}\n",
 			[]string{"nats.urls[0]", "nats.urls[1]", "nats.credentials"}},
 		{"no urls", "node: a\nnats: {urls: []}\n", []string{"nats.urls"}},
+		{"nodes", "node: a\nnodes: 99\nnats: {urls: ['nats://h:4222']}\n", []string{"nodes"}},
 		{"valid tls", "node: a\nembedded: {cluster_listen: '127.0.0.1:6222', tls: {cert: " + pem + ", key: " + pem + ", ca: " + pem + "}, auth: {user: u, password: p}}\n", nil},
 	}
 	for _, tt := range tests {

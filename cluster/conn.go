@@ -32,6 +32,7 @@ type Conn struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	metrics *metrics
+	claims  claims // receipt claims (claim.go)
 }
 
 // Connect connects to srv (the embedded server, through an in-process

@@ -32,6 +32,23 @@ import (
 //     closed. rec.Data is Apply's to keep.
 type ApplyFunc func(seq uint64, rec Record) error
 
+// ApplyBatchFunc applies consecutive records of the consent log: recs[i]
+// has sequence first+i. The contract is ApplyFunc's, for the batch as a
+// whole: the batch is applied in one atomic, synced write that stores
+// first+len(recs)-1 as the last applied sequence, or not at all (an
+// error offers the same records again, perhaps batched otherwise). One
+// synced write per batch instead of per record is what lets a node keep
+// up with the log: a fsync per record caps a node near a thousand records
+// a second on ordinary disks.
+type ApplyBatchFunc func(first uint64, recs []Record) error
+
+// Batches the follower hands to an ApplyBatchFunc: the records delivered
+// and waiting, up to these bounds (well inside a Badger transaction).
+const (
+	maxBatchRecords = 256
+	maxBatchBytes   = 1 << 20
+)
+
 // Errors of Healthy and Follow.
 var (
 	ErrNotReady  = errors.New("cluster: consent log not caught up yet")
@@ -51,7 +68,7 @@ var (
 // the record's stream timestamp (the leader's clock).
 type Follower struct {
 	c       *Conn
-	apply   ApplyFunc
+	apply   ApplyBatchFunc
 	started time.Time
 
 	applied atomic.Uint64
@@ -121,6 +138,25 @@ const (
 // caught up with the stream as it was when Follow started, or an error
 // when it cannot within cfg.StartWait or ctx. Close stops it.
 func (c *Conn) Follow(ctx context.Context, from uint64, apply ApplyFunc) (*Follower, error) {
+	last := from // records up to last are applied (a failed batch is offered again)
+	return c.FollowBatch(ctx, from, func(first uint64, recs []Record) error {
+		for i := range recs {
+			seq := first + uint64(i)
+			if seq <= last {
+				continue
+			}
+			if err := apply(seq, recs[i]); err != nil {
+				return err
+			}
+			last = seq
+		}
+		return nil
+	})
+}
+
+// FollowBatch is Follow with an ApplyBatchFunc: the records that are
+// delivered and waiting are applied together.
+func (c *Conn) FollowBatch(ctx context.Context, from uint64, apply ApplyBatchFunc) (*Follower, error) {
 	f := &Follower{c: c, apply: apply, started: time.Now(), stop: make(chan struct{})}
 	f.applied.Store(from)
 	f.wg.Add(2)
@@ -227,40 +263,91 @@ func (f *Follower) consumeOnce() error {
 	f.iter, f.err = it, nil
 	f.mu.Unlock()
 	f.running.Store(true)
+	// A reader hands the delivered messages over, so that the ones that
+	// arrived while a batch was being applied are applied together.
+	msgs := make(chan jetstream.Msg, maxBatchRecords)
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- msg:
+			case <-done:
+				return
+			}
+		}
+	})
+	defer reader.Wait()
+	defer close(done)
+	batch := make([]jetstream.Msg, 0, maxBatchRecords)
 	for {
-		msg, err := it.Next()
-		if err != nil {
+		var msg jetstream.Msg
+		select {
+		case msg = <-msgs:
+		case err := <-errc:
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
 			return err
 		}
-		if err := f.handle(msg); err != nil {
+		batch = append(batch[:0], msg)
+		size := len(msg.Data())
+	more:
+		for len(batch) < maxBatchRecords && size < maxBatchBytes {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+				size += len(m.Data())
+			default:
+				break more
+			}
+		}
+		if err := f.handle(batch); err != nil {
 			it.Stop()
 			return err
 		}
 	}
 }
 
-// handle applies one delivered message.
-func (f *Follower) handle(msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("cluster: consent message without metadata: %w", err)
+// handle applies a batch of delivered messages: those after the applied
+// sequence, which must continue it without a gap.
+func (f *Follower) handle(batch []jetstream.Msg) error {
+	applied := f.applied.Load()
+	recs := make([]Record, 0, len(batch))
+	var last time.Time
+	for _, msg := range batch {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("cluster: consent message without metadata: %w", err)
+		}
+		seq := meta.Sequence.Stream
+		if seq <= applied+uint64(len(recs)) {
+			continue // redelivered after a consumer reset
+		}
+		if seq != applied+uint64(len(recs))+1 {
+			return fmt.Errorf("%w: applied %d, the stream's next is %d (bootstrap this node from a snapshot)",
+				ErrLogBroken, applied+uint64(len(recs)), seq)
+		}
+		recs = append(recs, Record{Tenant: tenantOf(msg.Subject()), ID: msg.Headers().Get(jetstream.MsgIDHeader),
+			Data: msg.Data(), Time: meta.Timestamp})
+		last = meta.Timestamp
 	}
-	seq, applied := meta.Sequence.Stream, f.applied.Load()
-	if seq <= applied {
-		return nil // redelivered after a consumer reset
+	if len(recs) == 0 {
+		return nil
 	}
-	if seq != applied+1 {
-		return fmt.Errorf("%w: applied %d, the stream's next is %d (bootstrap this node from a snapshot)", ErrLogBroken, applied, seq)
+	first := applied + 1
+	if err := f.apply(first, recs); err != nil {
+		return fmt.Errorf("%w: sequences %d-%d: %v", ErrApply, first, applied+uint64(len(recs)), err)
 	}
-	rec := Record{Tenant: tenantOf(msg.Subject()), ID: msg.Headers().Get(jetstream.MsgIDHeader), Data: msg.Data(), Time: meta.Timestamp}
-	if err := f.apply(seq, rec); err != nil {
-		return fmt.Errorf("%w: sequence %d: %v", ErrApply, seq, err)
-	}
+	seq := applied + uint64(len(recs))
 	f.applied.Store(seq)
-	f.confirm(seq, meta.Timestamp)
+	f.confirm(seq, last)
 	return nil
 }
 

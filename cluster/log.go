@@ -78,30 +78,45 @@ func (c *Conn) Log() *Log { return &Log{c: c} }
 // that retries keeps their IDs). A record that can never be stored gives
 // ErrBadRecord before anything is published.
 func (l *Log) Append(ctx context.Context, recs ...Record) error {
+	_, err := l.AppendSeq(ctx, recs...)
+	return err
+}
+
+// AppendSeq is Append that also returns the stream sequence of each record
+// (seqs[i] for recs[i]; a record the stream had already stored, a retry
+// within the de-duplication window, has its first sequence): the consent
+// store uses them to apply the log in its order (consent/replicate.go).
+func (l *Log) AppendSeq(ctx context.Context, recs ...Record) ([]uint64, error) {
 	if len(recs) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
-	gens, err := l.generations(recs)
+	index := make(map[*nats.Msg]int, len(recs))
+	gens, err := l.generations(recs, index)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.c.cfg.AckTimeout)
 	defer cancel()
+	seqs := make([]uint64, len(recs))
 	for _, msgs := range gens {
-		if n, cause := l.c.publishAll(ctx, l.c.cfg.Stream, msgs); n > 0 {
+		if n, cause := l.c.publishAll(ctx, l.c.cfg.Stream, msgs, func(m *nats.Msg, seq uint64) { seqs[index[m]] = seq }); n > 0 {
 			err = l.notAcked(ctx, n, cause)
 			break
 		}
 	}
 	l.c.metrics.appendDone(len(recs), time.Since(start), err)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return seqs, nil
 }
 
 // generations builds the records' messages and splits them so that no two
 // records with the same tenant and key are in one generation: the k-th
 // record of a key goes to generation k. Most batches are one generation.
-func (l *Log) generations(recs []Record) ([][]*nats.Msg, error) {
+// index maps each message to its record's index.
+func (l *Log) generations(recs []Record, index map[*nats.Msg]int) ([][]*nats.Msg, error) {
 	gens := [][]*nats.Msg{make([]*nats.Msg, 0, len(recs))}
 	var seen map[string]int // only built when a batch has two records
 	for i := range recs {
@@ -109,6 +124,7 @@ func (l *Log) generations(recs []Record) ([][]*nats.Msg, error) {
 		if err != nil {
 			return nil, err
 		}
+		index[m] = i
 		g := 0
 		if len(recs) > 1 {
 			if seen == nil {
@@ -127,10 +143,11 @@ func (l *Log) generations(recs []Record) ([][]*nats.Msg, error) {
 }
 
 // publishAll publishes msgs to stream until all are acknowledged or ctx
-// ends, then returns how many were not acknowledged (0: all were) and the
-// last error seen. A message whose acknowledgement failed is published
-// again as it was (same Nats-Msg-Id), after a short back-off.
-func (c *Conn) publishAll(ctx context.Context, stream string, msgs []*nats.Msg) (int, error) {
+// ends, telling acked (if not nil) each one's stream sequence, then
+// returns how many were not acknowledged (0: all were) and the last error
+// seen. A message whose acknowledgement failed is published again as it
+// was (same Nats-Msg-Id), after a short back-off.
+func (c *Conn) publishAll(ctx context.Context, stream string, msgs []*nats.Msg, acked func(m *nats.Msg, seq uint64)) (int, error) {
 	expect := jetstream.WithExpectStream(stream)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var lastErr error
@@ -153,7 +170,10 @@ func (c *Conn) publishAll(ctx context.Context, stream string, msgs []*nats.Msg) 
 		}
 		for _, f := range futures {
 			select {
-			case <-f.Ok():
+			case ack := <-f.Ok():
+				if acked != nil {
+					acked(f.Msg(), ack.Sequence)
+				}
 			case err := <-f.Err():
 				lastErr = err
 				failed = append(failed, f.Msg())

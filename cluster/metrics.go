@@ -22,6 +22,7 @@ import (
 //	optgate_cluster_append_records_total     counter by result (ok, error)
 //	optgate_cluster_append_seconds           histogram: one Append, publish to the last quorum ack
 //	optgate_cluster_shared_puts_total        counter by result (ok, dropped: queue full, failed: not acknowledged)
+//	optgate_cluster_receipt_claims_total     counter by side (asked: this node's claims; served: its answers) and result
 type metrics struct {
 	lag       prometheus.Histogram
 	appendDur prometheus.Histogram
@@ -32,6 +33,7 @@ type metrics struct {
 	sharedOK  prometheus.Counter
 	sharedDrop,
 	sharedFail prometheus.Counter
+	claims   *prometheus.CounterVec
 	follower atomic.Pointer[Follower]
 	gauges   []gauge
 }
@@ -60,6 +62,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Facts put in the shared bucket (WhatsApp windows, last channels), by result: ok, dropped (queue full), failed (not acknowledged)."},
 		[]string{"result"})
 	m.sharedOK, m.sharedDrop, m.sharedFail = m.shared.WithLabelValues("ok"), m.shared.WithLabelValues("dropped"), m.shared.WithLabelValues("failed")
+	m.claims = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "receipt_claims_total",
+		Help: "Receipt claims (a receipt a node could not correlate, asked of the other nodes), by side (asked, served) and result " +
+			"(asked: taken, nobody, failed; served: taken, not_mine, failed)."}, []string{"side", "result"})
 	b := func(v bool) float64 {
 		if v {
 			return 1
@@ -85,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	g("stream_bytes", "Bytes in the consent stream.", func(s Status) float64 { return float64(s.StreamBytes) })
 	g("applied_sequence", "Last consent stream sequence applied on this node.", func(s Status) float64 { return float64(s.Applied) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lag, m.appendDur, m.appended, m.shared, m} {
+		for _, c := range []prometheus.Collector{m.lag, m.appendDur, m.appended, m.shared, m.claims, m} {
 			if err := reg.Register(c); err != nil {
 				return nil, errors.Join(errors.New("cluster: registering metrics"), err)
 			}
@@ -129,3 +134,6 @@ func (m *metrics) appendDone(n int, d time.Duration, err error) {
 	m.okRecs.Add(float64(n))
 	m.appendDur.Observe(d.Seconds())
 }
+
+// claimed counts one of this node's claims by result.
+func (m *metrics) claimed(r ClaimResult) { m.claims.WithLabelValues("asked", r.String()).Inc() }

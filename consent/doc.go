@@ -132,13 +132,17 @@
 // the ops and the applied sequence (key "n\x00applied") in one synced
 // group-commit request, and the committer updates the memory index after
 // the sync exactly as for a local change. A record at or below AppliedSeq
-// is ignored, so a restart resumes after it; a node's own records (origin
-// == Config.Node) only advance the sequence, since they are stored
-// already. A change carries whole records, not deltas: two nodes changing
-// the same recipient at the same moment may each keep the other's value
-// (last applied wins on each), which a later change of that recipient
-// settles; ordering by the log (applying own records too) is left for
-// when that matters more than the transient regression it would cause.
+// is ignored, so a restart resumes after it. A change carries whole
+// records, not deltas, and every node applies every record, its own too,
+// so the log's order decides: two nodes changing the same recipient at
+// the same moment both end with the change later in the log. A node never
+// applies an older record over a newer change of its own to the same key
+// (own.go): Append returns each replica's log sequence, noted under the
+// recipient's stripe before any record of that recipient can be applied,
+// and an op whose key this node changed later (or whose own change waits
+// for ReplicatePending) is skipped, since that change comes later in the
+// log. Without this, a record from another node made before a local STOP
+// but applied after it undid that STOP on this node.
 //
 // # What is not here
 //

@@ -26,7 +26,8 @@ type Replica struct {
 // replica is held by a quorum; an error leaves the change refused to its
 // caller (ErrStorage) although it is stored locally.
 type Replicator interface {
-	Append(ctx context.Context, recs []Replica) error
+	// Append returns each replica's log sequence (seqs[i] for recs[i]).
+	Append(ctx context.Context, recs []Replica) (seqs []uint64, err error)
 }
 
 // What is replicated: consent records, evidence, MO de-duplication
@@ -67,14 +68,17 @@ var ErrBadReplica = errors.New("consent: bad replicated record")
 // Callers hold closeMu for reading.
 func (s *Store) replicate(ops []op) error {
 	var out []Replica
+	var keys [][][]byte // the op keys of each replica
 	var cur []byte
+	var curKeys [][]byte
 	var n int
 	var tenant, key []byte
 	flush := func() {
 		if n > 0 {
 			out = append(out, Replica{Tenant: string(tenant), Key: key, Data: encodeReplica(s.cfg.Node, n, cur)})
+			keys = append(keys, curKeys)
 		}
-		cur, n, tenant, key = nil, 0, nil, nil
+		cur, curKeys, n, tenant, key = nil, nil, 0, nil, nil
 	}
 	for i := range ops {
 		o := &ops[i]
@@ -88,16 +92,27 @@ func (s *Store) replicate(ops []op) error {
 			tenant, key = keyField(o.Key, 0), keyField(o.Key, 2)
 		}
 		cur = appendOp(cur, o)
+		curKeys = append(curKeys, o.Key)
 		n++
 	}
 	flush()
 	if len(out) == 0 {
 		return nil
 	}
-	if err := s.cfg.Replicator.Append(context.Background(), out); err != nil {
+	seqs, err := s.cfg.Replicator.Append(context.Background(), out)
+	if err == nil && len(seqs) != len(out) {
+		err = fmt.Errorf("replicator returned %d sequences for %d replicas", len(seqs), len(out))
+	}
+	if err != nil {
 		s.metrics.commitErrors.Inc()
+		for _, k := range keys {
+			s.own.wait(k, 1)
+		}
 		s.keepPending(out)
 		return fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	for i, k := range keys {
+		s.own.appended(k, seqs[i])
 	}
 	return nil
 }
@@ -169,8 +184,17 @@ func (s *Store) ReplicatePending(ctx context.Context) (int, error) {
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
-	if err := s.cfg.Replicator.Append(ctx, recs); err != nil {
+	seqs, err := s.cfg.Replicator.Append(ctx, recs)
+	if err == nil && len(seqs) != len(recs) {
+		err = fmt.Errorf("replicator returned %d sequences for %d replicas", len(seqs), len(recs))
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%w: replicate: %w", ErrStorage, err)
+	}
+	for i, r := range recs {
+		k := replicaKeys(r.Data)
+		s.own.appended(k, seqs[i])
+		s.own.wait(k, -1)
 	}
 	dels := make([]op, len(keys))
 	for i, k := range keys {
@@ -197,14 +221,36 @@ func (s *Store) countPending() error {
 	return s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pendingPrefix
-		o.PrefetchValues = false
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			s.pending.Add(1)
+			err := it.Item().Value(func(v []byte) error {
+				if r, ok := decodePending(v); ok {
+					s.own.wait(replicaKeys(r.Data), 1)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// replicaKeys is the op keys of an encoded replica (none if it does not
+// decode).
+func replicaKeys(data []byte) [][]byte {
+	_, ops, err := decodeReplica(data)
+	if err != nil {
+		return nil
+	}
+	keys := make([][]byte, len(ops))
+	for i := range ops {
+		keys[i] = ops[i].Key
+	}
+	return keys
 }
 
 // keyField is field i (0: tenant) after a key's one-byte prefix.
@@ -328,41 +374,91 @@ func (s *Store) loadApplied() error {
 // the applied sequence are written in one synced group-commit request,
 // and the memory index is updated by the committer after the sync,
 // exactly as for a local change. A record at or below AppliedSeq is
-// ignored (idempotent by sequence); one this node made itself (its origin
-// is Config.Node) is already stored, so only the sequence advances. The
-// caller gives records one at a time, in order.
+// ignored (idempotent by sequence). A record this node made itself (its
+// origin is Config.Node) is applied too, but for the ops on keys this
+// node has changed again since (own.go). The caller gives records in
+// order.
 func (s *Store) ApplyReplicated(seq uint64, data []byte) error {
+	return s.ApplyReplicatedBatch(seq, [][]byte{data})
+}
+
+// ApplyReplicatedBatch applies records first, first+1, ... of the
+// replicated log (datas in order) as ApplyReplicated does, all in one
+// synced group-commit request that stores the last one's sequence: a
+// follower that applies what arrived together pays one fsync for all of
+// it. Records at or below AppliedSeq are skipped. The batch is applied
+// whole or not at all.
+func (s *Store) ApplyReplicatedBatch(first uint64, datas [][]byte) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.end()
-	if seq <= s.applied.Load() {
+	type rec struct {
+		seq uint64
+		own bool
+		ops []op
+	}
+	applied := s.applied.Load()
+	recs := make([]rec, 0, len(datas))
+	var all []op
+	for i, data := range datas {
+		seq := first + uint64(i)
+		if seq <= applied {
+			continue
+		}
+		origin, ops, err := decodeReplica(data)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		recs = append(recs, rec{seq: seq, own: origin == s.cfg.Node, ops: ops})
+		all = append(all, ops...)
+	}
+	if len(recs) == 0 {
 		return nil
 	}
-	origin, ops, err := decodeReplica(data)
-	if err != nil {
-		return fmt.Errorf("record %d: %w", seq, err)
-	}
-	if origin == s.cfg.Node {
-		ops = ops[:0]
-	}
-	unlock := s.lockRecords(ops)
+	last := recs[len(recs)-1].seq
+	unlock := s.lockRecords(all)
 	defer unlock()
-	mem, err := s.memOpsOf(ops)
+	// Every record is applied, this node's own too, so that every node
+	// ends with the value later in the log; an op on a key this node has
+	// changed again since (own.go) is skipped: that change comes later.
+	kept := all[:0]
+	var forget []ownApplied
+	for _, r := range recs {
+		for _, o := range r.ops {
+			skip, reached := s.own.superseded(o.Key, r.seq, r.own)
+			if reached {
+				// This node's newest change of the key, stored here when
+				// it was made; nothing older was applied over it since
+				// (own.go), so writing it again would change nothing.
+				forget = append(forget, ownApplied{o.Key, r.seq})
+				continue
+			}
+			if !skip {
+				kept = append(kept, o)
+			}
+		}
+	}
+	mem, err := s.memOpsOf(kept)
 	if err != nil {
 		return err
 	}
-	ops = append(ops, op{Key: appliedKey, Value: binary.BigEndian.AppendUint64(nil, seq)})
-	return s.write(ops, mem, seq)
+	kept = append(kept, op{Key: appliedKey, Value: binary.BigEndian.AppendUint64(nil, last)})
+	if err := s.write(kept, mem, last); err != nil {
+		return err
+	}
+	s.own.forget(forget)
+	return nil
 }
 
-// lockRecords takes the stripes of the recipients whose records ops
-// change, in ascending order (the lock order), and returns their unlock.
+// lockRecords takes the stripes of the recipients whose records or held
+// messages ops change, in ascending order (the lock order), and returns
+// their unlock.
 func (s *Store) lockRecords(ops []op) func() {
 	var stripes []int
 	for i := range ops {
-		if tenant, _, rcpt, _, err := parseRecordKey(ops[i].Key); err == nil {
-			stripes = append(stripes, s.stripe(tenant, rcpt))
+		if k := ops[i].Key; k[0] == pfxRecord || k[0] == pfxHeld {
+			stripes = append(stripes, s.stripe(string(keyField(k, 0)), string(keyField(k, 2))))
 		}
 	}
 	slices.Sort(stripes)
@@ -381,16 +477,26 @@ func (s *Store) lockRecords(ops []op) func() {
 // change, read against this node's store (callers hold the stripes).
 func (s *Store) memOpsOf(ops []op) ([]memOp, error) {
 	var mem []memOp
+	var after map[string]bool // whether a record exists after an earlier op of ops
 	err := s.db.View(func(txn *badger.Txn) error {
 		for i := range ops {
 			o := &ops[i]
 			if o.Key[0] != pfxRecord {
 				continue
 			}
-			_, err := txn.Get(o.Key)
-			existed := err == nil
-			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-				return fmt.Errorf("%w: read: %v", ErrStorage, err)
+			existed, ok := after[string(o.Key)]
+			if !ok {
+				_, err := txn.Get(o.Key)
+				existed = err == nil
+				if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+					return fmt.Errorf("%w: read: %v", ErrStorage, err)
+				}
+			}
+			if len(ops) > 1 {
+				if after == nil {
+					after = make(map[string]bool)
+				}
+				after[string(o.Key)] = !o.Delete
 			}
 			m := memOp{existed: existed, exists: !o.Delete}
 			if !o.Delete {

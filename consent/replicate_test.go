@@ -23,19 +23,21 @@ type sliceLog struct {
 	err  error
 }
 
-func (l *sliceLog) Append(_ context.Context, recs []Replica) error {
+func (l *sliceLog) Append(_ context.Context, recs []Replica) ([]uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
-		return l.err
+		return nil, l.err
 	}
-	for _, r := range recs {
+	seqs := make([]uint64, len(recs))
+	for i, r := range recs {
 		if r.Tenant == "" || len(r.Data) == 0 || len(r.Data) > 64<<10 {
-			return errors.New("bad replica")
+			return nil, errors.New("bad replica")
 		}
 		l.recs = append(l.recs, r.Data)
+		seqs[i] = uint64(len(l.recs))
 	}
-	return nil
+	return seqs, nil
 }
 
 // feed applies every record after s's AppliedSeq.
@@ -291,4 +293,88 @@ func TestReplicatedHold(t *testing.T) {
 	_, err := a.s.Hold(ctx, HeldMessage{Tenant: "att", Channel: ChannelSMS, Sender: senderA, Recipient: "+12025550144", ID: "big",
 		Payload: make([]byte, maxReplicatedPayload+1)})
 	testutil.RequireEqual(t, errors.Is(err, ErrInvalidInput), true, "oversized held payload: "+errString(err))
+}
+
+// TestConcurrentChangesConverge: a STOP on node a and a START of the same
+// recipient on node b made at the same moment (neither has the other's
+// yet) end, on both nodes, with the change later in the log; and a node
+// never applies an older change of its own over a newer one it made since
+// (a STOP then a START then a STOP on a: applying the log back does not
+// undo, even for a moment, the last STOP).
+func TestConcurrentChangesConverge(t *testing.T) {
+	log := &sliceLog{}
+	a, b := newReplicated(t, log, "a"), newReplicated(t, log, "b")
+	state := func(h *harness) State {
+		t.Helper()
+		st, err := h.s.Get("acme", "sms", rcptA)
+		requireNoErr(t, err, "Get")
+		return st.Tenant.State
+	}
+	a.mo("acme", "sms", senderA, rcptA, "STOP") // log 1
+	log.feed(t, b.s)
+	log.feed(t, a.s)
+	testutil.RequireEqual(t, state(b), StateOptedOut, "b after a's STOP")
+
+	b.mo("acme", "sms", senderA, rcptA, "START") // log 2: b has a's STOP
+	a.clock.Add(time.Second)
+	a.mo("acme", "sms", senderA, rcptA, "START") // log 3, made before a saw log 2
+	a.mo("acme", "sms", senderA, rcptA, "STOP")  // log 4
+	testutil.RequireEqual(t, state(a), StateOptedOut, "a after its own STOP")
+	// a applies 2 (b's START) and 3 (its own older START): both are older
+	// than its STOP (4), which stays.
+	for i := uint64(2); i <= 3; i++ {
+		requireNoErr(t, a.s.ApplyReplicated(i, log.recs[i-1]), "ApplyReplicated")
+		testutil.RequireEqual(t, state(a), StateOptedOut, fmt.Sprintf("a after applying record %d", i))
+		testutil.RequireEqual(t, a.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "a's Check")
+	}
+	log.feed(t, a.s)
+	log.feed(t, b.s)
+	testutil.RequireEqual(t, state(a), StateOptedOut, "a: the last change in the log")
+	testutil.RequireEqual(t, state(b), StateOptedOut, "b: the last change in the log")
+	testutil.RequireEqual(t, a.s.own.len()+b.s.own.len(), 0, "own changes still tracked once applied back")
+
+	// Two changes at once, neither node having the other's: a STOP on a
+	// (log 5) and a START on b (log 6) of a recipient both know as
+	// opted in. Before, each node kept the other's change: a ended opted
+	// in, b opted out, until that recipient's next change.
+	const rcpt = "+12025550177"
+	a.mo("acme", "sms", senderA, rcpt, "START")
+	a.mo("acme", "sms", senderA, rcpt, "STOP")
+	b.mo("acme", "sms", senderA, rcpt, "START")
+	log.feed(t, a.s)
+	log.feed(t, b.s)
+	for _, h := range []*harness{a, b} {
+		st, err := h.s.Get("acme", "sms", rcpt)
+		requireNoErr(t, err, "Get")
+		testutil.RequireEqual(t, st.Tenant.State, StateOptedIn, "the change last in the log (b's START) on every node")
+	}
+}
+
+// TestApplyReplicatedBatch: a batch of records, several of them changing
+// one recipient, leaves the store and its memory index as applying them
+// one by one does; a batch that starts at or below the applied sequence
+// skips what is applied; AppliedSeq is the batch's last.
+func TestApplyReplicatedBatch(t *testing.T) {
+	log := &sliceLog{}
+	a := newReplicated(t, log, "a")
+	for _, text := range []string{"STOP", "START", "STOP"} {
+		a.mo("acme", "sms", senderA, rcptA, text)
+	}
+	a.mo("acme", "sms", senderA, "+12025550188", "STOP")
+	_, err := a.s.OptOut(context.Background(), OperatorChange{Tenant: "acme", Channel: "sms", Recipient: "+12025550189", Operator: "ops"})
+	requireNoErr(t, err, "OptOut")
+	one, batch := newReplicated(t, log, "one"), newReplicated(t, log, "batch")
+	log.feed(t, one.s)
+	requireNoErr(t, batch.s.ApplyReplicatedBatch(1, log.recs[:2]), "first batch")
+	requireNoErr(t, batch.s.ApplyReplicatedBatch(1, log.recs), "overlapping batch")
+	testutil.RequireEqual(t, batch.s.AppliedSeq(), uint64(len(log.recs)), "applied sequence")
+	for _, r := range []string{rcptA, "+12025550188", "+12025550189"} {
+		testutil.RequireEqual(t, batch.check("acme", "sms", senderA, r, CategoryTransactional),
+			one.check("acme", "sms", senderA, r, CategoryTransactional), "decision for "+r)
+	}
+	testutil.RequireEqual(t, batch.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "the last STOP")
+	testutil.RequireEqual(t, batch.s.idx.len(), one.s.idx.len(), "index sizes")
+	testutil.RequireEqual(t, batch.s.idx.len(), a.s.idx.len(), "index size against the origin")
+	batch.reopen()
+	testutil.RequireEqual(t, batch.check("acme", "sms", senderA, rcptA, CategoryTransactional).Reason, ReasonOptedOut, "after a restart")
 }

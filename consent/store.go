@@ -60,6 +60,7 @@ type Store struct {
 	seq     atomic.Uint64 // evidence key tiebreaker
 	applied atomic.Uint64 // AppliedSeq: last replicated record applied (replicate.go)
 	pending atomic.Int64  // changes whose Append failed, kept for ReplicatePending
+	own     ownChanges    // own changes not applied back from the log yet (own.go)
 	sweepMu sync.Mutex    // one Sweep at a time
 }
 

@@ -32,20 +32,20 @@ type clusterLog struct {
 	conn atomic.Pointer[cluster.Conn]
 }
 
-// Append appends recs to the consent log and returns once a quorum holds
-// every one. The tenant's subject token has '.' (allowed in tenant ids,
+// Append appends recs to the consent log and returns, once a quorum holds
+// every one, their log sequences. The tenant's subject token has '.' (allowed in tenant ids,
 // not in subject tokens) as '_': it only picks the shard, the record's
 // keys carry the tenant itself.
-func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) error {
+func (l *clusterLog) Append(ctx context.Context, recs []consent.Replica) ([]uint64, error) {
 	c := l.conn.Load()
 	if c == nil {
-		return errClusterNotConnected
+		return nil, errClusterNotConnected
 	}
 	rs := make([]cluster.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = cluster.Record{Tenant: strings.ReplaceAll(r.Tenant, ".", "_"), Key: r.Key, Data: r.Data}
 	}
-	return c.Log().Append(ctx, rs...)
+	return c.Log().AppendSeq(ctx, rs...)
 }
 
 // startClusterServer starts the embedded NATS server of cluster.embedded
@@ -92,13 +92,20 @@ func (g *Gateway) joinCluster() error {
 	g.clusterLog.conn.Store(conn)
 	from := g.consent.AppliedSeq()
 	start := time.Now()
-	f, err := conn.Follow(ctx, from, func(seq uint64, rec cluster.Record) error {
-		return g.consent.ApplyReplicated(seq, rec.Data)
+	f, err := conn.FollowBatch(ctx, from, func(first uint64, recs []cluster.Record) error {
+		datas := make([][]byte, len(recs))
+		for i := range recs {
+			datas[i] = recs[i].Data
+		}
+		return g.consent.ApplyReplicatedBatch(first, datas)
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: following the consent log from %d: %w", from, err)
 	}
 	g.follower = f
+	if err := conn.ServeClaims(g.serveReceiptClaim); err != nil { // cluster_receipt.go
+		return fmt.Errorf("cluster: serving receipt claims: %w", err)
+	}
 	if err := g.joinShared(ctx); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

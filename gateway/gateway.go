@@ -135,6 +135,10 @@ type Gateway struct {
 	stop        chan struct{}
 	bg          sync.WaitGroup
 	shutOnce    sync.Once
+
+	// receiptClaims holds a slot per receipt claim in flight
+	// (cluster_receipt.go); nil on a single node.
+	receiptClaims chan struct{}
 }
 
 func (g *Gateway) registererOrNil() prometheus.Registerer { return g.reg }

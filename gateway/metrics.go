@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 		mo: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "mo_total",
 			Help: "Mobile-originated messages by tenant and outcome."}, []string{"tenant", "outcome"}),
 		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "receipts_total",
-			Help: "Delivery receipts from SMSCs by outcome (correlated, parked, uncorrelated, unparsable)."}, []string{"smsc", "outcome"}),
+			Help: "Delivery receipts from SMSCs by outcome (correlated, parked, uncorrelated, unparsable; on a cluster node claimed: forwarded by the node that owns the message, retried: the SMSC was asked to send it again)."}, []string{"smsc", "outcome"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "gateway", Name: "forwarded_total",
 			Help: "Receipts and MOs forwarded to tenants, by what and how."}, []string{"what", "via"}),
 		pdus: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "smpp", Name: "pdus_total",

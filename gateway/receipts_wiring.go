@@ -11,9 +11,16 @@ import (
 
 // newReceiptBook builds the receipt book: receipts go to forwardReceipt,
 // outcomes to optgate_gateway_receipts_total.
+// On a cluster node a receipt it finds nowhere is claimed from the other
+// nodes (receiptMiss).
 func newReceiptBook(g *Gateway, log *slog.Logger) *receipt.Book {
+	var miss func(*receipt.Missed)
+	if g.cfg.Cluster != nil {
+		g.receiptClaims = make(chan struct{}, maxReceiptClaims)
+		miss = g.receiptMiss
+	}
 	return receipt.New(receipt.Config{Max: 4 << 20, TTL: g.cfg.Receipts.TTL, Grace: g.cfg.Receipts.Grace,
-		Names: receiptNames{g}, Deliver: g.forwardReceipt, Log: log.With("component", "receipts"),
+		Names: receiptNames{g}, Deliver: g.forwardReceipt, Log: log.With("component", "receipts"), Miss: miss,
 		Count: func(smsc, outcome string) { g.metrics.receipts.WithLabelValues(smsc, outcome).Inc() }})
 }
 

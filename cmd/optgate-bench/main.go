@@ -392,6 +392,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.SMSCWindow, "smsc-window", 1024, "optgate's window per SMSC bind")
 	fs.BoolVar(&c.Baseline, "baseline", true, "mt-throughput: measure the passthrough ceiling first")
 	fs.IntVar(&c.KannelConcurrency, "kannel-concurrency", 128, "HTTP requests in flight to Kannel's smsbox")
+	fs.IntVar(&c.ClusterSTOPs, "stops", 1000, "cluster: STOPs timed idle, and again under MT load")
 	fs.BoolVar(&c.NoInstall, "no-install", false, "kannel: fail instead of apt-get install kannel")
 	fs.IntVar(&c.ProfileSeconds, "profile", 0, "capture optgate's CPU profile for N seconds during the main phase")
 	fs.StringVar(&c.Results, "results", "", "results folder (default ./results/SCENARIO-TIMESTAMP)")
@@ -426,6 +427,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// only when asked.
 	if !set["suppressed"] && (c.Scenario == "mo-storm" || c.Scenario == "passthrough") {
 		c.Suppressed = 0
+	}
+	// cluster preloads twice (one node, then the cluster, which
+	// replicates every entry to three disks): a smaller pool by default.
+	if !set["suppressed"] && c.Scenario == "cluster" {
+		c.Suppressed = 100_000
 	}
 	if c.Suppressed == 0 {
 		c.NoSuppressed = true

@@ -48,6 +48,7 @@ type Book struct {
 
 	names   Names
 	deliver func(Target, Report, func(smpp.CommandStatus))
+	miss    func(*Missed) // nil on a single node
 	count   func(smsc, outcome string)
 	log     *slog.Logger
 }
@@ -70,6 +71,11 @@ type parkedReceipt struct {
 	// receipt does not expire then, so a lookup that finds the mapping
 	// and no longer finds the receipt parked knows Add delivered it.
 	lookup bool
+	// reclaim is set when the other nodes said nobody has it
+	// (Missed.Nobody): at expiry it is asked of them once more, from
+	// smsc, in case its mapping came to another node meanwhile.
+	reclaim bool
+	smsc    SMSC
 }
 
 // New returns an empty book; OpenStore makes it durable.
@@ -79,7 +85,7 @@ func New(c Config) *Book {
 	}
 	return &Book{seed: maphash.MakeSeed(), cur: make(map[uint64]packedTarget), old: map[uint64]packedTarget{},
 		curSince: time.Now(), oldSince: time.Now(), max: c.Max, ttl: c.TTL, parked: map[uint64]parkedReceipt{}, grace: c.Grace,
-		names: c.Names, deliver: c.Deliver, count: c.Count, log: c.Log}
+		names: c.Names, deliver: c.Deliver, miss: c.Miss, count: c.Count, log: c.Log}
 }
 
 // noAnswer is the answer of a receipt already answered.
@@ -169,16 +175,7 @@ func (b *Book) lookupOrPark(s SMSC, r Report, final bool) (t Target, found, park
 	k := b.keyOf(s, canon)
 	b.mu.Lock()
 	b.rotateLocked(time.Now())
-	p, ok := b.cur[k]
-	if ok && final {
-		delete(b.cur, k)
-	}
-	if !ok {
-		p, ok = b.old[k]
-		if ok && final {
-			delete(b.old, k)
-		}
-	}
+	p, ok := b.takeLocked(k, final)
 	if !ok {
 		if len(b.parked) < 100000 {
 			b.parked[k] = parkedReceipt{at: time.Now(), final: final, r: r}
@@ -192,6 +189,22 @@ func (b *Book) lookupOrPark(s SMSC, r Report, final bool) (t Target, found, park
 		b.store.del(s.Name, canon)
 	}
 	return unpack(p), true, false
+}
+
+// takeLocked returns the mapping under k, removing it for a final
+// receipt. b.mu must be held.
+func (b *Book) takeLocked(k uint64, final bool) (packedTarget, bool) {
+	p, ok := b.cur[k]
+	if ok && final {
+		delete(b.cur, k)
+	}
+	if !ok {
+		p, ok = b.old[k]
+		if ok && final {
+			delete(b.old, k)
+		}
+	}
+	return p, ok
 }
 
 // unpark removes the receipt parked under k and reports whether it was
@@ -229,16 +242,28 @@ func (b *Book) remember(k uint64, p packedTarget) {
 }
 
 // ExpireParked drops parked receipts older than the grace period and
-// returns how many (they go uncorrelated).
+// returns how many (they go uncorrelated). One the other nodes did not
+// know when it came (several nodes) is handed to Config.Miss once more
+// instead, its SMSC long answered: its mapping may have reached another
+// node since (an SMSC that answers a submit only once its receipt is
+// answered), and that Missed counts the outcome.
 func (b *Book) ExpireParked(now time.Time) int {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	n := 0
+	var again []*Missed
 	for k, p := range b.parked {
 		if now.Sub(p.at) > b.grace && !p.lookup {
 			delete(b.parked, k)
+			if p.reclaim && b.miss != nil {
+				again = append(again, &Missed{SMSC: p.smsc, Report: p.r, b: b, k: k, answer: noAnswer, late: true})
+				continue
+			}
 			n++
 		}
+	}
+	b.mu.Unlock()
+	for _, m := range again {
+		b.miss(m)
 	}
 	return n
 }

@@ -37,6 +37,20 @@
 //     lookups waiting, answers ESME_RX_T_APPN so the SMSC sends it again.
 //     A receipt being looked up does not expire.
 //
+// # Several nodes
+//
+// On a cluster node (Config.Miss set) a receipt found neither in memory
+// nor in the store is not answered at once: it stays parked, unexpired,
+// and Miss asks the other nodes (gateway/cluster_receipt.go, cluster's
+// Claim). Its Missed ends it: Taken (another node forwarded it: ESME_ROK,
+// out of the lot), Retry (ESME_RX_T_APPN unless an Add here delivered it
+// meanwhile) or Nobody (today's path: parked for the rest of the grace
+// period, ESME_ROK; ExpireParked hands it to Miss once more, answered
+// already, and its outcome is counted then). A node asked by another calls Claim, which delivers
+// the receipt from its memory or store as Receive would, parking nothing.
+// Add, lookupOrPark and the store are unchanged: nothing is added on the
+// MT path, and a nil Miss is the single node.
+//
 // The store (the gateway's Badger store, keys "rc/") keeps each mapping
 // for receipts.ttl. Its writes never hold up the MT path: a put waits in
 // memory for a second, and a final receipt that comes meanwhile cancels

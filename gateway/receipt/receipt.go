@@ -61,9 +61,16 @@ type Config struct {
 	// that a parked receipt waited for (answer does nothing then): it
 	// must not wait for a peer.
 	Deliver func(t Target, r Report, answer func(smpp.CommandStatus))
+	// Miss, when set (several nodes), takes each receipt found neither
+	// in memory nor in the store, instead of the book answering it
+	// ESME_ROK: it asks the other nodes and ends with one of the Missed's
+	// methods, which answers the SMSC. It runs where Deliver does and must
+	// not wait. Nil: such a receipt stays parked, answered ESME_ROK.
+	Miss func(*Missed)
 	// Count counts one receipt of an SMSC by outcome: correlated, parked
-	// (it waits for its mapping, or Add delivered it meanwhile) or
-	// uncorrelated.
+	// (it waits for its mapping, or Add delivered it meanwhile),
+	// uncorrelated, or with Miss claimed (another node forwarded it) and
+	// retried (the SMSC was asked to send it again).
 	Count func(smsc, outcome string)
 	Log   *slog.Logger // store errors, rate-limited (default slog.Default())
 }

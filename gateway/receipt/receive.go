@@ -10,7 +10,8 @@ import (
 // mapping is not in memory is looked up in the store off this goroutine;
 // one found nowhere waits parked for the grace period (its mapping may
 // come: some SMSCs send a receipt before the submit_sm_resp is read) and
-// is answered ESME_ROK at once.
+// is answered ESME_ROK at once, or, with Config.Miss (several nodes), once
+// the other nodes have answered.
 func (b *Book) Receive(s SMSC, req *smpp.Request, r Report) {
 	final := r.State.Final()
 	t, found, parked := b.lookupOrPark(s, r, final)
@@ -18,6 +19,10 @@ func (b *Book) Receive(s SMSC, req *smpp.Request, r Report) {
 		return // not in memory: a store lookup, off this goroutine, forwards and answers
 	}
 	answer := func(st smpp.CommandStatus) { req.Respond(st, nil) }
+	if !found && b.miss != nil {
+		b.missed(s, r, b.key(s, r.ID, true), parked, answer)
+		return
+	}
 	if !found {
 		if parked {
 			b.count(s.Name, "parked")
@@ -109,6 +114,10 @@ func (b *Book) resolve(q storeLookup) {
 		return
 	case !found:
 		s.miss.Inc()
+		if b.miss != nil {
+			b.missed(q.s, q.pr, k, q.parked, answer)
+			return
+		}
 		outcome := "uncorrelated"
 		if q.parked {
 			outcome = "parked" // add may still deliver it within the grace period
