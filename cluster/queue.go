@@ -195,7 +195,7 @@ func (q *Queue) Put(items ...*outbox.Item) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), q.c.cfg.AckTimeout)
 	defer cancel()
-	if n, cause := q.c.publishAll(ctx, q.stream, msgs); n > 0 {
+	if n, cause := q.c.publishAll(ctx, q.stream, msgs, nil); n > 0 {
 		if cause == nil {
 			cause = ctx.Err()
 		}
