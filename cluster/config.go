@@ -80,6 +80,11 @@ type Config struct {
 	// last channels) keeps a fact after its last put. Default 720h; at
 	// least 48h, the WhatsApp window's records' own lifetime.
 	SharedTTL time.Duration `yaml:"shared_ttl"`
+	// WorkAckWait is how long a node may hold a work queue item (queued
+	// MT, spooled deliver_sm; queue.go) without a sign of life before the
+	// servers hand it to another node: how long a node's death delays its
+	// items. Default 30s; at least 1s.
+	WorkAckWait time.Duration `yaml:"work_ack_wait"`
 	// Nodes is the number of optgate nodes in the cluster, this one
 	// included: a receipt this node cannot correlate is asked of the
 	// Nodes-1 others (claim.go), and only an answer from every one of
@@ -165,6 +170,9 @@ func (c *Config) SetDefaults(dataDir string) {
 	}
 	if c.SharedTTL == 0 {
 		c.SharedTTL = DefaultSharedTTL
+	}
+	if c.WorkAckWait == 0 {
+		c.WorkAckWait = DefaultWorkAckWait
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending
@@ -280,6 +288,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat > 0 && c.MaxLag > 0 && c.Heartbeat > c.MaxLag/2 {
 		bad("heartbeat", "%v is more than half of max_lag %v: an idle node would look stale", c.Heartbeat, c.MaxLag)
+	}
+	if c.WorkAckWait < time.Second {
+		bad("work_ack_wait", "%v is less than 1s: items under way would be handed to another node", c.WorkAckWait)
 	}
 	if c.Servers() > 0 && (c.Nodes < 1 || c.Nodes > 64) { // no servers: reported above
 		bad("nodes", "%d is out of range: 1 to 64 optgate nodes", c.Nodes)

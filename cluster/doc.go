@@ -6,7 +6,8 @@
 //
 // Its one job is that log. It knows nothing of consent: a Record's payload
 // is opaque bytes that the gateway encodes and decodes, and this package
-// imports neither consent nor gateway, so it can be tested alone against
+// imports neither consent nor gateway (only gateway/outbox, whose Queue
+// interface the work queue implements), so it can be tested alone against
 // real NATS servers.
 //
 // # Usage
@@ -188,13 +189,29 @@
 // a burst of them (the receipts of the mappings a SIGKILL lost) is served
 // at about 1,024 a second per node, the rest asked to retry.
 //
+// # Work queue
+//
+// Queue (queue.go) is an outbox.Queue over one JetStream work-queue
+// stream (OPTGATE_WORK: file storage, the consent stream's replicas,
+// WorkQueue retention) with one durable pull consumer per kind shared by
+// every node, so that work acknowledged on one node is done by any: the
+// gateway puts its queued MT (ack: store) and its spooled deliver_sm there.
+// A subject is optgate.work.<kind>.<keyed hash of tenant and account>.
+// Put returns after the quorum ack (Nats-Msg-Id: kind and item id); a
+// handler's nil acks, a temporary error naks with the outbox's back-off,
+// Elsewhere naks with a short random delay (the item is for another
+// node), Permanent and MaxAge (checked at delivery and after a failure)
+// call GiveUp and terminate. A node working an item says so every
+// cfg.WorkAckWait/3; a node that dies stops, and its items go to another
+// node after cfg.WorkAckWait (30 s): at least once. Each node pulls only
+// as many items as it has free workers, with pull requests of random
+// length so that no node is always first in line.
+//
 // # Not done yet
 //
-// MOs reaching their owner on another node, queued MT
-// surviving a node; bootstrapping a new or long-absent
-// node from a snapshot plus the log after it; the work-queue stream for
-// ack: store. BenchmarkClusterOptOut runs three servers in one process,
-// which cluster.md shows distorts latency with SyncAlways: its figure is a
-// floor, not the cluster's throughput. `optgate-bench run cluster` (package
+// Bootstrapping a new or long-absent node from a snapshot plus the log
+// after it; webhook events in the work queue. BenchmarkClusterOptOut runs
+// three servers in one process, which cluster.md shows distorts latency
+// with SyncAlways: its figure is a floor, not the cluster's throughput. `optgate-bench run cluster` (package
 // bench) measures three optgate processes, one server each.
 package cluster

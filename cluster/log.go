@@ -100,7 +100,8 @@ func (l *Log) AppendSeq(ctx context.Context, recs ...Record) ([]uint64, error) {
 	defer cancel()
 	seqs := make([]uint64, len(recs))
 	for _, msgs := range gens {
-		if err = l.publish(ctx, msgs, func(m *nats.Msg, seq uint64) { seqs[index[m]] = seq }); err != nil {
+		if n, cause := l.c.publishAll(ctx, l.c.cfg.Stream, msgs, func(m *nats.Msg, seq uint64) { seqs[index[m]] = seq }); n > 0 {
+			err = l.notAcked(ctx, n, cause)
 			break
 		}
 	}
@@ -141,20 +142,23 @@ func (l *Log) generations(recs []Record, index map[*nats.Msg]int) ([][]*nats.Msg
 	return gens, nil
 }
 
-// publish sends msgs until all are acknowledged or ctx ends, telling acked
-// each one's stream sequence.
-func (l *Log) publish(ctx context.Context, msgs []*nats.Msg, acked func(m *nats.Msg, seq uint64)) error {
-	stream := jetstream.WithExpectStream(l.c.cfg.Stream)
+// publishAll publishes msgs to stream until all are acknowledged or ctx
+// ends, telling acked (if not nil) each one's stream sequence, then
+// returns how many were not acknowledged (0: all were) and the last error
+// seen. A message whose acknowledgement failed is published again as it
+// was (same Nats-Msg-Id), after a short back-off.
+func (c *Conn) publishAll(ctx context.Context, stream string, msgs []*nats.Msg, acked func(m *nats.Msg, seq uint64)) (int, error) {
+	expect := jetstream.WithExpectStream(stream)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var lastErr error
 	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 250*time.Millisecond) {
 		var failed []*nats.Msg
 		futures = futures[:0]
 		for i, m := range msgs {
-			if l.c.nc.IsClosed() {
-				return errClosed
+			if c.nc.IsClosed() {
+				return len(msgs), errClosed
 			}
-			f, err := l.c.js.PublishMsgAsync(m, stream)
+			f, err := c.js.PublishMsgAsync(m, expect)
 			if err != nil {
 				// The window stayed full for the stall wait, or the
 				// connection is down: retry the rest after the acks.
@@ -167,21 +171,23 @@ func (l *Log) publish(ctx context.Context, msgs []*nats.Msg, acked func(m *nats.
 		for _, f := range futures {
 			select {
 			case ack := <-f.Ok():
-				acked(f.Msg(), ack.Sequence)
+				if acked != nil {
+					acked(f.Msg(), ack.Sequence)
+				}
 			case err := <-f.Err():
 				lastErr = err
 				failed = append(failed, f.Msg())
 			case <-ctx.Done():
-				return l.notAcked(ctx, len(msgs), lastErr)
+				return len(msgs), lastErr
 			}
 		}
 		if len(failed) == 0 {
-			return nil
+			return 0, nil
 		}
 		msgs = failed
 		select {
 		case <-ctx.Done():
-			return l.notAcked(ctx, len(msgs), lastErr)
+			return len(msgs), lastErr
 		case <-time.After(backoff):
 		}
 	}

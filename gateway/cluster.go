@@ -109,6 +109,9 @@ func (g *Gateway) joinCluster() error {
 	if err := g.joinShared(ctx); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	if err := g.joinWork(ctx); err != nil {
+		return err
+	}
 	g.log.Info("cluster joined", "node", c.Node, "applied_from", from, "applied", g.consent.AppliedSeq(),
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -123,7 +123,16 @@
 // fact in the bucket's order (Window.Apply, the last-channel key). A
 // receipt the receipt book finds nowhere is claimed from the other nodes,
 // and the node whose book has its mapping forwards it
-// (cluster_receipt.go; cluster/doc.go, "Receipts: ownership by claim"). What
-// is and is not cluster-wide yet: consent/doc.go, "Several nodes",
-// docs/cluster.md and cluster/doc.go.
+// (cluster_receipt.go; cluster/doc.go, "Receipts: ownership by claim").
+// Queued MT (ack: store) and spooled deliver_sm (MOs and receipts for an
+// ESME not bound on the node that has them) go to the cluster's work
+// queue (cluster_queue.go over cluster.Queue) instead of the node's
+// outbox: any node sends a queued message, screened again there
+// (afterQueue), and a node where the ESME is not bound hands a deliver_sm
+// on at once (cluster.Elsewhere) to one where it is; the direct path to
+// an ESME bound on this node comes first, as on a single node. What a
+// node's outbox held when it started clustered is moved into the work
+// queue. Webhook events stay in each node's outbox. What is and is not
+// cluster-wide yet: consent/doc.go, "Several nodes", docs/cluster.md and
+// cluster/doc.go.
 package gateway

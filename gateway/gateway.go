@@ -129,6 +129,8 @@ type Gateway struct {
 	clusterLog  *clusterLog
 	follower    *cluster.Follower
 	shared      *cluster.Shared // WhatsApp windows and last channels (cluster_shared.go)
+	work        *cluster.Queue  // queued MT and spooled deliver_sm (cluster_queue.go)
+	workKinds   []outbox.Kind   // what work delivers, registered by New
 	ready       atomic.Bool
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -204,7 +206,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 	for _, l := range g.links {
 		inflight += l.cfg.Window * l.cfg.Binds
 	}
-	g.outbox.Register(outbox.Kind{Name: "mt", DeliverAsync: g.sendQueued, Inflight: max(inflight, 16), MaxAge: cfg.Queue.MaxAge,
+	g.registerWork(outbox.Kind{Name: "mt", DeliverAsync: g.sendQueued, Inflight: max(inflight, 16), MaxAge: cfg.Queue.MaxAge,
 		MaxBackoff: cfg.Queue.MaxBackoff, Depth: g.queueDepthFn("mt"), GiveUp: g.queueExpiredFn("mt", g.queuedExpired)})
 	g.mt, g.afterScreen, g.afterQueue = g.mtChain()
 	g.initSeries()
@@ -318,7 +320,7 @@ func (g *Gateway) registerOutKinds(cfg *Config) {
 	g.outbox.Register(outbox.Kind{Name: "webhook", Deliver: g.deliverWebhook, Workers: cfg.Webhooks.Workers,
 		PerTenant: max(1, cfg.Webhooks.Workers/2), MaxAge: cfg.Webhooks.MaxAge, MaxBackoff: cfg.Webhooks.MaxBackoff,
 		Depth: depth("webhook"), GiveUp: expired("webhook", nil)})
-	g.outbox.Register(outbox.Kind{Name: "deliver", Deliver: g.deliverSpooled, Workers: 2, MaxAge: cfg.Receipts.TTL,
+	g.registerWork(outbox.Kind{Name: "deliver", Deliver: g.deliverSpooled, Workers: 2, MaxAge: cfg.Receipts.TTL,
 		MaxBackoff: time.Minute, Depth: depth("deliver"), GiveUp: expired("deliver", nil)})
 	g.webhookClient = &fasthttp.Client{Name: "optgate-webhook", MaxConnsPerHost: 64, ReadTimeout: cfg.Webhooks.Timeout,
 		WriteTimeout: cfg.Webhooks.Timeout, MaxResponseBodySize: 64 << 10}

@@ -54,6 +54,7 @@ func (g *Gateway) Start() error {
 	}
 	g.outbox.Start()
 	g.startLinks()
+	g.startWork()
 	if err := g.startWhatsApp(); err != nil {
 		return err
 	}
@@ -171,6 +172,7 @@ func (g *Gateway) shutdown(ctx context.Context, step func(string)) error {
 	g.stopMetricsListener(ctx)
 	step("draining the SMSC binds")
 	g.stopLinks(ctx)
+	g.closeWork() // its sends under way ended with the links
 	g.stopWhatsApp()
 	if g.sim != nil {
 		g.sim.Close()

@@ -25,7 +25,7 @@ func (g *Gateway) queue(next Handler) Handler {
 		}
 		p, err := heldPayloadOf(m)
 		if err == nil {
-			err = g.outbox.Put(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
+			err = g.putWork(&outbox.Item{ID: m.ID, Kind: "mt", Tenant: m.Tenant.ID, Account: m.Account.ID(), Payload: p})
 		}
 		if err != nil {
 			m.Finish(Outcome{Kind: Failed, Reason: ReasonInternal, Retry: true, Err: fmt.Errorf("%w: %w", errNotQueued, err)})

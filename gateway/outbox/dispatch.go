@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -273,11 +272,7 @@ func (s *Store) settle(k *kind, it *Item, err error) bool {
 	}
 	it.Attempts++
 	it.LastErr = err.Error()
-	back := time.Second << min(it.Attempts, 16)
-	if k.MaxBackoff > 0 && back > k.MaxBackoff {
-		back = k.MaxBackoff
-	}
-	back = back/2 + rand.N(back/2+1)
+	back := Backoff(it.Attempts, k.MaxBackoff)
 	it.Due = time.Now().Add(back)
 	v, _ := json.Marshal(it)
 	if werr := s.commit.Write(groupcommit.Op{Key: oldKey, Delete: true}, groupcommit.Op{Key: itemKey(k.Name, it.Due, it.ID), Value: v}); werr != nil {

@@ -64,7 +64,11 @@
 // The gateway holds a *Store, not a Queue: through an interface call the
 // compiler cannot keep Put's variadic slice on the caller's stack, which
 // would add an allocation to every message on the ack: store and MO
-// paths; the issue that adds a second implementation changes that field.
+// paths. The second implementation, cluster.Queue (the work-queue stream
+// of a cluster), is held as a concrete *cluster.Queue beside it, for the
+// same reason: in a cluster the gateway puts its "mt" and "deliver" items
+// there and this Store moves into it what it still holds
+// (gateway/cluster_queue.go).
 //
 // Store keeps its items under the "ob/" prefix of a Badger store shared
 // with the gateway's other data, keyed by kind and due time so that a scan

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -148,6 +149,14 @@ func (s *Store) Register(k Kind) {
 	if k.Name == "" || (k.Deliver == nil) == (k.DeliverAsync == nil) {
 		panic(fmt.Sprintf("outbox: kind %q needs a name and exactly one of Deliver and DeliverAsync", k.Name))
 	}
+	k = k.WithDefaults()
+	s.kinds[k.Name] = &kind{Kind: k, kick: make(chan struct{}, 1), busy: map[string]bool{},
+		finished: map[string]struct{}{}, tenantBusy: map[string]int{}, held: map[string]struct{}{}}
+}
+
+// WithDefaults is k with the defaults in place of its zero Inflight,
+// Workers, Timeout and Depth (what Register does; for other Queues).
+func (k Kind) WithDefaults() Kind {
 	if k.Inflight <= 0 {
 		k.Inflight = 64
 	}
@@ -160,8 +169,19 @@ func (s *Store) Register(k Kind) {
 	if k.Depth == nil {
 		k.Depth = func(int) {}
 	}
-	s.kinds[k.Name] = &kind{Kind: k, kick: make(chan struct{}, 1), busy: map[string]bool{},
-		finished: map[string]struct{}{}, tenantBusy: map[string]int{}, held: map[string]struct{}{}}
+	return k
+}
+
+// Backoff is the wait before the next attempt of an item that failed
+// attempts times (at least 1): 2 s doubling per attempt, capped at
+// maxBackoff when positive (else at 2^16 s), half of it taken off at
+// random.
+func Backoff(attempts int, maxBackoff time.Duration) time.Duration {
+	back := time.Second << min(attempts, 16)
+	if maxBackoff > 0 && back > maxBackoff {
+		back = maxBackoff
+	}
+	return back/2 + rand.N(back/2+1)
 }
 
 func itemKey(kind string, due time.Time, id string) []byte {
