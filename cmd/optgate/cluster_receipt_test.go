@@ -254,3 +254,29 @@ func TestClusterReceiptBeforeTheSubmitIsAnswered(t *testing.T) {
 		t.Errorf("%s counted %v receipts claimed by another node, want 1", b.name, got)
 	}
 }
+
+// TestClusterReceiptFollowsTheESME: a message submitted via the ESME
+// bound on A, which then unbinds and binds only on C; the receipt the
+// SMSC delivers on B is taken by A (the mapping is there), which finds no
+// bind of the account and spools it, and the cluster-wide deliver queue
+// hands it to C, where the ESME gets it with our message id.
+func TestClusterReceiptFollowsTheESME(t *testing.T) {
+	optgateBinary(t)
+	smsc, bind := sharedSMSC(t)
+	nodes := startCluster(t, bind)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ea := a.esme(t)
+	id := submitForReceipt(t, ea, "+15145550701")
+	sub := nextSubmit(t, smsc, a.name)
+	ea.Close()
+	ec := c.esme(t)
+	if err := receiptOn(smsc, b.name, sub.MessageID, sub.PDU, "DELIVRD"); err != nil {
+		t.Fatalf("receipt on %s: %v, want ESME_ROK", b.name, err)
+	}
+	if text, ok := receiptFor(t, ec, id, 30*time.Second); !ok {
+		t.Fatalf("the ESME now bound on %s got no receipt for %s (submitted on %s, receipt on %s):\n%s",
+			c.name, id, a.name, b.name, a.out.String())
+	} else if !strings.Contains(text, "stat:DELIVRD") {
+		t.Fatalf("receipt forwarded: %q", text)
+	}
+}
