@@ -63,7 +63,7 @@ func (e elsewhere) Unwrap() error { return e.error }
 // Elsewhere wraps a handler's temporary error that says "not on this node"
 // (the upstream ESME is bound on another node, not here): the item goes
 // back to the stream after a short delay (100 ms, doubling with each
-// delivery up to 10 s, at most the kind's MaxBackoff; half of it off at
+// delivery up to 2 s, at most the kind's MaxBackoff; half of it off at
 // random) instead of the
 // kind's back-off, so that a node that can do it gets it soon.
 func Elsewhere(err error) error { return elsewhere{err} }
@@ -413,12 +413,20 @@ func (q *Queue) giveUp(k *outbox.Kind, m jetstream.Msg, it *outbox.Item, err err
 	}
 }
 
+// elsewhereMaxDelay caps the delay of an Elsewhere retry.
+const elsewhereMaxDelay = 2 * time.Second
+
 // retryDelay is the wait before an item that failed its attempts-th
 // retry is delivered again: the outbox's back-off, or Elsewhere's.
 func retryDelay(k *outbox.Kind, attempts int, err error) time.Duration {
 	var e elsewhere
 	if errors.As(err, &e) {
-		d := min(100*time.Millisecond<<min(attempts, 7), 10*time.Second)
+		// At most 2 s: the item goes to whichever node pulls next, so
+		// with a third of the nodes bound it takes a few tries; a longer
+		// cap (10 s, as at first) left an MO unforwarded for tens of
+		// seconds now and then. The price: an item for an ESME bound
+		// nowhere is tried every 1-2 s until it expires.
+		d := min(100*time.Millisecond<<min(attempts, 5), elsewhereMaxDelay)
 		if k.MaxBackoff > 0 {
 			d = min(d, k.MaxBackoff)
 		}
