@@ -207,11 +207,14 @@
 // as many items as it has free workers, with pull requests of random
 // length so that no node is always first in line.
 //
-// # Not done yet
+// # Not built
 //
 // Bootstrapping a new or long-absent node from a snapshot plus the log
-// after it; webhook events in the work queue. BenchmarkClusterOptOut runs
-// three servers in one process, which cluster.md shows distorts latency
-// with SyncAlways: its figure is a floor, not the cluster's throughput. `optgate-bench run cluster` (package
-// bench) measures three optgate processes, one server each.
+// after it; webhook events in the work queue; per-account consumers of
+// the deliver kind (an item for an ESME bound nowhere is retried every
+// 1-2 s until it expires). BenchmarkClusterOptOut runs three servers in
+// one process, which cluster.md shows distorts latency with SyncAlways:
+// its figure is a floor, not the cluster's throughput. `optgate-bench run
+// cluster` (package bench) measures three optgate processes, one server
+// each (BENCHMARKS.md).
 package cluster
