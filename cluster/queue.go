@@ -177,13 +177,7 @@ func (q *Queue) Put(items ...*outbox.Item) error {
 		if !nameRE.MatchString(it.Kind) {
 			return fmt.Errorf("%w: kind %q is not a subject token", outbox.ErrBadItem, it.Kind)
 		}
-		if it.Created.IsZero() {
-			it.Created = time.Now()
-		}
-		if it.Due.IsZero() {
-			it.Due = it.Created
-		}
-		v, err := json.Marshal(it)
+		v, err := it.Encode()
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,18 @@ type Item struct {
 	Payload  json.RawMessage `json:"payload"`
 }
 
+// Encode stamps an item about to be stored (Created now and Due Created
+// when unset) and returns its stored form, the JSON every queue keeps.
+func (it *Item) Encode() ([]byte, error) {
+	if it.Created.IsZero() {
+		it.Created = time.Now()
+	}
+	if it.Due.IsZero() {
+		it.Due = it.Created
+	}
+	return json.Marshal(it)
+}
+
 // Kind is one kind of work: its name, the handler that delivers its items
 // and its policy. Exactly one of Deliver and DeliverAsync is set.
 //
@@ -202,13 +214,7 @@ func (s *Store) Put(items ...*Item) error {
 		if it.ID == "" || it.Kind == "" {
 			return ErrBadItem
 		}
-		if it.Created.IsZero() {
-			it.Created = time.Now()
-		}
-		if it.Due.IsZero() {
-			it.Due = it.Created
-		}
-		v, err := json.Marshal(it)
+		v, err := it.Encode()
 		if err != nil {
 			return err
 		}
