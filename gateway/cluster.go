@@ -194,3 +194,11 @@ func (c *Config) validateCluster(add addFunc) {
 		}
 	}
 }
+
+// clusterNode is this node's name in a cluster, "" on a single node.
+func clusterNode(cfg *Config) string {
+	if cfg.Cluster == nil {
+		return ""
+	}
+	return cfg.Cluster.Node
+}

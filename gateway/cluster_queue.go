@@ -115,13 +115,3 @@ func (g *Gateway) closeWork() {
 		g.work.Close()
 	}
 }
-
-// spoolID is the id of a spooled deliver_sm: the node's name first in a
-// cluster, so that two nodes' ids never meet in the work queue's
-// de-duplication.
-func (g *Gateway) spoolID() string {
-	if g.cfg.Cluster != nil {
-		return g.cfg.Cluster.Node + "-" + g.ids.next()
-	}
-	return g.ids.next()
-}

@@ -22,15 +22,28 @@ import (
 //
 //	'w' phone_number_id, wa_id, Unix nanoseconds, "1" for a close (131047)
 //	'c' tenant, recipient (E.164), channel ("sms", "whatsapp/<phone_number_id>")
+//	'n' node name, its message-id tag (hex; message.go, idGen)
 //
 // The bucket's key is a keyed hash of the fields that name the fact, so
 // no number is in a subject.
 const (
 	sharedWindow  = 'w'
 	sharedChannel = 'c'
+	sharedNode    = 'n'
 )
 
-var errBadShared = errors.New("gateway: bad shared value")
+var (
+	errBadShared = errors.New("gateway: bad shared value")
+	errIDTag     = errors.New("gateway: message-id tag already used by another node")
+)
+
+// tagOwner is the node whose message-id tag is tag, as the shared bucket
+// told this node ("" if none).
+func (g *Gateway) tagOwner(tag uint64) string {
+	g.tagsMu.Lock()
+	defer g.tagsMu.Unlock()
+	return g.tags[tag]
+}
 
 // joinShared opens the Shared bucket, applies what it holds and follows
 // it, and has this node's window changes put there (joinCluster, before
@@ -44,6 +57,14 @@ func (g *Gateway) joinShared(ctx context.Context) error {
 	if _, err := s.Watch(ctx, g.applyShared); err != nil {
 		return err
 	}
+	// Message ids carry a tag hashed from the node's name: two names of
+	// one cluster with the same tag would issue the same ids.
+	node := g.cfg.Cluster.Node
+	if other := g.tagOwner(idTag(node)); other != "" && other != node {
+		return fmt.Errorf("%w: nodes %q and %q have the same message-id tag %x; rename one", errIDTag, node, other, idTag(node))
+	}
+	tag := strconv.FormatUint(idTag(node), 16)
+	s.Put(sharedValue(sharedNode, node), sharedValue(sharedNode, node, tag))
 	if g.wa != nil {
 		g.wa.window.Observe(g.shareWindow)
 	}
@@ -87,6 +108,8 @@ type sharedFact struct {
 	tenant string
 	rcpt   string
 	ch     []byte
+	node   string
+	tag    uint64
 }
 
 // parseShared decodes a shared value; what sharedValue did not write is
@@ -106,6 +129,12 @@ func parseShared(v []byte) (sharedFact, error) {
 			window: whatsapp.WindowUpdate{PhoneNumberID: string(f[0]), WaID: string(f[1]), At: time.Unix(0, ns)}}, nil
 	case v[0] == sharedChannel && len(f) == 3 && len(f[0]) > 0 && len(f[1]) > 0:
 		return sharedFact{kind: sharedChannel, tenant: string(f[0]), rcpt: string(f[1]), ch: f[2]}, nil
+	case v[0] == sharedNode && len(f) == 2 && len(f[0]) > 0:
+		tag, err := strconv.ParseUint(string(f[1]), 16, 16)
+		if err != nil || tag == 0 {
+			return sharedFact{}, fmt.Errorf("%w: node tag", errBadShared)
+		}
+		return sharedFact{kind: sharedNode, node: string(f[0]), tag: tag}, nil
 	}
 	return sharedFact{}, fmt.Errorf("%w: kind %q with %d fields", errBadShared, v[0], len(f))
 }
@@ -115,8 +144,22 @@ func parseShared(v []byte) (sharedFact, error) {
 // what makes the nodes agree).
 func (g *Gateway) applyShared(v []byte) error {
 	f, err := parseShared(v)
-	if err != nil || g.wa == nil {
+	if err != nil {
 		return err
+	}
+	if f.kind == sharedNode {
+		g.tagsMu.Lock()
+		defer g.tagsMu.Unlock()
+		if g.tags == nil {
+			g.tags = map[uint64]string{}
+		}
+		if _, ok := g.tags[f.tag]; !ok || f.node != g.cfg.Cluster.Node {
+			g.tags[f.tag] = f.node
+		}
+		return nil
+	}
+	if g.wa == nil {
+		return nil
 	}
 	if f.kind == sharedWindow {
 		return g.wa.window.Apply(f.window, f.closed)

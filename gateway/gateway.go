@@ -129,8 +129,10 @@ type Gateway struct {
 	clusterLog  *clusterLog
 	follower    *cluster.Follower
 	shared      *cluster.Shared // WhatsApp windows and last channels (cluster_shared.go)
-	work        *cluster.Queue  // queued MT and spooled deliver_sm (cluster_queue.go)
-	workKinds   []outbox.Kind   // what work delivers, registered by New
+	tagsMu      sync.Mutex
+	tags        map[uint64]string // message-id tag → node, from the shared bucket
+	work        *cluster.Queue    // queued MT and spooled deliver_sm (cluster_queue.go)
+	workKinds   []outbox.Kind     // what work delivers, registered by New
 	ready       atomic.Bool
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -227,7 +229,7 @@ func New(cfg *Config, opt Options) (_ *Gateway, err error) {
 // it and add only what the stage uses.
 func newGateway(cfg *Config, log *slog.Logger) *Gateway {
 	g := &Gateway{cfg: cfg, log: log, tenants: map[string]*Tenant{}, byToken: map[string]*Tenant{}, byNumber: map[string]*Tenant{}, ourNumbers: map[string]string{},
-		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(), stop: make(chan struct{})}
+		accounts: map[string]*Account{}, links: map[string]*smscLink{}, ids: newIDGen(clusterNode(cfg)), stop: make(chan struct{})}
 	g.answerSubmitFn = g.answerSubmit
 	return g
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"hash/fnv"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -74,18 +75,44 @@ func (m *Message) Finish(o Outcome) {
 	}
 }
 
-// idGen makes our message ids: 16 hex digits, time-ordered and unique
-// within a process; the start is the boot time in nanoseconds so ids do
-// not repeat across restarts.
-type idGen struct{ n atomic.Uint64 }
+// idGen makes our message ids: at most 16 hex digits, time-ordered and
+// unique within a process; the start is the boot time in nanoseconds so
+// ids do not repeat across restarts.
+//
+// In a cluster the ids must not meet across nodes either (the work
+// queue de-duplicates by id, held messages are keyed by it, a platform
+// matches receipts by it), and boot times in nanoseconds do: two nodes
+// started a millisecond apart issue the same ids after a million
+// messages. So a node's ids carry a 16-bit tag, a hash of its name, in
+// their top bits, and the 48 bits below count from the boot time in
+// microseconds (they wrap every 8.9 years; a node restarted issues ids
+// above its last ones unless it sent more than a million messages a
+// second). Two node names of one cluster whose tags collide (a chance of
+// about n²/131,072 for n nodes) are refused at start (clusterIDTags).
+type idGen struct {
+	n         atomic.Uint64
+	tag, mask uint64
+}
 
-func newIDGen() *idGen {
-	g := &idGen{}
-	g.n.Store(uint64(time.Now().UnixNano()))
+func newIDGen(node string) *idGen {
+	g := &idGen{mask: ^uint64(0)}
+	if node == "" {
+		g.n.Store(uint64(time.Now().UnixNano()))
+		return g
+	}
+	g.tag, g.mask = idTag(node)<<48, 1<<48-1
+	g.n.Store(uint64(time.Now().UnixMicro()))
 	return g
 }
 
-func (g *idGen) next() string { return strconv.FormatUint(g.n.Add(1), 16) }
+// idTag is a node's 16-bit id tag, never 0 (0 is no id).
+func idTag(node string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return max(uint64(h.Sum32()&0xffff), 1)
+}
+
+func (g *idGen) next() string { return strconv.FormatUint(g.tag|g.n.Add(1)&g.mask, 16) }
 
 // parseID reads one of our message ids.
 func parseID(id string) (uint64, bool) { return status.ParseID(id) }

@@ -137,7 +137,7 @@ func (g *Gateway) spoolDeliver(a *Account, d *smpp.DeliverSM, answer func(smpp.C
 		answer(smpp.StatusSysErr)
 		return
 	}
-	if err := g.putWork(&outbox.Item{ID: g.spoolID(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
+	if err := g.putWork(&outbox.Item{ID: g.ids.next(), Kind: "deliver", Account: a.ID(), Payload: jsonBytes(raw)}); err != nil {
 		g.log.Error("cannot spool deliver_sm", "account", a.ID(), "err", err)
 		answer(smpp.StatusXTAppn)
 		return
