@@ -92,7 +92,9 @@ func (s *Store) replicate(ops []op) error {
 			tenant, key = keyField(o.Key, 0), keyField(o.Key, 2)
 		}
 		cur = appendOp(cur, o)
-		curKeys = append(curKeys, o.Key)
+		if guarded(o.Key) {
+			curKeys = append(curKeys, o.Key)
+		}
 		n++
 	}
 	flush()
@@ -246,12 +248,21 @@ func replicaKeys(data []byte) [][]byte {
 	if err != nil {
 		return nil
 	}
-	keys := make([][]byte, len(ops))
+	var keys [][]byte
 	for i := range ops {
-		keys[i] = ops[i].Key
+		if guarded(ops[i].Key) {
+			keys = append(keys, ops[i].Key)
+		}
 	}
 	return keys
 }
+
+// guarded reports whether an op's key is one that two changes can set to
+// different values (a consent record, a held message): ownChanges tracks
+// those. Evidence keys are unique to their change and de-duplication
+// markers only ever say the same, so an own one coming back from the log
+// is stored already and is skipped without tracking.
+func guarded(key []byte) bool { return key[0] == pfxRecord || key[0] == pfxHeld }
 
 // keyField is field i (0: tenant) after a key's one-byte prefix.
 func keyField(key []byte, i int) []byte {
@@ -426,6 +437,9 @@ func (s *Store) ApplyReplicatedBatch(first uint64, datas [][]byte) error {
 	var forget []ownApplied
 	for _, r := range recs {
 		for _, o := range r.ops {
+			if r.own && !guarded(o.Key) {
+				continue // stored when it was made (guarded)
+			}
 			skip, reached := s.own.superseded(o.Key, r.seq, r.own)
 			if reached {
 				// This node's newest change of the key, stored here when
