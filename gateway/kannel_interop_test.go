@@ -276,6 +276,19 @@ omit-empty = true
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Stop(3 * time.Second) }) // runs before bearerbox's
+	// A sendsms that smsbox takes before its connection to bearerbox is up
+	// makes it panic (gwlib/conn.c: lock_out: conn != NULL; seen once under
+	// the full suite): wait until bearerbox lists the smsbox connection.
+	kWaitFor(t, "smsbox connected to bearerbox", func() error {
+		if ex, err := sb.Exited(); ex {
+			t.Fatalf("smsbox exited (%v):\n%s", err, sb.LogTail(3000))
+		}
+		_, body, err := kGet(ctx, status)
+		if err != nil || !strings.Contains(body, "smsbox:") {
+			return fmt.Errorf("status: %v %s", err, body)
+		}
+		return nil
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"bearerbox.log", "smsbox.log"} {
